@@ -37,6 +37,8 @@ _SAFE_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),  # numpy arrays at pickle protocol 5
+    ("numpy._core.numeric", "_frombuffer"),
 }
 
 
