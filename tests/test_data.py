@@ -86,8 +86,12 @@ def make_cifar(root: Path, layout: str, per_batch: int = 2, n_test: int = 3, see
     class_names = [f"class{i}" for i in range(10)]
     if meta and layout == "python":
         with open(folder / "batches.meta", "wb") as f:
-            pickle.dump({b"label_names": [n.encode() for n in class_names],
-                         b"num_vis": 3072, b"num_cases_per_batch": per_batch}, f, protocol=2)  # fmt: skip
+            meta_dict = {
+                b"label_names": [n.encode() for n in class_names],
+                b"num_vis": 3072,
+                b"num_cases_per_batch": per_batch,
+            }
+            pickle.dump(meta_dict, f, protocol=2)
     elif meta:
         (folder / "batches.meta.txt").write_text("\n".join(class_names) + "\n\n")
     return {
