@@ -1,0 +1,129 @@
+"""Argument checks shared by the whole library.
+
+Every check raises a ``ValueError`` whose message names the argument, what was expected and what
+was received. Checks on array *values* (finite, in bounds, non-negative) only run on concrete
+arrays: inside ``jit``/``vmap`` the values are tracers and the check is skipped, so validate at the
+outermost call (the batch entry points do) and keep traced code branch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def is_concrete(x: Any) -> bool:
+    """True when every leaf of ``x`` holds a known value (not a tracer)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}.")
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
+
+
+def check_nonnegative(name: str, value: Any) -> None:
+    """Raises if a concrete number (or any entry of a concrete array) is negative or not finite."""
+    if not is_concrete(value):
+        return
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` must be finite; got {_show(arr)}.")
+    if np.any(arr < 0):
+        raise ValueError(f"`{name}` must be >= 0; got {_show(arr)}.")
+
+
+def check_positive(name: str, value: Any) -> None:
+    """Raises if a concrete number (or any entry of a concrete array) is not strictly positive."""
+    if not is_concrete(value):
+        return
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"`{name}` must be finite and > 0; got {_show(arr)}.")
+
+
+def check_finite(name: str, x: Any) -> None:
+    if not is_concrete(x):
+        return
+    arr = np.asarray(x)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"`{name}` must be finite; got {bad} NaN/inf entries of {arr.size}.")
+
+
+def check_in_bounds(name: str, x: Any, bounds: Sequence[float]) -> None:
+    """Raises if concrete ``x`` has NaN/inf or values outside the closed interval ``bounds``."""
+    check_finite(name, x)
+    if not is_concrete(x):
+        return
+    lo, hi = bounds
+    arr = np.asarray(x)
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise ValueError(
+            f"`{name}` must lie within the pixel bounds [{lo}, {hi}]; got values in "
+            f"[{arr.min():.6g}, {arr.max():.6g}]."
+        )
+
+
+def check_example_shape(name: str, shape: Sequence[int], expected: Sequence[int]) -> None:
+    """Checks that one example (no batch axis) has the expected shape, naming a stray batch axis."""
+    shape, expected = tuple(shape), tuple(expected)
+    if shape == expected:
+        return
+    if len(shape) == len(expected) + 1 and shape[1:] == expected:
+        raise ValueError(
+            f"`{name}` must be ONE example of shape {expected}; got shape {shape}, which has a "
+            "leading batch axis. Use the batch entry point or `jax.vmap` over examples."
+        )
+    if len(shape) + 1 == len(expected) and shape == expected[1:]:
+        raise ValueError(
+            f"`{name}` must be ONE example of shape {expected}; got shape {shape}, which lacks "
+            f"the leading axis of size {expected[0]}."
+        )
+    raise ValueError(f"`{name}` must have shape {expected}; got shape {shape}.")
+
+
+def check_batch_shape(name: str, shape: Sequence[int], example_shape: Sequence[int]) -> None:
+    """Checks a batch of examples: shape must be ``(batch,) + example_shape``."""
+    shape, example_shape = tuple(shape), tuple(example_shape)
+    if len(shape) == len(example_shape) + 1 and shape[1:] == example_shape:
+        return
+    if shape == example_shape:
+        raise ValueError(
+            f"`{name}` must be a BATCH of shape (batch, {', '.join(map(str, example_shape))}); "
+            f"got one example of shape {shape}. Add a leading axis (x[None])."
+        )
+    raise ValueError(
+        f"`{name}` must have shape (batch, {', '.join(map(str, example_shape))}); got {shape}."
+    )
+
+
+def check_labels(name: str, labels: Any, num_classes: int) -> None:
+    """Raises if concrete integer labels fall outside ``[0, num_classes)``."""
+    if not is_concrete(labels):
+        return
+    arr = np.asarray(labels)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"`{name}` must hold integer class indices; got dtype {arr.dtype}.")
+    if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
+        raise ValueError(
+            f"`{name}` must lie in [0, {num_classes - 1}] for {num_classes} classes; got values in "
+            f"[{arr.min()}, {arr.max()}]."
+        )
+
+
+def _show(arr: np.ndarray) -> str:
+    if arr.ndim == 0:
+        return repr(float(arr))
+    flat = arr.ravel()
+    text = np.array2string(flat[:8], precision=6, separator=", ")
+    return text if flat.size <= 8 else f"{text[:-1]}, ...] ({flat.size} values)"

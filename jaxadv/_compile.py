@@ -1,0 +1,61 @@
+"""How attacks are compiled: the loop form and the compiler options, chosen per backend.
+
+Measured on a 2-core x86 CPU (notes/cpu-performance.md): a rolled ``lax.scan``/``fori_loop``
+around a convolutional victim's gradient runs ~3× slower than the same steps unrolled, and XLA
+CPU's YNNPACK fusion of convolutions ~1.85× slower than XLA's own kernels for these small nets.
+So on CPU attacks unroll their step loop up to ``MAX_CPU_UNROLL`` steps and compile with the
+``xla_cpu_experimental_ynn_fusion_type`` option; on accelerators the loop stays rolled (one body,
+fast compile) and the default options are kept. ``benchmarks/`` keeps these choices honest.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+
+# Longer loops are unrolled in chunks of this many steps inside a rolled outer loop, which keeps
+# compile time bounded for long attacks (C&W's 9 × 1000 steps).
+MAX_CPU_UNROLL = 64
+
+_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
+def loop_unroll(length: int) -> int:
+    """The ``unroll`` argument for a ``lax.scan`` of ``length`` attack steps on this backend."""
+    if jax.default_backend() == "cpu":
+        return max(1, min(length, MAX_CPU_UNROLL))
+    return 1
+
+
+def compiler_options() -> dict[str, Any] | None:
+    """Compiler options for an attack program on the default backend (None: XLA's defaults)."""
+    return dict(_CPU_OPTIONS) if jax.default_backend() == "cpu" else None
+
+
+def jit(fun: Callable, **kwargs: Any) -> Callable:
+    """``jax.jit`` with the attack compiler options of the default backend."""
+    return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
+
+
+def jit_static(*static_argnums: int) -> Callable[[Callable], Callable]:
+    """Decorator: :func:`jit` with static arguments, built on first call.
+
+    Building lazily means importing jaxadv does not initialise a JAX backend, and the backend's
+    options are those in force when the attack first runs.
+    """
+
+    def decorate(fun: Callable) -> Callable:
+        compiled: list[Callable] = []
+
+        def call(*args, **kwargs):
+            if not compiled:
+                compiled.append(jit(fun, static_argnums=static_argnums))
+            return compiled[0](*args, **kwargs)
+
+        call.__wrapped__ = fun
+        call.__doc__ = fun.__doc__
+        call.__name__ = fun.__name__
+        return call
+
+    return decorate

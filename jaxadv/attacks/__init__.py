@@ -1,0 +1,16 @@
+"""Attacks: the runner, the ``Attack`` assembly, and the classic recipes."""
+
+from jaxadv.attacks._attack import Attack as Attack
+from jaxadv.attacks._attack import HParams as HParams
+from jaxadv.attacks._attack import best_of as best_of
+from jaxadv.attacks._cw import CarliniWagnerL2 as CarliniWagnerL2
+from jaxadv.attacks._cw import cw_l2 as cw_l2
+from jaxadv.attacks._recipes import Ball as Ball
+from jaxadv.attacks._recipes import SteepestStep as SteepestStep
+from jaxadv.attacks._recipes import bim as bim
+from jaxadv.attacks._recipes import fgsm as fgsm
+from jaxadv.attacks._recipes import mi_fgsm as mi_fgsm
+from jaxadv.attacks._recipes import pgd as pgd
+from jaxadv.attacks._result import AttackResult as AttackResult
+from jaxadv.attacks._result import perturbation_norms as perturbation_norms
+from jaxadv.attacks._runner import descend as descend

@@ -1,0 +1,48 @@
+"""What every attack returns: data, never an exception for an attack that failed."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class AttackResult(NamedTuple):
+    """The outcome of an attack on ONE example (``vmap`` adds leading axes to every field).
+
+    Attributes:
+      x_adv: the best adversarial input found, inside the pixel bounds.
+      delta: ``x_adv − x0``.
+      success: whether ``x_adv`` fools the victim (targeted: is classified as the target).
+      loss: the attack objective at ``x_adv`` (the minimised quantity).
+      logits: the victim's logits at ``x_adv``.
+      l0, l1, l2, linf: norms of ``delta`` (ℓ0 counts non-zero entries).
+      steps: gradient steps used until success (all of them when the attack never stopped early).
+      queries: model queries spent by the gradient oracle (forward+backward passes for white-box).
+      trace: the objective at each step's iterate, ``f32[steps]``.
+    """
+
+    x_adv: jax.Array
+    delta: jax.Array
+    success: jax.Array
+    loss: jax.Array
+    logits: jax.Array
+    l0: jax.Array
+    l1: jax.Array
+    l2: jax.Array
+    linf: jax.Array
+    steps: jax.Array
+    queries: jax.Array
+    trace: jax.Array
+
+
+def perturbation_norms(delta: jax.Array) -> dict[str, jax.Array]:
+    """ℓ0 (count of non-zero entries), ℓ1, ℓ2 and ℓ∞ norms of one example's perturbation."""
+    flat = jnp.ravel(delta)
+    return {
+        "l0": jnp.sum(flat != 0).astype(jnp.float32),
+        "l1": jnp.sum(jnp.abs(flat)),
+        "l2": jnp.sqrt(jnp.sum(flat * flat)),
+        "linf": jnp.max(jnp.abs(flat)) if flat.size else jnp.zeros((), flat.dtype),
+    }

@@ -1,0 +1,183 @@
+"""The runner: a fixed number of steps on ONE example, compiled as one ``lax.scan``.
+
+Per step: evaluate the objective and its gradient at the current latent through the gradient
+oracle, keep the best iterate so far, take an optax step, project onto the constraint. A
+per-example ``done`` flag freezes an example once it succeeds (early stopping without dynamic
+shapes); the best iterate is kept with ``jnp.where``. Batching, restarts and hyper-parameter grids
+all come from ``vmap`` around this function.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxadv import _compile
+from jaxadv.attacks._result import AttackResult, perturbation_norms
+from jaxadv.constraints import Constraint, intersect, pixel_box
+from jaxadv.gradients import GradientOracle
+from jaxadv.models._victim import Victim
+from jaxadv.perturbations import Perturbation
+
+SELECTIONS = ("loss", "l2")
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x, logits) -> scalar to minimise
+SuccessFn = Callable[[jax.Array], jax.Array]  # logits -> bool
+
+
+class _Best(NamedTuple):
+    x: jax.Array
+    logits: jax.Array
+    loss: jax.Array
+    success: jax.Array
+    rank: jax.Array  # what is compared among iterates of equal success: loss, or ℓ2 once successful
+
+
+class _Carry(NamedTuple):
+    theta: jax.Array
+    opt_state: optax.OptState
+    key: jax.Array
+    done: jax.Array
+    steps: jax.Array
+    queries: jax.Array
+    best: _Best
+
+
+def _candidate(x, x0, logits, loss, success, select) -> _Best:
+    if select == "l2":
+        rank = jnp.where(success, jnp.sqrt(jnp.sum(jnp.square(x - x0))), loss)
+    else:
+        rank = loss
+    return _Best(x, logits, loss, success, rank)
+
+
+def _keep_better(best: _Best, new: _Best) -> _Best:
+    """Success beats failure; among equals, the lower rank wins (ties keep the incumbent)."""
+    better = (new.success & ~best.success) | ((new.success == best.success) & (new.rank < best.rank))
+    return jax.tree.map(lambda n, b: jnp.where(better, n, b), new, best)
+
+
+def descend(
+    victim: Victim,
+    x0: jax.Array,
+    key: jax.Array,
+    *,
+    loss_fn: LossFn,
+    success_fn: SuccessFn,
+    tx: optax.GradientTransformation,
+    constraint: Constraint,
+    perturbation: Perturbation,
+    oracle: GradientOracle,
+    steps: int,
+    random_start: bool = False,
+    early_stop: bool = False,
+    select: str = "loss",
+    theta0: jax.Array | None = None,
+) -> AttackResult:
+    """Runs ``steps`` optimisation steps of ``loss_fn`` on one example and returns the best iterate.
+
+    Args:
+      victim: the model; ``victim(x)`` gives logits of one example.
+      x0: the clean example, shape ``victim.input_shape``.
+      key: PRNG key for the random start and for stochastic oracles.
+      loss_fn: ``(x, logits) -> scalar`` to minimise (objective plus any penalty).
+      success_fn: ``logits -> bool``, whether an input fools the victim.
+      tx: the step rule; its updates are ADDED to the latent (so it must descend).
+      constraint: feasible set of an additive latent (intersected here with the victim's pixel
+        box); ignored for non-additive perturbation models, which stay in the box by construction.
+      perturbation: latent model (additive ``delta`` or C&W's tanh variable).
+      oracle: how the gradient is obtained (exact or query-based).
+      steps: number of gradient steps (static).
+      random_start: start from ``constraint.sample`` (additive models only).
+      early_stop: freeze an example at its first successful iterate.
+      select: which iterate is best among successful ones: lowest ``"loss"`` or smallest ``"l2"``.
+      theta0: initial latent (defaults to ``perturbation.init(x0)``, the clean input).
+
+    Returns:
+      The best iterate by (success, then ``select``), including the one after the last step.
+    """
+    if perturbation.additive:
+        constraint = intersect(constraint, pixel_box(*victim.bounds))
+    key, start_key = jax.random.split(key)
+    theta = perturbation.init(x0) if theta0 is None else theta0
+    if random_start:
+        if not perturbation.additive:
+            raise ValueError(
+                "`random_start=True` needs an additive perturbation model; got "
+                f"{type(perturbation).__name__}."
+            )
+        theta = constraint.project(theta + constraint.sample(start_key, x0), x0)
+    elif perturbation.additive:
+        theta = constraint.project(theta, x0)
+
+    def evaluate(theta):
+        x = perturbation.to_input(theta, x0)
+        logits = victim(x)
+        return loss_fn(x, logits), (x, logits)
+
+    def step(carry: _Carry, _):
+        key, oracle_key = jax.random.split(carry.key)
+        (loss, (x, logits)), grad, queries = oracle(evaluate, carry.theta, oracle_key)
+        success = success_fn(logits)
+        best = _keep_better(carry.best, _candidate(x, x0, logits, loss, success, select))
+        updates, opt_state = tx.update(grad, carry.opt_state, carry.theta)
+        theta = optax.apply_updates(carry.theta, updates)
+        if perturbation.additive:
+            theta = constraint.project(theta, x0)
+        stop = carry.done | (early_stop & success)
+        frozen = lambda old, new: jnp.where(stop, old, new)  # noqa: E731
+        carry = _Carry(
+            theta=frozen(carry.theta, theta),
+            opt_state=jax.tree.map(frozen, carry.opt_state, opt_state),
+            key=key,
+            done=stop,
+            steps=carry.steps + jnp.where(carry.done, 0, 1).astype(jnp.int32),
+            queries=carry.queries + jnp.where(carry.done, 0, queries).astype(jnp.int32),
+            best=best,
+        )
+        return carry, loss
+
+    # Placeholder "best" that any evaluated iterate beats (shapes only: no extra forward pass).
+    loss_s, (x_s, logits_s) = jax.eval_shape(evaluate, theta)
+    inf = jnp.full(loss_s.shape, jnp.inf, loss_s.dtype)
+    best0 = _Best(
+        x=jnp.zeros(x_s.shape, x_s.dtype),
+        logits=jnp.zeros(logits_s.shape, logits_s.dtype),
+        loss=inf,
+        success=jnp.zeros((), bool),
+        rank=inf,
+    )
+    carry = _Carry(
+        theta=theta,
+        opt_state=tx.init(theta),
+        key=key,
+        done=jnp.zeros((), bool),
+        steps=jnp.zeros((), jnp.int32),
+        queries=jnp.zeros((), jnp.int32),
+        best=best0,
+    )
+    carry, trace = jax.lax.scan(step, carry, length=steps, unroll=_compile.loop_unroll(steps))
+    # The iterate after the last step has not been evaluated yet: one more forward pass.
+    loss, (x, logits) = evaluate(carry.theta)
+    best = _keep_better(carry.best, _candidate(x, x0, logits, loss, success_fn(logits), select))
+    return make_result(best, x0, victim.bounds, carry.steps, carry.queries, trace)
+
+
+def make_result(best: _Best, x0, bounds, steps, queries, trace) -> AttackResult:
+    # The clip only absorbs float rounding of x0 + delta: iterates are already inside the box.
+    x_adv = jnp.clip(best.x, *bounds)
+    delta = x_adv - x0
+    return AttackResult(
+        x_adv=x_adv,
+        delta=delta,
+        success=best.success,
+        loss=best.loss,
+        logits=best.logits,
+        steps=steps,
+        queries=queries,
+        trace=trace,
+        **perturbation_norms(delta),
+    )

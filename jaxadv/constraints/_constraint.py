@@ -1,0 +1,63 @@
+"""The constraint seam: a projection of the perturbation and a sampler of random starts.
+
+A ``Constraint`` is two pure functions of ONE example's perturbation ``delta`` and clean input
+``x0``. Constraints are rebuilt inside the traced attack from the hyper-parameter pytree, so their
+radii may be traced (swept with ``vmap``) while their kind stays static.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Constraint(NamedTuple):
+    """``project(delta, x0) -> delta`` onto the feasible set; ``sample(key, x0) -> delta`` inside it."""
+
+    project: Callable[[jax.Array, jax.Array], jax.Array]
+    sample: Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def unconstrained() -> Constraint:
+    """No constraint: the identity projection; random starts at ``delta = 0``."""
+    return Constraint(
+        project=lambda delta, x0: delta,
+        sample=lambda key, x0: jnp.zeros_like(x0),
+    )
+
+
+def pixel_box(low: float | jax.Array, high: float | jax.Array) -> Constraint:
+    """Keeps ``x0 + delta`` inside ``[low, high]``: ``delta ↦ clip(x0 + delta, low, high) − x0``.
+
+    Projecting onto the box only moves each coordinate of ``delta`` toward zero (when ``x0`` is
+    inside the box), so it never takes a perturbation out of an ℓp ball it was in.
+    """
+
+    def project(delta, x0):
+        return jnp.clip(x0 + delta, low, high) - x0
+
+    return Constraint(project=project, sample=lambda key, x0: jnp.zeros_like(x0))
+
+
+def intersect(*constraints: Constraint) -> Constraint:
+    """Applies the projections in order; samples from the first and projects with the rest.
+
+    Exact (the Euclidean projection onto the intersection) when all sets are coordinate-wise boxes
+    (ℓ∞ ball ∩ pixel box). For an ℓ2 or ℓ1 ball followed by the pixel box it is the standard
+    projected-gradient heuristic (Madry et al. 2018 and every peer library): the result is always
+    feasible for both sets, though not always the nearest feasible point.
+    """
+    if not constraints:
+        raise ValueError("`intersect` needs at least one constraint; got none.")
+
+    def project(delta, x0):
+        for c in constraints:
+            delta = c.project(delta, x0)
+        return delta
+
+    def sample(key, x0):
+        return project(constraints[0].sample(key, x0), x0)
+
+    return Constraint(project=project, sample=sample)

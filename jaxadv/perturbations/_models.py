@@ -1,0 +1,76 @@
+"""The perturbation-model seam: a latent ``theta`` the step rule optimises, mapped to an input.
+
+The runner only ever sees ``theta``. Today there are two models: the additive ``x0 + delta`` of
+PGD-type attacks and the tanh change of variables of C&W; later families (factorised ``δ⊙G``,
+Laplacian-smoothed, foreground/background, motion-warped) plug in here without touching the runner.
+
+A model is a frozen dataclass (compared by value), so two attacks built with equal settings share
+one compiled program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+import jax
+import jax.numpy as jnp
+
+
+class Perturbation(Protocol):
+    """``init(x0) -> theta`` (the latent of the clean input) and ``to_input(theta, x0) -> x``.
+
+    ``additive`` is True when ``theta`` IS the additive perturbation ``delta``, so norm-ball
+    constraints and random starts act on it directly.
+    """
+
+    additive: bool
+
+    def init(self, x0: jax.Array) -> jax.Array: ...
+
+    def to_input(self, theta: jax.Array, x0: jax.Array) -> jax.Array: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Additive:
+    """``x = x0 + delta``, starting from ``delta = 0``."""
+
+    additive: bool = dataclasses.field(default=True, init=False)
+
+    def init(self, x0):
+        return jnp.zeros_like(x0)
+
+    def to_input(self, delta, x0):
+        return x0 + delta
+
+
+@dataclasses.dataclass(frozen=True)
+class TanhBox:
+    """The C&W change of variables: ``x = low + (high − low)·(tanh(w) + 1)/2``.
+
+    Any ``w`` maps inside the pixel box, so an unconstrained optimiser can be used
+    (Carlini & Wagner, S&P 2017, §V "change of variables"). ``init`` maps ``x0`` to ``w`` through
+    ``arctanh``, shrunk by ``1 − 1e-6`` so that pixels on the box edges stay finite.
+    """
+
+    low: float
+    high: float
+    additive: bool = dataclasses.field(default=False, init=False)
+
+    def init(self, x0):
+        half = 0.5 * (self.high - self.low)
+        return jnp.arctanh(((x0 - self.low) / half - 1.0) * (1.0 - 1e-6))
+
+    def to_input(self, w, x0):
+        del x0
+        return self.low + 0.5 * (self.high - self.low) * (jnp.tanh(w) + 1.0)
+
+
+def additive() -> Additive:
+    """The additive model ``x = x0 + delta``."""
+    return Additive()
+
+
+def tanh_box(low: float, high: float) -> TanhBox:
+    """The C&W tanh model for the pixel box ``[low, high]``."""
+    return TanhBox(float(low), float(high))
