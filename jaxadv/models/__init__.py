@@ -1,0 +1,34 @@
+"""Flax victims: classifiers, their training and checkpoints, and weight converters."""
+
+from jaxadv.models._c4_net import C4Net
+from jaxadv.models._checkpoint import default_cache_dir, restore_variables, save_variables
+from jaxadv.models._classifiers import CLASSIFIER_NAMES, classifier
+from jaxadv.models._converters import from_torch_state_dict
+from jaxadv.models._cw_net import CWNet
+from jaxadv.models._default import default_victim
+from jaxadv.models._layers import max_pool_2x2
+from jaxadv.models._resnet import BasicBlock, ResNet
+from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
+from jaxadv.models._training import accuracy, train_classifier
+from jaxadv.models._victim import Victim, from_flax
+
+__all__ = [
+    "BasicBlock",
+    "C4Net",
+    "CLASSIFIER_NAMES",
+    "CWNet",
+    "ResNet",
+    "Stride2Conv",
+    "Victim",
+    "accuracy",
+    "classifier",
+    "conv_stride2",
+    "default_cache_dir",
+    "default_victim",
+    "from_flax",
+    "from_torch_state_dict",
+    "max_pool_2x2",
+    "restore_variables",
+    "save_variables",
+    "train_classifier",
+]

@@ -1,0 +1,203 @@
+"""Converting PyTorch-style state dicts (name → array) to Flax variables.
+
+Pretrained weights cannot be downloaded here, so victims trained elsewhere arrive as name-mapped
+arrays (a ``torch.save``'d state dict exported with ``np.savez``, say). The layouts differ:
+
+* convolution weights are ``OIHW`` in PyTorch and ``HWIO`` in Flax;
+* linear weights are ``(out, in)`` in PyTorch and ``(in, out)`` in Flax;
+* the first linear layer after a flatten reads its input in the order the feature map was
+  flattened: ``(C, H, W)`` in PyTorch's NCHW, ``(H, W, C)`` in Flax's NHWC. Its rows must be
+  permuted, not just transposed — a plain transpose loads without error and gives wrong logits
+  whenever the feature map is larger than 1×1;
+* batch norm's ``weight``/``bias``/``running_mean``/``running_var`` are Flax's ``params``
+  ``scale``/``bias`` and ``batch_stats`` ``mean``/``var``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxadv.models._checkpoint import abstract_variables, describe_module
+
+_IGNORED_SUFFIXES = ("num_batches_tracked",)  # PyTorch BatchNorm bookkeeping, not a weight
+
+
+def _layers(tree: Mapping, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], dict]:
+    """Maps each layer's path to its dict of array leaves (``{"kernel": ..., "bias": ...}``)."""
+    out: dict[tuple[str, ...], dict] = {}
+    leaves = {k: v for k, v in tree.items() if not isinstance(v, Mapping)}
+    if leaves:
+        out[prefix] = leaves
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(_layers(v, prefix + (k,)))
+    return out
+
+
+def _flatten_shape(module: nn.Module, abstract: Any, input_shape: tuple[int, ...]):
+    """``(h, w, c)`` of the feature map the module flattens (sown as ``intermediates/features``)."""
+    x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
+    _, state = jax.eval_shape(
+        lambda v, x: module.apply(v, x, train=False, mutable=["intermediates"]), abstract, x
+    )
+    (features,) = state["intermediates"]["features"]
+    return tuple(features.shape[1:])
+
+
+def _load(state_dict: Any) -> dict[str, np.ndarray]:
+    if isinstance(state_dict, (str, os.PathLike)):
+        if not os.path.isfile(state_dict):
+            raise ValueError(f"`state_dict` path {os.fspath(state_dict)!r} is not a file.")
+        with np.load(state_dict, allow_pickle=False) as archive:
+            return {k: archive[k] for k in archive.files}
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(
+            "`state_dict` must be a mapping from names to arrays or the path of an .npz file; "
+            f"got {type(state_dict).__name__}."
+        )
+    arrays = {}
+    for name, value in state_dict.items():
+        if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
+            value = value.detach().cpu().numpy()
+        arrays[str(name)] = np.asarray(value)
+    return arrays
+
+
+def from_torch_state_dict(
+    state_dict: Mapping[str, Any] | str | os.PathLike,
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    name_map: Mapping[str, str] | None = None,
+    *,
+    strict: bool = True,
+) -> dict[str, Any]:
+    """Flax variables for ``module`` from a PyTorch-layout state dict.
+
+    Every layer of the Flax module (``Conv``/``Stride2Conv``, ``Dense``, ``BatchNorm``) is looked
+    up under a PyTorch module prefix: by default its Flax path joined with dots (``"conv1"``,
+    ``"layer1_0.bn1"``), or ``name_map[flax_path]`` (e.g. ``{"conv1": "features.0"}``). Weights are
+    read from ``prefix + ".weight"``, ``".bias"``, and for batch norm ``".running_mean"``,
+    ``".running_var"``, and re-laid out (module docstring). Works for :class:`CWNet`,
+    :class:`C4Net`, :class:`ResNet` and any module built from these layers whose only flatten
+    feeds the Dense layer named by its ``flatten_dense`` attribute, with the pre-flatten map sown
+    as ``intermediates/features``.
+
+    Args:
+      state_dict: mapping from PyTorch parameter names to arrays (numpy, or CPU torch tensors), or
+        the path of an ``.npz`` file holding them.
+      module: the Flax module to build variables for.
+      input_shape: shape of ONE example (it fixes the layer after the flatten), e.g.
+        ``(28, 28, 1)``.
+      name_map: Flax layer path (dot-joined) → PyTorch module prefix, for the layers whose names
+        differ.
+      strict: raise if ``state_dict`` has entries no layer reads (``num_batches_tracked`` is
+        always ignored).
+
+    Returns:
+      ``{"params": ...}`` (plus ``"batch_stats"`` for batch norm) with float32 ``jax.Array``
+      leaves, ready for :func:`from_flax`.
+
+    Raises:
+      ValueError: on a missing entry, a shape that does not match the module, an unknown
+        ``name_map`` key, or (``strict``) unused entries; the message names them.
+    """
+    arrays = _load(state_dict)
+    abstract = abstract_variables(module, input_shape)
+    layers = _layers(abstract["params"])
+    stats = _layers(abstract.get("batch_stats", {}))
+    dotted = {".".join(path): path for path in layers}
+    name_map = dict(name_map or {})
+    unknown = sorted(set(name_map) - set(dotted))
+    if unknown:
+        raise ValueError(
+            f"`name_map` names layers that {describe_module(module)} does not have: "
+            f"{', '.join(unknown)}; its layers are {', '.join(sorted(dotted))}."
+        )
+    flatten_dense = getattr(module, "flatten_dense", None)
+    flatten_hwc = _flatten_shape(module, abstract, input_shape) if flatten_dense else None
+
+    used: set[str] = set()
+    missing: list[str] = []
+    mismatched: list[str] = []
+
+    def take(key: str, expected: tuple[int, ...], flax_name: str) -> np.ndarray | None:
+        if key not in arrays:
+            missing.append(f"{key} (for {flax_name})")
+            return None
+        used.add(key)
+        value = arrays[key]
+        if value.shape != expected:
+            mismatched.append(
+                f"{key} has shape {value.shape}, expected {expected} for {flax_name}"
+            )
+            return None
+        return value
+
+    params: dict[str, Any] = {}
+    batch_stats: dict[str, Any] = {}
+    for name, path in sorted(dotted.items()):
+        prefix = name_map.get(name, name)
+        leaves = layers[path]
+        new: dict[str, Any] = {}
+        if path in stats:  # batch norm
+            sources = {"scale": "weight", "bias": "bias"}
+            for leaf, torch_leaf in sources.items():
+                if leaf in leaves:
+                    new[leaf] = take(f"{prefix}.{torch_leaf}", leaves[leaf].shape, f"{name}/{leaf}")
+            new_stats = {
+                leaf: take(f"{prefix}.running_{leaf}", shape.shape, f"{name}/{leaf}")
+                for leaf, shape in stats[path].items()
+            }
+            _insert(batch_stats, path, new_stats)
+        else:
+            kernel = leaves["kernel"].shape
+            if len(kernel) == 4:  # HWIO <- OIHW
+                w = take(f"{prefix}.weight", (kernel[3], kernel[2], kernel[0], kernel[1]), name)
+                new["kernel"] = None if w is None else w.transpose(2, 3, 1, 0)
+            elif len(kernel) == 2:  # (in, out) <- (out, in)
+                w = take(f"{prefix}.weight", (kernel[1], kernel[0]), name)
+                if w is not None and name == flatten_dense:
+                    # PyTorch flattened (C, H, W); Flax flattens (H, W, C).
+                    h, wd, c = flatten_hwc
+                    w = w.reshape(kernel[1], c, h, wd).transpose(0, 2, 3, 1).reshape(kernel[1], -1)
+                new["kernel"] = None if w is None else w.T
+            else:
+                raise ValueError(
+                    f"`module` {describe_module(module)} has a layer {name!r} with a "
+                    f"{len(kernel)}-D kernel; only 2-D convolutions and dense layers convert."
+                )
+            if "bias" in leaves:
+                new["bias"] = take(f"{prefix}.bias", leaves["bias"].shape, f"{name}/bias")
+        _insert(params, path, new)
+
+    unused = sorted(k for k in set(arrays) - used if not k.endswith(_IGNORED_SUFFIXES))
+    problems = []
+    if missing:
+        problems.append("missing entries: " + ", ".join(missing))
+    if mismatched:
+        problems.append("shape mismatches: " + "; ".join(mismatched))
+    if strict and unused:
+        problems.append("entries no layer reads: " + ", ".join(unused))
+    if problems:
+        raise ValueError(
+            f"`state_dict` does not fit {describe_module(module)} on inputs of shape "
+            f"{tuple(input_shape)}: " + "; ".join(problems) + ". Map differing layer names with "
+            "`name_map` (Flax layer path -> PyTorch prefix)."
+        )
+    variables = {"params": params}
+    if batch_stats:
+        variables["batch_stats"] = batch_stats
+    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), variables)
+
+
+def _insert(tree: dict, path: tuple[str, ...], leaves: dict) -> None:
+    for key in path:
+        tree = tree.setdefault(key, {})
+    tree.update(leaves)

@@ -1,0 +1,145 @@
+"""The default victims: small classifiers trained on the embedded digits and cached on disk.
+
+The first call trains (well under a minute on 2 CPU cores) and saves the variables with orbax under
+the cache directory; later calls restore them. The cache folder's name carries a fingerprint of
+everything that determines the weights (architecture, training settings, key, the data itself and
+a recipe version), so changing any of them trains anew instead of restoring a stale checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxadv import _checks
+from jaxadv.models._checkpoint import (
+    default_cache_dir,
+    describe_module,
+    restore_variables,
+    save_variables,
+)
+from jaxadv.models._classifiers import CLASSIFIER_NAMES, classifier
+from jaxadv.models._training import accuracy, train_classifier
+from jaxadv.models._victim import Victim, from_flax
+
+# Bump when the training recipe changes in a way the settings below do not capture.
+_RECIPE_VERSION = 1
+_DATASET = "digits28"
+
+# Per architecture: enough epochs for >= 95% test accuracy on the digits, fast on 2 CPU cores.
+_SETTINGS = {
+    "cw": {"epochs": 12, "batch_size": 64, "learning_rate": 1e-3},
+    "c4": {"epochs": 12, "batch_size": 64, "learning_rate": 1e-3},
+    "resnet": {"epochs": 12, "batch_size": 64, "learning_rate": 2e-3},
+}
+
+
+def _load_default_data():
+    # Imported lazily: the data package is a sibling that need not be imported with the models.
+    from jaxadv.data import load_digits
+
+    return load_digits(size=28)
+
+
+def _key_bytes(key: jax.Array) -> bytes:
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key).tobytes()
+
+
+def _fingerprint(name: str, module: Any, settings: dict, key: jax.Array, data: Any) -> str:
+    digest = hashlib.sha256()
+    header = {"recipe": _RECIPE_VERSION, "name": name, "module": describe_module(module)}
+    digest.update(json.dumps({**header, **settings}, sort_keys=True).encode())
+    digest.update(_key_bytes(key))
+    for array in (data.train_images, data.train_labels):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:12]
+
+
+def _save_atomically(path: Path, variables: Any) -> None:
+    """Saves next to ``path`` and renames, so concurrent callers never see half a checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    save_variables(tmp, variables)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # another process finished first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def default_victim(
+    name: str = "cw",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    key: jax.Array | None = None,
+    epochs: int | None = None,
+    progress: bool = True,
+) -> tuple[Victim, dict[str, Any]]:
+    """A trained classifier victim for the embedded digits (28×28×1, pixels in [0, 1]).
+
+    Args:
+      name: ``"cw"`` (Carlini & Wagner 2017), ``"c4"`` (Zhang et al. 2020) or ``"resnet"`` (He et
+        al. 2016); see :func:`classifier`.
+      cache_dir: where trained variables are kept; default :func:`default_cache_dir`.
+      key: PRNG key of the training run; default ``jax.random.key(0)``.
+      epochs: training epochs; default per architecture (12).
+      progress: print training progress to stderr (nothing is printed on a restore).
+
+    Returns:
+      ``(victim, info)``: the victim, and a dict with ``name``, ``dataset``, ``path`` (the
+      checkpoint), ``restored`` (bool), ``train_seconds`` (None when restored),
+      ``test_accuracy`` and the training ``settings``.
+    """
+    _checks.check_choice("name", name, CLASSIFIER_NAMES)
+    if epochs is not None:
+        _checks.check_positive_int("epochs", epochs)
+    module = classifier(name)
+    key = jax.random.key(0) if key is None else key
+    settings = dict(_SETTINGS[name])
+    if epochs is not None:
+        settings["epochs"] = int(epochs)
+    data = _load_default_data()
+    input_shape = tuple(data.train_images.shape[1:])
+    root = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser().resolve()
+    fingerprint = _fingerprint(name, module, settings, key, data)
+    path = root / f"{name}-{_DATASET}-e{settings['epochs']}-{fingerprint}"
+
+    variables, train_seconds = None, None
+    if path.exists():
+        try:
+            variables = restore_variables(path, module, input_shape)
+        except ValueError as err:  # unreadable or foreign: train afresh below
+            print(f"jaxadv: retraining, cannot restore {path}: {err}", file=sys.stderr)
+            shutil.rmtree(path, ignore_errors=True)
+    restored = variables is not None
+    if not restored:
+        start = time.perf_counter()
+        variables = train_classifier(
+            module, data.train_images, data.train_labels, key=key, progress=progress, **settings
+        )
+        train_seconds = time.perf_counter() - start
+        _save_atomically(path, variables)
+
+    victim = from_flax(
+        module, variables, input_shape=input_shape, num_classes=data.num_classes, bounds=(0.0, 1.0)
+    )
+    info = {
+        "name": name,
+        "dataset": _DATASET,
+        "path": str(path),
+        "restored": restored,
+        "train_seconds": train_seconds,
+        "test_accuracy": accuracy(victim, data.test_images, data.test_labels),
+        "settings": settings,
+    }
+    return victim, info

@@ -1,0 +1,198 @@
+"""Training small classifier victims, and measuring their accuracy.
+
+A jitted train step driven by a host loop over mini-batches: each step is one compiled program and
+the loop around it costs nothing next to the model's forward+backward pass. (The attacks' compiled
+loops are a different matter, see notes/cpu-performance.md.)
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxadv import _checks, _compile
+from jaxadv.models._victim import Victim
+
+
+def _validate_data(images: Any, labels: Any, num_classes: int | None = None) -> None:
+    shape = np.shape(images)
+    if len(shape) != 4:
+        raise ValueError(
+            f"`images` must be a batch of shape (n, height, width, channels); got shape {shape}."
+        )
+    if not np.issubdtype(np.asarray(images).dtype, np.floating):
+        raise ValueError(f"`images` must hold floats; got dtype {np.asarray(images).dtype}.")
+    if np.shape(labels) != shape[:1]:
+        raise ValueError(
+            f"`labels` must have shape ({shape[0]},), one class index per image; got shape "
+            f"{np.shape(labels)}."
+        )
+    if shape[0] == 0:
+        raise ValueError("`images` must hold at least one example; got 0.")
+    _checks.check_finite("images", images)
+    if num_classes is not None:
+        _checks.check_labels("labels", labels, num_classes)
+
+
+def _num_classes(module: nn.Module, example_shape: tuple[int, ...]) -> int:
+    x = jax.ShapeDtypeStruct((1,) + tuple(example_shape), jnp.float32)
+    variables = jax.eval_shape(module.init, jax.random.key(0), x)
+    logits = jax.eval_shape(lambda v, x: module.apply(v, x, train=False), variables, x)
+    if len(logits.shape) != 2:
+        raise ValueError(
+            f"`module` must map a batch (b, h, w, c) to logits (b, num_classes); "
+            f"{type(module).__name__} returned shape {logits.shape}."
+        )
+    return int(logits.shape[1])
+
+
+def _make_train_step(module: nn.Module, tx: optax.GradientTransformation):
+    def loss_fn(params, other, x, y, dropout_key):
+        out, updates = module.apply(
+            {"params": params, **other},
+            x,
+            train=True,
+            rngs={"dropout": dropout_key},
+            mutable=list(other),  # BatchNorm's running statistics, if any
+        )
+        loss = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+        correct = jnp.sum(jnp.argmax(out, axis=-1) == y)
+        return loss, (updates, correct)
+
+    # CPU: XLA's own convolution kernels (2-4x faster gradients of these nets than YNNPACK's).
+    @_compile.jit
+    def step(params, other, opt_state, x, y, dropout_key):
+        (loss, (other, correct)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, other, x, y, dropout_key
+        )
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), other, opt_state, loss, correct
+
+    return step
+
+
+def train_classifier(
+    module: nn.Module,
+    images: Any,
+    labels: Any,
+    *,
+    key: jax.Array,
+    epochs: int = 10,
+    batch_size: int = 128,
+    learning_rate: float = 1e-3,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Trains a classifier with Adam on softmax cross-entropy and returns its variables.
+
+    Each epoch visits a fresh permutation of the data in mini-batches of ``batch_size`` (the
+    remainder that does not fill a batch is skipped that epoch, so one program is compiled). The
+    same ``key`` gives bit-identical variables.
+
+    Args:
+      module: a Flax linen classifier, ``__call__(x, train)`` from ``[b, h, w, c]`` to logits.
+        Modules with ``batch_stats`` (BatchNorm) are trained with ``mutable=["batch_stats"]``;
+        modules with dropout get a fresh ``"dropout"`` rng each step.
+      images: ``f32[n, h, w, c]``, finite.
+      labels: ``int[n]`` class indices in ``[0, num_classes)``.
+      key: PRNG key for the initialisation, the shuffles and dropout.
+      epochs: passes over the data.
+      batch_size: examples per step (capped at ``n``).
+      learning_rate: Adam's step size.
+      progress: print one line per epoch (loss, training accuracy, seconds) to stderr.
+
+    Returns:
+      The variables dict, ``{"params": ...}`` plus ``"batch_stats"`` for BatchNorm models.
+    """
+    _checks.check_positive_int("epochs", epochs)
+    _checks.check_positive_int("batch_size", batch_size)
+    _checks.check_positive("learning_rate", learning_rate)
+    _validate_data(images, labels)
+    images = np.asarray(images, np.float32)
+    labels = np.asarray(labels)
+    n = images.shape[0]
+    _checks.check_labels("labels", labels, _num_classes(module, images.shape[1:]))
+    labels = labels.astype(np.int32)
+    batch_size = min(int(batch_size), n)
+    steps = n // batch_size
+
+    init_key, shuffle_key, dropout_key = jax.random.split(key, 3)
+    variables = module.init(init_key, jnp.asarray(images[:1]), train=False)
+    params = variables["params"]
+    other = {k: v for k, v in variables.items() if k != "params"}
+    tx = optax.adam(learning_rate)
+    opt_state = tx.init(params)
+    step = _make_train_step(module, tx)
+
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n))
+        epoch_dropout = jax.random.fold_in(dropout_key, epoch)
+        total_loss, total_correct = 0.0, 0
+        for i in range(steps):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            params, other, opt_state, loss, correct = step(
+                params,
+                other,
+                opt_state,
+                images[idx],
+                labels[idx],
+                jax.random.fold_in(epoch_dropout, i),
+            )
+            total_loss += float(loss)
+            total_correct += int(correct)
+        if progress:
+            print(
+                f"epoch {epoch + 1}/{epochs}  loss {total_loss / steps:.4f}  "
+                f"train acc {total_correct / (steps * batch_size):.2%}  "
+                f"{time.perf_counter() - start:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return {"params": params, **other}
+
+
+@functools.cache
+def _batch_logits():
+    # Built on first use: choosing the compiler options initialises the JAX backend.
+    return _compile.jit(lambda victim, x: victim.batch(x))
+
+
+def accuracy(victim: Victim, images: Any, labels: Any, batch_size: int = 512) -> float:
+    """Fraction of ``images`` that ``victim`` classifies as ``labels`` (top-1, inference mode).
+
+    Evaluates in batches of ``batch_size``; the last batch is zero-padded to the same size, so one
+    program is compiled per victim and batch size.
+
+    Args:
+      victim: the classifier.
+      images: ``f32[n, *victim.input_shape]``, finite.
+      labels: ``int[n]`` class indices in ``[0, victim.num_classes)``.
+      batch_size: examples per call.
+
+    Returns:
+      The accuracy as a Python float in [0, 1].
+    """
+    _checks.check_positive_int("batch_size", batch_size)
+    _checks.check_batch_shape("images", np.shape(images), victim.input_shape)
+    _validate_data(images, labels, victim.num_classes)
+    images = np.asarray(images, np.float32)
+    labels = np.asarray(labels)
+    n = images.shape[0]
+    batch_size = min(int(batch_size), n)
+    correct = 0
+    for start in range(0, n, batch_size):
+        x = images[start : start + batch_size]
+        m = x.shape[0]
+        if m < batch_size:
+            x = np.concatenate([x, np.zeros((batch_size - m,) + x.shape[1:], x.dtype)])
+        pred = np.asarray(jnp.argmax(_batch_logits()(victim, x), axis=-1))[:m]
+        correct += int(np.sum(pred == labels[start : start + m]))
+    return correct / n
