@@ -120,7 +120,8 @@ class _AttackBase:
         x0 = jnp.asarray(x0, jnp.float32)
         label = jnp.asarray(label, jnp.int32)
         target = jnp.asarray(target, jnp.int32)
-        return self.run(victim, hp, x0, label, target, key)
+        # Compiled even when called eagerly (a notebook); inside a user's jit/vmap it just inlines.
+        return _single(self, victim, hp, x0, label, target, key)
 
     def run(self, victim, hp, x0, label, target, key) -> AttackResult:
         """The traced attack on one example (no validation; see ``__call__``)."""
@@ -207,6 +208,11 @@ class _AttackBase:
         images, labels, targets = self._validate_batch(victim, images, labels, targets)
         keys = jax.random.split(key, images.shape[0])
         return _swept(self, axes, victim, hp, images, labels, targets, keys)
+
+
+@_compile.jit_static(0)
+def _single(attack, victim, hp, x0, label, target, key):
+    return attack.run(victim, hp, x0, label, target, key)
 
 
 def _batch_fn(attack):

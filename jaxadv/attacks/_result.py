@@ -13,7 +13,8 @@ class AttackResult(NamedTuple):
 
     Attributes:
       x_adv: the best adversarial input found, inside the pixel bounds.
-      delta: ``x_adv − x0``.
+      delta: the perturbation: for additive models the iterate itself (so norm balls hold on it
+        exactly; ``x_adv = clip(x0 + delta)`` up to float rounding), otherwise ``x_adv − x0``.
       success: whether ``x_adv`` fools the victim (targeted: is classified as the target).
       loss: the attack objective at ``x_adv`` (the minimised quantity).
       logits: the victim's logits at ``x_adv``.

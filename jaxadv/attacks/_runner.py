@@ -30,6 +30,7 @@ SuccessFn = Callable[[jax.Array], jax.Array]  # logits -> bool
 
 class _Best(NamedTuple):
     x: jax.Array
+    delta: jax.Array  # the additive latent itself (exact ball), else x − x0
     logits: jax.Array
     loss: jax.Array
     success: jax.Array
@@ -46,12 +47,12 @@ class _Carry(NamedTuple):
     best: _Best
 
 
-def _candidate(x, x0, logits, loss, success, select) -> _Best:
+def _candidate(x, delta, logits, loss, success, select) -> _Best:
     if select == "l2":
-        rank = jnp.where(success, jnp.sqrt(jnp.sum(jnp.square(x - x0))), loss)
+        rank = jnp.where(success, jnp.sqrt(jnp.sum(jnp.square(delta))), loss)
     else:
         rank = loss
-    return _Best(x, logits, loss, success, rank)
+    return _Best(x, delta, logits, loss, success, rank)
 
 
 def _keep_better(best: _Best, new: _Best) -> _Best:
@@ -122,7 +123,8 @@ def descend(
         key, oracle_key = jax.random.split(carry.key)
         (loss, (x, logits)), grad, queries = oracle(evaluate, carry.theta, oracle_key)
         success = success_fn(logits)
-        best = _keep_better(carry.best, _candidate(x, x0, logits, loss, success, select))
+        delta = carry.theta if perturbation.additive else x - x0
+        best = _keep_better(carry.best, _candidate(x, delta, logits, loss, success, select))
         updates, opt_state = tx.update(grad, carry.opt_state, carry.theta)
         theta = optax.apply_updates(carry.theta, updates)
         if perturbation.additive:
@@ -145,6 +147,7 @@ def descend(
     inf = jnp.full(loss_s.shape, jnp.inf, loss_s.dtype)
     best0 = _Best(
         x=jnp.zeros(x_s.shape, x_s.dtype),
+        delta=jnp.zeros(x_s.shape, x_s.dtype),
         logits=jnp.zeros(logits_s.shape, logits_s.dtype),
         loss=inf,
         success=jnp.zeros((), bool),
@@ -162,22 +165,23 @@ def descend(
     carry, trace = jax.lax.scan(step, carry, length=steps, unroll=_compile.loop_unroll(steps))
     # The iterate after the last step has not been evaluated yet: one more forward pass.
     loss, (x, logits) = evaluate(carry.theta)
-    best = _keep_better(carry.best, _candidate(x, x0, logits, loss, success_fn(logits), select))
-    return make_result(best, x0, victim.bounds, carry.steps, carry.queries, trace)
+    delta = carry.theta if perturbation.additive else x - x0
+    candidate = _candidate(x, delta, logits, loss, success_fn(logits), select)
+    best = _keep_better(carry.best, candidate)
+    return make_result(best, victim.bounds, carry.steps, carry.queries, trace)
 
 
-def make_result(best: _Best, x0, bounds, steps, queries, trace) -> AttackResult:
+def make_result(best: _Best, bounds, steps, queries, trace) -> AttackResult:
     # The clip only absorbs float rounding of x0 + delta: iterates are already inside the box.
-    x_adv = jnp.clip(best.x, *bounds)
-    delta = x_adv - x0
+    # `delta` is the iterate itself (for additive models), so norm balls hold on it exactly.
     return AttackResult(
-        x_adv=x_adv,
-        delta=delta,
+        x_adv=jnp.clip(best.x, *bounds),
+        delta=best.delta,
         success=best.success,
         loss=best.loss,
         logits=best.logits,
         steps=steps,
         queries=queries,
         trace=trace,
-        **perturbation_norms(delta),
+        **perturbation_norms(best.delta),
     )

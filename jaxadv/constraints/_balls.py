@@ -16,6 +16,17 @@ from jaxadv.constraints._constraint import Constraint
 NORMS = ("linf", "l2", "l1")
 
 
+def _zero_radius_safe(projection, eps):
+    """``projection(delta, eps)``, but exactly zero for ``eps = 0`` (optax's divides 0 by 0)."""
+
+    def project(delta, x0):
+        del x0
+        safe_eps = jnp.where(eps > 0, eps, 1.0)
+        return jnp.where(eps > 0, projection(delta, safe_eps), jnp.zeros_like(delta))
+
+    return project
+
+
 def linf_ball(eps: jax.Array | float) -> Constraint:
     """``‖delta‖∞ ≤ eps``; random starts uniform in the cube ``[-eps, eps]^n``."""
     _checks.check_nonnegative("eps", eps)
@@ -44,10 +55,7 @@ def l2_ball(eps: jax.Array | float) -> Constraint:
         radius = eps * jax.random.uniform(k_rad, (), x0.dtype) ** (1.0 / x0.size)
         return direction * radius
 
-    return Constraint(
-        project=lambda delta, x0: optax.projections.projection_l2_ball(delta, eps),
-        sample=sample,
-    )
+    return Constraint(project=_zero_radius_safe(optax.projections.projection_l2_ball, eps), sample=sample)
 
 
 def l1_ball(eps: jax.Array | float) -> Constraint:
@@ -64,10 +72,7 @@ def l1_ball(eps: jax.Array | float) -> Constraint:
         z = jax.random.exponential(k_z, (), x0.dtype)
         return eps * y / (jnp.sum(jnp.abs(y)) + z)
 
-    return Constraint(
-        project=lambda delta, x0: optax.projections.projection_l1_ball(delta, eps),
-        sample=sample,
-    )
+    return Constraint(project=_zero_radius_safe(optax.projections.projection_l1_ball, eps), sample=sample)
 
 
 def norm_ball(norm: str, eps: jax.Array | float) -> Constraint:

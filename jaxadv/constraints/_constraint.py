@@ -29,14 +29,15 @@ def unconstrained() -> Constraint:
 
 
 def pixel_box(low: float | jax.Array, high: float | jax.Array) -> Constraint:
-    """Keeps ``x0 + delta`` inside ``[low, high]``: ``delta ↦ clip(x0 + delta, low, high) − x0``.
+    """Keeps ``x0 + delta`` inside ``[low, high]``: ``delta ↦ clip(delta, low − x0, high − x0)``.
 
     Projecting onto the box only moves each coordinate of ``delta`` toward zero (when ``x0`` is
-    inside the box), so it never takes a perturbation out of an ℓp ball it was in.
+    inside the box), so it never takes a perturbation out of an ℓp ball it was in. Clipping
+    ``delta`` itself (rather than ``x0 + delta``) leaves feasible coordinates bit-identical.
     """
 
     def project(delta, x0):
-        return jnp.clip(x0 + delta, low, high) - x0
+        return jnp.clip(delta, low - x0, high - x0)
 
     return Constraint(project=project, sample=lambda key, x0: jnp.zeros_like(x0))
 

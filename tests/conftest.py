@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny victims whose behaviour is known in closed form or cheap to brute-force."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxadv.models._victim import Victim
+
+
+def linear_apply(variables, x):
+    """Batched affine classifier ``z = W·vec(x) + b`` (module-level: hashable for jit caches)."""
+    return x.reshape(x.shape[0], -1) @ variables["w"].T + variables["b"]
+
+
+def mlp_apply(variables, x):
+    """Batched two-layer tanh network: small, smooth and non-linear."""
+    h = jnp.tanh(x.reshape(x.shape[0], -1) @ variables["w1"] + variables["b1"])
+    return h @ variables["w2"] + variables["b2"]
+
+
+def make_linear_victim(dim=12, num_classes=2, seed=0, bounds=(-10.0, 10.0)):
+    w = jax.random.normal(jax.random.key(seed), (num_classes, dim))
+    return Victim(
+        variables={"w": w, "b": jnp.zeros(num_classes)},
+        apply_fn=linear_apply,
+        input_shape=(dim,),
+        num_classes=num_classes,
+        bounds=bounds,
+    )
+
+
+def make_mlp_victim(shape=(4, 4, 1), hidden=16, num_classes=3, seed=0):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    dim = int(np.prod(shape))
+    variables = {
+        "w1": jax.random.normal(k1, (dim, hidden)) * 2.0 / np.sqrt(dim),
+        "b1": jnp.zeros(hidden),
+        "w2": jax.random.normal(k2, (hidden, num_classes)) * 2.0,
+        "b2": jnp.zeros(num_classes),
+    }
+    # Centre the logits over random inputs so that every class is predicted somewhere.
+    sample = jax.random.uniform(jax.random.key(seed + 1), (256, dim))
+    variables["b2"] = -jnp.mean(mlp_apply(variables, sample), axis=0)
+    return Victim(
+        variables=variables,
+        apply_fn=mlp_apply,
+        input_shape=shape,
+        num_classes=num_classes,
+        bounds=(0.0, 1.0),
+    )
+
+
+@pytest.fixture
+def linear_victim():
+    return make_linear_victim()
+
+
+@pytest.fixture
+def mlp_victim():
+    return make_mlp_victim()
+
+
+@pytest.fixture
+def mlp_batch(mlp_victim):
+    """8 images in [0, 1] with the victim's own clean predictions as labels."""
+    images = jax.random.uniform(jax.random.key(42), (8,) + mlp_victim.input_shape)
+    labels = jnp.argmax(mlp_victim.batch(images), axis=-1).astype(jnp.int32)
+    return images, labels

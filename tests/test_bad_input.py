@@ -1,0 +1,124 @@
+"""Misuse raises a ValueError naming the argument, what was expected and what was received."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxadv import attacks, constraints, losses, transforms
+
+
+def test_unknown_norm_and_loss():
+    with pytest.raises(ValueError, match=r"`norm` must be one of 'linf', 'l2', 'l1'; got 'l3'"):
+        attacks.pgd(norm="l3")
+    with pytest.raises(ValueError, match=r"`loss` must be one of .*; got 'hinge'"):
+        attacks.pgd(loss="hinge")
+    with pytest.raises(ValueError, match="`norm`"):
+        constraints.norm_ball("l0", 1.0)
+
+
+def test_negative_or_nan_numbers():
+    with pytest.raises(ValueError, match=r"`hp.eps` must be >= 0; got -0.1"):
+        attacks.pgd().hparams(eps=-0.1)
+    with pytest.raises(ValueError, match=r"`hp.step_size` must be finite"):
+        attacks.pgd().hparams(step_size=float("nan"))
+    with pytest.raises(ValueError, match=r"`hp.eps` must be >= 0"):
+        attacks.pgd().hparams(eps=jnp.array([0.1, -0.2]))
+    with pytest.raises(ValueError, match=r"`eps` must be >= 0"):
+        constraints.linf_ball(-1.0)
+    with pytest.raises(ValueError, match=r"`hp.sparsity` must lie in \[0, 1\]"):
+        attacks.pgd(norm="l1").hparams(sparsity=1.5)
+    with pytest.raises(ValueError, match=r"`decay` must be >= 0"):
+        transforms.mi_momentum(-1.0)
+    with pytest.raises(ValueError, match=r"Unknown hyper-parameter\(s\) \['epsilon'\]"):
+        attacks.pgd().hparams(epsilon=0.1)
+
+
+def test_steps_must_be_positive():
+    with pytest.raises(ValueError, match=r"`steps` must be an integer >= 1; got 0"):
+        attacks.pgd(steps=0)
+    with pytest.raises(ValueError, match=r"`search_steps` must be an integer >= 1; got -1"):
+        attacks.cw_l2(search_steps=-1)
+    with pytest.raises(ValueError, match="random_start"):
+        attacks.pgd(random_start=False, restarts=3)
+
+
+def test_images_outside_bounds_or_not_finite(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=1)
+    hp = attack.hparams(eps=0.1)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"`images` must lie within the pixel bounds \[0.0, 1.0\]"):
+        attack.batch(mlp_victim, hp, images * 255.0, labels, key)
+    with pytest.raises(ValueError, match=r"`images` must be finite; got 1 NaN/inf"):
+        attack.batch(mlp_victim, hp, images.at[0, 0, 0, 0].set(jnp.nan), labels, key)
+    with pytest.raises(ValueError, match=r"`x0` must be finite"):
+        attack(mlp_victim, hp, images[0].at[1, 1, 0].set(jnp.inf), labels[0], key)
+
+
+def test_batch_axis_where_one_example_is_expected_and_the_reverse(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=1)
+    hp = attack.hparams(eps=0.1)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"`x0` must be ONE example .* leading batch axis"):
+        attack(mlp_victim, hp, images, labels, key)
+    with pytest.raises(ValueError, match=r"`images` must be a BATCH .* got one example"):
+        attack.batch(mlp_victim, hp, images[0], labels[:1], key)
+    with pytest.raises(ValueError, match=r"`x` must be ONE example"):
+        mlp_victim(images)
+    with pytest.raises(ValueError, match=r"`labels` must have shape \(8,\)"):
+        attack.batch(mlp_victim, hp, images, labels[:3], key)
+
+
+def test_labels_out_of_range(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=1)
+    with pytest.raises(ValueError, match=r"`labels` must lie in \[0, 2\] for 3 classes; got .*\[0, 7\]"):
+        attack.batch(mlp_victim, attack.hparams(), images, jnp.arange(8), jax.random.key(0))
+    with pytest.raises(ValueError, match=r"`label` must lie in \[0, 2\]"):
+        attack(mlp_victim, attack.hparams(), images[0], 5, jax.random.key(0))
+
+
+def test_target_equal_to_label_in_a_targeted_attack(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=1, targeted=True)
+    hp = attack.hparams()
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"`targets` must differ .* first at index 2"):
+        targets = (labels + 1) % 3
+        attack.batch(mlp_victim, hp, images, labels, key, targets=targets.at[2].set(labels[2]))
+    with pytest.raises(ValueError, match=r"`target` must differ from the true `label`"):
+        attack(mlp_victim, hp, images[0], labels[0], key, target=labels[0])
+    with pytest.raises(ValueError, match=r"needs `targets`"):
+        attack.batch(mlp_victim, hp, images, labels, key)
+    with pytest.raises(ValueError, match=r"`targets` must have shape \(8,\)"):
+        attack.batch(mlp_victim, hp, images, labels, key, targets=labels[:2])
+
+
+def test_sweep_needs_matching_grid_axes(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=1)
+    hp = attack.hparams(eps=jnp.array([0.1, 0.2]), step_size=jnp.array([0.1, 0.2, 0.3]))
+    with pytest.raises(ValueError, match=r"all swept leaves of the same K"):
+        attack.sweep(mlp_victim, hp, images, labels, jax.random.key(0))
+    with pytest.raises(ValueError, match=r"at least one leaf of shape \(K,\)"):
+        attack.sweep(mlp_victim, attack.hparams(), images, labels, jax.random.key(0))
+
+
+def test_losses_reject_unknown_names_and_compute_known_values():
+    with pytest.raises(ValueError, match="`loss`"):
+        losses.classification_objective("mse", targeted=False)
+    logits = jnp.array([2.0, 0.5, -1.0, 0.0])
+    np.testing.assert_allclose(losses.cross_entropy(logits, 0), -jax.nn.log_softmax(logits)[0])
+    np.testing.assert_allclose(losses.cw_margin(logits, 0), 1.5)
+    np.testing.assert_allclose(losses.cw_margin(logits, 1, targeted=True), 1.5)
+    np.testing.assert_allclose(losses.cw_margin(logits, 0, targeted=True, kappa=0.2), -0.2)
+    # DLR is invariant to shifting and positive scaling of the logits.
+    np.testing.assert_allclose(losses.dlr(logits, 0), losses.dlr(3 * logits + 7, 0), rtol=1e-6)
+    np.testing.assert_allclose(losses.dlr(logits, 0), 1.5 / 2.0, rtol=1e-6)  # z_π3 = 0
+    np.testing.assert_allclose(
+        losses.dlr(logits, 0, 1, targeted=True), 1.5 / (2.0 - 0.5 * (0.0 - 1.0)), rtol=1e-6
+    )

@@ -1,0 +1,176 @@
+"""The conformance suite of DESIGN.md §5, run over every recipe and every step rule."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxadv import attacks, transforms
+from jaxadv.attacks import HParams
+
+RECIPES = {
+    "fgsm": lambda: attacks.fgsm(),
+    "fgm-l2": lambda: attacks.fgsm(norm="l2"),
+    "bim": lambda: attacks.bim(steps=3),
+    "pgd-linf": lambda: attacks.pgd(steps=3),
+    "pgd-l2": lambda: attacks.pgd(norm="l2", steps=3, restarts=2),
+    "pgd-l1": lambda: attacks.pgd(norm="l1", steps=3),
+    "mi-fgsm": lambda: attacks.mi_fgsm(steps=3),
+    "pgd-targeted": lambda: attacks.pgd(steps=3, targeted=True, loss="cw"),
+    "cw-l2": lambda: attacks.cw_l2(steps=4, search_steps=2),
+}
+EPS = {"pgd-l2": 0.5, "fgm-l2": 0.5, "pgd-l1": 2.0, "cw-l2": 0.0}
+
+
+def _inputs(name, mlp_victim, mlp_batch):
+    attack = RECIPES[name]()
+    images, labels = mlp_batch
+    targets = (labels + 1) % mlp_victim.num_classes if attack.targeted else None
+    hp = attack.hparams(eps=EPS.get(name, 0.1))
+    return attack, hp, images, labels, targets
+
+
+def assert_results_close(a, b, atol=1e-6):
+    for name, x, y in zip(a._fields, a, b):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_jit_equals_no_jit_and_vmap_equals_loop(name, mlp_victim, mlp_batch):
+    attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
+    key = jax.random.key(7)
+    batched = attack.batch(mlp_victim, hp, images, labels, key, targets=targets)
+    keys = jax.random.split(key, images.shape[0])
+    for i in (3,):
+        target = None if targets is None else targets[i]
+        with jax.disable_jit():
+            one = attack(mlp_victim, hp, images[i], labels[i], keys[i], target=target)
+        jitted = jax.jit(attack.run)(
+            mlp_victim, hp, images[i], labels[i], labels[i] if target is None else target, keys[i]
+        )
+        assert_results_close(one, jax.tree.map(lambda leaf: leaf[i], batched), atol=1e-5)
+        assert_results_close(jitted, one, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_float32_shapes_and_determinism(name, mlp_victim, mlp_batch):
+    attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
+    a = attack.batch(mlp_victim, hp, images, labels, jax.random.key(1), targets=targets)
+    b = attack.batch(mlp_victim, hp, images, labels, jax.random.key(1), targets=targets)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)  # same key → same result, bit for bit
+    assert a.x_adv.dtype == jnp.float32 and a.x_adv.shape == images.shape
+    assert a.success.shape == labels.shape and a.success.dtype == jnp.bool_
+    assert np.all(np.isfinite(a.loss)) and np.all(np.isfinite(a.x_adv))
+
+
+@pytest.mark.parametrize("name", ["pgd-linf", "pgd-l2", "mi-fgsm", "pgd-targeted"])
+def test_sweep_equals_loop_over_values_and_traces_once(name, mlp_victim, mlp_batch):
+    attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
+    eps_grid = jnp.array([0.0, 0.05, 0.2])
+    traces = []
+    original_run = type(attack).run
+
+    def counting_run(self, *args):
+        traces.append(1)  # runs once per trace, never when a compiled program is reused
+        return original_run(self, *args)
+
+    counting = type(attack)  # a subclass would change the jit key; patch the class temporarily
+    counting.run = counting_run
+    try:
+        swept = attack.sweep(
+            mlp_victim, hp._replace(eps=eps_grid, step_size=eps_grid / 4), images, labels,
+            jax.random.key(2), targets=targets,
+        )
+        assert len(traces) == 1
+        before = len(traces)
+        for k, eps in enumerate(eps_grid):
+            single = attack.batch(
+                mlp_victim, hp._replace(eps=eps, step_size=eps / 4), images, labels,
+                jax.random.key(2), targets=targets,
+            )
+            assert_results_close(jax.tree.map(lambda leaf: leaf[k], swept), single, atol=1e-5)
+        assert len(traces) <= before + 1  # all scalar-eps calls share one compilation
+    finally:
+        counting.run = original_run
+
+
+# -- step rules ------------------------------------------------------------------------------------
+
+STEP_RULES = {
+    "sign": lambda: transforms.sign(),
+    "l2": lambda: transforms.normalize_by_l2_norm(),
+    "l1": lambda: transforms.normalize_by_l1_norm(),
+    "l1-steepest": lambda: transforms.l1_steepest(0.9),
+    "mi-momentum": lambda: transforms.mi_momentum(0.8),
+    "mi-chain": lambda: optax.chain(
+        transforms.mi_momentum(1.0), transforms.sign(), optax.scale(-0.01)
+    ),
+}
+
+
+def _grads(n=3):
+    # Random normal gradients: `sign` never sits on a zero crossing in jit-vs-no-jit comparisons.
+    return jax.random.normal(jax.random.key(0), (n, 5, 4, 2))
+
+
+@pytest.mark.parametrize("name", STEP_RULES)
+def test_step_rule_state_is_stable_through_scan_and_jit_matches(name):
+    tx = STEP_RULES[name]()
+    params = jnp.zeros((5, 4, 2))
+    grads = _grads()
+
+    def run(grads):
+        def body(state, g):
+            updates, new_state = tx.update(g, state, params)
+            # Shape/dtype drift of the state would fail to trace here (the scan carry contract).
+            return new_state, updates
+
+        return jax.lax.scan(body, tx.init(params), grads)[1]
+
+    eager = []
+    state = tx.init(params)
+    for g in grads:
+        u, state = tx.update(g, state, params)
+        eager.append(u)
+    np.testing.assert_allclose(jax.jit(run)(grads), jnp.stack(eager), rtol=1e-6, atol=1e-7)
+    assert jax.jit(run)(grads).dtype == jnp.float32
+
+
+@pytest.mark.parametrize("name", STEP_RULES)
+def test_step_rule_vmap_equals_loop(name):
+    tx = STEP_RULES[name]()
+    grads = _grads(4)
+
+    def one(g):
+        p = jnp.zeros_like(g)
+        return tx.update(g, tx.init(p), p)[0]
+
+    np.testing.assert_allclose(
+        jax.vmap(one)(grads), jnp.stack([one(g) for g in grads]), rtol=1e-6, atol=1e-7
+    )
+
+
+def test_step_rules_work_under_inject_hyperparams():
+    params = jnp.zeros((5, 4, 2))
+    grads = _grads()
+    direct = transforms.mi_momentum(decay=0.7)
+    injected = optax.inject_hyperparams(transforms.mi_momentum)(decay=0.7)
+    s1, s2 = direct.init(params), injected.init(params)
+    for g in grads:
+        u1, s1 = direct.update(g, s1, params)
+        u2, s2 = injected.update(g, s2, params)
+        np.testing.assert_allclose(u1, u2, rtol=1e-6)
+    s3 = optax.inject_hyperparams(transforms.l1_steepest)(sparsity=0.5)
+    u3, _ = s3.update(grads[0], s3.init(params), params)
+    np.testing.assert_allclose(u3, transforms.l1_steepest(0.5).update(grads[0], None)[0], rtol=1e-6)
+
+
+def test_hparams_is_a_pytree_of_float32_leaves():
+    hp = attacks.pgd().hparams(eps=0.1)
+    assert isinstance(hp, HParams)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(hp))
+    np.testing.assert_allclose(hp.step_size, 0.025)  # follows eps unless given
