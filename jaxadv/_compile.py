@@ -38,24 +38,29 @@ def jit(fun: Callable, **kwargs: Any) -> Callable:
     return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
 
 
-def jit_static(*static_argnums: int) -> Callable[[Callable], Callable]:
-    """Decorator: :func:`jit` with static arguments, built on first call.
+class _LazyJit:
+    """A :func:`jit` built on first use, so that importing jaxadv initialises no JAX backend and
+    the options are those of the backend in force when the attack first runs."""
 
-    Building lazily means importing jaxadv does not initialise a JAX backend, and the backend's
-    options are those in force when the attack first runs.
-    """
+    def __init__(self, fun: Callable, static_argnums: tuple[int, ...]):
+        self.__wrapped__ = fun
+        self.__doc__ = fun.__doc__
+        self._static_argnums = static_argnums
+        self._jitted: Callable | None = None
 
-    def decorate(fun: Callable) -> Callable:
-        compiled: list[Callable] = []
+    def _get(self):
+        if self._jitted is None:
+            self._jitted = jit(self.__wrapped__, static_argnums=self._static_argnums)
+        return self._jitted
 
-        def call(*args, **kwargs):
-            if not compiled:
-                compiled.append(jit(fun, static_argnums=static_argnums))
-            return compiled[0](*args, **kwargs)
+    def __call__(self, *args, **kwargs):
+        return self._get()(*args, **kwargs)
 
-        call.__wrapped__ = fun
-        call.__doc__ = fun.__doc__
-        call.__name__ = fun.__name__
-        return call
+    def lower(self, *args, **kwargs):
+        """Ahead-of-time lowering (``.compile()`` it), e.g. to time compilation apart."""
+        return self._get().lower(*args, **kwargs)
 
-    return decorate
+
+def jit_static(*static_argnums: int) -> Callable[[Callable], _LazyJit]:
+    """Decorator: :func:`jit` with static arguments, built lazily on first call."""
+    return lambda fun: _LazyJit(fun, static_argnums)

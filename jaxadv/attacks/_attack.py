@@ -182,6 +182,29 @@ class _AttackBase:
         keys = jax.random.split(key, images.shape[0])
         return _batched(self, victim, hp, images, labels, targets, keys)
 
+    def compile_batch(
+        self,
+        victim: Victim,
+        hp: HParams,
+        images: jax.Array,
+        labels: jax.Array,
+        targets: jax.Array | None = None,
+    ) -> Callable[..., AttackResult]:
+        """Compiles :meth:`batch` ahead of time for these shapes; returns ``run(hp, images, labels,
+        key, targets=None)`` that never recompiles. Use it to time compilation apart from running.
+        """
+        _check_hparams(hp)
+        images, labels, targets_ = self._validate_batch(victim, images, labels, targets)
+        keys = jax.random.split(jax.random.key(0), images.shape[0])
+        compiled = _batched.lower(self, victim, hp, images, labels, targets_, keys).compile()
+
+        def run(hp, images, labels, key, targets=None):
+            images, labels, targets = self._validate_batch(victim, images, labels, targets)
+            keys = jax.random.split(key, images.shape[0])
+            return compiled(victim, hp, images, labels, targets, keys)
+
+        return run
+
     def sweep(
         self,
         victim: Victim,

@@ -1,0 +1,5 @@
+import sys
+
+from jaxadv.cli import main
+
+sys.exit(main())
