@@ -4,4 +4,18 @@ Attacks are written for ONE example and batched with ``jax.vmap``; step rules ar
 ``GradientTransformation``s; victims are Flax models passed as pytrees. See README.md.
 """
 
+from jaxadv import attacks as attacks
+from jaxadv import constraints as constraints
+from jaxadv import data as data
+from jaxadv import gradients as gradients
+from jaxadv import losses as losses
+from jaxadv import metrics as metrics
+from jaxadv import models as models
+from jaxadv import perturbations as perturbations
+from jaxadv import transforms as transforms
+from jaxadv.attacks import Attack as Attack
+from jaxadv.attacks import AttackResult as AttackResult
+from jaxadv.attacks import HParams as HParams
+from jaxadv.models import Victim as Victim
+
 __version__ = "0.1.0"
