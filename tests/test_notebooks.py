@@ -1,0 +1,94 @@
+"""Executes every notebook under notebooks/ in smoke mode and checks what it computes.
+
+Each notebook runs in a fresh ``python3`` kernel with ``JAXADV_SMOKE=1`` (few images, few steps,
+short training), a temporary ``JAXADV_CACHE_DIR`` and ``notebooks/`` as working directory. The
+kernel imports the repository's ``jaxadv``: the repository root is put first on ``PYTHONPATH``,
+which is harmless when the package is also pip-installed.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import os
+import pathlib
+import time
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+pytest.importorskip("matplotlib")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+TIMEOUT_S = 300  # per cell
+
+
+def _execute(path: pathlib.Path, cache_dir: pathlib.Path, monkeypatch) -> object:
+    """Runs the notebook in a kernel whose environment is ours plus the smoke settings."""
+    # The kernel is a subprocess that inherits os.environ, so set the variables here.
+    monkeypatch.setenv("JAXADV_SMOKE", "1")
+    monkeypatch.setenv("JAXADV_CACHE_DIR", str(cache_dir))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    )
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=TIMEOUT_S,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    client.execute()
+    return nb
+
+
+def _tagged_stdout(nb, tag: str) -> str:
+    cells = [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, f"expected one cell tagged {tag!r}, found {len(cells)}"
+    return "".join(
+        out.get("text", "")
+        for out in cells[0].get("outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == "stdout"
+    )
+
+
+def test_notebooks_are_stored_without_outputs():
+    assert NOTEBOOK_PATHS, f"no notebooks found in {NOTEBOOKS}"
+    for path in NOTEBOOK_PATHS:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                assert not cell.outputs, f"{path.name}: cell {i} is stored with outputs"
+                assert cell.execution_count is None, f"{path.name}: cell {i} has a count"
+
+
+def _check_compose_an_attack(nb) -> None:
+    """The robustness curves the first notebook prints start at clean accuracy and go down."""
+    summary = ast.literal_eval(_tagged_stdout(nb, "check").strip().splitlines()[-1])
+    clean, slack = summary["clean"], 1.0 / summary["images"]
+    assert 0.5 <= clean <= 1.0, summary
+    for name in ("hand_made", "pgd"):
+        curve = summary[name]
+        assert len(curve) >= 3, summary
+        assert curve[0] == pytest.approx(clean), summary
+        assert curve[-1] < clean, summary
+        assert all(b <= a + slack + 1e-6 for a, b in itertools.pairwise(curve)), summary
+
+
+# Checks on values a notebook computes, run on the executed notebook (so it executes once).
+VALUE_CHECKS = {"01_compose_an_attack.ipynb": _check_compose_an_attack}
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=lambda p: p.name)
+def test_notebook_executes(path, tmp_path, monkeypatch):
+    start = time.perf_counter()
+    nb = _execute(path, tmp_path / "cache", monkeypatch)
+    print(f"{path.name}: executed in {time.perf_counter() - start:.1f} s")
+    if path.name in VALUE_CHECKS:
+        VALUE_CHECKS[path.name](nb)
