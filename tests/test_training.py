@@ -1,0 +1,116 @@
+"""Training small classifiers: reproducibility, learning a separable task, input validation."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxadv.models import ResNet, accuracy, from_flax, train_classifier
+from jaxadv.models._training import random_shift
+
+SHAPE = (8, 8, 1)
+
+
+class TinyNet(nn.Module):
+    """Conv + dropout + dense: exercises the dropout rng at a fraction of a real net's cost."""
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.relu(nn.Conv(4, (3, 3))(x))
+        x = nn.Dropout(0.2, deterministic=not train)(x.reshape(x.shape[0], -1))
+        return nn.Dense(3)(x)
+
+
+def _separable(n=96, seed=0):
+    """Three classes told apart by which third of the image is bright."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n).astype(np.int32)
+    images = 0.3 * rng.random((n,) + SHAPE).astype(np.float32)
+    for i, y in enumerate(labels):
+        images[i, :, 3 * y : 3 * y + 2] += 0.7
+    return images, labels
+
+
+def test_same_key_gives_bit_identical_variables_and_another_key_does_not():
+    images, labels = _separable()
+    train = lambda seed: train_classifier(  # noqa: E731
+        TinyNet(), images, labels, key=jax.random.key(seed), epochs=2, batch_size=32,
+        progress=False, augment=random_shift(1),
+    )
+    a, b, c = train(0), train(0), train(1)
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+    assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, a, c)))
+
+
+def test_learns_a_separable_task_and_prints_progress(capsys):
+    images, labels = _separable()
+    module = TinyNet()
+    variables = train_classifier(
+        module, images, labels, key=jax.random.key(0), epochs=8, batch_size=32,
+        learning_rate=1e-2,
+    )
+    victim = from_flax(module, variables, input_shape=SHAPE, num_classes=3)
+    test_images, test_labels = _separable(seed=1)
+    assert accuracy(victim, test_images, test_labels, batch_size=40) >= 0.95
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 8 and lines[-1].startswith("epoch 8/8") and "train acc" in lines[-1]
+
+
+def test_batch_norm_statistics_are_trained():
+    images, labels = _separable(n=32)
+    module = ResNet(stage_sizes=(1,), width=4, num_classes=3)
+    init = module.init(jax.random.key(0), jnp.zeros((1,) + SHAPE))
+    variables = train_classifier(
+        module, images, labels, key=jax.random.key(0), epochs=1, batch_size=16, progress=False
+    )
+    assert set(variables) == {"params", "batch_stats"}
+    moved = jax.tree.map(lambda a, b: not np.allclose(a, b), init["batch_stats"],
+                         variables["batch_stats"])
+    assert all(jax.tree.leaves(moved))
+
+
+def test_accuracy_handles_a_ragged_last_batch():
+    images, labels = _separable(n=10)
+    victim = from_flax(
+        TinyNet(), TinyNet().init(jax.random.key(0), images[:1]), input_shape=SHAPE, num_classes=3
+    )
+    predictions = np.argmax(np.asarray(victim.batch(images)), axis=-1)
+    expected = float(np.mean(predictions == labels))
+    assert accuracy(victim, images, labels, batch_size=4) == pytest.approx(expected)
+
+
+def test_random_shift_keeps_shape_and_moves_content():
+    images = jnp.zeros((4, 6, 6, 1)).at[:, 2:4, 2:4].set(1.0)
+    shifted = random_shift(2)(jax.random.key(0), images)
+    assert shifted.shape == images.shape
+    np.testing.assert_array_equal(jnp.sum(shifted, axis=(1, 2, 3)), 4.0)  # nothing cut off
+    assert not np.array_equal(shifted, images)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"images": np.zeros((4, 8, 8), np.float32)}, "`images` must be a batch of shape"),
+        ({"labels": np.zeros(5, np.int32)}, r"`labels` must have shape \(4,\)"),
+        ({"labels": np.array([0, 1, 2, 3], np.int32)}, r"`labels` must lie in \[0, 2\]"),
+        ({"labels": np.zeros(4, np.float32)}, "`labels` must hold integer"),
+        ({"images": np.full((4,) + SHAPE, np.nan, np.float32)}, "`images` must be finite"),
+        ({"epochs": 0}, "`epochs`"),
+        ({"batch_size": 1.5}, "`batch_size`"),
+        ({"learning_rate": -1.0}, "`learning_rate`"),
+    ],
+)
+def test_invalid_inputs_raise_value_errors(change, match):
+    args = {
+        "images": np.zeros((4,) + SHAPE, np.float32),
+        "labels": np.zeros(4, np.int32),
+        "epochs": 1,
+        "batch_size": 2,
+        "learning_rate": 1e-3,
+    } | change
+    images, labels = args.pop("images"), args.pop("labels")
+    with pytest.raises(ValueError, match=match):
+        train_classifier(TinyNet(), images, labels, key=jax.random.key(0), progress=False, **args)
