@@ -38,6 +38,10 @@ def jit(fun: Callable, **kwargs: Any) -> Callable:
     return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
 
 
+def _inside_a_trace(tree: Any) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
 class _LazyJit:
     """A :func:`jit` built on first use, so that importing jaxadv initialises no JAX backend and
     the options are those of the backend in force when the attack first runs."""
@@ -54,6 +58,10 @@ class _LazyJit:
         return self._jitted
 
     def __call__(self, *args, **kwargs):
+        if _inside_a_trace((args, kwargs)):
+            # Under a user's jit/vmap/grad: inline into their program (compiler options may only
+            # be given to a top-level jit, and the outer program decides them).
+            return self.__wrapped__(*args, **kwargs)
         return self._get()(*args, **kwargs)
 
     def lower(self, *args, **kwargs):

@@ -122,3 +122,15 @@ def test_losses_reject_unknown_names_and_compute_known_values():
     np.testing.assert_allclose(
         losses.dlr(logits, 0, 1, targeted=True), 1.5 / (2.0 - 0.5 * (0.0 - 1.0)), rtol=1e-6
     )
+
+
+def test_hand_built_attack_without_a_step_default_names_step_size():
+    attack = attacks.Attack(
+        objective=losses.classification_objective("ce", targeted=False),
+        step_rule=attacks.SteepestStep("linf"),
+        constraint=attacks.Ball("linf"),
+        steps=2,
+    )
+    with pytest.raises(ValueError, match=r"`step_size` has no default for attack .* pass it"):
+        attack.hparams(eps=0.1)
+    assert float(attack.hparams(eps=0.1, step_size=0.02).step_size) == pytest.approx(0.02)

@@ -174,3 +174,14 @@ def test_hparams_is_a_pytree_of_float32_leaves():
     assert isinstance(hp, HParams)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(hp))
     np.testing.assert_allclose(hp.step_size, 0.025)  # follows eps unless given
+
+
+def test_attacks_compose_inside_a_users_jit_and_vmap(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=3)
+    hp = attack.hparams(eps=0.1)
+    keys = jax.random.split(jax.random.key(4), images.shape[0])
+    mine = jax.jit(jax.vmap(attack, in_axes=(None, None, 0, 0, 0)))(mlp_victim, hp, images, labels, keys)
+    theirs = jax.jit(attack.batch)(mlp_victim, hp, images, labels, jax.random.key(4))
+    assert_results_close(mine, theirs, atol=1e-5)
+    assert_results_close(mine, attack.batch(mlp_victim, hp, images, labels, jax.random.key(4)), atol=1e-5)

@@ -82,6 +82,11 @@ class _AttackBase:
         merged = {**_HP_DEFAULTS, **dict(self.defaults), **values}
         if "step_size" not in values and self.rel_step_size is not None:
             merged["step_size"] = self.rel_step_size * np.asarray(merged["eps"], np.float32)
+        if "step_size" not in merged:
+            raise ValueError(
+                f"`step_size` has no default for attack {self.name!r} (it sets neither "
+                "`rel_step_size` nor a default); pass it: `attack.hparams(step_size=...)`."
+            )
         hp = HParams(**{k: jnp.asarray(merged[k], jnp.float32) for k in HParams._fields})
         _check_hparams(hp)
         return hp
@@ -120,7 +125,7 @@ class _AttackBase:
         x0 = jnp.asarray(x0, jnp.float32)
         label = jnp.asarray(label, jnp.int32)
         target = jnp.asarray(target, jnp.int32)
-        # Compiled even when called eagerly (a notebook); inside a user's jit/vmap it just inlines.
+        # Compiled even when called eagerly (a notebook); inside a user's jit/vmap it inlines.
         return _single(self, victim, hp, x0, label, target, key)
 
     def run(self, victim, hp, x0, label, target, key) -> AttackResult:

@@ -29,19 +29,27 @@ def accuracy(logits: Any, labels: Any) -> float:
     return float(np.mean(np.argmax(logits, axis=-1) == labels))
 
 
-def robust_accuracy(result: AttackResult, labels: Any, clean_correct: Any) -> float:
+def robust_accuracy(result: AttackResult, labels: Any, clean_correct: Any) -> float | np.ndarray:
     """Fraction of examples classified correctly both before and after the attack.
 
     Uses the adversarial logits, so it is right for targeted attacks too (an example that left its
-    class without reaching the target is not robust, though the targeted attack failed).
+    class without reaching the target is not robust, though the targeted attack failed). A result
+    with leading grid axes (from ``attack.sweep``: ``success[K, b]``) gives one value per grid
+    point, averaging over the last (batch) axis only.
     """
     still = np.argmax(np.asarray(result.logits), axis=-1) == np.asarray(labels)
-    return float(np.mean(np.asarray(clean_correct, bool) & still))
+    robust = np.mean(np.asarray(clean_correct, bool) & still, axis=-1)
+    return float(robust) if np.ndim(robust) == 0 else robust
 
 
 def success_rate(result: AttackResult, mask: Any | None = None) -> float:
     """Fraction of successful attacks, over the examples where ``mask`` is True (default: all)."""
     success = np.asarray(result.success, bool)
+    if success.ndim != 1:
+        raise ValueError(
+            f"`result` must hold one batch (success of shape (b,)); got {success.shape}. Index a "
+            "sweep's grid point first (jax.tree.map(lambda a: a[k], result))."
+        )
     if mask is not None:
         success = success[np.asarray(mask, bool)]
     return float(np.mean(success)) if success.size else float("nan")
@@ -53,6 +61,10 @@ def mean_norms(result: AttackResult, mask: Any | None = None) -> dict[str, float
     The usual choice of mask is ``result.success``: distortion is reported over successful
     attacks (as in C&W and the smooth-examples paper's D̄). NaN when the mask selects nothing.
     """
+    if np.ndim(result.success) != 1:
+        raise ValueError(
+            f"`result` must hold one batch (success of shape (b,)); got {np.shape(result.success)}."
+        )
     keep = np.ones(np.shape(result.success), bool) if mask is None else np.asarray(mask, bool)
     out = {}
     for name in NORM_NAMES:

@@ -1,0 +1,60 @@
+"""Aggregate metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxadv import metrics
+from jaxadv.attacks import AttackResult, perturbation_norms
+
+
+def _result(success, logits, deltas):
+    norms = metrics.per_example_norms(deltas)
+    n = len(success)
+    return AttackResult(
+        x_adv=deltas, delta=deltas, success=jnp.asarray(success), loss=jnp.zeros(n),
+        logits=jnp.asarray(logits, jnp.float32), steps=jnp.ones(n, jnp.int32),
+        queries=jnp.ones(n, jnp.int32), trace=jnp.zeros((n, 1)), **norms,
+    )
+
+
+def test_norms_match_numpy():
+    delta = jax.random.normal(jax.random.key(0), (3, 4, 4, 2)).at[0, 0].set(0.0)
+    per = metrics.per_example_norms(delta)
+    flat = np.asarray(delta).reshape(3, -1)
+    np.testing.assert_allclose(per["l0"], np.count_nonzero(flat, axis=1))
+    np.testing.assert_allclose(per["l1"], np.abs(flat).sum(1), rtol=1e-6)
+    np.testing.assert_allclose(per["l2"], np.linalg.norm(flat, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(per["linf"], np.abs(flat).max(1), rtol=1e-6)
+    one = perturbation_norms(delta[1])
+    for name in metrics.NORM_NAMES:
+        np.testing.assert_allclose(one[name], per[name][1], rtol=1e-6)
+
+
+def test_robust_accuracy_success_rate_and_summary():
+    labels = np.array([0, 1, 2, 0])
+    clean_correct = np.array([True, True, True, False])
+    # adversarial predictions: 0 (still right), 2 (fooled), 2 (still right), 1
+    logits = np.eye(3)[[0, 2, 2, 1]]
+    deltas = jnp.stack([jnp.zeros(2), jnp.array([0.3, -0.4]), jnp.zeros(2), jnp.array([1.0, 0.0])])
+    result = _result([False, True, False, True], logits, deltas)
+    assert metrics.robust_accuracy(result, labels, clean_correct) == pytest.approx(0.5)
+    assert metrics.success_rate(result) == pytest.approx(0.5)
+    row = metrics.summarize(result, labels, clean_correct)
+    assert row["success_rate"] == pytest.approx(1 / 3)
+    assert row["l2"] == pytest.approx(0.5) and row["l0"] == pytest.approx(2.0)
+    assert metrics.accuracy(logits, labels) == pytest.approx(0.5)
+
+
+def test_sweep_results_give_one_robust_accuracy_per_grid_point_and_others_refuse():
+    labels = np.array([0, 1])
+    logits = np.stack([np.eye(2)[[0, 1]], np.eye(2)[[1, 1]]])  # grid point 1 fools example 0
+    result = AttackResult(*[None] * 12)._replace(logits=logits, success=np.array([[0, 0], [1, 0]], bool))
+    np.testing.assert_allclose(metrics.robust_accuracy(result, labels, [True, True]), [1.0, 0.5])
+    with pytest.raises(ValueError, match="one batch"):
+        metrics.success_rate(result)
+    with pytest.raises(ValueError, match=r"`logits` must be \[batch, classes\]"):
+        metrics.accuracy(logits, labels)
