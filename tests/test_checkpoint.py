@@ -13,12 +13,12 @@ from jaxadv.models import (
     C4Net,
     CWNet,
     ResNet,
+    _default,
     default_cache_dir,
     default_victim,
     restore_variables,
     save_variables,
 )
-from jaxadv.models import _default
 
 SHAPE = (28, 28, 1)
 
@@ -56,8 +56,10 @@ def test_relative_paths_are_made_absolute(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "module, match",
     [
-        (ResNet(width=8, num_classes=5), r"fc/kernel is \(32, 10\) float32 in the checkpoint but "
-         r"\(32, 5\)"),
+        (
+            ResNet(width=8, num_classes=5),
+            r"fc/kernel is \(32, 10\) float32 in the checkpoint but \(32, 5\)",
+        ),
         (ResNet(stage_sizes=(1, 2, 1), width=8), "missing from the checkpoint: .*layer2_1"),
         (ResNet(stage_sizes=(1, 1), width=8), "not in the module: .*layer3_0"),
         (CWNet(), "missing from the checkpoint: .*conv1/bias.*not in the module: .*batch_stats"),
@@ -129,3 +131,17 @@ def test_default_victim_trains_once_then_restores(tmp_path, monkeypatch):
     assert not info3["restored"] and info3["path"] != info["path"]
     with pytest.raises(ValueError, match="`name`"):
         default_victim("lenet", cache_dir=tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cw", "c4", "resnet"])
+def test_default_victims_on_the_real_digits(tmp_path, request, name):
+    """Trains on the embedded digits (tens of seconds each): only with ``pytest -m slow``."""
+    markexpr = request.config.getoption("markexpr") or ""
+    if "slow" not in markexpr or "not slow" in markexpr:
+        pytest.skip("trains a real victim; run with -m slow")
+    victim, info = default_victim(name, cache_dir=tmp_path, progress=False)
+    assert not info["restored"] and info["test_accuracy"] >= 0.95, info
+    again, info2 = default_victim(name, cache_dir=tmp_path, progress=False)
+    assert info2["restored"] and info2["test_accuracy"] == info["test_accuracy"]
+    _assert_bit_identical(again.variables, victim.variables)

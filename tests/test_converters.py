@@ -27,15 +27,19 @@ def _torch_conv(rng, out, inp, k):
 
 
 def _state_dict(layers):
-    return {f"{name}.{leaf}": value for name, params in layers.items() for leaf, value in
-            params.items()}
+    return {
+        f"{name}.{leaf}": value for name, params in layers.items() for leaf, value in params.items()
+    }
 
 
 # Reference forward passes written the PyTorch way: NCHW activations, OIHW weights, and a flatten
 # of (C, H, W). Independent of the converter.
 def _conv(sd, name, x, stride=1, pad=0):
     y = jax.lax.conv_general_dilated(
-        x, sd[f"{name}.weight"], (stride, stride), [(pad, pad)] * 2,
+        x,
+        sd[f"{name}.weight"],
+        (stride, stride),
+        [(pad, pad)] * 2,
         dimension_numbers=("NCHW", "OIHW", "NCHW"),
     )
     return jax.nn.relu(y + sd[f"{name}.bias"][None, :, None, None])
@@ -65,12 +69,17 @@ def _torch_c4(sd, x):
 
 
 def _cw_state_dict(rng, channels, flat):
-    return _state_dict({
-        "conv1": _torch_conv(rng, 32, channels, 3), "conv2": _torch_conv(rng, 32, 32, 3),
-        "conv3": _torch_conv(rng, 64, 32, 3), "conv4": _torch_conv(rng, 64, 64, 3),
-        "fc1": _torch_linear(rng, 200, flat), "fc2": _torch_linear(rng, 200, 200),
-        "fc3": _torch_linear(rng, 10, 200),
-    })
+    return _state_dict(
+        {
+            "conv1": _torch_conv(rng, 32, channels, 3),
+            "conv2": _torch_conv(rng, 32, 32, 3),
+            "conv3": _torch_conv(rng, 64, 32, 3),
+            "conv4": _torch_conv(rng, 64, 64, 3),
+            "fc1": _torch_linear(rng, 200, flat),
+            "fc2": _torch_linear(rng, 200, 200),
+            "fc3": _torch_linear(rng, 10, 200),
+        }
+    )
 
 
 def _images(shape, n=3, seed=1):
@@ -93,10 +102,14 @@ def test_cw_net_matches_a_pytorch_layout_forward_pass(shape, flat):
 
 def test_c4_net_on_cifar_matches_a_pytorch_layout_forward_pass():
     rng = np.random.default_rng(0)
-    sd = _state_dict({  # 32 -> 16 -> 6 -> 2: a 2x2x128 map, so the flatten order matters
-        "conv1": _torch_conv(rng, 64, 3, 8), "conv2": _torch_conv(rng, 128, 64, 6),
-        "conv3": _torch_conv(rng, 128, 128, 5), "fc": _torch_linear(rng, 10, 128 * 2 * 2),
-    })
+    sd = _state_dict(
+        {  # 32 -> 16 -> 6 -> 2: a 2x2x128 map, so the flatten order matters
+            "conv1": _torch_conv(rng, 64, 3, 8),
+            "conv2": _torch_conv(rng, 128, 64, 6),
+            "conv3": _torch_conv(rng, 128, 128, 5),
+            "fc": _torch_linear(rng, 10, 128 * 2 * 2),
+        }
+    )
     module = C4Net()
     x = _images(CIFAR)
     variables = from_torch_state_dict(sd, module, CIFAR)
@@ -128,8 +141,8 @@ def _flax_to_torch(variables, flatten=None):
             sd[f"{name}.weight"] = kernel.transpose(3, 2, 0, 1)
         elif flatten and name == flatten[0]:
             h, w, c = flatten[1]
-            sd[f"{name}.weight"] = kernel.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(
-                kernel.shape[1], -1
+            sd[f"{name}.weight"] = (
+                kernel.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(kernel.shape[1], -1)
             )
         else:
             sd[f"{name}.weight"] = kernel.T
@@ -177,8 +190,11 @@ def test_missing_entries_shape_mismatches_and_unknown_names_raise():
     missing = {k: v for k, v in sd.items() if k != "fc2.bias"}
     with pytest.raises(ValueError, match=r"missing entries: fc2\.bias \(for fc2/bias\)"):
         from_torch_state_dict(missing, module, MNIST)
-    with pytest.raises(ValueError, match=r"fc1\.weight has shape \(200, 1024\), expected "
-                       r"\(200, 1600\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"fc1\.weight has shape \(200, 1024\), expected "
+        r"\(200, 1600\)",
+    ):
         from_torch_state_dict(sd, module, CIFAR[:2] + (1,))  # 32x32 inputs flatten to 1600
     with pytest.raises(ValueError, match="`name_map`.*conv9"):
         from_torch_state_dict(sd, module, MNIST, name_map={"conv9": "features.9"})

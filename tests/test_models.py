@@ -78,8 +78,8 @@ def test_registry_rejects_unknown_names_and_bad_class_counts():
 @pytest.mark.parametrize("shape", [(2, 8, 8, 3), (1, 7, 9, 2)])
 def test_max_pool_2x2_matches_flax_values_and_gradients(shape):
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)  # no ties
-    ours = lambda x: max_pool_2x2(x)  # noqa: E731
-    flax_pool = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")  # noqa: E731
+    ours = lambda x: max_pool_2x2(x)
+    flax_pool = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
     np.testing.assert_array_equal(jax.jit(ours)(x), jax.jit(flax_pool)(x))
     w = np.random.default_rng(1).normal(size=flax_pool(x).shape).astype(np.float32)
     g_ours = jax.jit(jax.grad(lambda x: jnp.sum(ours(x) * w)))(x)
@@ -102,7 +102,7 @@ def test_stride2_conv_matches_lax_strided_conv(size, kernel, padding):
         return jax.lax.conv_general_dilated(x, w, (2, 2), lax_pad, dimension_numbers=dn)
 
     def value_and_grads(f):
-        loss = lambda x, w: jnp.sum(jnp.sin(f(x, w)))  # noqa: E731
+        loss = lambda x, w: jnp.sum(jnp.sin(f(x, w)))
         return jax.jit(lambda x, w: (f(x, w), jax.grad(loss, argnums=(0, 1))(x, w)))(x, w)
 
     ours, ours_grads = value_and_grads(lambda x, w: conv_stride2(x, w, padding))

@@ -13,9 +13,9 @@ from jaxadv.models._training import accuracy, train_classifier
 from jaxadv.models._victim import Victim, from_flax
 
 __all__ = [
+    "CLASSIFIER_NAMES",
     "BasicBlock",
     "C4Net",
-    "CLASSIFIER_NAMES",
     "CWNet",
     "ResNet",
     "Stride2Conv",

@@ -50,9 +50,7 @@ def save_variables(path: str | os.PathLike, variables: Any, *, overwrite: bool =
     """
     path = _absolute(path)
     if path.exists() and not overwrite:
-        raise ValueError(
-            f"`path` {str(path)!r} already exists; pass overwrite=True to replace it."
-        )
+        raise ValueError(f"`path` {str(path)!r} already exists; pass overwrite=True to replace it.")
     path.parent.mkdir(parents=True, exist_ok=True)
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(path, variables, force=overwrite)
@@ -144,8 +142,10 @@ def restore_variables(
         problems = _differences(_entries(saved), _entries(target))
         if problems:
             raise ValueError(
-                f"The checkpoint at `path` {str(path)!r} does not match `module` {describe_module(module)} with "
-                f"`input_shape` {tuple(input_shape)}: " + "; ".join(problems) + "."
+                f"The checkpoint at `path` {str(path)!r} does not match `module` "
+                f"{describe_module(module)} with `input_shape` {tuple(input_shape)}: "
+                + "; ".join(problems)
+                + "."
             )
         restored = checkpointer.restore(path, target)
     return jax.tree.map(jnp.asarray, restored)

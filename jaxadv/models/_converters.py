@@ -58,7 +58,7 @@ def _load(state_dict: Any) -> dict[str, np.ndarray]:
         with np.load(state_dict, allow_pickle=False) as archive:
             return {k: archive[k] for k in archive.files}
     if not isinstance(state_dict, Mapping):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 (misuse raises ValueError throughout the library)
             "`state_dict` must be a mapping from names to arrays or the path of an .npz file; "
             f"got {type(state_dict).__name__}."
         )
@@ -134,9 +134,7 @@ def from_torch_state_dict(
         used.add(key)
         value = arrays[key]
         if value.shape != expected:
-            mismatched.append(
-                f"{key} has shape {value.shape}, expected {expected} for {flax_name}"
-            )
+            mismatched.append(f"{key} has shape {value.shape}, expected {expected} for {flax_name}")
             return None
         return value
 

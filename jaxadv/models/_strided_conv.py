@@ -56,8 +56,9 @@ def conv_stride2(x: jax.Array, kernel: jax.Array, padding: str | int | Sequence 
         k_even = k + k % 2
         # Pad (or crop) the end so that exactly the rows the output reads remain: an even count.
         pads.append((lo, 2 * (out - 1) + k_even - size - lo))
-    x = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *[(lo, hi, 0) for lo, hi in pads],
-                                               (0, 0, 0)])
+    x = jax.lax.pad(
+        x, jnp.zeros((), x.dtype), [(0, 0, 0), *[(lo, hi, 0) for lo, hi in pads], (0, 0, 0)]
+    )
     kernel = jnp.pad(kernel, ((0, kh % 2), (0, kw % 2), (0, 0), (0, 0)))
     kh2, kw2, c, f = kernel.shape
     # Kernel tap (2a + p, 2b + q) meets space-to-depth channel (p, q, c) at offset (a, b).

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -56,7 +58,7 @@ def _num_classes(module: nn.Module, example_shape: tuple[int, ...]) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class random_shift:  # noqa: N801 (used like a function; a frozen dataclass so it hashes by value)
+class random_shift:
     """Augmentation: translate each image by up to ``max_pixels`` along each axis, zero-filled.
 
     ``random_shift(m)`` is a function ``(key, images[b, h, w, c]) -> images`` for
@@ -87,9 +89,13 @@ class random_shift:  # noqa: N801 (used like a function; a frozen dataclass so i
 
 
 @functools.lru_cache(maxsize=8)
-def _make_train_step(module: nn.Module, learning_rate: float, augment):
-    """The compiled init and step and the optimizer, cached: repeated trainings compile once."""
-    tx = optax.adam(learning_rate)
+def _make_train_step(module: nn.Module, augment):
+    """The compiled init and step, cached: repeated trainings of a module compile once.
+
+    The step size is an argument of the step (``inject_hyperparams``), so neither its value nor
+    its schedule is compiled in.
+    """
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
 
     def loss_fn(params, other, x, y, dropout_key):
         if augment is not None:
@@ -108,10 +114,11 @@ def _make_train_step(module: nn.Module, learning_rate: float, augment):
 
     # CPU: XLA's own convolution kernels (2-4x faster gradients of these nets than YNNPACK's).
     @_compile.jit
-    def step(params, other, opt_state, x, y, dropout_key):
+    def step(params, other, opt_state, x, y, dropout_key, learning_rate):
         (loss, (other, correct)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, other, x, y, dropout_key
         )
+        opt_state.hyperparams["learning_rate"] = learning_rate
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), other, opt_state, loss, correct
 
@@ -134,6 +141,7 @@ def train_classifier(
     epochs: int = 10,
     batch_size: int = 128,
     learning_rate: float = 1e-3,
+    cosine_decay: bool = True,
     progress: bool = True,
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> dict[str, Any]:
@@ -152,7 +160,9 @@ def train_classifier(
       key: PRNG key for the initialisation, the shuffles and dropout.
       epochs: passes over the data.
       batch_size: examples per step (capped at ``n``).
-      learning_rate: Adam's step size.
+      learning_rate: Adam's step size (the peak, with ``cosine_decay``).
+      cosine_decay: decay the step size to 0 over the run along a half cosine (Loshchilov &
+        Hutter 2017, "SGDR"), which steadies the final weights; else keep it constant.
       progress: print one line per epoch (loss, training accuracy, seconds) to stderr.
       augment: optional ``(key, images) -> images`` applied to each mini-batch inside the
         compiled step (e.g. :func:`random_shift`); it gets a fresh key every step.
@@ -171,11 +181,17 @@ def train_classifier(
     labels = labels.astype(np.int32)
     batch_size = min(int(batch_size), n)
     steps = n // batch_size
+    total_steps = epochs * steps
+
+    def step_size(t: int) -> np.float32:
+        if not cosine_decay:
+            return np.float32(learning_rate)
+        return np.float32(0.5 * learning_rate * (1.0 + math.cos(math.pi * t / total_steps)))
 
     try:
-        init, step = _make_train_step(module, float(learning_rate), augment)
+        init, step = _make_train_step(module, augment)
     except TypeError:  # an unhashable module or augmentation: build an uncached step
-        init, step = _make_train_step.__wrapped__(module, float(learning_rate), augment)
+        init, step = _make_train_step.__wrapped__(module, augment)
     init_key, shuffle_key, dropout_key = jax.random.split(key, 3)
     params, other, opt_state = init(init_key, images[:1])
 
@@ -183,7 +199,7 @@ def train_classifier(
         start = time.perf_counter()
         order = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n))
         epoch_dropout = jax.random.fold_in(dropout_key, epoch)
-        total_loss, total_correct = 0.0, 0
+        losses, corrects = [], []  # device scalars: read once per epoch, no per-step sync
         for i in range(steps):
             idx = order[i * batch_size : (i + 1) * batch_size]
             params, other, opt_state, loss, correct = step(
@@ -193,13 +209,16 @@ def train_classifier(
                 images[idx],
                 labels[idx],
                 jax.random.fold_in(epoch_dropout, i),
+                step_size(epoch * steps + i),
             )
-            total_loss += float(loss)
-            total_correct += int(correct)
+            losses.append(loss)
+            corrects.append(correct)
         if progress:
+            mean_loss = float(np.mean(jax.device_get(losses)))
+            train_accuracy = int(np.sum(jax.device_get(corrects))) / (steps * batch_size)
             print(
-                f"epoch {epoch + 1}/{epochs}  loss {total_loss / steps:.4f}  "
-                f"train acc {total_correct / (steps * batch_size):.2%}  "
+                f"epoch {epoch + 1}/{epochs}  loss {mean_loss:.4f}  "
+                f"train acc {train_accuracy:.2%}  "
                 f"{time.perf_counter() - start:.1f} s",
                 file=sys.stderr,
                 flush=True,
