@@ -7,6 +7,7 @@ loops are a different matter, see notes/cpu-performance.md.)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -86,6 +87,18 @@ class random_shift:
             return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, c))
 
         return jax.vmap(crop)(padded, offsets)
+
+
+def _fast_threefry():
+    """Context in which threefry draws compile ~3× faster on XLA CPU.
+
+    The default, sharding-friendly ("partitionable") threefry lowering takes seconds of XLA CPU
+    compile time per model init (measured: C&W net 8.6 s vs 2.9 s of CPU time, ResNet 10.7 s vs
+    4.0 s). Training runs on one device, where partitionability buys nothing. The flag changes
+    which bits a key draws, not their distribution; training stays reproducible per key.
+    """
+    flag = getattr(jax, "threefry_partitionable", None)
+    return flag(False) if flag is not None else contextlib.nullcontext()
 
 
 @functools.lru_cache(maxsize=8)
@@ -192,37 +205,39 @@ def train_classifier(
         init, step = _make_train_step(module, augment)
     except TypeError:  # an unhashable module or augmentation: build an uncached step
         init, step = _make_train_step.__wrapped__(module, augment)
-    init_key, shuffle_key, dropout_key = jax.random.split(key, 3)
-    params, other, opt_state = init(init_key, images[:1])
+    with _fast_threefry():
+        init_key, shuffle_key, dropout_key = jax.random.split(key, 3)
+        params, other, opt_state = init(init_key, images[:1])
 
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        order = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n))
-        epoch_dropout = jax.random.fold_in(dropout_key, epoch)
-        losses, corrects = [], []  # device scalars: read once per epoch, no per-step sync
-        for i in range(steps):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            params, other, opt_state, loss, correct = step(
-                params,
-                other,
-                opt_state,
-                images[idx],
-                labels[idx],
-                jax.random.fold_in(epoch_dropout, i),
-                step_size(epoch * steps + i),
-            )
-            losses.append(loss)
-            corrects.append(correct)
-        if progress:
-            mean_loss = float(np.mean(jax.device_get(losses)))
-            train_accuracy = int(np.sum(jax.device_get(corrects))) / (steps * batch_size)
-            print(
-                f"epoch {epoch + 1}/{epochs}  loss {mean_loss:.4f}  "
-                f"train acc {train_accuracy:.2%}  "
-                f"{time.perf_counter() - start:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            order = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n))
+            epoch_dropout = jax.random.fold_in(dropout_key, epoch)
+            losses, corrects = [], []  # device scalars: read once per epoch, no per-step sync
+            for i in range(steps):
+                idx = order[i * batch_size : (i + 1) * batch_size]
+                params, other, opt_state, loss, correct = step(
+                    params,
+                    other,
+                    opt_state,
+                    images[idx],
+                    labels[idx],
+                    jax.random.fold_in(epoch_dropout, i),
+                    step_size(epoch * steps + i),
+                )
+                losses.append(loss)
+                corrects.append(correct)
+            if progress:
+                mean_loss = float(np.mean(jax.device_get(losses)))
+                train_accuracy = int(np.sum(jax.device_get(corrects))) / (steps * batch_size)
+                print(
+                    f"epoch {epoch + 1}/{epochs}  loss {mean_loss:.4f}  "
+                    f"train acc {train_accuracy:.2%}  "
+                    f"{time.perf_counter() - start:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
     return {"params": params, **other}
 
 
