@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -204,3 +205,13 @@ def test_missing_entries_shape_mismatches_and_unknown_names_raise():
     from_torch_state_dict(extra, module, MNIST, strict=False)
     with pytest.raises(ValueError, match="`state_dict` path"):
         from_torch_state_dict("/nonexistent/weights.npz", module, MNIST)
+
+
+def test_unsupported_layers_are_named():
+    class WithLayerNorm(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            return nn.LayerNorm(name="norm")(nn.Dense(3, name="fc")(x.reshape(x.shape[0], -1)))
+
+    with pytest.raises(ValueError, match=r"layer 'norm' with parameters \['bias', 'scale'\]"):
+        from_torch_state_dict({}, WithLayerNorm(), (2, 2, 1))

@@ -104,6 +104,8 @@ def test_random_shift_keeps_shape_and_moves_content():
         ({"epochs": 0}, "`epochs`"),
         ({"batch_size": 1.5}, "`batch_size`"),
         ({"learning_rate": -1.0}, "`learning_rate`"),
+        ({"key": 0}, "`key` must be one PRNG key.*int 0"),
+        ({"key": np.zeros((2, 2), np.uint32)}, r"`key`.*shape \(2, 2\)"),
     ],
 )
 def test_invalid_inputs_raise_value_errors(change, match):
@@ -115,5 +117,6 @@ def test_invalid_inputs_raise_value_errors(change, match):
         "learning_rate": 1e-3,
     } | change
     images, labels = args.pop("images"), args.pop("labels")
+    key = args.pop("key", jax.random.key(0))
     with pytest.raises(ValueError, match=match):
-        train_classifier(TinyNet(), images, labels, key=jax.random.key(0), progress=False, **args)
+        train_classifier(TinyNet(), images, labels, key=key, progress=False, **args)

@@ -9,7 +9,7 @@ from jaxadv.models._default import default_victim
 from jaxadv.models._layers import max_pool_2x2
 from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
-from jaxadv.models._training import accuracy, train_classifier
+from jaxadv.models._training import accuracy, random_shift, train_classifier
 from jaxadv.models._victim import Victim, from_flax
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "from_flax",
     "from_torch_state_dict",
     "max_pool_2x2",
+    "random_shift",
     "restore_variables",
     "save_variables",
     "train_classifier",

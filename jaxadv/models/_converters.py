@@ -47,8 +47,13 @@ def _flatten_shape(module: nn.Module, abstract: Any, input_shape: tuple[int, ...
     _, state = jax.eval_shape(
         lambda v, x: module.apply(v, x, train=False, mutable=["intermediates"]), abstract, x
     )
-    (features,) = state["intermediates"]["features"]
-    return tuple(features.shape[1:])
+    sown = state.get("intermediates", {}).get("features")
+    if not sown or len(sown[0].shape) != 4:
+        raise ValueError(
+            f"`module` {describe_module(module)} names a `flatten_dense` layer but does not sow "
+            "its [b, h, w, c] feature map as intermediates/features before the flatten."
+        )
+    return tuple(sown[0].shape[1:])
 
 
 def _load(state_dict: Any) -> dict[str, np.ndarray]:
@@ -154,6 +159,11 @@ def from_torch_state_dict(
                 for leaf, shape in stats[path].items()
             }
             _insert(batch_stats, path, new_stats)
+        elif "kernel" not in leaves:
+            raise ValueError(
+                f"`module` {describe_module(module)} has a layer {name!r} with parameters "
+                f"{sorted(leaves)}; only convolutions, dense layers and batch norm convert."
+            )
         else:
             kernel = leaves["kernel"].shape
             if len(kernel) == 4:  # HWIO <- OIHW

@@ -29,7 +29,7 @@ from jaxadv.models._checkpoint import (
     save_variables,
 )
 from jaxadv.models._classifiers import CLASSIFIER_NAMES, classifier
-from jaxadv.models._training import accuracy, random_shift, train_classifier
+from jaxadv.models._training import accuracy, check_key, random_shift, train_classifier
 from jaxadv.models._victim import Victim, from_flax
 
 # Bump when the training recipe changes in a way the settings below do not capture.
@@ -106,6 +106,7 @@ def default_victim(
         _checks.check_positive_int("epochs", epochs)
     module = classifier(name)
     key = jax.random.key(0) if key is None else key
+    check_key(key)
     settings = dict(_SETTINGS[name])
     if epochs is not None:
         settings["epochs"] = int(epochs)

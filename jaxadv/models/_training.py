@@ -46,6 +46,24 @@ def _validate_data(images: Any, labels: Any, num_classes: int | None = None) -> 
         _checks.check_labels("labels", labels, num_classes)
 
 
+def check_key(key: Any) -> None:
+    """Raises unless ``key`` is one PRNG key: typed (``jax.random.key``) or raw ``uint32[2]``."""
+    dtype = getattr(key, "dtype", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    if typed and np.shape(key) == ():
+        return
+    if not typed and dtype == np.uint32 and np.shape(key) == (2,):
+        return
+    raise ValueError(
+        "`key` must be one PRNG key, e.g. jax.random.key(0); got "
+        + (
+            f"an array of dtype {dtype} and shape {np.shape(key)}."
+            if dtype is not None
+            else f"{type(key).__name__} {key!r}."
+        )
+    )
+
+
 def _num_classes(module: nn.Module, example_shape: tuple[int, ...]) -> int:
     x = jax.ShapeDtypeStruct((1,) + tuple(example_shape), jnp.float32)
     variables = jax.eval_shape(module.init, jax.random.key(0), x)
@@ -183,6 +201,7 @@ def train_classifier(
     Returns:
       The variables dict, ``{"params": ...}`` plus ``"batch_stats"`` for BatchNorm models.
     """
+    check_key(key)
     _checks.check_positive_int("epochs", epochs)
     _checks.check_positive_int("batch_size", batch_size)
     _checks.check_positive("learning_rate", learning_rate)
