@@ -1,11 +1,14 @@
 """How attacks are compiled: the loop form and the compiler options, chosen per backend.
 
-Measured on a 2-core x86 CPU (notes/cpu-performance.md): a rolled ``lax.scan``/``fori_loop``
-around a convolutional victim's gradient runs ~3× slower than the same steps unrolled, and XLA
-CPU's YNNPACK fusion of convolutions ~1.85× slower than XLA's own kernels for these small nets.
-So on CPU attacks unroll their step loop up to ``MAX_CPU_UNROLL`` steps and compile with the
-``xla_cpu_experimental_ynn_fusion_type`` option; on accelerators the loop stays rolled (one body,
-fast compile) and the default options are kept. ``benchmarks/`` keeps these choices honest.
+Measured on a 2-core x86 CPU: a rolled ``lax.scan`` around a convolutional victim's gradient runs
+~5× slower than the same steps fully unrolled — even a loop unrolled by 10 inside a rolled outer
+loop is as slow (PGD-ℓ∞, 20 steps, C&W net on 128 digits: 4.6 s unrolled, 22–26 s with any
+``while`` loop; cf. jax-ml/jax#12868) — and XLA CPU's YNNPACK fusion of convolutions ~1.85× slower
+than XLA's own kernels for these small nets (notes/cpu-performance.md). Unrolling costs compile
+time, though (~0.5 s per step of the C&W net). So on CPU attacks of up to ``MAX_CPU_UNROLL`` steps
+compile as one unrolled program, longer ones run as a host loop over a compiled chunk of that many
+unrolled steps (``attacks/_driver.py``), and all compile with the ynn option; on accelerators the
+loop stays rolled (one body, fast compile) with default options. ``benchmarks/`` keeps it honest.
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ from typing import Any, Callable
 
 import jax
 
-# Longer loops are unrolled in chunks of this many steps inside a rolled outer loop, which keeps
-# compile time bounded for long attacks (C&W's 9 × 1000 steps).
+# Steps unrolled into one CPU program; longer attacks are driven in chunks of this many steps.
 MAX_CPU_UNROLL = 10
 
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
 def loop_unroll(length: int) -> int:
-    """The ``unroll`` argument for a ``lax.scan`` of ``length`` attack steps on this backend."""
+    """The ``unroll`` argument for a ``lax.scan`` of ``length`` attack steps on this backend.
+
+    On CPU, loops up to ``MAX_CPU_UNROLL`` steps are unrolled fully; a longer loop that must stay
+    inside one program (under a user's ``jit``) is unrolled by that factor. Batch drivers run long
+    CPU loops from the host instead (:func:`host_loop`).
+    """
     if jax.default_backend() == "cpu":
         return max(1, min(length, MAX_CPU_UNROLL))
     return 1
@@ -38,7 +45,13 @@ def jit(fun: Callable, **kwargs: Any) -> Callable:
     return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
 
 
-def _inside_a_trace(tree: Any) -> bool:
+def host_loop(length: int) -> bool:
+    """Whether a batch driver should loop over unrolled chunks from the host (CPU, long loops)."""
+    return jax.default_backend() == "cpu" and length > MAX_CPU_UNROLL
+
+
+def inside_a_trace(tree: Any) -> bool:
+    """True when any leaf is a tracer: we are inside a user's jit/vmap/grad."""
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
 
 
@@ -58,7 +71,7 @@ class _LazyJit:
         return self._jitted
 
     def __call__(self, *args, **kwargs):
-        if _inside_a_trace((args, kwargs)):
+        if inside_a_trace((args, kwargs)):
             # Under a user's jit/vmap/grad: inline into their program (compiler options may only
             # be given to a top-level jit, and the outer program decides them).
             return self.__wrapped__(*args, **kwargs)

@@ -72,14 +72,14 @@ def test_sweep_equals_loop_over_values_and_traces_once(name, mlp_victim, mlp_bat
     attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
     eps_grid = jnp.array([0.0, 0.05, 0.2])
     traces = []
-    original_run = type(attack).run
+    original = type(attack).program
 
-    def counting_run(self, *args):
+    def counting_program(self, *args):
         traces.append(1)  # runs once per trace, never when a compiled program is reused
-        return original_run(self, *args)
+        return original(self, *args)
 
     counting = type(attack)  # a subclass would change the jit key; patch the class temporarily
-    counting.run = counting_run
+    counting.program = counting_program
     try:
         swept = attack.sweep(
             mlp_victim, hp._replace(eps=eps_grid, step_size=eps_grid / 4), images, labels,
@@ -95,7 +95,7 @@ def test_sweep_equals_loop_over_values_and_traces_once(name, mlp_victim, mlp_bat
             assert_results_close(jax.tree.map(lambda leaf: leaf[k], swept), single, atol=1e-5)
         assert len(traces) <= before + 1  # all scalar-eps calls share one compilation
     finally:
-        counting.run = original_run
+        counting.program = original
 
 
 # -- step rules ------------------------------------------------------------------------------------
@@ -185,3 +185,23 @@ def test_attacks_compose_inside_a_users_jit_and_vmap(mlp_victim, mlp_batch):
     theirs = jax.jit(attack.batch)(mlp_victim, hp, images, labels, jax.random.key(4))
     assert_results_close(mine, theirs, atol=1e-5)
     assert_results_close(mine, attack.batch(mlp_victim, hp, images, labels, jax.random.key(4)), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["pgd-long", "cw-long"])
+def test_host_driven_chunks_equal_one_scan(name, mlp_victim, mlp_batch):
+    """Attacks longer than one CPU chunk run as a host loop; same results as one lax.scan."""
+    from jaxadv import _compile
+
+    attack = attacks.pgd(steps=13, restarts=2) if name == "pgd-long" else attacks.cw_l2(steps=6, search_steps=2)
+    assert attack.length > _compile.MAX_CPU_UNROLL  # exercises the chunked driver on CPU
+    images, labels = mlp_batch
+    hp = attack.hparams(eps=0.05)
+    key = jax.random.key(11)
+    driven = attack.batch(mlp_victim, hp, images, labels, key)
+    keys = jax.random.split(key, images.shape[0])
+    scanned = jax.jit(jax.vmap(attack.run, in_axes=(None, None, 0, 0, 0, 0)))(
+        mlp_victim, hp, images, labels, labels, keys
+    )
+    assert_results_close(driven, scanned, atol=1e-5)
+    compiled = attack.compile_batch(mlp_victim, hp, images, labels)
+    assert_results_close(compiled(hp, images, labels, key), driven, atol=1e-6)

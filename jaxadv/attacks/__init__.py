@@ -13,4 +13,7 @@ from jaxadv.attacks._recipes import mi_fgsm as mi_fgsm
 from jaxadv.attacks._recipes import pgd as pgd
 from jaxadv.attacks._result import AttackResult as AttackResult
 from jaxadv.attacks._result import perturbation_norms as perturbation_norms
+from jaxadv.attacks._runner import Program as Program
 from jaxadv.attacks._runner import descend as descend
+from jaxadv.attacks._runner import descent as descent
+from jaxadv.attacks._runner import run_program as run_program

@@ -20,7 +20,8 @@ import optax
 
 from jaxadv import _checks, _compile
 from jaxadv.attacks._result import AttackResult
-from jaxadv.attacks._runner import SELECTIONS, descend
+from jaxadv.attacks._driver import compile_drive, drive
+from jaxadv.attacks._runner import SELECTIONS, Program, descent, run_program
 from jaxadv.constraints import Constraint
 from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.losses import Objective
@@ -128,9 +129,18 @@ class _AttackBase:
         # Compiled even when called eagerly (a notebook); inside a user's jit/vmap it inlines.
         return _single(self, victim, hp, x0, label, target, key)
 
-    def run(self, victim, hp, x0, label, target, key) -> AttackResult:
-        """The traced attack on one example (no validation; see ``__call__``)."""
+    @property
+    def length(self) -> int:
+        """Total steps of the attack's program (static)."""
         raise NotImplementedError
+
+    def program(self, victim, hp, x0, label, target) -> Program:
+        """The attack on one example as an init/step/finish :class:`Program` (traced, unchecked)."""
+        raise NotImplementedError
+
+    def run(self, victim, hp, x0, label, target, key) -> AttackResult:
+        """The traced attack on one example as one ``lax.scan`` (no validation; see ``__call__``)."""
+        return run_program(self.program(victim, hp, x0, label, target), key)
 
     def success(self, logits: jax.Array, label: jax.Array, target: jax.Array) -> jax.Array:
         """Targeted: the target wins; untargeted: the true label loses."""
@@ -185,7 +195,7 @@ class _AttackBase:
         _check_hparams(hp)
         images, labels, targets = self._validate_batch(victim, images, labels, targets)
         keys = jax.random.split(key, images.shape[0])
-        return _batched(self, victim, hp, images, labels, targets, keys)
+        return drive(self, None, victim, hp, images, labels, targets, keys)
 
     def compile_batch(
         self,
@@ -201,12 +211,13 @@ class _AttackBase:
         _check_hparams(hp)
         images, labels, targets_ = self._validate_batch(victim, images, labels, targets)
         keys = jax.random.split(jax.random.key(0), images.shape[0])
-        compiled = _batched.lower(self, victim, hp, images, labels, targets_, keys).compile()
+        executables = compile_drive(self, None, victim, hp, images, labels, targets_, keys)
 
         def run(hp, images, labels, key, targets=None):
+            _check_hparams(hp)
             images, labels, targets = self._validate_batch(victim, images, labels, targets)
             keys = jax.random.split(key, images.shape[0])
-            return compiled(victim, hp, images, labels, targets, keys)
+            return drive(self, None, victim, hp, images, labels, targets, keys, executables)
 
         return run
 
@@ -235,28 +246,12 @@ class _AttackBase:
         axes = HParams(*(0 if np.ndim(leaf) else None for leaf in hp))
         images, labels, targets = self._validate_batch(victim, images, labels, targets)
         keys = jax.random.split(key, images.shape[0])
-        return _swept(self, axes, victim, hp, images, labels, targets, keys)
+        return drive(self, axes, victim, hp, images, labels, targets, keys)
 
 
 @_compile.jit_static(0)
 def _single(attack, victim, hp, x0, label, target, key):
     return attack.run(victim, hp, x0, label, target, key)
-
-
-def _batch_fn(attack):
-    return jax.vmap(attack.run, in_axes=(None, None, 0, 0, 0, 0))
-
-
-@_compile.jit_static(0)
-def _batched(attack, victim, hp, images, labels, targets, keys):
-    return _batch_fn(attack)(victim, hp, images, labels, targets, keys)
-
-
-@_compile.jit_static(0, 1)
-def _swept(attack, axes, victim, hp, images, labels, targets, keys):
-    return jax.vmap(_batch_fn(attack), in_axes=(None, axes, None, None, None, None))(
-        victim, hp, images, labels, targets, keys
-    )
 
 
 def best_of(results: AttackResult, select: str) -> AttackResult:
@@ -319,24 +314,39 @@ class Attack(_AttackBase):
                 f"`restarts={self.restarts}` repeats identical runs without `random_start=True`."
             )
 
-    def run(self, victim, hp, x0, label, target, key):
-        def once(key):
-            return descend(
-                victim,
-                x0,
-                key,
-                loss_fn=lambda x, logits: self.objective(logits, label, target, hp),
-                success_fn=lambda logits: self.success(logits, label, target),
-                tx=self.step_rule(hp),
-                constraint=self.constraint(hp),
-                perturbation=self.perturbation,
-                oracle=self.oracle,
-                steps=self.steps,
-                random_start=self.random_start,
-                early_stop=self.early_stop,
-                select=self.select,
-            )
+    @property
+    def length(self) -> int:
+        return self.steps
 
+    def program(self, victim, hp, x0, label, target) -> Program:
+        single = descent(
+            victim,
+            x0,
+            loss_fn=lambda x, logits: self.objective(logits, label, target, hp),
+            success_fn=lambda logits: self.success(logits, label, target),
+            tx=self.step_rule(hp),
+            constraint=self.constraint(hp),
+            perturbation=self.perturbation,
+            oracle=self.oracle,
+            steps=self.steps,
+            random_start=self.random_start,
+            early_stop=self.early_stop,
+            select=self.select,
+        )
         if self.restarts == 1:
-            return once(key)
-        return best_of(jax.vmap(once)(jax.random.split(key, self.restarts)), self.select)
+            return single
+        return _with_restarts(single, self.restarts, self.select)
+
+
+def _with_restarts(single: Program, restarts: int, select: str) -> Program:
+    """Runs ``restarts`` copies of a program side by side (``vmap`` over keys); keeps the best."""
+
+    def finish(carry, trace):  # trace: [steps, restarts]
+        return best_of(jax.vmap(single.finish)(carry, jnp.swapaxes(trace, 0, 1)), select)
+
+    return Program(
+        init=lambda key: jax.vmap(single.init)(jax.random.split(key, restarts)),
+        step=jax.vmap(single.step),
+        finish=finish,
+        length=single.length,
+    )

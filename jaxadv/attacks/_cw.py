@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import HParams, _AttackBase, best_of
-from jaxadv.attacks._runner import descend
+from jaxadv.attacks._attack import HParams, _AttackBase
+from jaxadv.attacks._runner import Program, _keep_better, descent, make_result
 from jaxadv.constraints import unconstrained
 from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.losses import cw_margin
@@ -50,23 +51,23 @@ class CarliniWagnerL2(_AttackBase):
         _checks.check_positive_int("steps", self.steps)
         _checks.check_positive_int("search_steps", self.search_steps)
 
-    def run(self, victim, hp: HParams, x0, label, target, key):
+    @property
+    def length(self) -> int:
+        return self.steps * self.search_steps
+
+    def program(self, victim, hp: HParams, x0, label, target) -> Program:
         goal = target if self.targeted else label
-        success_fn = lambda logits: self.success(logits, label, target)  # noqa: E731
 
-        def search_step(state, key):
-            const, lower, upper, best = state
-
+        def search_step(const) -> Program:
             def loss_fn(x, logits):
                 margin = cw_margin(logits, goal, kappa=hp.kappa, targeted=self.targeted)
                 return jnp.sum(jnp.square(x - x0)) + const * margin
 
-            result = descend(
+            return descent(
                 victim,
                 x0,
-                key,
                 loss_fn=loss_fn,
-                success_fn=success_fn,
+                success_fn=lambda logits: self.success(logits, label, target),
                 tx=optax.adam(hp.step_size),
                 constraint=unconstrained(),
                 perturbation=tanh_box(*victim.bounds),
@@ -74,40 +75,67 @@ class CarliniWagnerL2(_AttackBase):
                 steps=self.steps,
                 select="l2",
             )
-            ok = result.success
-            upper = jnp.where(ok, jnp.minimum(upper, const), upper)
-            lower = jnp.where(ok, lower, jnp.maximum(lower, const))
-            const = jnp.where(upper < _NO_UPPER, 0.5 * (lower + upper), const * 10.0)
-            pair = jax.tree.map(lambda a, b: jnp.stack([a, b]), best, result)
-            best = best_of(pair, "l2")
-            return (const, lower, upper, best), (result.trace, const)
 
-        keys = jax.random.split(key, self.search_steps)
-        init_best = _empty_like_result(self, victim, hp, x0, label, target, keys[0])
-        lower, upper = jnp.zeros((), jnp.float32), jnp.full((), _NO_UPPER, jnp.float32)
-        state = (hp.initial_const, lower, upper, init_best)
-        (_, _, _, best), (traces, _) = jax.lax.scan(search_step, state, keys)
-        return best._replace(trace=traces.reshape(-1))
+        def init(key):
+            key, inner_key = jax.random.split(key)
+            inner = search_step(hp.initial_const).init(inner_key)
+            zero = jnp.zeros((), jnp.int32)
+            return _SearchCarry(
+                inner=inner,
+                const=hp.initial_const,
+                lower=jnp.zeros((), jnp.float32),
+                upper=jnp.full((), _NO_UPPER, jnp.float32),
+                best=inner.best,  # the placeholder that any evaluated iterate beats
+                t=zero,
+                steps=zero,
+                queries=zero,
+                key=key,
+            )
+
+        def step(carry: _SearchCarry):
+            inner, loss = search_step(carry.const).step(carry.inner)
+            t = carry.t + 1
+            # At the end of a search step: bisect c, keep the best iterate, restart from x0 with
+            # a fresh Adam state. (The last iterate of a search step is not evaluated, so every
+            # step costs exactly one forward+backward pass.)
+            ok = inner.best.success
+            upper = jnp.where(ok, jnp.minimum(carry.upper, carry.const), carry.upper)
+            lower = jnp.where(ok, carry.lower, jnp.maximum(carry.lower, carry.const))
+            const = jnp.where(upper < _NO_UPPER, 0.5 * (lower + upper), carry.const * 10.0)
+            key, inner_key = jax.random.split(carry.key)
+            closed = _SearchCarry(
+                inner=search_step(const).init(inner_key),
+                const=const,
+                lower=lower,
+                upper=upper,
+                best=_keep_better(carry.best, inner.best),
+                t=t,
+                steps=carry.steps + inner.steps,
+                queries=carry.queries + inner.queries,
+                key=key,
+            )
+            running = carry._replace(inner=inner, t=t)
+            boundary = t % self.steps == 0
+            new = jax.tree.map(lambda c, r: jnp.where(boundary, c, r), closed, running)
+            return new, loss
+
+        def finish(carry: _SearchCarry, trace):
+            # The program ends on a search-step boundary, so `best` covers every search step.
+            return make_result(carry.best, victim.bounds, carry.steps, carry.queries, trace)
+
+        return Program(init=init, step=step, finish=finish, length=self.length)
 
 
-def _empty_like_result(attack, victim, hp, x0, label, target, key):
-    """A failed, zero-work result with the right shapes: any real search step beats it."""
-    shapes = jax.eval_shape(
-        lambda: descend(
-            victim,
-            x0,
-            key,
-            loss_fn=lambda x, logits: jnp.sum(x),
-            success_fn=lambda logits: jnp.zeros((), bool),
-            tx=optax.identity(),
-            constraint=unconstrained(),
-            perturbation=tanh_box(*victim.bounds),
-            oracle=attack.oracle,
-            steps=attack.steps,
-        )
-    )
-    empty = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    return empty._replace(x_adv=x0, loss=jnp.full((), jnp.inf, jnp.float32))
+class _SearchCarry(NamedTuple):
+    inner: Any  # the running search step's descent carry
+    const: jax.Array
+    lower: jax.Array
+    upper: jax.Array
+    best: Any  # best iterate over the finished search steps
+    t: jax.Array
+    steps: jax.Array
+    queries: jax.Array
+    key: jax.Array
 
 
 def cw_l2(*, steps: int = 1000, search_steps: int = 9, targeted: bool = False) -> CarliniWagnerL2:

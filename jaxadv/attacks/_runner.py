@@ -1,15 +1,19 @@
-"""The runner: a fixed number of steps on ONE example, compiled as one ``lax.scan``.
+"""The runner: a fixed number of steps on ONE example, as an init/step/finish ``Program``.
 
 Per step: evaluate the objective and its gradient at the current latent through the gradient
 oracle, keep the best iterate so far, take an optax step, project onto the constraint. A
 per-example ``done`` flag freezes an example once it succeeds (early stopping without dynamic
 shapes); the best iterate is kept with ``jnp.where``. Batching, restarts and hyper-parameter grids
-all come from ``vmap`` around this function.
+all come from ``vmap`` around these functions.
+
+Splitting the loop into ``init``/``step``/``finish`` lets the driver pick the loop form per
+backend (``jaxadv/_compile.py``): one ``lax.scan`` inside one ``jit``, or, on CPU where a rolled
+loop around a convolution runs several times slower, unrolled chunks of steps driven from the host.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,10 +65,28 @@ def _keep_better(best: _Best, new: _Best) -> _Best:
     return jax.tree.map(lambda n, b: jnp.where(better, n, b), new, best)
 
 
-def descend(
+class Program(NamedTuple):
+    """A fixed-length attack on one example: ``init(key) -> carry``, ``step(carry) -> (carry,
+    loss)``, ``finish(carry, trace) -> AttackResult``; ``length`` steps (static)."""
+
+    init: Callable[[jax.Array], Any]
+    step: Callable[[Any], tuple[Any, jax.Array]]
+    finish: Callable[[Any, jax.Array], AttackResult]
+    length: int
+
+
+def run_program(program: Program, key: jax.Array, unroll: int | None = None) -> AttackResult:
+    """Runs a program as one ``lax.scan`` (unrolled as the backend prefers unless given)."""
+    unroll = _compile.loop_unroll(program.length) if unroll is None else unroll
+    carry, trace = jax.lax.scan(
+        lambda c, _: program.step(c), program.init(key), length=program.length, unroll=unroll
+    )
+    return program.finish(carry, trace)
+
+
+def descent(
     victim: Victim,
     x0: jax.Array,
-    key: jax.Array,
     *,
     loss_fn: LossFn,
     success_fn: SuccessFn,
@@ -76,14 +98,12 @@ def descend(
     random_start: bool = False,
     early_stop: bool = False,
     select: str = "loss",
-    theta0: jax.Array | None = None,
-) -> AttackResult:
-    """Runs ``steps`` optimisation steps of ``loss_fn`` on one example and returns the best iterate.
+) -> Program:
+    """The descent loop of ``loss_fn`` on one example as a :class:`Program` of ``steps`` steps.
 
     Args:
       victim: the model; ``victim(x)`` gives logits of one example.
       x0: the clean example, shape ``victim.input_shape``.
-      key: PRNG key for the random start and for stochastic oracles.
       loss_fn: ``(x, logits) -> scalar`` to minimise (objective plus any penalty).
       success_fn: ``logits -> bool``, whether an input fools the victim.
       tx: the step rule; its updates are ADDED to the latent (so it must descend).
@@ -92,44 +112,62 @@ def descend(
       perturbation: latent model (additive ``delta`` or C&W's tanh variable).
       oracle: how the gradient is obtained (exact or query-based).
       steps: number of gradient steps (static).
-      random_start: start from ``constraint.sample`` (additive models only).
+      random_start: start from ``constraint.sample`` (additive models only); uses the init key.
       early_stop: freeze an example at its first successful iterate.
       select: which iterate is best among successful ones: lowest ``"loss"`` or smallest ``"l2"``.
-      theta0: initial latent (defaults to ``perturbation.init(x0)``, the clean input).
 
-    Returns:
-      The best iterate by (success, then ``select``), including the one after the last step.
+    The program's result is the best iterate by (success, then ``select``), including the one
+    after the last step (``finish`` evaluates it with one forward pass).
     """
+    if random_start and not perturbation.additive:
+        raise ValueError(
+            "`random_start=True` needs an additive perturbation model; got "
+            f"{type(perturbation).__name__}."
+        )
     if perturbation.additive:
         constraint = intersect(constraint, pixel_box(*victim.bounds))
-    key, start_key = jax.random.split(key)
-    theta = perturbation.init(x0) if theta0 is None else theta0
-    if random_start:
-        if not perturbation.additive:
-            raise ValueError(
-                "`random_start=True` needs an additive perturbation model; got "
-                f"{type(perturbation).__name__}."
-            )
-        theta = constraint.project(theta + constraint.sample(start_key, x0), x0)
-    elif perturbation.additive:
-        theta = constraint.project(theta, x0)
 
     def evaluate(theta):
         x = perturbation.to_input(theta, x0)
         logits = victim(x)
         return loss_fn(x, logits), (x, logits)
 
-    def step(carry: _Carry, _):
+    def candidate(theta, x, logits, loss):
+        delta = theta if perturbation.additive else x - x0
+        return _candidate(x, delta, logits, loss, success_fn(logits), select)
+
+    def init(key):
+        key, start_key = jax.random.split(key)
+        theta = perturbation.init(x0)
+        if random_start:
+            theta = constraint.project(theta + constraint.sample(start_key, x0), x0)
+        elif perturbation.additive:
+            theta = constraint.project(theta, x0)
+        # Placeholder "best" that any evaluated iterate beats (shapes only: no forward pass).
+        loss_s, (x_s, logits_s) = jax.eval_shape(evaluate, theta)
+        inf = jnp.full(loss_s.shape, jnp.inf, loss_s.dtype)
+        zeros = jnp.zeros(x_s.shape, x_s.dtype)
+        best = _Best(zeros, zeros, jnp.zeros(logits_s.shape, logits_s.dtype), inf, jnp.zeros((), bool), inf)
+        return _Carry(
+            theta=theta,
+            opt_state=tx.init(theta),
+            key=key,
+            done=jnp.zeros((), bool),
+            steps=jnp.zeros((), jnp.int32),
+            queries=jnp.zeros((), jnp.int32),
+            best=best,
+        )
+
+    def step(carry: _Carry):
         key, oracle_key = jax.random.split(carry.key)
         (loss, (x, logits)), grad, queries = oracle(evaluate, carry.theta, oracle_key)
-        success = success_fn(logits)
-        delta = carry.theta if perturbation.additive else x - x0
-        best = _keep_better(carry.best, _candidate(x, delta, logits, loss, success, select))
+        new = candidate(carry.theta, x, logits, loss)
+        best = _keep_better(carry.best, new)
         updates, opt_state = tx.update(grad, carry.opt_state, carry.theta)
         theta = optax.apply_updates(carry.theta, updates)
         if perturbation.additive:
             theta = constraint.project(theta, x0)
-        stop = carry.done | (early_stop & success)
+        stop = carry.done | (early_stop & new.success)
         frozen = lambda old, new: jnp.where(stop, old, new)  # noqa: E731
         carry = _Carry(
             theta=frozen(carry.theta, theta),
@@ -142,33 +180,18 @@ def descend(
         )
         return carry, loss
 
-    # Placeholder "best" that any evaluated iterate beats (shapes only: no extra forward pass).
-    loss_s, (x_s, logits_s) = jax.eval_shape(evaluate, theta)
-    inf = jnp.full(loss_s.shape, jnp.inf, loss_s.dtype)
-    best0 = _Best(
-        x=jnp.zeros(x_s.shape, x_s.dtype),
-        delta=jnp.zeros(x_s.shape, x_s.dtype),
-        logits=jnp.zeros(logits_s.shape, logits_s.dtype),
-        loss=inf,
-        success=jnp.zeros((), bool),
-        rank=inf,
-    )
-    carry = _Carry(
-        theta=theta,
-        opt_state=tx.init(theta),
-        key=key,
-        done=jnp.zeros((), bool),
-        steps=jnp.zeros((), jnp.int32),
-        queries=jnp.zeros((), jnp.int32),
-        best=best0,
-    )
-    carry, trace = jax.lax.scan(step, carry, length=steps, unroll=_compile.loop_unroll(steps))
-    # The iterate after the last step has not been evaluated yet: one more forward pass.
-    loss, (x, logits) = evaluate(carry.theta)
-    delta = carry.theta if perturbation.additive else x - x0
-    candidate = _candidate(x, delta, logits, loss, success_fn(logits), select)
-    best = _keep_better(carry.best, candidate)
-    return make_result(best, victim.bounds, carry.steps, carry.queries, trace)
+    def finish(carry: _Carry, trace: jax.Array) -> AttackResult:
+        # The iterate after the last step has not been evaluated yet: one more forward pass.
+        loss, (x, logits) = evaluate(carry.theta)
+        best = _keep_better(carry.best, candidate(carry.theta, x, logits, loss))
+        return make_result(best, victim.bounds, carry.steps, carry.queries, trace)
+
+    return Program(init=init, step=step, finish=finish, length=steps)
+
+
+def descend(victim: Victim, x0: jax.Array, key: jax.Array, **kwargs: Any) -> AttackResult:
+    """Runs :func:`descent` (same keyword arguments) as one ``lax.scan`` and returns its result."""
+    return run_program(descent(victim, x0, **kwargs), key)
 
 
 def make_result(best: _Best, bounds, steps, queries, trace) -> AttackResult:
