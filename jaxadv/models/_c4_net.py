@@ -17,11 +17,11 @@ class C4Net(nn.Module):
     """conv64 k8 s2 SAME - conv128 k6 s2 VALID - conv128 k5 s1 VALID - fc (ReLU after each conv).
 
     On 28×28 inputs the feature maps are 14×14 → 5×5 → 1×1. The SAME padding of the first layer
-    is symmetric (3 pixels each side on 28×28), so PyTorch's ``padding=3`` is the same layer and
-    converted weights give the same logits.
+    is symmetric on even sizes (3 pixels each side on 28×28 or 32×32), so there PyTorch's
+    ``padding=3`` is the same layer and converted weights give the same logits.
 
     The stride-2 layers are :class:`Stride2Conv` (the same parameters and values as ``nn.Conv``,
-    3–4× faster to differentiate on CPU).
+    about 4× faster to differentiate on CPU).
 
     Layers are named ``conv1``..``conv3`` and ``fc``; the feature map before the flatten is sown
     as ``intermediates/features``.
