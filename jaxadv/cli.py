@@ -13,9 +13,10 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="train or restore the default victim, attack it, print a table"
     )
     demo.add_argument("--model", default="cw", help="victim: cw, c4 or resnet (default cw)")
-    demo.add_argument("--images", type=int, default=256, help="test images to attack (256)")
+    demo.add_argument("--images", type=int, default=128, help="test images to attack (128)")
     demo.add_argument("--seed", type=int, default=0, help="PRNG seed of the attacks (0)")
     demo.add_argument("--cache-dir", default=None, help="where trained victims are kept")
+    demo.add_argument("--epochs", type=int, default=None, help="victim training epochs")
     demo.add_argument(
         "--only", nargs="*", default=None, help="run only attacks whose name contains these words"
     )
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             cache_dir=args.cache_dir,
             only=tuple(args.only) if args.only else None,
+            epochs=args.epochs,
         )
     return 0
 

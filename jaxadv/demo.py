@@ -27,8 +27,8 @@ DEMO_ATTACKS: tuple[tuple[str, Callable[[], Any], dict[str, float]], ...] = (
     ("PGD ℓ2 2.0", lambda: attacks.pgd(norm="l2", steps=20), dict(eps=2.0, step_size=0.25)),
     ("PGD ℓ1 10", lambda: attacks.pgd(norm="l1", steps=20), dict(eps=10.0, step_size=2.5)),
     (
-        "C&W ℓ2 (9×100)",
-        lambda: attacks.cw_l2(steps=100, search_steps=9),
+        "C&W ℓ2 (9×50)",
+        lambda: attacks.cw_l2(steps=50, search_steps=9),
         dict(step_size=0.1, initial_const=1.0),
     ),
 )
@@ -39,16 +39,21 @@ COLUMNS = ("attack", "robust acc", "success", "ℓ0", "ℓ1", "ℓ2", "ℓ∞", 
 def run_demo(
     *,
     model: str = "cw",
-    num_images: int = 256,
+    num_images: int = 128,
     seed: int = 0,
     cache_dir: str | None = None,
     only: tuple[str, ...] | None = None,
+    epochs: int | None = None,
     out: TextIO = sys.stdout,
 ) -> list[dict[str, Any]]:
-    """Runs the demo and prints its table to ``out``; returns the rows as dicts."""
+    """Runs the demo and prints its table to ``out``; returns the rows as dicts.
+
+    ``epochs`` overrides the victim's training length (a different cached checkpoint); ``only``
+    keeps the attacks whose label contains one of the given words.
+    """
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     log(f"jaxadv demo: victim '{model}' on the embedded digits (backend: {jax.default_backend()})")
-    victim, info = default_victim(model, cache_dir=cache_dir, progress=True)
+    victim, info = default_victim(model, cache_dir=cache_dir, epochs=epochs, progress=True)
     how = "restored from" if info["restored"] else f"trained in {info['train_seconds']:.1f} s, saved to"
     log(f"victim {how} {info['path']}")
 
