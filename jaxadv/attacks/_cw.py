@@ -1,4 +1,4 @@
-"""Carlini–Wagner ℓ2 with its binary search over the trade-off constant, inside one ``jit``."""
+"""Carlini–Wagner ℓ2 with its per-example binary search over the trade-off constant, compiled."""
 
 from __future__ import annotations
 
@@ -27,10 +27,12 @@ class CarliniWagnerL2(_AttackBase):
 
     Minimises ``‖x − x0‖₂² + c·f(x)`` over the tanh variable ``w`` (``x`` stays in the pixel box),
     with ``f`` the margin ``max(z_y − max_{j≠y} z_j, −κ)`` (targeted: ``max(max_{j≠t} z_j − z_t,
-    −κ)``), by Adam. The constant ``c`` is found per example by a binary search that runs as a
-    ``lax.scan`` in the same compiled program: after each search step, a success lowers the upper
-    bound and bisects; a failure raises the lower bound and bisects, or multiplies ``c`` by 10
-    while no success is known. Each search step restarts from the clean input with a fresh Adam
+    −κ)``), by Adam. The constant ``c`` is found per example by a binary search that is part of
+    the compiled step program (no host logic, per-example bounds in the carry): after each search
+    step, a success lowers the upper bound and bisects; a failure raises the lower bound and
+    bisects, or multiplies ``c`` by 10 while no success is known. The whole attack is one
+    ``lax.scan`` (under a user's ``jit``, or on accelerators); on CPU the batch driver runs the same
+    program in compiled chunks of unrolled steps, which is several times faster there. Each search step restarts from the clean input with a fresh Adam
     state, and the result is the successful iterate of smallest ℓ2 over all steps.
 
     Defaults (the paper's): 9 search steps, initial c 1e-3, Adam learning rate (``hp.step_size``)
