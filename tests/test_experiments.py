@@ -1,0 +1,24 @@
+"""Every experiment's smoke variant runs and returns its table."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_classic_attacks_smoke(tmp_path):
+    tables = _load("classic_attacks_digits").main(["--smoke", "--cache-dir", str(tmp_path)])
+    assert list(tables) == ["c4"]
+    rows = tables["c4"]
+    assert [r["attack"] for r in rows] == ["FGSM ℓ∞ 0.3", "PGD ℓ∞ 0.3"]
+    # PGD with the standard MNIST budget is at least as strong as one FGSM step.
+    assert rows[1]["robust_accuracy"] <= rows[0]["robust_accuracy"] + 1e-9
