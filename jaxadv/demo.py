@@ -49,7 +49,7 @@ def run_demo(
     """Runs the demo and prints its table to ``out``; returns the rows as dicts.
 
     ``epochs`` overrides the victim's training length (a different cached checkpoint); ``only``
-    keeps the attacks whose label contains one of the given words.
+    keeps the attacks whose label starts with one of the given words (case-insensitive).
     """
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     log(f"jaxadv demo: victim '{model}' on the embedded digits (backend: {jax.default_backend()})")
@@ -71,7 +71,7 @@ def run_demo(
     rows = []
     key = jax.random.key(seed)
     for label, make, values in DEMO_ATTACKS:
-        if only and not any(o.lower() in label.lower() for o in only):
+        if only and not any(label.lower().startswith(o.lower()) for o in only):
             continue
         attack = make()
         hp = attack.hparams(**values)
