@@ -189,13 +189,15 @@ class _AttackBase:
     ) -> AttackResult:
         """Attacks a batch ``images[b, ...]`` in one compiled call; fields get a leading batch axis.
 
-        Example ``i`` uses ``jax.random.split(key, b)[i]``, so results are reproducible and
-        independent of how the batch is later chunked only through the key split.
+        Example ``i`` uses ``jax.random.split(key, b)[i]``: a run is reproducible from its key.
         """
+        return drive(self, None, victim, hp, *self._prepare(victim, hp, images, labels, key, targets))
+
+    def _prepare(self, victim, hp, images, labels, key, targets):
+        """Validates a batch call; returns ``(images, labels, targets, keys)`` for the driver."""
         _check_hparams(hp)
         images, labels, targets = self._validate_batch(victim, images, labels, targets)
-        keys = jax.random.split(key, images.shape[0])
-        return drive(self, None, victim, hp, images, labels, targets, keys)
+        return images, labels, targets, jax.random.split(key, images.shape[0])
 
     def compile_batch(
         self,
@@ -208,16 +210,12 @@ class _AttackBase:
         """Compiles :meth:`batch` ahead of time for these shapes; returns ``run(hp, images, labels,
         key, targets=None)`` that never recompiles. Use it to time compilation apart from running.
         """
-        _check_hparams(hp)
-        images, labels, targets_ = self._validate_batch(victim, images, labels, targets)
-        keys = jax.random.split(jax.random.key(0), images.shape[0])
-        executables = compile_drive(self, None, victim, hp, images, labels, targets_, keys)
+        prepared = self._prepare(victim, hp, images, labels, jax.random.key(0), targets)
+        executables = compile_drive(self, None, victim, hp, *prepared)
 
         def run(hp, images, labels, key, targets=None):
-            _check_hparams(hp)
-            images, labels, targets = self._validate_batch(victim, images, labels, targets)
-            keys = jax.random.split(key, images.shape[0])
-            return drive(self, None, victim, hp, images, labels, targets, keys, executables)
+            prepared = self._prepare(victim, hp, images, labels, key, targets)
+            return drive(self, None, victim, hp, *prepared, executables)
 
         return run
 
@@ -235,18 +233,16 @@ class _AttackBase:
         Every ``hp`` leaf with a leading axis (shape ``(K,)``) is swept jointly; scalar leaves are
         shared. Result fields have shape ``(K, b, ...)``. All settings see the same keys.
         """
-        _check_hparams(hp)
         sizes = {np.ndim(leaf) and np.shape(leaf)[0] for leaf in hp}
         sizes.discard(0)
         if len(sizes) != 1 or any(np.ndim(leaf) > 1 for leaf in hp):
             raise ValueError(
                 "`hp` must have scalar leaves and at least one leaf of shape (K,) to sweep, all "
-                f"swept leaves of the same K; got shapes { {k: np.shape(v) for k, v in hp._asdict().items()} }."
+                "swept leaves of the same K; got shapes "
+                f"{ {k: np.shape(v) for k, v in hp._asdict().items()} }."
             )
         axes = HParams(*(0 if np.ndim(leaf) else None for leaf in hp))
-        images, labels, targets = self._validate_batch(victim, images, labels, targets)
-        keys = jax.random.split(key, images.shape[0])
-        return drive(self, axes, victim, hp, images, labels, targets, keys)
+        return drive(self, axes, victim, hp, *self._prepare(victim, hp, images, labels, key, targets))
 
 
 @_compile.jit_static(0)
