@@ -5,10 +5,11 @@ Measured on a 2-core x86 CPU: a rolled ``lax.scan`` around a convolutional victi
 loop is as slow (PGD-ℓ∞, 20 steps, C&W net on 128 digits: 4.6 s unrolled, 22–26 s with any
 ``while`` loop; cf. jax-ml/jax#12868) — and XLA CPU's YNNPACK fusion of convolutions ~1.85× slower
 than XLA's own kernels for these small nets (notes/cpu-performance.md). Unrolling costs compile
-time, though (0.2–0.5 s per unrolled step of the C&W net). So on CPU attacks of up to ``MAX_CPU_UNROLL`` steps
-compile as one unrolled program, longer ones run as a host loop over a compiled chunk of that many
-unrolled steps (``attacks/_driver.py``), and all compile with the ynn option; on accelerators the
-loop stays rolled (one body, fast compile) with default options. ``benchmarks/`` keeps it honest.
+time, though (0.2–0.5 s per unrolled step of the C&W net). So on CPU attacks of up to
+``MAX_CPU_UNROLL`` steps compile as one unrolled program, longer ones run as a host loop over a
+compiled chunk of that many unrolled steps (``attacks/_driver.py``), and all compile with the ynn
+option; on accelerators the loop stays rolled (one body, fast compile) with default options.
+``benchmarks/`` keeps it honest.
 """
 
 from __future__ import annotations

@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cache-dir", default=None, help="where trained victims are kept")
     demo.add_argument("--epochs", type=int, default=None, help="victim training epochs")
     demo.add_argument(
-        "--only", nargs="*", default=None, help="run only the attacks whose name starts with one of these words, e.g. PGD C&W"
+        "--only",
+        nargs="*",
+        default=None,
+        help="run only the attacks whose name starts with one of these words, e.g. PGD C&W",
     )
     args = parser.parse_args(argv)
 

@@ -54,7 +54,11 @@ def run_demo(
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     log(f"jaxadv demo: victim '{model}' on the embedded digits (backend: {jax.default_backend()})")
     victim, info = default_victim(model, cache_dir=cache_dir, epochs=epochs, progress=True)
-    how = "restored from" if info["restored"] else f"trained in {info['train_seconds']:.1f} s, saved to"
+    how = (
+        "restored from"
+        if info["restored"]
+        else f"trained in {info['train_seconds']:.1f} s, saved to"
+    )
     log(f"victim {how} {info['path']}")
 
     data = load_digits(size=28)
@@ -113,5 +117,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    fmt = lambda line: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))  # noqa: E731
-    return "\n".join([fmt(lines[0]), fmt(tuple("-" * w for w in widths))] + [fmt(l) for l in lines[1:]])
+
+    def fmt(line):
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))
+        )
+
+    rule = tuple("-" * w for w in widths)
+    return "\n".join([fmt(lines[0]), fmt(rule)] + [fmt(line) for line in lines[1:]])

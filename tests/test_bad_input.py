@@ -76,7 +76,9 @@ def test_batch_axis_where_one_example_is_expected_and_the_reverse(mlp_victim, ml
 def test_labels_out_of_range(mlp_victim, mlp_batch):
     images, labels = mlp_batch
     attack = attacks.pgd(steps=1)
-    with pytest.raises(ValueError, match=r"`labels` must lie in \[0, 2\] for 3 classes; got .*\[0, 7\]"):
+    with pytest.raises(
+        ValueError, match=r"`labels` must lie in \[0, 2\] for 3 classes; got .*\[0, 7\]"
+    ):
         attack.batch(mlp_victim, attack.hparams(), images, jnp.arange(8), jax.random.key(0))
     with pytest.raises(ValueError, match=r"`label` must lie in \[0, 2\]"):
         attack(mlp_victim, attack.hparams(), images[0], 5, jax.random.key(0))

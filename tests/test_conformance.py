@@ -82,15 +82,23 @@ def test_sweep_equals_loop_over_values_and_traces_once(name, mlp_victim, mlp_bat
     counting.program = counting_program
     try:
         swept = attack.sweep(
-            mlp_victim, hp._replace(eps=eps_grid, step_size=eps_grid / 4), images, labels,
-            jax.random.key(2), targets=targets,
+            mlp_victim,
+            hp._replace(eps=eps_grid, step_size=eps_grid / 4),
+            images,
+            labels,
+            jax.random.key(2),
+            targets=targets,
         )
         assert len(traces) == 1
         before = len(traces)
         for k, eps in enumerate(eps_grid):
             single = attack.batch(
-                mlp_victim, hp._replace(eps=eps, step_size=eps / 4), images, labels,
-                jax.random.key(2), targets=targets,
+                mlp_victim,
+                hp._replace(eps=eps, step_size=eps / 4),
+                images,
+                labels,
+                jax.random.key(2),
+                targets=targets,
             )
             assert_results_close(jax.tree.map(lambda leaf: leaf[k], swept), single, atol=1e-5)
         assert len(traces) <= before + 1  # all scalar-eps calls share one compilation
@@ -181,10 +189,14 @@ def test_attacks_compose_inside_a_users_jit_and_vmap(mlp_victim, mlp_batch):
     attack = attacks.pgd(steps=3)
     hp = attack.hparams(eps=0.1)
     keys = jax.random.split(jax.random.key(4), images.shape[0])
-    mine = jax.jit(jax.vmap(attack, in_axes=(None, None, 0, 0, 0)))(mlp_victim, hp, images, labels, keys)
+    mine = jax.jit(jax.vmap(attack, in_axes=(None, None, 0, 0, 0)))(
+        mlp_victim, hp, images, labels, keys
+    )
     theirs = jax.jit(attack.batch)(mlp_victim, hp, images, labels, jax.random.key(4))
     assert_results_close(mine, theirs, atol=1e-5)
-    assert_results_close(mine, attack.batch(mlp_victim, hp, images, labels, jax.random.key(4)), atol=1e-5)
+    assert_results_close(
+        mine, attack.batch(mlp_victim, hp, images, labels, jax.random.key(4)), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", ["pgd-long", "cw-long"])
@@ -192,7 +204,11 @@ def test_host_driven_chunks_equal_one_scan(name, mlp_victim, mlp_batch):
     """Attacks longer than one CPU chunk run as a host loop; same results as one lax.scan."""
     from jaxadv import _compile
 
-    attack = attacks.pgd(steps=13, restarts=2) if name == "pgd-long" else attacks.cw_l2(steps=6, search_steps=2)
+    attack = (
+        attacks.pgd(steps=13, restarts=2)
+        if name == "pgd-long"
+        else attacks.cw_l2(steps=6, search_steps=2)
+    )
     assert attack.length > _compile.MAX_CPU_UNROLL  # exercises the chunked driver on CPU
     images, labels = mlp_batch
     hp = attack.hparams(eps=0.05)

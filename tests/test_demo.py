@@ -26,6 +26,20 @@ def test_demo_prints_a_row_per_attack_and_reuses_the_cached_victim(tmp_path, cap
     assert cw["success_rate"] >= 0.75  # C&W has no budget: it should fool nearly every digit
     assert "trained in" in capsys.readouterr().err
     # The second run restores the orbax checkpoint instead of training.
-    assert main(["demo", "--images", "2", "--epochs", "1", "--cache-dir", str(tmp_path),
-                 "--only", "FGSM"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--images",
+                "2",
+                "--epochs",
+                "1",
+                "--cache-dir",
+                str(tmp_path),
+                "--only",
+                "FGSM",
+            ]
+        )
+        == 0
+    )
     assert "restored from" in capsys.readouterr().err

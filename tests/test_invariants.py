@@ -59,8 +59,7 @@ def test_restarts_keep_the_best_run_per_example(mlp_victim, mlp_batch):
     keys = jax.random.split(jax.random.key(9), images.shape[0])
     for i in range(images.shape[0]):
         runs = [
-            single(mlp_victim, hp, images[i], labels[i], k)
-            for k in jax.random.split(keys[i], 3)
+            single(mlp_victim, hp, images[i], labels[i], k) for k in jax.random.split(keys[i], 3)
         ]
         if any(bool(r.success) for r in runs):
             assert bool(best.success[i])
@@ -100,8 +99,9 @@ def test_targeted_success_is_measured_against_the_target(mlp_victim, mlp_batch):
 def test_cw_l2_succeeds_with_smaller_l2_than_pgd_l2(mlp_victim, mlp_batch):
     images, labels = mlp_batch
     cw = attacks.cw_l2(steps=100, search_steps=6)
-    cw_result = cw.batch(mlp_victim, cw.hparams(step_size=0.05, initial_const=1.0), images, labels,
-                         jax.random.key(0))
+    cw_result = cw.batch(
+        mlp_victim, cw.hparams(step_size=0.05, initial_const=1.0), images, labels, jax.random.key(0)
+    )
     assert np.all(cw_result.success)
     pgd = attacks.pgd(norm="l2", steps=20)
     pgd_result = pgd.batch(mlp_victim, pgd.hparams(eps=1.0), images, labels, jax.random.key(0))

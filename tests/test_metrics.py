@@ -15,9 +15,15 @@ def _result(success, logits, deltas):
     norms = metrics.per_example_norms(deltas)
     n = len(success)
     return AttackResult(
-        x_adv=deltas, delta=deltas, success=jnp.asarray(success), loss=jnp.zeros(n),
-        logits=jnp.asarray(logits, jnp.float32), steps=jnp.ones(n, jnp.int32),
-        queries=jnp.ones(n, jnp.int32), trace=jnp.zeros((n, 1)), **norms,
+        x_adv=deltas,
+        delta=deltas,
+        success=jnp.asarray(success),
+        loss=jnp.zeros(n),
+        logits=jnp.asarray(logits, jnp.float32),
+        steps=jnp.ones(n, jnp.int32),
+        queries=jnp.ones(n, jnp.int32),
+        trace=jnp.zeros((n, 1)),
+        **norms,
     )
 
 
@@ -52,7 +58,9 @@ def test_robust_accuracy_success_rate_and_summary():
 def test_sweep_results_give_one_robust_accuracy_per_grid_point_and_others_refuse():
     labels = np.array([0, 1])
     logits = np.stack([np.eye(2)[[0, 1]], np.eye(2)[[1, 1]]])  # grid point 1 fools example 0
-    result = AttackResult(*[None] * 12)._replace(logits=logits, success=np.array([[0, 0], [1, 0]], bool))
+    result = AttackResult(*[None] * 12)._replace(
+        logits=logits, success=np.array([[0, 0], [1, 0]], bool)
+    )
     np.testing.assert_allclose(metrics.robust_accuracy(result, labels, [True, True]), [1.0, 0.5])
     with pytest.raises(ValueError, match="one batch"):
         metrics.success_rate(result)

@@ -115,7 +115,9 @@ class _AttackBase:
             if target is None:
                 raise ValueError("A targeted attack needs `target` (the class to reach); got None.")
             _checks.check_labels("target", target, victim.num_classes)
-            if _checks.is_concrete((label, target)) and np.any(np.asarray(label) == np.asarray(target)):
+            if _checks.is_concrete((label, target)) and np.any(
+                np.asarray(label) == np.asarray(target)
+            ):
                 raise ValueError(
                     f"`target` must differ from the true `label` in a targeted attack; got "
                     f"{int(np.asarray(target))} for both."
@@ -139,7 +141,7 @@ class _AttackBase:
         raise NotImplementedError
 
     def run(self, victim, hp, x0, label, target, key) -> AttackResult:
-        """The traced attack on one example as one ``lax.scan`` (no validation; see ``__call__``)."""
+        """The traced attack on one example as one ``lax.scan`` (unvalidated; see ``__call__``)."""
         return run_program(self.program(victim, hp, x0, label, target), key)
 
     def success(self, logits: jax.Array, label: jax.Array, target: jax.Array) -> jax.Array:
@@ -154,11 +156,15 @@ class _AttackBase:
         _checks.check_in_bounds("images", images, victim.bounds)
         n = jnp.shape(images)[0]
         if jnp.shape(labels) != (n,):
-            raise ValueError(f"`labels` must have shape ({n},) to match `images`; got {jnp.shape(labels)}.")
+            raise ValueError(
+                f"`labels` must have shape ({n},) to match `images`; got {jnp.shape(labels)}."
+            )
         _checks.check_labels("labels", labels, victim.num_classes)
         if self.targeted:
             if targets is None:
-                raise ValueError("A targeted attack needs `targets` (one class per image); got None.")
+                raise ValueError(
+                    "A targeted attack needs `targets` (one class per image); got None."
+                )
             if jnp.shape(targets) != (n,):
                 raise ValueError(
                     f"`targets` must have shape ({n},) to match `images`; got {jnp.shape(targets)}."
@@ -191,7 +197,9 @@ class _AttackBase:
 
         Example ``i`` uses ``jax.random.split(key, b)[i]``: a run is reproducible from its key.
         """
-        return drive(self, None, victim, hp, *self._prepare(victim, hp, images, labels, key, targets))
+        return drive(
+            self, None, victim, hp, *self._prepare(victim, hp, images, labels, key, targets)
+        )
 
     def _prepare(self, victim, hp, images, labels, key, targets):
         """Validates a batch call; returns ``(images, labels, targets, keys)`` for the driver."""
@@ -242,7 +250,9 @@ class _AttackBase:
                 f"{ {k: np.shape(v) for k, v in hp._asdict().items()} }."
             )
         axes = HParams(*(0 if np.ndim(leaf) else None for leaf in hp))
-        return drive(self, axes, victim, hp, *self._prepare(victim, hp, images, labels, key, targets))
+        return drive(
+            self, axes, victim, hp, *self._prepare(victim, hp, images, labels, key, targets)
+        )
 
 
 @_compile.jit_static(0)

@@ -32,12 +32,14 @@ class CarliniWagnerL2(_AttackBase):
     step, a success lowers the upper bound and bisects; a failure raises the lower bound and
     bisects, or multiplies ``c`` by 10 while no success is known. The whole attack is one
     ``lax.scan`` (under a user's ``jit``, or on accelerators); on CPU the batch driver runs the same
-    program in compiled chunks of unrolled steps, which is several times faster there. Each search step restarts from the clean input with a fresh Adam
-    state, and the result is the successful iterate of smallest ℓ2 over all steps.
+    program in compiled chunks of unrolled steps, which is several times faster there. Each search
+    step restarts from the clean input with a fresh Adam state, and the result is the successful
+    iterate of smallest ℓ2 over all steps. (The last iterate of each search step is not evaluated,
+    so that every step costs exactly one forward+backward pass.)
 
     Defaults (the paper's): 9 search steps, initial c 1e-3, Adam learning rate (``hp.step_size``)
-    1e-2, κ 0. The paper runs 10,000 steps per search step; the default here is 1,000, which on
-    small victims reaches the same distortions far sooner (raise ``steps`` for the exact setting).
+    1e-2, κ 0. The paper runs 10,000 steps per search step; the default here is 1,000 to keep
+    runs affordable (fewer steps may leave larger distortions; ``steps=10_000`` is the paper's).
     Early abort of the paper is not used: the fixed-trip loop keeps all examples in lock-step.
     """
 

@@ -61,7 +61,9 @@ def _candidate(x, delta, logits, loss, success, select) -> _Best:
 
 def _keep_better(best: _Best, new: _Best) -> _Best:
     """Success beats failure; among equals, the lower rank wins (ties keep the incumbent)."""
-    better = (new.success & ~best.success) | ((new.success == best.success) & (new.rank < best.rank))
+    better = (new.success & ~best.success) | (
+        (new.success == best.success) & (new.rank < best.rank)
+    )
     return jax.tree.map(lambda n, b: jnp.where(better, n, b), new, best)
 
 
@@ -147,7 +149,9 @@ def descent(
         loss_s, (x_s, logits_s) = jax.eval_shape(evaluate, theta)
         inf = jnp.full(loss_s.shape, jnp.inf, loss_s.dtype)
         zeros = jnp.zeros(x_s.shape, x_s.dtype)
-        best = _Best(zeros, zeros, jnp.zeros(logits_s.shape, logits_s.dtype), inf, jnp.zeros((), bool), inf)
+        best = _Best(
+            zeros, zeros, jnp.zeros(logits_s.shape, logits_s.dtype), inf, jnp.zeros((), bool), inf
+        )
         return _Carry(
             theta=theta,
             opt_state=tx.init(theta),

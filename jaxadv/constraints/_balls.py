@@ -55,7 +55,9 @@ def l2_ball(eps: jax.Array | float) -> Constraint:
         radius = eps * jax.random.uniform(k_rad, (), x0.dtype) ** (1.0 / x0.size)
         return direction * radius
 
-    return Constraint(project=_zero_radius_safe(optax.projections.projection_l2_ball, eps), sample=sample)
+    return Constraint(
+        project=_zero_radius_safe(optax.projections.projection_l2_ball, eps), sample=sample
+    )
 
 
 def l1_ball(eps: jax.Array | float) -> Constraint:
@@ -72,7 +74,9 @@ def l1_ball(eps: jax.Array | float) -> Constraint:
         z = jax.random.exponential(k_z, (), x0.dtype)
         return eps * y / (jnp.sum(jnp.abs(y)) + z)
 
-    return Constraint(project=_zero_radius_safe(optax.projections.projection_l1_ball, eps), sample=sample)
+    return Constraint(
+        project=_zero_radius_safe(optax.projections.projection_l1_ball, eps), sample=sample
+    )
 
 
 def norm_ball(norm: str, eps: jax.Array | float) -> Constraint:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 
 class Constraint(NamedTuple):
-    """``project(delta, x0) -> delta`` onto the feasible set; ``sample(key, x0) -> delta`` inside it."""
+    """``project(delta, x0) -> delta`` onto the set; ``sample(key, x0) -> delta`` inside it."""
 
     project: Callable[[jax.Array, jax.Array], jax.Array]
     sample: Callable[[jax.Array, jax.Array], jax.Array]

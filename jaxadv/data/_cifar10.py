@@ -208,9 +208,7 @@ def _read_meta(path: Path, layout: str) -> tuple[str, ...]:
             raise ValueError(f"{str(path)!r}: b'label_names' must be a list of strings.")
         names = [n.decode("utf-8") if isinstance(n, bytes) else n for n in raw]
     if len(names) != _NUM_CLASSES:
-        raise ValueError(
-            f"{str(path)!r}: expected {_NUM_CLASSES} class names; found {len(names)}."
-        )
+        raise ValueError(f"{str(path)!r}: expected {_NUM_CLASSES} class names; found {len(names)}.")
     return tuple(names)
 
 

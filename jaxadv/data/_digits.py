@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxadv import _checks
 from jaxadv.data._dataset import Dataset
 
 _ORIGINAL_SIZE = 8

@@ -171,9 +171,7 @@ def _read_idx(path: Path) -> tuple[int, np.ndarray]:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as err:
-            raise ValueError(
-                f"{str(path)!r}: corrupt or truncated gzip stream ({err})."
-            ) from None
+            raise ValueError(f"{str(path)!r}: corrupt or truncated gzip stream ({err}).") from None
 
     if len(raw) < 4:
         raise ValueError(

@@ -76,7 +76,9 @@ class _ClassificationObjective(NamedTuple):
     loss: str
     targeted: bool
 
-    def __call__(self, logits: jax.Array, label: jax.Array, target: jax.Array, hp: Any) -> jax.Array:
+    def __call__(
+        self, logits: jax.Array, label: jax.Array, target: jax.Array, hp: Any
+    ) -> jax.Array:
         if self.loss == "ce":
             return cross_entropy(logits, target) if self.targeted else -cross_entropy(logits, label)
         if self.loss == "cw":

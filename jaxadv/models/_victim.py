@@ -42,7 +42,7 @@ class Victim:
         return self.apply_fn(self.variables, x[None])[0]
 
     def batch(self, x: jax.Array) -> jax.Array:
-        """Logits ``f32[batch, num_classes]`` of a batch ``x`` of shape ``(batch,) + input_shape``."""
+        """Logits ``f32[batch, num_classes]`` of ``x`` of shape ``(batch, *input_shape)``."""
         _checks.check_batch_shape("x", jnp.shape(x), self.input_shape)
         return self.apply_fn(self.variables, x)
 
