@@ -197,6 +197,11 @@ def test_attacks_compose_inside_a_users_jit_and_vmap(mlp_victim, mlp_batch):
     assert_results_close(
         mine, attack.batch(mlp_victim, hp, images, labels, jax.random.key(4)), atol=1e-5
     )
+    targeted = attacks.pgd(steps=3, targeted=True)
+    targets = (labels + 1) % mlp_victim.num_classes
+    jitted = jax.jit(targeted.batch)(mlp_victim, hp, images, labels, jax.random.key(4), targets)
+    eager = targeted.batch(mlp_victim, hp, images, labels, jax.random.key(4), targets)
+    assert_results_close(jitted, eager, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["pgd-long", "cw-long"])

@@ -170,12 +170,13 @@ class _AttackBase:
                     f"`targets` must have shape ({n},) to match `images`; got {jnp.shape(targets)}."
                 )
             _checks.check_labels("targets", targets, victim.num_classes)
-            same = np.flatnonzero(np.asarray(targets) == np.asarray(labels))
-            if same.size:
-                raise ValueError(
-                    "`targets` must differ from the true `labels` in a targeted attack; they are "
-                    f"equal at {same.size} position(s), first at index {same[0]}."
-                )
+            if _checks.is_concrete((targets, labels)):  # values are unknown under a user's jit
+                same = np.flatnonzero(np.asarray(targets) == np.asarray(labels))
+                if same.size:
+                    raise ValueError(
+                        "`targets` must differ from the true `labels` in a targeted attack; they "
+                        f"are equal at {same.size} position(s), first at index {same[0]}."
+                    )
         else:
             targets = labels
         return (
