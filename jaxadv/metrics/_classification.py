@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxadv.attacks._result import AttackResult
+from jaxadv.attacks._result import AttackResult, perturbation_norms
 
 NORM_NAMES = ("l0", "l1", "l2", "linf")
 
@@ -90,10 +91,4 @@ def summarize(result: AttackResult, labels: Any, clean_correct: Any) -> dict[str
 
 def per_example_norms(delta: Any) -> dict[str, Any]:
     """ℓ0, ℓ1, ℓ2, ℓ∞ of each row of a batch of perturbations ``delta[b, ...]``."""
-    flat = jnp.reshape(jnp.asarray(delta), (jnp.shape(delta)[0], -1))
-    return {
-        "l0": jnp.sum(flat != 0, axis=1).astype(jnp.float32),
-        "l1": jnp.sum(jnp.abs(flat), axis=1),
-        "l2": jnp.sqrt(jnp.sum(flat * flat, axis=1)),
-        "linf": jnp.max(jnp.abs(flat), axis=1),
-    }
+    return jax.vmap(perturbation_norms)(jnp.asarray(delta))
