@@ -133,6 +133,14 @@ def test_hand_built_attack_without_a_step_default_names_step_size():
         constraint=attacks.Ball("linf"),
         steps=2,
     )
-    with pytest.raises(ValueError, match=r"`step_size` has no default for attack .* pass it"):
+    with pytest.raises(ValueError, match=r"\['step_size'\] have no default for attack"):
         attack.hparams(eps=0.1)
     assert float(attack.hparams(eps=0.1, step_size=0.02).step_size) == pytest.approx(0.02)
+
+
+def test_hyper_parameters_of_another_type_are_refused(linear_victim):
+    attack = attacks.pgd(norm="linf", steps=2)
+    hp = attack.hparams(eps=0.1)._asdict()
+    x0 = jnp.full(linear_victim.input_shape, 0.5)
+    with pytest.raises(ValueError, match=r"`hp` must be a HParams .* got dict"):
+        attack(linear_victim, hp, x0, 0, jax.random.key(0))

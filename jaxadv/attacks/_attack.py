@@ -11,7 +11,7 @@ traced function, as ``optax.inject_hyperparams`` does.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -63,33 +63,52 @@ def _check_hparams(hp: HParams) -> None:
 
 
 class _AttackBase:
-    """Validation and the batch/sweep entry points shared by every attack."""
+    """Validation and the batch/sweep entry points shared by every attack.
+
+    An attack family with numbers of its own sets ``params_type`` (a NamedTuple of float32
+    leaves), ``base_defaults`` and ``check_params``; the batch, sweep and compile entry points
+    work with any such type.
+    """
 
     targeted: bool
     defaults: tuple[tuple[str, float], ...]
     rel_step_size: float | None
+    params_type: ClassVar[type] = HParams
+    base_defaults: ClassVar[dict[str, float]] = _HP_DEFAULTS
 
-    def hparams(self, **values: Any) -> HParams:
+    def check_params(self, hp) -> None:
+        """Raises a ValueError naming the first invalid hyper-parameter (concrete values only)."""
+        if not isinstance(hp, self.params_type):
+            raise ValueError(
+                f"`hp` must be a {self.params_type.__name__} (from `attack.hparams(...)`) for "
+                f"attack {self.name!r}; got {type(hp).__name__}."
+            )
+        _check_hparams(hp)
+
+    def hparams(self, **values: Any):
         """The attack's hyper-parameters: its defaults, overridden by ``values``, validated.
 
         A value may be an array of K entries to sweep (see :meth:`sweep`). When ``step_size`` is
         not given and the attack defines a relative step, it is ``rel_step_size × eps``.
         """
-        unknown = set(values) - set(HParams._fields)
+        fields = self.params_type._fields
+        unknown = set(values) - set(fields)
         if unknown:
             raise ValueError(
-                f"Unknown hyper-parameter(s) {sorted(unknown)}; expected some of {HParams._fields}."
+                f"Unknown hyper-parameter(s) {sorted(unknown)}; expected some of {fields}."
             )
-        merged = {**_HP_DEFAULTS, **dict(self.defaults), **values}
+        merged = {**self.base_defaults, **dict(self.defaults), **values}
         if "step_size" not in values and self.rel_step_size is not None:
             merged["step_size"] = self.rel_step_size * np.asarray(merged["eps"], np.float32)
-        if "step_size" not in merged:
+        missing = [k for k in fields if k not in merged]
+        if missing:
             raise ValueError(
-                f"`step_size` has no default for attack {self.name!r} (it sets neither "
-                "`rel_step_size` nor a default); pass it: `attack.hparams(step_size=...)`."
+                f"Hyper-parameter(s) {missing} have no default for attack {self.name!r} (for "
+                "`step_size`: it sets neither `rel_step_size` nor a default); pass them, e.g. "
+                f"`attack.hparams({missing[0]}=...)`."
             )
-        hp = HParams(**{k: jnp.asarray(merged[k], jnp.float32) for k in HParams._fields})
-        _check_hparams(hp)
+        hp = self.params_type(**{k: jnp.asarray(merged[k], jnp.float32) for k in fields})
+        self.check_params(hp)
         return hp
 
     # -- one example -----------------------------------------------------------------------------
@@ -124,7 +143,7 @@ class _AttackBase:
                 )
         else:
             target = label if target is None else target
-        _check_hparams(hp)
+        self.check_params(hp)
         x0 = jnp.asarray(x0, jnp.float32)
         label = jnp.asarray(label, jnp.int32)
         target = jnp.asarray(target, jnp.int32)
@@ -204,7 +223,7 @@ class _AttackBase:
 
     def _prepare(self, victim, hp, images, labels, key, targets):
         """Validates a batch call; returns ``(images, labels, targets, keys)`` for the driver."""
-        _check_hparams(hp)
+        self.check_params(hp)
         images, labels, targets = self._validate_batch(victim, images, labels, targets)
         return images, labels, targets, jax.random.split(key, images.shape[0])
 
@@ -242,6 +261,7 @@ class _AttackBase:
         Every ``hp`` leaf with a leading axis (shape ``(K,)``) is swept jointly; scalar leaves are
         shared. Result fields have shape ``(K, b, ...)``. All settings see the same keys.
         """
+        self.check_params(hp)
         sizes = {np.ndim(leaf) and np.shape(leaf)[0] for leaf in hp}
         sizes.discard(0)
         if len(sizes) != 1 or any(np.ndim(leaf) > 1 for leaf in hp):
@@ -250,7 +270,7 @@ class _AttackBase:
                 "swept leaves of the same K; got shapes "
                 f"{ {k: np.shape(v) for k, v in hp._asdict().items()} }."
             )
-        axes = HParams(*(0 if np.ndim(leaf) else None for leaf in hp))
+        axes = type(hp)(*(0 if np.ndim(leaf) else None for leaf in hp))
         return drive(
             self, axes, victim, hp, *self._prepare(victim, hp, images, labels, key, targets)
         )
