@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -62,7 +62,9 @@ class CarliniWagnerL2(_AttackBase):
     def program(self, victim, hp: HParams, x0, label, target) -> Program:
         goal = target if self.targeted else label
 
-        def search_step(const) -> Program:
+        def search_step(const, context) -> Program:
+            del context
+
             def loss_fn(x, logits):
                 margin = cw_margin(logits, goal, kappa=hp.kappa, targeted=self.targeted)
                 return jnp.sum(jnp.square(x - x0)) + const * margin
@@ -80,58 +82,18 @@ class CarliniWagnerL2(_AttackBase):
                 select="l2",
             )
 
-        def init(key):
-            key, inner_key = jax.random.split(key)
-            inner = search_step(hp.initial_const).init(inner_key)
-            zero = jnp.zeros((), jnp.int32)
-            return _SearchCarry(
-                inner=inner,
-                const=hp.initial_const,
-                lower=jnp.zeros((), jnp.float32),
-                upper=jnp.full((), _NO_UPPER, jnp.float32),
-                best=inner.best,  # the placeholder that any evaluated iterate beats
-                t=zero,
-                steps=zero,
-                queries=zero,
-                key=key,
-            )
-
-        def step(carry: _SearchCarry):
-            inner, loss = search_step(carry.const).step(carry.inner)
-            t = carry.t + 1
-            # At the end of a search step: bisect c, keep the best iterate, restart from x0 with
-            # a fresh Adam state. (The last iterate of a search step is not evaluated, so every
-            # step costs exactly one forward+backward pass.)
-            ok = inner.best.success
-            upper = jnp.where(ok, jnp.minimum(carry.upper, carry.const), carry.upper)
-            lower = jnp.where(ok, carry.lower, jnp.maximum(carry.lower, carry.const))
-            const = jnp.where(upper < _NO_UPPER, 0.5 * (lower + upper), carry.const * 10.0)
-            key, inner_key = jax.random.split(carry.key)
-            closed = _SearchCarry(
-                inner=search_step(const).init(inner_key),
-                const=const,
-                lower=lower,
-                upper=upper,
-                best=_keep_better(carry.best, inner.best),
-                t=t,
-                steps=carry.steps + inner.steps,
-                queries=carry.queries + inner.queries,
-                key=key,
-            )
-            running = carry._replace(inner=inner, t=t)
-            boundary = t % self.steps == 0
-            new = jax.tree.map(lambda c, r: jnp.where(boundary, c, r), closed, running)
-            return new, loss
-
-        def finish(carry: _SearchCarry, trace):
-            # The program ends on a search-step boundary, so `best` covers every search step.
-            return make_result(carry.best, victim.bounds, carry.steps, carry.queries, trace)
-
-        return Program(init=init, step=step, finish=finish, length=self.length)
+        return constant_search(
+            search_step,
+            initial_const=hp.initial_const,
+            steps=self.steps,
+            search_steps=self.search_steps,
+            bounds=victim.bounds,
+        )
 
 
 class _SearchCarry(NamedTuple):
     inner: Any  # the running search step's descent carry
+    context: Any  # per-example data computed once in `init` (e.g. a smoothing operator)
     const: jax.Array
     lower: jax.Array
     upper: jax.Array
@@ -140,6 +102,79 @@ class _SearchCarry(NamedTuple):
     steps: jax.Array
     queries: jax.Array
     key: jax.Array
+
+
+def constant_search(
+    search_step: Callable[[jax.Array, Any], Program],
+    *,
+    initial_const: jax.Array,
+    steps: int,
+    search_steps: int,
+    bounds: tuple[float, float],
+    prepare: Callable[[], Any] = lambda: (),
+) -> Program:
+    """C&W's per-example binary search over a trade-off constant ``c``, as one ``Program``.
+
+    ``search_step(c, context)`` is the inner descent (``steps`` steps, ``select="l2"``) for one
+    constant; ``prepare()`` computes per-example data once, in ``init`` (kept in the carry, so a
+    host-driven run does not recompute it per chunk), that every search step receives as
+    ``context``. After each search step: a success lowers the upper bound and bisects; a failure
+    raises the lower bound and bisects, or multiplies ``c`` by 10 while no success is known. The
+    inner descent restarts from its initial latent with a fresh optimiser state. The result is the
+    best iterate over all search steps.
+    """
+
+    def init(key):
+        key, inner_key = jax.random.split(key)
+        context = prepare()
+        inner = search_step(initial_const, context).init(inner_key)
+        zero = jnp.zeros((), jnp.int32)
+        return _SearchCarry(
+            inner=inner,
+            context=context,
+            const=jnp.asarray(initial_const, jnp.float32),
+            lower=jnp.zeros((), jnp.float32),
+            upper=jnp.full((), _NO_UPPER, jnp.float32),
+            best=inner.best,  # the placeholder that any evaluated iterate beats
+            t=zero,
+            steps=zero,
+            queries=zero,
+            key=key,
+        )
+
+    def step(carry: _SearchCarry):
+        inner, loss = search_step(carry.const, carry.context).step(carry.inner)
+        t = carry.t + 1
+        # At the end of a search step: bisect c, keep the best iterate, restart the descent.
+        # (The last iterate of a search step is not evaluated, so that every step costs exactly
+        # one forward+backward pass.)
+        ok = inner.best.success
+        upper = jnp.where(ok, jnp.minimum(carry.upper, carry.const), carry.upper)
+        lower = jnp.where(ok, carry.lower, jnp.maximum(carry.lower, carry.const))
+        const = jnp.where(upper < _NO_UPPER, 0.5 * (lower + upper), carry.const * 10.0)
+        key, inner_key = jax.random.split(carry.key)
+        closed = _SearchCarry(
+            inner=search_step(const, carry.context).init(inner_key),
+            context=carry.context,
+            const=const,
+            lower=lower,
+            upper=upper,
+            best=_keep_better(carry.best, inner.best),
+            t=t,
+            steps=carry.steps + inner.steps,
+            queries=carry.queries + inner.queries,
+            key=key,
+        )
+        running = carry._replace(inner=inner, t=t)
+        boundary = t % steps == 0
+        new = jax.tree.map(lambda c, r: jnp.where(boundary, c, r), closed, running)
+        return new, loss
+
+    def finish(carry: _SearchCarry, trace):
+        # The program ends on a search-step boundary, so `best` covers every search step.
+        return make_result(carry.best, bounds, carry.steps, carry.queries, trace)
+
+    return Program(init=init, step=step, finish=finish, length=steps * search_steps)
 
 
 def cw_l2(*, steps: int = 1000, search_steps: int = 9, targeted: bool = False) -> CarliniWagnerL2:
