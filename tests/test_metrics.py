@@ -58,7 +58,7 @@ def test_robust_accuracy_success_rate_and_summary():
 def test_sweep_results_give_one_robust_accuracy_per_grid_point_and_others_refuse():
     labels = np.array([0, 1])
     logits = np.stack([np.eye(2)[[0, 1]], np.eye(2)[[1, 1]]])  # grid point 1 fools example 0
-    result = AttackResult(*[None] * 12)._replace(
+    result = AttackResult(*[None] * 13)._replace(
         logits=logits, success=np.array([[0, 0], [1, 0]], bool)
     )
     np.testing.assert_allclose(metrics.robust_accuracy(result, labels, [True, True]), [1.0, 0.5])

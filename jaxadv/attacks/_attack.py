@@ -102,10 +102,10 @@ class _AttackBase:
             merged["step_size"] = self.rel_step_size * np.asarray(merged["eps"], np.float32)
         missing = [k for k in fields if k not in merged]
         if missing:
+            why = " (it sets neither `rel_step_size` nor a default step)" * ("step_size" in missing)
             raise ValueError(
-                f"Hyper-parameter(s) {missing} have no default for attack {self.name!r} (for "
-                "`step_size`: it sets neither `rel_step_size` nor a default); pass them, e.g. "
-                f"`attack.hparams({missing[0]}=...)`."
+                f"Hyper-parameter(s) {missing} have no default for attack {self.name!r}{why}; "
+                f"pass them, e.g. `attack.hparams({missing[0]}=...)`."
             )
         hp = self.params_type(**{k: jnp.asarray(merged[k], jnp.float32) for k in fields})
         self.check_params(hp)

@@ -22,6 +22,8 @@ class AttackResult(NamedTuple):
       steps: gradient steps used until success (all of them when the attack never stopped early).
       queries: model queries spent by the gradient oracle (forward+backward passes for white-box).
       trace: the objective at each step's iterate, ``f32[steps]``.
+      converged: whether every inner solver behind ``x_adv`` met its tolerance (e.g. the CG of
+        Laplacian smoothing); True for attacks without one.
     """
 
     x_adv: jax.Array
@@ -36,6 +38,7 @@ class AttackResult(NamedTuple):
     steps: jax.Array
     queries: jax.Array
     trace: jax.Array
+    converged: jax.Array = True
 
 
 def perturbation_norms(delta: jax.Array) -> dict[str, jax.Array]:

@@ -198,7 +198,7 @@ def descend(victim: Victim, x0: jax.Array, key: jax.Array, **kwargs: Any) -> Att
     return run_program(descent(victim, x0, **kwargs), key)
 
 
-def make_result(best: _Best, bounds, steps, queries, trace) -> AttackResult:
+def make_result(best: _Best, bounds, steps, queries, trace, converged=True) -> AttackResult:
     # The clip only absorbs float rounding of x0 + delta: iterates are already inside the box.
     # `delta` is the iterate itself (for additive models), so norm balls hold on it exactly.
     return AttackResult(
@@ -210,5 +210,33 @@ def make_result(best: _Best, bounds, steps, queries, trace) -> AttackResult:
         steps=steps,
         queries=queries,
         trace=trace,
+        converged=jnp.asarray(converged, bool),
         **perturbation_norms(best.delta),
     )
+
+
+def with_context(
+    prepare: Callable[[], Any], build: Callable[[Any], Program], length: int
+) -> Program:
+    """A program whose per-example data is computed once, in ``init``, and kept in the carry.
+
+    ``prepare()`` computes it (e.g. a smoothing operator guided by the clean image, which may
+    involve a solve); ``build(context)`` gives the program that uses it. Keeping it in the carry
+    means a host-driven run (chunks of steps, each a separate compiled call) does not recompute
+    it for every chunk. ``length`` is the built program's (static) length.
+    """
+
+    def init(key):
+        context = prepare()
+        return context, build(context).init(key)
+
+    def step(carry):
+        context, inner = carry
+        inner, loss = build(context).step(inner)
+        return (context, inner), loss
+
+    def finish(carry, trace):
+        context, inner = carry
+        return build(context).finish(inner, trace)
+
+    return Program(init=init, step=step, finish=finish, length=length)

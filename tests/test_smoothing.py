@@ -1,0 +1,218 @@
+"""Laplacian smoothing: the graph against its definition, the solvers against a dense solve."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxadv.image._graph import pixel_graph
+from jaxadv.image._smoothing import (
+    SmoothingNotConverged,
+    dense_laplacian,
+    smoother,
+    solve_laplacian,
+)
+
+H, W, C = 5, 6, 3
+ALPHA = 0.9
+
+
+@pytest.fixture(scope="module")
+def image():
+    return jax.random.uniform(jax.random.key(0), (H, W, C))
+
+
+@pytest.fixture(scope="module")
+def signal():
+    return jax.random.normal(jax.random.key(1), (H, W, C))
+
+
+def _brute_force_weights(x0, bandwidth, neighbors, kernel, per_channel, spatial=1.0):
+    """W of the paper's Eq. 5 by a loop over all pixel pairs (one matrix per graph)."""
+    x0 = np.asarray(x0, np.float64)
+    h, w, c = x0.shape
+    pixels = list(itertools.product(range(h), range(w)))
+    graphs = []
+    for ch in range(c) if per_channel else [None]:
+        adj = np.zeros((h * w, h * w))
+        for a, (i, j) in enumerate(pixels):
+            for b, (k, m) in enumerate(pixels):
+                di, dj = abs(i - k), abs(j - m)
+                near = (di + dj == 1) or (neighbors == 8 and di == dj == 1)
+                if a == b or not near:
+                    continue
+                f = x0[i, j] - x0[k, m]
+                dist = abs(f[ch]) if per_channel else np.linalg.norm(f)
+                kf = (
+                    np.exp(-dist / bandwidth)
+                    if kernel == "laplacian"
+                    else np.exp(-(dist**2) / (2 * bandwidth**2))
+                )
+                adj[a, b] = kf * np.exp(-(di * di + dj * dj) / (2 * spatial**2))
+        graphs.append(adj)
+    return np.stack(graphs)
+
+
+def _brute_force_adjacency(*args, **kwargs):
+    """𝒲 = D^{-1/2} W D^{-1/2}."""
+    weights = _brute_force_weights(*args, **kwargs)
+    degree = weights.sum(-1)
+    return weights / np.sqrt(degree[:, :, None] * degree[:, None, :])
+
+
+@pytest.mark.parametrize(
+    "neighbors,kernel,per_channel",
+    [
+        (4, "laplacian", False),
+        (8, "gaussian", False),
+        (4, "gaussian", True),
+        (8, "laplacian", True),
+    ],
+)
+def test_graph_matches_its_definition_and_laplacian_is_spd(image, neighbors, kernel, per_channel):
+    graph = pixel_graph(
+        image,
+        0.3,
+        neighbors=neighbors,
+        kernel=kernel,
+        per_channel=per_channel,
+        spatial_bandwidth=0.8,
+    )
+    expected = _brute_force_adjacency(image, 0.3, neighbors, kernel, per_channel, spatial=0.8)
+    np.testing.assert_allclose(graph.dense(), expected, atol=1e-6)
+    laplacian = np.asarray(dense_laplacian(graph, ALPHA), np.float64)
+    np.testing.assert_allclose(laplacian, np.transpose(laplacian, (0, 2, 1)), atol=1e-6)
+    eigenvalues = np.linalg.eigvalsh(laplacian)
+    # ℒ_α = (I − α𝒲)/(1 − α) with spectrum of 𝒲 in [−1, 1]: eigenvalues in [1, (1+α)/(1−α)].
+    assert eigenvalues.min() > 1 - 1e-4
+    assert eigenvalues.max() < (1 + ALPHA) / (1 - ALPHA) + 1e-3
+
+
+def test_matvec_equals_the_dense_matrix(image, signal):
+    graph = pixel_graph(image, 0.2, neighbors=8)
+    dense = np.asarray(graph.dense()[0])
+    expected = (dense @ np.asarray(signal).reshape(H * W, C)).reshape(H, W, C)
+    np.testing.assert_allclose(graph.matvec(signal), expected, atol=1e-5)
+
+
+def test_smoothing_minimises_the_energy_of_eq6(image, signal):
+    """s_α(z) is the minimiser of φ_α(r, z) of the paper's Eq. 6, written out term by term."""
+    weights = _brute_force_weights(image, 0.2, 4, "laplacian", False)[0]
+    inv_sqrt_degree = 1.0 / np.sqrt(weights.sum(1))
+    z = np.asarray(signal, np.float64).reshape(H * W, C)
+
+    def phi(r):
+        r_hat = inv_sqrt_degree[:, None] * r
+        pairs = np.sum((r_hat[:, None, :] - r_hat[None, :, :]) ** 2, axis=-1)
+        return ALPHA / 2 * np.sum(weights * pairs) + (1 - ALPHA) * np.sum((r - z) ** 2)
+
+    s, status = solve_laplacian(pixel_graph(image, 0.2), ALPHA, signal, tol=1e-6, maxiter=200)
+    s = np.asarray(s, np.float64).reshape(H * W, C)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        bump = 1e-2 * rng.standard_normal(s.shape)
+        assert phi(s) < phi(s + bump)
+    # And it is the minimiser to solver precision: the gradient of φ vanishes there.
+    eps = 1e-4
+    numeric = [
+        (phi(s + eps * e) - phi(s - eps * e)) / (2 * eps)
+        for e in rng.standard_normal((3,) + s.shape)
+    ]
+    assert np.max(np.abs(numeric)) < 1e-3
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("method", ["cg", "unrolled"])
+def test_cg_equals_the_dense_solve(image, signal, method, per_channel):
+    graph = pixel_graph(image, 0.2, per_channel=per_channel)
+    dense, _ = solve_laplacian(graph, ALPHA, signal, method="dense")
+    got, status = solve_laplacian(graph, ALPHA, signal, method=method, maxiter=100)
+    assert bool(status.converged)
+    np.testing.assert_allclose(got, dense, atol=1e-4)
+
+
+def test_normalised_smoothing_keeps_constants_constant(image):
+    for method in ("cg", "dense"):
+        smooth = smoother(image, 0.95, 0.1, method=method, maxiter=200)
+        out = smooth(jnp.full((H, W, C), 0.7))
+        np.testing.assert_allclose(out, 0.7, atol=1e-4)
+
+
+def test_alpha_zero_is_the_identity(image, signal):
+    np.testing.assert_allclose(smoother(image, 0.0)(signal), signal, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["cg", "unrolled"])
+def test_gradient_equals_the_dense_path(image, signal, method):
+    """The implicit (adjoint-solve) and unrolled gradients equal the dense-inverse gradient."""
+    weights = jax.random.normal(jax.random.key(2), (H, W, C))
+    dense = smoother(image, ALPHA, 0.2, method="dense")
+    solved = smoother(image, ALPHA, 0.2, method=method, maxiter=100, tol=1e-6)
+
+    def loss(smooth, z):
+        return jnp.sum(weights * jnp.tanh(smooth(z)))
+
+    expected = jax.grad(loss, argnums=1)(dense, signal)
+    np.testing.assert_allclose(jax.grad(loss, argnums=1)(solved, signal), expected, atol=1e-4)
+
+
+def test_jit_and_vmap_agree_with_plain_calls(image, signal):
+    images = jnp.stack([image, image[::-1], image[:, ::-1]])
+    signals = jnp.stack([signal, 2 * signal, -signal])
+
+    def apply(x0, z):
+        return smoother(x0, ALPHA, 0.2)(z)
+
+    compiled = jax.jit(apply)
+    looped = jnp.stack([compiled(x0, z) for x0, z in zip(images, signals)])
+    np.testing.assert_allclose(apply(image, signal), looped[0], atol=1e-5)  # jit == no jit
+    np.testing.assert_allclose(jax.vmap(apply)(images, signals), looped, atol=1e-5)
+
+
+def test_too_few_iterations_are_reported_and_strict_mode_raises(image, signal):
+    graph = pixel_graph(image, 0.2)
+    _, status = solve_laplacian(graph, 0.99, signal, maxiter=2)
+    assert not bool(status.converged)
+    assert float(status.residual) > 1e-5 and int(status.iterations) == 2
+    lax_smoother = smoother(image, 0.99, 0.2, maxiter=2)
+    assert not bool(lax_smoother.status.converged)
+    with pytest.raises(SmoothingNotConverged, match=r"`maxiter`=2"):
+        smoother(image, 0.99, 0.2, maxiter=2, strict=True)
+    # Under jit the check runs in a host callback; JAX re-raises it as a runtime error.
+    with pytest.raises(Exception, match=r"CG did not reach"):
+        jax.jit(lambda x: smoother(x, 0.99, 0.2, maxiter=2, strict=True).scale)(
+            image
+        ).block_until_ready()
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(alpha=1.0), r"`alpha` must lie in \[0, 1\); got 1.0"),
+        (dict(alpha=-0.1), r"`alpha` must lie in \[0, 1\)"),
+        (dict(bandwidth=0.0), r"`bandwidth` must be finite and > 0"),
+        (dict(spatial_bandwidth=-1.0), r"`spatial_bandwidth` must be finite and > 0"),
+        (dict(neighbors=6), r"neighbors"),
+        (dict(kernel="cauchy"), r"kernel"),
+        (dict(method="lu"), r"method"),
+        (dict(maxiter=0), r"maxiter"),
+    ],
+)
+def test_bad_arguments_are_named(image, kwargs, match):
+    args = dict(alpha=0.9, bandwidth=0.2) | kwargs
+    with pytest.raises(ValueError, match=match):
+        smoother(image, **args)
+
+
+def test_signal_must_match_the_graph(image):
+    per_channel = smoother(image, 0.9, 0.2, per_channel=True)
+    with pytest.raises(ValueError, match=r"`z` must have shape \[5, 6, 3\] .* got \(5, 6, 1\)"):
+        per_channel(jnp.zeros((H, W, 1)))
+    with pytest.raises(ValueError, match=r"`z` must have shape \[5, 6, c\]"):
+        smoother(image, 0.9, 0.2)(jnp.zeros((W, H, C)))
+    with pytest.raises(ValueError, match=r"`x0` must be one image of shape \[h, w, c\]"):
+        smoother(image[..., 0], 0.9, 0.2)
