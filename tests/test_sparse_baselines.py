@@ -1,0 +1,272 @@
+"""The sparse baselines of SAPF's Table 1: closed forms on linear victims, budgets, conformance.
+
+Linear binary victim (as in test_closed_form): the margin is ``m(x) = u·x`` with ``u = w_y − w_o``.
+* The best ℓ0 + ℓ∞ perturbation with k entries moves the k largest ``|u_i|`` by ``−eps·sign(u_i)``.
+* The least-ℓ1 flip moves the largest ``|u_i|`` alone (by ``m/|u_i|``), or, where the pixel box
+  stops it, the next largest too.
+Long programs run as a rolled ``lax.scan`` here (``unroll=1``: fast to compile); the conformance
+tests check that every loop form and entry point gives the same result.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from jaxadv.attacks._runner import run_program
+from jaxadv.attacks._sparse_baselines import cw_l0, l1_linear_solve, pgd_l0_linf, sparsefool
+from jaxadv.attacks import cw_l2
+
+from conftest import make_linear_victim
+
+
+@pytest.fixture
+def linear_problem():
+    victim = make_linear_victim(bounds=(0.0, 1.0))
+    x0 = jnp.full(victim.input_shape, 0.5)
+    label = jnp.argmax(victim(x0))
+    u = victim.variables["w"][label] - victim.variables["w"][1 - label]
+    margin = float(jnp.dot(u, x0))
+    return victim, x0, label, u, margin
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def rolled(attack, victim, hp, x0, label, target, key):
+    """The attack on one example as a rolled scan (cheap to compile for long programs)."""
+    return run_program(attack.program(victim, hp, x0, label, target), key, unroll=1)
+
+
+# -- PGD ℓ0 + ℓ∞ ----------------------------------------------------------------------------------
+
+PGD = pgd_l0_linf(steps=10, unit="element")
+
+
+def run_pgd(victim, hp, x0, label):
+    return rolled(PGD, victim, hp, x0, label, label, jax.random.key(0))
+
+
+def test_pgd_l0_linf_reaches_the_l0_linf_optimum_of_a_linear_victim(linear_problem):
+    victim, x0, label, u, margin = linear_problem
+    eps, k = 0.3, 3
+    assert eps * np.sort(np.abs(u))[-k:].sum() > margin  # the budget can flip the label
+    result = run_pgd(victim, PGD.hparams(k=k, eps=eps), x0, label)
+    top = np.argsort(-np.abs(u))[:k]
+    expected = np.zeros(u.shape, np.float32)
+    expected[top] = -eps * np.sign(u[top])
+    np.testing.assert_allclose(result.delta, expected, atol=1e-6)
+    assert bool(result.success) and float(result.l0) == k
+
+
+def test_pgd_l0_linf_fails_as_data_when_the_budget_is_too_small(linear_problem):
+    victim, x0, label, u, margin = linear_problem
+    eps = 0.9 * margin / float(np.max(np.abs(u)))  # one entry at eps cannot flip the label
+    result = run_pgd(victim, PGD.hparams(k=1, eps=eps), x0, label)
+    assert not bool(result.success)
+    assert float(result.l0) <= 1 and float(result.linf) <= eps * (1 + 1e-6)
+
+
+def test_pgd_l0_linf_budget_sweep_equals_a_loop_and_holds_per_pixel(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    targets = (labels + 1) % mlp_victim.num_classes
+    attack = ATTACKS["pgd-l0-linf"][0]()  # the conformance test's: one compilation of `batch`
+    ks = jnp.array([1.0, 3.0, 8.0])
+    hp = attack.hparams(k=ks, eps=0.4)
+    swept = attack.sweep(mlp_victim, hp, images, labels, jax.random.key(1), targets=targets)
+    for i, k in enumerate(ks):
+        one = attack.batch(
+            mlp_victim, hp._replace(k=k), images, labels, jax.random.key(1), targets=targets
+        )
+        for name, a, b in zip(one._fields, jax.tree.map(lambda x: x[i], swept), one):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+        pixels = np.any(np.asarray(one.delta) != 0, axis=-1).sum(axis=(1, 2))
+        assert np.all(pixels <= int(k)) and np.all(np.asarray(one.linf) <= 0.4 * (1 + 1e-6))
+        assert np.all((one.x_adv >= 0.0) & (one.x_adv <= 1.0))
+    rate = np.asarray(swept.success).mean(axis=1)
+    assert rate[-1] > rate[0]  # a larger budget helps somewhere: the sweep is not vacuous
+
+
+# -- C&W ℓ0 ----------------------------------------------------------------------------------------
+
+
+def test_cw_l0_shrinks_to_the_minimal_support_of_a_linear_victim(linear_problem):
+    victim, x0, label, u, margin = linear_problem
+    assert 0.5 * float(np.max(np.abs(u))) > margin  # the largest entry alone can flip the label
+    attack = cw_l0(steps=50, search_steps=4, rounds=6, unit="element")
+    hp = attack.hparams(step_size=0.05, initial_const=0.1, shrink=0.5)
+    result = rolled(attack, victim, hp, x0, label, label, jax.random.key(0))
+    assert bool(result.success)
+    assert float(result.l0) == 1 and int(np.flatnonzero(result.delta)[0]) == np.argmax(np.abs(u))
+
+
+def test_cw_l0_never_returns_a_larger_support_than_its_cw_l2_start(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    targets = (labels + 1) % mlp_victim.num_classes
+    l0 = cw_l0(steps=30, search_steps=3, rounds=4, targeted=True)
+    l2 = cw_l2(steps=30, search_steps=3, targeted=True)
+    keys = jax.random.split(jax.random.key(2), images.shape[0])
+    run = jax.jit(jax.vmap(rolled, in_axes=(None, None, None, 0, 0, 0, 0)), static_argnums=0)
+    hp0 = l0.hparams(step_size=0.05, initial_const=0.1)
+    hp2 = l2.hparams(step_size=0.05, initial_const=0.1)
+    sparse = run(l0, mlp_victim, hp0, images, labels, targets, keys)
+    dense = run(l2, mlp_victim, hp2, images, labels, targets, keys)
+    ok = np.asarray(sparse.success)
+    np.testing.assert_array_equal(ok, np.asarray(dense.success))  # round 1 is C&W-ℓ2
+    assert np.all(np.asarray(sparse.l0) <= np.asarray(dense.l0))
+    predicted = np.argmax(mlp_victim.batch(sparse.x_adv), axis=-1)
+    np.testing.assert_array_equal(ok, predicted == np.asarray(targets))  # against the target
+    assert ok.sum() >= 4 and np.mean(np.asarray(sparse.l0)[ok]) < 16  # it did shrink
+
+
+# -- SparseFool ------------------------------------------------------------------------------------
+
+FOOL = sparsefool(steps=10, deepfool_steps=5)
+
+
+def run_fool(victim, hp, x0, label):
+    return rolled(FOOL, victim, hp, x0, label, label, jax.random.key(0))
+
+
+def test_sparsefool_moves_only_the_largest_weight_of_a_linear_victim(linear_problem):
+    victim, x0, label, u, margin = linear_problem
+    result = run_fool(victim, FOOL.hparams(lam=1.0), x0, label)
+    j = int(np.argmax(np.abs(u)))
+    assert bool(result.success) and np.flatnonzero(result.delta).tolist() == [j]
+    # λ = 1: the DeepFool boundary (plus its 1e-4 and the solver's 1e-3 slack), overshot by 2%.
+    minimal = margin / abs(float(u[j]))
+    slack = (1e-4 + 1e-3) * float(np.linalg.norm(u)) / abs(float(u[j]))
+    assert -np.sign(u[j]) * result.delta[j] >= 1.02 * minimal * (1 - 1e-5)
+    assert -np.sign(u[j]) * result.delta[j] <= 1.02 * (minimal + slack) * (1 + 1e-5)
+
+
+def test_sparsefool_uses_the_next_weight_where_the_box_stops_the_largest(linear_problem):
+    victim, x0, label, u, margin = linear_problem
+    result = run_fool(victim, FOOL.hparams(lam=3.0), x0, label)
+    first, second = np.argsort(-np.abs(u))[:2]
+    assert 3.0 * margin / abs(float(u[first])) > 0.5  # λ·r lies beyond the box on `first`
+    assert bool(result.success)
+    assert sorted(np.flatnonzero(result.delta).tolist()) == sorted([first, second])
+    assert float(x0[first] + result.delta[first]) in (0.0, 1.0)  # saturated at the box
+    assert np.sign(result.delta[second]) == -np.sign(u[second])
+
+
+def test_l1_linear_solve_matches_a_linear_program():
+    solve = jax.jit(l1_linear_solve)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        n = int(rng.integers(2, 9))
+        x = rng.uniform(0.0, 1.0, n).astype(np.float32)
+        w = rng.normal(size=n).astype(np.float32)
+        w /= np.linalg.norm(w)
+        point = x + rng.uniform(0.05, 0.6) * w  # the plane lies on the +w side of x
+        moved = np.asarray(solve(x, w, point, 0.0, 1.0)) - x
+        # min ‖d‖₁ s.t. w·d ≥ w·(point − x) + 1e-3, 0 ≤ x + d ≤ 1, as d = d⁺ − d⁻.
+        need = float(w @ (point - x)) + 1e-3
+        lp = linprog(
+            np.ones(2 * n),
+            A_ub=-np.concatenate([w, -w])[None],
+            b_ub=[-need],
+            bounds=[(0, 1 - xi) for xi in x] + [(0, xi) for xi in x],
+        )
+        if lp.status == 2:  # infeasible: the solver must push every useful entry to the box
+            np.testing.assert_allclose(x + moved, np.where(w > 0, 1.0, 0.0), atol=1e-6)
+            continue
+        np.testing.assert_allclose(np.abs(moved).sum(), lp.fun, rtol=1e-4, atol=1e-6)
+        assert float(w @ moved) >= need * (1 - 1e-4)
+
+
+def test_sparsefool_targeted_reaches_every_target_of_a_linear_victim():
+    victim = make_linear_victim(num_classes=4, bounds=(0.0, 1.0), seed=3)
+    x0 = jnp.full(victim.input_shape, 0.5)
+    label = int(jnp.argmax(victim(x0)))
+    targets = jnp.array([t for t in range(4) if t != label], jnp.int32)
+    attack = sparsefool(steps=20, deepfool_steps=5, targeted=True)
+    run = jax.jit(
+        jax.vmap(rolled, in_axes=(None, None, None, None, None, 0, None)), static_argnums=0
+    )
+    result = run(attack, victim, attack.hparams(lam=1.0), x0, label, targets, jax.random.key(0))
+    predicted = np.argmax(victim.batch(result.x_adv), axis=-1)
+    np.testing.assert_array_equal(np.asarray(result.success), predicted == np.asarray(targets))
+    assert np.all(np.asarray(result.success))
+    assert np.all(np.asarray(result.l0) < x0.size)
+
+
+# -- conformance: every entry point and loop form agrees; targeted success is against the target -
+
+ATTACKS = {
+    "pgd-l0-linf": (
+        lambda: pgd_l0_linf(steps=3, targeted=True, loss="cw"),
+        dict(k=3, eps=0.3),
+    ),
+    "cw-l0": (lambda: cw_l0(steps=2, search_steps=1, rounds=2, targeted=True), dict(shrink=0.5)),
+    "sparsefool": (lambda: sparsefool(steps=4, deepfool_steps=1, targeted=True), dict(lam=2.0)),
+}
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_jit_no_jit_vmap_loop_and_targeted_success(name, mlp_victim, mlp_batch):
+    make, values = ATTACKS[name]
+    attack = make()
+    hp = attack.hparams(**values)
+    images, labels = mlp_batch
+    targets = (labels + 1) % mlp_victim.num_classes
+    key = jax.random.key(7)
+    batched = attack.batch(mlp_victim, hp, images, labels, key, targets=targets)
+    i = 3
+    keys = jax.random.split(key, images.shape[0])
+    with jax.disable_jit():
+        one = attack(mlp_victim, hp, images[i], labels[i], keys[i], target=targets[i])
+    jitted = jax.jit(attack.run)(mlp_victim, hp, images[i], labels[i], targets[i], keys[i])
+    for field, a, b, c in zip(one._fields, one, jitted, jax.tree.map(lambda x: x[i], batched)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=field)
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5, err_msg=field)
+    predicted = np.argmax(mlp_victim.batch(batched.x_adv), axis=-1)
+    np.testing.assert_array_equal(batched.success, predicted == np.asarray(targets))
+    assert batched.x_adv.dtype == jnp.float32 and np.all(np.isfinite(batched.x_adv))
+
+
+# -- misuse ----------------------------------------------------------------------------------------
+
+
+def test_bad_budgets_radii_and_settings_name_the_argument(mlp_victim, mlp_batch, linear_victim):
+    images, labels = mlp_batch
+    key = jax.random.key(0)
+    attack = pgd_l0_linf(steps=1)
+    with pytest.raises(ValueError, match=r"`hp.k` must be a whole number >= 1; got 0.0"):
+        attack.hparams(k=0, eps=0.1)
+    with pytest.raises(ValueError, match=r"`hp.k` must be a whole number >= 1; got -3.0"):
+        attack.hparams(k=-3, eps=0.1)
+    with pytest.raises(ValueError, match=r"`hp.eps` must be finite and > 0; got 0.0"):
+        attack.hparams(k=2, eps=0.0)
+    with pytest.raises(ValueError, match=r"`hp.eps` must be finite and > 0; got -0.5"):
+        attack.hparams(k=2, eps=-0.5)
+    with pytest.raises(ValueError, match=r"\['k'\] have no default"):
+        attack.hparams(eps=0.1)
+    too_many = attack.hparams(k=17, eps=0.1)  # the MLP's examples have 4×4 = 16 pixels
+    with pytest.raises(ValueError, match=r"`hp.k` must be at most the number of maskable pixels"):
+        attack.batch(mlp_victim, too_many, images, labels, key)
+    with pytest.raises(ValueError, match=r"maskable pixels .* 16; got 17.0"):
+        attack(mlp_victim, too_many, images[0], labels[0], key)
+    x0 = jnp.zeros(linear_victim.input_shape)
+    with pytest.raises(ValueError, match=r"`unit='pixel'` needs a channels-last example"):
+        attack(linear_victim, attack.hparams(k=1, eps=0.1), x0, 0, key)
+    with pytest.raises(ValueError, match=r"`unit` must be one of 'pixel', 'element'"):
+        pgd_l0_linf(unit="channel")
+    with pytest.raises(ValueError, match=r"`hp.shrink` must lie in \(0, 1\]; got 0.0"):
+        cw_l0().hparams(shrink=0.0)
+    with pytest.raises(ValueError, match=r"`rounds` must be an integer >= 1; got 0"):
+        cw_l0(rounds=0)
+    with pytest.raises(ValueError, match=r"`hp.initial_const` must be finite and > 0"):
+        cw_l0().hparams(initial_const=0.0)
+    with pytest.raises(ValueError, match=r"`hp.lam` must be finite and >= 1; got 0.5"):
+        sparsefool().hparams(lam=0.5)
+    with pytest.raises(ValueError, match=r"`hp.overshoot` must be >= 0; got -0.1"):
+        sparsefool().hparams(overshoot=-0.1)
+    with pytest.raises(ValueError, match=r"`deepfool_steps` must be an integer >= 1; got 0"):
+        sparsefool(deepfool_steps=0)
+    with pytest.raises(ValueError, match=r"`hp` must be a SparseFoolParams .* got L0LinfParams"):
+        sparsefool()(mlp_victim, attack.hparams(k=1, eps=0.1), images[0], labels[0], key)
