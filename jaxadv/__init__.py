@@ -8,6 +8,7 @@ from jaxadv import attacks as attacks
 from jaxadv import constraints as constraints
 from jaxadv import data as data
 from jaxadv import gradients as gradients
+from jaxadv import image as image
 from jaxadv import losses as losses
 from jaxadv import metrics as metrics
 from jaxadv import models as models

@@ -21,8 +21,10 @@ RECIPES = {
     "mi-fgsm": lambda: attacks.mi_fgsm(steps=3),
     "pgd-targeted": lambda: attacks.pgd(steps=3, targeted=True, loss="cw"),
     "cw-l2": lambda: attacks.cw_l2(steps=4, search_steps=2),
+    "qpgd2": lambda: attacks.qpgd2(steps=3),
+    "scw": lambda: attacks.scw(steps=4, search_steps=2),
 }
-EPS = {"pgd-l2": 0.5, "fgm-l2": 0.5, "pgd-l1": 2.0, "cw-l2": 0.0}
+EPS = {"pgd-l2": 0.5, "fgm-l2": 0.5, "pgd-l1": 2.0, "cw-l2": 0.0, "qpgd2": 0.5, "scw": 0.0}
 
 
 def _inputs(name, mlp_victim, mlp_batch):
@@ -67,7 +69,7 @@ def test_float32_shapes_and_determinism(name, mlp_victim, mlp_batch):
     assert np.all(np.isfinite(a.loss)) and np.all(np.isfinite(a.x_adv))
 
 
-@pytest.mark.parametrize("name", ["pgd-linf", "pgd-l2", "mi-fgsm", "pgd-targeted"])
+@pytest.mark.parametrize("name", ["pgd-linf", "pgd-l2", "mi-fgsm", "pgd-targeted", "qpgd2"])
 def test_sweep_equals_loop_over_values_and_traces_once(name, mlp_victim, mlp_batch):
     attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
     eps_grid = jnp.array([0.0, 0.05, 0.2])
@@ -204,16 +206,17 @@ def test_attacks_compose_inside_a_users_jit_and_vmap(mlp_victim, mlp_batch):
     assert_results_close(jitted, eager, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["pgd-long", "cw-long"])
+@pytest.mark.parametrize("name", ["pgd-long", "cw-long", "scw-long"])
 def test_host_driven_chunks_equal_one_scan(name, mlp_victim, mlp_batch):
     """Attacks longer than one CPU chunk run as a host loop; same results as one lax.scan."""
     from jaxadv import _compile
 
-    attack = (
-        attacks.pgd(steps=13, restarts=2)
-        if name == "pgd-long"
-        else attacks.cw_l2(steps=6, search_steps=2)
-    )
+    attack = {
+        "pgd-long": lambda: attacks.pgd(steps=13, restarts=2),
+        "cw-long": lambda: attacks.cw_l2(steps=6, search_steps=2),
+        # The smoother is built once in `init` and carried across the host-driven chunks.
+        "scw-long": lambda: attacks.scw(steps=6, search_steps=2),
+    }[name]()
     assert attack.length > _compile.MAX_CPU_UNROLL  # exercises the chunked driver on CPU
     images, labels = mlp_batch
     hp = attack.hparams(eps=0.05)

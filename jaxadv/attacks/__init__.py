@@ -17,3 +17,11 @@ from jaxadv.attacks._runner import Program as Program
 from jaxadv.attacks._runner import descend as descend
 from jaxadv.attacks._runner import descent as descent
 from jaxadv.attacks._runner import run_program as run_program
+from jaxadv.attacks._cw import constant_search as constant_search
+from jaxadv.attacks._runner import with_context as with_context
+from jaxadv.attacks._smooth import QuickSmoothPGD as QuickSmoothPGD
+from jaxadv.attacks._smooth import SmoothCarliniWagner as SmoothCarliniWagner
+from jaxadv.attacks._smooth import SmoothHParams as SmoothHParams
+from jaxadv.attacks._smooth import SmoothingConfig as SmoothingConfig
+from jaxadv.attacks._smooth import qpgd2 as qpgd2
+from jaxadv.attacks._smooth import scw as scw

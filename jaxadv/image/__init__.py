@@ -1,2 +1,12 @@
 """Image operators that attacks and figures build on: graph Laplacian smoothing, bilateral
 filtering and adversarial magnification, superpixels."""
+
+from jaxadv.image._graph import PixelGraph as PixelGraph
+from jaxadv.image._graph import pixel_graph as pixel_graph
+from jaxadv.image._smoothing import Smoother as Smoother
+from jaxadv.image._smoothing import SmoothingNotConverged as SmoothingNotConverged
+from jaxadv.image._smoothing import SolveStatus as SolveStatus
+from jaxadv.image._smoothing import dense_laplacian as dense_laplacian
+from jaxadv.image._smoothing import laplacian_matvec as laplacian_matvec
+from jaxadv.image._smoothing import smoother as smoother
+from jaxadv.image._smoothing import solve_laplacian as solve_laplacian

@@ -1,4 +1,5 @@
-"""Metrics of attacks on classifiers: accuracy, robust accuracy, success rate, norms."""
+"""Metrics of attacks: accuracy, robust accuracy, success rate, norms, and the smooth-examples
+protocol (P_suc, conditional distortion D̄, operating characteristic)."""
 
 from jaxadv.metrics._classification import NORM_NAMES as NORM_NAMES
 from jaxadv.metrics._classification import accuracy as accuracy
@@ -7,3 +8,11 @@ from jaxadv.metrics._classification import per_example_norms as per_example_norm
 from jaxadv.metrics._classification import robust_accuracy as robust_accuracy
 from jaxadv.metrics._classification import success_rate as success_rate
 from jaxadv.metrics._classification import summarize as summarize
+from jaxadv.metrics._operating import conditional_distortion as conditional_distortion
+from jaxadv.metrics._operating import min_successful_distortion as min_successful_distortion
+from jaxadv.metrics._operating import operating_characteristic as operating_characteristic
+from jaxadv.metrics._operating import (
+    plot_operating_characteristics as plot_operating_characteristics,
+)
+from jaxadv.metrics._operating import protocol_row as protocol_row
+from jaxadv.metrics._operating import success_probability as success_probability

@@ -6,3 +6,4 @@ from jaxadv.transforms._normalize import l1_steepest as l1_steepest
 from jaxadv.transforms._normalize import normalize_by_l1_norm as normalize_by_l1_norm
 from jaxadv.transforms._normalize import normalize_by_l2_norm as normalize_by_l2_norm
 from jaxadv.transforms._normalize import sign as sign
+from jaxadv.transforms._smoothing import smooth_updates as smooth_updates
