@@ -19,7 +19,13 @@ import pytest
 from scipy.optimize import linprog
 
 from jaxadv.attacks._runner import run_program
-from jaxadv.attacks._sparse_baselines import cw_l0, l1_linear_solve, pgd_l0_linf, sparsefool
+from jaxadv.attacks._sparse_baselines import (
+    SparsePGD,
+    cw_l0,
+    l1_linear_solve,
+    pgd_l0_linf,
+    sparsefool,
+)
 from jaxadv.attacks import cw_l2
 
 from conftest import make_linear_victim
@@ -84,9 +90,25 @@ def test_pgd_l0_linf_sweep_equals_batches_equals_eager_runs_and_holds_per_pixel(
     ks = jnp.array([1.0, 3.0, 8.0])
     hp = attack.hparams(k=ks, eps=0.4)
     key = jax.random.key(1)
-    swept = attack.sweep(mlp_victim, hp, images, labels, key, targets=targets)
-    for i, k in enumerate(ks):
-        one = attack.batch(mlp_victim, hp._replace(k=k), images, labels, key, targets=targets)
+    traces = []
+    original = SparsePGD.program
+
+    def counting_program(self, *args):
+        traces.append(1)  # runs once per trace, never when a compiled program is reused
+        return original(self, *args)
+
+    SparsePGD.program = counting_program  # a subclass would change the jit key
+    try:
+        swept = attack.sweep(mlp_victim, hp, images, labels, key, targets=targets)
+        assert len(traces) == 1  # one compilation for every budget
+        batches = [
+            attack.batch(mlp_victim, hp._replace(k=k), images, labels, key, targets=targets)
+            for k in ks
+        ]
+        assert len(traces) == 2  # and one for all scalar budgets
+    finally:
+        SparsePGD.program = original
+    for i, (k, one) in enumerate(zip(ks, batches)):
         assert_results_close(jax.tree.map(lambda x: x[i], swept), one)
         pixels = np.any(np.asarray(one.delta) != 0, axis=-1).sum(axis=(1, 2))
         assert np.all(pixels <= int(k)) and np.all(np.asarray(one.linf) <= 0.4 * (1 + 1e-6))
