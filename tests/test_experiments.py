@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
@@ -22,3 +24,15 @@ def test_classic_attacks_smoke(tmp_path):
     assert [r["attack"] for r in rows] == ["FGSM ℓ∞ 0.3", "PGD ℓ∞ 0.3"]
     # PGD with the standard MNIST budget is at least as strong as one FGSM step.
     assert rows[1]["robust_accuracy"] <= rows[0]["robust_accuracy"] + 1e-9
+
+
+def test_smooth_table1_smoke(tmp_path):
+    tables = _load("smooth_table1").main(["--smoke", "--cache-dir", str(tmp_path)])
+    table = tables["c4"]
+    rows = table["rows"]
+    assert [r["attack"] for r in rows] == ["FGSM", "I-FGSM", "PGD2", "C&W", "qPGD2", "sC&W"]
+    for row in rows:
+        assert 0.0 <= row["P_suc"] <= 1.0 and row["cg_converged"], row
+        assert row["P_suc"] == 0.0 or row["D_bar"] > 0.0, row
+        budgets, prob = table["curves"][row["attack"]]
+        assert prob[-1] == row["P_suc"] and np.all(np.diff(prob) >= 0)

@@ -1,0 +1,134 @@
+"""sC&W against C&W: what Laplacian smoothing costs per attack iteration, on the same victim.
+
+The paper ("Smooth adversarial examples", EURASIP JIS 2020, §5.3.2) reports 205 s per image for
+sC&W against 47 s for C&W (ratio ≈ 4.4) with 50 hand-written CG iterations in TensorFlow. Here:
+
+    python benchmarks/smooth_cw.py                  # 32×32×3 batch 32, and 299×299×3 batch 2
+    python benchmarks/smooth_cw.py --sizes 32 --batch 64 --rounds 5
+    python benchmarks/smooth_cw.py --quick          # tiny, for the smoke test
+
+The victim is the C&W CIFAR-10 net (random weights: timing only) built for each image size. Rows
+per size, timed in interleaved rounds in this one process (ratios paired within a round):
+
+- ``victim fwd+bwd``: one gradient of the batch's loss — the cost of a C&W iteration's core;
+- ``smoothing fwd+bwd``: ŝ_α applied to the batch and differentiated (two CG solves of at most 50
+  iterations, the implicit adjoint) — what sC&W adds per iteration;
+- ``C&W`` and ``sC&W`` (implicit CG, tolerance 1e-5, at most 50 iterations) and ``sC&W unrolled``
+  (exactly 50 iterations, differentiated through them as the published code does): whole attacks
+  of ``--steps`` iterations (one search step), reported per iteration.
+
+The ratios printed at the end are sC&W / C&W per iteration (the issue's target: ≤ 1.5) and
+smoothing / victim. benchmarks/README.md records measured numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+for _path in (str(_HERE), str(_HERE.parent)):  # _timing, and the jaxadv of this checkout
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import _timing
+import jax
+import jax.numpy as jnp
+
+from jaxadv import attacks, image
+from jaxadv.losses import cross_entropy
+from jaxadv.models import _cw_net
+from jaxadv.models._victim import from_flax
+
+ALPHA = 0.95
+CG_ITERATIONS = 50
+
+
+def _victim(size: int, key):
+    module = _cw_net.CWNet(num_classes=10)
+    shape = (size, size, 3)
+    variables = jax.jit(module.init)(key, jnp.zeros((1,) + shape))
+    return from_flax(module, variables, input_shape=shape, num_classes=10)
+
+
+def _rows(size: int, batch: int, steps: int, seed: int = 0) -> list[_timing.Row]:
+    k_victim, k_images, k_dir = jax.random.split(jax.random.key(seed), 3)
+    victim = _victim(size, k_victim)
+    images = jax.random.uniform(k_images, (batch, size, size, 3))
+    labels = jnp.argmax(victim.batch(images), -1).astype(jnp.int32)
+    key = jax.random.key(seed)
+
+    def loss(x, label):
+        return cross_entropy(victim(x), label)
+
+    grad = jax.jit(jax.vmap(jax.grad(loss)))
+    direction = jax.random.normal(k_dir, images.shape)
+
+    def smoothing(x0, d):
+        smooth = image.smoother(x0, ALPHA, 0.1, maxiter=CG_ITERATIONS)
+        out, vjp = jax.vjp(smooth, d)
+        return out, vjp(d)[0]
+
+    smoothed = jax.jit(jax.vmap(smoothing))
+    rows = [
+        _timing.jitted_row("victim fwd+bwd", grad, images, labels),
+        _timing.jitted_row("smoothing fwd+bwd", smoothed, images, direction),
+    ]
+    cw = attacks.cw_l2(steps=steps, search_steps=1)
+    implicit = attacks.scw(steps=steps, search_steps=1)
+    unrolled = attacks.scw(
+        steps=steps,
+        search_steps=1,
+        smoothing=attacks.SmoothingConfig(method="unrolled", maxiter=CG_ITERATIONS),
+    )
+    for name, attack in (("C&W", cw), ("sC&W", implicit), ("sC&W unrolled", unrolled)):
+        hp = attack.hparams(step_size=0.01, initial_const=1.0)
+        run = attack.compile_batch(victim, hp, images, labels)  # compiled here, apart
+        rows.append(_timing.Row(name, lambda run=run, hp=hp: run(hp, images, labels, key).x_adv))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 299])
+    parser.add_argument("--batch", type=int, nargs="+", default=None, help="one per size")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="16×16, batch 2, 2 rounds")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.batch, args.steps, args.rounds = [16], [2], 12, 2
+    batches = args.batch or [32 if s <= 64 else 2 for s in args.sizes]
+    if len(batches) != len(args.sizes):
+        parser.error("give one --batch per --sizes entry")
+    print(f"backend: {jax.default_backend()}; α = {ALPHA}, at most {CG_ITERATIONS} CG iterations")
+    report = {}
+    for size, batch in zip(args.sizes, batches):
+        rows = _rows(size, batch, args.steps)
+        compile_s, _ = _timing.first_calls(rows)
+        times = _timing.interleaved(rows, args.rounds)
+        per_iter = {n: [t / args.steps for t in ts] for n, ts in times.items() if "C&W" in n}
+        per_iter.update({n: ts for n, ts in times.items() if "C&W" not in n})
+        print(f"\n{size}×{size}×3, batch {batch}, {args.steps} iterations per attack run")
+        print(f"{'row':<22}{'ms per iteration (median, min–max)':>38}{'compile s':>12}")
+        for name, values in per_iter.items():
+            med, lo, hi = _timing.summary(values)
+            spread = f"({lo * 1e3:.2f}–{hi * 1e3:.2f})"
+            print(f"{name:<22}{med * 1e3:>18.2f}  {spread:<16}{compile_s[name]:>8.1f}")
+        ratios = {
+            "sC&W / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W"),
+            "sC&W unrolled / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W unrolled"),
+            "smoothing / victim": _timing.paired_speed_ratio(
+                times, "victim fwd+bwd", "smoothing fwd+bwd"
+            ),
+        }
+        for name, values in ratios.items():
+            med, lo, hi = _timing.summary(values)
+            print(f"{name:<22}{med:>18.2f}  ({lo:.2f}–{hi:.2f})   ratio of times")
+        report[size] = dict(per_iteration=per_iter, ratios=ratios, compile_s=compile_s)
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
