@@ -54,6 +54,9 @@ def magnify(
         and range (units of ``x``) kernels, used for both ``mu`` and ``sigma_loc``.
       radius: static window half-width; default ``default_radius(sigma_domain)``.
       eps: added to the denominator so that a flat image (zero std) maps to 0, not NaN.
+
+    Meant for figures, not for differentiation: ``sqrt`` has an infinite slope where the local
+    variance is 0 (flat regions), so gradients there are not finite.
     """
     if _checks.is_concrete(beta):
         b = np.asarray(beta, dtype=np.float64)
