@@ -81,8 +81,22 @@ def _check_compose_an_attack(nb) -> None:
         assert all(b <= a + slack + 1e-6 for a, b in itertools.pairwise(curve)), summary
 
 
+def _check_smooth_examples(nb) -> None:
+    """C&W and sC&W report probabilities, curves that end at them, converged CG, finite maps."""
+    summary = ast.literal_eval(_tagged_stdout(nb, "check").strip().splitlines()[-1])
+    assert summary["images"] >= 1, summary
+    for name in ("C&W", "sC&W"):
+        row = summary[name]
+        assert 0.0 <= row["P_suc"] <= 1.0, summary
+        assert row["curve_end"] == pytest.approx(row["P_suc"]) and row["curve_monotone"], summary
+        assert row["converged"] and row["magnified_finite"], summary
+
+
 # Checks on values a notebook computes, run on the executed notebook (so it executes once).
-VALUE_CHECKS = {"01_compose_an_attack.ipynb": _check_compose_an_attack}
+VALUE_CHECKS = {
+    "01_compose_an_attack.ipynb": _check_compose_an_attack,
+    "02_smooth_adversarial_examples.ipynb": _check_smooth_examples,
+}
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=lambda p: p.name)

@@ -1,8 +1,12 @@
 """Image operators that attacks and figures build on: graph Laplacian smoothing, bilateral
 filtering and adversarial magnification, superpixels."""
 
+from jaxadv.image._bilateral import bilateral_filter as bilateral_filter
+from jaxadv.image._bilateral import guided_bilateral_filter as guided_bilateral_filter
 from jaxadv.image._graph import PixelGraph as PixelGraph
 from jaxadv.image._graph import pixel_graph as pixel_graph
+from jaxadv.image._magnify import magnified_to_unit as magnified_to_unit
+from jaxadv.image._magnify import magnify as magnify
 from jaxadv.image._smoothing import Smoother as Smoother
 from jaxadv.image._smoothing import SmoothingNotConverged as SmoothingNotConverged
 from jaxadv.image._smoothing import SolveStatus as SolveStatus
