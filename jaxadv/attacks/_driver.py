@@ -49,9 +49,10 @@ def _run_phase(attack, hp_axes, phase, victim, hp, images, labels, targets, arg,
     return fn(victim, hp, images, labels, targets, arg, trace)
 
 
-def _phases(length: int) -> list[Any]:
-    chunk = _compile.MAX_CPU_UNROLL
-    full, rest = divmod(length, chunk)
+def _phases(attack) -> list[Any]:
+    # An attack whose step compiles slowly may ask for shorter chunks (``cpu_chunk``).
+    chunk = getattr(attack, "cpu_chunk", None) or _compile.MAX_CPU_UNROLL
+    full, rest = divmod(attack.length, chunk)
     return [("advance", chunk)] * full + ([("advance", rest)] if rest else [])
 
 
@@ -72,7 +73,7 @@ def drive(attack, hp_axes, victim, hp, images, labels, targets, keys, executable
         return run_phase(WHOLE, keys, None)
     carry = run_phase(INIT, keys, None)
     traces = []
-    for phase in _phases(attack.length):
+    for phase in _phases(attack):
         carry, trace = run_phase(phase, carry, None)
         traces.append(trace)
     prefix = 1 if hp_axes is None else 2  # (batch,) or (grid, batch) before the step axis
@@ -100,7 +101,7 @@ def compile_drive(attack, hp_axes, victim, hp, images, labels, targets, keys) ->
     executables = {INIT: lower(INIT, keys, None).compile()}
     carry = shape(INIT, keys, None)
     traces = []
-    for phase in _phases(attack.length):
+    for phase in _phases(attack):
         if phase not in executables:
             executables[phase] = lower(phase, carry, None).compile()
         traces.append(shape(phase, carry, None)[1])
