@@ -255,7 +255,7 @@ def test_magnify_constant_image_is_zero_and_finite():
 def test_magnify_defaults_are_figure_1():
     x = _image((12, 12, 3), seed=18)
     np.testing.assert_array_equal(
-        magnify(x), magnify(x, beta=0.8, sigma_domain=5.0, sigma_range=5.0, radius=10)
+        magnify(x), magnify(x, beta=0.8, sigma_domain=5.0, sigma_range=5.0 / 255.0, radius=10)
     )
 
 

@@ -2,6 +2,7 @@
 filtering and adversarial magnification, superpixels."""
 
 from jaxadv.image._bilateral import bilateral_filter as bilateral_filter
+from jaxadv.image._bilateral import default_radius as default_radius
 from jaxadv.image._bilateral import guided_bilateral_filter as guided_bilateral_filter
 from jaxadv.image._graph import PixelGraph as PixelGraph
 from jaxadv.image._graph import pixel_graph as pixel_graph

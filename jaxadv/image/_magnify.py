@@ -15,8 +15,9 @@ Eq. 22, for ONE image ``x: f[h, w, c]``:
 Channels are normalised independently but share the bilateral weights, which come from the
 Euclidean distance over all channels (Appendix 1). A natural image, locally smooth, comes out as
 low-contrast texture; high-frequency noise such as a typical adversarial perturbation stands out.
-Figure 1 of the paper uses beta = 0.8 and both bilateral standard deviations 5 (the defaults here;
-``sigma_range`` is in the image's units, so scale it with the image's range).
+Figure 1 of the paper uses beta = 0.8 and both bilateral standard deviations 5, for images in
+[0, 255]. jaxadv images are in [0, 1], so the default range deviation is 5/255 (the domain one is
+in pixels and stays 5); ``sigma_range`` is in the image's units, so scale it with their range.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def magnify(
     *,
     beta=0.8,
     sigma_domain=5.0,
-    sigma_range=5.0,
+    sigma_range=5.0 / 255.0,
     radius: int | None = None,
     eps: float = 1e-6,
 ) -> jax.Array:

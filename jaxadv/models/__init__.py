@@ -1,4 +1,5 @@
-"""Flax victims: classifiers, their training and checkpoints, and weight converters."""
+"""Flax victims: classifiers, their training and checkpoints, weight converters, and input
+defences (a victim behind a transform such as the bilateral filter)."""
 
 from jaxadv.models._c4_net import C4Net
 from jaxadv.models._checkpoint import default_cache_dir, restore_variables, save_variables
@@ -6,6 +7,7 @@ from jaxadv.models._classifiers import CLASSIFIER_NAMES, classifier
 from jaxadv.models._converters import from_torch_state_dict
 from jaxadv.models._cw_net import CWNet
 from jaxadv.models._default import default_victim
+from jaxadv.models._defenses import BilateralTransform, bilateral_defense, with_input_transform
 from jaxadv.models._layers import max_pool_2x2
 from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
@@ -15,12 +17,14 @@ from jaxadv.models._victim import Victim, from_flax
 __all__ = [
     "CLASSIFIER_NAMES",
     "BasicBlock",
+    "BilateralTransform",
     "C4Net",
     "CWNet",
     "ResNet",
     "Stride2Conv",
     "Victim",
     "accuracy",
+    "bilateral_defense",
     "classifier",
     "conv_stride2",
     "default_cache_dir",
@@ -32,4 +36,5 @@ __all__ = [
     "restore_variables",
     "save_variables",
     "train_classifier",
+    "with_input_transform",
 ]
