@@ -81,7 +81,7 @@ def test_pgd_l0_linf_fails_as_data_when_the_budget_is_too_small(linear_problem):
     assert float(result.l0) <= 1 and float(result.linf) <= eps * (1 + 1e-6)
 
 
-def test_pgd_l0_linf_sweep_equals_batches_equals_eager_runs_and_holds_per_pixel(
+def test_pgd_l0_linf_budget_sweep_traces_once_equals_eager_runs_and_holds_per_pixel(
     mlp_victim, mlp_batch
 ):
     images, labels = mlp_batch
@@ -100,31 +100,30 @@ def test_pgd_l0_linf_sweep_equals_batches_equals_eager_runs_and_holds_per_pixel(
     SparsePGD.program = counting_program  # a subclass would change the jit key
     try:
         swept = attack.sweep(mlp_victim, hp, images, labels, key, targets=targets)
-        assert len(traces) == 1  # one compilation for every budget
-        batches = [
-            attack.batch(mlp_victim, hp._replace(k=k), images, labels, key, targets=targets)
-            for k in ks
-        ]
-        assert len(traces) == 2  # and one for all scalar budgets
     finally:
         SparsePGD.program = original
-    for i, (k, one) in enumerate(zip(ks, batches)):
-        assert_results_close(jax.tree.map(lambda x: x[i], swept), one)
-        pixels = np.any(np.asarray(one.delta) != 0, axis=-1).sum(axis=(1, 2))
-        assert np.all(pixels <= int(k)) and np.all(np.asarray(one.linf) <= 0.4 * (1 + 1e-6))
-        assert np.all((one.x_adv >= 0.0) & (one.x_adv <= 1.0))
-        predicted = np.argmax(mlp_victim.batch(one.x_adv), axis=-1)
-        np.testing.assert_array_equal(one.success, predicted == np.asarray(targets))
+    assert len(traces) == 1  # one compilation for every budget
+    pixels = np.any(np.asarray(swept.delta) != 0, axis=-1).sum(axis=(2, 3))
+    assert np.all(pixels <= np.asarray(ks)[:, None])
+    assert np.all(np.asarray(swept.linf) <= 0.4 * (1 + 1e-6))
+    assert np.all((swept.x_adv >= 0.0) & (swept.x_adv <= 1.0))
+    flat = swept.x_adv.reshape((-1,) + images.shape[1:])  # (K·b, ...)
+    predicted = np.argmax(mlp_victim.batch(flat), axis=-1)
+    np.testing.assert_array_equal(
+        np.asarray(swept.success).ravel(), predicted == np.tile(np.asarray(targets), len(ks))
+    )
     rate = np.asarray(swept.success).mean(axis=1)
     assert rate[-1] > rate[0]  # a larger budget helps somewhere: the sweep is not vacuous
-    # A loop of eager (no-jit) single-example runs gives the compiled, vmapped batch's results.
+    # A loop of eager (no-jit) single-example runs over budgets and examples gives the compiled,
+    # vmapped sweep's results.
     keys = jax.random.split(key, images.shape[0])
-    for i in (2, 5):
-        with jax.disable_jit():
-            eager = attack(
-                mlp_victim, hp._replace(k=ks[-1]), images[i], labels[i], keys[i], targets[i]
-            )
-        assert_results_close(eager, jax.tree.map(lambda x: x[i], one))
+    for j, k in enumerate(ks):
+        for i in (2, 5):
+            with jax.disable_jit():
+                one = attack(
+                    mlp_victim, hp._replace(k=k), images[i], labels[i], keys[i], targets[i]
+                )
+            assert_results_close(one, jax.tree.map(lambda x: x[j, i], swept))
 
 
 # -- C&W ℓ0 ----------------------------------------------------------------------------------------
