@@ -36,3 +36,6 @@ def test_smooth_table1_smoke(tmp_path):
         assert row["P_suc"] == 0.0 or row["D_bar"] > 0.0, row
         budgets, prob = table["curves"][row["attack"]]
         assert prob[-1] == row["P_suc"] and np.all(np.diff(prob) >= 0)
+    transfer = table["transfer"]
+    assert [r["attack"] for r in transfer] == [r["attack"] for r in rows]
+    assert all(0.0 <= r["P_suc"] <= 1.0 for r in transfer)
