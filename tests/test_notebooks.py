@@ -92,10 +92,18 @@ def _check_smooth_examples(nb) -> None:
         assert row["converged"] and row["magnified_finite"], summary
 
 
+def _check_sparse_sapf(nb) -> None:
+    """SAPF and SAPF-GS never change more than k pixels (the cardinality is exact)."""
+    summary = ast.literal_eval(_tagged_stdout(nb, "check").strip().splitlines()[-1])
+    assert summary["l0"] and all(0 <= v <= summary["k"] for v in summary["l0"]), summary
+    assert len(summary["success"]) >= 2, summary
+
+
 # Checks on values a notebook computes, run on the executed notebook (so it executes once).
 VALUE_CHECKS = {
     "01_compose_an_attack.ipynb": _check_compose_an_attack,
     "02_smooth_adversarial_examples.ipynb": _check_smooth_examples,
+    "03_sparse_sapf.ipynb": _check_sparse_sapf,
 }
 
 

@@ -121,16 +121,18 @@ class SAPF(_AttackBase):
     to ``ε = δ⊙G`` gives both ``∂/∂δ = G·∂/∂ε`` and ``∂/∂G = δ·∂/∂ε``.
 
     Binarisation keeps the entries of G above ½ that are among its ``k`` largest, so ``1ᵀG ≤ k``
-    holds exactly (the code keeps ``G > 0.5`` only). Success is measured on fine-tuning iterates
-    (G binary); within a trial the successful iterate of smallest ℓ2 is kept.
+    holds exactly (the code keeps ``G > 0.5`` only). Every fine-tuning iterate (G binary) is a
+    candidate (the code only looks at the last one), ranked across all trials as ``select`` says.
 
     The λ1 search (``trials`` trials, bounds [0, ``lambda1_max``], from ``hp.lambda1``): after a
     success the upper bound drops to λ1 and λ1 bisects; after a failure the lower bound rises to λ1
     and λ1 bisects if an upper bound is known, else ×10. As in the code, the search stops when a
     trial with λ1 < 0.01·initial succeeds (never within 6 trials from the default). The result is
-    the sparsest successful trial (fewest non-zero entries, then smallest ℓ2; ``select="l2"``:
-    smallest ℓ2; ``select="last"``: the code's rule, the last successful trial); without success,
-    the trial whose iterate had the lowest attack loss.
+    the sparsest successful iterate (fewest non-zero entries, then smallest ℓ2; ``select="l2"``:
+    smallest ℓ2; ``select="last"``: the code's rule, an iterate of the last successful trial, the
+    smallest-ℓ2 one); without success, the iterate with the lowest attack loss (margin or CE,
+    without λ1, so trials compare). ``result.loss`` is the objective at that iterate with its
+    trial's λ1; ``result.trace`` the objective at every step.
 
     Attributes:
       steps: δ steps per alternation (code: 2000).
