@@ -65,8 +65,9 @@ class SmoothingConfig:
     CG to relative residual 1e-5 within 50 iterations with implicit differentiation.
     ``method="unrolled"`` runs exactly ``maxiter`` iterations and differentiates through them
     (the published code); ``"dense"`` inverts ℒ_α per image (small images, e.g. MNIST, as the
-    paper does there). ``strict`` raises when CG misses its tolerance; otherwise
-    ``result.converged`` reports it.
+    paper does there). ``result.converged`` reports whether the smoother's own solve (of
+    ``s_α(1)``, with the same operator as every step's solves) met the tolerance; ``strict``
+    checks every solve of the attack and raises when one misses it.
     """
 
     neighbors: int = 4

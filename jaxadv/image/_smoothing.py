@@ -197,8 +197,8 @@ class Smoother:
       alpha: α of ``ℒ_α``.
       scale: ``1/s_α(1)`` per pixel (ones when not normalising).
       inverse: ``ℒ_α⁻¹`` per graph for ``method="dense"``, else None.
-      status: how the solve of ``s_α(1)`` ended. CG's convergence depends on ``ℒ_α`` and barely
-        on the right-hand side, so this is the smoother's convergence flag.
+      status: how the solve of ``s_α(1)`` ended. Later solves use the same operator (CG's rate
+        is set by its spectrum) and usually end alike, but only ``strict=True`` checks each one.
       method, maxiter, tol, strict: the solver settings (static).
     """
 
