@@ -157,6 +157,9 @@ def pgd_l0_linf(
     default; ``step_size`` is the mean absolute step per entry, default 0.0766 (the reference
     code's ``η = 120000/255/2`` for ℓ1-normalised gradients of 32×32×3 images, divided by 3072
     entries); ``kappa`` 0. ``k`` may be swept (``attack.sweep``): one compilation for all budgets.
+    Tune ``step_size`` for your victim: measured on the default digits C&W net (8 test images,
+    targeted to ``y + 1``, ``eps = 1``, 20 steps, C&W loss), ``k = 40`` pixels reached 12% success
+    at the default and 88% at ``step_size = 0.25`` (75% at 0.5 and 1.0, 50% at 5.0).
 
     Defaults: 20 steps, random start, 1 restart (the reference code's run uses 3), cross-entropy,
     ``unit="pixel"`` (``k`` counts pixels, all channels of a pixel together; ``"element"`` counts
