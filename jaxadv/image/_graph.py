@@ -29,12 +29,24 @@ FEATURE_KERNELS = ("laplacian", "gaussian")
 _MIN_DEGREE = 1e-30
 
 
-def shift(a: jax.Array, di: int, dj: int) -> jax.Array:
-    """``out[i, j] = a[i + di, j + dj]``, zero where that falls outside (static offsets)."""
-    h, w = a.shape[:2]
-    pads = ((max(-di, 0), max(di, 0)), (max(-dj, 0), max(dj, 0))) + ((0, 0),) * (a.ndim - 2)
-    padded = jnp.pad(a, pads)
-    return padded[max(di, 0) : max(di, 0) + h, max(dj, 0) : max(dj, 0) + w]
+def shift(a: jax.Array, di: int, dj: int, axes: tuple[int, int] = (0, 1)) -> jax.Array:
+    """``out[i, j] = a[i + di, j + dj]`` along ``axes``, zero where that falls outside (static
+    offsets)."""
+    pads = [(0, 0)] * a.ndim
+    pads[axes[0]] = (max(-di, 0), max(di, 0))
+    pads[axes[1]] = (max(-dj, 0), max(dj, 0))
+    starts = [0] * a.ndim
+    starts[axes[0]], starts[axes[1]] = max(di, 0), max(dj, 0)
+    return jax.lax.slice(jnp.pad(a, pads), starts, [s + n for s, n in zip(starts, a.shape)])
+
+
+def neighbour_sum(weights, offsets, v: jax.Array, axes: tuple[int, int] = (0, 1)) -> jax.Array:
+    """``Σ_o w_o·v(· + o) + (w_o·v)(· − o)``: the adjacency applied to ``v`` (any layout whose
+    spatial ``axes`` match those of the broadcastable per-offset ``weights``)."""
+    out = jnp.zeros_like(v)
+    for weight, (di, dj) in zip(weights, offsets):
+        out = out + weight * shift(v, di, dj, axes) + shift(weight * v, -di, -dj, axes)
+    return out
 
 
 @struct.dataclass
@@ -70,10 +82,7 @@ class PixelGraph:
 
     def matvec(self, v: jax.Array) -> jax.Array:
         """``𝒲·v`` for a signal ``v`` of shape ``[h, w, c]`` (each channel on its graph)."""
-        out = jnp.zeros_like(v)
-        for weight, (di, dj) in zip(self.weights, self.offsets):
-            out = out + weight * shift(v, di, dj) + shift(weight * v, -di, -dj)
-        return out
+        return neighbour_sum(self.weights, self.offsets, v)
 
     def dense(self) -> jax.Array:
         """``𝒲`` as ``f32[g, n, n]`` (n = h·w pixels, row-major): for small images only."""

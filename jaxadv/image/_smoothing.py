@@ -32,7 +32,7 @@ import numpy as np
 from flax import struct
 
 from jaxadv import _checks
-from jaxadv.image._graph import PixelGraph, pixel_graph
+from jaxadv.image._graph import PixelGraph, neighbour_sum, pixel_graph
 
 METHODS = ("cg", "unrolled", "dense")
 _TINY = 1e-30
@@ -70,8 +70,29 @@ def dense_laplacian(graph: PixelGraph, alpha: jax.Array) -> jax.Array:
     return (jnp.eye(w.shape[-1], dtype=w.dtype) - alpha * w) / (1.0 - alpha)
 
 
+def _channels_first(graph: PixelGraph, alpha: jax.Array):
+    """``ℒ_α`` acting on signals laid out ``[c, h, w]``, which the CG loops use: per-channel
+    inner products then reduce over the minor axes, several times faster on CPU than over the
+    leading axes of ``[h, w, c]``."""
+    weights = jnp.moveaxis(graph.weights, -1, 1)  # [k, g, h, w], moved once, outside the loop
+
+    def matvec(v):
+        return (v - alpha * neighbour_sum(weights, graph.offsets, v, axes=(1, 2))) / (1.0 - alpha)
+
+    return matvec
+
+
 def _channel_dot(a, b):
-    return jnp.sum(a * b, axis=(0, 1))
+    """Per-channel inner products of ``[c, h, w]`` signals, shaped ``[c, 1, 1]``."""
+    return jnp.sum(a * b, axis=(1, 2), keepdims=True)
+
+
+def _to_channels_first(z):
+    return jnp.moveaxis(z, -1, 0)
+
+
+def _to_channels_last(z):
+    return jnp.moveaxis(z, 0, -1)
 
 
 def _status(matvec, z, s, tol, iterations) -> SolveStatus:
@@ -158,20 +179,20 @@ def solve_laplacian(
     alpha = jnp.asarray(alpha, jnp.float32)
     z = jnp.asarray(z, jnp.float32)
 
-    def matvec(v):
-        return laplacian_matvec(graph, alpha, v)
-
+    matvec = _channels_first(graph, alpha)
+    zt = _to_channels_first(z)
     if method == "dense":
         s = apply_dense(jnp.linalg.inv(dense_laplacian(graph, alpha)), z)
-        return s, _status(matvec, z, s, tol, 0)
+        return s, _status(matvec, zt, _to_channels_first(s), tol, 0)
     if method == "unrolled":
-        s = _cg_fixed(matvec, z, maxiter)
-        return s, _status(matvec, z, s, tol, maxiter)
+        st = _cg_fixed(matvec, zt, maxiter)
+        return _to_channels_last(st), _status(matvec, zt, st, tol, maxiter)
 
     def solve(matvec, b):
         return _cg_to_tolerance(matvec, b, tol, maxiter)
 
-    return jax.lax.custom_linear_solve(matvec, z, solve, symmetric=True, has_aux=True)
+    st, status = jax.lax.custom_linear_solve(matvec, zt, solve, symmetric=True, has_aux=True)
+    return _to_channels_last(st), status
 
 
 def apply_dense(matrices: jax.Array, z: jax.Array) -> jax.Array:
@@ -218,8 +239,8 @@ class Smoother:
         z = jnp.asarray(z, jnp.float32)
         if self.inverse is not None:
             s = apply_dense(self.inverse, z)
-            matvec = lambda v: laplacian_matvec(self.graph, self.alpha, v)  # noqa: E731
-            status = _status(matvec, z, s, self.tol, 0)
+            matvec = _channels_first(self.graph, self.alpha)
+            status = _status(matvec, _to_channels_first(z), _to_channels_first(s), self.tol, 0)
         else:
             s, status = solve_laplacian(
                 self.graph, self.alpha, z, method=self.method, maxiter=self.maxiter, tol=self.tol
