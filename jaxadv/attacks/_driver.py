@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxadv import _compile
 from jaxadv.attacks._runner import run_program
@@ -77,7 +78,10 @@ def drive(attack, hp_axes, victim, hp, images, labels, targets, keys, executable
         carry, trace = run_phase(phase, carry, None)
         traces.append(trace)
     prefix = 1 if hp_axes is None else 2  # (batch,) or (grid, batch) before the step axis
-    return run_phase(FINISH, carry, jnp.concatenate(traces, axis=prefix))
+    # Host loops run on CPU, where the traces already live in host memory; one XLA concatenate of
+    # thousands of chunks compiles for minutes (2250 chunks: 3.6 min), numpy's takes milliseconds.
+    trace = np.concatenate([np.asarray(t) for t in traces], axis=prefix)
+    return run_phase(FINISH, carry, trace)
 
 
 def compile_drive(attack, hp_axes, victim, hp, images, labels, targets, keys) -> dict:
