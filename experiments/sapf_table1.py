@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"SAPF (k sweep {ks.astype(int).tolist()})",
         lambda: attack.sweep(victim, attack.hparams(k=ks, **SAPF_HP), images, labels, key, targets),
     )
-    at_k = jax.tree.map(lambda leaf: np.asarray(leaf)[int(np.flatnonzero(ks == k_ref)[0])], swept)
+    at = int(np.flatnonzero(ks == k_ref)[0])
+    at_k = jax.tree.map(lambda leaf: np.asarray(leaf)[at] if np.ndim(leaf) else leaf, swept)
     tables["SAPF"] = case_table(at_k, per_image)
     assert np.all(np.asarray(at_k.l0) <= k_ref)  # the cardinality holds exactly
     sweep_rows = k_sweep(swept, ks)

@@ -106,7 +106,11 @@ def smallest_successful_budget(results: AttackResult) -> tuple[AttackResult, np.
     k = success.shape[0]
     chosen = np.where(success.any(axis=0), np.argmax(success, axis=0), k - 1)
     cols = np.arange(success.shape[1])
-    picked = jax.tree.map(lambda leaf: np.asarray(leaf)[chosen, cols], results)
+
+    def pick(leaf):  # scalar leaves (a field's default) are shared by all entries
+        return np.asarray(leaf)[chosen, cols] if np.ndim(leaf) >= 2 else leaf
+
+    picked = jax.tree.map(pick, results)
     return picked, chosen
 
 
