@@ -25,3 +25,13 @@ from jaxadv.attacks._smooth import SmoothHParams as SmoothHParams
 from jaxadv.attacks._smooth import SmoothingConfig as SmoothingConfig
 from jaxadv.attacks._smooth import qpgd2 as qpgd2
 from jaxadv.attacks._smooth import scw as scw
+from jaxadv.attacks._cw_l0 import CarliniWagnerL0 as CarliniWagnerL0
+from jaxadv.attacks._cw_l0 import CWL0Params as CWL0Params
+from jaxadv.attacks._cw_l0 import cw_l0 as cw_l0
+from jaxadv.attacks._pgd_l0 import L0LinfParams as L0LinfParams
+from jaxadv.attacks._pgd_l0 import SparsePGD as SparsePGD
+from jaxadv.attacks._pgd_l0 import pgd_l0_linf as pgd_l0_linf
+from jaxadv.attacks._sparsefool import SparseFool as SparseFool
+from jaxadv.attacks._sparsefool import SparseFoolParams as SparseFoolParams
+from jaxadv.attacks._sparsefool import l1_linear_solve as l1_linear_solve
+from jaxadv.attacks._sparsefool import sparsefool as sparsefool

@@ -9,3 +9,9 @@ from jaxadv.constraints._constraint import Constraint as Constraint
 from jaxadv.constraints._constraint import intersect as intersect
 from jaxadv.constraints._constraint import pixel_box as pixel_box
 from jaxadv.constraints._constraint import unconstrained as unconstrained
+from jaxadv.constraints._l0 import UNITS as L0_UNITS
+from jaxadv.constraints._l0 import l0_ball as l0_ball
+from jaxadv.constraints._l0 import l0_linf_ball as l0_linf_ball
+from jaxadv.constraints._l0 import maskable_units as maskable_units
+from jaxadv.constraints._l0 import project_l0_box as project_l0_box
+from jaxadv.constraints._l0 import top_k_mask as top_k_mask
