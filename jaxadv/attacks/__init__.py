@@ -35,3 +35,9 @@ from jaxadv.attacks._sparsefool import SparseFool as SparseFool
 from jaxadv.attacks._sparsefool import SparseFoolParams as SparseFoolParams
 from jaxadv.attacks._sparsefool import l1_linear_solve as l1_linear_solve
 from jaxadv.attacks._sparsefool import sparsefool as sparsefool
+from jaxadv.attacks._sapf import SAPF as SAPF
+from jaxadv.attacks._sapf import SAPFParams as SAPFParams
+from jaxadv.attacks._sapf import common_positions as common_positions
+from jaxadv.attacks._sapf import sapf as sapf
+from jaxadv.attacks._sapf import sapf_gs as sapf_gs
+from jaxadv.attacks._sapf import sapf_vi as sapf_vi

@@ -15,3 +15,5 @@ from jaxadv.image._smoothing import dense_laplacian as dense_laplacian
 from jaxadv.image._smoothing import laplacian_matvec as laplacian_matvec
 from jaxadv.image._smoothing import smoother as smoother
 from jaxadv.image._smoothing import solve_laplacian as solve_laplacian
+from jaxadv.image._sensitivity import sensitivity_weights as sensitivity_weights
+from jaxadv.image._superpixels import slic as slic

@@ -16,3 +16,8 @@ from jaxadv.metrics._operating import (
 )
 from jaxadv.metrics._operating import protocol_row as protocol_row
 from jaxadv.metrics._operating import success_probability as success_probability
+from jaxadv.metrics._sparse import case_table as case_table
+from jaxadv.metrics._sparse import format_case_table as format_case_table
+from jaxadv.metrics._sparse import k_sweep as k_sweep
+from jaxadv.metrics._sparse import smallest_successful_budget as smallest_successful_budget
+from jaxadv.metrics._sparse import target_pairs as target_pairs
