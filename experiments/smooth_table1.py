@@ -49,7 +49,7 @@ CONFIG = dict(
 )
 SMOKE = dict(
     models=("c4",),
-    num_images=8,
+    num_images=4,
     epochs=1,
     linf_budgets=(0.1, 0.3),
     l2_budgets=(2.0, 5.0),

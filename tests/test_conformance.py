@@ -40,7 +40,10 @@ def assert_results_close(a, b, atol=1e-6):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("name", RECIPES)
+# sC&W without jit runs its CG loops op by op (~20 s): in the slow suite only.
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "scw" else n for n in RECIPES]
+)
 def test_jit_equals_no_jit_and_vmap_equals_loop(name, mlp_victim, mlp_batch):
     attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
     key = jax.random.key(7)
@@ -206,14 +209,14 @@ def test_attacks_compose_inside_a_users_jit_and_vmap(mlp_victim, mlp_batch):
     assert_results_close(jitted, eager, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["pgd-long", "cw-long", "scw-long"])
+# cw-long's constant search is also what scw-long runs (with a per-example context on top).
+@pytest.mark.parametrize("name", ["pgd-long", "scw-long"])
 def test_host_driven_chunks_equal_one_scan(name, mlp_victim, mlp_batch):
     """Attacks longer than one CPU chunk run as a host loop; same results as one lax.scan."""
     from jaxadv import _compile
 
     attack = {
         "pgd-long": lambda: attacks.pgd(steps=13, restarts=2),
-        "cw-long": lambda: attacks.cw_l2(steps=6, search_steps=2),
         # The smoother is built once in `init` and carried across the host-driven chunks.
         "scw-long": lambda: attacks.scw(steps=6, search_steps=2),
     }[name]()
