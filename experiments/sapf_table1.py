@@ -28,9 +28,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxadv.attacks._sapf import sapf
+from jaxadv import attacks as baselines
+from jaxadv.attacks import sapf
 from jaxadv.data import load_digits
-from jaxadv.metrics._sparse import (
+from jaxadv.metrics import (
     case_table,
     format_case_table,
     k_sweep,
@@ -38,11 +39,6 @@ from jaxadv.metrics._sparse import (
     target_pairs,
 )
 from jaxadv.models import default_victim
-
-try:  # the baselines of the table (another module of the same issue)
-    from jaxadv.attacks import _sparse_baselines as baselines
-except ImportError:  # pragma: no cover - hook: the table then has SAPF only
-    baselines = None
 
 CONFIG = dict(
     epochs=None,  # the default victim's recipe
@@ -110,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     k_ref = args.k or 40.0
 
-    use_baselines = baselines is not None and config["baselines"] and not args.no_baselines
+    use_baselines = config["baselines"] and not args.no_baselines
     if use_baselines:
         attack = baselines.cw_l0(targeted=True, **config["cw_l0"])
         result = _run(
