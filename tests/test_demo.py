@@ -12,18 +12,19 @@ from jaxadv.demo import run_demo
 def test_demo_prints_a_row_per_attack_and_reuses_the_cached_victim(tmp_path, capsys):
     out = io.StringIO()
     rows = run_demo(
-        num_images=8, epochs=1, cache_dir=str(tmp_path), only=("FGSM", "PGD ℓ∞", "C&W"), out=out
+        num_images=8, epochs=1, cache_dir=str(tmp_path), only=("FGSM", "PGD ℓ∞"), out=out
     )
     text = out.getvalue()
-    assert [r["attack"] for r in rows] == ["FGSM ℓ∞ 0.3", "PGD ℓ∞ 0.3", "C&W ℓ2 (9×50)"]
+    assert [r["attack"] for r in rows] == ["FGSM ℓ∞ 0.3", "PGD ℓ∞ 0.3"]
     for row in rows:
         assert row["attack"] in text
         assert 0.0 <= row["robust_accuracy"] <= 1.0 and 0.0 <= row["success_rate"] <= 1.0
         assert row["images_per_s"] > 0 and row["compile_s"] > 0
     assert "clean accuracy on 8 test digits" in text
-    pgd, cw = rows[1], rows[2]
+    pgd = rows[1]
     assert math.isnan(pgd["linf"]) or pgd["linf"] <= 0.3 + 1e-6
-    assert cw["success_rate"] >= 0.75  # C&W has no budget: it should fool nearly every digit
+    # PGD ℓ∞ 0.3 fools nearly every digit of a one-epoch victim (C&W's 450 steps: experiments).
+    assert pgd["success_rate"] >= 0.75
     assert "trained in" in capsys.readouterr().err
     # The second run restores the orbax checkpoint instead of training.
     assert (

@@ -63,6 +63,7 @@ def test_sparsest_rule_is_never_less_sparse_than_the_published_last_success_rule
     assert np.all(np.asarray(sparsest.l2)[both][tie] <= np.asarray(last.l2)[both][tie] + 1e-6)
 
 
+@pytest.mark.slow  # two SAPF compilations (~20 s): the slow suite
 def test_variants_keep_the_pixel_budget_and_batch_equals_a_loop_of_solve():
     # SAPF-GS + SAPF-VI with a mask shared over channels, on a 3-channel victim.
     victim = _victim(channels=3)

@@ -95,6 +95,7 @@ def test_scw_perturbation_is_smooth_where_the_image_is():
     assert roughness(r.delta) < 0.1 < roughness(c.delta)
 
 
+@pytest.mark.slow  # two sC&W compilations (~18 s); qPGD2's eps sweep: conformance suite
 def test_scw_sweeps_alpha_in_one_call(mlp_victim, mlp_batch):
     images, labels = mlp_batch
     attack = attacks.scw(steps=3, search_steps=2)

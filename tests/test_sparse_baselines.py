@@ -81,6 +81,7 @@ def test_pgd_l0_linf_fails_as_data_when_the_budget_is_too_small(linear_problem):
     assert float(result.l0) <= 1 and float(result.linf) <= eps * (1 + 1e-6)
 
 
+@pytest.mark.slow  # a sweep plus eager runs (~20 s): the slow suite
 def test_pgd_l0_linf_budget_sweep_traces_once_equals_eager_runs_and_holds_per_pixel(
     mlp_victim, mlp_batch
 ):
