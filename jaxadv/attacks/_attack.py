@@ -345,6 +345,11 @@ class Attack(_AttackBase):
     def length(self) -> int:
         return self.steps
 
+    def feasible_set(self, hp, victim) -> Constraint:
+        """The constraint of one run; a subclass whose projection needs the victim's pixel box
+        (an exact ℓ0 + box projection) overrides this."""
+        return self.constraint(hp)
+
     def program(self, victim, hp, x0, label, target) -> Program:
         single = descent(
             victim,
@@ -352,7 +357,7 @@ class Attack(_AttackBase):
             loss_fn=lambda x, logits: self.objective(logits, label, target, hp),
             success_fn=lambda logits: self.success(logits, label, target),
             tx=self.step_rule(hp),
-            constraint=self.constraint(hp),
+            constraint=self.feasible_set(hp, victim),
             perturbation=self.perturbation,
             oracle=self.oracle,
             steps=self.steps,

@@ -10,9 +10,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import Attack, _with_restarts
+from jaxadv.attacks._attack import Attack
 from jaxadv.attacks._recipes import _validated
-from jaxadv.attacks._runner import Program, descent
 from jaxadv.constraints import Constraint
 from jaxadv.constraints._l0 import UNITS, check_budget, check_budget_fits, l0_linf_ball
 from jaxadv.losses import classification_objective
@@ -114,24 +113,8 @@ class SparsePGD(Attack):
         check_budget_fits("hp.k", getattr(hp, "k", 1), victim.input_shape, self.unit)
         return super()._prepare(victim, hp, images, labels, key, targets)
 
-    def program(self, victim, hp, x0, label, target) -> Program:
-        single = descent(
-            victim,
-            x0,
-            loss_fn=lambda x, logits: self.objective(logits, label, target, hp),
-            success_fn=lambda logits: self.success(logits, label, target),
-            tx=self.step_rule(hp),
-            constraint=self.constraint(hp, victim.bounds),
-            perturbation=self.perturbation,
-            oracle=self.oracle,
-            steps=self.steps,
-            random_start=self.random_start,
-            early_stop=self.early_stop,
-            select=self.select,
-        )
-        if self.restarts == 1:
-            return single
-        return _with_restarts(single, self.restarts, self.select)
+    def feasible_set(self, hp, victim):
+        return self.constraint(hp, victim.bounds)  # the exact projection needs the box
 
 
 def pgd_l0_linf(
