@@ -62,9 +62,7 @@ class CarliniWagnerL2(_AttackBase):
     def program(self, victim, hp: HParams, x0, label, target) -> Program:
         goal = target if self.targeted else label
 
-        def search_step(const, context) -> Program:
-            del context
-
+        def search_step(const) -> Program:
             def loss_fn(x, logits):
                 margin = cw_margin(logits, goal, kappa=hp.kappa, targeted=self.targeted)
                 return jnp.sum(jnp.square(x - x0)) + const * margin
@@ -93,7 +91,6 @@ class CarliniWagnerL2(_AttackBase):
 
 class _SearchCarry(NamedTuple):
     inner: Any  # the running search step's descent carry
-    context: Any  # per-example data computed once in `init` (e.g. a smoothing operator)
     const: jax.Array
     lower: jax.Array
     upper: jax.Array
@@ -105,33 +102,28 @@ class _SearchCarry(NamedTuple):
 
 
 def constant_search(
-    search_step: Callable[[jax.Array, Any], Program],
+    search_step: Callable[[jax.Array], Program],
     *,
     initial_const: jax.Array,
     steps: int,
     search_steps: int,
     bounds: tuple[float, float],
-    prepare: Callable[[], Any] = lambda: (),
 ) -> Program:
     """C&W's per-example binary search over a trade-off constant ``c``, as one ``Program``.
 
-    ``search_step(c, context)`` is the inner descent (``steps`` steps, ``select="l2"``) for one
-    constant; ``prepare()`` computes per-example data once, in ``init`` (kept in the carry, so a
-    host-driven run does not recompute it per chunk), that every search step receives as
-    ``context``. After each search step: a success lowers the upper bound and bisects; a failure
-    raises the lower bound and bisects, or multiplies ``c`` by 10 while no success is known. The
-    inner descent restarts from its initial latent with a fresh optimiser state. The result is the
+    ``search_step(c)`` is the inner descent (``steps`` steps, ``select="l2"``) for one constant
+    (per-example data computed once goes around it with ``with_context``). After each search
+    step: a success lowers the upper bound and bisects; a failure raises the lower bound and
+    bisects, or multiplies ``c`` by 10 while no success is known. The inner descent restarts from its initial latent with a fresh optimiser state. The result is the
     best iterate over all search steps.
     """
 
     def init(key):
         key, inner_key = jax.random.split(key)
-        context = prepare()
-        inner = search_step(initial_const, context).init(inner_key)
+        inner = search_step(initial_const).init(inner_key)
         zero = jnp.zeros((), jnp.int32)
         return _SearchCarry(
             inner=inner,
-            context=context,
             const=jnp.asarray(initial_const, jnp.float32),
             lower=jnp.zeros((), jnp.float32),
             upper=jnp.full((), _NO_UPPER, jnp.float32),
@@ -143,7 +135,7 @@ def constant_search(
         )
 
     def step(carry: _SearchCarry):
-        inner, loss = search_step(carry.const, carry.context).step(carry.inner)
+        inner, loss = search_step(carry.const).step(carry.inner)
         t = carry.t + 1
         # At the end of a search step: bisect c, keep the best iterate, restart the descent.
         # (The last iterate of a search step is not evaluated, so that every step costs exactly
@@ -154,8 +146,7 @@ def constant_search(
         const = jnp.where(upper < _NO_UPPER, 0.5 * (lower + upper), carry.const * 10.0)
         key, inner_key = jax.random.split(carry.key)
         closed = _SearchCarry(
-            inner=search_step(const, carry.context).init(inner_key),
-            context=carry.context,
+            inner=search_step(const).init(inner_key),
             const=const,
             lower=lower,
             upper=upper,

@@ -165,8 +165,7 @@ class CarliniWagnerL0(_AttackBase):
         def round_program(allowed, start, const) -> Program:
             perturbation = _MaskedTanh(tanh, allowed, start)
 
-            def search_step(c, context):
-                del context
+            def search_step(c):
 
                 def loss_fn(x, logits):
                     margin = cw_margin(logits, goal, kappa=hp.kappa, targeted=self.targeted)

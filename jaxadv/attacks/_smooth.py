@@ -240,7 +240,7 @@ class SmoothCarliniWagner(_SmoothAttack):
 
         def build(smooth: Smoother) -> Program:
             search = constant_search(
-                lambda const, _: search_step(const, smooth),
+                lambda const: search_step(const, smooth),
                 initial_const=hp.initial_const,
                 steps=self.steps,
                 search_steps=self.search_steps,
