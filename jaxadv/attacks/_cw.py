@@ -114,8 +114,9 @@ def constant_search(
     ``search_step(c)`` is the inner descent (``steps`` steps, ``select="l2"``) for one constant
     (per-example data computed once goes around it with ``with_context``). After each search
     step: a success lowers the upper bound and bisects; a failure raises the lower bound and
-    bisects, or multiplies ``c`` by 10 while no success is known. The inner descent restarts from its initial latent with a fresh optimiser state. The result is the
-    best iterate over all search steps.
+    bisects, or multiplies ``c`` by 10 while no success is known. The inner descent restarts
+    from its initial latent with a fresh optimiser state. The result is the best iterate over
+    all search steps.
     """
 
     def init(key):
