@@ -1,0 +1,239 @@
+"""The embedded saliency data: generated scenes whose fixation density is known exactly.
+
+Why generated: no eye-tracking data can be downloaded here, and a saliency model trained on it
+must learn something real. In these scenes the density depends on what the image shows (which
+objects stand out, and by how much), not only on position, so a centre-bias map is clearly
+beaten by the truth; and because the density is known, fixations are exact samples from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jaxadv import _checks
+from jaxadv.data.saliency._record import SaliencyDataset, check_size
+
+# The generating process; every constant is part of the documented definition.
+_GRID = 3  # objects occupy distinct cells of a 3×3 grid, so they never overlap
+_MAX_OBJECTS = 4
+_RADIUS = (0.2, 0.42)  # object radius, as a fraction of the smaller cell side
+_CONTRAST = (0.05, 0.6)  # RMS colour distance of an object from the background mean
+_TEXTURE_GAIN = 1.5  # a striped object attracts this much more gaze than a plain one
+_STRIPE_PERIOD = (3.0, 6.0)  # pixels
+_SPREAD = 0.6  # fixations scatter around an object centre with std = this × its radius
+_CENTER_BIAS_WEIGHT = 0.25
+_UNIFORM_WEIGHT = 0.05
+_CENTER_SIGMA = 0.25  # of the image height and width
+_BACKGROUND_MEAN = (0.3, 0.7)
+_BACKGROUND_SMOOTH = 0.08  # amplitude of the smooth background noise
+_BACKGROUND_KNOTS = 5  # the smooth noise is bilinear over a 5×5 grid of random values
+_GRAIN = 0.02  # std of per-pixel noise, objects included
+_SPLITS = {"train": (1, 1000), "test": (2, 200)}  # RNG stream, default size
+_MIN_SIDE = 12
+
+
+def make_scenes(
+    n: int,
+    *,
+    size: tuple[int, int] = (64, 64),
+    seed: int = 0,
+    fixations_per_image: int = 32,
+) -> SaliencyDataset:
+    """Generates ``n`` scenes with a known fixation density and fixations drawn from it.
+
+    The process, per scene (all draws uniform unless said otherwise):
+
+    * **Background**: a mean colour in ``[0.3, 0.7]³``, plus smooth noise (bilinear over a 5×5
+      grid of normal values, amplitude 0.08 per channel) — texture with little contrast.
+    * **Objects**: 1 to 4, each in its own cell of a 3×3 grid (none overlap; any cell, corners
+      included, so position alone does not locate them). A disc or a square of radius (half
+      side) 0.2–0.42 of the cell side. Its colour lies at RMS distance ``c`` in ``[0.05, 0.6]``
+      from the background mean, in a random direction of RGB space (clipped to ``[0, 1]``; the
+      clipped distance is the contrast ``c`` used below). Half the objects are striped: stripes
+      of period 3–6 px at a random angle alternate the colour with its mirror image about the
+      background mean, so they differ from the background in texture, not in mean colour.
+    * **Grain**: normal noise of std 0.02 on every pixel; the image is clipped to ``[0, 1]``.
+    * **Fixation density** (the returned map), a mixture normalised to sum 1::
+
+          p  ∝  Σ_j w_j · N_j  +  0.25 · C  +  0.05 · U
+
+      where ``N_j`` is an isotropic Gaussian on object ``j``'s centre with std 0.6 × its radius,
+      ``w_j = c_j`` (× 1.5 when striped), ``C`` is the centre bias (``scene_center_bias``) and
+      ``U`` uniform, each component summing to 1. So the mass on an object grows with its
+      contrast and texture; a scene of faint objects is viewed mostly by the centre bias.
+    * **Fixations**: ``fixations_per_image`` independent draws of a pixel from ``p`` (so
+      repeats happen; think of them as a few observers' fixations pooled).
+
+    Scene ``i`` is drawn from its own generator, ``np.random.default_rng([seed, i])``, so the
+    first scenes do not depend on ``n`` and the result depends only on the arguments.
+
+    Args:
+      n: number of scenes.
+      size: ``(h, w)``, each at least 12.
+      seed: a non-negative integer.
+      fixations_per_image: number of fixations drawn per scene.
+
+    Returns:
+      A stacked ``SaliencyDataset`` named ``"scenes"``: ``float32[n, h, w, 3]`` images in
+      ``[0, 1]``, the densities as ``maps`` (``float32[n, h, w]``, each summing to 1),
+      ``int32[fixations_per_image, 2]`` fixations, ``object_masks`` (``bool[n, h, w]``) and names
+      ``"scene/000000"``, ….
+
+    Raises:
+      ValueError: for a bad argument.
+    """
+    return _generate(n, size, seed, (), fixations_per_image, "scenes", "scene")
+
+
+def load_scenes(
+    split: str = "train",
+    n: int | None = None,
+    *,
+    size: tuple[int, int] = (64, 64),
+    seed: int = 0,
+    fixations_per_image: int = 32,
+) -> SaliencyDataset:
+    """A deterministic train or test split of the generated scenes (see ``make_scenes``).
+
+    The two splits come from disjoint random streams: scene ``i`` of a split is drawn from
+    ``np.random.default_rng([seed, stream, i])`` with stream 1 for ``"train"`` and 2 for
+    ``"test"``. So a split never repeats a scene of the other, and its first scenes do not
+    depend on ``n``.
+
+    Args:
+      split: ``"train"`` or ``"test"``.
+      n: number of scenes; ``None`` gives 1000 for train and 200 for test.
+      size: ``(h, w)``, each at least 12.
+      seed: a non-negative integer.
+      fixations_per_image: number of fixations drawn per scene.
+
+    Returns:
+      A stacked ``SaliencyDataset`` named ``"scenes-train"`` or ``"scenes-test"`` with names
+      ``"train/000000"``, … (fields as in ``make_scenes``).
+    """
+    _checks.check_choice("split", split, tuple(_SPLITS))
+    stream, default_n = _SPLITS[split]
+    n = default_n if n is None else n
+    return _generate(n, size, seed, (stream,), fixations_per_image, f"scenes-{split}", split)
+
+
+def scene_center_bias(size: tuple[int, int] = (64, 64)) -> np.ndarray:
+    """The centre-bias component of the scenes' density: ``float32[h, w]`` summing to 1.
+
+    An axis-aligned Gaussian on the image centre with std 0.25 × the height (vertically) and
+    0.25 × the width (horizontally), evaluated at pixel centres. As a prediction it is the
+    content-blind baseline a saliency model must beat.
+    """
+    h, w = check_size(size)
+    return _center_bias(h, w).astype(np.float32)
+
+
+def _generate(
+    n: Any, size: Any, seed: Any, stream: tuple[int, ...], k: Any, name: str, prefix: str
+) -> SaliencyDataset:
+    _checks.check_positive_int("n", n)
+    _checks.check_positive_int("fixations_per_image", k)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+    h, w = check_size(size)
+    if min(h, w) < _MIN_SIDE:
+        raise ValueError(f"`size` must be at least {_MIN_SIDE} on each side; got {(h, w)}.")
+    canvas = _Canvas(h, w)
+    images = np.empty((n, h, w, 3), np.float32)
+    maps = np.empty((n, h, w), np.float32)
+    masks = np.empty((n, h, w), bool)
+    fixations = []
+    for i in range(n):
+        rng = np.random.default_rng([int(seed), *stream, i])
+        image, density, mask = canvas.scene(rng)
+        images[i], maps[i], masks[i] = image, density, mask
+        flat = rng.choice(h * w, size=int(k), p=density.ravel())
+        fixations.append(np.stack([flat % w, flat // w], axis=1).astype(np.int32))
+    return SaliencyDataset(
+        images=images,
+        maps=maps,
+        fixations=tuple(fixations),
+        names=tuple(f"{prefix}/{i:06d}" for i in range(n)),
+        name=name,
+        object_masks=masks,
+    )
+
+
+class _Canvas:
+    """What all scenes of one size share: pixel-centre coordinates, interpolation, centre bias."""
+
+    def __init__(self, h: int, w: int) -> None:
+        self.h, self.w = h, w
+        self.y = np.arange(h)[:, None] + 0.5
+        self.x = np.arange(w)[None, :] + 0.5
+        self.up_rows = _linear_interpolation(_BACKGROUND_KNOTS, h)
+        self.up_cols = _linear_interpolation(_BACKGROUND_KNOTS, w)
+        self.center_bias = _center_bias(h, w)
+
+    def scene(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(image f32[h, w, 3], density f64[h, w], object mask bool[h, w])`` of one scene."""
+        h, w = self.h, self.w
+        mean = rng.uniform(*_BACKGROUND_MEAN, size=3)
+        knots = rng.normal(size=(_BACKGROUND_KNOTS, _BACKGROUND_KNOTS, 3))
+        smooth = self.up_rows @ knots.transpose(2, 0, 1) @ self.up_cols.T  # [3, h, w]
+        image = mean + _BACKGROUND_SMOOTH * smooth.transpose(1, 2, 0)
+        mask = np.zeros((h, w), bool)
+
+        cell_h, cell_w = h / _GRID, w / _GRID
+        count = rng.integers(1, _MAX_OBJECTS + 1)
+        cells = rng.permutation(_GRID * _GRID)[:count]
+        density = _CENTER_BIAS_WEIGHT * self.center_bias + _UNIFORM_WEIGHT / (h * w)
+        for cell in cells:
+            radius = rng.uniform(*_RADIUS) * min(cell_h, cell_w)
+            # The centre is placed so that the whole object stays inside its cell.
+            cy = (cell // _GRID) * cell_h + radius + rng.random() * (cell_h - 2 * radius)
+            cx = (cell % _GRID) * cell_w + radius + rng.random() * (cell_w - 2 * radius)
+            dy, dx = self.y - cy, self.x - cx
+            if rng.random() < 0.5:
+                inside = dx**2 + dy**2 <= radius**2
+            else:
+                inside = np.maximum(np.abs(dx), np.abs(dy)) <= radius
+            direction = rng.normal(size=3)
+            direction /= np.linalg.norm(direction)
+            target = rng.uniform(*_CONTRAST) * np.sqrt(3.0)
+            colour = np.clip(mean + target * direction, 0.0, 1.0)
+            contrast = np.linalg.norm(colour - mean) / np.sqrt(3.0)
+            striped = rng.random() < 0.5
+            if striped:
+                angle = rng.uniform(0.0, np.pi)
+                period = rng.uniform(*_STRIPE_PERIOD)
+                phase = (dx * np.cos(angle) + dy * np.sin(angle)) / period
+                mirror = np.clip(2.0 * mean - colour, 0.0, 1.0)
+                paint = np.where((np.floor(phase) % 2 == 0)[..., None], colour, mirror)
+            else:
+                paint = np.broadcast_to(colour, (h, w, 3))
+            image = np.where(inside[..., None], paint, image)
+            mask |= inside
+
+            spread = np.exp(-(dx**2 + dy**2) / (2.0 * (_SPREAD * radius) ** 2))
+            weight = contrast * (_TEXTURE_GAIN if striped else 1.0)
+            density = density + weight * spread / spread.sum()
+
+        image = image + rng.normal(scale=_GRAIN, size=(h, w, 3))
+        image = np.clip(image, 0.0, 1.0).astype(np.float32)
+        return image, density / density.sum(), mask
+
+
+def _center_bias(h: int, w: int) -> np.ndarray:
+    y = (np.arange(h)[:, None] + 0.5 - h / 2) / (_CENTER_SIGMA * h)
+    x = (np.arange(w)[None, :] + 0.5 - w / 2) / (_CENTER_SIGMA * w)
+    bias = np.exp(-0.5 * (x**2 + y**2))
+    return bias / bias.sum()
+
+
+def _linear_interpolation(n_knots: int, n_out: int) -> np.ndarray:
+    """``[n_out, n_knots]`` weights interpolating knots spread evenly from edge to edge."""
+    position = np.linspace(0.0, n_knots - 1, n_out)
+    low = np.minimum(np.floor(position).astype(int), n_knots - 2)
+    frac = position - low
+    weights = np.zeros((n_out, n_knots))
+    weights[np.arange(n_out), low] = 1.0 - frac
+    weights[np.arange(n_out), low + 1] = frac
+    return weights
