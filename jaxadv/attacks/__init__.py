@@ -41,3 +41,8 @@ from jaxadv.attacks._sapf import common_positions as common_positions
 from jaxadv.attacks._sapf import sapf as sapf
 from jaxadv.attacks._sapf import sapf_gs as sapf_gs
 from jaxadv.attacks._sapf import sapf_vi as sapf_vi
+from jaxadv.attacks._saliency import SALIENCY_ATTACK_LOSSES as SALIENCY_ATTACK_LOSSES
+from jaxadv.attacks._saliency import SaliencyAttack as SaliencyAttack
+from jaxadv.attacks._saliency import SaliencyObjective as SaliencyObjective
+from jaxadv.attacks._saliency import clean_outputs as saliency_clean_outputs
+from jaxadv.attacks._saliency import saliency_pgd as saliency_pgd
