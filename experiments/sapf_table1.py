@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--no-baselines", action="store_true", help="SAPF only (k from --k, else 40)"
     )
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="SAPF at the table's k only (no Fig. 4 sweep)"
+    )
     args = parser.parse_args(argv)
     config = SMOKE if args.smoke else PAPER if args.paper else CONFIG
     n_images = args.images or config["images"]
@@ -135,7 +138,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # One compiled sweep over k gives both the table's row (k = k_ref) and the k sweep.
     attack = sapf(**config["sapf"])
-    ks = np.unique(np.append(np.asarray(config["k_sweep"], np.float32), np.float32(k_ref)))
+    sweep_ks = () if args.no_sweep else config["k_sweep"]
+    ks = np.unique(np.append(np.asarray(sweep_ks, np.float32), np.float32(k_ref)))
     swept = _run(
         f"SAPF (k sweep {ks.astype(int).tolist()})",
         lambda: attack.sweep(victim, attack.hparams(k=ks, **SAPF_HP), images, labels, key, targets),
