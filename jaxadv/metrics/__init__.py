@@ -1,5 +1,6 @@
 """Metrics of attacks: accuracy, robust accuracy, success rate, norms, and the smooth-examples
-protocol (P_suc, conditional distortion D̄, operating characteristic)."""
+protocol (P_suc, conditional distortion D̄, operating characteristic), the sparse-attack tables, and
+the saliency benchmark metrics (:mod:`jaxadv.metrics.saliency`)."""
 
 from jaxadv.metrics._classification import NORM_NAMES as NORM_NAMES
 from jaxadv.metrics._classification import accuracy as accuracy
@@ -21,3 +22,4 @@ from jaxadv.metrics._sparse import format_case_table as format_case_table
 from jaxadv.metrics._sparse import k_sweep as k_sweep
 from jaxadv.metrics._sparse import smallest_successful_budget as smallest_successful_budget
 from jaxadv.metrics._sparse import target_pairs as target_pairs
+from jaxadv.metrics import saliency as saliency
