@@ -1,0 +1,52 @@
+"""Saliency victims: small faithful Flax versions of published fixation-prediction models, the
+uniform victim interface (maps that are log-densities, [0, 1] or [-1, 1]) with named hidden
+layers, and weight converters from PyTorch-style state dicts."""
+
+from jaxadv.models.saliency._convert import (
+    GAZEGAN_UNUSED_PREFIXES,
+    gazegan_from_torch_state_dict,
+    load_state_dict,
+    salgan_from_torch_state_dict,
+    torch_conv_to_hwio,
+    torch_conv_transpose_to_hwio,
+)
+from jaxadv.models.saliency._deepgaze import (
+    DeepGazeII,
+    gaussian_log_center_bias,
+    trainable_mask,
+    with_log_center_bias,
+)
+from jaxadv.models.saliency._gazegan import GazeGAN
+from jaxadv.models.saliency._layers import TorchConvTranspose
+from jaxadv.models.saliency._salgan import SalGAN, SalGANDiscriminator
+from jaxadv.models.saliency._salicon import SALICON
+from jaxadv.models.saliency._sam import SAM
+from jaxadv.models.saliency._unisal import UNISAL
+from jaxadv.models.saliency._victim import OUTPUT_KINDS, SaliencyVictim, from_flax_saliency
+from jaxadv.models.saliency._zoo import SALIENCY_MODEL_NAMES, saliency_model, saliency_victim
+
+__all__ = [
+    "GAZEGAN_UNUSED_PREFIXES",
+    "OUTPUT_KINDS",
+    "SALICON",
+    "SALIENCY_MODEL_NAMES",
+    "SAM",
+    "UNISAL",
+    "DeepGazeII",
+    "GazeGAN",
+    "SalGAN",
+    "SalGANDiscriminator",
+    "SaliencyVictim",
+    "TorchConvTranspose",
+    "from_flax_saliency",
+    "gaussian_log_center_bias",
+    "gazegan_from_torch_state_dict",
+    "load_state_dict",
+    "salgan_from_torch_state_dict",
+    "saliency_model",
+    "saliency_victim",
+    "torch_conv_to_hwio",
+    "torch_conv_transpose_to_hwio",
+    "trainable_mask",
+    "with_log_center_bias",
+]

@@ -1,0 +1,82 @@
+"""The saliency zoo by name: small faithful versions of published models, randomly initialised."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxadv import _checks
+from jaxadv.models._training import _fast_threefry
+from jaxadv.models.saliency._deepgaze import DeepGazeII
+from jaxadv.models.saliency._gazegan import GazeGAN
+from jaxadv.models.saliency._salgan import SalGAN
+from jaxadv.models.saliency._salicon import SALICON
+from jaxadv.models.saliency._sam import SAM
+from jaxadv.models.saliency._unisal import UNISAL
+from jaxadv.models.saliency._victim import SaliencyVictim, from_flax_saliency
+
+
+def _deepgaze(width: int, input_shape: tuple[int, ...]) -> nn.Module:
+    # The published blur (8 px on the half-size map of ~768-row images), scaled to these images.
+    return DeepGazeII(width=width, initial_sigma=8.0 * min(input_shape[:2]) / 768)
+
+
+_REGISTRY = {
+    "salicon": lambda width, shape: SALICON(width=width),
+    "salgan": lambda width, shape: SalGAN(width=width),
+    "sam": lambda width, shape: SAM(width=width),
+    "deepgaze": _deepgaze,
+    "gazegan": lambda width, shape: GazeGAN(width=width),
+    "unisal": lambda width, shape: UNISAL(width=width),
+}
+
+SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
+
+
+def saliency_model(
+    name: str, *, key: jax.Array, input_shape: Sequence[int], width: int = 8
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The named saliency model and its randomly initialised variables.
+
+    Args:
+      name: ``"salicon"`` (:class:`SALICON`, Huang et al. 2015), ``"salgan"`` (:class:`SalGAN`,
+        Pan et al. 2017), ``"sam"`` (:class:`SAM`, Cornia et al. 2018), ``"deepgaze"``
+        (:class:`DeepGazeII`, Kümmerer et al. 2017), ``"gazegan"`` (:class:`GazeGAN`, Che et al.
+        2019) or ``"unisal"`` (:class:`UNISAL`, Droste et al. 2020).
+      key: PRNG key for the initialisation.
+      input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
+        (SALICON and GazeGAN: multiples of 64; UNISAL 32; SalGAN 16; DeepGaze and SAM 8).
+      width: channels of the model's first layer (the published models use 64; UNISAL 32). All
+        other widths scale with it.
+
+    Returns:
+      ``(module, variables)``; ``module.output_kind`` says what its maps are (see
+      :func:`from_flax_saliency`).
+    """
+    _checks.check_choice("name", name, SALIENCY_MODEL_NAMES)
+    _checks.check_positive_int("width", width)
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(
+            f"`input_shape` must be (height, width, channels); got {tuple(input_shape)}."
+        )
+    module = _REGISTRY[name](int(width), shape)
+    # One jitted init (an eager one compiles every initialiser and layer separately), with the
+    # threefry lowering that XLA CPU compiles ~3x faster; it still costs seconds per model.
+    with _fast_threefry():
+        init = jax.jit(functools.partial(module.init, train=False))
+        variables = init(key, jnp.zeros((1,) + shape, jnp.float32))
+    return module, variables
+
+
+def saliency_victim(
+    name: str, *, key: jax.Array, input_shape: Sequence[int], width: int = 8
+) -> SaliencyVictim:
+    """:func:`saliency_model` wrapped by :func:`from_flax_saliency` (pixel bounds [0, 1])."""
+    module, variables = saliency_model(name, key=key, input_shape=input_shape, width=width)
+    return from_flax_saliency(module, variables, input_shape=input_shape)
