@@ -1,5 +1,6 @@
 """Flax victims: classifiers, their training and checkpoints, weight converters, and input
-defences (a victim behind a transform such as the bilateral filter)."""
+defences (a victim behind a transform such as the bilateral filter). Saliency models (maps, not
+classes) are in :mod:`jaxadv.models.saliency`."""
 
 from jaxadv.models._c4_net import C4Net
 from jaxadv.models._checkpoint import default_cache_dir, restore_variables, save_variables
@@ -13,6 +14,7 @@ from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
 from jaxadv.models._training import accuracy, random_shift, train_classifier
 from jaxadv.models._victim import Victim, from_flax
+from jaxadv.models import saliency
 
 __all__ = [
     "CLASSIFIER_NAMES",
@@ -34,6 +36,7 @@ __all__ = [
     "max_pool_2x2",
     "random_shift",
     "restore_variables",
+    "saliency",
     "save_variables",
     "train_classifier",
     "with_input_transform",
