@@ -133,6 +133,7 @@ def _check_against_eager(name):
     x = _images(2, victim.input_shape, seed=1)
     maps, _, feats = _checks(victim, x, jnp.ones(victim.map_shape), ZOO[name][2])
     np.testing.assert_allclose(victim(x[1]), maps[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(victim.batch(x[1:]), victim(x[1])[None])  # same eager ops
     layer = ZOO[name][2][0]
     want = feats[layer][1]
     np.testing.assert_allclose(victim.features(x[1], layer), want, rtol=1e-5, atol=1e-5)

@@ -13,7 +13,8 @@ CZHQuality/Sal-CFS-GAN (``GazeGAN_using_CSC/models/networks.py``), a pix2pixHD g
   then ``res_2`` three times (the published forward never uses ``res_3``/``res_4``), and the
   decoder ``de_conv1``..``de_conv6``;
 * centre-surround connections (CSC), in both U-Nets: a deep decoder feature → 1×1 convolution →
-  bilinear ×4 upsampling → added to the decoder feature two stages shallower → ReLU →
+  bilinear ×4 upsampling (``nn.Upsample``'s default since PyTorch 0.4: ``align_corners=False``)
+  → added to the decoder feature two stages shallower → ReLU →
   concatenated into the next decoder stage. The published "spatial attention" after the ReLU
   (1×1 conv → ReLU → ``nn.Softmax()``, whose implicit dim is the single channel) is identically
   1, so it is omitted here and its weights are ignored by the converter;
@@ -79,7 +80,7 @@ def _center_surround(deep: jax.Array, shallow: jax.Array, conv: nn.Conv) -> jax.
     return nn.relu(y + shallow)
 
 
-def gazegan_stage_sizes(height: int, width: int) -> str | None:
+def _size_problem(height: int, width: int) -> str | None:
     """Why the two U-Nets cannot run on ``height × width`` images, or None when they can."""
     for n in (height, width):
         local = [n]
@@ -126,7 +127,7 @@ class GazeGAN(nn.Module):
         del train  # instance norm only, no batch statistics
         if x.ndim != 4:
             raise ValueError(f"`x` must be a batch [b, h, w, c] for GazeGAN; got {x.shape}.")
-        problem = gazegan_stage_sizes(*x.shape[1:3])
+        problem = _size_problem(*x.shape[1:3])
         if problem:
             raise ValueError(problem)
         w, out = self.width, self.output_channels
