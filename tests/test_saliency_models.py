@@ -114,17 +114,11 @@ def _images(n, shape, seed=0):
 
 @functools.partial(jax.jit, static_argnames="layers", compiler_options=_FAST_COMPILE)
 def _checks(victim, x, weights, layers):
-    """From one forward and backward pass (``capture_fn``, on which ``features`` is built): the
-    maps of a batch of two images, the named ``layers``, and the gradient of <weights, map of
-    image 0> w.r.t. both images. One compiled program per model."""
-
-    def forward(x):
-        maps, captured = victim.capture_fn(victim.variables, x)
-        return maps, {name: captured[name] for name in layers}
-
-    maps, pullback, feats = jax.vjp(forward, x, has_aux=True)
+    """The maps of a batch of two images, the gradient of <weights, map of image 0> w.r.t. both
+    images, and the named ``layers`` of both images: one compiled program per model."""
+    maps, pullback = jax.vjp(victim.batch, x)
     (grads,) = pullback(jnp.stack([weights, jnp.zeros_like(weights)]))
-    return maps, grads, feats
+    return maps, grads, jax.vmap(lambda z: victim.features(z, layers))(x)
 
 
 def _check_against_eager(name):

@@ -39,9 +39,8 @@ class SaliencyVictim:
     Attributes:
       variables: the model's variables (Flax ``{"params": ..., ...}`` or any pytree).
       apply_fn: ``(variables, x_batch) -> maps [b, h', w']``, in inference mode. Static.
-      capture_fn: ``(variables, x_batch) -> (maps [b, h', w'], {layer_name: [b, ...]})``: the
-        maps and every named hidden layer from one forward pass (for attacks whose loss needs
-        both), or None when the model exposes no layers. Static.
+      capture_fn: ``(variables, x_batch) -> {layer_name: [b, ...]}`` for every named hidden
+        layer, or None when the model exposes none. Static.
       input_shape: shape of ONE image, e.g. ``(64, 64, 3)``. Static.
       output: one of ``OUTPUT_KINDS``. Static.
       map_shape: ``(h', w')`` of the map of one image. Static.
@@ -51,9 +50,7 @@ class SaliencyVictim:
 
     variables: Any
     apply_fn: Callable[[Any, jax.Array], jax.Array] = struct.field(pytree_node=False)
-    capture_fn: Callable[[Any, jax.Array], tuple[jax.Array, dict]] | None = struct.field(
-        pytree_node=False
-    )
+    capture_fn: Callable[[Any, jax.Array], dict] | None = struct.field(pytree_node=False)
     input_shape: tuple[int, ...] = struct.field(pytree_node=False)
     output: str = struct.field(pytree_node=False)
     map_shape: tuple[int, int] = struct.field(pytree_node=False)
@@ -94,7 +91,7 @@ class SaliencyVictim:
                 f"Available layers: {available}."
             )
         _checks.check_example_shape("x", jnp.shape(x), self.input_shape)
-        _, captured = self.capture_fn(self.variables, x[None])
+        captured = self.capture_fn(self.variables, x[None])
         picked = {n: captured[n][0] for n in names}
         return picked[names[0]] if isinstance(layer_name, str) else picked
 
@@ -123,14 +120,13 @@ class _SaliencyApply:
 
 @struct.dataclass
 class _SaliencyCapture:
-    """The maps and every sown intermediate of ``module`` (inference mode), the latter flattened
-    to ``"a/b"`` names."""
+    """Every sown intermediate of ``module`` (inference mode), flattened to ``"a/b"`` names."""
 
     module: nn.Module = struct.field(pytree_node=False)
 
-    def __call__(self, variables: Any, x: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-        maps, state = self.module.apply(variables, x, train=False, mutable=["intermediates"])
-        return maps, _flatten_sown(state.get("intermediates", {}))
+    def __call__(self, variables: Any, x: jax.Array) -> dict[str, jax.Array]:
+        _, state = self.module.apply(variables, x, train=False, mutable=["intermediates"])
+        return _flatten_sown(state.get("intermediates", {}))
 
 
 def from_flax_saliency(
@@ -185,8 +181,9 @@ def from_flax_saliency(
     if len(input_shape) != 3:
         raise ValueError(f"`input_shape` must be (height, width, channels); got {input_shape}.")
     x = jax.ShapeDtypeStruct((1,) + input_shape, jnp.float32)
-    capture_fn = _SaliencyCapture(module)
-    maps, layers = jax.eval_shape(capture_fn, variables, x)  # one trace: map shape and layers
+    maps, state = jax.eval_shape(  # one trace gives the map shape and the sown layers
+        lambda v, x: module.apply(v, x, train=False, mutable=["intermediates"]), variables, x
+    )
     if not hasattr(maps, "shape") or len(maps.shape) != 3:
         raise ValueError(
             f"`module` {type(module).__name__} must map a batch [b, h, w, c] to maps [b, h', w']; "
@@ -195,10 +192,10 @@ def from_flax_saliency(
     return SaliencyVictim(
         variables=variables,
         apply_fn=_SaliencyApply(module),
-        capture_fn=capture_fn,
+        capture_fn=_SaliencyCapture(module),
         input_shape=input_shape,
         output=output,
         map_shape=tuple(int(s) for s in maps.shape[1:]),
-        layer_names=tuple(layers),
+        layer_names=tuple(_flatten_sown(state.get("intermediates", {}))),
         bounds=(float(lo), float(hi)),
     )
