@@ -99,11 +99,22 @@ def _check_sparse_sapf(nb) -> None:
     assert len(summary["success"]) >= 2, summary
 
 
+def _check_saliency_attacks(nb) -> None:
+    """The targeted saliency attack stays in its budget and does not move the map away from the
+    guide (with the smoke run's one-epoch model the maps may barely depend on the image)."""
+    summary = ast.literal_eval(_tagged_stdout(nb, "check").strip().splitlines()[-1])
+    assert summary["linf"] <= summary["eps"] + 1e-6 and summary["trace_finite"], summary
+    before, after = summary["cc_before"], summary["cc_after"]
+    assert len(before) == len(after) == 4, summary
+    assert sum(after) >= sum(before) - 1e-3, summary
+
+
 # Checks on values a notebook computes, run on the executed notebook (so it executes once).
 VALUE_CHECKS = {
     "01_compose_an_attack.ipynb": _check_compose_an_attack,
     "02_smooth_adversarial_examples.ipynb": _check_smooth_examples,
     "03_sparse_sapf.ipynb": _check_sparse_sapf,
+    "04_saliency_attacks.ipynb": _check_saliency_attacks,
 }
 
 
