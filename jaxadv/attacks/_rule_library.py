@@ -1,0 +1,291 @@
+"""Che et al.'s attack library as attacks: each update rule with a perceptual budget and penalty.
+
+Che et al., "A new ensemble adversarial attack powered by long-term gradient memories", AAAI
+2020, and the slides of its attack library (Table 1: attacks 1–13; SMBEA, attack 14, is built
+elsewhere). :func:`rule_attack` assembles an :class:`~jaxadv.attacks.Attack` from
+
+* a step rule of :data:`jaxadv.transforms.UPDATE_RULES` (a :class:`RuleStep`);
+* a perceptual budget (:class:`PerceptualBudget`): an ℓ∞/ℓ2/ℓ1 ball (projection), an SSIM or
+  MS-SSIM budget ``1 − SSIM(x0, x) ≤ eps`` (a retraction toward ``x0``, ``ssim_budget``), or none
+  (only the victim's pixel box, C&W-style);
+* an objective: a classification loss, plus optionally ``λ·D(x0, x)`` with ``D`` a perceptual
+  distance (the paper's Eq. 1); Hot&Cold's own hot/cold objective.
+
+The numbers live in :class:`RuleHParams`; every one of them may be swept (``attack.sweep``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import optax
+
+from jaxadv import _checks
+from jaxadv.attacks._attack import Attack, _with_restarts
+from jaxadv.attacks._runner import Program, descent
+from jaxadv.constraints import NORMS, Constraint, norm_ball, unconstrained
+from jaxadv.image._ssim import PERCEPTUAL_DISTANCES, perceptual_distance, ssim_budget
+from jaxadv.losses import LOSSES, classification_objective
+from jaxadv.transforms._momenta import check_unit_interval
+from jaxadv.transforms._update_rules import RULES, RuleStep
+
+BUDGETS = NORMS + ("ssim", "msssim", "none")
+_CW_RULES = ("adam_decay_cw", "adaeq2m_cw")
+_ACCUMULATING = ("msgd_mim", "adaeq2m", "adaeq2m_v2", "adaeq2m_cw")  # m grows like Σ ĝ
+
+
+class RuleHParams(NamedTuple):
+    """The numbers of the rule-library attacks; every leaf is a float32 array and may be swept.
+
+    Attributes:
+      eps: the budget: radius of an ℓp ball, or the allowed ``1 − SSIM`` (``1 − MS-SSIM``).
+      step_size: α.
+      mu1: decay μ1 of the first momentum.
+      mu2: decay μ2 of the second momentum.
+      smoothing: ε of ``m/√(V + ε)``.
+      noise: σ of AdaEq2M's Gaussian term (relative to ``mean|ĝ|``).
+      penalty: λ of the perceptual penalty ``λ·D(x0, x)``.
+      kappa: confidence κ of the C&W margin loss.
+    """
+
+    eps: jax.Array
+    step_size: jax.Array
+    mu1: jax.Array
+    mu2: jax.Array
+    smoothing: jax.Array
+    noise: jax.Array
+    penalty: jax.Array
+    kappa: jax.Array
+
+
+_RULE_DEFAULTS = dict(
+    eps=8 / 255, mu1=0.9, mu2=0.9, smoothing=1e-20, noise=0.0, penalty=0.0, kappa=0.0
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PerceptualBudget:
+    """``hp -> Constraint``: the budget of ``kind`` at level ``hp.eps`` (hashable).
+
+    ``"linf"``, ``"l2"``, ``"l1"``: norm balls (exact projections); ``"ssim"``, ``"msssim"``:
+    ``1 − SSIM(x0, x0 + delta) ≤ eps``, enforced by backtracking along ``delta``
+    (:func:`jaxadv.image.ssim_budget`, ``bisection_steps`` halvings); ``"none"``: no budget
+    (the runner still keeps the pixel box).
+    """
+
+    kind: str
+    bisection_steps: int = 12
+
+    def __post_init__(self):
+        _checks.check_choice("norm", self.kind, BUDGETS)
+        _checks.check_positive_int("bisection_steps", self.bisection_steps)
+
+    def __call__(self, hp: Any, bounds: tuple[float, float] = (0.0, 1.0)) -> Constraint:
+        if self.kind in NORMS:
+            return norm_ball(self.kind, hp.eps)
+        if self.kind == "none":
+            return unconstrained()
+        return ssim_budget(
+            hp.eps,
+            multiscale=self.kind == "msssim",
+            bounds=bounds,
+            bisection_steps=self.bisection_steps,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class HotColdObjective:
+    """Hot/Cold's objective on a classifier: pull toward the hot class (the target), push away
+    from the cold one (the true label): ``CE(z, target) − CE(z, label) = z_label − z_target``.
+
+    Rozsa, Rudd & Boult, "Adversarial diversity and hard positive generation", CVPR-W 2016; the
+    saliency version of the library uses ``KL(map, hot map) − KL(map, clean map)``.
+    """
+
+    def __call__(self, logits, label, target, hp) -> jax.Array:
+        del hp
+        return logits[label] - logits[target]
+
+
+def _reseeded(program: Program) -> Program:
+    """Seeds every ``noise_key`` of the step rule's state from the run's key (so examples and
+    restarts draw independent Gaussian terms, reproducibly from their keys)."""
+
+    def init(key):
+        key, noise_key = jax.random.split(key)
+        carry = program.init(key)
+        if optax.tree.get_all_with_path(carry.opt_state, "noise_key"):
+            carry = carry._replace(opt_state=optax.tree.set(carry.opt_state, noise_key=noise_key))
+        return carry
+
+    return program._replace(init=init)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleAttack(Attack):
+    """An :class:`Attack` whose numbers are :class:`RuleHParams` and whose objective may carry a
+    perceptual penalty ``hp.penalty · D(x0, x)`` (``penalty``: a kind of
+    :func:`jaxadv.image.perceptual_distance`, or None). SSIM budgets get the victim's pixel box.
+    The Gaussian term of the AdaEq2M rules is seeded from each run's key.
+    """
+
+    penalty: str | None = None
+    params_type: ClassVar[type] = RuleHParams
+    base_defaults: ClassVar[dict[str, float]] = _RULE_DEFAULTS
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.penalty is not None:
+            _checks.check_choice("penalty", self.penalty, PERCEPTUAL_DISTANCES)
+
+    def check_params(self, hp) -> None:
+        if not isinstance(hp, RuleHParams):
+            raise ValueError(
+                f"`hp` must be a RuleHParams (from `attack.hparams(...)`) for attack "
+                f"{self.name!r}; got {type(hp).__name__}."
+            )
+        for name in ("eps", "step_size", "smoothing", "noise", "penalty", "kappa"):
+            _checks.check_nonnegative(f"hp.{name}", getattr(hp, name))
+        check_unit_interval("hp.mu1", hp.mu1)
+        check_unit_interval("hp.mu2", hp.mu2)
+
+    def feasible_set(self, hp, victim) -> Constraint:
+        if isinstance(self.constraint, PerceptualBudget):
+            return self.constraint(hp, bounds=victim.bounds)
+        return self.constraint(hp)
+
+    def program(self, victim, hp, x0, label, target) -> Program:
+        low, high = victim.bounds
+
+        def loss_fn(x, logits):
+            value = self.objective(logits, label, target, hp)
+            if self.penalty is None:
+                return value
+            distance = perceptual_distance(self.penalty, x0, x, data_range=high - low)
+            return value + hp.penalty * distance
+
+        single = descent(
+            victim,
+            x0,
+            loss_fn=loss_fn,
+            success_fn=lambda logits: self.success(logits, label, target),
+            tx=self.step_rule(hp),
+            constraint=self.feasible_set(hp, victim),
+            perturbation=self.perturbation,
+            oracle=self.oracle,
+            steps=self.steps,
+            random_start=self.random_start,
+            early_stop=self.early_stop,
+            select=self.select,
+        )
+        single = _reseeded(single)
+        if self.restarts == 1:
+            return single
+        return _with_restarts(single, self.restarts, self.select)
+
+
+_DEFAULT_EPS = {"linf": 8 / 255, "l2": 0.5, "l1": 10.0, "ssim": 0.05, "msssim": 0.05, "none": 0.0}
+
+
+def rule_attack(
+    rule: str,
+    *,
+    norm: str = "auto",
+    steps: int = 10,
+    loss: str = "auto",
+    targeted: bool = False,
+    penalty: str = "auto",
+    variant: str = "paper",
+    normalizer: str | None = None,
+    random_start: bool | None = None,
+    restarts: int = 1,
+    early_stop: bool = False,
+    bisection_steps: int = 12,
+) -> RuleAttack:
+    """One attack of Che et al.'s library (module docstring) against a classifier.
+
+    Args:
+      rule: a key of :data:`jaxadv.transforms.UPDATE_RULES` (``"adaeq2m"``, ``"msgd_mim"``, …).
+      norm: the budget, one of :data:`BUDGETS`; ``"auto"``: ``"none"`` for the C&W rules (their
+        penalty replaces a budget), ``"ssim"`` for Hot&Cold, else ``"linf"``.
+      steps: gradient steps.
+      loss: ``"ce"``, ``"cw"`` or ``"dlr"``; ``"auto"``: ``"cw"`` (C&W margin, ``hp.kappa``)
+        for the C&W rules, Hot&Cold's own objective (:class:`HotColdObjective`) for
+        ``"hot_cold"`` (which accepts no other), else ``"ce"``.
+      targeted: move toward ``target`` (Hot&Cold requires it).
+      penalty: the perceptual penalty ``hp.penalty·D(x0, x)``: a kind of
+        :data:`jaxadv.image.PERCEPTUAL_DISTANCES` or ``"none"``; ``"auto"``: ``"l2"`` (the mean
+        squared perturbation) for the C&W rules, ``"ssim"`` (``1 − SSIM``) for Hot&Cold, else
+        none. Default weight λ = 1 where a penalty is on by default, else 0 (set ``penalty=``).
+      variant: ``"code"`` for the published code's AdaEq2M family (see
+        :func:`jaxadv.transforms.adaeq2m`); ε then defaults to 1e-8.
+      normalizer: override the rule's gradient normaliser.
+      random_start: start from a random point of the budget; None: only for ``"pgd"``.
+      restarts: independent random starts, best kept (needs ``random_start``).
+      early_stop: freeze an example at its first success.
+      bisection_steps: halvings of the SSIM budgets' backtracking.
+
+    Defaults of the numbers: μ1 = 1 for MSGD-MIM and the AdaEq2M rules, 0.9 for the Adam rules;
+    μ2 = 0.9; σ = 0.01 for AdaEq2M (0 elsewhere); ε = 1e-20 (1e-8 with ``variant="code"``);
+    eps 8/255 (ℓ∞), 0.5 (ℓ2), 10 (ℓ1), 0.05 (``1 − SSIM``); step ``eps/steps`` for the rules
+    whose momentum accumulates (MSGD-MIM, AdaEq2M), ``eps/4`` otherwise, and 0.01 under the SSIM
+    and "none" budgets (pixel units).
+    """
+    _checks.check_choice("rule", rule, RULES)
+    _checks.check_positive_int("steps", steps)
+    step_rule = RuleStep(rule, variant=variant, normalizer=normalizer)  # validates both
+    cw = rule in _CW_RULES
+    hot_cold = rule == "hot_cold"
+    if norm == "auto":
+        norm = "none" if cw else ("ssim" if hot_cold else "linf")
+    _checks.check_choice("norm", norm, BUDGETS)
+    if hot_cold:
+        if loss != "auto":
+            raise ValueError(
+                f"Hot&Cold has its own objective (pull toward the target, push away from the "
+                f"true label); `loss` must be 'auto'; got {loss!r}."
+            )
+        if not targeted:
+            raise ValueError(
+                "Hot&Cold is a targeted attack (the library's Table 1): pass `targeted=True`; "
+                "got `targeted=False`."
+            )
+        objective = HotColdObjective()
+    else:
+        loss = ("cw" if cw else "ce") if loss == "auto" else loss
+        _checks.check_choice("loss", loss, LOSSES)
+        objective = classification_objective(loss, targeted=targeted)
+    if penalty == "auto":
+        penalty = "l2" if cw else ("ssim" if hot_cold else "none")
+    _checks.check_choice("penalty", penalty, PERCEPTUAL_DISTANCES + ("none",))
+    default_weight = 1.0 if (cw or hot_cold) and penalty != "none" else 0.0
+    random_start = rule == "pgd" if random_start is None else bool(random_start)
+
+    defaults = {"eps": _DEFAULT_EPS[norm], "penalty": default_weight}
+    if rule in _ACCUMULATING:
+        defaults["mu1"] = 1.0
+    if rule in ("adaeq2m", "adaeq2m_cw"):
+        defaults["noise"] = 0.01
+    if variant == "code":
+        defaults["smoothing"] = 1e-8
+    rel_step_size = None
+    if norm in NORMS:
+        rel_step_size = 1.0 / steps if rule in _ACCUMULATING else 0.25
+    else:
+        defaults["step_size"] = 0.01
+    return RuleAttack(
+        objective=objective,
+        step_rule=step_rule,
+        constraint=PerceptualBudget(norm, bisection_steps),
+        steps=steps,
+        targeted=targeted,
+        random_start=random_start,
+        restarts=restarts,
+        early_stop=early_stop,
+        defaults=tuple(sorted(defaults.items())),
+        rel_step_size=rel_step_size,
+        penalty=None if penalty == "none" else penalty,
+        name=f"{rule}{'-code' if variant == 'code' else ''}-{norm}",
+    )
