@@ -109,7 +109,6 @@ def _components(x: jax.Array, y: jax.Array, data_range) -> tuple[jax.Array, jax.
     return jnp.mean(lum * cs, axis=axes), jnp.mean(cs, axis=axes)
 
 
-@jax.jit
 def ssim(x: jax.Array, y: jax.Array, *, data_range: float | jax.Array = 1.0) -> jax.Array:
     """Mean structural similarity of ONE pair of images ``[h, w]`` or ``[h, w, c]`` (module
     docstring); a float32 scalar, 1 for identical images, differentiable in both.
@@ -122,7 +121,11 @@ def ssim(x: jax.Array, y: jax.Array, *, data_range: float | jax.Array = 1.0) -> 
       ValueError: shapes differ, are not images, or are smaller than the 11×11 window.
     """
     _check_pair(x, y, WINDOW_SIZE, "SSIM with its 11×11 window")
-    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    return _ssim(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), data_range)
+
+
+@jax.jit  # compiled once per shape when called eagerly; inlined inside a user's trace
+def _ssim(x, y, data_range):
     full, _ = _components(_as_channels("x", x), _as_channels("y", y), data_range)
     return jnp.mean(full)
 
@@ -146,7 +149,6 @@ def ms_ssim_min_size(num_scales: int = len(MS_SSIM_WEIGHTS)) -> int:
     return (WINDOW_SIZE - 1) * 2 ** (num_scales - 1) + 1
 
 
-@functools.partial(jax.jit, static_argnames=("weights",))
 def ms_ssim(
     x: jax.Array,
     y: jax.Array,
@@ -169,8 +171,12 @@ def ms_ssim(
     if not weights:
         raise ValueError("`weights` must hold one exponent per scale; got an empty tuple.")
     _check_pair(x, y, ms_ssim_min_size(len(weights)), f"MS-SSIM with {len(weights)} scales")
-    x = _as_channels("x", jnp.asarray(x, jnp.float32))
-    y = _as_channels("y", jnp.asarray(y, jnp.float32))
+    return _ms_ssim(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), data_range, weights)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _ms_ssim(x, y, data_range, weights):
+    x, y = _as_channels("x", x), _as_channels("y", y)
     total = jnp.ones(x.shape[0], jnp.float32)
     for j, w in enumerate(weights):
         full, cs = _components(x, y, data_range)
