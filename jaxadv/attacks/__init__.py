@@ -46,3 +46,9 @@ from jaxadv.attacks._saliency import SaliencyAttack as SaliencyAttack
 from jaxadv.attacks._saliency import SaliencyObjective as SaliencyObjective
 from jaxadv.attacks._saliency import clean_outputs as saliency_clean_outputs
 from jaxadv.attacks._saliency import saliency_pgd as saliency_pgd
+from jaxadv.attacks._rule_library import BUDGETS as RULE_BUDGETS
+from jaxadv.attacks._rule_library import HotColdObjective as HotColdObjective
+from jaxadv.attacks._rule_library import PerceptualBudget as PerceptualBudget
+from jaxadv.attacks._rule_library import RuleAttack as RuleAttack
+from jaxadv.attacks._rule_library import RuleHParams as RuleHParams
+from jaxadv.attacks._rule_library import rule_attack as rule_attack

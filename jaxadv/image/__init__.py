@@ -1,5 +1,5 @@
 """Image operators that attacks and figures build on: graph Laplacian smoothing, bilateral
-filtering and adversarial magnification, superpixels."""
+filtering and adversarial magnification, superpixels, SSIM and MS-SSIM."""
 
 from jaxadv.image._bilateral import bilateral_filter as bilateral_filter
 from jaxadv.image._bilateral import default_radius as default_radius
@@ -17,3 +17,11 @@ from jaxadv.image._smoothing import smoother as smoother
 from jaxadv.image._smoothing import solve_laplacian as solve_laplacian
 from jaxadv.image._sensitivity import sensitivity_weights as sensitivity_weights
 from jaxadv.image._superpixels import slic as slic
+from jaxadv.image._ssim import MS_SSIM_WEIGHTS as MS_SSIM_WEIGHTS
+from jaxadv.image._ssim import PERCEPTUAL_DISTANCES as PERCEPTUAL_DISTANCES
+from jaxadv.image._ssim import ms_ssim as ms_ssim
+from jaxadv.image._ssim import ms_ssim_min_size as ms_ssim_min_size
+from jaxadv.image._ssim import penalized as penalized
+from jaxadv.image._ssim import perceptual_distance as perceptual_distance
+from jaxadv.image._ssim import ssim as ssim
+from jaxadv.image._ssim import ssim_budget as ssim_budget

@@ -1,5 +1,6 @@
 """Attack step rules as optax ``GradientTransformation``s (compose with ``optax.chain``): the
-classic normalisations and momentum, Laplacian smoothing, and SAPF's ℓp-box ADMM mask update."""
+classic normalisations and momentum, Laplacian smoothing, SAPF's ℓp-box ADMM mask update, and
+the saliency paper's update-rule library (shared first/second-momentum pieces, the rules)."""
 
 from jaxadv.transforms._momentum import MIMomentumState as MIMomentumState
 from jaxadv.transforms._momentum import mi_momentum as mi_momentum
@@ -15,3 +16,26 @@ from jaxadv.transforms._lp_box_admm import lp_box_admm as lp_box_admm
 from jaxadv.transforms._lp_box_admm import project_box as project_box
 from jaxadv.transforms._lp_box_admm import project_sphere as project_sphere
 from jaxadv.transforms._lp_box_admm import sapf_step_schedule as sapf_step_schedule
+from jaxadv.transforms._momenta import NORMALIZERS as NORMALIZERS
+from jaxadv.transforms._momenta import SECOND_MOMENTA as SECOND_MOMENTA
+from jaxadv.transforms._momenta import FirstMomentumState as FirstMomentumState
+from jaxadv.transforms._momenta import ScaleByMomentaState as ScaleByMomentaState
+from jaxadv.transforms._momenta import SecondMomentumState as SecondMomentumState
+from jaxadv.transforms._momenta import adaeq2m_published as adaeq2m_published
+from jaxadv.transforms._momenta import first_momentum as first_momentum
+from jaxadv.transforms._momenta import normalize_gradient as normalize_gradient
+from jaxadv.transforms._momenta import scale_by_momenta as scale_by_momenta
+from jaxadv.transforms._momenta import second_momentum as second_momentum
+from jaxadv.transforms._update_rules import PAPER_NAMES as PAPER_NAMES
+from jaxadv.transforms._update_rules import RULES as RULES
+from jaxadv.transforms._update_rules import UPDATE_RULES as UPDATE_RULES
+from jaxadv.transforms._update_rules import RuleStep as RuleStep
+from jaxadv.transforms._update_rules import adaeq2m as adaeq2m
+from jaxadv.transforms._update_rules import adaeq2m_v2 as adaeq2m_v2
+from jaxadv.transforms._update_rules import adagrad_decay_im as adagrad_decay_im
+from jaxadv.transforms._update_rules import adagrad_plus_im as adagrad_plus_im
+from jaxadv.transforms._update_rules import adam_decay_im as adam_decay_im
+from jaxadv.transforms._update_rules import adam_vanilla_im as adam_vanilla_im
+from jaxadv.transforms._update_rules import msgd_mim as msgd_mim
+from jaxadv.transforms._update_rules import sgd_ifgsm as sgd_ifgsm
+from jaxadv.transforms._update_rules import sgd_ifgv as sgd_ifgv
