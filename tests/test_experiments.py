@@ -39,3 +39,12 @@ def test_smooth_table1_smoke(tmp_path):
     transfer = table["transfer"]
     assert [r["attack"] for r in transfer] == [r["attack"] for r in rows]
     assert all(0.0 <= r["P_suc"] <= 1.0 for r in transfer)
+
+
+def test_saliency_attacks_smoke(tmp_path):
+    out = _load("saliency_attacks").main(["--smoke", "--cache-dir", str(tmp_path)])
+    rows = out["rows"]
+    assert list(rows) == ["clean", "random ±eps noise", "untargeted KL", "targeted feature"]
+    for row in rows.values():
+        assert -1.0 <= row["cc"] <= 1.0 and 0.0 <= row["sauc"] <= 1.0, row
+    assert out["layer"] and set(out["to_guide"]) == {"targeted feature"}
