@@ -116,3 +116,11 @@ def test_bad_input_is_named():
         sl.combined_loss({})
     with pytest.raises(ValueError, match="bins"):
         sl.soft_histogram(jnp.ones(3), bins=1)
+
+
+def test_gradients_stay_finite_on_a_constant_map():
+    # A fresh or collapsed model predicts a constant map: CC and NSS must not turn training NaN.
+    constant, ref = jnp.full((4, 4), 0.5), _random_map(11, (4, 4))
+    for loss in (sl.cc_loss, sl.nss_loss, sl.kl_loss, sl.sim_loss):
+        grad = jax.jit(jax.grad(loss))(constant, ref)
+        assert np.all(np.isfinite(grad)), loss.__name__

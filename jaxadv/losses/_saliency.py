@@ -62,7 +62,9 @@ def kl_loss(prediction: jax.Array, reference: jax.Array, eps: float = EPS) -> ja
 
 def _standardise(x: jax.Array, eps: float) -> jax.Array:
     centred = x - jnp.mean(x)
-    return centred / (jnp.sqrt(jnp.mean(centred**2)) + eps)
+    # eps² inside the root: sqrt's derivative at 0 is infinite, and a constant map (a fresh or
+    # collapsed model) would turn the gradient into NaN.
+    return centred / jnp.sqrt(jnp.mean(centred**2) + eps * eps)
 
 
 def cc_loss(prediction: jax.Array, reference: jax.Array, eps: float = EPS) -> jax.Array:
