@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 _SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pgd_linf.py"
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|nan|inf", re.IGNORECASE)
@@ -27,6 +28,7 @@ def _numbers(line: str, label: str) -> list[float]:
     return [float(s) for s in _NUMBER.findall(line[len(label) :])]
 
 
+@pytest.mark.slow  # ~55 s of compiling a dozen loop forms; run with `-m slow` after a change
 def test_quick_run_prints_every_row_and_matches_the_hand_loop(capsys):
     bench = _load_benchmark()
     result = bench.main(["--quick"])

@@ -210,7 +210,7 @@ def test_attacks_compose_inside_a_users_jit_and_vmap(mlp_victim, mlp_batch):
 
 
 # cw-long's constant search is also what scw-long runs (with a per-example context on top).
-@pytest.mark.parametrize("name", ["pgd-long", "scw-long"])
+@pytest.mark.parametrize("name", ["pgd-long", pytest.param("scw-long", marks=pytest.mark.slow)])
 def test_host_driven_chunks_equal_one_scan(name, mlp_victim, mlp_batch):
     """Attacks longer than one CPU chunk run as a host loop; same results as one lax.scan."""
     from jaxadv import _compile
