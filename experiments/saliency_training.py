@@ -9,16 +9,16 @@ Expected:  on 200 held-out 64×64 scenes every trained model beats both content-
            |--------------------|-------|-------|--------|-------|-------|
            | centre bias        | 0.093 | 0.176 | 0.496  | 1.188 | 0.414 |
            | mean train density | 0.275 | 0.563 | 0.506  | 0.893 | 0.445 |
-           | salicon            | 0.315 | 0.695 | 0.687  | 0.810 | 0.465 |
-           | salgan             | 0.808 | 1.758 | 0.734  | 0.234 | 0.736 |
-           | sam                | 0.776 | 1.683 | 0.731  | 0.257 | 0.724 |
+           | salicon            | 0.314 | 0.694 | 0.688  | 0.811 | 0.466 |
+           | salgan             | 0.813 | 1.762 | 0.740  | 0.220 | 0.746 |
+           | sam                | 0.788 | 1.706 | 0.734  | 0.247 | 0.727 |
            | deepgaze           | 0.678 | 1.506 | 0.694  | 0.424 | 0.632 |
-           | gazegan            | 0.516 | 1.107 | 0.730  | 0.613 | 0.550 |
+           | gazegan            | 0.517 | 1.108 | 0.731  | 0.612 | 0.551 |
            | unisal             | 0.516 | 1.144 | 0.694  | 0.612 | 0.563 |
 
            SALICON gains least on CC: at 64×64 its readout lives on the pool5 grid, 2×2 cells
            bilinearly upsampled, so it can tilt mass towards the salient side but not place a peak.
-Cost:      9.5-10.7 min wall (9 min of CPU) on 2 CPU cores for the six models (width 8, 1000
+Cost:      8-11 min wall (8.8 min of CPU) on 2 CPU cores for the six models (width 8, 1000
            training scenes, 2-8 epochs each, compile times included). Smoke: DeepGaze on 8 scenes
            of 32×32, one epoch, ~20 s.
 
