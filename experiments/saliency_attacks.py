@@ -67,7 +67,7 @@ ATTACKS = (
     ("targeted CC", dict(loss="cc", targeted=True)),
     ("targeted feature", dict(layer=True, targeted=True)),
 )
-SMOKE_ATTACKS = ("untargeted KL", "targeted feature")  # one of each branch: compiling dominates
+SMOKE_ATTACKS = ("untargeted KL",)  # compiling dominates; the unit tests cover the other kinds
 SCORES = ("cc", "sauc", "sim")
 
 

@@ -44,7 +44,7 @@ def test_smooth_table1_smoke(tmp_path):
 def test_saliency_attacks_smoke(tmp_path):
     out = _load("saliency_attacks").main(["--smoke", "--cache-dir", str(tmp_path)])
     rows = out["rows"]
-    assert list(rows) == ["clean", "random ±eps noise", "untargeted KL", "targeted feature"]
+    assert list(rows) == ["clean", "random ±eps noise", "untargeted KL"]
     for row in rows.values():
         assert -1.0 <= row["cc"] <= 1.0 and 0.0 <= row["sauc"] <= 1.0, row
-    assert out["layer"] and set(out["to_guide"]) == {"targeted feature"}
+    assert isinstance(out["layer"], str) and out["layer"]  # the feature layer it would attack

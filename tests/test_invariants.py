@@ -96,6 +96,7 @@ def test_targeted_success_is_measured_against_the_target(mlp_victim, mlp_batch):
     assert np.mean(result.success) > 0.5
 
 
+@pytest.mark.slow  # ~23 s; C&W's minimality is also checked in closed form (test_closed_form.py)
 def test_cw_l2_succeeds_with_smaller_l2_than_pgd_l2(mlp_victim, mlp_batch):
     images, labels = mlp_batch
     cw = attacks.cw_l2(steps=100, search_steps=6)

@@ -138,6 +138,7 @@ def _check_against_eager(name):
 EAGER_DEFAULT = ("salgan",)
 
 
+@pytest.mark.slow  # an eager pass costs 3–16 s per model; test_zoo_model runs each one jitted
 @pytest.mark.parametrize("name", EAGER_DEFAULT)
 def test_zoo_model_jit_matches_eager(name):
     _check_against_eager(name)

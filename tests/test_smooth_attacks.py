@@ -75,6 +75,7 @@ def test_scw_reaches_the_closed_form_minimal_perturbation():
     assert jnp.argmax(victim(result.x_adv)) != jnp.argmax(logits)
 
 
+@pytest.mark.slow  # ~27 s; sC&W stays checked by default against its closed-form optimum
 def test_scw_perturbation_is_smooth_where_the_image_is():
     """On an image of two flat regions, sC&W's perturbation is nearly constant in each region
     (smooth like x0) while C&W's follows the victim's noisy weights."""
