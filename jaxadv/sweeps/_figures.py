@@ -1,0 +1,171 @@
+"""Figures of a sweep: robust accuracy against the budget, success against queries, and the
+operating characteristic (probability of success within a distortion).
+
+Each function draws on a fresh :class:`matplotlib.figure.Figure` (no pyplot state, so it works
+under the Agg backend and in loops), one line per value of ``hue``, saves it when ``path`` is
+given, and returns it. matplotlib is an optional dependency, imported when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from jaxadv.metrics._operating import operating_characteristic, plot_operating_characteristics
+from jaxadv.metrics._sparse import NORMS
+from jaxadv.sweeps._table import (
+    _columns,
+    _group_ids,
+    coordinates,
+    reduce_runs,
+    validate_table,
+)
+
+
+def _figure(path: Any):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as err:  # an optional dependency
+        raise ImportError("Sweep figures need matplotlib: `pip install matplotlib`.") from err
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    return fig, fig.subplots()
+
+
+def _finish(fig: Any, ax: Any, path: Any) -> Any:
+    if len(ax.lines) > 1:
+        ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def _hue_columns(cols: Mapping[str, np.ndarray], hue: Any, argument: str = "hue") -> list[str]:
+    names = [] if hue is None else [hue] if isinstance(hue, str) else list(hue)
+    for name in names:
+        if not isinstance(name, str) or name not in cols:
+            raise ValueError(
+                f"`{argument}` must name columns of the table; got {name!r}, columns are "
+                f"{', '.join(map(repr, cols))}."
+            )
+    return names
+
+
+def _lines(cols: Mapping[str, np.ndarray], hue: list[str], n: int):
+    """``(label, row indices)`` per hue value, in sorted order of the hue values."""
+    ids, first = _group_ids([cols[h] for h in hue], n)
+    for g, row in enumerate(first):
+        label = ", ".join(f"{h}={cols[h][row]}" for h in hue) if hue else None
+        yield label, np.flatnonzero(ids == g)
+
+
+def _constant(cols, names: list[str], rows: np.ndarray, label: Any, advice: str) -> None:
+    for name in names:
+        values = np.unique(cols[name][rows])
+        if values.size > 1:
+            where = f" within the line {label}" if label else ""
+            raise ValueError(
+                f"column {name!r} takes {values.size} values{where} "
+                f"({', '.join(map(str, values[:4]))}{', ...' if values.size > 4 else ''}); "
+                f"{advice}"
+            )
+
+
+def plot_robust_accuracy(
+    summary: Mapping[str, Any], x: str = "eps", *, hue: Any = None, path: Any = None
+) -> Any:
+    """Robust accuracy against a budget column ``x`` of a :func:`summarize` table, one line per
+    value of ``hue`` (a column name, or several, e.g. ``"victim"``). Each line must have one row
+    per ``x`` value: filter the summary or add a column to ``hue`` otherwise."""
+    cols = _columns(summary, "summary")
+    if not isinstance(x, str) or x not in cols:
+        raise ValueError(
+            f"`x` must name a column of the summary; got {x!r}, columns are "
+            f"{', '.join(map(repr, cols))}."
+        )
+    if "robust_accuracy" not in cols:
+        raise ValueError("`summary` must have a 'robust_accuracy' column (from `summarize`).")
+    if cols[x].dtype.kind not in "biuf":
+        raise ValueError(f"`x` must name a numeric column; {x!r} has dtype {cols[x].dtype}.")
+    hue = _hue_columns(cols, hue)
+    fig, ax = _figure(path)
+    for label, rows in _lines(cols, hue, len(cols[x])):
+        xs = cols[x][rows]
+        if np.unique(xs).size != xs.size:
+            where = f" in the line {label}" if label else ""
+            raise ValueError(
+                f"`summary` has several rows per {x}={xs[0]}{where}: another coordinate varies. "
+                "Filter the summary or pass that column in `hue`."
+            )
+        order = np.argsort(xs, kind="stable")
+        ax.plot(xs[order], cols["robust_accuracy"][rows][order], marker="o", label=label)
+    ax.set_xlabel(x)
+    ax.set_ylabel("robust accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    return _finish(fig, ax, path)
+
+
+def plot_success_vs_queries(table: Mapping[str, Any], *, hue: Any = None, path: Any = None) -> Any:
+    """The cumulative success rate against the queries spent, one line per value of ``hue``.
+
+    A point ``(q, s)`` says that a fraction ``s`` of the (image, target) pairs of correctly
+    classified images was fooled within ``q`` queries (restarts tried in order, see
+    :func:`reduce_runs`). Every coordinate column other than ``hue`` must be constant within a
+    line (filter the table, or add the column to ``hue``).
+    """
+    cols = validate_table(table)
+    hue = _hue_columns(cols, hue)
+    others = [c for c in coordinates(cols) if c not in hue]
+    fig, ax = _figure(path)
+    n = len(cols["image"])
+    for label, rows in _lines(cols, hue, n):
+        _constant(cols, others, rows, label,
+                  "filter the table or add the column to `hue` to get one curve per value.")
+        pairs = reduce_runs({k: v[rows] for k, v in cols.items()}, [])
+        attacked = pairs["clean_correct"].astype(bool)
+        hits = np.sort(pairs["queries"][attacked & pairs["success"]])
+        total = max(int(np.sum(attacked)), 1)
+        xs = np.concatenate([[0], hits])
+        ys = np.searchsorted(hits, xs, side="right") / total
+        ax.step(xs, ys, where="post", label=label)
+    ax.set_xlabel("queries")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    return _finish(fig, ax, path)
+
+
+def plot_operating_characteristic(
+    table: Mapping[str, Any], *, norm: str = "l2", hue: Any = None, path: Any = None
+) -> Any:
+    """``P(D)``: the probability that the attack succeeds with a distortion at most ``D``, against
+    ``D`` (Zhang et al., "Smooth adversarial examples", via
+    :func:`jaxadv.metrics.operating_characteristic`), one line per value of ``hue``.
+
+    Within a line every (image, target) pair of a correctly classified image is one trial; its
+    runs over restarts AND over numeric coordinates (a budget sweep: eps, steps, ...) are merged
+    as the paper does: success if any run succeeded, at the smallest successful ``norm``. Text
+    coordinates (``victim``, ``attack``) must be constant within a line.
+    """
+    cols = validate_table(table)
+    if norm not in NORMS:
+        raise ValueError(f"`norm` must be one of {NORMS}; got {norm!r}.")
+    hue = _hue_columns(cols, hue)
+    text = [c for c in coordinates(cols) if c not in hue and cols[c].dtype.kind not in "biuf"]
+    fig, ax = _figure(path)
+    curves = {}
+    for label, rows in _lines(cols, hue, len(cols["image"])):
+        _constant(cols, text, rows, label,
+                  "filter the table or add the column to `hue` to get one curve per value.")
+        pairs = reduce_runs({k: v[rows] for k, v in cols.items()}, [], norm=norm)
+        curves[label or norm] = operating_characteristic(
+            pairs["success"], np.where(pairs["success"], pairs[norm], np.inf),
+            pairs["clean_correct"],
+        )
+    plot_operating_characteristics(curves, ax=ax)
+    if not hue:
+        ax.get_legend().remove()
+    ax.set_xlabel(f"distortion budget D ({norm})")
+    return _finish(fig, ax, path)
+
