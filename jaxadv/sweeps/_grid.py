@@ -1,0 +1,218 @@
+"""The declarative grid of a sweep and its flattening into N entries.
+
+A :class:`Grid` names one attack (any ``_AttackBase`` subclass: only ``params_type``,
+``hparams``, ``targeted`` and ``run`` are used), a Cartesian product of hyper-parameter values, the
+images with their labels, the targets of each image, and a number of restarts. It is flattened
+into N entries in this order (the last axis varies fastest)::
+
+    hyper-parameter setting  ×  image  ×  target (of that image)  ×  restart
+
+The settings themselves are the product of the swept fields taken in ``params_type._fields``
+order (the last field fastest), whatever order the mapping was given in.
+
+Each entry's PRNG key is a function of its coordinates alone:
+``fold_in(fold_in(base_key, image), restart)``. Every hyper-parameter setting and every target of
+an image sees the same key (common random numbers: grid points differ by their numbers, not by
+their noise), and no key depends on how the entries are chunked or laid out on devices.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from jaxadv import _checks
+
+
+class Entries(NamedTuple):
+    """The flattened grid on the host: one row per entry, all ``(N,)`` except ``keys``.
+
+    Attributes:
+      setting: index into the grid's hyper-parameter settings.
+      image: index into the grid's images.
+      label: the image's true class.
+      target: the class to reach (targeted) or the label (untargeted).
+      restart: restart index.
+      keys: raw PRNG key data of each entry, ``uint32[N, k]``.
+    """
+
+    setting: np.ndarray
+    image: np.ndarray
+    label: np.ndarray
+    target: np.ndarray
+    restart: np.ndarray
+    keys: np.ndarray
+
+
+def _check_attack(attack: Any) -> None:
+    needed = ("params_type", "hparams", "run", "targeted")
+    missing = [name for name in needed if not hasattr(attack, name)]
+    if missing:
+        raise ValueError(
+            "`attack` must be a jaxadv attack (with params_type, hparams, run and targeted); got "
+            f"{type(attack).__name__}, which lacks {missing}."
+        )
+
+
+def _axis(name: str, values: Any) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = arr[None]
+    if arr.ndim != 1:
+        raise ValueError(
+            f"`params[{name!r}]` must be a number or a 1-D sequence of numbers; got shape "
+            f"{arr.shape}."
+        )
+    if arr.size == 0:
+        raise ValueError(f"`params[{name!r}]` must hold at least one value; got an empty axis.")
+    return arr.astype(np.float32)
+
+
+def base_key(key: Any) -> jax.Array:
+    """A typed PRNG key from an int seed or a key (typed or raw ``uint32`` data)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"`key` must be a single PRNG key; got shape {key.shape}.")
+        return key
+    raise ValueError(f"`key` must be an int seed or a jax.random.key; got {type(key).__name__}.")
+
+
+class Grid:
+    """One attack's sweep: hyper-parameter product × images × targets × restarts.
+
+    Args:
+      attack: the attack (any jaxadv attack class).
+      images: ``[n, *input_shape]`` clean examples.
+      labels: ``[n]`` their true classes.
+      params: swept fields of ``attack.params_type``, each a number or a 1-D sequence; fields not
+        given keep the attack's defaults (``attack.hparams`` fills them, so a relative step size
+        follows each swept ``eps``).
+      targets: untargeted attacks: None. Targeted attacks: ``"all"`` (default: every class but
+        the label), one sequence of classes used for every image (the image's own label is
+        skipped), or one sequence of classes per image.
+      restarts: independent runs per (setting, image, target), each with its own key.
+      key: int seed or PRNG key of the sweep.
+      name: the attack's name in tables (default ``attack.name``).
+    """
+
+    def __init__(
+        self,
+        attack: Any,
+        images: Any,
+        labels: Any,
+        *,
+        params: Mapping[str, Any] | None = None,
+        targets: Any = None,
+        restarts: int = 1,
+        key: Any = 0,
+        name: str | None = None,
+    ):
+        _check_attack(attack)
+        self.attack = attack
+        fields = tuple(attack.params_type._fields)
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(fields))
+        if unknown:
+            raise ValueError(
+                f"`params` has unknown field(s) {unknown} for {attack.params_type.__name__}; "
+                f"expected some of {list(fields)}."
+            )
+        self.axes = {f: _axis(f, params[f]) for f in fields if f in params}
+        images = np.asarray(images, np.float32)
+        labels = np.asarray(labels)
+        if images.ndim < 2 or images.shape[0] == 0:
+            raise ValueError(
+                f"`images` must be a non-empty batch [n, *input_shape]; got shape {images.shape}."
+            )
+        if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"`labels` must be {images.shape[0]} integers (one per image); got "
+                f"{labels.dtype} of shape {labels.shape}."
+            )
+        self.images, self.labels = images, labels.astype(np.int32)
+        _checks.check_positive_int("restarts", restarts)
+        self.restarts = int(restarts)
+        self.key = base_key(key)
+        self.name = str(name or getattr(attack, "name", type(attack).__name__))
+        if not attack.targeted and targets is not None:
+            raise ValueError(
+                f"`targets` must be None for the untargeted attack {self.name!r}; got {targets!r}."
+            )
+        self.targets = "all" if attack.targeted and targets is None else targets
+        # One validated hparams per setting, stacked: leaves of shape (H,).
+        settings = [
+            dict(zip(self.axes, values)) for values in itertools.product(*self.axes.values())
+        ]
+        hps = [attack.hparams(**{k: float(v) for k, v in s.items()}) for s in settings]
+        self.hparams = attack.params_type(
+            *(np.stack([np.asarray(getattr(hp, f), np.float32) for hp in hps]) for f in fields)
+        )
+
+    @property
+    def num_settings(self) -> int:
+        return int(np.shape(self.hparams[0])[0])
+
+    def targets_of(self, num_classes: int) -> list[np.ndarray]:
+        """The targets of each image (untargeted: its label)."""
+        n = len(self.labels)
+        if self.targets is None:
+            return [self.labels[i : i + 1] for i in range(n)]
+        if isinstance(self.targets, str):
+            if self.targets != "all":
+                raise ValueError(f"`targets` must be 'all', None or class lists; got {self.targets!r}.")
+            classes = np.arange(num_classes, dtype=np.int32)
+            return [classes[classes != y] for y in self.labels]
+        given = list(self.targets)
+        if given and all(isinstance(t, (int, np.integer)) for t in given):
+            lists = [np.asarray(given, np.int32)] * n
+            lists = [t[t != y] for t, y in zip(lists, self.labels)]
+        elif len(given) == n:
+            lists = [np.asarray(t, np.int32).reshape(-1) for t in given]
+            for i, (t, y) in enumerate(zip(lists, self.labels)):
+                if np.any(t == y):
+                    raise ValueError(
+                        f"`targets[{i}]` must not contain image {i}'s label {int(y)}; got "
+                        f"{t.tolist()}."
+                    )
+        else:
+            raise ValueError(
+                "`targets` must be 'all', one sequence of classes, or one sequence per image "
+                f"({n}); got {len(given)} entries."
+            )
+        for i, t in enumerate(lists):
+            if t.size == 0:
+                raise ValueError(f"`targets` leaves image {i} with no target (an empty axis).")
+            if np.any((t < 0) | (t >= num_classes)):
+                raise ValueError(
+                    f"`targets` must be classes in [0, {num_classes}); image {i} has {t.tolist()}."
+                )
+        return lists
+
+    def entries(self, num_classes: int) -> Entries:
+        """Flattens the grid (order: setting, image, target, restart; the last fastest)."""
+        targets = self.targets_of(num_classes)
+        image = np.concatenate([np.full(len(t), i, np.int32) for i, t in enumerate(targets)])
+        target = np.concatenate(targets).astype(np.int32)
+        per_setting = len(image) * self.restarts
+        h = self.num_settings
+        setting = np.repeat(np.arange(h, dtype=np.int32), per_setting)
+        image = np.tile(np.repeat(image, self.restarts), h)
+        target = np.tile(np.repeat(target, self.restarts), h)
+        restart = np.tile(np.arange(self.restarts, dtype=np.int32), h * per_setting // self.restarts)
+        key_table = entry_keys(self.key, len(self.labels), self.restarts)
+        keys = key_table[image, restart]
+        return Entries(setting, image, self.labels[image], target, restart, keys)
+
+
+def entry_keys(key: jax.Array, num_images: int, restarts: int) -> np.ndarray:
+    """Raw key data ``[num_images, restarts, k]``: ``fold_in(fold_in(key, image), restart)``."""
+    fold = jax.vmap(jax.random.fold_in, in_axes=(None, 0))
+    per_image = fold(key, np.arange(num_images, dtype=np.uint32))
+    both = jax.vmap(fold, in_axes=(0, None))(per_image, np.arange(restarts, dtype=np.uint32))
+    return np.asarray(jax.random.key_data(both))

@@ -1,0 +1,180 @@
+"""Running one grid on one victim: chunks through one compiled program, checkpointed, tabulated.
+
+The flattened grid (``_grid.py``) runs in chunks of ``chunk_size`` entries. Each chunk's inputs
+are gathered on the host (the entry's hyper-parameter leaves, image, label, target and key), laid
+over all devices of all processes (``_sharding.py``) and run by the one program of this victim and
+attack structure (``_program.py``); the last chunk is padded with copies of the first entry to
+full size and the padding dropped, so it compiles nothing new. After every chunk the columns so
+far are checkpointed (``_checkpoint.py``), and a resumed sweep starts at the first chunk not saved.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+
+from jaxadv import _checks
+from jaxadv.sweeps import _sharding
+from jaxadv.sweeps._checkpoint import SweepCheckpoint, describe, digest
+from jaxadv.sweeps._grid import Entries, Grid
+from jaxadv.sweeps._program import OUTPUTS, chunk_program
+
+_DTYPES = {"clean_correct": bool, "success": bool, "queries": np.int32, "steps": np.int32}
+
+
+class SweepRun(NamedTuple):
+    """What :func:`run_grid` returns.
+
+    Attributes:
+      table: one row per grid entry (see :func:`run_grid`).
+      chunks: number of chunks of the flattened grid.
+      chunks_run: chunks computed by this call (fewer than ``chunks`` after a resume).
+      chunk_size: entries per chunk as run (rounded up to the device layout).
+    """
+
+    table: dict[str, np.ndarray]
+    chunks: int
+    chunks_run: int
+    chunk_size: int
+
+
+def fingerprint(victim, grid: Grid, entries: Entries, chunk_size: int, micro: int) -> dict:
+    """Digests of everything that decides a sweep's numbers, part by part."""
+    return {
+        "attack": digest(describe(grid.attack)),
+        "grid": digest(list(grid.hparams), entries.setting, entries.target, entries.restart),
+        "images": digest(grid.images, grid.labels),
+        "victim": digest(
+            describe(victim.apply_fn),
+            str((victim.input_shape, victim.num_classes, victim.bounds)),
+            victim.variables,
+        ),
+        "key": digest(entries.keys, str(jax.random.key_impl(grid.key))),
+        "chunk_layout": f"{chunk_size} entries, micro-batch {micro}",
+    }
+
+
+def _progress(total: int, per_chunk: int, done: int, progress: Any, label: str):
+    """A ``Progress`` bar (``_progress.py``) or a stand-in that does nothing."""
+    if progress is False:
+        return _Quiet()
+    try:
+        from jaxadv.sweeps._progress import Progress
+    except ImportError:  # the progress module is optional
+        return _Quiet()
+    enabled = None if progress is None else bool(progress)
+    return Progress(total, per_chunk, done=done, enabled=enabled, label=label)
+
+
+class _Quiet:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_grid(
+    victim,
+    grid: Grid,
+    *,
+    victim_name: str = "victim",
+    chunk_size: int = 64,
+    micro_batch: int = 8,
+    checkpoint_dir: Any = None,
+    resume: bool = True,
+    progress: Any = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> SweepRun:
+    """Runs every entry of ``grid`` against ``victim``; returns the table of results.
+
+    Args:
+      victim: the model (``jaxadv.models.Victim``).
+      grid: the sweep (:class:`Grid`).
+      victim_name: the ``"victim"`` column.
+      chunk_size: entries per compiled call; rounded up to a multiple of
+        ``devices × micro_batch`` (with a warning).
+      micro_batch: entries each device runs side by side (``vmap``); a device maps over its
+        share in micro-batches of this size. It fixes the numbers: keep it when comparing runs.
+      checkpoint_dir: save after every chunk there and resume from it (None: no checkpoints).
+      resume: continue a matching checkpoint; False discards any checkpoint in the directory.
+      progress: None (a bar on terminals), True, or False.
+      on_chunk: called with the number of chunks done after each chunk is saved.
+
+    Returns:
+      A :class:`SweepRun` whose ``table`` has one row per entry, in the grid's order, with the
+      columns: every field of ``attack.params_type``, ``victim``, ``attack``, ``image``,
+      ``label``, ``target`` (= label when untargeted), ``restart``, ``clean_correct``,
+      ``success``, ``loss``, ``l0``, ``l1``, ``l2``, ``linf``, ``queries``, ``steps``.
+    """
+    _checks.check_positive_int("chunk_size", chunk_size)
+    _checks.check_positive_int("micro_batch", micro_batch)
+    _checks.check_batch_shape("grid.images", grid.images.shape, victim.input_shape)
+    _checks.check_in_bounds("grid.images", grid.images, victim.bounds)
+    _checks.check_labels("grid.labels", grid.labels, victim.num_classes)
+    mesh = _sharding.entry_mesh()
+    chunk, micro = _sharding.chunk_layout(chunk_size, micro_batch, mesh.size)
+    entries = grid.entries(victim.num_classes)
+    n = len(entries.image)
+    num_chunks = -(-n // chunk)
+    columns = {
+        k: np.zeros(n, _DTYPES.get(k, np.float32)) for k in OUTPUTS
+    }
+    done = 0
+    store = None
+    if checkpoint_dir is not None:
+        store = SweepCheckpoint(
+            checkpoint_dir, fingerprint(victim, grid, entries, chunk, micro), resume=resume
+        )
+        columns, done = store.restore(columns)
+    program = chunk_program(grid.attack, mesh, micro)
+    replicated_victim = _sharding.feed(mesh, victim, jax.sharding.PartitionSpec())
+    rows = jax.sharding.PartitionSpec(_sharding.AXIS)
+    bar = _progress(num_chunks, chunk, done, progress, f"{victim_name}/{grid.name}")
+    try:
+        for c in range(done, num_chunks):
+            start, stop = c * chunk, min((c + 1) * chunk, n)
+            index = np.arange(start, start + chunk)
+            index[stop - start :] = 0  # padding: copies of entry 0, dropped below
+            inputs = (
+                jax.tree.map(lambda leaf: leaf[entries.setting[index]], grid.hparams),
+                grid.images[entries.image[index]],
+                entries.label[index],
+                entries.target[index],
+                entries.keys[index],
+            )
+            out = _sharding.gather(program(replicated_victim, *_sharding.feed(mesh, inputs, rows)))
+            for k in OUTPUTS:
+                columns[k][start:stop] = out[k][: stop - start]
+            if store is not None:
+                store.save(c + 1, columns)
+            bar.advance()
+            if on_chunk is not None:
+                on_chunk(c + 1)
+    finally:
+        bar.close()
+        if store is not None:
+            store.close()
+    return SweepRun(
+        _table(victim_name, grid, entries, columns), num_chunks, num_chunks - done, chunk
+    )
+
+
+def _table(victim_name: str, grid: Grid, entries: Entries, columns: dict) -> dict[str, np.ndarray]:
+    n = len(entries.image)
+    table = {
+        field: np.asarray(leaf)[entries.setting]
+        for field, leaf in zip(grid.attack.params_type._fields, grid.hparams)
+    }
+    table.update(
+        victim=np.full(n, victim_name),
+        attack=np.full(n, grid.name),
+        image=entries.image.astype(np.int64),
+        label=entries.label.astype(np.int64),
+        target=entries.target.astype(np.int64),
+        restart=entries.restart.astype(np.int64),
+    )
+    table.update({k: columns[k] for k in OUTPUTS})
+    return table
