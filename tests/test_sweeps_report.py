@@ -110,7 +110,7 @@ def test_summary_targeted_with_restarts():
     assert {"victim", "attack", "step_size"} <= set(s)
     r = row(s, eps=0.1)
     # Pairs of the 3 correctly classified images (0, 1, 3): successes [T, F], [T, T], [F, F].
-    assert r["n_images"] == 4 and r["n_targets"] == 2
+    assert r["n_images"] == 4 and r["n_pairs"] == 6
     assert r["clean_accuracy"] == pytest.approx(3 / 4)
     assert r["robust_accuracy"] == pytest.approx(1 / 4)  # image 3 only
     assert r["success_rate"] == pytest.approx(3 / 6)
@@ -148,7 +148,7 @@ def test_summary_untargeted():
         (0.1, 2, 5, False, 5, 0, True, 0.0, 0),
     ]
     r = row(summarize(make_table(runs)), eps=0.1)
-    assert r["n_targets"] == 1
+    assert r["n_pairs"] == 2
     assert r["robust_accuracy"] == pytest.approx(1 / 3)  # image 1
     assert r["clean_accuracy"] == pytest.approx(2 / 3)
     for case in ("best", "avg", "worst"):  # one target: the three cases agree
@@ -170,6 +170,20 @@ def test_summary_by_merges_other_coordinates_and_separates_victims():
         assert r["robust_accuracy"] == pytest.approx(1 / 4)
 
 
+def test_summary_images_with_different_numbers_of_targets():
+    # Drop image 0's target 2 (as a shared target list that holds an image's label would).
+    table = filter_table(make_table(), eps=0.1)
+    drop = np.flatnonzero((table["image"] == 0) & (table["target"] == 2))
+    r = row(summarize({k: np.delete(v, drop) for k, v in table.items()}), eps=0.1)
+    # Pairs: image 0 [T (l2 1)], image 1 [T (3), T (4)], image 3 [F, F].
+    assert r["n_pairs"] == 5 and r["robust_accuracy"] == pytest.approx(1 / 4)
+    assert r["success_avg"] == pytest.approx(3 / 5) and r["l2_avg"] == pytest.approx(8 / 3)
+    assert r["success_best"] == pytest.approx(2 / 3) and r["l2_best"] == pytest.approx(2.0)
+    # Image 0 now has every target fooled: its worst case is target 1 (l2 1).
+    assert r["success_worst"] == pytest.approx(2 / 3) and r["l2_worst"] == pytest.approx(2.5)
+    assert r["l0_worst"] == pytest.approx(25.0)
+
+
 def test_summary_misuse():
     table = make_table()
     with pytest.raises(ValueError, match="duplicate"):
@@ -188,11 +202,6 @@ def test_summary_misuse():
     bad["clean_correct"][np.flatnonzero(bad["image"] == 0)[0]] ^= True
     with pytest.raises(ValueError, match="'clean_correct'.*constant"):
         summarize(bad)
-    ragged = filter_table(table, eps=0.1)
-    drop = np.flatnonzero((ragged["image"] == 0) & (ragged["target"] == 2))
-    ragged = {k: np.delete(v, drop) for k, v in ragged.items()}
-    with pytest.raises(ValueError, match="same number of targets"):
-        summarize(ragged)
 
 
 # --------------------------------------------------------------------------------------------

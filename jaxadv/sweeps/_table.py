@@ -233,40 +233,58 @@ def _mean(values: np.ndarray) -> float:
     return float(np.mean(values)) if values.size else float("nan")
 
 
+def _cases(success: np.ndarray, norms: dict[str, np.ndarray], image: np.ndarray) -> dict:
+    """The best/avg/worst-case table over targets of image-major pairs (see ``case_table``).
+
+    ``case_table`` wants the same number of targets for every image; a grid may give images
+    different numbers (a shared target list loses each image's own label). Images are then
+    bucketed by their number of targets, each bucket goes through ``case_table``, and the buckets
+    are pooled: rates weighted by their denominators (images, or pairs for the average case),
+    norm means by their numbers of fooled cases.
+    """
+    ids, first = _group_ids([image], len(image))
+    per_image = np.bincount(ids, minlength=len(first))
+    pooled = {c: {"n": 0.0, "ok": 0.0, **{m: 0.0 for m in NORMS}} for c in _CASES.values()}
+    for k in np.unique(per_image):
+        rows = np.flatnonzero(per_image[ids] == k)  # still image-major
+        view = types.SimpleNamespace(success=success[rows], **{m: norms[m][rows] for m in NORMS})
+        table = case_table(view, int(k), by="l2")
+        grid = success[rows].reshape(-1, int(k))
+        ok = {"best": grid.any(axis=1).sum(), "average": grid.sum(),
+              "worst": grid.all(axis=1).sum()}
+        for case, acc in pooled.items():
+            acc["n"] += grid.size if case == "average" else grid.shape[0]
+            acc["ok"] += ok[case]
+            for m in NORMS:
+                acc[m] += table[case][m] * ok[case] if ok[case] else 0.0
+    nan = float("nan")
+    return {
+        case: {"asr": acc["ok"] / acc["n"] if acc["n"] else nan,
+               **{m: acc[m] / acc["ok"] if acc["ok"] else nan for m in NORMS}}
+        for case, acc in pooled.items()
+    }
+
+
 def _point_stats(pairs: dict[str, np.ndarray], sel: np.ndarray) -> dict[str, float]:
     """The statistics of one grid point from its pairs (rows ``sel`` of ``pairs``)."""
     image = pairs["image"][sel]
     ids, first = _group_ids([image], len(image))
-    n_images = len(first)
     correct_img = pairs["clean_correct"][sel][first].astype(bool)
-    fooled_img = np.zeros(n_images, bool)
+    fooled_img = np.zeros(len(first), bool)
     np.logical_or.at(fooled_img, ids, pairs["success"][sel])
+    # The protocol runs over the pairs of correctly classified images only.
+    attacked = sel[pairs["clean_correct"][sel].astype(bool)]
+    success = pairs["success"][attacked].astype(bool)
     stats: dict[str, float] = {
-        "n_images": n_images,
+        "n_images": len(first),
+        "n_pairs": attacked.size,
         "clean_accuracy": _mean(correct_img.astype(np.float64)),
         "robust_accuracy": _mean((correct_img & ~fooled_img).astype(np.float64)),
+        "success_rate": _mean(success.astype(np.float64)),
     }
-    # The protocol runs over the correctly classified images only, each with the same targets.
-    attacked = sel[pairs["clean_correct"][sel].astype(bool)]
-    counts = np.unique(np.bincount(ids)[correct_img])
-    if counts.size > 1:
-        raise ValueError(
-            "`table` must attack every correctly classified image of a grid point with the same "
-            f"number of targets; got {', '.join(map(str, counts))} targets per image at the grid "
-            f"point of row {int(sel[0])} of the pair table. Is the table complete?"
-        )
-    per_image = int(counts[0]) if counts.size else 1
-    stats["n_targets"] = per_image
-    stats["success_rate"] = _mean(pairs["success"][attacked].astype(np.float64))
-    if attacked.size:
-        view = types.SimpleNamespace(success=pairs["success"][attacked],
-                                     **{m: pairs[m][attacked] for m in NORMS})
-        cases = case_table(view, per_image, by="l2")
-    else:
-        cases = {c: dict(asr=float("nan"), **{m: float("nan") for m in NORMS})
-                 for c in _CASES.values()}
+    cases = _cases(success, {m: pairs[m][attacked] for m in NORMS}, pairs["image"][attacked])
     for short, case in _CASES.items():
-        stats[f"success_{short}"] = cases[case]["asr"] / 100.0
+        stats[f"success_{short}"] = cases[case]["asr"]
     for m in NORMS:
         for short, case in _CASES.items():
             stats[f"{m}_{short}"] = cases[case][m]
@@ -288,7 +306,9 @@ def summarize(table: Mapping[str, Any], *, by: str | Sequence[str] | None = None
 
     Returns a table with the ``by`` columns and, per grid point:
 
-    * ``n_images``, ``n_targets`` (targets per image), ``clean_accuracy`` (over all images);
+    * ``n_images``; ``n_pairs``, the (image, target) pairs of correctly classified images (the
+      trials of the protocol; images may have different numbers of targets);
+      ``clean_accuracy`` (over all images);
     * ``robust_accuracy``: the fraction of images classified correctly that no run toward any
       target fooled;
     * ``success_rate``: the fraction of successful (image, target) pairs over the correctly
@@ -308,15 +328,15 @@ def summarize(table: Mapping[str, Any], *, by: str | Sequence[str] | None = None
     starts = np.searchsorted(pairs["point"], np.arange(n_points + 1))
     rows = [_point_stats(pairs, np.arange(starts[g], starts[g + 1])) for g in range(n_points)]
     out = {c: pairs[c][starts[:-1]] for c in group}
-    names = list(rows[0]) if rows else list(_point_stats_names())
+    names = list(rows[0]) if rows else _point_stats_names()
     for name in names:
-        dtype = np.int64 if name in ("n_images", "n_targets") else np.float64
+        dtype = np.int64 if name in ("n_images", "n_pairs") else np.float64
         out[name] = np.array([r[name] for r in rows], dtype)
     return out
 
 
 def _point_stats_names() -> list[str]:
-    names = ["n_images", "clean_accuracy", "robust_accuracy", "n_targets", "success_rate"]
+    names = ["n_images", "n_pairs", "clean_accuracy", "robust_accuracy", "success_rate"]
     names += [f"success_{c}" for c in _CASES]
     names += [f"{m}_{c}" for m in NORMS for c in _CASES]
     return names + ["queries_mean"]
