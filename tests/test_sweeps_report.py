@@ -308,13 +308,28 @@ def test_progress_on_a_terminal_redraws_one_line():
         # Only the chunk run here counts: 100 attacks in 2 s, not the 4 resumed chunks.
         assert p.rate == pytest.approx(50.0)
         assert p.eta == pytest.approx(5 * 100 / 50.0)  # 5 chunks left
-        clock.now += 2.0
+        clock.now += 4.0
         p.advance(2)
-        assert p.rate == pytest.approx(75.0) and p.eta == pytest.approx(4.0)
+        # Once a second call finished, the first chunk (compilation) leaves the rate.
+        assert p.rate == pytest.approx(50.0) and p.eta == pytest.approx(6.0)
+        clock.now += 1.0
+        p.advance()
+        assert p.rate == pytest.approx(60.0) and p.eta == pytest.approx(2 * 100 / 60.0)
         assert "\n" not in out.getvalue()
     text = out.getvalue()
-    assert text.endswith("\n") and text.count("\r") == 3
-    assert text.split("\r")[-1] == "sweep: 7/10 chunks (70%) | 75 attacks/s | ETA 0:00:04\n"
+    assert text.endswith("\n") and text.count("\r") == 4
+    assert text.split("\r")[-1] == "sweep: 8/10 chunks (80%) | 60 attacks/s | ETA 0:00:03\n"
+
+
+def test_progress_rate_skips_the_compiling_chunk():
+    clock = FakeClock()
+    p = Progress(4, 10, enabled=False, clock=clock)
+    clock.now += 30.0  # compile + run
+    p.advance()
+    assert p.rate == pytest.approx(10 / 30)
+    clock.now += 1.0
+    p.advance()
+    assert p.rate == pytest.approx(10.0) and p.eta == pytest.approx(2.0)
 
 
 def test_progress_off_a_terminal():

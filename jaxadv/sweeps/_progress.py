@@ -2,7 +2,9 @@
 
 A sweep runs as a sequence of equal chunks of attacks; the engine calls :meth:`Progress.advance`
 after each. The rate counts only the chunks finished by this process: a resumed sweep starts
-with ``done`` chunks already on disk, which took no time here and must not inflate it.
+with ``done`` chunks already on disk, which took no time here and must not inflate it. The first
+chunk a process runs also pays for compilation, so once a later chunk has finished the rate is
+measured from the end of the first one (until then it includes it).
 
 On a terminal the status is one line redrawn in place (``\\r``); elsewhere (a log file, CI) the
 display stays quiet unless forced with ``enabled=True``, which prints one line per update.
@@ -74,6 +76,7 @@ class Progress:
         self._clock = clock
         self._start = clock()
         self._resumed = self.done
+        self._warm: tuple[int, float] | None = None  # (chunks done, time) after the first call
         self._closed = False
         self._width = 0
         tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -91,9 +94,16 @@ class Progress:
 
     @property
     def rate(self) -> float | None:
-        """Attacks per second over the chunks finished in this process (None before the first)."""
+        """Attacks per second over the chunks finished in this process (None before the first).
+
+        Chunks resumed from disk never count; the first chunk run here (compilation) counts only
+        until a later one has finished.
+        """
+        now = self._clock()
+        if self._warm is not None and self.done > self._warm[0] and now > self._warm[1]:
+            return (self.done - self._warm[0]) * self.per_chunk / (now - self._warm[1])
         ran = self.done - self._resumed
-        elapsed = self.elapsed
+        elapsed = now - self._start
         if ran == 0 or elapsed <= 0:
             return None
         return ran * self.per_chunk / elapsed
@@ -132,6 +142,8 @@ class Progress:
                 f"{self.done} already done."
             )
         self.done += n
+        if self._warm is None and n:
+            self._warm = (self.done, self._clock())
         if self._show:
             self._emit()
 
