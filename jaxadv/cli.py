@@ -1,4 +1,4 @@
-"""Command-line entry points: ``python -m jaxadv demo`` and ``python -m jaxadv train-saliency``."""
+"""Command-line entry points: ``python -m jaxadv demo``, ``train-saliency`` and ``sweep``."""
 
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         help="run only the attacks whose name starts with one of these words, e.g. PGD C&W",
     )
     _add_train_saliency(commands)
+    _add_sweep(commands)
     args = parser.parse_args(argv)
 
+    if args.command == "sweep":
+        return _sweep(parser, args)
     if args.command == "train-saliency":
         return _train_saliency(parser, args)
     if args.command == "demo":
@@ -166,6 +169,77 @@ def _train_saliency(parser, args) -> int:
         f"held out: {len(test)} images"
     )
     print(format_saliency_table(rows))
+    return 0
+
+
+def _add_sweep(commands) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a sweep config (grids of attacks × victims), checkpointed and resumable",
+        description="Runs every victim × attack grid of CONFIG (a Python file defining "
+        "get_config(arg); CONFIG:ARG passes ARG) as chunks of one compiled program sharded over "
+        "all devices (and processes), checkpointing after each chunk; writes table.csv, "
+        "summary.md and a figure to --out. Rerunning resumes where it stopped.",
+    )
+    sweep.add_argument("config", metavar="CONFIG[:ARG]", help="e.g. experiments/sweeps/x.py:smoke")
+    sweep.add_argument("--out", default=None, help="output directory (sweeps/<config name>)")
+    sweep.add_argument("--fresh", action="store_true", help="discard checkpoints in --out")
+    sweep.add_argument("--chunk-size", type=int, default=None, help="entries per compiled call")
+    sweep.add_argument("--micro-batch", type=int, default=None, help="entries per device step")
+    sweep.add_argument("--cache-dir", default=None, help="where trained default victims are kept")
+    sweep.add_argument("--quiet", action="store_true", help="no progress display")
+    group = sweep.add_argument_group(
+        "several processes (jax.distributed); or set JAXADV_COORDINATOR, "
+        "JAXADV_NUM_PROCESSES and JAXADV_PROCESS_ID"
+    )
+    group.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="process 0's")
+    group.add_argument("--num-processes", type=int, default=None)
+    group.add_argument("--process-id", type=int, default=None)
+    group.add_argument(
+        "--join-timeout", type=int, default=300, help="seconds to wait for all processes (300)"
+    )
+
+
+def _sweep(parser, args) -> int:
+    from jaxadv.sweeps import _distributed
+
+    for flag in ("chunk_size", "micro_batch"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}")
+    joined = {
+        "coordinator": args.coordinator,
+        "num_processes": args.num_processes,
+        "process_id": args.process_id,
+    }
+    given = [k for k, v in joined.items() if v is not None]
+    if given and len(given) != 3:
+        parser.error("--coordinator, --num-processes and --process-id go together")
+    if not given:
+        joined = _distributed.from_environment()
+    if joined is not None:
+        try:
+            _distributed.initialize(**joined, timeout_s=args.join_timeout)
+        except TimeoutError as err:
+            print(f"jaxadv sweep: {err}", file=sys.stderr)
+            return 2
+    from pathlib import Path
+
+    from jaxadv.sweeps._config import load_config
+    from jaxadv.sweeps._sweep import run_sweep
+
+    config = load_config(args.config)
+    out = args.out or str(Path("sweeps") / config.name)
+    run_sweep(
+        config,
+        out,
+        resume=not args.fresh,
+        chunk_size=args.chunk_size,
+        micro_batch=args.micro_batch,
+        cache_dir=args.cache_dir,
+        progress=False if args.quiet else None,
+    )
+    if joined is not None:
+        _distributed.shutdown()
     return 0
 
 

@@ -19,7 +19,7 @@ their noise), and no key depends on how the entries are chunked or laid out on d
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -165,7 +165,9 @@ class Grid:
             return [self.labels[i : i + 1] for i in range(n)]
         if isinstance(self.targets, str):
             if self.targets != "all":
-                raise ValueError(f"`targets` must be 'all', None or class lists; got {self.targets!r}.")
+                raise ValueError(
+                    f"`targets` must be 'all', None or class lists; got {self.targets!r}."
+                )
             classes = np.arange(num_classes, dtype=np.int32)
             return [classes[classes != y] for y in self.labels]
         given = list(self.targets)
@@ -199,12 +201,11 @@ class Grid:
         targets = self.targets_of(num_classes)
         image = np.concatenate([np.full(len(t), i, np.int32) for i, t in enumerate(targets)])
         target = np.concatenate(targets).astype(np.int32)
-        per_setting = len(image) * self.restarts
-        h = self.num_settings
-        setting = np.repeat(np.arange(h, dtype=np.int32), per_setting)
-        image = np.tile(np.repeat(image, self.restarts), h)
-        target = np.tile(np.repeat(target, self.restarts), h)
-        restart = np.tile(np.arange(self.restarts, dtype=np.int32), h * per_setting // self.restarts)
+        h, r, pairs = self.num_settings, self.restarts, len(image)
+        setting = np.repeat(np.arange(h, dtype=np.int32), pairs * r)
+        image = np.tile(np.repeat(image, r), h)
+        target = np.tile(np.repeat(target, r), h)
+        restart = np.tile(np.arange(r, dtype=np.int32), h * pairs)
         key_table = entry_keys(self.key, len(self.labels), self.restarts)
         keys = key_table[image, restart]
         return Entries(setting, image, self.labels[image], target, restart, keys)

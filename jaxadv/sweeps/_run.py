@@ -20,6 +20,7 @@ from jaxadv.sweeps import _sharding
 from jaxadv.sweeps._checkpoint import SweepCheckpoint, describe, digest
 from jaxadv.sweeps._grid import Entries, Grid
 from jaxadv.sweeps._program import OUTPUTS, chunk_program
+from jaxadv.sweeps._progress import Progress
 
 _DTYPES = {"clean_correct": bool, "success": bool, "queries": np.int32, "steps": np.int32}
 
@@ -57,23 +58,11 @@ def fingerprint(victim, grid: Grid, entries: Entries, chunk_size: int, micro: in
 
 
 def _progress(total: int, per_chunk: int, done: int, progress: Any, label: str):
-    """A ``Progress`` bar (``_progress.py``) or a stand-in that does nothing."""
-    if progress is False:
-        return _Quiet()
-    try:
-        from jaxadv.sweeps._progress import Progress
-    except ImportError:  # the progress module is optional
-        return _Quiet()
+    """The sweep's progress display (``_progress.py``), on process 0 only."""
     enabled = None if progress is None else bool(progress)
+    if jax.process_index() != 0:
+        enabled = False  # one display per sweep
     return Progress(total, per_chunk, done=done, enabled=enabled, label=label)
-
-
-class _Quiet:
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def run_grid(
