@@ -276,6 +276,8 @@ def test_markdown_summary():
         "| v | 0.100 | 4 | 0.667 | 2.000 |\n"
     )
     assert markdown_summary(s, digits=1).count("\n") == 4  # all columns, header + rule + 2 rows
+    small = markdown_summary({"step_size": np.array([0.0025, 2 / 255, 0.5])})
+    assert small.splitlines()[2:] == ["| 0.0025 |", "| 0.00784 |", "| 0.500 |"]
     with pytest.raises(ValueError, match="`columns`.*'nope'"):
         markdown_summary(s, columns=["nope"])
     with pytest.raises(ValueError, match="`digits`"):

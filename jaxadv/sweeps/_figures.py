@@ -24,7 +24,7 @@ from jaxadv.sweeps._table import (
 )
 
 
-def _figure(path: Any):
+def _figure():
     try:
         from matplotlib.figure import Figure
     except ImportError as err:  # an optional dependency
@@ -38,7 +38,7 @@ def _finish(fig: Any, ax: Any, path: Any) -> Any:
         ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     if path is not None:
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=100)
     return fig
 
 
@@ -90,7 +90,7 @@ def plot_robust_accuracy(
     if cols[x].dtype.kind not in "biuf":
         raise ValueError(f"`x` must name a numeric column; {x!r} has dtype {cols[x].dtype}.")
     hue = _hue_columns(cols, hue)
-    fig, ax = _figure(path)
+    curves = []
     for label, rows in _lines(cols, hue, len(cols[x])):
         xs = cols[x][rows]
         if np.unique(xs).size != xs.size:
@@ -100,7 +100,10 @@ def plot_robust_accuracy(
                 "Filter the summary or pass that column in `hue`."
             )
         order = np.argsort(xs, kind="stable")
-        ax.plot(xs[order], cols["robust_accuracy"][rows][order], marker="o", label=label)
+        curves.append((label, xs[order], cols["robust_accuracy"][rows][order]))
+    fig, ax = _figure()  # drawn once every line is known to be valid
+    for label, xs, ys in curves:
+        ax.plot(xs, ys, marker="o", label=label)
     ax.set_xlabel(x)
     ax.set_ylabel("robust accuracy")
     ax.set_ylim(-0.02, 1.02)
@@ -118,9 +121,8 @@ def plot_success_vs_queries(table: Mapping[str, Any], *, hue: Any = None, path: 
     cols = validate_table(table)
     hue = _hue_columns(cols, hue)
     others = [c for c in coordinates(cols) if c not in hue]
-    fig, ax = _figure(path)
-    n = len(cols["image"])
-    for label, rows in _lines(cols, hue, n):
+    curves = []
+    for label, rows in _lines(cols, hue, len(cols["image"])):
         _constant(cols, others, rows, label,
                   "filter the table or add the column to `hue` to get one curve per value.")
         pairs = reduce_runs({k: v[rows] for k, v in cols.items()}, [])
@@ -128,7 +130,9 @@ def plot_success_vs_queries(table: Mapping[str, Any], *, hue: Any = None, path: 
         hits = np.sort(pairs["queries"][attacked & pairs["success"]])
         total = max(int(np.sum(attacked)), 1)
         xs = np.concatenate([[0], hits])
-        ys = np.searchsorted(hits, xs, side="right") / total
+        curves.append((label, xs, np.searchsorted(hits, xs, side="right") / total))
+    fig, ax = _figure()
+    for label, xs, ys in curves:
         ax.step(xs, ys, where="post", label=label)
     ax.set_xlabel("queries")
     ax.set_ylabel("success rate")
@@ -153,7 +157,6 @@ def plot_operating_characteristic(
         raise ValueError(f"`norm` must be one of {NORMS}; got {norm!r}.")
     hue = _hue_columns(cols, hue)
     text = [c for c in coordinates(cols) if c not in hue and cols[c].dtype.kind not in "biuf"]
-    fig, ax = _figure(path)
     curves = {}
     for label, rows in _lines(cols, hue, len(cols["image"])):
         _constant(cols, text, rows, label,
@@ -163,6 +166,7 @@ def plot_operating_characteristic(
             pairs["success"], np.where(pairs["success"], pairs[norm], np.inf),
             pairs["clean_correct"],
         )
+    fig, ax = _figure()
     plot_operating_characteristics(curves, ax=ax)
     if not hue:
         ax.get_legend().remove()

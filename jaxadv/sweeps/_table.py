@@ -487,7 +487,7 @@ def _text(value: Any, digits: int) -> str:
         v = float(value)
         if math.isnan(v):
             return "nan"
-        if v != 0 and abs(v) < 10.0 ** -digits:
+        if v != 0 and abs(v) < 10.0 ** (1 - digits):  # keep small budgets such as 2/255
             return f"{v:.{digits}g}"
         return f"{v:.{digits}f}"
     return str(value).replace("|", "\\|").replace("\n", " ")
@@ -498,8 +498,9 @@ def markdown_summary(
 ) -> str:
     """A GitHub-flavoured markdown table of ``summary`` (or any table), one line per row.
 
-    ``columns`` picks and orders the columns (default: all); floats get ``digits`` decimals
-    (tiny non-zero values ``digits`` significant digits instead); numbers are right-aligned.
+    ``columns`` picks and orders the columns (default: all); floats get ``digits`` decimals,
+    except small non-zero ones (below ``10**(1 - digits)``, e.g. a step size of 0.0025), which get
+    ``digits`` significant digits; numbers are right-aligned.
     """
     cols = _columns(summary, "summary")
     if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 0:
