@@ -1,0 +1,198 @@
+"""Sweeps: grid order and keys, one compilation per attack structure, chunking, checkpoints and
+resume, and the experiment configs' smoke runs through the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import make_mlp_victim
+
+from jaxadv import cli
+from jaxadv.attacks import Attack, pgd
+from jaxadv.sweeps import Grid, read_table, run_grid
+from jaxadv.sweeps._config import as_config, split_spec
+
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
+MEASURED = ("clean_correct", "success", "loss", "l0", "l1", "l2", "linf", "queries", "steps")
+TRACES: list[str] = []
+
+
+@dataclasses.dataclass(frozen=True)
+class CountingAttack(Attack):
+    """PGD that records each trace of its per-example run (an ``Attack`` subclass, as any
+    attack family added later)."""
+
+    def run(self, victim, hp, x0, label, target, key):
+        TRACES.append(self.name)
+        return super().run(victim, hp, x0, label, target, key)
+
+
+def _counting(name, **kwargs):
+    fields = {f.name: getattr(pgd(**kwargs), f.name) for f in dataclasses.fields(Attack)}
+    return CountingAttack(**{**fields, "name": name})
+
+
+@pytest.fixture(scope="module")
+def setup():
+    victim = make_mlp_victim()
+    images = np.asarray(jax.random.uniform(jax.random.key(42), (5,) + victim.input_shape))
+    labels = np.asarray(jnp.argmax(victim.batch(images), axis=-1), np.int32)
+    return victim, images, labels
+
+
+def test_grid_order_and_keys(setup):
+    victim, images, labels = setup
+    attack = pgd(targeted=True, restarts=2)
+    grid = Grid(
+        attack, images[:3], labels[:3], params={"step_size": [0.1, 0.2], "eps": [1.0, 2.0]},
+        restarts=2, key=3,
+    )
+    e = grid.entries(victim.num_classes)
+    # settings: fields in params_type order (eps before step_size), the last fastest
+    eps, step = np.asarray(grid.hparams.eps), np.asarray(grid.hparams.step_size)
+    np.testing.assert_array_equal(eps, np.float32([1, 1, 2, 2]))
+    np.testing.assert_array_equal(step, np.float32([0.1, 0.2, 0.1, 0.2]))
+    # per setting: image, then its targets (every class but the label), then restart
+    per = 3 * (victim.num_classes - 1) * 2
+    assert len(e.image) == 4 * per
+    np.testing.assert_array_equal(e.setting, np.repeat(np.arange(4), per))
+    np.testing.assert_array_equal(e.restart[:4], [0, 1, 0, 1])
+    np.testing.assert_array_equal(e.image[:per], np.repeat(np.arange(3), per // 3))
+    assert np.all(e.target != e.label) and np.all(e.label == labels[e.image])
+    # keys: fold_in(fold_in(key, image), restart), the same for every setting and target
+    for row in (0, 5, per + 7, len(e.image) - 1):
+        expected = jax.random.fold_in(
+            jax.random.fold_in(jax.random.key(3), int(e.image[row])), int(e.restart[row])
+        )
+        np.testing.assert_array_equal(e.keys[row], jax.random.key_data(expected))
+    np.testing.assert_array_equal(e.keys[:per], e.keys[per : 2 * per])
+    # untargeted: target = label; given per-image target lists are kept in order
+    plain = Grid(pgd(), images, labels).entries(victim.num_classes)
+    np.testing.assert_array_equal(plain.target, labels)
+    given = [[(y + 1) % 3] for y in labels[:2]]
+    lists = Grid(attack, images[:2], labels[:2], targets=given).entries(victim.num_classes)
+    np.testing.assert_array_equal(lists.target, np.ravel(given))
+
+
+def test_grid_errors(setup):
+    victim, images, labels = setup
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['epsilon'\].*'eps'"):
+        Grid(pgd(), images, labels, params={"epsilon": [0.1]})
+    with pytest.raises(ValueError, match=r"params\['eps'\].*empty axis"):
+        Grid(pgd(), images, labels, params={"eps": []})
+    with pytest.raises(ValueError, match="restarts"):
+        Grid(pgd(), images, labels, restarts=0)
+    with pytest.raises(ValueError, match="`targets` must be None for the untargeted"):
+        Grid(pgd(), images, labels, targets="all")
+    with pytest.raises(ValueError, match=r"`targets\[0\]` must not contain"):
+        Grid(pgd(targeted=True), images[:1], labels[:1], targets=[[int(labels[0])]]).entries(3)
+    with pytest.raises(ValueError, match="`labels` must be 5 integers"):
+        Grid(pgd(), images, labels[:4])
+    grid = Grid(pgd(steps=1), images, labels)
+    with pytest.raises(ValueError, match="`chunk_size` must be an integer >= 1; got 0"):
+        run_grid(victim, grid, chunk_size=0)
+    with pytest.raises(ValueError, match="`micro_batch` must be an integer >= 1"):
+        run_grid(victim, grid, micro_batch=-2)
+    with pytest.raises(ValueError, match="must return a SweepConfig or a dict"):
+        as_config([1])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['victim'\]"):
+        as_config(dict(victim="cw", grids=[]))
+    assert split_spec("x/cfg.py:smoke") == (Path("x/cfg.py"), "smoke")
+
+
+def test_chunked_sweep_compiles_once_and_equals_attack_sweep(setup):
+    victim, images, labels = setup
+    attack = _counting("counted", steps=3, random_start=False)
+    TRACES.clear()
+    grid = Grid(attack, images, labels, params={"eps": [0.05, 0.1, 0.2]})
+    small = run_grid(victim, grid, chunk_size=4, micro_batch=2, progress=False)
+    assert (small.chunks, small.chunks_run, small.chunk_size) == (4, 4, 4)  # 15 entries, padded
+    other = Grid(attack, images, labels, params={"eps": [0.3, 0.01, 0.07]})
+    run_grid(victim, other, chunk_size=4, micro_batch=2, progress=False)
+    assert TRACES == ["counted"]  # one trace for 4 + 4 chunks and two eps grids
+    # chunking does not change a bit
+    big = run_grid(victim, grid, chunk_size=16, micro_batch=2, progress=False)
+    for k in big.table:
+        np.testing.assert_array_equal(big.table[k], small.table[k], err_msg=k)
+    # the same entries through one attack.sweep call (no random start: keys do not matter)
+    hp = attack.hparams(eps=np.float32([0.05, 0.1, 0.2]))
+    ref = attack.sweep(victim, hp, images, labels, jax.random.key(0))
+    t = small.table
+    np.testing.assert_array_equal(t["success"], np.ravel(ref.success))
+    np.testing.assert_array_equal(t["steps"], np.ravel(ref.steps))
+    for k in ("loss", "l1", "l2", "linf"):
+        np.testing.assert_allclose(t[k], np.ravel(getattr(ref, k)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(t["eps"], np.repeat(np.float32([0.05, 0.1, 0.2]), 5))
+    np.testing.assert_allclose(t["step_size"], t["eps"] / 4)  # the relative step follows eps
+    assert list(t)[-len(MEASURED):] == list(MEASURED)
+    assert set(t["attack"]) == {"counted"} and set(t["victim"]) == {"victim"}
+    np.testing.assert_array_equal(
+        t["clean_correct"], np.argmax(victim.batch(images[t["image"]]), -1) == t["label"]
+    )
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_after_interruption_is_bit_identical(setup, tmp_path):
+    victim, images, labels = setup
+    grid = Grid(pgd(steps=3, restarts=2), images, labels, params={"eps": [0.1, 0.2]}, restarts=2)
+    options = dict(chunk_size=4, micro_batch=2, progress=False)
+    whole = run_grid(victim, grid, **options)
+
+    def stop_after_two(done):
+        if done == 2:
+            raise _Stop
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Stop):
+        run_grid(victim, grid, checkpoint_dir=ckpt, on_chunk=stop_after_two, **options)
+    resumed = run_grid(victim, grid, checkpoint_dir=ckpt, **options)
+    assert (resumed.chunks, resumed.chunks_run) == (5, 3)  # 20 entries; chunks 3..5 run
+    for k in whole.table:
+        np.testing.assert_array_equal(resumed.table[k], whole.table[k], err_msg=k)
+    # another configuration is refused, naming what differs; resume=False starts afresh
+    changed = Grid(pgd(steps=3, restarts=2), images, labels, params={"eps": [0.1, 0.3]}, restarts=2)
+    with pytest.raises(ValueError, match=r"another configuration: grid is .*resume=False"):
+        run_grid(victim, changed, checkpoint_dir=ckpt, **options)
+    fresh = run_grid(victim, changed, checkpoint_dir=ckpt, resume=False, **options)
+    assert fresh.chunks_run == 5
+
+
+@pytest.fixture(scope="module")
+def victim_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("victims")
+
+
+@pytest.mark.parametrize("name", ["pgd_eps_grid", "cw_targets"])
+def test_smoke_config_through_cli(name, tmp_path, victim_cache):
+    out = tmp_path / "out"
+    argv = ["sweep", f"{CONFIGS / name}.py:smoke", "--out", str(out), "--quiet"]
+    assert cli.main(argv + ["--cache-dir", str(victim_cache)]) == 0
+    table = read_table(out / "table.csv")
+    summary = (out / "summary.md").read_text()
+    assert "robust_accuracy" in summary
+    if name == "pgd_eps_grid":
+        assert len(table["image"]) == 4 * (3 + 2)  # images × (ℓ∞ + ℓ2 budgets)
+        assert set(table["attack"]) == {"pgd-linf", "pgd-l2"}
+        assert (out / "robust_accuracy.png").is_file()
+        # eps = 0 leaves every correctly classified image correct
+        zero = (table["attack"] == "pgd-linf") & (table["eps"] == 0)
+        assert not np.any(table["success"][zero & table["clean_correct"]])
+    else:
+        assert len(table["image"]) == 2 * 9
+        assert np.all(table["target"] != table["label"])
+        assert "success_worst" in summary
+    # a rerun resumes the finished grids and recomputes one whose checkpoints are gone, identically
+    shutil.rmtree(out / "checkpoints" / "c4" / next(iter(set(table["attack"]))))
+    assert cli.main(argv + ["--cache-dir", str(victim_cache)]) == 0
+    again = read_table(out / "table.csv")
+    for k in table:
+        np.testing.assert_array_equal(again[k], table[k], err_msg=k)
