@@ -213,7 +213,12 @@ class Grid:
 
 def entry_keys(key: jax.Array, num_images: int, restarts: int) -> np.ndarray:
     """Raw key data ``[num_images, restarts, k]``: ``fold_in(fold_in(key, image), restart)``."""
+    images = np.arange(num_images, dtype=np.uint32)
+    return np.asarray(_entry_keys(key, images, np.arange(restarts, dtype=np.uint32)))
+
+
+@jax.jit
+def _entry_keys(key, images, restarts):
     fold = jax.vmap(jax.random.fold_in, in_axes=(None, 0))
-    per_image = fold(key, np.arange(num_images, dtype=np.uint32))
-    both = jax.vmap(fold, in_axes=(0, None))(per_image, np.arange(restarts, dtype=np.uint32))
-    return np.asarray(jax.random.key_data(both))
+    both = jax.vmap(fold, in_axes=(0, None))(fold(key, images), restarts)
+    return jax.random.key_data(both)
