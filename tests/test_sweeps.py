@@ -17,6 +17,7 @@ from jaxadv import cli
 from jaxadv.attacks import Attack, pgd
 from jaxadv.sweeps import Grid, read_table, run_grid
 from jaxadv.sweeps._config import as_config, split_spec
+from jaxadv.sweeps._sharding import chunk_layout
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
 MEASURED = ("clean_correct", "success", "loss", "l0", "l1", "l2", "linf", "queries", "steps")
@@ -99,6 +100,9 @@ def test_grid_errors(setup):
         run_grid(victim, grid, chunk_size=0)
     with pytest.raises(ValueError, match="`micro_batch` must be an integer >= 1"):
         run_grid(victim, grid, micro_batch=-2)
+    with pytest.warns(UserWarning, match="running chunks of 8 entries"):
+        assert chunk_layout(5, 2, 4) == (8, 2)  # rounded up to devices × micro-batch
+    assert chunk_layout(3, 8, 1) == (3, 3)  # the micro-batch never exceeds the chunk
     with pytest.raises(ValueError, match="must return a SweepConfig or a dict"):
         as_config([1])
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['victim'\]"):

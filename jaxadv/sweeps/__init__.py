@@ -1,5 +1,21 @@
 """Sweeps at scale: declarative grids, one compiled program per victim and attack structure,
-sharded over devices and processes, checkpointed with orbax, ending in a tidy table."""
+sharded over devices and processes, checkpointed with orbax, ending in a tidy table.
+
+In code::
+
+    grid = Grid(pgd(steps=20), images, labels, params={"eps": [0.1, 0.2, 0.3]}, restarts=2)
+    run = run_grid(victim, grid, chunk_size=256, checkpoint_dir="ckpt")   # resumes if killed
+    summary = summarize(run.table)
+
+From the command line, with a config file defining ``get_config(arg)`` (see ``_config.py`` and
+``experiments/sweeps/``)::
+
+    python -m jaxadv sweep experiments/sweeps/pgd_eps_grid.py[:smoke] --out DIR [--fresh]
+        [--chunk-size N] [--coordinator HOST:PORT --num-processes N --process-id I]
+
+Results do not depend on the chunk size or on the number of devices and processes (bit for bit)
+as long as ``micro_batch`` stays the same.
+"""
 
 from jaxadv.sweeps._config import GridSpec as GridSpec
 from jaxadv.sweeps._config import SweepConfig as SweepConfig
