@@ -1,0 +1,332 @@
+"""SMBEA (Che et al., AAAI 2020): the long-term memory transform, the ensemble of victims and the
+attack over mini-batches, checked against Algorithms 1 and 2 written out in numpy on stub
+victims whose gradients are written by hand."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxadv.attacks._smbea import SMBEAttack, smbea
+from jaxadv.models._ensemble import FEATURE_STRATEGIES, ensemble, unify_features
+from jaxadv.models._victim import Victim
+from jaxadv.models.saliency._victim import from_flax_saliency
+from jaxadv.transforms._normalize import normalize_by_l1_norm
+from jaxadv.transforms._smbea import (
+    LongTermMemoryState,
+    MemoryHParams,
+    constraint_schedule,
+    next_minibatch,
+    scale_by_long_term_memory,
+    smbea_step,
+)
+
+from conftest import make_linear_victim, make_mlp_victim
+
+D = 6  # input size of the stub victims
+
+
+def dense_apply(variables, x):
+    """Batched linear image-to-image stub ``F(x) = A·x`` (module level: hashable)."""
+    return x.reshape(x.shape[0], -1) @ variables["a"].T
+
+
+def stub(seed, scale=1.0):
+    a = scale * jax.random.normal(jax.random.key(seed), (4, D))
+    return Victim({"a": a}, dense_apply, input_shape=(D,), num_classes=4, bounds=(-3.0, 3.0))
+
+
+def stub_batches(scale=1.0):
+    """Three mini-batches of 2, 1 and 3 linear victims, with unequal weights σ: different
+    structures, so the attack picks each mini-batch's ensemble with ``lax.switch``."""
+    return [
+        ensemble([stub(0, scale), stub(1, scale)], [1.0, 3.0], output="dense"),
+        ensemble([stub(2, scale)], output="dense"),
+        ensemble([stub(s, scale) for s in (3, 4, 5)], [1.0, 2.0, 1.0], output="dense"),
+    ]
+
+
+def combined_matrix(ens):
+    w = np.asarray(ens.weights, np.float64)
+    return sum(wi * np.asarray(m.variables["a"], np.float64) for wi, m in zip(w, ens.members))
+
+
+def reference_smbea(batches, hp, x0, guide, steps, box=(-3.0, 3.0)):
+    """Algorithms 1 and 2 of the paper, line by line, on targeted MSE of linear victims:
+    ``L = mean((B·(x − g))²)``, ``∇L = 2·Bᵀ·B·(x − g)/4``; ℓ∞ budget ``T^(i)`` and box clipping."""
+    f = {k: float(v) for k, v in hp._asdict().items()}
+    x0, guide = np.asarray(x0, np.float64), np.asarray(guide, np.float64)
+    t1 = f["eps"]
+    budgets, t = [], t1
+    for i in range(1, len(batches) + 1):
+        t = t1 if i == 1 else t + f["beta3"] ** i * t1
+        budgets.append(t)
+    x = x0.copy()
+    m = np.zeros(D)
+    v = np.zeros(D)
+    m_carry = np.zeros(D)
+    v_carry = np.zeros(D)
+    xs, ms, vs = [], [], []
+    for i, ens in enumerate(batches):
+        b = combined_matrix(ens)
+        for t in range(1, steps + 1):
+            g = 2.0 * b.T @ (b @ (x - guide)) / b.shape[0]
+            gh = g / np.sum(np.abs(g))
+            m = f["mu1"] * m + (1 - f["mu1"]) * gh
+            v = f["mu2"] * v + (1 - f["mu2"]) * gh**2
+            m_hat = m / (1 - f["mu1"] ** t) + m_carry
+            v_hat = v / (1 - f["mu2"] ** t) + v_carry
+            x = x - f["step_size"] * m_hat / (np.sqrt(v_hat) + f["smoothing"])
+            x = np.clip(np.clip(x, x0 - budgets[i], x0 + budgets[i]), *box)
+        xs.append(x.copy())
+        ms.append(m.copy())
+        vs.append(v.copy())
+        m_carry, v_carry = f["beta1"] * m, f["beta2"] * v  # Algorithm 2, step 1
+        m, v = m_carry.copy(), v_carry.copy()
+    return np.array(xs), np.array(ms), np.array(vs), np.array(budgets)
+
+
+X0 = jnp.linspace(-1.0, 1.0, D)
+GUIDE = jnp.array([0.5, -0.5, 1.0, 0.0, -1.0, 0.25])
+# One configuration for the stub tests: they share compiled programs (same static structure).
+ATTACK = smbea(loss="mse", targeted=True, steps=3)
+
+
+def test_memory_is_carried_exactly_as_algorithm_2():
+    hp = ATTACK.hparams(eps=0.4, step_size=0.05, beta1=0.6, beta2=0.3, beta3=0.8, mu2=0.99)
+    batches = stub_batches()
+    result = ATTACK(batches, hp, X0, jax.random.key(0), target=GUIDE)
+    xs, ms, vs, budgets = reference_smbea(batches, hp, X0, GUIDE, steps=3)
+    np.testing.assert_allclose(result.budgets, budgets, rtol=1e-6)
+    np.testing.assert_allclose(result.x_minibatches, xs, atol=2e-5)
+    np.testing.assert_allclose(result.m, ms, rtol=2e-4, atol=1e-7)
+    np.testing.assert_allclose(result.v, vs, rtol=2e-4, atol=1e-9)
+    np.testing.assert_allclose(result.x_adv, xs[-1], atol=2e-5)
+    assert result.trace.shape == (3, 3) and result.trace[-1, -1] < result.trace[0, 0]
+
+
+def test_beta_zero_one_minibatch_is_algorithm_1_which_is_adam_on_l1_normalised_gradients():
+    hp = ATTACK.hparams(eps=2.0, step_size=0.05, beta1=0.0, beta2=0.0)
+    ens = stub_batches()[0]
+    result = ATTACK([ens] * 3, hp, X0, jax.random.key(0), target=GUIDE)
+    xs, _, _, _ = reference_smbea([ens] * 3, hp, X0, GUIDE, steps=3)
+    # β = 0: each mini-batch starts from fresh momenta (only the example carries over)
+    np.testing.assert_allclose(result.x_minibatches, xs, atol=2e-5)
+    # the first mini-batch is Algorithm 1 = optax's Adam (ε outside the root) on ĝ = g/‖g‖₁
+    tx = optax.chain(normalize_by_l1_norm(), optax.adam(0.05, b1=0.9, b2=0.999, eps=1e-8))
+    b = jnp.asarray(combined_matrix(ens), jnp.float32)
+    x, state = X0, tx.init(X0)
+    for _ in range(3):
+        g = 2.0 * b.T @ (b @ (x - GUIDE)) / 4
+        u, state = tx.update(g, state)
+        x = jnp.clip(optax.apply_updates(x, u), X0 - 2.0, X0 + 2.0)
+    np.testing.assert_allclose(result.x_minibatches[0], x, atol=1e-5)
+
+
+def test_transform_state_and_next_minibatch_follow_the_equations():
+    mu1, mu2, b1, b2 = 0.8, 0.9, 0.5, 0.25
+    tx = scale_by_long_term_memory(mu1, mu2, eps=0.0)
+    grads = [jnp.array([1.0, -2.0, 0.5]), jnp.array([0.3, 0.1, -1.0]), jnp.array([2.0, 0.0, 1.0])]
+    state = tx.init(grads[0])
+    assert isinstance(state, LongTermMemoryState) and int(state.minibatch) == 1
+    m = v = np.zeros(3)
+    for g in grads[:2]:
+        _, state = tx.update(g, state)
+        m, v = mu1 * m + (1 - mu1) * np.asarray(g), mu2 * v + (1 - mu2) * np.asarray(g) ** 2
+    np.testing.assert_allclose(state.m, m, rtol=1e-6)
+    np.testing.assert_allclose(state.v, v, rtol=1e-6)
+    carried = next_minibatch(state, MemoryHParams(b1, b2))
+    assert int(carried.count) == 0 and int(carried.minibatch) == 2
+    np.testing.assert_allclose(carried.m, b1 * m, rtol=1e-6)
+    np.testing.assert_allclose(carried.m_carry, b1 * m, rtol=1e-6)
+    np.testing.assert_allclose(carried.v_carry, b2 * v, rtol=1e-6)
+    out, _ = tx.update(grads[2], carried)
+    g = np.asarray(grads[2])
+    m1, v1 = mu1 * b1 * m + (1 - mu1) * g, mu2 * b2 * v + (1 - mu2) * g**2
+    expected = (m1 / (1 - mu1) + b1 * m) / np.sqrt(v1 / (1 - mu2) + b2 * v)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+    # inside a chain: next_minibatch finds the memory in the chain's state
+    chain = smbea_step(0.1)
+    chained = next_minibatch(chain.init(grads[0]), MemoryHParams(0.5, 0.5))
+    assert int(chained[1].minibatch) == 2
+    np.testing.assert_allclose(constraint_schedule(2.0, 0.5, 3), [2.0, 2.5, 2.75])
+
+
+def test_property_1_scaling_the_raw_gradient_leaves_the_step_unchanged():
+    tx = smbea_step(0.1, eps=0.0)
+    g = jax.random.normal(jax.random.key(3), (5,))
+    state_a, state_b = tx.init(g), tx.init(g)
+    for _ in range(3):
+        a, state_a = tx.update(g, state_a)
+        b, state_b = tx.update(1e4 * g, state_b)
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+    # and end to end: victims 10× larger (losses 100×) give the same adversarial examples
+    hp = ATTACK.hparams(eps=0.4, step_size=0.05, smoothing=0.0)
+    small = ATTACK(stub_batches(), hp, X0, jax.random.key(0), target=GUIDE)
+    large = ATTACK(stub_batches(10.0), hp, X0, jax.random.key(0), target=GUIDE)
+    np.testing.assert_allclose(small.x_minibatches, large.x_minibatches, atol=1e-5)
+
+
+def test_conformance_jit_vmap_eps0_budgets_and_sweep():
+    batches = stub_batches()
+    hp = ATTACK.hparams(eps=0.3, step_size=0.05)
+    images = jax.random.uniform(jax.random.key(1), (3, D), minval=-2.9, maxval=2.9)
+    guides = jnp.clip(images[::-1] * 2.0, -3.0, 3.0)
+    key = jax.random.key(5)
+    batched = ATTACK.batch(batches, hp, images, key, targets=guides)
+    keys = jax.random.split(key, 3)
+    one = ATTACK(batches, hp, images[1], keys[1], target=guides[1])
+    for name, a, b in zip(one._fields, one, jax.tree.map(lambda x: x[1], batched)):
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=name)  # vmap == loop
+    short = batches[:1]  # no jit: op by op, so one mini-batch
+    jitted = ATTACK(short, hp, images[1], keys[1], target=guides[1])
+    with jax.disable_jit():
+        eager = ATTACK.run(tuple(short), hp, images[1], jnp.int32(0), guides[1], keys[1])
+    for name, a, b in zip(one._fields, jitted, eager):
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=name)  # jit == no jit
+    assert batched.x_adv.dtype == jnp.float32 and batched.x_adv.shape == images.shape
+    # budgets hold exactly after every mini-batch, and the box too
+    dist = jnp.max(jnp.abs(batched.x_minibatches - images[:, None]), axis=-1)
+    assert np.all(np.asarray(dist) <= np.asarray(batched.budgets) + 1e-6)
+    assert np.all(np.asarray(batched.x_minibatches) >= -3.0)
+    # eps = 0 leaves the input unchanged
+    still = ATTACK.batch(batches, ATTACK.hparams(eps=0.0), images, key, targets=guides)
+    np.testing.assert_array_equal(still.x_adv, images)
+    # vmap over a hyper-parameter == a loop over its values (one compiled sweep)
+    grid = jnp.array([0.1, 0.3])
+    axes = type(hp)(*(0 if f == "eps" else None for f in hp._fields))
+    sweep = jax.jit(
+        jax.vmap(lambda h: ATTACK.run(tuple(batches), h, X0, 0, GUIDE, key), in_axes=(axes,))
+    )
+    swept = sweep(hp._replace(eps=grid))
+    for j, e in enumerate(grid):
+        single = ATTACK(batches, hp._replace(eps=e), X0, key, target=GUIDE)
+        np.testing.assert_allclose(swept.x_adv[j], single.x_adv, atol=1e-6)
+
+
+def test_classifier_ensemble_of_two_architectures_raises_the_loss_of_held_out_classes():
+    mlp = make_mlp_victim(shape=(4, 4, 1), num_classes=3, seed=0)
+    lin = make_linear_victim(dim=16, num_classes=3, seed=1, bounds=(0.0, 1.0))
+    lin = lin.replace(apply_fn=_flat_linear, input_shape=(4, 4, 1))
+    ens = ensemble([mlp, lin], [2.0, 1.0])
+    assert ens.output == "logits"
+    attack = smbea(loss="ce", steps=4, random_start=True)
+    hp = attack.hparams(eps=0.3, step_size=0.05)
+    images = jax.random.uniform(jax.random.key(2), (4, 4, 4, 1))
+    labels = jnp.argmax(ens.batch(images), axis=-1).astype(jnp.int32)
+    result = attack.batch([ens, ens], hp, images, jax.random.key(0), labels=labels)
+    again = attack.batch([ens, ens], hp, images, jax.random.key(0), labels=labels)
+    for a, b in zip(result, again):
+        np.testing.assert_array_equal(a, b)  # same key → same result, bit for bit
+    assert float(jnp.max(result.linf)) <= float(result.budgets[0, -1]) + 1e-6
+    assert np.all(np.asarray(result.trace[:, 1, -1]) < np.asarray(result.trace[:, 0, 0]))
+    logits = ens.batch(result.x_adv)
+    ce = -jax.nn.log_softmax(logits)[jnp.arange(4), labels]
+    ce0 = -jax.nn.log_softmax(ens.batch(images))[jnp.arange(4), labels]
+    assert np.all(np.asarray(ce) > np.asarray(ce0))
+
+
+def _flat_linear(variables, x):
+    return x.reshape(x.shape[0], -1) @ variables["w"].T + variables["b"]
+
+
+class _TinyA(nn.Module):
+    """Full-resolution per-pixel MLP with a sigmoid head (maps in [0, 1])."""
+
+    output_kind = "unit"
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        h = nn.relu(nn.Dense(3)(x))
+        self.sow("intermediates", "hidden", h)
+        return nn.sigmoid(nn.Dense(1)(h))[..., 0]
+
+
+class _TinyB(nn.Module):
+    """Pooled (half-resolution) features, upsampled log-density head."""
+
+    output_kind = "log_density"
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        h = nn.relu(nn.Dense(5)(nn.avg_pool(x, (2, 2), strides=(2, 2))))
+        self.sow("intermediates", "pooled", h)
+        z = jnp.repeat(jnp.repeat(nn.Dense(1)(h)[..., 0], 2, axis=1), 2, axis=2)
+        return z - jax.nn.logsumexp(z, axis=(1, 2), keepdims=True)
+
+
+def _dense(rng, n_in, n_out):
+    return {"kernel": rng.normal(size=(n_in, n_out)).astype(np.float32), "bias": np.zeros(n_out)}
+
+
+def _tiny_saliency(module, seed, shape=(8, 8, 3)):
+    # Hand-made variables: a Flax init would compile for seconds.
+    rng = np.random.default_rng(seed)
+    hidden = 3 if isinstance(module, _TinyA) else 5
+    params = {"Dense_0": _dense(rng, shape[-1], hidden), "Dense_1": _dense(rng, hidden, 1)}
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+    return from_flax_saliency(module, {"params": params}, input_shape=shape)
+
+
+def test_saliency_ensemble_of_different_architectures_in_output_and_feature_space():
+    a, b = _tiny_saliency(_TinyA(), 0), _tiny_saliency(_TinyB(), 1)
+    with pytest.raises(ValueError, match="output kind"):
+        ensemble([a, b])  # raw sums need one kind of map
+    ens = ensemble([a, b], combine="density", layers=["hidden", "pooled"], strategy="cu_bi_sn")
+    assert ens.feature_shape == (8, 8, 3)  # the largest grid, the fewest channels
+    x = jax.random.uniform(jax.random.key(0), (8, 8, 3))
+    guide = jax.random.uniform(jax.random.key(1), (8, 8, 3))
+    features, maps = jax.jit(lambda x: (ens.features(x), ens(x)))(x)
+    assert features.shape == (8, 8, 3)
+    np.testing.assert_allclose(jnp.sum(maps), 1.0, rtol=1e-5)  # a density
+    ramp = jnp.arange(4.0)[:, None, None] * jnp.ones((4, 4, 6))
+    for name, strategy in FEATURE_STRATEGIES.items():
+        out = unify_features(ramp, strategy, (8, 8, 3))
+        assert out.shape == ((8, 8, 1) if strategy.channels == "average" else (8, 8, 3)), name
+        if not strategy.softmax:  # BI matches jax.image.resize; CU averages channel pairs
+            np.testing.assert_allclose(
+                out, jax.image.resize(ramp[..., :1], (8, 8, 1), "linear") * jnp.ones(out.shape),
+                atol=1e-5,
+            )
+    attack = smbea(loss="kl", targeted=True, steps=3)
+    hp = attack.hparams(eps=8 / 255, step_size=2 / 255, feature_weight=0.5)
+    result = attack(ens, hp, x, jax.random.key(0), target=guide)
+    assert result.trace[0, -1] < result.trace[0, 0]
+    assert float(result.linf) <= float(result.budgets[-1]) + 1e-6
+
+
+def test_bad_input_raises_clear_errors():
+    a, c = _tiny_saliency(_TinyA(), 0), _tiny_saliency(_TinyA(), 2, shape=(16, 16, 3))
+    mlp = make_mlp_victim(shape=(8, 8, 3))
+    with pytest.raises(ValueError, match=r"input shape.*\(8, 8, 3\).*\(16, 16, 3\)"):
+        ensemble([a, c])
+    with pytest.raises(ValueError, match="output kind"):
+        ensemble([a, mlp])
+    with pytest.raises(ValueError, match="sum to a positive number"):
+        ensemble([a, a], [0.0, 0.0])
+    with pytest.raises(ValueError, match="sum to a positive number"):
+        ensemble([a, a], [1.0, -2.0])
+    with pytest.raises(ValueError, match="Available layers: hidden"):
+        ensemble([a], layers=["conv9"])
+    with pytest.raises(ValueError, match="strategy"):
+        ensemble([a], layers=["hidden"], strategy="pca")
+    attack = smbea(loss="mse", targeted=True)
+    for name in ("beta1", "beta2", "beta3", "mu1", "mu2"):
+        with pytest.raises(ValueError, match=rf"hp\.{name}.*\[0, 1\]"):
+            attack.hparams(**{name: 1.5})
+    with pytest.raises(ValueError, match=r"beta1.*\[0, 1\]"):
+        next_minibatch(smbea_step(0.1).init(X0), MemoryHParams(-0.1, 0.5))
+    with pytest.raises(ValueError, match="LongTermMemoryState"):
+        next_minibatch(optax.adam(0.1).init(X0), MemoryHParams(0.5, 0.5))
+    with pytest.raises(ValueError, match="loss"):
+        smbea(loss="kl").batch(stub_batches(), smbea().hparams(), X0[None], jax.random.key(0))
+    with pytest.raises(ValueError, match="guide"):
+        attack(stub_batches(), attack.hparams(), X0, jax.random.key(0))
+    with pytest.raises(ValueError, match="mini-batch"):
+        attack([stub_batches()[0], ensemble([a])], attack.hparams(), X0, jax.random.key(0))
+    with pytest.raises(ValueError, match="norm"):
+        SMBEAttack(norm="l3")
