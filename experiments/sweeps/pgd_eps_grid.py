@@ -30,7 +30,7 @@ def get_config(arg: str | None = None) -> dict:
         ],
         seed=0,
         chunk_size=8 if smoke else 128,
-        micro_batch=4 if smoke else 8,
+        micro_batch=4 if smoke else 16,
         victim_epochs=1 if smoke else None,
         figure=dict(x="eps", hue="attack"),
     )

@@ -3,8 +3,9 @@
 The flattened grid (``_grid.py``) runs in chunks of ``chunk_size`` entries. Each chunk's inputs
 are gathered on the host (the entry's hyper-parameter leaves, image, label, target and key), laid
 over all devices of all processes (``_sharding.py``) and run by the one program of this victim and
-attack structure (``_program.py``); the last chunk is padded with copies of the first entry to
-full size and the padding dropped, so it compiles nothing new. After every chunk the columns so
+attack structure (``_program.py``), ``devices × micro_batch`` entries per call; the last chunk is
+padded with copies of the first entry to full size and the padding dropped, so it compiles
+nothing new. After every chunk the columns so
 far are checkpointed (``_checkpoint.py``), and a resumed sweep starts at the first chunk not saved.
 """
 
@@ -119,6 +120,7 @@ def run_grid(
         )
         columns, done = store.restore(columns)
     program = chunk_program(grid.attack, mesh, micro)
+    step = mesh.size * micro  # rows per call
     replicated_victim = _sharding.feed(mesh, victim, jax.sharding.PartitionSpec())
     rows = jax.sharding.PartitionSpec(_sharding.AXIS)
     bar = _progress(num_chunks, chunk, done, progress, f"{victim_name}/{grid.name}")
@@ -134,7 +136,11 @@ def run_grid(
                 entries.target[index],
                 entries.keys[index],
             )
-            out = _sharding.gather(program(replicated_victim, *_sharding.feed(mesh, inputs, rows)))
+            calls = [  # queued without waiting; gathered once the chunk is done
+                program(replicated_victim, *_sharding.feed(mesh, part, rows))
+                for part in _split(inputs, step)
+            ]
+            out = {k: np.concatenate([o[k] for o in _sharding.gather(calls)]) for k in OUTPUTS}
             for k in OUTPUTS:
                 columns[k][start:stop] = out[k][: stop - start]
             if store is not None:
@@ -149,6 +155,12 @@ def run_grid(
     return SweepRun(
         _table(victim_name, grid, entries, columns), num_chunks, num_chunks - done, chunk
     )
+
+
+def _split(tree: Any, size: int) -> list[Any]:
+    """Consecutive row blocks of ``size`` rows of every leaf."""
+    n = len(jax.tree.leaves(tree)[0])
+    return [jax.tree.map(lambda a: a[i : i + size], tree) for i in range(0, n, size)]
 
 
 def _table(victim_name: str, grid: Grid, entries: Entries, columns: dict) -> dict[str, np.ndarray]:

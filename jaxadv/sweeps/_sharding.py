@@ -5,10 +5,11 @@ spans every process after ``jax.distributed.initialize``). Each process builds t
 on its host and hands JAX only the rows its own devices hold (``jax.make_array_from_callback``);
 the results come back to every process with ``multihost_utils.process_allgather``.
 
-Each device works through its rows in micro-batches of a fixed size (``lax.map`` over them), so
-every example is computed by the same program whatever the number of devices: results are bit for
-bit the same on one device, on several, and across processes. A chunk must therefore split into
-``devices × micro_batch`` rows; other sizes are rounded up (with a warning).
+Each call gives every device a micro-batch of a fixed size, so every example is computed by the
+same per-device program whatever the number of devices: results are bit for bit the same on one
+device, on several, and across processes (``vmap`` over another batch size may round differently).
+A chunk must therefore split into calls of ``devices × micro_batch`` rows; other sizes are
+rounded up (with a warning).
 """
 
 from __future__ import annotations
