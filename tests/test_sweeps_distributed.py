@@ -34,7 +34,7 @@ sys.path.insert(0, {tests!r})
 inputs, out, dist = sys.argv[1], sys.argv[2], sys.argv[3:]
 if dist:
     from jaxadv.sweeps import initialize
-    initialize(dist[0], int(dist[1]), int(dist[2]), timeout_s=60)
+    initialize(dist[0], int(dist[1]), int(dist[2]), timeout_s=120)
 import jax, numpy as np
 from conftest import mlp_apply
 from jaxadv.models import Victim

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable
@@ -149,6 +150,7 @@ def load_config(spec: str) -> SweepConfig:
         raise ValueError(f"`CONFIG` must be a Python file (optionally ':arg'); got {spec!r}.")
     module_spec = importlib.util.spec_from_file_location(f"_jaxadv_sweep_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module  # dataclasses defined in a config look themselves up
     module_spec.loader.exec_module(module)
     get_config: Callable | None = getattr(module, "get_config", None)
     if not callable(get_config):
