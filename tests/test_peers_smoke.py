@@ -1,8 +1,9 @@
 """Smoke test of benchmarks/peers.py: the jaxadv and hand rows run and agree.
 
 A correctness check only: it never asserts on timings (the machines are shared and noisy). It runs
-the jaxadv-only rows (no peer library needed) on PGD-ℓ∞ at batch 8 with one round, with 3 steps
-instead of 10 so that it compiles in a few seconds, plus the bound and matmul rows.
+the jaxadv-only rows (no peer library needed) on PGD-ℓ∞ at batch 8 with one round, with 2 steps
+instead of 10 and without the bound and matmul rows, so that it compiles in a few seconds (the
+default suite is near its time limit).
 """
 
 from __future__ import annotations
@@ -32,16 +33,15 @@ def _load_benchmark():
 def test_quick_jaxadv_rows_are_finite_and_match_the_hand_loop(capsys):
     bench = _load_benchmark()
     result = bench.main(
-        ["--quick", "--libs", "jaxadv,hand", "--attacks", "pgd-linf", "--steps", "3"]
+        ["--quick", "--libs", "jaxadv,hand", "--attacks", "pgd-linf", "--steps", "2", "--no-bound"]
     )
     lines = capsys.readouterr().out.splitlines()
 
-    for lib, attack in (("jaxadv", "pgd-linf"), ("hand", "pgd-linf"), ("bound", "pgd-linf"),
-                        ("matmul", "2048x2048")):
-        found = [line for line in lines if line.split()[:2] == [lib, attack]]
+    for lib in ("jaxadv", "hand"):
+        found = [line for line in lines if line.split()[:2] == [lib, "pgd-linf"]]
         assert len(found) == 1, f"row {lib!r} missing or repeated in:\n" + "\n".join(lines)
         numbers = [float(s) for s in _NUMBER.findall(found[0].split(None, 2)[2])]
-        assert len(numbers) >= (6 if lib in ("jaxadv", "hand") else 4), found[0]
+        assert len(numbers) >= 6, found[0]
         assert all(math.isfinite(v) for v in numbers), f"non-finite number in {found[0]!r}"
 
     records = {r["lib"]: r for r in result["records"]}
