@@ -53,6 +53,7 @@ from jaxadv.losses._classification import classification_objective
 from jaxadv.losses._saliency import SALIENCY_LOSSES, to_saliency_map
 from jaxadv.models._ensemble import Ensemble
 from jaxadv.transforms._momenta import NORMALIZERS, check_unit_interval
+from jaxadv.transforms._update_rules import RULES, RuleStep
 from jaxadv.transforms._smbea import (
     LongTermMemoryState,
     constraint_schedule,
@@ -66,6 +67,7 @@ OUTPUT_LOSSES = {
     "dense": ("l1", "mse"),
 }
 FEATURE_LOSSES = ("mse", "l1", "cc", "kl")
+FUSIONS = ("outputs", "losses")
 
 
 class SMBEAHParams(NamedTuple):
@@ -184,6 +186,17 @@ class SMBEAttack:
       penalty: kind of the perceptual penalty ``D`` (:data:`PERCEPTUAL_DISTANCES`) or None.
       normalizer: the gradient normaliser (``"l1"``: the paper's).
       eps_inside_root: ``m̂/√(v̂ + ε)`` instead of Algorithm 1's ``m̂/(√v̂ + ε)``.
+      rule: ``"smbea"`` (the long-term memory), or a key of
+        :data:`jaxadv.transforms.UPDATE_RULES` for the serial baselines of the paper's Table 1
+        (``"sgd_ifgsm"``: ensemble PGD, ``"msgd_mim"``: ensemble MIM, ``"adam_decay_cw"``:
+        ensemble C&W with a penalty): the same mini-batches, budgets and carried example, but the
+        rule's state starts afresh in every mini-batch (no long-term memory).
+      fusion: ``"outputs"`` — the loss of the weighted sum of the outputs (SMBEA's Eq. 2, Liu et
+        al.'s ensemble of logits) — or ``"losses"`` — the weighted sum of each member's loss
+        (the usual "ensemble PGD/MIM/C&W").
+      unroll: the ``unroll`` of the scan over steps; None: the backend's choice
+        (``jaxadv._compile.loop_unroll``: fully unrolled on CPU, which runs fastest but
+        compiles slowest; 1 keeps the loop rolled).
       random_start: start from a random point of the first budget instead of ``x0``; None:
         only for untargeted saliency/dense attacks, whose objective has a zero gradient at the
         clean image (its output is the reference).
@@ -198,8 +211,15 @@ class SMBEAttack:
     normalizer: str = "l1"
     eps_inside_root: bool = False
     random_start: bool | None = None
+    rule: str = "smbea"
+    fusion: str = "outputs"
+    unroll: int | None = None
 
     def __post_init__(self):
+        if self.unroll is not None:
+            _checks.check_positive_int("unroll", self.unroll)
+        _checks.check_choice("rule", self.rule, ("smbea",) + RULES)
+        _checks.check_choice("fusion", self.fusion, FUSIONS)
         _checks.check_positive_int("steps", self.steps)
         _checks.check_choice("loss", self.loss, sorted(set(sum(OUTPUT_LOSSES.values(), ()))))
         _checks.check_choice("norm", self.norm, NORMS)
@@ -258,7 +278,14 @@ class SMBEAttack:
 
         def loss(delta):
             x = x0 + delta
-            value = self._output_term(ens, ens(x), ref_out, label, target, hp)
+            if self.fusion == "outputs":
+                value = self._output_term(ens, ens(x), ref_out, label, target, hp)
+            else:
+                value = 0.0
+                for n, out in enumerate(ens.member_outputs(x)):
+                    ref = None if ref_out is None else ref_out[n]
+                    term = self._output_term(ens, out, ref, label, target, hp)
+                    value = value + ens.weights[n] * term
             if ens.has_features:
                 feat = _feature_loss(self.feature_loss, ens.features(x), ref_feat)
                 value = value + hp.feature_weight * (feat if self.targeted else -feat)
@@ -274,7 +301,10 @@ class SMBEAttack:
         """What mini-batch ``ens`` compares against: its outputs (and features) of the guide
         (targeted) or of the clean image (untargeted); None for classifiers' outputs."""
         r = guide if (self.targeted and ens.output != "logits") else x0
-        out = None if ens.output == "logits" else ens(r)
+        if ens.output == "logits":
+            out = None
+        else:
+            out = ens(r) if self.fusion == "outputs" else tuple(ens.member_outputs(r))
         feat = ens.features(r) if ens.has_features else None
         return out, feat
 
@@ -291,7 +321,10 @@ class SMBEAttack:
             if self.eps_inside_root
             else dict(eps=hp.smoothing)
         )
-        tx = smbea_step(hp.step_size, hp.mu1, hp.mu2, normalizer=self.normalizer, **eps_kw)
+        if self.rule == "smbea":
+            tx = smbea_step(hp.step_size, hp.mu1, hp.mu2, normalizer=self.normalizer, **eps_kw)
+        else:
+            tx = RuleStep(self.rule)(hp)
         stacked = _stack(ensembles)
 
         def feasible(budget):
@@ -341,11 +374,14 @@ class SMBEAttack:
                 step,
                 (delta, opt_state),
                 length=self.steps,
-                unroll=_compile.loop_unroll(self.steps),
+                unroll=_compile.loop_unroll(self.steps) if self.unroll is None else self.unroll,
             )
-            memory = _memory(opt_state)
-            out = (x0 + delta, trace, memory.m, memory.v)
-            return (delta, next_minibatch(opt_state, hp)), out
+            if self.rule == "smbea":
+                memory = _memory(opt_state)
+                out = (x0 + delta, trace, memory.m, memory.v)
+                return (delta, next_minibatch(opt_state, hp)), out
+            zeros = jnp.zeros_like(delta)  # a baseline keeps no memory: it starts afresh
+            return (delta, tx.init(delta)), (x0 + delta, trace, zeros, zeros)
 
         (delta, _), (xs, trace, ms, vs) = jax.lax.scan(minibatch, (delta, opt_state), xs)
         flat = jnp.ravel(delta)

@@ -199,6 +199,11 @@ class Ensemble:
             total = total + self.weights[n] * self._one_output(member, x)
         return total
 
+    def member_outputs(self, x: jax.Array) -> list[jax.Array]:
+        """Each member's output ``F_n(x)`` of ONE input (maps converted as the sum would)."""
+        _checks.check_example_shape("x", jnp.shape(x), self.input_shape)
+        return [self._one_output(member, x) for member in self.members]
+
     def features(self, x: jax.Array) -> jax.Array:
         """``Σ ω_n·S(D_n(x))`` for ONE input ``x``: ``f32[H, W, C]``."""
         if not self.has_features:
