@@ -539,6 +539,7 @@ def report_batch(batch, rows, compile_s, outputs, times, memory, problem) -> lis
     ref_name = {r.attack: r.name for r in rows if r.lib == "jaxadv"}
     base_name = {r.attack: r.name for r in rows if r.lib == BASELINE and r.call is not None}
     for row in rows:
+        flag = row.note
         if row.call is None:
             print(_line(row.lib, row.attack, str(batch), "-", "-", "-", "-", "-", "-", "-",
                         row.note))
@@ -546,6 +547,9 @@ def report_batch(batch, rows, compile_s, outputs, times, memory, problem) -> lis
         t = times[row.name]
         n_img = batch * (SWEEP_K if row.lib == "sweep" else 1)
         speeds = [n_img / s for s in t]
+        if row.lib == "matmul":  # no images: its speed column is GFLOP/s
+            speeds = [row.gflop / s for s in t]
+            flag = flag or "speed column: GFLOP/s"
         rec = {"lib": row.lib, "attack": row.attack, "batch": batch,
                "img_s": _timing.summary(speeds), "compile_s": compile_s[row.name]}
         vs = "-"
@@ -553,7 +557,6 @@ def report_batch(batch, rows, compile_s, outputs, times, memory, problem) -> lis
             ratio = _timing.paired_speed_ratio(times, row.name, base_name[row.attack])
             vs, rec["vs_torchattacks"] = _spread(ratio, 2), _timing.summary(ratio)
         acc = dx = px = "-"
-        flag = row.note
         if row.lib not in ("bound", "matmul", "sweep"):
             x = _peer_libs.to_nhwc(outputs[row.name])
             rec["x_adv"] = x
