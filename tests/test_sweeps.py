@@ -16,6 +16,7 @@ from conftest import make_mlp_victim
 from jaxadv import cli
 from jaxadv.attacks import Attack, pgd
 from jaxadv.sweeps import Grid, read_table, run_grid
+from jaxadv.sweeps import _program
 from jaxadv.sweeps._config import as_config, split_spec
 from jaxadv.sweeps._sharding import chunk_layout
 
@@ -139,6 +140,19 @@ def test_chunked_sweep_compiles_once_and_equals_attack_sweep(setup):
     np.testing.assert_array_equal(
         t["clean_correct"], np.argmax(victim.batch(images[t["image"]]), -1) == t["label"]
     )
+
+
+def test_long_attacks_are_host_driven_with_the_same_bits(setup, monkeypatch):
+    victim, images, labels = setup
+    attack = pgd(steps=12)  # on CPU: init, 10 + 2 unrolled steps, finish (as attack.batch)
+    grid = Grid(attack, images[:3], labels[:3], params={"eps": [0.05, 0.2]})
+    assert _program.host_driven(attack) == (jax.default_backend() == "cpu")
+    driven = run_grid(victim, grid, chunk_size=4, micro_batch=2, progress=False).table
+    monkeypatch.setattr(_program, "host_driven", lambda attack: False)
+    whole = run_grid(victim, grid, chunk_size=4, micro_batch=2, progress=False).table
+    for k in whole:
+        np.testing.assert_array_equal(driven[k], whole[k], err_msg=k)
+    assert np.all(driven["steps"] == 12) and driven["success"].any()
 
 
 class _Stop(Exception):

@@ -53,7 +53,9 @@ print("devices", jax.device_count(), "processes", jax.process_count(), "chunk", 
 
 
 def make_grid(images, labels):
-    return Grid(pgd(steps=2), images, labels, params={"eps": [0.05, 0.2]}, restarts=2, key=7)
+    # 11 steps: on CPU the host-driven form (init, 10 + 1 unrolled steps, finish), whose traces
+    # are joined shard by shard; the one-call form runs in tests/test_sweeps.py.
+    return Grid(pgd(steps=11), images, labels, params={"eps": [0.05, 0.2]}, restarts=2, key=7)
 
 
 NOBODY_JOINS = r"""

@@ -20,7 +20,7 @@ from jaxadv import _checks
 from jaxadv.sweeps import _sharding
 from jaxadv.sweeps._checkpoint import SweepCheckpoint, describe, digest
 from jaxadv.sweeps._grid import Entries, Grid
-from jaxadv.sweeps._program import OUTPUTS, chunk_program
+from jaxadv.sweeps._program import OUTPUTS, run_calls
 from jaxadv.sweeps._progress import Progress
 
 _DTYPES = {"clean_correct": bool, "success": bool, "queries": np.int32, "steps": np.int32}
@@ -119,7 +119,6 @@ def run_grid(
             checkpoint_dir, fingerprint(victim, grid, entries, chunk, micro), resume=resume
         )
         columns, done = store.restore(columns)
-    program = chunk_program(grid.attack, mesh, micro)
     step = mesh.size * micro  # rows per call
     replicated_victim = _sharding.feed(mesh, victim, jax.sharding.PartitionSpec())
     rows = jax.sharding.PartitionSpec(_sharding.AXIS)
@@ -136,11 +135,9 @@ def run_grid(
                 entries.target[index],
                 entries.keys[index],
             )
-            calls = [  # queued without waiting; gathered once the chunk is done
-                program(replicated_victim, *_sharding.feed(mesh, part, rows))
-                for part in _split(inputs, step)
-            ]
-            out = {k: np.concatenate([o[k] for o in _sharding.gather(calls)]) for k in OUTPUTS}
+            calls = [_sharding.feed(mesh, part, rows) for part in _split(inputs, step)]
+            results = run_calls(grid.attack, mesh, micro, replicated_victim, calls)
+            out = {k: np.concatenate([o[k] for o in _sharding.gather(results)]) for k in OUTPUTS}
             for k in OUTPUTS:
                 columns[k][start:stop] = out[k][: stop - start]
             if store is not None:
