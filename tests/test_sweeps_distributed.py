@@ -76,7 +76,9 @@ def _free_port() -> int:
 
 def _start(code: str, *args: str, devices: int = 1) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    # Keep the test process's XLA flags (compile options change the bits), add the device count.
+    flags = os.environ.get("XLA_FLAGS", "")
+    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,

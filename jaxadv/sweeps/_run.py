@@ -84,10 +84,11 @@ def run_grid(
       victim: the model (``jaxadv.models.Victim``).
       grid: the sweep (:class:`Grid`).
       victim_name: the ``"victim"`` column.
-      chunk_size: entries per compiled call; rounded up to a multiple of
+      chunk_size: entries between checkpoints (their inputs and, for long attacks on CPU, their
+        carries are on the devices at once); rounded up to a multiple of
         ``devices × micro_batch`` (with a warning).
-      micro_batch: entries each device runs side by side (``vmap``); a device maps over its
-        share in micro-batches of this size. It fixes the numbers: keep it when comparing runs.
+      micro_batch: entries each device runs side by side (``vmap``) in one call. It fixes the
+        numbers (vmap over another batch size may round differently): keep it when comparing.
       checkpoint_dir: save after every chunk there and resume from it (None: no checkpoints).
       resume: continue a matching checkpoint; False discards any checkpoint in the directory.
       progress: None (a bar on terminals), True, or False.
