@@ -3,12 +3,15 @@ r"""Robust accuracy of the default C&W digits classifier against PGD-ℓ∞ and 
 Command:   python -m jaxadv sweep experiments/sweeps/pgd_eps_grid.py --out sweeps/pgd_eps_grid
            (tiny smoke run: experiments/sweeps/pgd_eps_grid.py:smoke; several processes: add
            --coordinator HOST:PORT --num-processes N --process-id I to each)
-Expected:  robust accuracy falls monotonically with eps, from the clean accuracy (~99% on these
-           128 test digits) at eps = 0 to near 0% at ℓ∞ 0.3 (the standard MNIST budget) and at
-           ℓ2 3.0. Numbers: see summary.md of a run (not yet recorded here).
-Cost:      one compilation per attack structure (2), 128 images × 14 budgets × 20 steps: about
-           a minute on 2 CPU cores after the victim is trained (~30 s, cached). Smoke: seconds
-           after a 1-epoch victim.
+Expected:  robust accuracy falls monotonically with eps from the clean accuracy. Measured
+           2026-11-28 on the first 128 test digits (clean accuracy 99.2%):
+             ℓ∞ eps   0     0.05   0.10   0.15   0.20 .. 0.30
+             robust   99.2  79.7   25.8   0.8    0.0
+             ℓ2 eps   0.5   1.0    1.5    2.0    2.5 .. 3.0
+             robust   91.4  63.3   28.1   4.7    0.0
+Cost:      one compilation per attack structure (2), 1664 runs of 20 steps. It took 18 min on a
+           2-core CPU shared with ~12 other busy processes; expect a few minutes on 2 idle cores
+           after the victim is trained (~30 s, cached). Smoke: seconds after a 1-epoch victim.
 """
 
 from __future__ import annotations
