@@ -15,7 +15,7 @@ from conftest import make_mlp_victim
 
 from jaxadv import cli
 from jaxadv.attacks import Attack, pgd
-from jaxadv.sweeps import Grid, read_table, run_grid
+from jaxadv.sweeps import Grid, read_table, run_grid, run_sweep
 from jaxadv.sweeps import _program
 from jaxadv.sweeps._config import as_config, split_spec
 from jaxadv.sweeps._sharding import chunk_layout
@@ -211,3 +211,25 @@ def test_smoke_config_through_cli(name, tmp_path):
         assert len(table["image"]) == 2 * 9
         assert np.all(table["target"] != table["label"])
         assert "success_worst" in summary
+
+
+def test_run_sweep_over_two_victims_and_two_attack_families(setup, tmp_path):
+    victim, images, labels = setup
+    config = dict(
+        victims={"mlp0": lambda: victim, "mlp1": lambda: make_mlp_victim(seed=1)},
+        data=lambda: (images, labels),
+        grids=[
+            dict(attack=pgd(steps=3, restarts=2), params={"eps": [0.1, 0.2]}, restarts=2),
+            dict(attack=_counting("c", steps=3, random_start=False), params={"eps": 0.1}),
+        ],
+        chunk_size=4,
+        micro_batch=2,
+    )
+    table = run_sweep(config, tmp_path, progress=False)
+    n = 2 * (2 * 5 * 2 + 5)  # victims × (pgd grid + counted grid)
+    assert len(table["image"]) == n and list(table)[:2] == ["victim", "attack"]
+    assert set(table["victim"]) == {"mlp0", "mlp1"} and set(table["attack"]) == {"pgd-linf", "c"}
+    assert (tmp_path / "table.csv").is_file()
+    assert "| mlp1 |" in (tmp_path / "summary.md").read_text()
+    first = table["victim"] == "mlp0"
+    assert not np.array_equal(table["loss"][first], table["loss"][~first])  # other weights
