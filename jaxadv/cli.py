@@ -184,8 +184,10 @@ def _add_sweep(commands) -> None:
     sweep.add_argument("config", metavar="CONFIG[:ARG]", help="e.g. experiments/sweeps/x.py:smoke")
     sweep.add_argument("--out", default=None, help="output directory (sweeps/<config name>)")
     sweep.add_argument("--fresh", action="store_true", help="discard checkpoints in --out")
-    sweep.add_argument("--chunk-size", type=int, default=None, help="entries per compiled call")
-    sweep.add_argument("--micro-batch", type=int, default=None, help="entries per device step")
+    sweep.add_argument("--chunk-size", type=int, default=None, help="entries per checkpoint")
+    sweep.add_argument(
+        "--micro-batch", type=int, default=None, help="entries per device per call (fixes the bits)"
+    )
     sweep.add_argument("--cache-dir", default=None, help="where trained default victims are kept")
     sweep.add_argument("--quiet", action="store_true", help="no progress display")
     group = sweep.add_argument_group(
