@@ -2,12 +2,17 @@ r"""Targeted C&W-ℓ2 toward every other class: the best/average/worst-case prot
 
 Command:   python -m jaxadv sweep experiments/sweeps/cw_targets.py --out sweeps/cw_targets
            (tiny smoke run: experiments/sweeps/cw_targets.py:smoke)
-Expected:  per image, 9 targeted runs (every class but the label). summary.md reports
-           success_best ≥ success_avg ≥ success_worst and l2_best ≤ l2_avg ≤ l2_worst (over
-           the fooled cases), as in Carlini & Wagner (2017), Table IV's protocol. Numbers: see
-           summary.md of a run (not yet recorded here).
-Cost:      32 images × 9 targets × (5 search steps × 100 Adam steps) on the default C&W
-           classifier: a few minutes on 2 CPU cores. Smoke: seconds after a 1-epoch victim.
+Expected:  per image, 9 targeted runs (every class but the label); the best/average/worst
+           case over targets as in Carlini & Wagner (2017), Table IV's protocol. Measured
+           2026-11-28 on the first 32 test digits (clean accuracy 96.9%, 279 pairs):
+             case      success   mean ℓ2 of the fooled
+             best      100%      1.18
+             average    95.7%    2.32
+             worst      64.5%    3.76
+           (the paper's 10,000 steps × 9 search steps would raise the worst case's success).
+Cost:      288 runs × (5 search steps × 100 Adam steps), host-driven in chunks of 10 steps on
+           CPU: 11 min on a 2-core CPU shared with ~12 other busy processes; expect a few
+           minutes on 2 idle cores. Smoke: seconds after a 1-epoch victim.
 """
 
 from __future__ import annotations
