@@ -472,8 +472,28 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Resets this process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _status_mb("VmHWM") is not None
+
+
 def memory_child(lib: str, attack: str, batch: int, device: str) -> None:
-    """(In a fresh process.) Prints the peak-RSS growth of building and running ONE row."""
+    """(In a fresh process.) Prints the peak RSS of building and running ONE row, over the RSS
+    after imports and set-up."""
     torch_dev = _torch_device(device)
     if lib in _peer_libs.MODULES:
         for name in _peer_libs.MODULES[lib]:
@@ -481,7 +501,10 @@ def memory_child(lib: str, attack: str, batch: int, device: str) -> None:
     problem = make_problem(batch, torch_dev)
     if lib in ("foolbox-jax",) or lib in ("jaxadv", "hand", "bound"):
         jax.block_until_ready(problem["images"])
-    base = _maxrss_mb()
+    # Peak RSS only grows: reset it to the current RSS, so that a peak reached while setting up
+    # (imports, weight conversion) does not hide the row's own; else fall back to ru_maxrss.
+    exact = _reset_peak()
+    base = _status_mb("VmRSS") if exact else _maxrss_mb()
     spec = SPECS[attack]
     row = make_row(lib, spec, problem)
     if row.compile is not None:
@@ -489,7 +512,7 @@ def memory_child(lib: str, attack: str, batch: int, device: str) -> None:
     out = {"peak_mb": None}
     if row.call is not None:
         _timing.timed(row.call)
-        out["peak_mb"] = _maxrss_mb() - base
+        out["peak_mb"] = (_status_mb("VmHWM") if exact else _maxrss_mb()) - base
         if torch_dev == "cuda" and lib in _peer_libs.MODULES and lib != "foolbox-jax":
             import torch
 
