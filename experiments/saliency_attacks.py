@@ -55,7 +55,7 @@ CONFIG = dict(
     eps=17 / 255,
 )
 SMOKE = dict(
-    model="salgan", width=4, size=(32, 32), train_scenes=32, epochs=1, images=4, steps=2,
+    model="salgan", width=4, size=(32, 32), train_scenes=16, epochs=1, images=4, steps=2,
     eps=17 / 255,
 )  # fmt: skip
 ATTACKS = (
@@ -67,7 +67,7 @@ ATTACKS = (
     ("targeted CC", dict(loss="cc", targeted=True)),
     ("targeted feature", dict(layer=True, targeted=True)),
 )
-SMOKE_ATTACKS = ("untargeted KL",)  # compiling dominates; the unit tests cover the other kinds
+SMOKE_ATTACKS = ("targeted CC",)  # as notebook 04 runs it: the test run compiles it once
 SCORES = ("cc", "sauc", "sim")
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny victims whose behaviour is known in closed form or cheap to brute-force."""
+"""Shared fixtures: tiny victims whose behaviour is known in closed form or cheap to brute-force,
+and the caches every test process shares (compiled programs, trained victims)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ import pathlib
 _COMPILE_CACHE = pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compiled"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_COMPILE_CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# Likewise one cache of trained victims (``default_victim``, the saliency experiments): the smoke
+# runs of notebooks, experiments and the demo train the same one-epoch victims, and the cache's
+# lock lets one process train while the others wait and restore. Tests of the caching itself pass
+# their own ``cache_dir``.
+SHARED_VICTIMS = _COMPILE_CACHE.parent / "jaxadv-victims"
+os.environ.setdefault("JAXADV_CACHE_DIR", str(SHARED_VICTIMS))
 
 import jax  # noqa: E402  (after the cache settings, which jax reads when imported)
 import jax.numpy as jnp

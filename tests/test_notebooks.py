@@ -1,7 +1,8 @@
 """Executes every notebook under notebooks/ in smoke mode and checks what it computes.
 
 Each notebook runs in a fresh ``python3`` kernel with ``JAXADV_SMOKE=1`` (few images, few steps,
-short training), a temporary ``JAXADV_CACHE_DIR`` and ``notebooks/`` as working directory. The
+short training), the test run's shared ``JAXADV_CACHE_DIR`` (conftest) and ``notebooks/`` as working
+directory. The
 kernel imports the repository's ``jaxadv``: the repository root is put first on ``PYTHONPATH``,
 which is harmless when the package is also pip-installed.
 """
@@ -27,11 +28,10 @@ NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 TIMEOUT_S = 300  # per cell
 
 
-def _execute(path: pathlib.Path, cache_dir: pathlib.Path, monkeypatch) -> object:
+def _execute(path: pathlib.Path, monkeypatch) -> object:
     """Runs the notebook in a kernel whose environment is ours plus the smoke settings."""
     # The kernel is a subprocess that inherits os.environ, so set the variables here.
     monkeypatch.setenv("JAXADV_SMOKE", "1")
-    monkeypatch.setenv("JAXADV_CACHE_DIR", str(cache_dir))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
@@ -119,9 +119,9 @@ VALUE_CHECKS = {
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=lambda p: p.name)
-def test_notebook_executes(path, tmp_path, monkeypatch):
+def test_notebook_executes(path, monkeypatch):
     start = time.perf_counter()
-    nb = _execute(path, tmp_path / "cache", monkeypatch)
+    nb = _execute(path, monkeypatch)
     print(f"{path.name}: executed in {time.perf_counter() - start:.1f} s")
     if path.name in VALUE_CHECKS:
         VALUE_CHECKS[path.name](nb)

@@ -75,11 +75,11 @@ def test_smallest_successful_budget_and_k_sweep():
     assert rows[1]["l2"] == pytest.approx(0.5) and np.isnan(rows[0]["l2"])
 
 
-def test_sapf_table1_smoke(tmp_path):
+def test_sapf_table1_smoke():
     spec = importlib.util.spec_from_file_location("sapf_table1", EXPERIMENTS / "sapf_table1.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = module.main(["--smoke", "--cache-dir", str(tmp_path)])
+    out = module.main(["--smoke"])  # the shared victim cache
     assert out["pairs"] == 2 * 9
     table = out["tables"]["SAPF"]
     assert set(table) == {"best", "average", "worst"}

@@ -254,7 +254,7 @@ def test_jit_vmap_equals_no_jit_loop_and_targeted_success(name, mlp_victim, mlp_
     key = jax.random.key(7)
     batched = attack.batch(mlp_victim, hp, images, labels, key, targets=targets)
     keys = jax.random.split(key, images.shape[0])
-    for i in (2, 5):  # a loop of eager single-example runs == the compiled, vmapped batch
+    for i in (5,):  # an eager single-example run == its entry of the compiled, vmapped batch
         with jax.disable_jit():
             one = attack(mlp_victim, hp, images[i], labels[i], keys[i], target=targets[i])
         assert_results_close(one, jax.tree.map(lambda x: x[i], batched))

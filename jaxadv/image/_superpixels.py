@@ -10,6 +10,7 @@ connectivity of the segments afterwards; labels are renumbered to be contiguous.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -53,8 +54,15 @@ def slic(
         image = image[..., None]
     if image.ndim != 3:
         raise ValueError(f"`image` must have shape (h, w, c) or (h, w); got {image.shape}.")
+    rows, cols = slic_grid(image.shape, n_segments)
+    return _slic(image, jnp.float32(compactness), rows, cols, iterations)
+
+
+# One compiled program per shape and grid: called eagerly, every op would compile apart (~10 s
+# for a 28×28 digit); inside a user's jit it inlines.
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _slic(image, compactness, rows: int, cols: int, iterations: int) -> jax.Array:
     h, w, c = image.shape
-    rows, cols = slic_grid((h, w), n_segments)
     step = math.sqrt(h * w / (rows * cols))
     yy, xx = jnp.meshgrid(
         jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"

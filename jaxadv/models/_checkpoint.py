@@ -8,8 +8,10 @@ are missing, extra or of another shape, instead of an orbax traceback.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,31 @@ def default_cache_dir() -> Path:
     """Where jaxadv caches trained victims: ``$JAXADV_CACHE_DIR``, else ``~/.cache/jaxadv``."""
     path = os.environ.get("JAXADV_CACHE_DIR") or os.path.join("~", ".cache", "jaxadv")
     return Path(path).expanduser().resolve()
+
+
+@contextlib.contextmanager
+def cache_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Holds an exclusive lock on ``path`` (a cache entry) across processes while the body runs.
+
+    Callers that restore-or-train a cached victim take it so that parallel jobs (pytest workers,
+    a sweep's processes, notebooks) train once and the others wait and restore, instead of all
+    training the same weights. The lock is an ``flock`` on a ``.lock`` file beside the entry; on a
+    platform without ``fcntl`` it is a no-op (the atomic rename of the save still keeps the cache
+    consistent).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _absolute(path: str | os.PathLike) -> Path:

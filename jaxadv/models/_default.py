@@ -23,6 +23,7 @@ import numpy as np
 
 from jaxadv import _checks
 from jaxadv.models._checkpoint import (
+    cache_lock,
     default_cache_dir,
     describe_module,
     restore_variables,
@@ -116,29 +117,11 @@ def default_victim(
     fingerprint = _fingerprint(name, module, settings, key, data)
     path = root / f"{name}-{_DATASET}-e{settings['epochs']}-{fingerprint}"
 
-    variables, train_seconds = None, None
-    if path.exists():
-        try:
-            variables = restore_variables(path, module, input_shape)
-        except ValueError as err:  # unreadable or foreign: train afresh below
-            print(f"jaxadv: retraining, cannot restore {path}: {err}", file=sys.stderr)
-            shutil.rmtree(path, ignore_errors=True)
-    restored = variables is not None
-    if not restored:
-        start = time.perf_counter()
-        options = dict(settings)
-        shift = options.pop("shift", 0)
-        variables = train_classifier(
-            module,
-            data.train_images,
-            data.train_labels,
-            key=key,
-            progress=progress,
-            augment=random_shift(shift) if shift else None,
-            **options,
+    with cache_lock(path):  # parallel callers: one trains, the others wait and restore
+        variables, train_seconds = _restore_or_train(
+            path, module, input_shape, settings, data, key, progress
         )
-        train_seconds = time.perf_counter() - start
-        _save_atomically(path, variables)
+    restored = train_seconds is None
 
     victim = from_flax(
         module, variables, input_shape=input_shape, num_classes=data.num_classes, bounds=(0.0, 1.0)
@@ -153,3 +136,31 @@ def default_victim(
         "settings": settings,
     }
     return victim, info
+
+
+def _restore_or_train(path, module, input_shape, settings, data, key, progress):
+    """The cached variables at ``path``, else trained and saved there; ``(variables, seconds)``
+    with ``seconds`` None for a restore."""
+    variables, train_seconds = None, None
+    if path.exists():
+        try:
+            variables = restore_variables(path, module, input_shape)
+        except ValueError as err:  # unreadable or foreign: train afresh below
+            print(f"jaxadv: retraining, cannot restore {path}: {err}", file=sys.stderr)
+            shutil.rmtree(path, ignore_errors=True)
+    if variables is None:
+        start = time.perf_counter()
+        options = dict(settings)
+        shift = options.pop("shift", 0)
+        variables = train_classifier(
+            module,
+            data.train_images,
+            data.train_labels,
+            key=key,
+            progress=progress,
+            augment=random_shift(shift) if shift else None,
+            **options,
+        )
+        train_seconds = time.perf_counter() - start
+        _save_atomically(path, variables)
+    return variables, train_seconds

@@ -23,6 +23,7 @@ A jitted train step driven by a host loop over mini-batches, as for the classifi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -52,7 +53,7 @@ from jaxadv.losses._saliency import (
     to_saliency_map,
 )
 from jaxadv.metrics import saliency as metrics
-from jaxadv.models._checkpoint import _differences, _entries, describe_module
+from jaxadv.models._checkpoint import _differences, _entries, cache_lock, describe_module
 from jaxadv.models._training import check_key
 from jaxadv.models.saliency._deepgaze import trainable_mask, with_log_center_bias
 from jaxadv.models.saliency._victim import SaliencyVictim, from_flax_saliency
@@ -475,54 +476,60 @@ def train_saliency(
         "initial_variables": f"sha256:{_digest(dict(variables))}",
     }
 
-    manager, losses, start_epoch = None, [], 0
-    if checkpoint_dir is not None:
-        manager, state, losses, start_epoch = _open_run(
-            checkpoint_dir, resume, epochs, config, state, progress
-        )
+    # One process at a time per checkpoint folder: a parallel run of the same training waits,
+    # then resumes (restores) the finished run instead of writing beside it.
+    lock = contextlib.nullcontext() if checkpoint_dir is None else cache_lock(
+        _checkpoint_path(checkpoint_dir)
+    )
+    with lock:
+        manager, losses, start_epoch = None, [], 0
+        if checkpoint_dir is not None:
+            manager, state, losses, start_epoch = _open_run(
+                checkpoint_dir, resume, epochs, config, state, progress
+            )
 
-    began = time.perf_counter()
-    try:
-        for epoch in range(start_epoch, epochs):
-            start = time.perf_counter()
-            order = _epoch_order(key_words, epoch, n)
-            step_losses = []  # device scalars: read once per epoch, no per-step sync
-            for i in range(steps):
-                idx = order[i * batch_size : (i + 1) * batch_size]
-                p, c, o, value = step(
-                    state["params"],
-                    state["collections"],
-                    state["opt_state"],
-                    images[idx],
-                    density[idx],
-                    counts[idx],
-                )
-                state = {"params": p, "collections": c, "opt_state": o}
-                step_losses.append(value)
-            losses.append(float(np.mean(np.asarray(jax.device_get(step_losses)))))
-            done = epoch + 1
-            if manager is not None and (done % checkpoint_every == 0 or done == epochs):
-                meta = {"config": config, "epoch": done, "losses": losses}
-                manager.save(
-                    done,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-                    ),
-                )
-            if progress:
-                elapsed = time.perf_counter() - began
-                eta = elapsed / (done - start_epoch) * (epochs - done)
-                print(
-                    f"epoch {done}/{epochs}  loss {losses[-1]:.4f}  "
-                    f"{time.perf_counter() - start:.1f} s  elapsed {elapsed:.1f} s  "
-                    f"ETA {eta:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    finally:
-        if manager is not None:
-            manager.wait_until_finished()
-            manager.close()
+        began = time.perf_counter()
+        try:
+            for epoch in range(start_epoch, epochs):
+                start = time.perf_counter()
+                order = _epoch_order(key_words, epoch, n)
+                step_losses = []  # device scalars: read once per epoch, no per-step sync
+                for i in range(steps):
+                    idx = order[i * batch_size : (i + 1) * batch_size]
+                    p, c, o, value = step(
+                        state["params"],
+                        state["collections"],
+                        state["opt_state"],
+                        images[idx],
+                        density[idx],
+                        counts[idx],
+                    )
+                    state = {"params": p, "collections": c, "opt_state": o}
+                    step_losses.append(value)
+                losses.append(float(np.mean(np.asarray(jax.device_get(step_losses)))))
+                done = epoch + 1
+                if manager is not None and (done % checkpoint_every == 0 or done == epochs):
+                    meta = {"config": config, "epoch": done, "losses": losses}
+                    manager.save(
+                        done,
+                        args=ocp.args.Composite(
+                            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                        ),
+                    )
+                if progress:
+                    elapsed = time.perf_counter() - began
+                    eta = elapsed / (done - start_epoch) * (epochs - done)
+                    print(
+                        f"epoch {done}/{epochs}  loss {losses[-1]:.4f}  "
+                        f"{time.perf_counter() - start:.1f} s  elapsed {elapsed:.1f} s  "
+                        f"ETA {eta:.1f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        finally:
+            if manager is not None:
+                manager.wait_until_finished()
+                manager.close()
     trained = {"params": state["params"], **state["collections"]}
     return SaliencyTraining(jax.tree.map(jnp.asarray, trained), tuple(losses))
 
