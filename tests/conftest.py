@@ -87,3 +87,19 @@ def mlp_batch(mlp_victim):
     images = jax.random.uniform(jax.random.key(42), (8,) + mlp_victim.input_shape)
     labels = jnp.argmax(mlp_victim.batch(images), axis=-1).astype(jnp.int32)
     return images, labels
+
+
+# The longest tests (each a minute or so: notebooks, experiment smoke runs, the demo, CLI
+# training) go first. Under ``pytest -n 2`` they then overlap with the hundreds of short tests
+# instead of being handed out last, when one worker would finish them while the other sits idle.
+_LONG_FIRST = (
+    "test_notebooks.py",
+    "test_experiments.py",
+    "test_sapf_experiment.py",
+    "test_demo.py",
+    "test_saliency_training.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in _LONG_FIRST)  # stable: order kept within
