@@ -13,6 +13,7 @@ from jaxadv import losses as losses
 from jaxadv import metrics as metrics
 from jaxadv import models as models
 from jaxadv import perturbations as perturbations
+from jaxadv import sweeps as sweeps
 from jaxadv import transforms as transforms
 from jaxadv.attacks import Attack as Attack
 from jaxadv.attacks import AttackResult as AttackResult

@@ -109,12 +109,25 @@ def _check_saliency_attacks(nb) -> None:
     assert sum(after) >= sum(before) - 1e-3, summary
 
 
+def _check_update_rules_and_smbea(nb) -> None:
+    """The hand-built rules equal the library's; SMBEA's budget loosens as Algorithm 2 says,
+    T(2) = T(1) + β3²·T(1), and holds on the final example."""
+    summary = ast.literal_eval(_tagged_stdout(nb, "check").strip().splitlines()[-1])
+    assert summary["rules_match_library"] and summary["curves_finite"], summary
+    assert set(summary["curve_lengths"].values()) == {summary["steps"]}, summary
+    t1, t2 = summary["budgets"]
+    assert t2 == pytest.approx(t1 * (1 + summary["beta3"] ** 2), rel=1e-5), summary
+    assert summary["linf_final"] <= t2 + 1e-6, summary
+    assert summary["trace_shape"][1:] == [2, summary["steps"]], summary
+
+
 # Checks on values a notebook computes, run on the executed notebook (so it executes once).
 VALUE_CHECKS = {
     "01_compose_an_attack.ipynb": _check_compose_an_attack,
     "02_smooth_adversarial_examples.ipynb": _check_smooth_examples,
     "03_sparse_sapf.ipynb": _check_sparse_sapf,
     "04_saliency_attacks.ipynb": _check_saliency_attacks,
+    "05_update_rules_and_smbea.ipynb": _check_update_rules_and_smbea,
 }
 
 

@@ -1,5 +1,6 @@
 """Flax victims: classifiers, their training and checkpoints, weight converters, and input
-defences (a victim behind a transform such as the bilateral filter). Saliency models (maps, not
+defences (a victim behind a transform such as the bilateral filter), and ensembles of victims
+(SMBEA's mini-batches). Saliency models (maps, not
 classes) are in :mod:`jaxadv.models.saliency`."""
 
 from jaxadv.models._c4_net import C4Net
@@ -8,6 +9,7 @@ from jaxadv.models._classifiers import CLASSIFIER_NAMES, classifier
 from jaxadv.models._converters import from_torch_state_dict
 from jaxadv.models._cw_net import CWNet
 from jaxadv.models._default import default_victim
+from jaxadv.models._ensemble import FEATURE_STRATEGIES, Ensemble, ensemble
 from jaxadv.models._defenses import BilateralTransform, bilateral_defense, with_input_transform
 from jaxadv.models._layers import max_pool_2x2
 from jaxadv.models._resnet import BasicBlock, ResNet
@@ -22,6 +24,8 @@ __all__ = [
     "BilateralTransform",
     "C4Net",
     "CWNet",
+    "Ensemble",
+    "FEATURE_STRATEGIES",
     "ResNet",
     "Stride2Conv",
     "Victim",
@@ -31,6 +35,7 @@ __all__ = [
     "conv_stride2",
     "default_cache_dir",
     "default_victim",
+    "ensemble",
     "from_flax",
     "from_torch_state_dict",
     "max_pool_2x2",

@@ -1,6 +1,7 @@
 """Attack step rules as optax ``GradientTransformation``s (compose with ``optax.chain``): the
-classic normalisations and momentum, Laplacian smoothing, SAPF's ℓp-box ADMM mask update, and
-the saliency paper's update-rule library (shared first/second-momentum pieces, the rules)."""
+classic normalisations and momentum; Laplacian smoothing; SAPF's ℓp-box ADMM mask update; the
+saliency paper's update-rule library (shared first/second-momentum pieces, the rules); SMBEA's
+long-term gradient memory."""
 
 from jaxadv.transforms._momentum import MIMomentumState as MIMomentumState
 from jaxadv.transforms._momentum import mi_momentum as mi_momentum
@@ -39,3 +40,9 @@ from jaxadv.transforms._update_rules import adam_vanilla_im as adam_vanilla_im
 from jaxadv.transforms._update_rules import msgd_mim as msgd_mim
 from jaxadv.transforms._update_rules import sgd_ifgsm as sgd_ifgsm
 from jaxadv.transforms._update_rules import sgd_ifgv as sgd_ifgv
+from jaxadv.transforms._smbea import LongTermMemoryState as LongTermMemoryState
+from jaxadv.transforms._smbea import MemoryHParams as MemoryHParams
+from jaxadv.transforms._smbea import constraint_schedule as constraint_schedule
+from jaxadv.transforms._smbea import next_minibatch as next_minibatch
+from jaxadv.transforms._smbea import scale_by_long_term_memory as scale_by_long_term_memory
+from jaxadv.transforms._smbea import smbea_step as smbea_step
