@@ -100,6 +100,9 @@ def test_resampling_batch_and_untargeted():
     hp = attack.hparams(eps=0.05, step_size=0.01)
     images = jnp.stack([X0, GUIDE])
     batched = attack.batch(victim, hp, images, jax.random.key(5))
+    again = attack.batch(victim, hp, images, jax.random.key(5))
+    for a, b in zip(batched, again):
+        np.testing.assert_array_equal(a, b)  # same key → same result (random start, draws)
     assert batched.channels.shape == (2, 3, 2)  # [images, steps, p]
     draws = {tuple(c) for c in np.asarray(batched.channels).reshape(-1, 2)}
     assert len(draws) > 1 and all(a < b for a, b in draws)  # fresh, sorted, distinct channels
