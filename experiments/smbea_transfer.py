@@ -33,7 +33,7 @@ training step took 3 min to compile). SMBEA's β1 = β2 = 0.5 and β3 = 0.7 were
 Command:   python experiments/smbea_transfer.py            (--smoke: a tiny run of every path)
 Expected:  every attack beats random noise on the classifiers by far; the adversarially trained
            classifier loses far less accuracy than its standard twin. Measured (2026-11-28,
-           experiments/smbea_transfer.md): on the digits all five attacks are within ±0.03 of
+           experiments/README.md): on the digits all five attacks are within ±0.03 of
            each other (SMBEA best after 3 mini-batches, +0.550 against +0.520–0.535; PGD/C&W
            best after 5, +0.735 against SMBEA's +0.730); on the saliency models trained at this
            scale no attack transfers better than random noise of the same budget (the held-out
