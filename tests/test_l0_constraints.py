@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from jaxadv.constraints._l0 import l0_ball, l0_linf_ball, project_l0_box, top_k_mask
@@ -40,6 +40,7 @@ floats = st.floats(-3.0, 3.0, allow_nan=False, width=32)
     eps=st.floats(0.05, 2.0),
     x0=st.floats(0.0, 1.0),
 )
+@example(y=[0.0, 0.0, 0.0, 0.0, -0.06123254, 1.1754944e-38], k_frac=0.875, eps=1.0, x0=0.0)
 def test_element_projection_is_exact_and_feasible(y, k_frac, eps, x0):
     y = np.asarray(y, np.float32)
     n = y.size
@@ -52,7 +53,9 @@ def test_element_projection_is_exact_and_feasible(y, k_frac, eps, x0):
     expected = brute_force_distance(y, k, lower, upper, list(np.eye(n, dtype=bool)))
     np.testing.assert_allclose(np.sum(np.square(y - x)), expected, rtol=1e-5, atol=1e-6)
     again = np.asarray(project(jnp.asarray(x), k, lower, upper, unit="element"))
-    np.testing.assert_array_equal(again, x)  # idempotent
+    # Idempotent, bit for bit, except where entries tie: an entry below ~1e-19 has a gain v²
+    # that underflows to 0 in float32, and which of such tied entries is kept is arbitrary.
+    np.testing.assert_allclose(again, x, rtol=0, atol=1e-19)
 
 
 @settings(max_examples=40, deadline=None)
