@@ -34,7 +34,7 @@ def test_demo_prints_a_row_per_attack_and_reuses_the_cached_victim(capsys):
             [
                 "demo",
                 "--images",
-                "2",
+                "8",  # the shapes of the first run: its compiled program comes from the cache
                 "--epochs",
                 "1",
                 "--only",

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -26,6 +27,9 @@ def test_classic_attacks_smoke():
     assert rows[1]["robust_accuracy"] <= rows[0]["robust_accuracy"] + 1e-9
 
 
+# Notebook 02 runs C&W and sC&W on the same victim in the default suite.
+# Slow (`pytest -m slow`): keeps the default suite within its 10-minute budget on 2 cores.
+@pytest.mark.slow
 def test_smooth_table1_smoke():
     tables = _load("smooth_table1").main(["--smoke"])  # the shared victim cache
     table = tables["c4"]
@@ -41,6 +45,9 @@ def test_smooth_table1_smoke():
     assert all(0.0 <= r["P_suc"] <= 1.0 for r in transfer)
 
 
+# Notebook 04 trains the same SalGAN and runs the same targeted attack in the default suite.
+# Slow (`pytest -m slow`): keeps the default suite within its 10-minute budget on 2 cores.
+@pytest.mark.slow
 def test_saliency_attacks_smoke():
     out = _load("saliency_attacks").main(["--smoke"])  # the shared victim cache
     rows = out["rows"]

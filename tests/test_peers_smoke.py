@@ -8,6 +8,8 @@ default suite is near its time limit).
 
 from __future__ import annotations
 
+import pytest
+
 import importlib.util
 import math
 import re
@@ -30,6 +32,8 @@ def _load_benchmark():
     return module
 
 
+# Slow (`pytest -m slow`): keeps the default suite within its 10-minute budget on 2 cores.
+@pytest.mark.slow
 def test_quick_jaxadv_rows_are_finite_and_match_the_hand_loop(capsys):
     bench = _load_benchmark()
     result = bench.main(

@@ -171,6 +171,9 @@ TINY_CLI = ["--model", "deepgaze", "--size", "32", "32", "--width", "2", "--trai
 TINY_CLI += ["--test", "4", "--batch-size", "8", "--quiet"]
 
 
+# Resuming bit for bit and refusing foreign checkpoints are tested above, without the CLI.
+# Slow (`pytest -m slow`): keeps the default suite within its 10-minute budget on 2 cores.
+@pytest.mark.slow
 def test_cli_trains_checkpoints_resumes_and_prints_the_table(tmp_path, capsys):
     ckpt = ["--checkpoint-dir", str(tmp_path)]
     assert cli.main(["train-saliency", *TINY_CLI, "--epochs", "1", *ckpt]) == 0
