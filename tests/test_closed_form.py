@@ -75,7 +75,7 @@ def test_pgd_l1_moves_the_largest_weight(problem):
     np.testing.assert_allclose(drop, eps * jnp.max(jnp.abs(u)), rtol=1e-5)
 
 
-@pytest.mark.parametrize("targeted", [False, True])
+@pytest.mark.parametrize("targeted", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_cw_l2_finds_the_minimal_flip_within_one_percent(targeted):
     # In the [0, 1] box (C&W's tanh scale) from mid-grey, where the minimal flip stays inside.
     victim = make_linear_victim(bounds=(0.0, 1.0))

@@ -43,9 +43,14 @@ def assert_results_close(a, b, atol=1e-6):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5, err_msg=name)
 
 
-# sC&W without jit runs its CG loops op by op (~20 s): in the slow suite only.
+# sC&W without jit runs its CG loops op by op (~20 s), and the ℓ2/ℓ1/one-step recipes repeat the
+# loops of the EAGER ones (10-30 s each): in the slow suite only.
+SLOW_CONFORMANCE = ("scw", "fgsm", "fgm-l2", "pgd-l1", "pgd-l2")
+
+
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "scw" else n for n in RECIPES]
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CONFORMANCE else n for n in RECIPES],
 )
 def test_jit_equals_no_jit_and_vmap_equals_loop(name, mlp_victim, mlp_batch):
     attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)

@@ -131,7 +131,18 @@ VALUE_CHECKS = {
 }
 
 
-@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=lambda p: p.name)
+# Notebook 03's SAPF and SAPF-GS runs take ~50 s; test_sapf checks the same cardinality and groups.
+SLOW_NOTEBOOKS = ("03_sparse_sapf.ipynb",)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW_NOTEBOOKS else p
+        for p in NOTEBOOK_PATHS
+    ],
+    ids=lambda p: p.name,
+)
 def test_notebook_executes(path, monkeypatch):
     start = time.perf_counter()
     nb = _execute(path, monkeypatch)

@@ -189,6 +189,9 @@ def test_cli_trains_checkpoints_resumes_and_prints_the_table(tmp_path, capsys):
         cli.main(["train-saliency", "--model", "deepgaze", "--data", "salicon"])  # no --root
 
 
+# Notebook 04 trains and scores a zoo model in the default suite.
+# Slow (`pytest -m slow`): keeps the default suite within its 10-minute budget on 2 cores.
+@pytest.mark.slow
 def test_experiment_smoke():
     spec = importlib.util.spec_from_file_location(
         "saliency_training", EXPERIMENTS / "saliency_training.py"

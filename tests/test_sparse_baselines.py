@@ -244,7 +244,10 @@ ATTACKS = {
 }
 
 
-@pytest.mark.parametrize("name", ATTACKS)
+# C&W-ℓ0's eager run (its support-shrinking rounds op by op) takes 10-50 s: slow.
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "cw-l0" else n for n in ATTACKS]
+)
 def test_jit_vmap_equals_no_jit_loop_and_targeted_success(name, mlp_victim, mlp_batch):
     make, values = ATTACKS[name]
     attack = make()
