@@ -121,6 +121,44 @@ def check_labels(name: str, labels: Any, num_classes: int) -> None:
         )
 
 
+def check_unit_interval(name: str, value: Any) -> None:
+    """Raises if a concrete number (a decay μ or β, a quantile) lies outside [0, 1]."""
+    if not is_concrete(value):
+        return
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
+        raise ValueError(f"`{name}` must lie in [0, 1]; got {show(arr)}.")
+
+
+def check_key(name: str, key: Any) -> None:
+    """Raises unless ``key`` is ONE PRNG key: a typed ``jax.random.key(seed)`` of shape () or raw
+    ``uint32[2]`` key data (``jax.random.PRNGKey``)."""
+    if isinstance(key, jax.core.Tracer) and not hasattr(key, "dtype"):
+        return
+    dtype = getattr(key, "dtype", None)
+    shape = tuple(np.shape(key)) if dtype is not None else None
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+    elif dtype is not None and dtype == np.uint32 and shape == (2,):
+        return
+    got = (
+        f"{type(key).__name__} {key!r}"
+        if dtype is None
+        else f"an array of dtype {dtype} and shape {shape}"
+    )
+    raise ValueError(
+        f"`{name}` must be ONE PRNG key, `jax.random.key(seed)`; got {got}. Entry points that "
+        "take a batch split this one key per example themselves (`attack.batch`, `.sweep`); to "
+        "run with your own batch of keys, `jax.vmap(attack.run)` over them."
+    )
+
+
+def show(arr: np.ndarray) -> str:
+    """A short printout of an array's values for an error message."""
+    return _show(np.asarray(arr))
+
+
 def _show(arr: np.ndarray) -> str:
     if arr.ndim == 0:
         return repr(float(arr))

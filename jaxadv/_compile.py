@@ -7,7 +7,7 @@ loop is as slow (PGD-ℓ∞, 20 steps, C&W net on 128 digits: 4.6 s unrolled, 22
 than XLA's own kernels for these small nets (notes/cpu-performance.md). Unrolling costs compile
 time, though (0.2–0.5 s per unrolled step of the C&W net). So on CPU attacks of up to
 ``MAX_CPU_UNROLL`` steps compile as one unrolled program, longer ones run as a host loop over a
-compiled chunk of that many unrolled steps (``attacks/_driver.py``), and all compile with the ynn
+compiled chunk of that many unrolled steps (``attacks/_driver.py``, the only caller), and all compile with the ynn
 option; on accelerators the loop stays rolled (one body, fast compile) with default options.
 ``benchmarks/`` keeps it honest.
 """
@@ -24,15 +24,15 @@ MAX_CPU_UNROLL = 10
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
-def loop_unroll(length: int) -> int:
+def loop_unroll(length: int, chunk: int = MAX_CPU_UNROLL) -> int:
     """The ``unroll`` argument for a ``lax.scan`` of ``length`` attack steps on this backend.
 
-    On CPU, loops up to ``MAX_CPU_UNROLL`` steps are unrolled fully; a longer loop that must stay
-    inside one program (under a user's ``jit``) is unrolled by that factor. Batch drivers run long
-    CPU loops from the host instead (:func:`host_loop`).
+    On CPU, loops up to ``chunk`` steps are unrolled fully; a longer loop that must stay inside
+    one program (under a user's ``jit``) is unrolled by that factor. Batch drivers run long CPU
+    loops from the host instead (:func:`host_loop`).
     """
     if jax.default_backend() == "cpu":
-        return max(1, min(length, MAX_CPU_UNROLL))
+        return max(1, min(length, chunk))
     return 1
 
 
@@ -46,9 +46,10 @@ def jit(fun: Callable, **kwargs: Any) -> Callable:
     return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
 
 
-def host_loop(length: int) -> bool:
-    """Whether a batch driver should loop over unrolled chunks from the host (CPU, long loops)."""
-    return jax.default_backend() == "cpu" and length > MAX_CPU_UNROLL
+def host_loop(length: int, chunk: int = MAX_CPU_UNROLL) -> bool:
+    """Whether a batch driver should loop over unrolled chunks of ``chunk`` steps from the host
+    (CPU, loops longer than a chunk)."""
+    return jax.default_backend() == "cpu" and length > chunk
 
 
 def inside_a_trace(tree: Any) -> bool:

@@ -195,7 +195,12 @@ def test_hparams_is_a_pytree_of_float32_leaves():
     hp = attacks.pgd().hparams(eps=0.1)
     assert isinstance(hp, HParams)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(hp))
-    np.testing.assert_allclose(hp.step_size, 0.025)  # follows eps unless given
+    attack = attacks.pgd()
+    np.testing.assert_allclose(attack.derive(hp).step_size, 0.025)  # follows eps unless given
+    moved = attack.derive(hp._replace(eps=jnp.float32(0.2)))  # derived in the trace: moves too
+    np.testing.assert_allclose(moved.step_size, 0.05)
+    fixed = attack.hparams(eps=0.1, step_size=0.01)
+    np.testing.assert_allclose(attack.derive(fixed._replace(eps=jnp.float32(0.2))).step_size, 0.01)
 
 
 def test_attacks_compose_inside_a_users_jit_and_vmap(mlp_victim, mlp_batch):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from jaxadv.attacks._runner import run_program
+from jaxadv.attacks import run_program
 from jaxadv.attacks._sparse_baselines import (
     SparsePGD,
     cw_l0,

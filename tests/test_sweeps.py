@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from conftest import make_mlp_victim
 
-from jaxadv import cli
+from jaxadv import _compile, attacks, cli
 from jaxadv.attacks import Attack, pgd
 from jaxadv.sweeps import Grid, read_table, run_grid, run_sweep
-from jaxadv.sweeps import _program
 from jaxadv.sweeps._config import as_config, split_spec
 from jaxadv.sweeps._sharding import chunk_layout
 
@@ -27,12 +26,12 @@ TRACES: list[str] = []
 
 @dataclasses.dataclass(frozen=True)
 class CountingAttack(Attack):
-    """PGD that records each trace of its per-example run (an ``Attack`` subclass, as any
+    """PGD that records each trace of its per-example program (an ``Attack`` subclass, as any
     attack family added later)."""
 
-    def run(self, victim, hp, x0, label, target, key):
+    def program(self, victim, hp, x0, label, target):
         TRACES.append(self.name)
-        return super().run(victim, hp, x0, label, target, key)
+        return super().program(victim, hp, x0, label, target)
 
 
 def _counting(name, **kwargs):
@@ -146,9 +145,9 @@ def test_long_attacks_are_host_driven_with_the_same_bits(setup, monkeypatch):
     victim, images, labels = setup
     attack = pgd(steps=12)  # on CPU: init, 10 + 2 unrolled steps, finish (as attack.batch)
     grid = Grid(attack, images[:3], labels[:3], params={"eps": [0.05, 0.2]})
-    assert _program.host_driven(attack) == (jax.default_backend() == "cpu")
+    assert (attacks.plan(attack) != [attacks.WHOLE]) == (jax.default_backend() == "cpu")
     driven = run_grid(victim, grid, chunk_size=4, micro_batch=2, progress=False).table
-    monkeypatch.setattr(_program, "host_driven", lambda attack: False)
+    monkeypatch.setattr(_compile, "host_loop", lambda *args: False)  # one program: WHOLE
     whole = run_grid(victim, grid, chunk_size=4, micro_batch=2, progress=False).table
     for k in whole:
         np.testing.assert_array_equal(driven[k], whole[k], err_msg=k)

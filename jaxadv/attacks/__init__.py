@@ -1,5 +1,14 @@
-"""Attacks: the runner, the ``Attack`` assembly, and the classic recipes."""
+"""Attacks: the one contract (``AttackBase``), the driver, the runner, and every family."""
 
+from jaxadv.attacks._base import AttackBase as AttackBase
+from jaxadv.attacks._base import Spec as Spec
+from jaxadv.attacks._driver import FINISH as FINISH
+from jaxadv.attacks._driver import INIT as INIT
+from jaxadv.attacks._driver import WHOLE as WHOLE
+from jaxadv.attacks._driver import per_example as per_example
+from jaxadv.attacks._driver import plan as plan
+from jaxadv.attacks._driver import run_calls as run_calls
+from jaxadv.attacks._driver import run_program as run_program
 from jaxadv.attacks._attack import Attack as Attack
 from jaxadv.attacks._attack import HParams as HParams
 from jaxadv.attacks._attack import best_of as best_of
@@ -14,9 +23,7 @@ from jaxadv.attacks._recipes import pgd as pgd
 from jaxadv.attacks._result import AttackResult as AttackResult
 from jaxadv.attacks._result import perturbation_norms as perturbation_norms
 from jaxadv.attacks._runner import Program as Program
-from jaxadv.attacks._runner import descend as descend
 from jaxadv.attacks._runner import descent as descent
-from jaxadv.attacks._runner import run_program as run_program
 from jaxadv.attacks._cw import constant_search as constant_search
 from jaxadv.attacks._runner import with_context as with_context
 from jaxadv.attacks._smooth import QuickSmoothPGD as QuickSmoothPGD

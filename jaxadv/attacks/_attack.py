@@ -1,31 +1,27 @@
-"""Attacks: static structure (a frozen, hashable dataclass) plus swept numbers (``HParams``).
+"""``Attack``: a gradient attack assembled from parts (objective, step rule, constraint).
 
-An attack is called on ONE example: ``attack(victim, hp, x0, label, key, target=None)``.
-``attack.batch`` validates a batch, then runs ``vmap`` of that call under one ``jit``;
-``attack.sweep`` adds a ``vmap`` over hyper-parameter values, so an eps grid compiles once.
 Everything structural (steps, norm, loss, restarts) is a field of the attack; every number a user
 may sweep is a leaf of ``HParams``, and the step rule and constraint are rebuilt from it inside the
-traced function, as ``optax.inject_hyperparams`` does.
+traced function, as ``optax.inject_hyperparams`` does. The entry points come from
+:class:`~jaxadv.attacks.AttackBase`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Callable, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from jaxadv import _checks, _compile
+from jaxadv import _checks
+from jaxadv.attacks._base import AttackBase, Spec
 from jaxadv.attacks._result import AttackResult
-from jaxadv.attacks._driver import compile_drive, drive
-from jaxadv.attacks._runner import SELECTIONS, Program, descent, run_program
+from jaxadv.attacks._runner import SELECTIONS, Program, descent
 from jaxadv.constraints import Constraint
 from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.losses import Objective
-from jaxadv.models._victim import Victim
 from jaxadv.perturbations import Additive, Perturbation
 
 
@@ -34,11 +30,13 @@ class HParams(NamedTuple):
 
     Attributes:
       eps: radius of the perturbation budget (ignored by C&W).
-      step_size: step length α of gradient steps; the Adam learning rate of C&W.
+      step_size: step length α of gradient steps; the Adam learning rate of C&W. With a relative
+        step it is 0 and the step is derived in the trace: ``step_size + rel_step_size · eps``.
       kappa: confidence κ of the C&W margin loss.
       decay: momentum decay μ of MI-FGSM.
       sparsity: quantile of |g| kept by the ℓ1 steepest step (PGD-ℓ1).
       initial_const: C&W's first trade-off constant c.
+      rel_step_size: the step as a multiple of ``eps`` (0: ``step_size`` is absolute).
     """
 
     eps: jax.Array
@@ -47,238 +45,18 @@ class HParams(NamedTuple):
     decay: jax.Array
     sparsity: jax.Array
     initial_const: jax.Array
+    rel_step_size: jax.Array = 0.0
 
 
-_HP_DEFAULTS = dict(eps=8 / 255, kappa=0.0, decay=1.0, sparsity=0.99, initial_const=1e-3)
-
-
-def _check_hparams(hp: HParams) -> None:
-    for name in ("eps", "step_size", "kappa", "decay"):
-        _checks.check_nonnegative(f"hp.{name}", getattr(hp, name))
-    _checks.check_positive("hp.initial_const", hp.initial_const)
-    if _checks.is_concrete(hp.sparsity):
-        s = np.asarray(hp.sparsity)
-        if np.any(~np.isfinite(s)) or np.any((s < 0) | (s > 1)):
-            raise ValueError(f"`hp.sparsity` must lie in [0, 1]; got {s}.")
-
-
-class _AttackBase:
-    """Validation and the batch/sweep entry points shared by every attack.
-
-    An attack family with numbers of its own sets ``params_type`` (a NamedTuple of float32
-    leaves), ``base_defaults`` and ``check_params``; the batch, sweep and compile entry points
-    work with any such type.
-    """
-
-    targeted: bool
-    defaults: tuple[tuple[str, float], ...]
-    rel_step_size: float | None
-    params_type: ClassVar[type] = HParams
-    base_defaults: ClassVar[dict[str, float]] = _HP_DEFAULTS
-
-    def check_params(self, hp) -> None:
-        """Raises a ValueError naming the first invalid hyper-parameter (concrete values only)."""
-        if not isinstance(hp, self.params_type):
-            raise ValueError(
-                f"`hp` must be a {self.params_type.__name__} (from `attack.hparams(...)`) for "
-                f"attack {self.name!r}; got {type(hp).__name__}."
-            )
-        _check_hparams(hp)
-
-    def hparams(self, **values: Any):
-        """The attack's hyper-parameters: its defaults, overridden by ``values``, validated.
-
-        A value may be an array of K entries to sweep (see :meth:`sweep`). When ``step_size`` is
-        not given and the attack defines a relative step, it is ``rel_step_size × eps``.
-        """
-        fields = self.params_type._fields
-        unknown = set(values) - set(fields)
-        if unknown:
-            raise ValueError(
-                f"Unknown hyper-parameter(s) {sorted(unknown)}; expected some of {fields}."
-            )
-        merged = {**self.base_defaults, **dict(self.defaults), **values}
-        if "step_size" not in values and self.rel_step_size is not None:
-            merged["step_size"] = self.rel_step_size * np.asarray(merged["eps"], np.float32)
-        missing = [k for k in fields if k not in merged]
-        if missing:
-            why = " (it sets neither `rel_step_size` nor a default step)" * ("step_size" in missing)
-            raise ValueError(
-                f"Hyper-parameter(s) {missing} have no default for attack {self.name!r}{why}; "
-                f"pass them, e.g. `attack.hparams({missing[0]}=...)`."
-            )
-        hp = self.params_type(**{k: jnp.asarray(merged[k], jnp.float32) for k in fields})
-        self.check_params(hp)
-        return hp
-
-    # -- one example -----------------------------------------------------------------------------
-
-    def __call__(
-        self,
-        victim: Victim,
-        hp: HParams,
-        x0: jax.Array,
-        label: jax.Array,
-        key: jax.Array,
-        target: jax.Array | None = None,
-    ) -> AttackResult:
-        """Attacks ONE example ``x0`` (shape ``victim.input_shape``) with true class ``label``.
-
-        Targeted attacks need ``target`` (a class other than ``label``); success is then measured
-        against the target. Never raises because the attack failed: see ``result.success``.
-        """
-        _checks.check_example_shape("x0", jnp.shape(x0), victim.input_shape)
-        _checks.check_in_bounds("x0", x0, victim.bounds)
-        _checks.check_labels("label", label, victim.num_classes)
-        if self.targeted:
-            if target is None:
-                raise ValueError("A targeted attack needs `target` (the class to reach); got None.")
-            _checks.check_labels("target", target, victim.num_classes)
-            if _checks.is_concrete((label, target)) and np.any(
-                np.asarray(label) == np.asarray(target)
-            ):
-                raise ValueError(
-                    f"`target` must differ from the true `label` in a targeted attack; got "
-                    f"{int(np.asarray(target))} for both."
-                )
-        else:
-            target = label if target is None else target
-        self.check_params(hp)
-        x0 = jnp.asarray(x0, jnp.float32)
-        label = jnp.asarray(label, jnp.int32)
-        target = jnp.asarray(target, jnp.int32)
-        # Compiled even when called eagerly (a notebook); inside a user's jit/vmap it inlines.
-        return _single(self, victim, hp, x0, label, target, key)
-
-    @property
-    def length(self) -> int:
-        """Total steps of the attack's program (static)."""
-        raise NotImplementedError
-
-    def program(self, victim, hp, x0, label, target) -> Program:
-        """The attack on one example as an init/step/finish :class:`Program` (traced, unchecked)."""
-        raise NotImplementedError
-
-    def run(self, victim, hp, x0, label, target, key) -> AttackResult:
-        """The traced attack on one example as one ``lax.scan`` (unvalidated; see ``__call__``)."""
-        return run_program(self.program(victim, hp, x0, label, target), key)
-
-    def success(self, logits: jax.Array, label: jax.Array, target: jax.Array) -> jax.Array:
-        """Targeted: the target wins; untargeted: the true label loses."""
-        predicted = jnp.argmax(logits, axis=-1)
-        return predicted == target if self.targeted else predicted != label
-
-    # -- batches and sweeps ----------------------------------------------------------------------
-
-    def _validate_batch(self, victim, images, labels, targets):
-        _checks.check_batch_shape("images", jnp.shape(images), victim.input_shape)
-        _checks.check_in_bounds("images", images, victim.bounds)
-        n = jnp.shape(images)[0]
-        if jnp.shape(labels) != (n,):
-            raise ValueError(
-                f"`labels` must have shape ({n},) to match `images`; got {jnp.shape(labels)}."
-            )
-        _checks.check_labels("labels", labels, victim.num_classes)
-        if self.targeted:
-            if targets is None:
-                raise ValueError(
-                    "A targeted attack needs `targets` (one class per image); got None."
-                )
-            if jnp.shape(targets) != (n,):
-                raise ValueError(
-                    f"`targets` must have shape ({n},) to match `images`; got {jnp.shape(targets)}."
-                )
-            _checks.check_labels("targets", targets, victim.num_classes)
-            if _checks.is_concrete((targets, labels)):  # values are unknown under a user's jit
-                same = np.flatnonzero(np.asarray(targets) == np.asarray(labels))
-                if same.size:
-                    raise ValueError(
-                        "`targets` must differ from the true `labels` in a targeted attack; they "
-                        f"are equal at {same.size} position(s), first at index {same[0]}."
-                    )
-        else:
-            targets = labels
-        return (
-            jnp.asarray(images, jnp.float32),
-            jnp.asarray(labels, jnp.int32),
-            jnp.asarray(targets, jnp.int32),
-        )
-
-    def batch(
-        self,
-        victim: Victim,
-        hp: HParams,
-        images: jax.Array,
-        labels: jax.Array,
-        key: jax.Array,
-        targets: jax.Array | None = None,
-    ) -> AttackResult:
-        """Attacks a batch ``images[b, ...]`` in one compiled call; fields get a leading batch axis.
-
-        Example ``i`` uses ``jax.random.split(key, b)[i]``: a run is reproducible from its key.
-        """
-        return drive(
-            self, None, victim, hp, *self._prepare(victim, hp, images, labels, key, targets)
-        )
-
-    def _prepare(self, victim, hp, images, labels, key, targets):
-        """Validates a batch call; returns ``(images, labels, targets, keys)`` for the driver."""
-        self.check_params(hp)
-        images, labels, targets = self._validate_batch(victim, images, labels, targets)
-        return images, labels, targets, jax.random.split(key, images.shape[0])
-
-    def compile_batch(
-        self,
-        victim: Victim,
-        hp: HParams,
-        images: jax.Array,
-        labels: jax.Array,
-        targets: jax.Array | None = None,
-    ) -> Callable[..., AttackResult]:
-        """Compiles :meth:`batch` ahead of time for these shapes; returns ``run(hp, images, labels,
-        key, targets=None)`` that never recompiles. Use it to time compilation apart from running.
-        """
-        prepared = self._prepare(victim, hp, images, labels, jax.random.key(0), targets)
-        executables = compile_drive(self, None, victim, hp, *prepared)
-
-        def run(hp, images, labels, key, targets=None):
-            prepared = self._prepare(victim, hp, images, labels, key, targets)
-            return drive(self, None, victim, hp, *prepared, executables)
-
-        return run
-
-    def sweep(
-        self,
-        victim: Victim,
-        hp: HParams,
-        images: jax.Array,
-        labels: jax.Array,
-        key: jax.Array,
-        targets: jax.Array | None = None,
-    ) -> AttackResult:
-        """Runs a grid of K hyper-parameter settings over a batch in ONE compiled call.
-
-        Every ``hp`` leaf with a leading axis (shape ``(K,)``) is swept jointly; scalar leaves are
-        shared. Result fields have shape ``(K, b, ...)``. All settings see the same keys.
-        """
-        self.check_params(hp)
-        sizes = {np.ndim(leaf) and np.shape(leaf)[0] for leaf in hp}
-        sizes.discard(0)
-        if len(sizes) != 1 or any(np.ndim(leaf) > 1 for leaf in hp):
-            raise ValueError(
-                "`hp` must have scalar leaves and at least one leaf of shape (K,) to sweep, all "
-                "swept leaves of the same K; got shapes "
-                f"{ {k: np.shape(v) for k, v in hp._asdict().items()} }."
-            )
-        axes = type(hp)(*(0 if np.ndim(leaf) else None for leaf in hp))
-        return drive(
-            self, axes, victim, hp, *self._prepare(victim, hp, images, labels, key, targets)
-        )
-
-
-@_compile.jit_static(0)
-def _single(attack, victim, hp, x0, label, target, key):
-    return attack.run(victim, hp, x0, label, target, key)
+HPARAM_SPEC = {
+    "eps": Spec(8 / 255),
+    "step_size": Spec(None),
+    "kappa": Spec(0.0),
+    "decay": Spec(1.0),
+    "sparsity": Spec(0.99, "unit"),
+    "initial_const": Spec(1e-3, "positive"),
+    "rel_step_size": Spec(0.0),
+}
 
 
 def best_of(results: AttackResult, select: str) -> AttackResult:
@@ -296,7 +74,7 @@ def best_of(results: AttackResult, select: str) -> AttackResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class Attack(_AttackBase):
+class Attack(AttackBase):
     """A gradient attack assembled from parts (DESIGN.md §2).
 
     Attributes:
@@ -331,6 +109,8 @@ class Attack(_AttackBase):
     defaults: tuple[tuple[str, float], ...] = ()
     rel_step_size: float | None = None
     name: str = "attack"
+    params_type: ClassVar[type] = HParams
+    hparam_spec: ClassVar[dict[str, Spec]] = HPARAM_SPEC
 
     def __post_init__(self):
         _checks.check_positive_int("steps", self.steps)

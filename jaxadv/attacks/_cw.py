@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import HParams, _AttackBase
+from jaxadv.attacks._attack import HPARAM_SPEC, HParams
+from jaxadv.attacks._base import AttackBase
 from jaxadv.attacks._runner import Program, _keep_better, descent, make_result
 from jaxadv.constraints import unconstrained
 from jaxadv.gradients import Exact, GradientOracle
@@ -22,7 +23,7 @@ _NO_UPPER = 1e10
 
 
 @dataclasses.dataclass(frozen=True)
-class CarliniWagnerL2(_AttackBase):
+class CarliniWagnerL2(AttackBase):
     """C&W-ℓ2 (Carlini & Wagner, "Towards evaluating the robustness of neural networks", S&P 2017).
 
     Minimises ``‖x − x0‖₂² + c·f(x)`` over the tanh variable ``w`` (``x`` stays in the pixel box),
@@ -50,6 +51,8 @@ class CarliniWagnerL2(_AttackBase):
     defaults: tuple[tuple[str, float], ...] = (("step_size", 1e-2), ("initial_const", 1e-3))
     rel_step_size: float | None = None
     name: str = "cw-l2"
+    params_type: ClassVar[type] = HParams
+    hparam_spec: ClassVar[dict] = HPARAM_SPEC
 
     def __post_init__(self):
         _checks.check_positive_int("steps", self.steps)

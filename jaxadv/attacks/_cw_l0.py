@@ -7,13 +7,11 @@ from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import _AttackBase
+from jaxadv.attacks._base import AttackBase, Spec
 from jaxadv.attacks._cw import constant_search
-from jaxadv.attacks._pgd_l0 import check_params_type
 from jaxadv.attacks._runner import Program, descent, make_result
 from jaxadv.constraints import unconstrained
 from jaxadv.constraints._l0 import UNITS, maskable_units, top_k_mask
@@ -76,11 +74,16 @@ class _L0Carry(NamedTuple):
     key: jax.Array
 
 
-_CW_L0_DEFAULTS = {"step_size": 1e-2, "kappa": 0.0, "initial_const": 1e-3, "shrink": 0.3}
+CW_L0_SPEC = {
+    "step_size": Spec(1e-2),
+    "kappa": Spec(0.0),
+    "initial_const": Spec(1e-3, "positive"),
+    "shrink": Spec(0.3, "open_unit"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
-class CarliniWagnerL0(_AttackBase):
+class CarliniWagnerL0(AttackBase):
     """C&W-ℓ0 (Carlini & Wagner, "Towards evaluating the robustness of neural networks", S&P 2017,
     §VI-A), compiled with a fixed number of shrink rounds.
 
@@ -120,7 +123,7 @@ class CarliniWagnerL0(_AttackBase):
     rel_step_size: float | None = None
     name: str = "cw-l0"
     params_type: ClassVar[type] = CWL0Params
-    base_defaults: ClassVar[dict[str, float]] = _CW_L0_DEFAULTS
+    hparam_spec: ClassVar[dict[str, Spec]] = CW_L0_SPEC
 
     def __post_init__(self):
         _checks.check_positive_int("steps", self.steps)
@@ -128,23 +131,8 @@ class CarliniWagnerL0(_AttackBase):
         _checks.check_positive_int("rounds", self.rounds)
         _checks.check_choice("unit", self.unit, UNITS)
 
-    def check_params(self, hp) -> None:
-        check_params_type(self, hp)
-        _checks.check_nonnegative("hp.step_size", hp.step_size)
-        _checks.check_nonnegative("hp.kappa", hp.kappa)
-        _checks.check_positive("hp.initial_const", hp.initial_const)
-        if _checks.is_concrete(hp.shrink):
-            s = np.asarray(hp.shrink)
-            if np.any(~np.isfinite(s)) or np.any((s <= 0) | (s > 1)):
-                raise ValueError(f"`hp.shrink` must lie in (0, 1]; got {s}.")
-
-    def _prepare(self, victim, hp, images, labels, key, targets):
+    def check_victim(self, victim, hp) -> None:
         maskable_units(victim.input_shape, self.unit)  # rejects unit="pixel" on flat inputs
-        return super()._prepare(victim, hp, images, labels, key, targets)
-
-    def __call__(self, victim, hp, x0, label, key, target=None):
-        maskable_units(victim.input_shape, self.unit)
-        return super().__call__(victim, hp, x0, label, key, target)
 
     @property
     def round_length(self) -> int:

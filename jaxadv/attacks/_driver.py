@@ -1,60 +1,120 @@
-"""Drivers: run an attack's per-example ``Program`` over a batch (and a hyper-parameter grid).
+"""The one driver: runs an attack's per-example ``Program`` (one example, a batch, a grid, the
+calls of a sharded sweep), and the only place that asks ``jaxadv/_compile.py`` for the loop form.
 
-The loop form is picked per backend and length (``jaxadv/_compile.py``): one ``jit`` holding a
-``lax.scan`` of all steps, or, on CPU for attacks longer than ``MAX_CPU_UNROLL`` steps, a host loop
-over a jitted chunk of unrolled steps. On XLA CPU a rolled loop around a convolution's gradient
-runs about 5× slower than the same steps unrolled (measured on the C&W net; README, "Performance
-notes"), while fully unrolling hundreds of steps would take minutes to compile. The carry stays on
-the device between chunks, and both forms give the same results (tests/test_conformance.py).
+The loop form is picked per backend and length: one ``jit`` holding a ``lax.scan`` of all steps
+(rolled on accelerators, unrolled on CPU), or, on CPU for attacks longer than a chunk (the
+attack's ``cpu_chunk`` hint, else ``MAX_CPU_UNROLL`` steps), a host loop over a jitted chunk of
+unrolled steps. On XLA CPU a rolled loop around a convolution's gradient runs about 5× slower than
+the same steps unrolled (measured on the C&W net; README, "Performance notes"), while fully
+unrolling hundreds of steps would take minutes to compile. The carry stays on the device between
+chunks, and both forms give the same results (tests/test_conformance.py).
+
+A phase is ``WHOLE`` (the whole program), ``INIT``, ``("advance", n)`` (n unrolled steps) or
+``FINISH``. :func:`per_example` gives a phase as a function of one example;
+:func:`run_calls` runs a list of calls through the phases with a caller's compiled phase
+functions (``attack.batch`` compiles them with ``vmap``, ``jaxadv.sweeps`` with ``shard_map``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxadv import _compile
-from jaxadv.attacks._runner import run_program
+from jaxadv.attacks._runner import Program
 
-# Phases of a driven run; ("advance", n) runs n unrolled steps.
 WHOLE, INIT, FINISH = "whole", "init", "finish"
 
 
-def _per_example(attack, phase):
-    def fn(victim, hp, x0, label, target, arg, trace):
-        program = attack.program(victim, hp, x0, label, target)
+def chunk(attack) -> int:
+    """Steps per compiled chunk on CPU (the attack's ``cpu_chunk`` hint, else the default)."""
+    return getattr(attack, "cpu_chunk", None) or _compile.MAX_CPU_UNROLL
+
+
+def unroll(attack) -> int:
+    """The ``unroll`` of the scan over the attack's steps inside one program on this backend."""
+    return _compile.loop_unroll(attack.length, chunk(attack))
+
+
+def run_program(program: Program, key: jax.Array, unroll: int = 1):
+    """Runs a program as one ``lax.scan`` with the given ``unroll``; returns its result."""
+    carry, trace = jax.lax.scan(
+        lambda c, _: program.step(c), program.init(key), length=program.length, unroll=unroll
+    )
+    return program.finish(carry, trace)
+
+
+def run_one(attack, victim, hp, x0, label, target, key):
+    """The traced attack on one example as one scan, in the backend's loop form."""
+    program = attack.program(victim, attack.derive(hp), x0, label, target)
+    return run_program(program, key, unroll(attack))
+
+
+def plan(attack) -> list[Any]:
+    """The phases of a driven run: ``[WHOLE]``, or on CPU for long attacks ``[INIT, ("advance",
+    n), ..., FINISH]``."""
+    if not _compile.host_loop(attack.length, chunk(attack)):
+        return [WHOLE]
+    full, rest = divmod(attack.length, chunk(attack))
+    advances = [("advance", chunk(attack))] * full + ([("advance", rest)] if rest else [])
+    return [INIT] + advances + [FINISH]
+
+
+def per_example(attack, phase) -> Callable:
+    """``phase`` of the attack on one example: ``fn(victim, hp, x0, label, target, key, carry,
+    trace)`` (``carry``/``trace`` None where the phase takes none)."""
+
+    def fn(victim, hp, x0, label, target, key, carry, trace):
+        program = attack.program(victim, attack.derive(hp), x0, label, target)
         if phase == WHOLE:
-            return run_program(program, arg)
+            return run_program(program, key, unroll(attack))
         if phase == INIT:
-            return program.init(arg)
+            return program.init(key)
         if phase == FINISH:
-            return program.finish(arg, trace)
+            return program.finish(carry, trace)
         _, steps = phase
-        return jax.lax.scan(lambda c, _: program.step(c), arg, length=steps, unroll=True)
+        return jax.lax.scan(lambda c, _: program.step(c), carry, length=steps, unroll=True)
 
     return fn
 
 
+def run_calls(attack, calls: list, run_phase: Callable, join_steps: Callable) -> list:
+    """Runs each call through the phases of :func:`plan`, the calls in lock-step.
+
+    ``run_phase(phase, inputs, carry, trace)`` runs one compiled phase on one call's inputs;
+    ``join_steps(traces)`` joins the per-chunk traces of one call along the step axis. Nothing
+    here waits for a result except the joins.
+    """
+    phases = plan(attack)
+    if phases == [WHOLE]:
+        return [run_phase(WHOLE, inputs, None, None) for inputs in calls]
+    carries = [run_phase(INIT, inputs, None, None) for inputs in calls]
+    traces: list[list] = [[] for _ in calls]
+    for phase in phases[1:-1]:
+        for i, inputs in enumerate(calls):  # calls in lock-step keep the devices' queues full
+            carries[i], trace = run_phase(phase, inputs, carries[i], None)
+            traces[i].append(trace)
+    return [
+        run_phase(FINISH, inputs, carry, join_steps(trace))
+        for inputs, carry, trace in zip(calls, carries, traces)
+    ]
+
+
 @_compile.jit_static(0, 1, 2)
-def _run_phase(attack, hp_axes, phase, victim, hp, images, labels, targets, arg, trace):
+def _batched_phase(attack, hp_axes, phase, victim, hp, images, labels, targets, keys, carry, trace):
     """One phase, vmapped over examples and, when ``hp_axes`` is given, over the grid."""
+    carry_axis = None if carry is None else 0
     trace_axis = None if trace is None else 0
-    fn = jax.vmap(_per_example(attack, phase), in_axes=(None, None, 0, 0, 0, 0, trace_axis))
+    fn = jax.vmap(
+        per_example(attack, phase), in_axes=(None, None, 0, 0, 0, 0, carry_axis, trace_axis)
+    )
     if hp_axes is not None:
         # Keys are shared by all grid points; carries and traces have a grid axis.
-        arg_axis = None if phase in (WHOLE, INIT) else 0
-        fn = jax.vmap(fn, in_axes=(None, hp_axes, None, None, None, arg_axis, trace_axis))
-    return fn(victim, hp, images, labels, targets, arg, trace)
-
-
-def _phases(attack) -> list[Any]:
-    # An attack whose step compiles slowly may ask for shorter chunks (``cpu_chunk``).
-    chunk = getattr(attack, "cpu_chunk", None) or _compile.MAX_CPU_UNROLL
-    full, rest = divmod(attack.length, chunk)
-    return [("advance", chunk)] * full + ([("advance", rest)] if rest else [])
+        fn = jax.vmap(fn, in_axes=(None, hp_axes, None, None, None, None, carry_axis, trace_axis))
+    return fn(victim, hp, images, labels, targets, keys, carry, trace)
 
 
 def drive(attack, hp_axes, victim, hp, images, labels, targets, keys, executables=None):
@@ -63,49 +123,45 @@ def drive(attack, hp_axes, victim, hp, images, labels, targets, keys, executable
     ``executables`` (from :func:`compile_drive`) maps each phase to an ahead-of-time compiled
     program; without it the phases go through the jit cache.
     """
+    inputs = (victim, hp, images, labels, targets, keys)
 
-    def run_phase(phase, arg, trace):
-        dynamic = (victim, hp, images, labels, targets, arg, trace)
+    def run_phase(phase, inputs, carry, trace):
         if executables is not None:
-            return executables[phase](*dynamic)  # static arguments are baked in
-        return _run_phase(attack, hp_axes, phase, *dynamic)
+            return executables[phase](*inputs, carry, trace)  # static arguments are baked in
+        return _batched_phase(attack, hp_axes, phase, *inputs, carry, trace)
 
-    if not _compile.host_loop(attack.length) or _compile.inside_a_trace((hp, images, keys)):
-        return run_phase(WHOLE, keys, None)
-    carry = run_phase(INIT, keys, None)
-    traces = []
-    for phase in _phases(attack):
-        carry, trace = run_phase(phase, carry, None)
-        traces.append(trace)
+    if _compile.inside_a_trace((hp, images, keys)):  # a user's jit: one program, one scan
+        return run_phase(WHOLE, inputs, None, None)
     prefix = 1 if hp_axes is None else 2  # (batch,) or (grid, batch) before the step axis
+    return run_calls(attack, [inputs], run_phase, lambda t: _join_on_host(t, prefix))[0]
+
+
+def _join_on_host(traces: list, axis: int) -> np.ndarray:
     # Host loops run on CPU, where the traces already live in host memory; one XLA concatenate of
     # thousands of chunks compiles for minutes (2250 chunks: 3.6 min), numpy's takes milliseconds.
-    trace = np.concatenate([np.asarray(t) for t in traces], axis=prefix)
-    return run_phase(FINISH, carry, trace)
+    return np.concatenate([np.asarray(t) for t in traces], axis=axis)
 
 
 def compile_drive(attack, hp_axes, victim, hp, images, labels, targets, keys) -> dict:
     """Compiles every phase :func:`drive` needs for these shapes ahead of time (for timing)."""
     static = (attack, hp_axes)
+    inputs = (victim, hp, images, labels, targets, keys)
 
-    def lower(phase, arg, trace):
-        return _run_phase.lower(*static, phase, victim, hp, images, labels, targets, arg, trace)
+    def lower(phase, carry, trace):
+        return _batched_phase.lower(*static, phase, *inputs, carry, trace)
 
-    def shape(phase, arg, trace):
+    def shape(phase, carry, trace):
         return jax.eval_shape(
-            lambda a, t: _run_phase.__wrapped__(
-                *static, phase, victim, hp, images, labels, targets, a, t
-            ),
-            arg,
-            trace,
+            lambda c, t: _batched_phase.__wrapped__(*static, phase, *inputs, c, t), carry, trace
         )
 
-    if not _compile.host_loop(attack.length):
-        return {WHOLE: lower(WHOLE, keys, None).compile()}
-    executables = {INIT: lower(INIT, keys, None).compile()}
-    carry = shape(INIT, keys, None)
+    phases = plan(attack)
+    if phases == [WHOLE]:
+        return {WHOLE: lower(WHOLE, None, None).compile()}
+    executables = {INIT: lower(INIT, None, None).compile()}
+    carry = shape(INIT, None, None)
     traces = []
-    for phase in _phases(attack):
+    for phase in phases[1:-1]:
         if phase not in executables:
             executables[phase] = lower(phase, carry, None).compile()
         traces.append(shape(phase, carry, None)[1])

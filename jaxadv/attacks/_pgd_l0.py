@@ -11,9 +11,10 @@ import optax
 
 from jaxadv import _checks
 from jaxadv.attacks._attack import Attack
+from jaxadv.attacks._base import Spec
 from jaxadv.attacks._recipes import _validated
 from jaxadv.constraints import Constraint
-from jaxadv.constraints._l0 import UNITS, check_budget, check_budget_fits, l0_linf_ball
+from jaxadv.constraints._l0 import UNITS, check_budget_fits, l0_linf_ball
 from jaxadv.losses import classification_objective
 
 
@@ -31,14 +32,6 @@ class L0LinfParams(NamedTuple):
     eps: jax.Array
     step_size: jax.Array
     kappa: jax.Array
-
-
-def check_params_type(attack, hp) -> None:
-    if not isinstance(hp, attack.params_type):
-        raise ValueError(
-            f"`hp` must be a {attack.params_type.__name__} (from `attack.hparams(...)`) for "
-            f"attack {attack.name!r}; got {type(hp).__name__}."
-        )
 
 
 def scale_by_l1_mean() -> optax.GradientTransformation:
@@ -77,7 +70,12 @@ class L0LinfBox:
 
 
 # step_size: the reference code's η = 120000/255/2 on 32×32×3 images, per entry.
-_PGD_L0_DEFAULTS = {"step_size": 120000.0 / 255.0 / 2.0 / 3072.0, "kappa": 0.0}
+PGD_L0_SPEC = {
+    "k": Spec(None, "count"),
+    "eps": Spec(None, "positive"),
+    "step_size": Spec(120000.0 / 255.0 / 2.0 / 3072.0),
+    "kappa": Spec(0.0),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,26 +90,14 @@ class SparsePGD(Attack):
 
     unit: str = "pixel"
     params_type: ClassVar[type] = L0LinfParams
-    base_defaults: ClassVar[dict[str, float]] = _PGD_L0_DEFAULTS
+    hparam_spec: ClassVar[dict[str, Spec]] = PGD_L0_SPEC
 
     def __post_init__(self):
         super().__post_init__()
         _checks.check_choice("unit", self.unit, UNITS)
 
-    def check_params(self, hp) -> None:
-        check_params_type(self, hp)
-        check_budget("hp.k", hp.k)
-        _checks.check_positive("hp.eps", hp.eps)
-        _checks.check_nonnegative("hp.step_size", hp.step_size)
-        _checks.check_nonnegative("hp.kappa", hp.kappa)
-
-    def __call__(self, victim, hp, x0, label, key, target=None):
-        check_budget_fits("hp.k", getattr(hp, "k", 1), victim.input_shape, self.unit)
-        return super().__call__(victim, hp, x0, label, key, target)
-
-    def _prepare(self, victim, hp, images, labels, key, targets):
-        check_budget_fits("hp.k", getattr(hp, "k", 1), victim.input_shape, self.unit)
-        return super()._prepare(victim, hp, images, labels, key, targets)
+    def check_victim(self, victim, hp) -> None:
+        check_budget_fits("hp.k", hp.k, victim.input_shape, self.unit)
 
     def feasible_set(self, hp, victim):
         return self.constraint(hp, victim.bounds)  # the exact projection needs the box

@@ -24,11 +24,11 @@ import optax
 
 from jaxadv import _checks
 from jaxadv.attacks._attack import Attack, _with_restarts
+from jaxadv.attacks._base import Spec
 from jaxadv.attacks._runner import Program, descent
 from jaxadv.constraints import NORMS, Constraint, norm_ball, unconstrained
 from jaxadv.image._ssim import PERCEPTUAL_DISTANCES, perceptual_distance, ssim_budget
 from jaxadv.losses import LOSSES, classification_objective
-from jaxadv.transforms._momenta import check_unit_interval
 from jaxadv.transforms._update_rules import RULES, RuleStep
 
 BUDGETS = NORMS + ("ssim", "msssim", "none")
@@ -48,6 +48,8 @@ class RuleHParams(NamedTuple):
       noise: σ of AdaEq2M's Gaussian term (relative to ``mean|ĝ|``).
       penalty: λ of the perceptual penalty ``λ·D(x0, x)``.
       kappa: confidence κ of the C&W margin loss.
+      rel_step_size: the step as a multiple of ``eps`` (0: ``step_size`` is absolute; the step
+        is ``step_size + rel_step_size · eps``, derived in the trace).
     """
 
     eps: jax.Array
@@ -58,11 +60,20 @@ class RuleHParams(NamedTuple):
     noise: jax.Array
     penalty: jax.Array
     kappa: jax.Array
+    rel_step_size: jax.Array = 0.0
 
 
-_RULE_DEFAULTS = dict(
-    eps=8 / 255, mu1=0.9, mu2=0.9, smoothing=1e-20, noise=0.0, penalty=0.0, kappa=0.0
-)
+RULE_SPEC = {
+    "eps": Spec(8 / 255),
+    "step_size": Spec(None),
+    "mu1": Spec(0.9, "unit"),
+    "mu2": Spec(0.9, "unit"),
+    "smoothing": Spec(1e-20),
+    "noise": Spec(0.0),
+    "penalty": Spec(0.0),
+    "kappa": Spec(0.0),
+    "rel_step_size": Spec(0.0),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,23 +144,12 @@ class RuleAttack(Attack):
 
     penalty: str | None = None
     params_type: ClassVar[type] = RuleHParams
-    base_defaults: ClassVar[dict[str, float]] = _RULE_DEFAULTS
+    hparam_spec: ClassVar[dict[str, Spec]] = RULE_SPEC
 
     def __post_init__(self):
         super().__post_init__()
         if self.penalty is not None:
             _checks.check_choice("penalty", self.penalty, PERCEPTUAL_DISTANCES)
-
-    def check_params(self, hp) -> None:
-        if not isinstance(hp, RuleHParams):
-            raise ValueError(
-                f"`hp` must be a RuleHParams (from `attack.hparams(...)`) for attack "
-                f"{self.name!r}; got {type(hp).__name__}."
-            )
-        for name in ("eps", "step_size", "smoothing", "noise", "penalty", "kappa"):
-            _checks.check_nonnegative(f"hp.{name}", getattr(hp, name))
-        check_unit_interval("hp.mu1", hp.mu1)
-        check_unit_interval("hp.mu2", hp.mu2)
 
     def feasible_set(self, hp, victim) -> Constraint:
         if isinstance(self.constraint, PerceptualBudget):

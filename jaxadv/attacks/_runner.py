@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxadv import _compile
 from jaxadv.attacks._result import AttackResult, perturbation_norms
 from jaxadv.constraints import Constraint, intersect, pixel_box
 from jaxadv.gradients import GradientOracle
@@ -75,15 +74,6 @@ class Program(NamedTuple):
     step: Callable[[Any], tuple[Any, jax.Array]]
     finish: Callable[[Any, jax.Array], AttackResult]
     length: int
-
-
-def run_program(program: Program, key: jax.Array, unroll: int | None = None) -> AttackResult:
-    """Runs a program as one ``lax.scan`` (unrolled as the backend prefers unless given)."""
-    unroll = _compile.loop_unroll(program.length) if unroll is None else unroll
-    carry, trace = jax.lax.scan(
-        lambda c, _: program.step(c), program.init(key), length=program.length, unroll=unroll
-    )
-    return program.finish(carry, trace)
 
 
 def descent(
@@ -191,11 +181,6 @@ def descent(
         return make_result(best, victim.bounds, carry.steps, carry.queries, trace)
 
     return Program(init=init, step=step, finish=finish, length=steps)
-
-
-def descend(victim: Victim, x0: jax.Array, key: jax.Array, **kwargs: Any) -> AttackResult:
-    """Runs :func:`descent` (same keyword arguments) as one ``lax.scan`` and returns its result."""
-    return run_program(descent(victim, x0, **kwargs), key)
 
 
 def make_result(best: _Best, bounds, steps, queries, trace, converged=True) -> AttackResult:

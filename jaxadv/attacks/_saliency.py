@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import Attack, _single
+from jaxadv.attacks._attack import Attack
 from jaxadv.attacks._recipes import Ball, SteepestStep
 from jaxadv.constraints import NORMS
 from jaxadv.losses._saliency import SALIENCY_LOSSES, to_saliency_map
@@ -140,7 +140,7 @@ class SaliencyAttack(Attack):
 
     # -- references: clean outputs and guides ----------------------------------------------------
 
-    def _references(self, victim, images, labels, targets):
+    def check_inputs(self, victim, images, labels, targets):
         """``(images, clean_outputs, guide_outputs)`` for a batch, validated."""
         view = self.view(victim)
         _checks.check_batch_shape("images", jnp.shape(images), victim.input_shape)
@@ -170,19 +170,13 @@ class SaliencyAttack(Attack):
             )
         return images, clean, targets
 
-    def _validate_batch(self, victim, images, labels, targets):
-        return self._references(victim, images, labels, targets)
-
-    def __call__(self, victim, hp, x0, label=None, key=None, target=None):
-        """Attacks ONE image ``x0``; ``label`` its clean output (None: computed), ``target`` the
-        guide image or its output (targeted), ``key`` a PRNG key (required)."""
-        if key is None:
-            raise ValueError("`key` must be a PRNG key (jax.random.key); got None.")
+    def check_example(self, victim, x0, label, target):
+        """ONE image ``x0``; ``label`` its clean output (None: computed), ``target`` the guide
+        image or its output (targeted)."""
         _checks.check_example_shape("x0", jnp.shape(x0), victim.input_shape)
         batch = lambda a: None if a is None else jnp.asarray(a)[None]  # noqa: E731
-        images, clean, guide = self._references(victim, batch(x0), batch(label), batch(target))
-        self.check_params(hp)
-        return _single(self, victim, hp, images[0], clean[0], guide[0], key)
+        images, clean, guide = self.check_inputs(victim, batch(x0), batch(label), batch(target))
+        return images[0], clean[0], guide[0]
 
 
 _DEFAULT_EPS = {"linf": 17 / 255, "l2": 2.0, "l1": 40.0}  # Table 2's ℓ∞ budget; others: scaled

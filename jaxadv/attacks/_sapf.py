@@ -23,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxadv import _checks, _compile
-from jaxadv.attacks._attack import _AttackBase
+from jaxadv.attacks import _driver
+from jaxadv.attacks._base import AttackBase, Spec
 from jaxadv.attacks._result import AttackResult
-from jaxadv.attacks._runner import Program, _Best, _keep_better, make_result, run_program
+from jaxadv.attacks._runner import Program, _Best, _keep_better, make_result
 from jaxadv.image._sensitivity import WEIGHTINGS, check_weights, sensitivity_weights
 from jaxadv.image._superpixels import num_segments_bound, slic
 from jaxadv.losses import cross_entropy, cw_margin
@@ -74,21 +75,21 @@ class SAPFParams(NamedTuple):
     kappa: jax.Array
 
 
-_SAPF_DEFAULTS = dict(
-    k=200.0,
-    lambda1=1e-3,
-    lambda1_max=100.0,
-    lambda2=1e-3,
-    step_size=0.1,
-    mask_step_size=0.1,
-    min_step_size=1e-3,
-    decay=0.9,
-    rho_box=5e-3,
-    rho_sphere=5e-3,
-    rho_group=5e-3,
-    rho_card=1e-4,
-    kappa=0.0,
-)
+SAPF_SPEC = {
+    "k": Spec(200.0, "count"),
+    "lambda1": Spec(1e-3, "positive"),
+    "lambda1_max": Spec(100.0, "positive"),
+    "lambda2": Spec(1e-3, "positive"),
+    "step_size": Spec(0.1, "positive"),
+    "mask_step_size": Spec(0.1, "positive"),
+    "min_step_size": Spec(1e-3, "positive"),
+    "decay": Spec(0.9, "positive"),
+    "rho_box": Spec(5e-3, "positive"),
+    "rho_sphere": Spec(5e-3, "positive"),
+    "rho_group": Spec(5e-3, "positive"),
+    "rho_card": Spec(1e-4, "positive"),
+    "kappa": Spec(0.0),
+}
 
 
 class _SapfCarry(NamedTuple):
@@ -107,7 +108,7 @@ class _SapfCarry(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class SAPF(_AttackBase):
+class SAPF(AttackBase):
     """SAPF, targeted, on ONE example (Fan, Wu et al., ECCV 2020; Algorithm 1 + the published
     code's schedule).
 
@@ -178,7 +179,7 @@ class SAPF(_AttackBase):
     defaults: ClassVar[tuple] = ()
     rel_step_size: ClassVar[None] = None
     params_type: ClassVar[type] = SAPFParams
-    base_defaults: ClassVar[dict[str, float]] = _SAPF_DEFAULTS
+    hparam_spec: ClassVar[dict[str, Spec]] = SAPF_SPEC
     # Steps per compiled chunk of the CPU host loop (attacks/_driver.py). A SAPF step has several
     # times the kernels of a PGD step, and XLA CPU's compile time grows faster than linearly in
     # unrolled steps (C&W net, 4 images: 1 step ~8 s, 5 steps ~28 s, 10 steps ~96 s on the loaded
@@ -207,21 +208,7 @@ class SAPF(_AttackBase):
 
     # -- validation ------------------------------------------------------------------------------
 
-    def check_params(self, hp) -> None:
-        if not isinstance(hp, SAPFParams):
-            raise ValueError(
-                f"`hp` must be a SAPFParams (from `attack.hparams(...)`) for attack {self.name!r}; "
-                f"got {type(hp).__name__}."
-            )
-        for name in SAPFParams._fields:
-            if name not in ("kappa", "decay"):
-                _checks.check_positive(f"hp.{name}", getattr(hp, name))
-        _checks.check_nonnegative("hp.kappa", hp.kappa)
-        _checks.check_positive("hp.decay", hp.decay)
-        if _checks.is_concrete(hp.k):
-            k = np.asarray(hp.k)
-            if np.any(k != np.round(k)):
-                raise ValueError(f"`hp.k` must hold whole numbers of mask entries; got {k}.")
+    def validate(self, hp) -> None:
         if _checks.is_concrete((hp.lambda1, hp.lambda1_max)) and np.any(
             np.asarray(hp.lambda1) > np.asarray(hp.lambda1_max)
         ):
@@ -245,7 +232,7 @@ class SAPF(_AttackBase):
             return tuple(input_shape[:-1]) + (1,)
         return tuple(input_shape)
 
-    def _check_k(self, victim, hp):
+    def check_victim(self, victim, hp) -> None:
         limit = self.maskable(victim.input_shape)
         if _checks.is_concrete(hp.k) and np.any(np.asarray(hp.k) > limit):
             raise ValueError(
@@ -258,24 +245,7 @@ class SAPF(_AttackBase):
                 f"{victim.input_shape}."
             )
 
-    def __call__(self, victim, hp, x0, label, key, target=None) -> AttackResult:
-        self.check_params(hp)
-        self._check_k(victim, hp)
-        return super().__call__(victim, hp, x0, label, key, target)
-
-    def _prepare(self, victim, hp, images, labels, key, targets):
-        self.check_params(hp)
-        self._check_k(victim, hp)
-        return super()._prepare(victim, hp, images, labels, key, targets)
-
     # -- the program -----------------------------------------------------------------------------
-
-    def run(self, victim, hp, x0, label, target, key) -> AttackResult:
-        """The traced attack on one example as one ``lax.scan`` (unvalidated; see ``__call__``)."""
-        return run_program(self.program(victim, hp, x0, label, target), key, unroll=self._unroll())
-
-    def _unroll(self) -> int:
-        return min(self.cpu_chunk, self.length) if jax.default_backend() == "cpu" else 1
 
     @property
     def trial_length(self) -> int:
@@ -302,7 +272,7 @@ class SAPF(_AttackBase):
         ``0..m−1``, ``weights`` non-negative, broadcastable to ``x0``. Validated, then compiled.
         """
         self.check_params(hp)
-        self._check_k(victim, hp)
+        self.check_victim(victim, hp)
         _checks.check_example_shape("x0", jnp.shape(x0), victim.input_shape)
         _checks.check_in_bounds("x0", x0, victim.bounds)
         if _checks.is_concrete((label, target)) and np.any(np.asarray(label) == np.asarray(target)):
@@ -489,7 +459,7 @@ class SAPF(_AttackBase):
 @_compile.jit_static(0, 1)
 def _solve(attack, num_groups, victim, hp, x0, target, key, groups, weights):
     program = attack._program(victim, hp, x0, target, groups, num_groups, weights)
-    return run_program(program, key, unroll=attack._unroll())
+    return _driver.run_program(program, key, _driver.unroll(attack))
 
 
 def sapf(

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import _AttackBase
+from jaxadv.attacks._base import AttackBase, Spec
 from jaxadv.attacks._cw import constant_search
 from jaxadv.attacks._result import perturbation_norms
 from jaxadv.attacks._runner import SELECTIONS, Program, descent, with_context
@@ -52,9 +52,15 @@ class SmoothHParams(NamedTuple):
 
 # The paper's MNIST smoothing (α = 0.95, Laplacian kernel) with the published demo's λ = 10;
 # eps, step_size and initial_const come from each attack (a value unused by one is harmless).
-_SMOOTH_DEFAULTS = dict(
-    eps=0.0, initial_const=1.0, kappa=0.0, alpha=0.95, bandwidth=0.1, spatial_bandwidth=1.0
-)
+SMOOTH_SPEC = {
+    "eps": Spec(0.0),
+    "step_size": Spec(None),
+    "kappa": Spec(0.0),
+    "initial_const": Spec(1.0, "positive"),
+    "alpha": Spec(0.95, "finite"),
+    "bandwidth": Spec(0.1, "positive"),
+    "spatial_bandwidth": Spec(1.0, "positive"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,20 +103,11 @@ class SmoothingConfig:
         )
 
 
-class _SmoothAttack(_AttackBase):
+class _SmoothAttack(AttackBase):
     params_type: ClassVar[type] = SmoothHParams
-    base_defaults: ClassVar[dict[str, float]] = _SMOOTH_DEFAULTS
+    hparam_spec: ClassVar[dict[str, Spec]] = SMOOTH_SPEC
 
-    def check_params(self, hp) -> None:
-        if not isinstance(hp, SmoothHParams):
-            raise ValueError(
-                f"`hp` must be a SmoothHParams (from `attack.hparams(...)`) for attack "
-                f"{self.name!r}; got {type(hp).__name__}."
-            )
-        for name in ("eps", "step_size", "kappa"):
-            _checks.check_nonnegative(f"hp.{name}", getattr(hp, name))
-        for name in ("initial_const", "bandwidth", "spatial_bandwidth"):
-            _checks.check_positive(f"hp.{name}", getattr(hp, name))
+    def validate(self, hp) -> None:
         if _checks.is_concrete(hp.alpha):
             try:
                 check_alpha(hp.alpha)

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import _AttackBase
-from jaxadv.attacks._pgd_l0 import check_params_type
+from jaxadv.attacks._base import AttackBase, Spec
 from jaxadv.attacks._runner import Program, _candidate, make_result
 from jaxadv.losses import cw_margin
 
@@ -71,7 +70,7 @@ class _FoolCarry(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class SparseFool(_AttackBase):
+class SparseFool(AttackBase):
     """SparseFool (Modas, Moosavi-Dezfooli & Frossard, "SparseFool: a few pixels make a big
     difference", CVPR 2019, Algorithm 2), compiled with a fixed number of model evaluations.
 
@@ -107,19 +106,17 @@ class SparseFool(_AttackBase):
     rel_step_size: float | None = None
     name: str = "sparsefool"
     params_type: ClassVar[type] = SparseFoolParams
-    base_defaults: ClassVar[dict[str, float]] = {"lam": 3.0, "overshoot": 0.02}
+    hparam_spec: ClassVar[dict[str, Spec]] = {"lam": Spec(3.0, "finite"), "overshoot": Spec(0.02)}
 
     def __post_init__(self):
         _checks.check_positive_int("steps", self.steps)
         _checks.check_positive_int("deepfool_steps", self.deepfool_steps)
 
-    def check_params(self, hp) -> None:
-        check_params_type(self, hp)
+    def validate(self, hp) -> None:
         if _checks.is_concrete(hp.lam):
             lam = jnp.asarray(hp.lam)
             if not bool(jnp.all(jnp.isfinite(lam) & (lam >= 1))):
                 raise ValueError(f"`hp.lam` must be finite and >= 1; got {lam}.")
-        _checks.check_nonnegative("hp.overshoot", hp.overshoot)
 
     @property
     def length(self) -> int:

@@ -10,10 +10,10 @@ micro-batches inside the program (``lax.map``) would save those dispatches, but 
 attack inside a ``while`` loop about 5× slower (measured: PGD-ℓ∞, 10 steps, C&W net, 32 digits:
 9.4 s with the loop, trip count 1, against 1.9 s without; see ``jaxadv/_compile.py``).
 
-For the same reason, on CPU an attack longer than ``MAX_CPU_UNROLL`` steps that defines a
-``Program`` runs as ``attack.batch`` runs it (``attacks/_driver.py``): compiled init, chunks of
-unrolled steps and finish, driven from the host with the carry left on the devices. Either way,
-the form depends on the backend and the attack alone, never on the device layout.
+The loop form is the one driver's (``jaxadv.attacks.plan``): on CPU an attack longer than a
+chunk runs as ``attack.batch`` runs it, compiled init, chunks of unrolled steps and finish, driven
+from the host with the carry left on the devices. Either way, the form depends on the backend and
+the attack alone, never on the device layout.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxadv import _compile
-from jaxadv.attacks._attack import _AttackBase
-from jaxadv.attacks._driver import FINISH, INIT, WHOLE, _per_example, _phases
+from jaxadv.attacks import FINISH, INIT, WHOLE, per_example, run_calls as drive_calls
 from jaxadv.sweeps._sharding import AXIS
 
 # The per-entry outputs (the table's measurements).
@@ -36,10 +35,10 @@ _NORMS_AND_LOSS = ("loss", "l0", "l1", "l2", "linf")
 _CACHE: dict[Any, Any] = {}
 
 
-def outputs(victim, x0, label, result) -> dict[str, jax.Array]:
+def outputs(attack, victim, x0, label, result) -> dict[str, jax.Array]:
     """The table's measurements of one entry (``clean_correct`` costs one clean forward pass)."""
     return {
-        "clean_correct": jnp.argmax(victim(x0)) == label,
+        "clean_correct": attack.clean_correct(victim, x0, label),
         "success": jnp.asarray(result.success).astype(bool),
         **{k: jnp.asarray(getattr(result, k), jnp.float32) for k in _NORMS_AND_LOSS},
         "queries": jnp.asarray(result.queries).astype(jnp.int32),
@@ -47,28 +46,18 @@ def outputs(victim, x0, label, result) -> dict[str, jax.Array]:
     }
 
 
-def _whole(attack):
-    def fn(victim, hp, x0, label, target, key_data):
+def _phase(attack, phase):
+    """One phase of the attack on one entry, as the driver defines it; keys arrive as raw data
+    (typed keys cannot cross ``shard_map``), WHOLE and FINISH end in the table's outputs."""
+    per_entry = per_example(attack, phase)
+
+    def fn(victim, hp, x0, label, target, key_data, *carry_and_trace):
+        carry, trace = (tuple(carry_and_trace) + (None, None))[:2]
         key = jax.random.wrap_key_data(key_data)
-        return outputs(victim, x0, label, attack.run(victim, hp, x0, label, target, key))
+        out = per_entry(victim, hp, x0, label, target, key, carry, trace)
+        return outputs(attack, victim, x0, label, out) if phase in (WHOLE, FINISH) else out
 
     return fn
-
-
-def _phase(attack, phase):
-    """One phase of the attack's ``Program`` on one entry (as ``attack.batch`` drives it)."""
-    per_example = _per_example(attack, phase)
-    if phase == INIT:
-        return lambda victim, hp, x0, label, target, key_data: per_example(
-            victim, hp, x0, label, target, jax.random.wrap_key_data(key_data), None
-        )
-    if phase == FINISH:
-        return lambda victim, hp, x0, label, target, carry, trace: outputs(
-            victim, x0, label, per_example(victim, hp, x0, label, target, carry, trace)
-        )
-    return lambda victim, hp, x0, label, target, carry: per_example(
-        victim, hp, x0, label, target, carry, None
-    )
 
 
 def _compiled(attack, mesh, micro_batch: int, phase: Any):
@@ -76,14 +65,13 @@ def _compiled(attack, mesh, micro_batch: int, phase: Any):
     placed on ``mesh``; jitted once per (attack, mesh, micro-batch, phase)."""
     cache_key = (attack, mesh, micro_batch, phase)
     if cache_key not in _CACHE:
-        fn = _whole(attack) if phase == WHOLE else _phase(attack, phase)
-        extra = 2 if phase == FINISH else 1  # the carry (and trace) after the five inputs
+        extra = {WHOLE: 0, INIT: 0, FINISH: 2}.get(phase, 1)  # the carry (and trace)
         rows, replicated = jax.sharding.PartitionSpec(AXIS), jax.sharding.PartitionSpec()
-        in_axes = (None,) + (0,) * (4 + extra)
+        in_axes = (None,) + (0,) * (5 + extra)
         sharded = jax.shard_map(
-            jax.vmap(fn, in_axes=in_axes),
+            jax.vmap(_phase(attack, phase), in_axes=in_axes),
             mesh=mesh,
-            in_specs=(replicated,) + (rows,) * (4 + extra),
+            in_specs=(replicated,) + (rows,) * (5 + extra),
             out_specs=rows,
             check_vma=False,
         )
@@ -91,36 +79,20 @@ def _compiled(attack, mesh, micro_batch: int, phase: Any):
     return _CACHE[cache_key]
 
 
-def host_driven(attack) -> bool:
-    """Whether the attack runs as a host loop over compiled chunks of steps: on CPU, for attacks
-    longer than ``MAX_CPU_UNROLL`` steps that define a ``Program`` (as ``attack.batch`` does)."""
-    has_program = getattr(type(attack), "program", None) not in (None, _AttackBase.program)
-    return has_program and _compile.host_loop(attack.length)
-
-
 def run_calls(attack, mesh, micro_batch: int, victim, calls: list[tuple]) -> list[dict]:
     """Runs each call's inputs ``(hp, x0, label, target, keys)`` (global arrays of
-    ``mesh.size × micro_batch`` rows); returns each call's outputs, still on the devices.
+    ``mesh.size × micro_batch`` rows) through the driver's phases; returns each call's outputs,
+    still on the devices.
 
     Nothing waits for results here except, in the host-driven form, the per-step traces, which
     are joined shard by shard on the host (as ``attack.batch`` does) once every call has run.
     """
-    if not host_driven(attack):
-        whole = _compiled(attack, mesh, micro_batch, WHOLE)
-        return [whole(victim, *inputs) for inputs in calls]
-    init = _compiled(attack, mesh, micro_batch, INIT)
-    carries = [init(victim, *inputs) for inputs in calls]
-    traces: list[list] = [[] for _ in calls]
-    for phase in _phases(attack):
-        advance = _compiled(attack, mesh, micro_batch, phase)
-        for i, inputs in enumerate(calls):  # calls in lock-step keep the devices' queues full
-            carries[i], trace = advance(victim, *inputs[:4], carries[i])
-            traces[i].append(trace)
-    finish = _compiled(attack, mesh, micro_batch, FINISH)
-    return [
-        finish(victim, *inputs[:4], carry, _join_steps(trace))
-        for inputs, carry, trace in zip(calls, carries, traces)
-    ]
+
+    def run_phase(phase, inputs, carry, trace):
+        args = [a for a in (carry, trace) if a is not None]
+        return _compiled(attack, mesh, micro_batch, phase)(victim, *inputs, *args)
+
+    return drive_calls(attack, calls, run_phase, _join_steps)
 
 
 def _join_steps(arrays: list[jax.Array]) -> jax.Array:
