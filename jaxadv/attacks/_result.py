@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +24,8 @@ class AttackResult(NamedTuple):
       trace: the objective at each step's iterate, ``f32[steps]``.
       converged: whether every inner solver behind ``x_adv`` met its tolerance (e.g. the CG of
         Laplacian smoothing); True for attacks without one.
+      extras: what a family reports beyond these, as a dict of arrays (e.g. SMBEA's example
+        after each mini-batch); None for families with nothing more.
     """
 
     x_adv: jax.Array
@@ -39,6 +41,7 @@ class AttackResult(NamedTuple):
     queries: jax.Array
     trace: jax.Array
     converged: jax.Array = True
+    extras: Any = None
 
 
 def perturbation_norms(delta: jax.Array) -> dict[str, jax.Array]:
