@@ -39,8 +39,14 @@ def _inputs(name, mlp_victim, mlp_batch):
 
 
 def assert_results_close(a, b, atol=1e-6):
-    for name, x, y in zip(a._fields, a, b):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5, err_msg=name)
+    """Every array of two results (extras included) agrees."""
+    jax.tree_util.tree_map_with_path(
+        lambda path, x, y: np.testing.assert_allclose(
+            np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5, err_msg=jax.tree_util.keystr(path)
+        ),
+        a,
+        b,
+    )
 
 
 # sC&W without jit runs its CG loops op by op (~20 s), and the ℓ2/ℓ1/one-step recipes repeat the
@@ -74,8 +80,7 @@ def test_float32_shapes_and_determinism(name, mlp_victim, mlp_batch):
     attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
     a = attack.batch(mlp_victim, hp, images, labels, jax.random.key(1), targets=targets)
     b = attack.batch(mlp_victim, hp, images, labels, jax.random.key(1), targets=targets)
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x, y)  # same key → same result, bit for bit
+    jax.tree.map(np.testing.assert_array_equal, a, b)  # same key → same result, bit for bit
     assert a.x_adv.dtype == jnp.float32 and a.x_adv.shape == images.shape
     assert a.success.shape == labels.shape and a.success.dtype == jnp.bool_
     assert np.all(np.isfinite(a.loss)) and np.all(np.isfinite(a.x_adv))

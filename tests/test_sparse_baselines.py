@@ -42,8 +42,13 @@ def linear_problem():
 
 
 def assert_results_close(a, b):
-    for field, x, y in zip(a._fields, a, b):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5, err_msg=field)
+    jax.tree_util.tree_map_with_path(
+        lambda path, x, y: np.testing.assert_allclose(
+            x, y, rtol=1e-5, atol=1e-5, err_msg=jax.tree_util.keystr(path)
+        ),
+        a,
+        b,
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(0,))

@@ -130,11 +130,16 @@ class Attack(AttackBase):
         (an exact ℓ0 + box projection) overrides this."""
         return self.constraint(hp)
 
-    def program(self, victim, hp, x0, label, target) -> Program:
-        single = descent(
+    def loss_fn(self, victim, hp, x0, label, target) -> Callable:
+        """``(x, logits) -> scalar`` minimised on one example (a subclass may add penalties)."""
+        return lambda x, logits: self.objective(logits, label, target, hp)
+
+    def single_run(self, victim, hp, x0, label, target) -> Program:
+        """One run from one start (restarts are copies of it)."""
+        return descent(
             victim,
             x0,
-            loss_fn=lambda x, logits: self.objective(logits, label, target, hp),
+            loss_fn=self.loss_fn(victim, hp, x0, label, target),
             success_fn=lambda logits: self.success(logits, label, target),
             tx=self.step_rule(hp),
             constraint=self.feasible_set(hp, victim),
@@ -145,6 +150,9 @@ class Attack(AttackBase):
             early_stop=self.early_stop,
             select=self.select,
         )
+
+    def program(self, victim, hp, x0, label, target) -> Program:
+        single = self.single_run(victim, hp, x0, label, target)
         if self.restarts == 1:
             return single
         return _with_restarts(single, self.restarts, self.select)

@@ -192,7 +192,8 @@ class AttackBase:
         """Derived numbers, computed inside the trace: the relative step becomes absolute."""
         if not self._relative_step:
             return hp
-        return hp._replace(step_size=hp.step_size + hp.rel_step_size * hp.eps, rel_step_size=0.0)
+        step = hp.step_size + hp.rel_step_size * hp.eps
+        return hp._replace(step_size=step, rel_step_size=jnp.zeros_like(hp.rel_step_size))
 
     # -- inputs ----------------------------------------------------------------------------------
 

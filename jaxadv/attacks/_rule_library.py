@@ -23,9 +23,9 @@ import jax
 import optax
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import Attack, _with_restarts
+from jaxadv.attacks._attack import Attack
 from jaxadv.attacks._base import Spec
-from jaxadv.attacks._runner import Program, descent
+from jaxadv.attacks._runner import Program
 from jaxadv.constraints import NORMS, Constraint, norm_ball, unconstrained
 from jaxadv.image._ssim import PERCEPTUAL_DISTANCES, perceptual_distance, ssim_budget
 from jaxadv.losses import LOSSES, classification_objective
@@ -156,34 +156,20 @@ class RuleAttack(Attack):
             return self.constraint(hp, bounds=victim.bounds)
         return self.constraint(hp)
 
-    def program(self, victim, hp, x0, label, target) -> Program:
+    def loss_fn(self, victim, hp, x0, label, target):
+        objective = super().loss_fn(victim, hp, x0, label, target)
+        if self.penalty is None:
+            return objective
         low, high = victim.bounds
 
-        def loss_fn(x, logits):
-            value = self.objective(logits, label, target, hp)
-            if self.penalty is None:
-                return value
+        def penalised(x, logits):
             distance = perceptual_distance(self.penalty, x0, x, data_range=high - low)
-            return value + hp.penalty * distance
+            return objective(x, logits) + hp.penalty * distance
 
-        single = descent(
-            victim,
-            x0,
-            loss_fn=loss_fn,
-            success_fn=lambda logits: self.success(logits, label, target),
-            tx=self.step_rule(hp),
-            constraint=self.feasible_set(hp, victim),
-            perturbation=self.perturbation,
-            oracle=self.oracle,
-            steps=self.steps,
-            random_start=self.random_start,
-            early_stop=self.early_stop,
-            select=self.select,
-        )
-        single = _reseeded(single)
-        if self.restarts == 1:
-            return single
-        return _with_restarts(single, self.restarts, self.select)
+        return penalised
+
+    def single_run(self, victim, hp, x0, label, target) -> Program:
+        return _reseeded(super().single_run(victim, hp, x0, label, target))
 
 
 _DEFAULT_EPS = {"linf": 8 / 255, "l2": 0.5, "l1": 10.0, "ssim": 0.05, "msssim": 0.05, "none": 0.0}

@@ -163,10 +163,12 @@ def _split(tree: Any, size: int) -> list[Any]:
 
 def _table(victim_name: str, grid: Grid, entries: Entries, columns: dict) -> dict[str, np.ndarray]:
     n = len(entries.image)
-    table = {
-        field: np.asarray(leaf)[entries.setting]
-        for field, leaf in zip(grid.attack.params_type._fields, grid.hparams)
-    }
+    # The numbers each entry ran with: derived ones as the program derived them (a relative step
+    # as the absolute step of that eps); ``rel_step_size`` itself as given.
+    derived = grid.attack.derive(grid.hparams)._asdict()
+    derived.pop("rel_step_size", None)
+    shown = {**grid.hparams._asdict(), **derived}
+    table = {field: np.asarray(leaf)[entries.setting] for field, leaf in shown.items()}
     table.update(
         victim=np.full(n, victim_name),
         attack=np.full(n, grid.name),
