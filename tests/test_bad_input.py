@@ -9,6 +9,8 @@ import pytest
 
 from jaxadv import attacks, constraints, losses, transforms
 
+KEY = jax.random.key(0)
+
 
 def test_unknown_norm_and_loss():
     with pytest.raises(ValueError, match=r"`norm` must be one of 'linf', 'l2', 'l1'; got 'l3'"):
@@ -144,3 +146,75 @@ def test_hyper_parameters_of_another_type_are_refused(linear_victim):
     x0 = jnp.full(linear_victim.input_shape, 0.5)
     with pytest.raises(ValueError, match=r"`hp` must be a HParams .* got dict"):
         attack(linear_victim, hp, x0, 0, jax.random.key(0))
+
+
+# -- nothing silent: NaN victims, ignored arguments, keys, grids given to .batch --------------------
+
+
+def _nan_victim(victim):
+    return victim.replace(apply_fn=lambda variables, x: jnp.full((x.shape[0], 3), jnp.nan))
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [attacks.pgd(steps=2), attacks.cw_l2(steps=2, search_steps=2), attacks.sparsefool(steps=2)],
+    ids=lambda a: a.name,
+)
+def test_a_nan_victim_is_never_fooled(attack, mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    labels = jnp.ones_like(labels)  # argmax of NaN logits is class 0: "fooled" if unchecked
+    result = attack.batch(_nan_victim(mlp_victim), attack.hparams(), images, labels, KEY)
+    assert not result.success.any() and not result.finite.any()
+    np.testing.assert_array_equal(result.x_adv, images)  # the clean input, not a made-up one
+    with pytest.raises(attacks.NonFiniteOutputError, match="NaN/inf at every iterate of 8 of 8"):
+        attack.batch(
+            _nan_victim(mlp_victim), attack.hparams(), images, labels, KEY, require_finite=True
+        )
+
+
+def test_finite_victims_are_flagged_finite(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=2)
+    assert attack.batch(mlp_victim, attack.hparams(), images, labels, KEY).finite.all()
+
+
+def test_arguments_an_attack_would_ignore_are_errors(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=2)
+    hp = attack.hparams()
+    with pytest.raises(ValueError, match="`targets` must be None for the untargeted attack"):
+        attack.batch(mlp_victim, hp, images, labels, KEY, targets=labels)
+    with pytest.raises(ValueError, match="`target` must be None for the untargeted attack"):
+        attack(mlp_victim, hp, images[0], labels[0], KEY, target=labels[0])
+    with pytest.raises(ValueError, match=r"declares `num_classes=5` but returns .* shape \(3,\)"):
+        attack.batch(mlp_victim.replace(num_classes=5), hp, images, labels, KEY)
+
+
+@pytest.mark.parametrize(
+    "key, got",
+    [(0, "got int 0"), (jax.random.split(KEY, 3), r"shape \(3,\)")],
+    ids=["int", "batch-of-keys"],
+)
+def test_a_key_that_is_not_one_key_is_named(key, got, mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=2)
+    with pytest.raises(ValueError, match=f"`key` must be ONE PRNG key.*{got}.*jax.vmap"):
+        attack.batch(mlp_victim, attack.hparams(), images, labels, key)
+
+
+def test_a_grid_given_to_batch_points_at_sweep(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=2)
+    with pytest.raises(ValueError, match=r"leading axis \{'eps': \(2,\)\}.*attack.sweep"):
+        attack.batch(mlp_victim, attack.hparams(eps=[0.05, 0.1]), images, labels, KEY)
+    with pytest.raises(ValueError, match=r"`label` must be a scalar class index; got shape \(1,\)"):
+        attack(mlp_victim, attack.hparams(), images[0], labels[:1], KEY)
+
+
+def test_a_compiled_batch_names_the_shapes_it_takes(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    attack = attacks.pgd(steps=2)
+    hp = attack.hparams()
+    run = attack.compile_batch(mlp_victim, hp, images, labels)
+    with pytest.raises(ValueError, match=r"takes .* shapes .*\(8, 4, 4, 1\).*got .*\(4, 4, 4, 1\)"):
+        run(hp, images[:4], labels[:4], KEY)

@@ -1,6 +1,7 @@
 """Attacks: the one contract (``AttackBase``), the driver, the runner, and every family."""
 
 from jaxadv.attacks._base import AttackBase as AttackBase
+from jaxadv.attacks._base import NonFiniteOutputError as NonFiniteOutputError
 from jaxadv.attacks._base import Spec as Spec
 from jaxadv.attacks._driver import FINISH as FINISH
 from jaxadv.attacks._driver import INIT as INIT

@@ -74,6 +74,10 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
 }
 
 
+class NonFiniteOutputError(ValueError):
+    """The victim returned NaN/inf outputs where an attack needed finite ones."""
+
+
 class AttackBase:
     """The public base of every attack (module docstring).
 
@@ -214,6 +218,7 @@ class AttackBase:
         """
         _checks.check_batch_shape("images", jnp.shape(images), self.input_shape(victim))
         _checks.check_in_bounds("images", images, self.bounds(victim))
+        _check_logits(victim)
         n = jnp.shape(images)[0]
         if labels is None or jnp.shape(labels) != (n,):
             raise ValueError(
@@ -238,6 +243,11 @@ class AttackBase:
                         "`targets` must differ from the true `labels` in a targeted attack; they "
                         f"are equal at {same.size} position(s), first at index {same[0]}."
                     )
+        elif targets is not None:
+            raise ValueError(
+                f"`targets` must be None for the untargeted attack {self.name!r} (it would be "
+                "ignored); build the attack with `targeted=True` to reach given classes."
+            )
         else:
             targets = labels
         return (
@@ -250,6 +260,7 @@ class AttackBase:
         """Validates ONE example (default: a classifier's); returns ``(x0, label, target)``."""
         _checks.check_example_shape("x0", jnp.shape(x0), self.input_shape(victim))
         _checks.check_in_bounds("x0", x0, self.bounds(victim))
+        _check_logits(victim)
         _checks.check_labels("label", label, victim.num_classes)
         if jnp.ndim(label) != 0:
             raise ValueError(f"`label` must be a scalar class index; got shape {jnp.shape(label)}.")
@@ -264,8 +275,13 @@ class AttackBase:
                     f"`target` must differ from the true `label` in a targeted attack; got "
                     f"{int(np.asarray(target))} for both."
                 )
+        elif target is not None:
+            raise ValueError(
+                f"`target` must be None for the untargeted attack {self.name!r} (it would be "
+                "ignored); build the attack with `targeted=True` to reach a given class."
+            )
         else:
-            target = label if target is None else target
+            target = label
         return (
             jnp.asarray(x0, jnp.float32),
             jnp.asarray(label, jnp.int32),
@@ -307,15 +323,31 @@ class AttackBase:
         images, labels, targets = self.check_inputs(victim, images, labels, targets)
         return images, labels, targets, jax.random.split(key, jnp.shape(images)[0])
 
-    def batch(self, victim, hp, images, labels, key, targets=None) -> AttackResult:
+    def batch(
+        self, victim, hp, images, labels, key, targets=None, *, require_finite: bool = False
+    ) -> AttackResult:
         """Attacks a batch ``images[b, ...]`` in one compiled call; fields get a leading batch axis.
 
         Example ``i`` uses ``jax.random.split(key, b)[i]``: a run is reproducible from its key.
+        Examples whose victim outputs were never finite come back with ``finite=False`` and
+        ``success=False``; ``require_finite=True`` raises :class:`NonFiniteOutputError` instead
+        (it waits for the result).
         """
         _check_no_sweep_axis(hp)
-        return _driver.drive(
+        result = _driver.drive(
             self, None, victim, hp, *self._prepare(victim, hp, images, labels, key, targets)
         )
+        if require_finite and not _checks.is_concrete(result.finite):
+            raise ValueError("`require_finite=True` needs concrete results; call it outside jit.")
+        if require_finite:
+            bad = np.flatnonzero(~np.asarray(result.finite))
+            if bad.size:
+                raise NonFiniteOutputError(
+                    f"The victim's outputs (or the objective) were NaN/inf at every iterate of "
+                    f"{bad.size} of {len(np.asarray(result.finite))} examples, first at index "
+                    f"{bad[0]}: check the model and its inputs."
+                )
+        return result
 
     def compile_batch(self, victim, hp, images, labels, targets=None) -> Callable[..., Any]:
         """Compiles :meth:`batch` ahead of time for these shapes; returns ``run(hp, images, labels,
@@ -356,6 +388,36 @@ class AttackBase:
         axes = type(hp)(*(0 if np.ndim(leaf) else None for leaf in hp))
         return _driver.drive(
             self, axes, victim, hp, *self._prepare(victim, hp, images, labels, key, targets)
+        )
+
+
+_LOGIT_SHAPES: dict[Any, tuple[int, ...]] = {}
+
+
+def _check_logits(victim) -> None:
+    """A classifier victim's output must be ``num_classes`` logits (shapes only: no compute)."""
+    leaves = jax.tree.leaves(victim.variables)
+    key = (
+        victim.apply_fn,
+        tuple(victim.input_shape),
+        jax.tree.structure(victim.variables),
+        tuple((jnp.shape(v), jnp.result_type(v)) for v in leaves),
+    )
+    try:
+        hash(key)
+    except TypeError:  # an unhashable apply_fn: check without the cache
+        key = None
+    shape = _LOGIT_SHAPES.get(key) if key is not None else None
+    if shape is None:
+        example = jax.ShapeDtypeStruct(tuple(victim.input_shape), jnp.float32)
+        shape = tuple(jax.eval_shape(victim, example).shape)
+        if key is not None:
+            _LOGIT_SHAPES[key] = shape
+    if shape != (victim.num_classes,):
+        raise ValueError(
+            f"The victim declares `num_classes={victim.num_classes}` but returns outputs of shape "
+            f"{shape} for one example; expected ({victim.num_classes},). Fix `num_classes` (or "
+            "the model's head)."
         )
 
 

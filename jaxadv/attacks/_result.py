@@ -24,6 +24,9 @@ class AttackResult(NamedTuple):
       trace: the objective at each step's iterate, ``f32[steps]``.
       converged: whether every inner solver behind ``x_adv`` met its tolerance (e.g. the CG of
         Laplacian smoothing); True for attacks without one.
+      finite: whether the victim's outputs and the objective at ``x_adv`` are finite. False
+        when no iterate had finite outputs (a victim that returns NaN): then ``x_adv`` is the
+        clean input and ``success`` is False.
       extras: what a family reports beyond these, as a dict of arrays (e.g. SMBEA's example
         after each mini-batch); None for families with nothing more.
     """
@@ -41,6 +44,7 @@ class AttackResult(NamedTuple):
     queries: jax.Array
     trace: jax.Array
     converged: jax.Array = True
+    finite: jax.Array = True
     extras: Any = None
 
 

@@ -50,12 +50,20 @@ class _Carry(NamedTuple):
     best: _Best
 
 
+def _finite(logits, loss) -> jax.Array:
+    return jnp.all(jnp.isfinite(logits)) & jnp.isfinite(loss)
+
+
 def _candidate(x, delta, logits, loss, success, select) -> _Best:
+    # A victim that returns NaN/inf does not count as fooled (argmax of NaN logits is class 0),
+    # and such an iterate never beats a finite one.
+    finite = _finite(logits, loss)
+    success = success & finite
     if select == "l2":
         rank = jnp.where(success, jnp.sqrt(jnp.sum(jnp.square(delta))), loss)
     else:
         rank = loss
-    return _Best(x, delta, logits, loss, success, rank)
+    return _Best(x, delta, logits, loss, success, jnp.where(finite, rank, jnp.inf))
 
 
 def _keep_better(best: _Best, new: _Best) -> _Best:
@@ -139,8 +147,10 @@ def descent(
         loss_s, (x_s, logits_s) = jax.eval_shape(evaluate, theta)
         inf = jnp.full(loss_s.shape, jnp.inf, loss_s.dtype)
         zeros = jnp.zeros(x_s.shape, x_s.dtype)
+        # Kept only when no iterate has finite outputs (then `finite=False`): the clean input.
+        start = jnp.broadcast_to(x0, x_s.shape).astype(x_s.dtype) if x0.shape == x_s.shape else zeros
         best = _Best(
-            zeros, zeros, jnp.zeros(logits_s.shape, logits_s.dtype), inf, jnp.zeros((), bool), inf
+            start, zeros, jnp.zeros(logits_s.shape, logits_s.dtype), inf, jnp.zeros((), bool), inf
         )
         return _Carry(
             theta=theta,
@@ -186,16 +196,18 @@ def descent(
 def make_result(best: _Best, bounds, steps, queries, trace, converged=True) -> AttackResult:
     # The clip only absorbs float rounding of x0 + delta: iterates are already inside the box.
     # `delta` is the iterate itself (for additive models), so norm balls hold on it exactly.
+    finite = _finite(best.logits, best.loss)
     return AttackResult(
         x_adv=jnp.clip(best.x, *bounds),
         delta=best.delta,
-        success=best.success,
+        success=best.success & finite,
         loss=best.loss,
         logits=best.logits,
         steps=steps,
         queries=queries,
         trace=trace,
         converged=jnp.asarray(converged, bool),
+        finite=finite,
         **perturbation_norms(best.delta),
     )
 
