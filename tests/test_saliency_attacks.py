@@ -127,3 +127,14 @@ def test_bad_input_is_named(victim):
         )
     with pytest.raises(ValueError, match="loss"):
         attacks.saliency_pgd(loss="auc")
+
+
+def test_nan_clean_or_guide_maps_are_refused(victim):
+    attack = attacks.saliency_pgd(targeted=True, steps=1)
+    hp, images = attack.hparams(), _images(2, 0)
+    maps = victim.batch(images)
+    nan_maps = maps.at[0, 0, 0].set(jnp.nan)
+    with pytest.raises(ValueError, match=r"`labels` must be finite; got 1 NaN/inf"):
+        attack.batch(victim, hp, images, nan_maps, jax.random.key(0), maps)
+    with pytest.raises(ValueError, match=r"`targets` must be finite; got 1 NaN/inf"):
+        attack.batch(victim, hp, images, maps, jax.random.key(0), nan_maps)

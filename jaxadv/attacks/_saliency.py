@@ -155,6 +155,8 @@ class SaliencyAttack(Attack):
                 f"`labels` must be the clean outputs, of shape {(n,) + out_shape}, or None; got "
                 f"{clean.shape}."
             )
+        # NaN maps would make every loss and the success rule NaN: a silent failure.
+        _checks.check_finite("labels (the clean outputs)" if labels is None else "labels", clean)
         if not self.targeted:
             return images, clean, clean
         if targets is None:
@@ -162,12 +164,15 @@ class SaliencyAttack(Attack):
         targets = jnp.asarray(targets, jnp.float32)
         if targets.shape == (n,) + victim.input_shape:
             _checks.check_in_bounds("targets", targets, victim.bounds)
-            return images, clean, view.batch(targets)
+            guides = view.batch(targets)
+            _checks.check_finite("targets (the guides' outputs)", guides)
+            return images, clean, guides
         if targets.shape != (n,) + out_shape:
             raise ValueError(
                 f"`targets` must be guide images of shape {(n,) + victim.input_shape} or their "
                 f"outputs of shape {(n,) + out_shape}; got {targets.shape}."
             )
+        _checks.check_finite("targets", targets)
         return images, clean, targets
 
     def check_example(self, victim, x0, label, target):
