@@ -218,3 +218,14 @@ def test_a_compiled_batch_names_the_shapes_it_takes(mlp_victim, mlp_batch):
     run = attack.compile_batch(mlp_victim, hp, images, labels)
     with pytest.raises(ValueError, match=r"takes .* shapes .*\(8, 4, 4, 1\).*got .*\(4, 4, 4, 1\)"):
         run(hp, images[:4], labels[:4], KEY)
+
+
+def test_a_victim_without_gradient_is_flagged(mlp_victim, mlp_batch):
+    images, labels = mlp_batch
+    frozen = mlp_victim.replace(
+        apply_fn=lambda variables, x: mlp_victim.apply_fn(variables, jax.lax.stop_gradient(x))
+    )
+    attack = attacks.pgd(steps=2, random_start=False)
+    stuck = attack.batch(frozen, attack.hparams(), images, labels, KEY)
+    assert stuck.zero_gradient.all() and not stuck.success.any()
+    assert not attack.batch(mlp_victim, attack.hparams(), images, labels, KEY).zero_gradient.any()

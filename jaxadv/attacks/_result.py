@@ -27,6 +27,10 @@ class AttackResult(NamedTuple):
       finite: whether the victim's outputs and the objective at ``x_adv`` are finite. False
         when no iterate had finite outputs (a victim that returns NaN): then ``x_adv`` is the
         clean input and ``success`` is False.
+      zero_gradient: whether every gradient the attack saw was exactly zero (e.g. a victim with
+        ``stop_gradient`` inside, or saturated outputs): it could not move, and its failure says
+        nothing about robustness (AutoAttack's zero-gradient check). Reported by the attacks
+        built on ``descent``; False elsewhere.
       extras: what a family reports beyond these, as a dict of arrays (e.g. SMBEA's example
         after each mini-batch); None for families with nothing more.
     """
@@ -45,6 +49,7 @@ class AttackResult(NamedTuple):
     trace: jax.Array
     converged: jax.Array = True
     finite: jax.Array = True
+    zero_gradient: jax.Array = False
     extras: Any = None
 
 

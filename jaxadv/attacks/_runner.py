@@ -48,6 +48,11 @@ class _Carry(NamedTuple):
     steps: jax.Array
     queries: jax.Array
     best: _Best
+    moved: jax.Array  # whether any gradient so far had a non-zero entry
+
+
+def _nonzero(tree) -> jax.Array:
+    return jnp.stack([jnp.any(leaf != 0) for leaf in jax.tree.leaves(tree)]).any()
 
 
 def _finite(logits, loss) -> jax.Array:
@@ -160,6 +165,7 @@ def descent(
             steps=jnp.zeros((), jnp.int32),
             queries=jnp.zeros((), jnp.int32),
             best=best,
+            moved=jnp.zeros((), bool),
         )
 
     def step(carry: _Carry):
@@ -181,6 +187,7 @@ def descent(
             steps=carry.steps + jnp.where(carry.done, 0, 1).astype(jnp.int32),
             queries=carry.queries + jnp.where(carry.done, 0, queries).astype(jnp.int32),
             best=best,
+            moved=carry.moved | _nonzero(grad),
         )
         return carry, loss
 
@@ -188,12 +195,16 @@ def descent(
         # The iterate after the last step has not been evaluated yet: one more forward pass.
         loss, (x, logits) = evaluate(carry.theta)
         best = _keep_better(carry.best, candidate(carry.theta, x, logits, loss))
-        return make_result(best, victim.bounds, carry.steps, carry.queries, trace)
+        return make_result(
+            best, victim.bounds, carry.steps, carry.queries, trace, zero_gradient=~carry.moved
+        )
 
     return Program(init=init, step=step, finish=finish, length=steps)
 
 
-def make_result(best: _Best, bounds, steps, queries, trace, converged=True) -> AttackResult:
+def make_result(
+    best: _Best, bounds, steps, queries, trace, converged=True, zero_gradient=False
+) -> AttackResult:
     # The clip only absorbs float rounding of x0 + delta: iterates are already inside the box.
     # `delta` is the iterate itself (for additive models), so norm balls hold on it exactly.
     finite = _finite(best.logits, best.loss)
@@ -208,6 +219,7 @@ def make_result(best: _Best, bounds, steps, queries, trace, converged=True) -> A
         trace=trace,
         converged=jnp.asarray(converged, bool),
         finite=finite,
+        zero_gradient=jnp.asarray(zero_gradient, bool),
         **perturbation_norms(best.delta),
     )
 
