@@ -63,7 +63,9 @@ def run_demo(
     missing = unmatched(only)
     if missing:
         labels = ", ".join(repr(label) for label, _, _ in DEMO_ATTACKS)
-        raise ValueError(f"`only` has {missing}, which start no demo attack; the attacks: {labels}.")
+        raise ValueError(
+            f"`only` has {missing}, which start no demo attack; the attacks: {labels}."
+        )
     data = load_digits(size=28)
     available = len(data.test_labels)
     if isinstance(num_images, bool) or not isinstance(num_images, int) or not (

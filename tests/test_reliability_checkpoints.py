@@ -52,7 +52,7 @@ def _random_variables(module, shape=SHAPE, seed=0):
 
 
 def _files(path: Path) -> dict[str, bytes]:
-    return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()}
+    return {str(f.relative_to(path)): f.read_bytes() for f in path.rglob("*") if f.is_file()}
 
 
 def _largest_file(path: Path) -> Path:

@@ -341,7 +341,12 @@ def restore_variables(
         except Exception as err:  # orbax raises several types for unreadable directories
             raise read_failure(path, err, _VARIABLES_REMEDY) from err
         if saved is None:
-            raise CheckpointCorruptedError(path, "it has no orbax metadata", _VARIABLES_REMEDY)
+            raise CheckpointCorruptedError(
+                path,
+                "it has no readable orbax metadata (_METADATA): its files are damaged or missing, "
+                "or it is not a checkpoint written by save_variables",
+                _VARIABLES_REMEDY,
+            )
         problems = _differences(_entries(saved), _entries(target))
         if problems:
             raise ValueError(

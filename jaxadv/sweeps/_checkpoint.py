@@ -113,7 +113,7 @@ class SweepCheckpoint:
         if isinstance(chunks_done, bool) or not isinstance(chunks_done, int) or chunks_done < 0:
             raise self._corrupted(step, f"its meta record has chunks_done={chunks_done!r}")
         if chunks_done != step:
-            raise self._corrupted(step, f"its meta record has chunks_done={chunks_done} in step {step}")
+            raise self._corrupted(step, f"its meta record has chunks_done={chunks_done}")
         saved = dict(meta["fingerprint"])
         differing = [
             f"{part} is {saved.get(part, '(absent)')} in the checkpoint but "

@@ -107,9 +107,15 @@ class SweepConfig:
         if self.victim_epochs is not None:
             _check_count("victim_epochs", self.victim_epochs)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise ValueError(f"`seed` must be an int; got {self.seed!r} ({type(self.seed).__name__}).")
+            raise ValueError(
+                f"The sweep config's `seed` must be an int; got {self.seed!r} "
+                f"({type(self.seed).__name__})."
+            )
         if self.figure is not None and not isinstance(self.figure, Mapping):
-            raise ValueError(f"`figure` must be a dict of plot options or None; got {self.figure!r}.")
+            raise ValueError(
+                f"The sweep config's `figure` must be a dict of plot options or None; got "
+                f"{self.figure!r}."
+            )
         if self.name is not None and not isinstance(self.name, str):
             raise ValueError(f"`name` must be a str or None; got {self.name!r}.")
         if not (callable(self.data) or isinstance(self.data, Mapping)):

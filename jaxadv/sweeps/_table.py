@@ -454,8 +454,13 @@ def read_table(path: Any) -> dict[str, np.ndarray]:
             arr = np.asarray(data.column(name).to_numpy())
             out[name] = arr.astype(str) if arr.dtype.kind == "O" else arr
         return out
-    with open(path, newline="", encoding="utf-8") as f:
-        lines = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            lines = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(
+            f"`path` {os.fspath(path)!r} is not a CSV table written by write_table ({err})."
+        ) from None
     if not lines:
         raise ValueError(f"`path` {os.fspath(path)!r} is an empty file, not a table.")
     tags = None
