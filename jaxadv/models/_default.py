@@ -34,7 +34,7 @@ from jaxadv.models._training import accuracy, check_key, random_shift, train_cla
 from jaxadv.models._victim import Victim, from_flax
 
 # Bump when the training recipe changes in a way the settings below do not capture.
-_RECIPE_VERSION = 1
+_RECIPE_VERSION = 2  # 2: the cache entry carries a checksum (older entries would warn)
 _DATASET = "digits28"
 
 # Per architecture: Adam with cosine decay, random shifts of up to ``shift`` pixels (0: none).
