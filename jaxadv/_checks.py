@@ -8,7 +8,9 @@ outermost call (the batch entry points do) and keep traced code branch-free.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -165,3 +167,17 @@ def _show(arr: np.ndarray) -> str:
     flat = arr.ravel()
     text = np.array2string(flat[:8], precision=6, separator=", ")
     return text if flat.size <= 8 else f"{text[:-1]}, ...] ({flat.size} values)"
+
+
+def check_directory(name: str, path: Any) -> None:
+    """Refuses a directory argument that is an existing file or lies under one (before any work
+    is done)."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"`{name}` must be a non-empty str or os.PathLike; got {path!r}.")
+    path = Path(path).expanduser().resolve()
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                where = "is a file" if place == path else f"lies under the file {str(place)!r}"
+                raise ValueError(f"`{name}` {str(path)!r} {where}; it must be a directory.")
+            return

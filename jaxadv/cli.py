@@ -1,18 +1,36 @@
-"""Command-line entry points: ``python -m jaxadv demo``, ``train-saliency`` and ``sweep``."""
+"""Command-line entry points: ``python -m jaxadv demo``, ``train-saliency`` and ``sweep``.
+
+A user error (a bad flag, a missing or unreadable file, a corrupted checkpoint) ends with one
+line on stderr and exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+# Errors that report a wrong input or a file at fault (the library raises ValueError for misuse,
+# corrupted checkpoints and bad data files); anything else is a bug and keeps its traceback.
+_USER_ERRORS = (ValueError, OSError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a user error reported on ONE line (no usage block) and exit status 2."""
+
+    def error(self, message: str):
+        text = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxadv", description=__doc__)
+    parser = _Parser(prog="python -m jaxadv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo", help="train or restore the default victim, attack it, print a table"
     )
-    demo.add_argument("--model", default="cw", help="victim: cw, c4 or resnet (default cw)")
+    demo.add_argument(
+        "--model", default="cw", choices=("cw", "c4", "resnet"), help="victim (default cw)"
+    )
     demo.add_argument("--images", type=int, default=128, help="test images to attack (128)")
     demo.add_argument("--seed", type=int, default=0, help="PRNG seed of the attacks (0)")
     demo.add_argument("--cache-dir", default=None, help="where trained victims are kept")
@@ -26,24 +44,55 @@ def main(argv: list[str] | None = None) -> int:
     _add_train_saliency(commands)
     _add_sweep(commands)
     args = parser.parse_args(argv)
+    run = {"sweep": _sweep, "train-saliency": _train_saliency, "demo": _demo}[args.command]
+    command = commands.choices[args.command]  # its parser: errors name the sub-command
+    try:
+        return run(command, args)
+    except _USER_ERRORS as err:
+        text = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, OSError):
+            text = f"{type(err).__name__}: {text}"
+        print(f"{command.prog}: error: {text}", file=sys.stderr, flush=True)
+        return 2
 
-    if args.command == "sweep":
-        return _sweep(parser, args)
-    if args.command == "train-saliency":
-        return _train_saliency(parser, args)
-    if args.command == "demo":
-        from jaxadv.demo import run_demo
 
-        if args.images < 1:
-            parser.error(f"--images must be >= 1; got {args.images}")
-        run_demo(
-            model=args.model,
-            num_images=args.images,
-            seed=args.seed,
-            cache_dir=args.cache_dir,
-            only=tuple(args.only) if args.only else None,
-            epochs=args.epochs,
-        )
+def _check_dir_flag(parser, flag: str, value) -> None:
+    """A directory flag must not name a file or lie under one (checked before any work)."""
+    from jaxadv import _checks
+
+    if value is not None:
+        try:
+            _checks.check_directory(flag, value)
+        except ValueError as err:
+            parser.error(str(err))
+
+
+def _demo(parser, args) -> int:
+    from jaxadv.data import load_digits
+    from jaxadv.demo import DEMO_ATTACKS, run_demo, unmatched
+
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be >= 1; got {args.epochs}")
+    available = len(load_digits(size=28).test_labels)
+    if not 1 <= args.images <= available:
+        parser.error(f"--images must be in [1, {available}] (the test split); got {args.images}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0; got {args.seed}")
+    if args.only is not None and not args.only:
+        parser.error("--only needs at least one word, e.g. --only PGD")
+    missing = unmatched(args.only)
+    if missing:
+        labels = ", ".join(repr(label) for label, _, _ in DEMO_ATTACKS)
+        parser.error(f"--only {' '.join(missing)} starts no demo attack; the attacks: {labels}")
+    _check_dir_flag(parser, "--cache-dir", args.cache_dir)
+    run_demo(
+        model=args.model,
+        num_images=args.images,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        only=tuple(args.only) if args.only else None,
+        epochs=args.epochs,
+    )
     return 0
 
 
@@ -91,8 +140,6 @@ def _add_train_saliency(commands) -> None:
 
 def _saliency_data(parser, args):
     """(train, held-out) stacked data sets for ``train-saliency``."""
-    import numpy as np
-
     from jaxadv.data import saliency as data
 
     for flag in ("train", "test"):
@@ -109,6 +156,15 @@ def _saliency_data(parser, args):
         )
     if args.root is None:
         parser.error(f"--data {args.data} needs --root, the folder of the data set")
+    try:
+        return _real_saliency_data(parser, args, data, size)
+    except data.DatasetLayoutError as err:
+        parser.error(f"--root: {' '.join(str(err).split())}")
+
+
+def _real_saliency_data(parser, args, data, size):
+    import numpy as np
+
     if args.data == "salicon":
         return (
             data.load_salicon(args.root, "train", size=size, limit=args.train),
@@ -145,6 +201,9 @@ def _train_saliency(parser, args) -> int:
         parser.error("--resume needs --checkpoint-dir")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0; got {args.seed}")
+    if min(args.size) < 1:
+        parser.error(f"--size must be two positive integers; got {' '.join(map(str, args.size))}")
+    _check_dir_flag(parser, "--checkpoint-dir", args.checkpoint_dir)
     train, test = _saliency_data(parser, args)
     key = jax.random.key(args.seed)
     eval_key = jax.random.fold_in(key, 1)
@@ -213,6 +272,8 @@ def _sweep(parser, args) -> int:
         "num_processes": args.num_processes,
         "process_id": args.process_id,
     }
+    _check_dir_flag(parser, "--out", args.out)
+    _check_dir_flag(parser, "--cache-dir", args.cache_dir)
     given = [k for k, v in joined.items() if v is not None]
     if given and len(given) != 3:
         parser.error("--coordinator, --num-processes and --process-id go together")

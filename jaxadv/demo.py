@@ -33,6 +33,15 @@ DEMO_ATTACKS: tuple[tuple[str, Callable[[], Any], dict[str, float]], ...] = (
     ),
 )
 
+def unmatched(only: tuple[str, ...] | None) -> list[str]:
+    """The words of ``only`` that start no demo attack's label (case-insensitive)."""
+    return [
+        word
+        for word in only or ()
+        if not any(label.lower().startswith(word.lower()) for label, _, _ in DEMO_ATTACKS)
+    ]
+
+
 COLUMNS = ("attack", "robust acc", "success", "ℓ0", "ℓ1", "ℓ2", "ℓ∞", "img/s", "compile s")
 
 
@@ -51,6 +60,21 @@ def run_demo(
     ``epochs`` overrides the victim's training length (a different cached checkpoint); ``only``
     keeps the attacks whose label starts with one of the given words (case-insensitive).
     """
+    missing = unmatched(only)
+    if missing:
+        labels = ", ".join(repr(label) for label, _, _ in DEMO_ATTACKS)
+        raise ValueError(
+            f"`only` has {missing}, which start no demo attack; the attacks: {labels}."
+        )
+    data = load_digits(size=28)
+    available = len(data.test_labels)
+    if isinstance(num_images, bool) or not isinstance(num_images, int) or not (
+        1 <= num_images <= available
+    ):
+        raise ValueError(
+            f"`num_images` must be an integer in [1, {available}] (the test split); got "
+            f"{num_images!r}."
+        )
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     log(f"jaxadv demo: victim '{model}' on the embedded digits (backend: {jax.default_backend()})")
     victim, info = default_victim(model, cache_dir=cache_dir, epochs=epochs, progress=True)
@@ -61,7 +85,6 @@ def run_demo(
     )
     log(f"victim {how} {info['path']}")
 
-    data = load_digits(size=28)
     images = data.test_images[:num_images]
     labels = data.test_labels[:num_images]
     clean_logits = np.asarray(victim.batch(images))

@@ -4,7 +4,12 @@ defences (a victim behind a transform such as the bilateral filter), and ensembl
 classes) are in :mod:`jaxadv.models.saliency`."""
 
 from jaxadv.models._c4_net import C4Net
-from jaxadv.models._checkpoint import default_cache_dir, restore_variables, save_variables
+from jaxadv.models._checkpoint import (
+    CheckpointCorruptedError,
+    default_cache_dir,
+    restore_variables,
+    save_variables,
+)
 from jaxadv.models._classifiers import CLASSIFIER_NAMES, classifier
 from jaxadv.models._converters import from_torch_state_dict
 from jaxadv.models._cw_net import CWNet
@@ -23,6 +28,7 @@ __all__ = [
     "BasicBlock",
     "BilateralTransform",
     "C4Net",
+    "CheckpointCorruptedError",
     "CWNet",
     "Ensemble",
     "FEATURE_STRATEGIES",

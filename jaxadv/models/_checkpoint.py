@@ -4,13 +4,25 @@ A checkpoint is restored against the abstract variables of the module it is mean
 (``jax.eval_shape(module.init, ...)``), after comparing the two trees: a checkpoint written for
 another architecture, width or number of classes raises a ``ValueError`` that says which entries
 are missing, extra or of another shape, instead of an orbax traceback.
+
+Every saved tree carries a checksum (:func:`tree_checksum`: the sha256 of each leaf's bytes, with
+its path, shape and dtype), written beside the orbax files (``jaxadv_checksum.json`` inside the
+checkpoint directory; the sweep and training checkpoints keep it in their step's JSON record), and
+is verified on restore: flipped bytes in a data file (which orbax itself restores without a word)
+or a truncated file (a bare ``Exception`` from tensorstore) raise a
+:class:`CheckpointCorruptedError` that names the checkpoint, the entries that differ and what to
+do. A checkpoint written before checksums existed is restored with a warning that it was not
+verified.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +34,162 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 _MAX_LISTED = 6  # differences named in an error message
+CHECKSUM_FILE = "jaxadv_checksum.json"  # beside the orbax files of a ``save_variables`` checkpoint
+_CHECKSUM_FORMAT = 1
+
+
+class CheckpointCorruptedError(ValueError):
+    """A checkpoint on disk does not read back as it was written: a data or metadata file is
+    truncated, altered or missing, or the restored arrays differ from their saved checksum.
+
+    Attributes:
+      path: the checkpoint (directory, or the file at fault when one is known).
+      detail: what is wrong.
+      remedy: what to do about it.
+    """
+
+    def __init__(self, path: str | os.PathLike, detail: str, remedy: str) -> None:
+        self.path, self.detail, self.remedy = Path(path), detail, remedy
+        super().__init__(f"The checkpoint {str(path)!r} is corrupted: {detail}. {remedy}")
+
+
+def _leaf_bytes(leaf: Any) -> np.ndarray:
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.ascontiguousarray(np.asarray(jax.device_get(leaf)))
+
+
+def _leaf_name(keys: tuple) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in keys)
+
+
+def tree_checksum(tree: Any) -> dict[str, Any]:
+    """A JSON-able checksum of a pytree of arrays: per leaf (named by its path) its shape, dtype
+    and the sha256 of its bytes, and one sha256 over them all."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    leaves = {}
+    for keys, leaf in flat:
+        arr = _leaf_bytes(leaf)
+        leaves[_leaf_name(keys)] = {
+            "shape": list(arr.shape),
+            "dtype": str(arr.dtype),
+            "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
+        }
+    whole = hashlib.sha256(json.dumps(leaves, sort_keys=True).encode()).hexdigest()
+    return {"format": _CHECKSUM_FORMAT, "algorithm": "sha256", "tree": whole, "leaves": leaves}
+
+
+def verify_checksum(tree: Any, record: Any, *, path: str | os.PathLike, remedy: str) -> None:
+    """Compares a restored ``tree`` with the checksum ``record`` saved with it.
+
+    ``record`` None (a checkpoint written before checksums existed) warns that the restore is not
+    verified. Raises :class:`CheckpointCorruptedError` naming the differing entries otherwise.
+    """
+    if record is None:
+        warnings.warn(
+            f"The checkpoint {str(path)!r} has no checksum (written by an older jaxadv): it is "
+            "restored without verification. Save it again to add one.",
+            stacklevel=3,
+        )
+        return
+    saved = record.get("leaves") if isinstance(record, dict) else None
+    if not isinstance(saved, dict) or record.get("algorithm") != "sha256":
+        raise CheckpointCorruptedError(path, f"its checksum record is unreadable ({record!r:.80})",
+                                       remedy)
+    actual = tree_checksum(tree)["leaves"]
+    problems = []
+    missing, extra = sorted(set(saved) - set(actual)), sorted(set(actual) - set(saved))
+    if missing:
+        problems.append(f"entries in the checksum but not restored: {_listing(missing)}")
+    if extra:
+        problems.append(f"entries restored but not in the checksum: {_listing(extra)}")
+    changed = [name for name in sorted(set(saved) & set(actual)) if saved[name] != actual[name]]
+    if changed:
+        problems.append(
+            f"{len(changed)} of {len(actual)} arrays differ from their saved checksum: "
+            + _listing(changed)
+        )
+    if problems:
+        raise CheckpointCorruptedError(path, "; ".join(problems), remedy)
+
+
+def read_failure(path: str | os.PathLike, err: BaseException, remedy: str) -> Exception:
+    """The error to raise when orbax or tensorstore cannot read a checkpoint (truncated or
+    altered file): a :class:`CheckpointCorruptedError` quoting theirs (first line)."""
+    if isinstance(err, CheckpointCorruptedError):
+        return err
+    text = str(err).strip().splitlines()
+    first = text[0] if text else ""
+    first = first if len(first) <= 300 else first[:300] + " ..."
+    return CheckpointCorruptedError(
+        path, f"orbax cannot read it ({type(err).__name__}: {first})", remedy
+    )
+
+
+def save_step(manager: ocp.CheckpointManager, step: int, item: str, tree: Any, meta: dict) -> None:
+    """Saves ``tree`` (as the ``item`` of a ``StandardSave``) and the JSON record ``meta`` as
+    one step of an orbax ``CheckpointManager`` whose handlers are ``{item: Standard, "meta":
+    Json}``, with the checksum of ``tree`` added to the record (key ``"checksum"``)."""
+    meta = {**meta, "checksum": tree_checksum(tree)}
+    manager.save(
+        step,
+        args=ocp.args.Composite(
+            **{item: ocp.args.StandardSave(tree), "meta": ocp.args.JsonSave(meta)}
+        ),
+    )
+
+
+def restore_step_meta(manager: ocp.CheckpointManager, step: int, remedy: str) -> dict:
+    """The JSON record of a step saved by :func:`save_step`; an unreadable or missing record
+    raises :class:`CheckpointCorruptedError` naming the step's folder."""
+    where = Path(manager.directory) / str(step)
+    try:
+        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as err:  # a missing, truncated or altered JSON file
+        raise read_failure(where, err, remedy) from err
+    if not isinstance(meta, dict):
+        raise CheckpointCorruptedError(where, "its JSON record is not an object", remedy)
+    return meta
+
+
+def restore_step_tree(
+    manager: ocp.CheckpointManager, step: int, item: str, abstract: Any, meta: dict, remedy: str
+) -> Any:
+    """The tree of a step saved by :func:`save_step`, read against ``abstract`` (shapes and
+    dtypes) and verified against the checksum in its record ``meta``."""
+    where = Path(manager.directory) / str(step)
+    try:
+        tree = manager.restore(
+            step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(abstract)})
+        )[item]
+    except Exception as err:  # tensorstore raises a bare Exception for a truncated file
+        raise read_failure(where, err, remedy) from err
+    verify_checksum(tree, meta.get("checksum"), path=where, remedy=remedy)
+    return tree
+
+
+def step_item_metadata(manager: ocp.CheckpointManager, step: int, item: str, remedy: str) -> Any:
+    """The saved shapes and dtypes of ``item`` in a step (orbax's metadata), or a
+    :class:`CheckpointCorruptedError` when they cannot be read."""
+    where = Path(manager.directory) / str(step)
+    try:
+        tree = manager.item_metadata(step)[item]
+    except Exception as err:
+        raise read_failure(where, err, remedy) from err
+    if tree is None:
+        raise CheckpointCorruptedError(where, f"its {item!r} metadata is missing", remedy)
+    return getattr(tree, "tree", tree)
+
+
+TRAINING_REMEDY = (
+    "Delete that step's folder to resume from the checkpoint before it, or train afresh in "
+    "another `checkpoint_dir` (CLI: another --checkpoint-dir)."
+)
+
+_VARIABLES_REMEDY = (
+    "Delete the directory and save the variables again (a default victim's cache entry is "
+    "retrained once deleted)."
+)
 
 
 def default_cache_dir() -> Path:
@@ -78,10 +246,14 @@ def save_variables(path: str | os.PathLike, variables: Any, *, overwrite: bool =
     path = _absolute(path)
     if path.exists() and not overwrite:
         raise ValueError(f"`path` {str(path)!r} already exists; pass overwrite=True to replace it.")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`path` {str(path)!r} is a file, not a checkpoint directory.")
     path.parent.mkdir(parents=True, exist_ok=True)
+    checksum = tree_checksum(variables)
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(path, variables, force=overwrite)
         checkpointer.wait_until_finished()
+    (path / CHECKSUM_FILE).write_text(json.dumps(checksum, indent=1, sort_keys=True))
     return path
 
 
@@ -149,23 +321,32 @@ def restore_variables(
         follow a flatten).
 
     Returns:
-      The variables as a dict of ``jax.Array`` leaves, bit-identical to those saved.
+      The variables as a dict of ``jax.Array`` leaves, bit-identical to those saved (verified
+      against the checksum saved with them).
 
     Raises:
       ValueError: if there is no checkpoint at ``path``, or its tree, shapes or dtypes differ from
         ``module``'s; the message names the path, the module and the differences.
+      CheckpointCorruptedError: (a ``ValueError``) if a file of the checkpoint is unreadable,
+        truncated or altered, or the arrays read differ from the saved checksum.
     """
     path = _absolute(path)
     if not path.is_dir():
         raise ValueError(f"`path` {str(path)!r} holds no checkpoint (no such directory).")
     target = abstract_variables(module, input_shape)
+    record = _read_checksum_file(path)
     with ocp.StandardCheckpointer() as checkpointer:
         try:
             saved = checkpointer.metadata(path).item_metadata
         except Exception as err:  # orbax raises several types for unreadable directories
-            raise ValueError(f"`path` {str(path)!r} is not a readable checkpoint: {err}") from err
+            raise read_failure(path, err, _VARIABLES_REMEDY) from err
         if saved is None:
-            raise ValueError(f"`path` {str(path)!r} is not a readable checkpoint (no metadata).")
+            raise CheckpointCorruptedError(
+                path,
+                "it has no readable orbax metadata (_METADATA): its files are damaged or missing, "
+                "or it is not a checkpoint written by save_variables",
+                _VARIABLES_REMEDY,
+            )
         problems = _differences(_entries(saved), _entries(target))
         if problems:
             raise ValueError(
@@ -174,5 +355,26 @@ def restore_variables(
                 + "; ".join(problems)
                 + "."
             )
-        restored = checkpointer.restore(path, target)
+        try:
+            restored = checkpointer.restore(path, target)
+        except Exception as err:  # tensorstore raises a bare Exception for a truncated file
+            raise read_failure(path, err, _VARIABLES_REMEDY) from err
+    verify_checksum(restored, record, path=path, remedy=_VARIABLES_REMEDY)
     return jax.tree.map(jnp.asarray, restored)
+
+
+def _read_checksum_file(path: Path) -> dict | None:
+    """The checksum record saved with the checkpoint at ``path`` (None: an older checkpoint)."""
+    file = path / CHECKSUM_FILE
+    if not file.exists():
+        return None
+    try:
+        record = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointCorruptedError(
+            file, f"its checksum file is unreadable ({err})", _VARIABLES_REMEDY
+        ) from err
+    if not isinstance(record, dict):
+        raise CheckpointCorruptedError(file, "its checksum file is not a JSON object",
+                                       _VARIABLES_REMEDY)
+    return record

@@ -16,6 +16,7 @@ arrays (a ``torch.save``'d state dict exported with ``np.savez``, say). The layo
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,8 +61,7 @@ def _load(state_dict: Any) -> dict[str, np.ndarray]:
     if isinstance(state_dict, (str, os.PathLike)):
         if not os.path.isfile(state_dict):
             raise ValueError(f"`state_dict` path {os.fspath(state_dict)!r} is not a file.")
-        with np.load(state_dict, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files}
+        return _load_npz(os.fspath(state_dict))
     if not isinstance(state_dict, Mapping):
         raise ValueError(  # noqa: TRY004 (misuse raises ValueError throughout the library)
             "`state_dict` must be a mapping from names to arrays or the path of an .npz file; "
@@ -71,8 +71,35 @@ def _load(state_dict: Any) -> dict[str, np.ndarray]:
     for name, value in state_dict.items():
         if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
             value = value.detach().cpu().numpy()
-        arrays[str(name)] = np.asarray(value)
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(
+                f"`state_dict[{str(name)!r}]` must be a numeric array; got dtype {arr.dtype}."
+            )
+        arrays[str(name)] = arr
     return arrays
+
+
+def _load_npz(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file; anything else (another format, a damaged zip, object
+    arrays, which would need pickle) is a ``ValueError`` naming the file."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"`state_dict` path {path!r} is not an .npz file (not a zip archive); save the state "
+            "dict with numpy.savez({name: array.numpy(), ...})."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k] for k in archive.files}
+    except ValueError as err:  # object arrays: loading them would run pickle
+        raise ValueError(
+            f"`state_dict` path {path!r} holds an array that needs pickle to load (an object "
+            f"array: {err}); save plain numeric arrays, e.g. tensor.numpy()."
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(
+            f"`state_dict` path {path!r} is a damaged .npz file ({type(err).__name__}: {err})."
+        ) from None
 
 
 def from_torch_state_dict(

@@ -12,9 +12,9 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from jaxadv.models._training import accuracy, check_key, random_shift, train_cla
 from jaxadv.models._victim import Victim, from_flax
 
 # Bump when the training recipe changes in a way the settings below do not capture.
-_RECIPE_VERSION = 1
+_RECIPE_VERSION = 2  # 2: the cache entry carries a checksum (older entries would warn)
 _DATASET = "digits28"
 
 # Per architecture: Adam with cosine decay, random shifts of up to ``shift`` pixels (0: none).
@@ -145,8 +145,8 @@ def _restore_or_train(path, module, input_shape, settings, data, key, progress):
     if path.exists():
         try:
             variables = restore_variables(path, module, input_shape)
-        except ValueError as err:  # unreadable or foreign: train afresh below
-            print(f"jaxadv: retraining, cannot restore {path}: {err}", file=sys.stderr)
+        except ValueError as err:  # unreadable, corrupted or foreign: train afresh below
+            warnings.warn(f"jaxadv: retraining, cannot restore {path}: {err}", stacklevel=3)
             shutil.rmtree(path, ignore_errors=True)
     if variables is None:
         start = time.perf_counter()

@@ -53,6 +53,7 @@ from jaxadv.losses._saliency import (
     to_saliency_map,
 )
 from jaxadv.metrics import saliency as metrics
+from jaxadv.models import _checkpoint as ckpt
 from jaxadv.models._checkpoint import _differences, _entries, cache_lock, describe_module
 from jaxadv.models._training import check_key
 from jaxadv.models.saliency._deepgaze import trainable_mask, with_log_center_bias
@@ -301,8 +302,8 @@ def _manager(directory: Path, keep: int) -> ocp.CheckpointManager:
 
 
 def _restore(manager, epoch: int, directory: Path, config: dict, state: dict):
-    meta = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    saved = meta.get("config", {}) if isinstance(meta, Mapping) else {}
+    meta = ckpt.restore_step_meta(manager, epoch, ckpt.TRAINING_REMEDY)
+    saved = meta.get("config", {})
     differing = [
         f"{field} is {_describe(saved, field)} in the checkpoint but "
         f"{_describe(config, field)} here"
@@ -316,17 +317,14 @@ def _restore(manager, epoch: int, directory: Path, config: dict, state: dict):
             + "; ".join(differing)
             + ". Resume with the original configuration or use another directory."
         )
-    tree = manager.item_metadata(epoch)["state"]
-    tree = getattr(tree, "tree", tree)
+    tree = ckpt.step_item_metadata(manager, epoch, "state", ckpt.TRAINING_REMEDY)
     problems = []
     for part in ("params", "collections"):
         problems += _differences(_entries(tree.get(part) or {}), _entries(state[part]))
     if problems:
         raise ValueError(f"{where} does not match the module's variables: " + "; ".join(problems))
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    restored = manager.restore(
-        epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-    )["state"]
+    restored = ckpt.restore_step_tree(manager, epoch, "state", abstract, meta, ckpt.TRAINING_REMEDY)
     return restored, [float(v) for v in meta["losses"]]
 
 
@@ -510,12 +508,7 @@ def train_saliency(
                 done = epoch + 1
                 if manager is not None and (done % checkpoint_every == 0 or done == epochs):
                     meta = {"config": config, "epoch": done, "losses": losses}
-                    manager.save(
-                        done,
-                        args=ocp.args.Composite(
-                            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-                        ),
-                    )
+                    ckpt.save_step(manager, done, "state", state, meta)
                 if progress:
                     elapsed = time.perf_counter() - began
                     eta = elapsed / (done - start_epoch) * (epochs - done)

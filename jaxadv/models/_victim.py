@@ -80,10 +80,40 @@ def from_flax(
     lo, hi = bounds
     if not lo < hi:
         raise ValueError(f"`bounds` must be (low, high) with low < high; got {bounds!r}.")
+    _checks.check_positive_int("num_classes", num_classes)
+    apply_fn = _InferenceApply(module)
+    input_shape = tuple(int(s) for s in input_shape)
+    _check_logits(module, apply_fn, variables, input_shape, int(num_classes))
     return Victim(
         variables=variables,
-        apply_fn=_InferenceApply(module),
-        input_shape=tuple(int(s) for s in input_shape),
+        apply_fn=apply_fn,
+        input_shape=input_shape,
         num_classes=int(num_classes),
         bounds=(float(lo), float(hi)),
     )
+
+
+def _check_logits(module, apply_fn, variables, input_shape, num_classes) -> None:
+    """The module must map a batch of ``input_shape`` examples to ``[batch, num_classes]``
+    logits (checked by shape inference, no compute)."""
+    name = type(module).__name__
+    x = jax.ShapeDtypeStruct((1,) + input_shape, jnp.float32)
+    try:
+        out = jax.eval_shape(apply_fn, variables, x)
+    except Exception as err:  # flax/lax shape errors of a wrong input_shape or variables
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"`module` {name} cannot be applied to `variables` on examples of `input_shape` "
+            f"{input_shape}: {type(err).__name__}: {first}"
+        ) from None
+    shape = tuple(getattr(out, "shape", ()))
+    if len(shape) != 2:
+        raise ValueError(
+            f"`module` {name} must return logits [batch, num_classes]; on a batch of one example "
+            f"of `input_shape` {input_shape} it returned {shape or type(out).__name__}."
+        )
+    if shape[1] != num_classes:
+        raise ValueError(
+            f"`num_classes` is {num_classes} but `module` {name} returns {shape[1]} logits per "
+            "example; pass the module's number of classes."
+        )

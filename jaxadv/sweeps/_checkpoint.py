@@ -7,6 +7,10 @@ values, images, victim variables, base key, chunk layout), so a checkpoint writt
 configuration is refused with the parts that differ named. Saving is synchronous: once a chunk's
 step returns, a kill loses at most the chunk in flight.
 
+The JSON record also holds the checksum of the columns (``tree_checksum``), verified on restore:
+a step whose files were altered, truncated or emptied raises a ``CheckpointCorruptedError`` (a
+``ValueError``) that names the step's folder and offers ``resume=False`` (CLI: ``--fresh``).
+
 Under ``jax.distributed`` every process calls the manager with the same (gathered) numbers and
 orbax writes them once, from the primary process; the directory must be one that all processes
 see (as orbax requires).
@@ -24,6 +28,14 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from jaxadv import _checks
+from jaxadv.models._checkpoint import (
+    CheckpointCorruptedError,
+    restore_step_meta,
+    restore_step_tree,
+    save_step,
+)
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -65,6 +77,7 @@ class SweepCheckpoint:
     """
 
     def __init__(self, directory: Any, fingerprint: Mapping[str, Any], *, resume: bool = True):
+        _checks.check_directory("checkpoint_dir", directory)
         self.directory = Path(directory).expanduser().resolve()  # orbax needs absolute paths
         self.fingerprint = dict(fingerprint)
         self.manager = _manager(self.directory)
@@ -72,17 +85,36 @@ class SweepCheckpoint:
             for step in self.manager.all_steps():
                 self.manager.delete(step)
 
+    def _corrupted(self, step: int, detail: str) -> CheckpointCorruptedError:
+        return CheckpointCorruptedError(self.directory / str(step), detail, _REMEDY)
+
     def restore(self, columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
         """``(columns, chunks_done)`` from the latest step, or the given ``columns`` and 0.
 
         Raises:
           ValueError: if the checkpoint was written by another configuration.
+          CheckpointCorruptedError: (a ``ValueError``) if its files are unreadable, truncated or
+            altered (the columns read differ from their saved checksum).
         """
+        try:
+            return self._restore(columns)
+        except Exception:
+            self.close()  # no orbax threads left behind the error
+            raise
+
+    def _restore(self, columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
         step = self.manager.latest_step()
         if step is None:
             return columns, 0
-        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-        saved = dict(meta["meta"].get("fingerprint", {}))
+        meta = restore_step_meta(self.manager, step, _REMEDY)
+        if not isinstance(meta.get("fingerprint"), Mapping):
+            raise self._corrupted(step, "its meta record has no fingerprint")
+        chunks_done = meta.get("chunks_done")
+        if isinstance(chunks_done, bool) or not isinstance(chunks_done, int) or chunks_done < 0:
+            raise self._corrupted(step, f"its meta record has chunks_done={chunks_done!r}")
+        if chunks_done != step:
+            raise self._corrupted(step, f"its meta record has chunks_done={chunks_done}")
+        saved = dict(meta["fingerprint"])
         differing = [
             f"{part} is {saved.get(part, '(absent)')} in the checkpoint but "
             f"{self.fingerprint.get(part, '(absent)')} here"
@@ -96,24 +128,23 @@ class SweepCheckpoint:
                 "resume=False (CLI: --fresh), or use another output directory."
             )
         abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in columns.items()}
-        restored = self.manager.restore(
-            step, args=ocp.args.Composite(columns=ocp.args.StandardRestore(abstract))
-        )["columns"]
-        return {k: np.asarray(restored[k]) for k in columns}, int(meta["meta"]["chunks_done"])
+        restored = restore_step_tree(self.manager, step, "columns", abstract, meta, _REMEDY)
+        return {k: np.asarray(restored[k]) for k in columns}, chunks_done
 
     def save(self, chunks_done: int, columns: dict[str, np.ndarray]) -> None:
         """Writes the columns after ``chunks_done`` chunks (returns once on disk)."""
         meta = {"fingerprint": self.fingerprint, "chunks_done": int(chunks_done)}
-        self.manager.save(
-            int(chunks_done),
-            args=ocp.args.Composite(
-                columns=ocp.args.StandardSave(columns), meta=ocp.args.JsonSave(meta)
-            ),
-        )
+        save_step(self.manager, int(chunks_done), "columns", columns, meta)
         self.manager.wait_until_finished()
 
     def close(self) -> None:
         self.manager.close()
+
+
+_REMEDY = (
+    "Start the sweep afresh with resume=False (CLI: --fresh), which deletes its checkpoints, or "
+    "use another output directory."
+)
 
 
 def json_safe(value: Any) -> Any:

@@ -44,6 +44,15 @@ class GridSpec:
     restarts: int = 1
     name: str | None = None
 
+    def __post_init__(self):
+        _check_count("restarts", self.restarts)
+        if self.name is not None and not isinstance(self.name, str):
+            raise ValueError(f"The grid's `name` must be a str or None; got {self.name!r}.")
+        if not isinstance(self.params, Mapping):
+            raise ValueError(
+                f"The grid's `params` must be a dict of field -> values; got {self.params!r}."
+            )
+
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
@@ -93,11 +102,36 @@ class SweepConfig:
             g if isinstance(g, GridSpec) else _spec(g, i) for i, g in enumerate(self.grids)
         )
         object.__setattr__(self, "grids", grids)
+        for field in ("chunk_size", "micro_batch"):
+            _check_count(field, getattr(self, field))
+        if self.victim_epochs is not None:
+            _check_count("victim_epochs", self.victim_epochs)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise ValueError(
+                f"The sweep config's `seed` must be an int; got {self.seed!r} "
+                f"({type(self.seed).__name__})."
+            )
+        if self.figure is not None and not isinstance(self.figure, Mapping):
+            raise ValueError(
+                f"The sweep config's `figure` must be a dict of plot options or None; got "
+                f"{self.figure!r}."
+            )
+        if self.name is not None and not isinstance(self.name, str):
+            raise ValueError(f"`name` must be a str or None; got {self.name!r}.")
         if not (callable(self.data) or isinstance(self.data, Mapping)):
             raise ValueError(
                 "`data` must be dict(num_images=..., split=...) or a callable returning (images, "
                 f"labels); got {self.data!r}."
             )
+
+
+def _check_count(name: str, value: Any) -> None:
+    """A config's count must be an int >= 1 (a string such as ``"8"`` is refused, not read)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f"The sweep config's `{name}` must be an integer >= 1; got {value!r} "
+            f"({type(value).__name__})."
+        )
 
 
 def _spec(value: Any, index: int) -> GridSpec:
@@ -147,11 +181,24 @@ def load_config(spec: str) -> SweepConfig:
     """Imports ``CONFIG[:arg]`` and returns ``get_config(arg)`` as a :class:`SweepConfig`."""
     path, arg = split_spec(spec)
     if not path.is_file():
-        raise ValueError(f"`CONFIG` must be a Python file (optionally ':arg'); got {spec!r}.")
+        what = "a folder" if path.is_dir() else "no such file"
+        raise ValueError(
+            f"`CONFIG` must be a Python file (optionally ':arg'); got {spec!r} ({what})."
+        )
+    if path.suffix != ".py":
+        raise ValueError(
+            f"`CONFIG` must be a Python file ending in .py that defines get_config(arg); got "
+            f"{str(path)!r}."
+        )
     module_spec = importlib.util.spec_from_file_location(f"_jaxadv_sweep_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_spec.name] = module  # dataclasses defined in a config look themselves up
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ValueError(
+            f"The config file {str(path)!r} is not valid Python: {err.msg} (line {err.lineno})."
+        ) from None
     get_config: Callable | None = getattr(module, "get_config", None)
     if not callable(get_config):
         raise ValueError(f"The config file {str(path)!r} must define get_config(arg).")
@@ -175,7 +222,10 @@ def load_data(data: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"`data['split']` must be 'train' or 'test'; got {split!r}.")
     from jaxadv.data import load_digits
 
-    digits = load_digits(size=28, seed=int(options.get("seed", 0)))
+    seed = options.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"`data['seed']` must be an int; got {seed!r} ({type(seed).__name__}).")
+    digits = load_digits(size=28, seed=int(seed))
     images = getattr(digits, f"{split}_images")
     labels = getattr(digits, f"{split}_labels")
     n = options.get("num_images", len(labels))

@@ -59,7 +59,24 @@ def _check_attack(attack: Any) -> None:
 
 
 def _axis(name: str, values: Any) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
+    items = values if isinstance(values, (list, tuple)) else [values]
+    for item in items:
+        if isinstance(item, (str, bytes, bool, np.bool_)) or not isinstance(
+            item, (int, float, np.number, np.ndarray, jax.Array)
+        ):
+            raise ValueError(
+                f"`params[{name!r}]` must be a number or a 1-D sequence of numbers; got "
+                f"{item!r} ({type(item).__name__}) in {values!r}."
+            )
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"`params[{name!r}]` must be a number or a 1-D sequence of numbers; got {values!r} "
+            f"({err})."
+        ) from None
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"`params[{name!r}]` must hold numbers; got {values!r}.")
     if arr.ndim == 0:
         arr = arr[None]
     if arr.ndim != 1:
@@ -137,6 +154,12 @@ class Grid:
             )
         self.images, self.labels = images, labels.astype(np.int32)
         _checks.check_positive_int("restarts", restarts)
+        if restarts > 1 and getattr(attack, "random_start", None) is False:
+            raise ValueError(
+                f"`restarts={restarts}` repeats identical runs: the attack "
+                f"{getattr(attack, 'name', type(attack).__name__)!r} has no random start "
+                "(random_start=False). Build the attack with random_start=True, or use restarts=1."
+            )
         self.restarts = int(restarts)
         self.key = base_key(key)
         self.name = str(name or getattr(attack, "name", type(attack).__name__))

@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxadv import _checks
 from jaxadv.sweeps._config import SweepConfig, as_config, load_data, load_victim
 from jaxadv.sweeps._grid import Grid
 from jaxadv.sweeps._run import run_grid
@@ -68,7 +69,9 @@ def run_sweep(
       progress: None (on terminals), True or False.
     """
     config = as_config(config, default_name="sweep")
+    _checks.check_directory("out_dir", out_dir)  # before any victim is trained or chunk run
     out = Path(out_dir).expanduser().resolve()
+    _checks.check_directory("out_dir", out / "checkpoints")
     images, labels = load_data(config.data)
     tables = []
     for victim_name, spec in config.victims.items():

@@ -438,6 +438,14 @@ def read_table(path: Any) -> dict[str, np.ndarray]:
     A CSV without the ``#dtypes`` line (written by another tool) is read too: each column becomes
     bool, int64, float64 or str, whichever its text fits.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"`path` must be a str or os.PathLike; got {type(path).__name__}.")
+    if not os.path.isfile(path):
+        what = "a folder" if os.path.isdir(path) else "missing"
+        raise ValueError(
+            f"`path` {os.fspath(path)!r} must be a table file written by write_table (.csv or "
+            f".parquet); it is {what}."
+        )
     if _format(path) == "parquet":
         _, pq = _pyarrow()
         data = pq.read_table(os.fspath(path))
@@ -446,8 +454,13 @@ def read_table(path: Any) -> dict[str, np.ndarray]:
             arr = np.asarray(data.column(name).to_numpy())
             out[name] = arr.astype(str) if arr.dtype.kind == "O" else arr
         return out
-    with open(path, newline="", encoding="utf-8") as f:
-        lines = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            lines = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(
+            f"`path` {os.fspath(path)!r} is not a CSV table written by write_table ({err})."
+        ) from None
     if not lines:
         raise ValueError(f"`path` {os.fspath(path)!r} is an empty file, not a table.")
     tags = None

@@ -79,7 +79,7 @@ def load_cat2000(
             if collector.full:
                 break
             stem = image_path.stem
-            image = _files.read_rgb(image_path)
+            image = _files.read_rgb(image_path, dataset=_NAME)
             map_path = _files.require(
                 _NAME, root, f"trainSet/FIXATIONMAPS/{category}/{stem}.jpg", folder=False
             )
@@ -95,7 +95,7 @@ def load_cat2000(
             collector.add(
                 f"{category}/{stem}",
                 image,
-                _files.read_gray(map_path),
+                _files.read_gray(map_path, dataset=_NAME),
                 _files.binary_to_fixations(locs > 0),
                 image_path=image_path,
                 map_path=map_path,

@@ -90,10 +90,10 @@ def load_dhf1k(
             image_path = _files.require(
                 _NAME, root, f"{base}/images/{frame}.png", folder=False, hint=_FRAMES_HINT
             )
-            image = _files.read_rgb(image_path)
+            image = _files.read_rgb(image_path, dataset=_NAME)
             if fixation_source == "png":
                 fix_path = _files.require(_NAME, root, f"{base}/fixation/{frame}.png", folder=False)
-                fixated = _files.read_gray(fix_path) > 0.5
+                fixated = _files.read_gray(fix_path, dataset=_NAME) > 0.5
             else:
                 fix_path = _files.require(
                     _NAME, root, f"{base}/fixation/maps/{frame}.mat", folder=False
@@ -107,7 +107,7 @@ def load_dhf1k(
             collector.add(
                 f"{video}/{frame}",
                 image,
-                _files.read_gray(map_path),
+                _files.read_gray(map_path, dataset=_NAME),
                 _files.binary_to_fixations(fixated),
                 image_path=image_path,
                 map_path=map_path,

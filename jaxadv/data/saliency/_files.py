@@ -55,22 +55,32 @@ def files(folder: Path, suffix: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(suffix))
 
 
-def read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path, *, dataset: str = "") -> np.ndarray:
     """``float32[h, w, 3]`` in ``[0, 1]``; grey-scale and palette files become RGB."""
-    from PIL import Image
-
-    with Image.open(path) as picture:
-        pixels = np.asarray(picture.convert("RGB"))
+    pixels = _read_image(path, "RGB", dataset)
     return np.divide(pixels, np.float32(255), dtype=np.float32)
 
 
-def read_gray(path: Path) -> np.ndarray:
+def read_gray(path: Path, *, dataset: str = "") -> np.ndarray:
     """``float32[h, w]`` in ``[0, 1]``: an 8-bit grey map divided by 255 (colour is converted)."""
+    pixels = _read_image(path, "L", dataset)
+    return np.divide(pixels, np.float32(255), dtype=np.float32)
+
+
+def _read_image(path: Path, mode: str, dataset: str) -> np.ndarray:
+    """The pixels of an image file; a file that is not a readable image (another format,
+    truncated) raises a ``ValueError`` naming the file and the data set."""
     from PIL import Image
 
-    with Image.open(path) as picture:
-        pixels = np.asarray(picture.convert("L"))
-    return np.divide(pixels, np.float32(255), dtype=np.float32)
+    try:
+        with Image.open(path) as picture:
+            return np.asarray(picture.convert(mode))
+    except (OSError, ValueError, SyntaxError) as err:  # PIL: UnidentifiedImageError, truncated
+        of = f" of the {dataset} data set" if dataset else ""
+        raise ValueError(
+            f"{str(path)!r}{of} is not a readable image ({type(err).__name__}: {err}); replace "
+            "it with the data set's original file, or remove it."
+        ) from None
 
 
 def read_mat(path: Path, variable: str) -> Any:

@@ -59,10 +59,10 @@ def load_mit1003(
 
     for image_path in stimuli[:limit]:
         stem = image_path.stem
-        image = _files.read_rgb(image_path)
+        image = _files.read_rgb(image_path, dataset=_NAME)
         map_path = _files.require(_NAME, root, f"{maps_rel}/{stem}_fixMap.jpg", folder=False)
         points_path = _files.require(_NAME, root, f"{maps_rel}/{stem}_fixPts.jpg", folder=False)
-        points = _files.read_gray(points_path)
+        points = _files.read_gray(points_path, dataset=_NAME)
         if points.shape != image.shape[:2]:
             raise ValueError(
                 f"{_NAME}: fixation points {str(points_path)!r} are {points.shape} (h, w) but "
@@ -72,7 +72,7 @@ def load_mit1003(
         collector.add(
             stem,
             image,
-            _files.read_gray(map_path),
+            _files.read_gray(map_path, dataset=_NAME),
             fixations,
             image_path=image_path,
             map_path=map_path,

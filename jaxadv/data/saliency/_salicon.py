@@ -80,9 +80,9 @@ def load_salicon(
         )
     for image_path in image_paths[:limit]:
         stem = image_path.stem
-        image = _files.read_rgb(image_path)
+        image = _files.read_rgb(image_path, dataset=_NAME)
         map_path = _files.require(_NAME, root, f"maps/{split}/{stem}.png", folder=False)
-        smap = _files.read_gray(map_path)
+        smap = _files.read_gray(map_path, dataset=_NAME)
         if from_json is None:
             mat_path = _files.require(_NAME, root, f"fixations/{split}/{stem}.mat", folder=False)
             xy = _read_mat_fixations(mat_path)
