@@ -96,8 +96,13 @@ def test_flipped_bytes_in_a_data_file_are_refused(saved):
         restore_variables(saved, CWNet(), SHAPE)
     text = str(info.value)
     assert isinstance(info.value, ValueError) and info.value.path == saved
-    assert str(saved) in text and "differ from their saved checksum" in text
-    assert "params/fc1/kernel" in text and "Delete the directory" in text
+    assert str(saved) in text and "Delete the directory" in text
+    # Where the bytes land decides how it shows (orbax's file layout varies between runs): the
+    # values restore but differ from their checksum, or the data no longer decodes at all.
+    if "differ from their saved checksum" in text:
+        assert "params/fc1/kernel" in text
+    else:
+        assert "orbax cannot read" in text
     assert _files(saved) == before  # nothing deleted or rewritten
 
 

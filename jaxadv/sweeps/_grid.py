@@ -1,9 +1,8 @@
 """The declarative grid of a sweep and its flattening into N entries.
 
-A :class:`Grid` names one attack (any ``_AttackBase`` subclass: only ``params_type``,
-``hparams``, ``targeted`` and ``run`` are used), a Cartesian product of hyper-parameter values, the
-images with their labels, the targets of each image, and a number of restarts. It is flattened
-into N entries in this order (the last axis varies fastest)::
+A :class:`Grid` names one attack (any :class:`~jaxadv.attacks.AttackBase`), a Cartesian product
+of hyper-parameter values, the images with their labels, the targets of each image, and a number
+of restarts. It is flattened into N entries in this order (the last axis varies fastest)::
 
     hyper-parameter setting  ×  image  ×  target (of that image)  ×  restart
 
@@ -26,6 +25,7 @@ import jax
 import numpy as np
 
 from jaxadv import _checks
+from jaxadv.attacks import AttackBase
 
 
 class Entries(NamedTuple):
@@ -49,12 +49,10 @@ class Entries(NamedTuple):
 
 
 def _check_attack(attack: Any) -> None:
-    needed = ("params_type", "hparams", "run", "targeted")
-    missing = [name for name in needed if not hasattr(attack, name)]
-    if missing:
+    if not isinstance(attack, AttackBase):
         raise ValueError(
-            "`attack` must be a jaxadv attack (with params_type, hparams, run and targeted); got "
-            f"{type(attack).__name__}, which lacks {missing}."
+            "`attack` must be a jaxadv attack (a `jaxadv.attacks.AttackBase`, e.g. "
+            f"`jaxadv.attacks.pgd()`); got {type(attack).__name__}."
         )
 
 
