@@ -116,13 +116,17 @@ def _run_methods(batches, images, config, loss, labels=None):
     key = jax.random.key(3)
     budgets = None
     for label, options, values in METHODS:
-        attack = SMBEAttack(loss=loss, steps=config["steps"], unroll=1, **options)
+        # cpu_chunk=1: on CPU the driver runs one compiled step at a time (these source models'
+        # unrolled steps would compile for minutes)
+        attack = SMBEAttack(
+            loss=loss, steps=config["steps"], minibatches=len(batches), cpu_chunk=1, **options
+        )
         hp = attack.hparams(eps=config["eps"], step_size=config["eps"] / 10, beta3=BETA3, **values)
         start = time.perf_counter()
-        result = jax.block_until_ready(attack.batch(batches, hp, images, key, labels=labels))
+        result = jax.block_until_ready(attack.batch(batches, hp, images, labels, key))
         _log(f"  {label}: {time.perf_counter() - start:.1f} s (compilation included)")
-        outputs[label] = np.swapaxes(np.asarray(result.x_minibatches), 0, 1)
-        budgets = np.asarray(result.budgets[0])
+        outputs[label] = np.swapaxes(np.asarray(result.extras["x_minibatches"]), 0, 1)
+        budgets = np.asarray(result.extras["budgets"][0])
         assert np.all(np.max(np.abs(outputs[label] - np.asarray(images)[None]), axis=(2, 3, 4))
                       <= budgets[:, None] + 1e-6)  # fmt: skip
     signs = np.sign(np.asarray(jax.random.normal(jax.random.key(4), images.shape)))

@@ -118,7 +118,8 @@ def _check_update_rules_and_smbea(nb) -> None:
     t1, t2 = summary["budgets"]
     assert t2 == pytest.approx(t1 * (1 + summary["beta3"] ** 2), rel=1e-5), summary
     assert summary["linf_final"] <= t2 + 1e-6, summary
-    assert summary["trace_shape"][1:] == [2, summary["steps"]], summary
+    # the trace runs over every step of both mini-batches: [images, N·X]
+    assert summary["trace_shape"][1:] == [summary["minibatches"] * summary["steps"]], summary
 
 
 # Checks on values a notebook computes, run on the executed notebook (so it executes once).

@@ -61,10 +61,8 @@ from jaxadv.attacks._rule_library import RuleAttack as RuleAttack
 from jaxadv.attacks._rule_library import RuleHParams as RuleHParams
 from jaxadv.attacks._rule_library import rule_attack as rule_attack
 from jaxadv.attacks._smbea import SMBEAHParams as SMBEAHParams
-from jaxadv.attacks._smbea import SMBEAResult as SMBEAResult
 from jaxadv.attacks._smbea import SMBEAttack as SMBEAttack
 from jaxadv.attacks._smbea import smbea as smbea
 from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
-from jaxadv.attacks._subspace import SubspaceResult as SubspaceResult
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack

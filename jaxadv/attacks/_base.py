@@ -210,6 +210,10 @@ class AttackBase:
     def bounds(self, victim) -> tuple[float, float]:
         return tuple(victim.bounds)
 
+    def num_classes(self, victim) -> int:
+        """The victim's class count (a sweep's targets and label checks read it)."""
+        return victim.num_classes
+
     def check_inputs(self, victim, images, labels, targets):
         """Validates a batch; returns ``(images, labels, targets)`` as the program takes them.
 

@@ -21,10 +21,13 @@ different architectures). One adversarial example is crafted against them in tur
   the memory is carried (``m_0 ← β1·m_X``, ``v_0 ← β2·v_X``; :func:`next_minibatch`), and the
   budget loosens, ``T^(i) = T^(i−1) + β3^i·T^(1)``.
 
-With β1 = β2 = 0 and one mini-batch this is Algorithm 1. The whole attack is one compiled
-program: a ``lax.scan`` over mini-batches of a ``lax.scan`` over steps. Mini-batches of one
-structure (the same architectures, different weights) are stacked and scanned over; mini-batches
-of different architectures are picked by ``lax.switch`` on the mini-batch index.
+With β1 = β2 = 0 and one mini-batch this is Algorithm 1. The whole attack is ONE program of
+``N·X`` steps (:class:`~jaxadv.attacks.AttackBase`, the one contract): a step counter in the
+carry picks the mini-batch, its ensemble, references and budget, and at a mini-batch's last step
+the example and memories are recorded and the memory is carried; the driver picks the loop form.
+Mini-batches of one structure (the same architectures, different weights) are stacked and the
+mini-batch's ensemble is a slice of them; mini-batches of different architectures are picked by
+``lax.switch`` on the mini-batch index.
 
 Differences from the paper, stated: the paper's loop *stops* a mini-batch once the distance
 exceeds ``T^(i)`` (so its last iterate may lie outside); here the iterate is projected onto the
@@ -39,20 +42,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from jaxadv import _checks, _compile
+from jaxadv import _checks
+from jaxadv.attacks._base import AttackBase, Spec
+from jaxadv.attacks._result import AttackResult, perturbation_norms
+from jaxadv.attacks._runner import Program
+from jaxadv.attacks._saliency import pearson
 from jaxadv.constraints import NORMS, intersect, norm_ball, pixel_box
 from jaxadv.image._ssim import PERCEPTUAL_DISTANCES, perceptual_distance
 from jaxadv.losses._classification import classification_objective
 from jaxadv.losses._saliency import SALIENCY_LOSSES, to_saliency_map
 from jaxadv.models._ensemble import Ensemble
-from jaxadv.transforms._momenta import NORMALIZERS, check_unit_interval
+from jaxadv.transforms._momenta import NORMALIZERS
 from jaxadv.transforms._update_rules import RULES, RuleStep
 from jaxadv.transforms._smbea import (
     LongTermMemoryState,
@@ -75,7 +81,8 @@ class SMBEAHParams(NamedTuple):
 
     Attributes:
       eps: ``T^(1)``, the budget of the first mini-batch (radius of the norm ball).
-      step_size: α.
+      step_size: α. With a relative step it is 0 and α is derived in the trace:
+        ``step_size + rel_step_size · eps`` (the default: ``eps/4``).
       mu1, mu2: decays μ1, μ2 ∈ [0, 1] of the short-term momenta.
       beta1, beta2: weights β1, β2 ∈ [0, 1] of the long-term momenta.
       beta3: decay β3 ∈ [0, 1] of the budget's loosening.
@@ -83,6 +90,7 @@ class SMBEAHParams(NamedTuple):
       feature_weight: λ2 of the feature-space term.
       penalty: λ1 of the perceptual penalty.
       kappa: confidence κ of the C&W margin (classifiers, ``loss="cw"``).
+      rel_step_size: α as a multiple of ``eps`` (0: ``step_size`` is absolute).
     """
 
     eps: jax.Array
@@ -96,46 +104,23 @@ class SMBEAHParams(NamedTuple):
     feature_weight: jax.Array
     penalty: jax.Array
     kappa: jax.Array
+    rel_step_size: jax.Array = 0.0
 
 
-_DEFAULTS = dict(
-    eps=17 / 255,
-    mu1=0.9,
-    mu2=0.999,
-    beta1=0.5,
-    beta2=0.5,
-    beta3=0.7,
-    smoothing=1e-8,
-    feature_weight=1.0,
-    penalty=0.0,
-    kappa=0.0,
-)
-
-
-class SMBEAResult(NamedTuple):
-    """SMBEA's outcome on ONE example (``vmap`` adds leading axes).
-
-    Attributes:
-      x_adv: the adversarial example after the last mini-batch, inside the pixel bounds.
-      delta: ``x_adv − x0`` (the iterate; the budget ``budgets[-1]`` holds on it exactly).
-      x_minibatches: ``[N, ...]``, the adversarial example after each mini-batch.
-      budgets: ``f32[N]``, ``T^(1..N)``.
-      trace: ``f32[N, X]``, the objective of each mini-batch at each step's iterate.
-      m: ``[N, ...]``, the first momentum ``m_X^(i)`` at the end of each mini-batch.
-      v: ``[N, ...]``, the second momentum ``v_X^(i)`` at the end of each mini-batch.
-      linf, l2, l1: norms of ``delta``.
-    """
-
-    x_adv: jax.Array
-    delta: jax.Array
-    x_minibatches: jax.Array
-    budgets: jax.Array
-    trace: jax.Array
-    m: jax.Array
-    v: jax.Array
-    linf: jax.Array
-    l2: jax.Array
-    l1: jax.Array
+HPARAM_SPEC = {
+    "eps": Spec(17 / 255),
+    "step_size": Spec(None),  # default: rel_step_size = 0.25, i.e. eps/4
+    "mu1": Spec(0.9, "unit"),
+    "mu2": Spec(0.999, "unit"),
+    "beta1": Spec(0.5, "unit"),
+    "beta2": Spec(0.5, "unit"),
+    "beta3": Spec(0.7, "unit"),
+    "smoothing": Spec(1e-8),
+    "feature_weight": Spec(1.0),
+    "penalty": Spec(0.0),
+    "kappa": Spec(0.0),
+    "rel_step_size": Spec(0.0),
+}
 
 
 def _feature_loss(kind: str, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -171,9 +156,63 @@ def _check_ensembles(ensembles: Any) -> tuple[Ensemble, ...]:
     return ensembles
 
 
+def _as_tuple(victim: Any) -> tuple[Ensemble, ...]:
+    return (victim,) if isinstance(victim, Ensemble) else tuple(victim)
+
+
+@jax.custom_batching.custom_vmap
+def _lockstep(t: jax.Array) -> jax.Array:
+    """The step counter of a program whose examples all move in lock-step, unbatched.
+
+    Under ``vmap`` (the driver's over examples and grid points) every example's counter holds the
+    same number, so the first one stands for all: the mini-batch index stays a scalar, the
+    mini-batch's weights are sliced once (not gathered per example, which would turn each
+    convolution into a per-example one) and ``lax.switch`` stays a branch (a batched index would
+    run every mini-batch's ensemble at every step).
+    """
+    return t
+
+
+@_lockstep.def_vmap
+def _lockstep_vmap(axis_size, in_batched, t):
+    (batched,) = in_batched
+    return (t[0] if batched else t), False
+
+
+class _Carry(NamedTuple):
+    t: jax.Array  # steps taken (all mini-batches)
+    delta: jax.Array
+    opt_state: Any
+    refs: Any  # per mini-batch: its outputs (and features) of the guide or the clean image
+    xs: jax.Array  # [N, ...] the example after each finished mini-batch
+    ms: jax.Array  # [N, ...] m_X of each finished mini-batch
+    vs: jax.Array
+
+
 @dataclasses.dataclass(frozen=True)
-class SMBEAttack:
+class SMBEAttack(AttackBase):
     """SMBEA's static structure (module docstring); numbers live in :class:`SMBEAHParams`.
+
+    The victim is the tuple of the N mini-batches' ensembles (one
+    :class:`~jaxadv.models._ensemble.Ensemble` each; one Ensemble: N = 1). ``label`` is the true
+    class (classifier ensembles; unused, may be None, for saliency/dense ones), ``target`` the
+    class to reach (targeted classifiers) or the guide image (targeted saliency/dense).
+
+    Result (:class:`~jaxadv.attacks.AttackResult`): ``x_adv``/``delta`` after the last
+    mini-batch; ``loss`` the last mini-batch's objective at ``x_adv``; ``logits`` the last
+    mini-batch's fused output at ``x_adv`` (logits, map or dense output); ``trace``
+    ``f32[N·X]`` the objective at each step's iterate (mini-batch after mini-batch);
+    ``steps = queries = N·X`` (gradient evaluations of an ensemble); ``extras``:
+    ``x_minibatches`` ``[N, ...]`` the example after each mini-batch, ``budgets`` ``f32[N]``
+    ``T^(1..N)``, ``m``, ``v`` ``[N, ...]`` the momenta ``m_X^(i)``, ``v_X^(i)`` at the end of
+    each mini-batch (zeros for the serial baselines, which keep no memory).
+
+    ``success`` is judged against the last mini-batch's ensemble: classifiers as every classifier
+    attack (untargeted: its fused logits no longer pick ``label``; targeted: they pick
+    ``target``); saliency/dense outputs as :class:`~jaxadv.attacks.SaliencyAttack` judges maps,
+    on the Pearson correlation (CC) of the outputs (saliency maps made non-negative by their
+    kind first): untargeted, CC to the clean output below ``threshold``; targeted, the output
+    correlates more with the guide's than with the clean one.
 
     Attributes:
       loss: the output-space loss L1: ``"kl"``, ``"cc"``, ``"nss"``, ``"sim"``, ``"l1"``
@@ -181,11 +220,16 @@ class SMBEAttack:
         ``"l1"``, ``"mse"`` (dense outputs).
       targeted: pull toward the guide (saliency, dense) or the target class (classifiers).
       steps: X, steps per mini-batch.
+      minibatches: N, the number of mini-batches (ensembles) the victim holds; static, as the
+        program's length ``N·X`` is.
       norm: the budget's norm, ``"linf"``, ``"l2"`` or ``"l1"``.
       feature_loss: L3 of the feature term (used when the ensembles name layers).
       penalty: kind of the perceptual penalty ``D`` (:data:`PERCEPTUAL_DISTANCES`) or None.
       normalizer: the gradient normaliser (``"l1"``: the paper's).
       eps_inside_root: ``m̂/√(v̂ + ε)`` instead of Algorithm 1's ``m̂/(√v̂ + ε)``.
+      random_start: start from a random point of the first budget instead of ``x0``; None:
+        only for untargeted saliency/dense attacks, whose objective has a zero gradient at the
+        clean image (its output is the reference).
       rule: ``"smbea"`` (the long-term memory), or a key of
         :data:`jaxadv.transforms.UPDATE_RULES` for the serial baselines of the paper's Table 1
         (``"sgd_ifgsm"``: ensemble PGD, ``"msgd_mim"``: ensemble MIM, ``"adam_decay_cw"``:
@@ -194,17 +238,16 @@ class SMBEAttack:
       fusion: ``"outputs"`` — the loss of the weighted sum of the outputs (SMBEA's Eq. 2, Liu et
         al.'s ensemble of logits) — or ``"losses"`` — the weighted sum of each member's loss
         (the usual "ensemble PGD/MIM/C&W").
-      unroll: the ``unroll`` of the scan over steps; None: the backend's choice
-        (``jaxadv._compile.loop_unroll``: fully unrolled on CPU, which runs fastest but
-        compiles slowest; 1 keeps the loop rolled).
-      random_start: start from a random point of the first budget instead of ``x0``; None:
-        only for untargeted saliency/dense attacks, whose objective has a zero gradient at the
-        clean image (its output is the reference).
+      threshold: untargeted saliency/dense success when the CC to the clean output falls below.
+      cpu_chunk: loop-form hint for the driver: steps per compiled chunk on CPU (None: its
+        default). Large source models whose unrolled steps compile slowly ask for 1.
+      rel_step_size: the default α as a multiple of ``eps`` (Algorithm 1's ``eps/4``).
     """
 
     loss: str = "kl"
     targeted: bool = False
     steps: int = 10
+    minibatches: int = 1
     norm: str = "linf"
     feature_loss: str = "mse"
     penalty: str | None = None
@@ -213,49 +256,33 @@ class SMBEAttack:
     random_start: bool | None = None
     rule: str = "smbea"
     fusion: str = "outputs"
-    unroll: int | None = None
+    threshold: float = 0.5
+    cpu_chunk: int | None = None
+    defaults: tuple[tuple[str, float], ...] = ()
+    rel_step_size: float | None = 0.25
+    name: str = "smbea"
+    params_type: ClassVar[type] = SMBEAHParams
+    hparam_spec: ClassVar[dict[str, Spec]] = HPARAM_SPEC
 
     def __post_init__(self):
-        if self.unroll is not None:
-            _checks.check_positive_int("unroll", self.unroll)
+        if self.cpu_chunk is not None:
+            _checks.check_positive_int("cpu_chunk", self.cpu_chunk)
         _checks.check_choice("rule", self.rule, ("smbea",) + RULES)
         _checks.check_choice("fusion", self.fusion, FUSIONS)
         _checks.check_positive_int("steps", self.steps)
+        _checks.check_positive_int("minibatches", self.minibatches)
         _checks.check_choice("loss", self.loss, sorted(set(sum(OUTPUT_LOSSES.values(), ()))))
         _checks.check_choice("norm", self.norm, NORMS)
         _checks.check_choice("feature_loss", self.feature_loss, FEATURE_LOSSES)
         _checks.check_choice("normalizer", self.normalizer, NORMALIZERS)
         if self.penalty is not None:
             _checks.check_choice("penalty", self.penalty, PERCEPTUAL_DISTANCES)
+        if not (isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0):
+            raise ValueError(f"`threshold` must be a CC value in [-1, 1]; got {self.threshold!r}.")
 
-    # -- numbers ---------------------------------------------------------------------------------
-
-    def hparams(self, **values: Any) -> SMBEAHParams:
-        """Defaults (``eps`` 17/255, α = ``eps/4`` unless given, μ1 0.9, μ2 0.999, β1 = β2 =
-        0.5, β3 0.7, ε 1e-8, λ2 1, λ1 0, κ 0) overridden by ``values``, validated."""
-        unknown = set(values) - set(SMBEAHParams._fields)
-        if unknown:
-            raise ValueError(
-                f"Unknown hyper-parameter(s) {sorted(unknown)}; expected some of "
-                f"{SMBEAHParams._fields}."
-            )
-        merged = {**_DEFAULTS, **values}
-        if "step_size" not in values:
-            merged["step_size"] = np.asarray(merged["eps"], np.float32) / 4
-        hp = SMBEAHParams(**{k: jnp.asarray(merged[k], jnp.float32) for k in SMBEAHParams._fields})
-        self.check_params(hp)
-        return hp
-
-    def check_params(self, hp: Any) -> None:
-        if not isinstance(hp, SMBEAHParams):
-            raise ValueError(
-                f"`hp` must be an SMBEAHParams (from `attack.hparams(...)`); got "
-                f"{type(hp).__name__}."
-            )
-        for name in ("eps", "step_size", "smoothing", "feature_weight", "penalty", "kappa"):
-            _checks.check_nonnegative(f"hp.{name}", getattr(hp, name))
-        for name in ("mu1", "mu2", "beta1", "beta2", "beta3"):
-            check_unit_interval(f"hp.{name}", getattr(hp, name))
+    @property
+    def length(self) -> int:
+        return self.minibatches * self.steps
 
     # -- the objective of one mini-batch ---------------------------------------------------------
 
@@ -308,114 +335,208 @@ class SMBEAttack:
         feat = ens.features(r) if ens.has_features else None
         return out, feat
 
-    # -- the traced attack -----------------------------------------------------------------------
-
-    def run(self, ensembles, hp, x0, label, target, key) -> SMBEAResult:
-        """The attack on one example, traced and unvalidated (see :meth:`__call__`)."""
-        ensembles = tuple(ensembles)
-        n = len(ensembles)
-        low, high = ensembles[0].bounds
-        budgets = constraint_schedule(hp.eps, hp.beta3, n)
+    def step_rule(self, hp) -> optax.GradientTransformation:
+        """The step inside a mini-batch: SMBEA's (with the memory) or a baseline rule."""
+        if self.rule != "smbea":
+            return RuleStep(self.rule)(hp)
         eps_kw = (
             dict(eps=0.0, eps_root=hp.smoothing)
             if self.eps_inside_root
             else dict(eps=hp.smoothing)
         )
-        if self.rule == "smbea":
-            tx = smbea_step(hp.step_size, hp.mu1, hp.mu2, normalizer=self.normalizer, **eps_kw)
-        else:
-            tx = RuleStep(self.rule)(hp)
+        return smbea_step(hp.step_size, hp.mu1, hp.mu2, normalizer=self.normalizer, **eps_kw)
+
+    # -- the program: N mini-batches of X steps, one flat loop -----------------------------------
+
+    def program(self, victim, hp, x0, label, target) -> Program:
+        """The whole attack on one example as ONE program of ``N·X`` steps: a step counter in the
+        carry picks the mini-batch (its ensemble, references and budget ``T^(i)``); at the last
+        step of a mini-batch the example and the momenta are recorded and the memory is carried
+        (``next_minibatch``; the baselines start their rule afresh)."""
+        ensembles = _as_tuple(victim)
+        n, steps = len(ensembles), self.steps
+        low, high = ensembles[0].bounds
+        budgets = constraint_schedule(hp.eps, hp.beta3, n)
+        tx = self.step_rule(hp)
         stacked = _stack(ensembles)
 
         def feasible(budget):
             return intersect(norm_ball(self.norm, budget), pixel_box(low, high))
 
-        delta = jnp.zeros_like(x0)
+        def value_and_grad(ens, refs):
+            return jax.value_and_grad(self.objective(ens, hp, x0, label, target, refs))
+
+        if stacked is None:  # different structures: lax.switch picks the mini-batch's ensemble
+
+            def references():
+                return tuple(self.references(e, x0, target) for e in ensembles)
+
+            branches = [
+                lambda delta, refs, k=k: value_and_grad(ensembles[k], refs[k])(delta)
+                for k in range(n)
+            ]
+
+            def gradient(i, refs, delta):
+                return jax.lax.switch(i, branches, delta, refs)
+
+            def last_refs(refs):
+                return refs[-1]
+
+        else:  # one structure: the mini-batch's ensemble is a slice of the stacked ones
+
+            def references():
+                return jax.lax.map(lambda ens: self.references(ens, x0, target), stacked)
+
+            def gradient(i, refs, delta):
+                pick = lambda leaf: leaf[i]  # noqa: E731
+                ens, refs = jax.tree.map(pick, stacked), jax.tree.map(pick, refs)
+                return value_and_grad(ens, refs)(delta)
+
+            def last_refs(refs):
+                return jax.tree.map(lambda leaf: leaf[-1], refs)
+
         random_start = self.random_start
         if random_start is None:
             random_start = not self.targeted and ensembles[0].output != "logits"
-        if random_start:
-            delta = feasible(budgets[0]).sample(key, x0)
-        delta = feasible(budgets[0]).project(delta, x0)
-        opt_state = tx.init(delta)
 
-        if stacked is None:  # different structures: lax.switch picks the mini-batch's ensemble
-            refs = [self.references(e, x0, target) for e in ensembles]
-            grads = [
-                jax.value_and_grad(self.objective(e, hp, x0, label, target, r))
-                for e, r in zip(ensembles, refs)
-            ]
-            xs = jnp.arange(n)
-
-            def gradient_of(i):
-                return lambda d: jax.lax.switch(i, grads, d)
-
-        else:  # one structure: the scan runs over the stacked ensembles themselves
-            xs = (jnp.arange(n), stacked)
-
-            def gradient_of(item):
-                ens = item[1]
-                refs = self.references(ens, x0, target)
-                return jax.value_and_grad(self.objective(ens, hp, x0, label, target, refs))
-
-        def minibatch(carry, item):
-            delta, opt_state = carry
-            constraint = feasible(budgets[item if stacked is None else item[0]])
-            value_and_grad = gradient_of(item)
-
-            def step(carry, _):
-                delta, opt_state = carry
-                value, grad = value_and_grad(delta)
-                updates, opt_state = tx.update(grad, opt_state, delta)
-                delta = constraint.project(optax.apply_updates(delta, updates), x0)
-                return (delta, opt_state), value
-
-            (delta, opt_state), trace = jax.lax.scan(
-                step,
-                (delta, opt_state),
-                length=self.steps,
-                unroll=_compile.loop_unroll(self.steps) if self.unroll is None else self.unroll,
+        def init(key):
+            delta = jnp.zeros_like(x0)
+            if random_start:
+                delta = feasible(budgets[0]).sample(key, x0)
+            delta = feasible(budgets[0]).project(delta, x0)
+            record = jnp.zeros((n,) + jnp.shape(x0), jnp.result_type(x0))
+            return _Carry(
+                t=jnp.zeros((), jnp.int32),
+                delta=delta,
+                opt_state=tx.init(delta),
+                refs=references(),
+                xs=record,
+                ms=record,
+                vs=record,
             )
+
+        def step(carry: _Carry):
+            t = _lockstep(carry.t)
+            i = t // steps
+            last = t % steps == steps - 1  # the mini-batch's last step
+            value, grad = gradient(i, carry.refs, carry.delta)
+            updates, opt_state = tx.update(grad, carry.opt_state, carry.delta)
+            delta = feasible(budgets[i]).project(optax.apply_updates(carry.delta, updates), x0)
             if self.rule == "smbea":
                 memory = _memory(opt_state)
-                out = (x0 + delta, trace, memory.m, memory.v)
-                return (delta, next_minibatch(opt_state, hp)), out
-            zeros = jnp.zeros_like(delta)  # a baseline keeps no memory: it starts afresh
-            return (delta, tx.init(delta)), (x0 + delta, trace, zeros, zeros)
+                m, v = memory.m, memory.v
+                carried = next_minibatch(opt_state, hp)
+            else:  # a baseline keeps no memory: it starts afresh
+                m = v = jnp.zeros_like(delta)
+                carried = tx.init(delta)
+            at_end = lambda new, old: jnp.where(last, new, old)  # noqa: E731
+            carry = _Carry(
+                t=carry.t + 1,
+                delta=delta,
+                opt_state=jax.tree.map(at_end, carried, opt_state),
+                refs=carry.refs,
+                xs=at_end(carry.xs.at[i].set(x0 + delta), carry.xs),
+                ms=at_end(carry.ms.at[i].set(m), carry.ms),
+                vs=at_end(carry.vs.at[i].set(v), carry.vs),
+            )
+            return carry, value
 
-        (delta, _), (xs, trace, ms, vs) = jax.lax.scan(minibatch, (delta, opt_state), xs)
-        flat = jnp.ravel(delta)
-        return SMBEAResult(
-            x_adv=jnp.clip(x0 + delta, low, high),
-            delta=delta,
-            x_minibatches=jnp.clip(xs, low, high),
-            budgets=budgets,
-            trace=trace,
-            m=ms,
-            v=vs,
-            linf=jnp.max(jnp.abs(flat)),
-            l2=jnp.sqrt(jnp.sum(flat * flat)),
-            l1=jnp.sum(jnp.abs(flat)),
-        )
+        def finish(carry: _Carry, trace) -> AttackResult:
+            ens = ensembles[-1]
+            delta = carry.delta
+            x_adv = jnp.clip(x0 + delta, low, high)
+            loss = self.objective(ens, hp, x0, label, target, last_refs(carry.refs))(delta)
+            out = ens(x0 + delta)
+            total = jnp.asarray(n * steps, jnp.int32)
+            return AttackResult(
+                x_adv=x_adv,
+                delta=delta,
+                success=self._success(ens, out, x0, label, target),
+                loss=loss,
+                logits=out,
+                steps=total,
+                queries=total,
+                trace=trace,
+                extras=dict(
+                    x_minibatches=jnp.clip(carry.xs, low, high),
+                    budgets=budgets,
+                    m=carry.ms,
+                    v=carry.vs,
+                ),
+                **perturbation_norms(delta),
+            )
 
-    # -- entry points ----------------------------------------------------------------------------
+        return Program(init=init, step=step, finish=finish, length=n * steps)
 
-    def _check_call(self, ensembles, x_shape, label, target, batch: int | None):
-        ensembles = _check_ensembles(ensembles)
-        ens = ensembles[0]
-        allowed = OUTPUT_LOSSES[ens.output]
+    # -- success --------------------------------------------------------------------------------
+
+    def _success(self, ens: Ensemble, out, x0, label, target) -> jax.Array:
+        if ens.output == "logits":
+            return self.success(out, label, target)
+
+        def similarity(a, b):
+            if ens.output == "saliency":
+                a, b = to_saliency_map(a, ens.map_kind), to_saliency_map(b, ens.map_kind)
+            return pearson(a, b)
+
+        clean = ens(x0)
+        if self.targeted:
+            return similarity(out, ens(target)) > similarity(out, clean)
+        return similarity(out, clean) < self.threshold
+
+    def clean_correct(self, victim, x0, label) -> jax.Array:
+        """Classifier ensembles: the last mini-batch's ensemble picks ``label`` on the clean
+        example; saliency/dense ensembles (no classes): True."""
+        ens = _as_tuple(victim)[-1]
+        if ens.output != "logits":
+            return jnp.ones((), bool)
+        return jnp.argmax(ens(x0)) == label
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def check_victim(self, victim, hp) -> None:
+        """The mini-batches agree with each other, their number with ``minibatches``, and the
+        loss with their output kind."""
+        ensembles = _check_ensembles(victim)
+        if len(ensembles) != self.minibatches:
+            raise ValueError(
+                f"`ensembles` must hold `minibatches`={self.minibatches} Ensemble(s), one per "
+                f"mini-batch; got {len(ensembles)}. Build the attack with "
+                f"`minibatches={len(ensembles)}`."
+            )
+        allowed = OUTPUT_LOSSES[ensembles[0].output]
         if self.loss not in allowed:
             raise ValueError(
-                f"`loss` must be one of {allowed} for {ens.output!r} ensembles; got {self.loss!r}."
+                f"`loss` must be one of {allowed} for {ensembles[0].output!r} ensembles; got "
+                f"{self.loss!r}."
             )
-        lead = () if batch is None else (batch,)
-        what = "x0" if batch is None else "images"
-        if tuple(x_shape) != lead + tuple(ens.input_shape):
+
+    def input_shape(self, victim) -> tuple[int, ...]:
+        return tuple(_as_tuple(victim)[0].input_shape)
+
+    def bounds(self, victim) -> tuple[float, float]:
+        return tuple(_as_tuple(victim)[0].bounds)
+
+    def num_classes(self, victim) -> int:
+        ens = _as_tuple(victim)[0]
+        if ens.output != "logits":
             raise ValueError(
-                f"`{what}` must have shape {lead + tuple(ens.input_shape)}; got {tuple(x_shape)}."
+                f"`victim` must be classifier ensembles to have classes; got {ens.output!r} ones."
             )
+        return int(ens.output_shape[-1])
+
+    def _check(self, victim, x, label, target, lead: tuple[int, ...]):
+        ens = _as_tuple(victim)[0]
+        what = "x0" if not lead else "images"
+        if tuple(jnp.shape(x)) != lead + tuple(ens.input_shape):
+            raise ValueError(
+                f"`{what}` must have shape {lead + tuple(ens.input_shape)}; got "
+                f"{tuple(jnp.shape(x))}."
+            )
+        _checks.check_in_bounds(what, x, ens.bounds)
+        suffix = "s" if lead else ""
         if ens.output == "logits":
-            goal = "target" if self.targeted else "label"
+            goal = ("target" if self.targeted else "label") + suffix
             value = target if self.targeted else label
             if value is None:
                 raise ValueError(f"`{goal}` (a class index) is required here; got None.")
@@ -424,48 +545,33 @@ class SMBEAttack:
             _checks.check_labels(goal, value, int(ens.output_shape[-1]))
         elif self.targeted:
             if target is None:
-                raise ValueError("A targeted SMBEA needs `target`, the guide image; got None.")
+                raise ValueError(
+                    f"A targeted SMBEA needs `target{suffix}`, the guide image(s); got None."
+                )
             if jnp.shape(target) != lead + tuple(ens.input_shape):
                 raise ValueError(
-                    f"`target` must be the guide image(s) of shape "
+                    f"`target{suffix}` must be the guide image(s) of shape "
                     f"{lead + tuple(ens.input_shape)}; got {jnp.shape(target)}."
                 )
-        return ensembles
-
-    @staticmethod
-    def _fill(x0, label, target, ens):
-        label = jnp.zeros(jnp.shape(x0)[:-len(ens.input_shape)], jnp.int32) if label is None else (
-            jnp.asarray(label, jnp.int32)
-        )
-        if target is None:
-            target = label if ens.output == "logits" else jnp.asarray(x0, jnp.float32)
-        elif ens.output == "logits":
-            target = jnp.asarray(target, jnp.int32)
+            _checks.check_in_bounds(f"target{suffix}", target, ens.bounds)
+        x = jnp.asarray(x, jnp.float32)
+        label = jnp.zeros(lead, jnp.int32) if label is None else jnp.asarray(label, jnp.int32)
+        if ens.output != "logits":
+            target = x if target is None else jnp.asarray(target, jnp.float32)
         else:
-            target = jnp.asarray(target, jnp.float32)
-        return label, target
+            target = label if target is None else jnp.asarray(target, jnp.int32)
+        return x, label, target
 
-    def __call__(self, ensembles, hp, x0, key, *, label=None, target=None) -> SMBEAResult:
-        """Attacks ONE input ``x0`` with the N mini-batches ``ensembles`` (one Ensemble each;
-        one Ensemble: N = 1). ``label``: the true class (untargeted classifiers); ``target``:
-        the guide image (saliency/dense) or target class (classifiers). Compiled."""
-        ensembles = self._check_call(ensembles, jnp.shape(x0), label, target, None)
-        _checks.check_in_bounds("x0", x0, ensembles[0].bounds)
-        self.check_params(hp)
-        label, target = self._fill(x0, label, target, ensembles[0])
-        return _single(self, ensembles, hp, jnp.asarray(x0, jnp.float32), label, target, key)
-
-    def batch(self, ensembles, hp, images, key, *, labels=None, targets=None) -> SMBEAResult:
-        """Attacks ``images[b, ...]`` in one compiled call (``vmap`` of :meth:`__call__`);
-        example ``i`` uses ``jax.random.split(key, b)[i]``."""
+    def check_inputs(self, victim, images, labels, targets):
+        """A batch: ``labels`` the true classes (classifier ensembles, required untargeted;
+        unused, may be None, for saliency/dense ones), ``targets`` the classes to reach
+        (targeted classifiers) or the guide images (targeted saliency/dense)."""
         b = jnp.shape(images)[0] if jnp.ndim(images) else 0
-        ensembles = self._check_call(ensembles, jnp.shape(images), labels, targets, b)
-        _checks.check_in_bounds("images", images, ensembles[0].bounds)
-        self.check_params(hp)
-        labels, targets = self._fill(images, labels, targets, ensembles[0])
-        keys = jax.random.split(key, b)
-        images = jnp.asarray(images, jnp.float32)
-        return _batched(self, ensembles, hp, images, labels, targets, keys)
+        return self._check(victim, images, labels, targets, (b,))
+
+    def check_example(self, victim, x0, label, target):
+        """ONE input: ``label``/``target`` as :meth:`check_inputs` says for one example."""
+        return self._check(victim, x0, label, target, ())
 
 
 def _stack(ensembles: tuple[Ensemble, ...]) -> Ensemble | None:
@@ -486,22 +592,12 @@ def _memory(opt_state) -> LongTermMemoryState:
     return next(n for n in jax.tree.leaves(opt_state, is_leaf=is_memory) if is_memory(n))
 
 
-@_compile.jit_static(0)
-def _single(attack, ensembles, hp, x0, label, target, key):
-    return attack.run(ensembles, hp, x0, label, target, key)
-
-
-@_compile.jit_static(0)
-def _batched(attack, ensembles, hp, images, labels, targets, keys):
-    run = lambda x, y, t, k: attack.run(ensembles, hp, x, y, t, k)  # noqa: E731
-    return jax.vmap(run)(images, labels, targets, keys)
-
-
 def smbea(
     *,
     loss: str = "kl",
     targeted: bool = False,
     steps: int = 10,
+    minibatches: int = 1,
     norm: str = "linf",
     feature_loss: str = "mse",
     penalty: str | None = None,
@@ -509,15 +605,19 @@ def smbea(
 ) -> SMBEAttack:
     """SMBEA (module docstring) with the paper's ℓ1 normaliser and Algorithm 1's ε placement.
 
-    Call ``attack(ensembles, hp, x0, key, label=..., target=...)`` with one
-    :class:`~jaxadv.models._ensemble.Ensemble` per mini-batch and ``hp = attack.hparams(...)``;
-    ``attack.batch`` for a batch of images. Returns :class:`SMBEAResult` (the example after
-    every mini-batch, the budgets, the memories).
+    Call ``attack(ensembles, hp, x0, label, key, target=None)`` with the ``minibatches``
+    :class:`~jaxadv.models._ensemble.Ensemble`\\ s (one per mini-batch) and
+    ``hp = attack.hparams(...)`` (``eps`` 17/255, α = ``eps/4`` unless ``step_size`` is given,
+    μ1 0.9, μ2 0.999, β1 = β2 = 0.5, β3 0.7, ε 1e-8, λ2 1, λ1 0, κ 0); ``attack.batch``,
+    ``attack.sweep`` and ``jaxadv.sweeps`` as for every attack. Returns an
+    :class:`~jaxadv.attacks.AttackResult` whose ``extras`` hold the example after every
+    mini-batch, the budgets and the memories (:class:`SMBEAttack`).
     """
     return SMBEAttack(
         loss=loss,
         targeted=targeted,
         steps=steps,
+        minibatches=minibatches,
         norm=norm,
         feature_loss=feature_loss,
         penalty=penalty,

@@ -15,7 +15,7 @@ hidden layer ``i`` of a substitute model ``F`` is needed. Each step:
 5. ``x ← Clip(x − α·step)`` (the budget ball and the pixel box) and the gradient prior
    ``u ← u + α·step``.
 
-The prior ``u`` (:attr:`SubspaceResult.prior`, shape of the input, float32) is the sum of the
+The prior ``u`` (``result.extras["prior"]``, shape of the input, float32) is the sum of the
 unprojected steps: a direction along which the objective *increases* (``x0 − u`` is where the
 unconstrained descent would have gone). A query-based attack consumes it as the paper's
 Algorithm 2 does, probing ``g̃ ± τ·u`` (the separate issue).
@@ -32,17 +32,21 @@ default) so the budget holds exactly.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxadv import _checks, _compile
+from jaxadv import _checks
+from jaxadv.attacks._base import AttackBase, Spec
+from jaxadv.attacks._result import AttackResult, perturbation_norms
+from jaxadv.attacks._runner import Program
+from jaxadv.attacks._saliency import pearson
 from jaxadv.attacks._smbea import FEATURE_LOSSES, _feature_loss
+from jaxadv.losses._saliency import to_saliency_map
 from jaxadv.constraints import NORMS, intersect, norm_ball, pixel_box
 from jaxadv.transforms._momenta import (
-    check_unit_interval,
     first_momentum,
     normalize_gradient,
     scale_by_momenta,
@@ -57,10 +61,12 @@ class SubspaceHParams(NamedTuple):
 
     Attributes:
       eps: the budget ``T1`` (radius of the norm ball).
-      step_size: α1.
+      step_size: α1. With a relative step it is 0 and α1 is derived in the trace:
+        ``step_size + rel_step_size · eps`` (the default: ``eps/4``).
       mu1, mu2: the Adam decays μ1, μ2 ∈ [0, 1].
       smoothing: ε (inside the root).
       penalty: λ1 of ``λ1·‖x − x0‖∞``.
+      rel_step_size: α1 as a multiple of ``eps`` (0: ``step_size`` is absolute).
     """
 
     eps: jax.Array
@@ -69,29 +75,28 @@ class SubspaceHParams(NamedTuple):
     mu2: jax.Array
     smoothing: jax.Array
     penalty: jax.Array
+    rel_step_size: jax.Array = 0.0
 
 
-_DEFAULTS = dict(eps=17 / 255, mu1=0.9, mu2=0.999, smoothing=1e-20, penalty=0.0)
+HPARAM_SPEC = {
+    "eps": Spec(17 / 255),
+    "step_size": Spec(None),  # default: rel_step_size = 0.25, i.e. eps/4
+    "mu1": Spec(0.9, "unit"),
+    "mu2": Spec(0.999, "unit"),
+    "smoothing": Spec(1e-20),
+    "penalty": Spec(0.0),
+    "rel_step_size": Spec(0.0),
+}
 
 
-class SubspaceResult(NamedTuple):
-    """The subspace attack's outcome on ONE example (``vmap`` adds leading axes).
-
-    Attributes:
-      x_adv: the adversarial example (inside the budget and the pixel box).
-      delta: ``x_adv − x0``.
-      prior: the gradient prior ``u_X = Σ_t α·m̂_t/√(v̂_t + ε)``, ``f32[input_shape]``.
-      channels: the sampled channel indices, ``i32[p]`` (``i32[steps, p]`` with ``resample``).
-      trace: ``f32[steps]``, the subspace objective at each step's iterate.
-      linf: ``‖delta‖∞``.
-    """
-
-    x_adv: jax.Array
+class _Carry(NamedTuple):
+    t: jax.Array
     delta: jax.Array
+    opt_state: Any
     prior: jax.Array
-    channels: jax.Array
-    trace: jax.Array
-    linf: jax.Array
+    fixed: jax.Array  # the channels drawn once (used unless ``resample``)
+    step_key: jax.Array
+    channels: jax.Array  # i32[steps, p]: the channels of each step (``resample``)
 
 
 def _normalise(s: jax.Array, kind: str) -> jax.Array:
@@ -122,8 +127,23 @@ def _layer_channels(victim: Any, layer: str) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class SubspaceAttack:
+class SubspaceAttack(AttackBase):
     """The subspace attack's static structure (module docstring).
+
+    Called as every attack, ``attack(victim, hp, x0, label, key, target=None)``: ``victim`` the
+    substitute (a saliency victim, or any victim with ``capture_fn``/``layer_names``), ``label``
+    unused (None), ``target`` the guide image (required when targeted). The result is an
+    :class:`~jaxadv.attacks.AttackResult`: ``loss`` the subspace objective at ``x_adv`` (on the
+    last step's channels), ``logits`` the substitute's map at ``x_adv``, ``trace`` ``f32[steps]``
+    the objective at each step's iterate, ``steps = queries`` the gradient evaluations; its
+    ``extras`` hold ``prior``, the gradient prior ``u_X = Σ_t α·m̂_t/√(v̂_t + ε)``
+    (``f32[input_shape]``), and ``channels``, the sampled channel indices (``i32[p]``;
+    ``i32[steps, p]`` with ``resample``).
+
+    ``success`` is judged on the substitute's map as :class:`~jaxadv.attacks.SaliencyAttack`
+    judges it, on the Pearson correlation (CC) of the saliency maps: untargeted, CC to the clean
+    map below ``threshold``; targeted, the map correlates more with the guide's than with the
+    clean one.
 
     Attributes:
       layer: the hidden layer ``i`` (a name of the victim's ``layer_names``).
@@ -136,6 +156,8 @@ class SubspaceAttack:
       resample: draw fresh channels at every step.
       random_start: start from a random point of the budget (default: untargeted only — the
         untargeted objective has a zero gradient at the clean image).
+      threshold: untargeted success when the CC to the clean map falls below this.
+      rel_step_size: the default α1 as a multiple of ``eps`` (``eps/4``).
     """
 
     layer: str
@@ -147,6 +169,12 @@ class SubspaceAttack:
     norm: str = "linf"
     resample: bool = False
     random_start: bool | None = None
+    threshold: float = 0.5
+    defaults: tuple[tuple[str, float], ...] = ()
+    rel_step_size: float | None = 0.25
+    name: str = "subspace"
+    params_type: ClassVar[type] = SubspaceHParams
+    hparam_spec: ClassVar[dict[str, Spec]] = HPARAM_SPEC
 
     def __post_init__(self):
         _checks.check_positive_int("channels", self.channels)
@@ -154,35 +182,14 @@ class SubspaceAttack:
         _checks.check_choice("loss", self.loss, FEATURE_LOSSES)
         _checks.check_choice("normalization", self.normalization, NORMALIZATIONS)
         _checks.check_choice("norm", self.norm, NORMS)
+        if not (isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0):
+            raise ValueError(f"`threshold` must be a CC value in [-1, 1]; got {self.threshold!r}.")
 
-    def hparams(self, **values: Any) -> SubspaceHParams:
-        """Defaults (``eps`` 17/255, α = ``eps/4``, μ1 0.9, μ2 0.999, ε 1e-20, λ1 0), overridden."""
-        unknown = set(values) - set(SubspaceHParams._fields)
-        if unknown:
-            raise ValueError(
-                f"Unknown hyper-parameter(s) {sorted(unknown)}; expected some of "
-                f"{SubspaceHParams._fields}."
-            )
-        merged = {**_DEFAULTS, **values}
-        merged.setdefault("step_size", jnp.asarray(merged["eps"], jnp.float32) / 4)
-        hp = SubspaceHParams(
-            **{k: jnp.asarray(merged[k], jnp.float32) for k in SubspaceHParams._fields}
-        )
-        self.check_params(hp)
-        return hp
+    @property
+    def length(self) -> int:
+        return self.steps
 
-    def check_params(self, hp: Any) -> None:
-        if not isinstance(hp, SubspaceHParams):
-            raise ValueError(
-                f"`hp` must be a SubspaceHParams (from `attack.hparams(...)`); got "
-                f"{type(hp).__name__}."
-            )
-        for name in ("eps", "step_size", "smoothing", "penalty"):
-            _checks.check_nonnegative(f"hp.{name}", getattr(hp, name))
-        check_unit_interval("hp.mu1", hp.mu1)
-        check_unit_interval("hp.mu2", hp.mu2)
-
-    def check_victim(self, victim: Any) -> None:
+    def check_victim(self, victim: Any, hp: Any = None) -> None:
         """Raises a ValueError for an unknown layer or ``p`` above its channel count."""
         available = _layer_channels(victim, self.layer)
         if self.channels > available:
@@ -199,8 +206,8 @@ class SubspaceAttack:
         a = a[..., None] if a.ndim == 2 else a
         return _normalise(jnp.take(a, idx, axis=-1), self.normalization)
 
-    def run(self, victim, hp, x0, guide, key) -> SubspaceResult:
-        """The attack on one example, traced and unvalidated (see :meth:`__call__`)."""
+    def program(self, victim, hp, x0, label, target) -> Program:
+        """The attack on one example (``target``: the guide image, or ``x0`` untargeted)."""
         low, high = victim.bounds
         c = _layer_channels(victim, self.layer)
         constraint = intersect(norm_ball(self.norm, hp.eps), pixel_box(low, high))
@@ -213,8 +220,7 @@ class SubspaceAttack:
             ),
             optax.scale(-hp.step_size),
         )
-        sample_key, start_key, step_key = jax.random.split(key, 3)
-        reference = guide if self.targeted else x0
+        reference = target if self.targeted else x0
 
         def sample(k):
             return jnp.sort(jax.random.permutation(k, c)[: self.channels]).astype(jnp.int32)
@@ -228,70 +234,105 @@ class SubspaceAttack:
             return value + hp.penalty * jnp.max(jnp.abs(delta))
 
         random_start = (not self.targeted) if self.random_start is None else self.random_start
-        delta = constraint.sample(start_key, x0) if random_start else jnp.zeros_like(x0)
-        delta = constraint.project(delta, x0)
-        fixed = sample(sample_key)
 
-        def step(carry, t):
-            delta, opt_state, prior = carry
-            idx = sample(jax.random.fold_in(step_key, t)) if self.resample else fixed
-            value, grad = jax.value_and_grad(objective)(delta, idx)
-            updates, opt_state = tx.update(grad, opt_state, delta)
-            delta = constraint.project(delta + updates, x0)
-            return (delta, opt_state, prior - updates), (value, idx)
+        def init(key):
+            sample_key, start_key, step_key = jax.random.split(key, 3)
+            delta = constraint.sample(start_key, x0) if random_start else jnp.zeros_like(x0)
+            delta = constraint.project(delta, x0)
+            fixed = sample(sample_key)
+            return _Carry(
+                t=jnp.zeros((), jnp.int32),
+                delta=delta,
+                opt_state=tx.init(delta),
+                prior=jnp.zeros_like(x0),
+                fixed=fixed,
+                step_key=step_key,
+                channels=jnp.zeros((self.steps if self.resample else 0, self.channels), jnp.int32),
+            )
 
-        carry = (delta, tx.init(delta), jnp.zeros_like(x0))
-        (delta, _, prior), (trace, idxs) = jax.lax.scan(
-            step, carry, jnp.arange(self.steps), unroll=_compile.loop_unroll(self.steps)
-        )
-        return SubspaceResult(
-            x_adv=jnp.clip(x0 + delta, low, high),
-            delta=delta,
-            prior=prior,
-            channels=idxs if self.resample else fixed,
-            trace=trace,
-            linf=jnp.max(jnp.abs(delta)),
-        )
+        def step(carry: _Carry):
+            if self.resample:
+                idx = sample(jax.random.fold_in(carry.step_key, carry.t))
+                channels = carry.channels.at[carry.t].set(idx)
+            else:
+                idx, channels = carry.fixed, carry.channels
+            value, grad = jax.value_and_grad(objective)(carry.delta, idx)
+            updates, opt_state = tx.update(grad, carry.opt_state, carry.delta)
+            delta = constraint.project(carry.delta + updates, x0)
+            new = carry._replace(
+                t=carry.t + 1,
+                delta=delta,
+                opt_state=opt_state,
+                prior=carry.prior - updates,
+                channels=channels,
+            )
+            return new, value
 
-    # -- entry points ----------------------------------------------------------------------------
+        def finish(carry: _Carry, trace) -> AttackResult:
+            channels = carry.channels if self.resample else carry.fixed
+            last = channels[-1] if self.resample else channels
+            x_adv = jnp.clip(x0 + carry.delta, low, high)
+            out = victim(x_adv)
+            total = jnp.asarray(self.steps, jnp.int32)
+            return AttackResult(
+                x_adv=x_adv,
+                delta=carry.delta,
+                success=self._success(victim, out, x0, target),
+                loss=objective(carry.delta, last),
+                logits=out,
+                steps=total,
+                queries=total,
+                trace=trace,
+                extras=dict(prior=carry.prior, channels=channels),
+                **perturbation_norms(carry.delta),
+            )
 
-    def _check(self, victim, hp, x, guide, lead):
-        self.check_victim(victim)
-        self.check_params(hp)
+        return Program(init=init, step=step, finish=finish, length=self.steps)
+
+    def _success(self, victim, out, x0, guide) -> jax.Array:
+        kind = getattr(victim, "output", None)
+
+        def similarity(a, b):
+            if kind is not None:
+                a, b = to_saliency_map(a, kind), to_saliency_map(b, kind)
+            return pearson(a, b)
+
+        clean = victim(x0)
+        if self.targeted:
+            return similarity(out, victim(guide)) > similarity(out, clean)
+        return similarity(out, clean) < self.threshold
+
+    def clean_correct(self, victim, x0, label) -> jax.Array:
+        """No classes: every clean example counts (True)."""
+        return jnp.ones((), bool)
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def _check(self, victim, x, guide, lead):
         shape = lead + tuple(victim.input_shape)
         if tuple(jnp.shape(x)) != shape:
             raise ValueError(f"the input(s) must have shape {shape}; got {tuple(jnp.shape(x))}.")
-        _checks.check_in_bounds("x0", x, victim.bounds)
+        _checks.check_in_bounds("x0" if not lead else "images", x, victim.bounds)
         if self.targeted:
             if guide is None or tuple(jnp.shape(guide)) != shape:
                 got = None if guide is None else tuple(jnp.shape(guide))
-                raise ValueError(f"`guide` must be guide image(s) of shape {shape}; got {got}.")
+                raise ValueError(
+                    f"`target{'s' if lead else ''}` must be guide image(s) of shape {shape}; got "
+                    f"{got}."
+                )
             _checks.check_in_bounds("guide", guide, victim.bounds)
         x = jnp.asarray(x, jnp.float32)
-        return x, x if guide is None else jnp.asarray(guide, jnp.float32)
+        guide = x if guide is None else jnp.asarray(guide, jnp.float32)
+        return x, jnp.zeros(lead, jnp.int32), guide
 
-    def __call__(self, victim, hp, x0, key, guide=None) -> SubspaceResult:
-        """Attacks ONE image ``x0`` of the substitute ``victim`` (a saliency victim, or any
-        victim with ``capture_fn``/``layer_names``); ``guide`` is required when targeted."""
-        x0, guide = self._check(victim, hp, x0, guide, ())
-        return _single(self, victim, hp, x0, guide, key)
-
-    def batch(self, victim, hp, images, key, guides=None) -> SubspaceResult:
-        """Attacks ``images[b, ...]`` in one compiled call; example ``i`` uses
-        ``jax.random.split(key, b)[i]``."""
+    def check_inputs(self, victim, images, labels, targets):
+        """A batch: ``labels`` unused (None), ``targets`` the guide images (targeted)."""
         b = jnp.shape(images)[0] if jnp.ndim(images) else 0
-        images, guides = self._check(victim, hp, images, guides, (b,))
-        return _batched(self, victim, hp, images, guides, jax.random.split(key, b))
+        return self._check(victim, images, targets, (b,))
 
-
-@_compile.jit_static(0)
-def _single(attack, victim, hp, x0, guide, key):
-    return attack.run(victim, hp, x0, guide, key)
-
-
-@_compile.jit_static(0)
-def _batched(attack, victim, hp, images, guides, keys):
-    return jax.vmap(lambda x, g, k: attack.run(victim, hp, x, g, k))(images, guides, keys)
+    def check_example(self, victim, x0, label, target):
+        """ONE image: ``label`` unused (None), ``target`` the guide image (targeted)."""
+        return self._check(victim, x0, target, ())
 
 
 def subspace_attack(

@@ -48,14 +48,22 @@ def fingerprint(victim, grid: Grid, entries: Entries, chunk_size: int, micro: in
         "attack": digest(describe(grid.attack)),
         "grid": digest(list(grid.hparams), entries.setting, entries.target, entries.restart),
         "images": digest(grid.images, grid.labels),
-        "victim": digest(
-            describe(victim.apply_fn),
-            str((victim.input_shape, victim.num_classes, victim.bounds)),
-            victim.variables,
-        ),
+        "victim": _victim_digest(grid.attack, victim),
         "key": digest(entries.keys, str(jax.random.key_impl(grid.key))),
         "chunk_layout": f"{chunk_size} entries, micro-batch {micro}",
     }
+
+
+def _victim_digest(attack, victim) -> str:
+    if hasattr(victim, "apply_fn"):  # a Victim (as before: its checkpoints still match)
+        return digest(
+            describe(victim.apply_fn),
+            str((victim.input_shape, victim.num_classes, victim.bounds)),
+            victim.variables,
+        )
+    # any other victim pytree (e.g. SMBEA's mini-batches of ensembles): structure and leaves
+    structure = describe(jax.tree.structure(victim))
+    return digest(structure, str((attack.input_shape(victim), attack.bounds(victim))), victim)
 
 
 def _progress(total: int, per_chunk: int, done: int, progress: Any, label: str):
@@ -102,12 +110,14 @@ def run_grid(
     """
     _checks.check_positive_int("chunk_size", chunk_size)
     _checks.check_positive_int("micro_batch", micro_batch)
-    _checks.check_batch_shape("grid.images", grid.images.shape, victim.input_shape)
-    _checks.check_in_bounds("grid.images", grid.images, victim.bounds)
-    _checks.check_labels("grid.labels", grid.labels, victim.num_classes)
+    attack = grid.attack  # the attack says what its victim's shapes, bounds and classes are
+    num_classes = attack.num_classes(victim)
+    _checks.check_batch_shape("grid.images", grid.images.shape, attack.input_shape(victim))
+    _checks.check_in_bounds("grid.images", grid.images, attack.bounds(victim))
+    _checks.check_labels("grid.labels", grid.labels, num_classes)
     mesh = _sharding.entry_mesh()
     chunk, micro = _sharding.chunk_layout(chunk_size, micro_batch, mesh.size)
-    entries = grid.entries(victim.num_classes)
+    entries = grid.entries(num_classes)
     n = len(entries.image)
     num_chunks = -(-n // chunk)
     columns = {
