@@ -1,6 +1,25 @@
-"""The conformance suite of DESIGN.md §5, run over every recipe and every step rule."""
+"""The conformance suite of DESIGN.md §5, run over the registry (``tests/registry.py``).
+
+Every public attack factory and every step-rule factory is registered; the checks below run over
+the registry, so a new family is checked by registering it. Attacks: the driver's batch == a loop
+of single-example calls (``attack.run`` under ``jit``) == an op-by-op run (one entry per loop
+family) == ``jit(vmap(attack))`` and ``jit(attack.batch)`` of a user; a sweep over a
+hyper-parameter == a loop of ``.batch`` per value, in one trace per phase; ``eps = 0`` is the
+identity; the same key gives the same result bit for bit; float32 in and out; budgets and the
+pixel box hold; success is the victim's verdict on ``x_adv`` (against the target when targeted).
+Step rules: ``jit`` == no ``jit``, the state keeps its shapes and dtypes through ``lax.scan``,
+``vmap`` == a loop, and the same updates under ``optax.inject_hyperparams`` where the numbers are
+numeric.
+
+Compiled programs are shared: each attack's batch is compiled once per module (``_built``) and
+reused by every check that needs it.
+"""
 
 from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -9,194 +28,287 @@ import optax
 import pytest
 
 from jaxadv import attacks, transforms
-from jaxadv.attacks import HParams
+from jaxadv.attacks import AttackBase, HParams
 
-RECIPES = {
-    "fgsm": lambda: attacks.fgsm(),
-    "fgm-l2": lambda: attacks.fgsm(norm="l2"),
-    "bim": lambda: attacks.bim(steps=3),
-    "pgd-linf": lambda: attacks.pgd(steps=3),
-    "pgd-l2": lambda: attacks.pgd(norm="l2", steps=3, restarts=2),
-    "pgd-l1": lambda: attacks.pgd(norm="l1", steps=3),
-    "mi-fgsm": lambda: attacks.mi_fgsm(steps=3),
-    "pgd-targeted": lambda: attacks.pgd(steps=3, targeted=True, loss="cw"),
-    "cw-l2": lambda: attacks.cw_l2(steps=4, search_steps=2),
-    "qpgd2": lambda: attacks.qpgd2(steps=3),
-    "scw": lambda: attacks.scw(steps=4, search_steps=2),
-}
-# Run op by op (``disable_jit``) only for one recipe of each loop family: sign steps, momentum,
-# Adam with a constant search, smoothing by CG. Eager runs compile every op apart (10-30 s each).
-EAGER = ("pgd-linf", "mi-fgsm", "cw-l2", "qpgd2")
-EPS = {"pgd-l2": 0.5, "fgm-l2": 0.5, "pgd-l1": 2.0, "cw-l2": 0.0, "qpgd2": 0.5, "scw": 0.0}
+import registry
+from registry import ATTACKS, STEP_RULES, VICTIMS
+
+N = 3  # examples per batch
 
 
-def _inputs(name, mlp_victim, mlp_batch):
-    attack = RECIPES[name]()
-    images, labels = mlp_batch
-    targets = (labels + 1) % mlp_victim.num_classes if attack.targeted else None
-    hp = attack.hparams(eps=EPS.get(name, 0.1))
-    return attack, hp, images, labels, targets
+def assert_trees_close(a, b, atol=1e-5, rtol=1e-5):
+    leaves_a = jax.tree_util.tree_leaves_with_path(a)
+    leaves_b = jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b), (jax.tree.structure(a), jax.tree.structure(b))
+    for (path, x), y in zip(leaves_a, leaves_b):
+        np.testing.assert_allclose(
+            np.asarray(x), np.asarray(y), atol=atol, rtol=rtol, err_msg=jax.tree_util.keystr(path)
+        )
 
 
-def assert_results_close(a, b, atol=1e-6):
-    """Every array of two results (extras included) agrees."""
-    jax.tree_util.tree_map_with_path(
-        lambda path, x, y: np.testing.assert_allclose(
-            np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5, err_msg=jax.tree_util.keystr(path)
-        ),
-        a,
-        b,
+assert_results_close = assert_trees_close  # (used by test_update_rules)
+
+
+def assert_trees_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(
+            np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path)
+        )
+
+
+# -- the registry covers the public API ------------------------------------------------------------
+
+
+def _public_functions(module):
+    return {
+        name: obj
+        for name, obj in vars(module).items()
+        if not name.startswith("_") and inspect.isfunction(obj)
+    }
+
+
+def _returns(fn, base) -> bool:
+    ret = inspect.signature(fn).return_annotation
+    ret = getattr(inspect.getmodule(fn), ret, None) if isinstance(ret, str) else ret
+    if isinstance(ret, str) or ret is None:  # e.g. "optax.GradientTransformation"
+        return False
+    return isinstance(ret, type) and issubclass(ret, base)
+
+
+def test_every_public_attack_factory_is_registered():
+    registered = {entry.factory for entry in ATTACKS.values()}
+    public = _public_functions(attacks)
+    missing = sorted(
+        name
+        for name, fn in public.items()
+        if fn not in registered and name not in registry.NOT_ATTACK_FACTORIES
     )
+    assert not missing, f"public attack factories missing from tests/registry.py: {missing}"
+    # the exclude list names only non-factories that exist
+    assert set(registry.NOT_ATTACK_FACTORIES) <= set(public)
+    for name in registry.NOT_ATTACK_FACTORIES:
+        assert not _returns(public[name], AttackBase), f"{name} returns an attack: register it"
+    # every public attack class is reached by some entry
+    built = {type(entry.make()) for entry in ATTACKS.values()}
+    classes = {
+        obj
+        for name, obj in vars(attacks).items()
+        if isinstance(obj, type) and issubclass(obj, AttackBase) and obj is not AttackBase
+    }
+    assert classes <= built, f"attack classes no entry builds: {classes - built}"
 
 
-# sC&W without jit runs its CG loops op by op (~20 s), and the ℓ2/ℓ1/one-step recipes repeat the
-# loops of the EAGER ones (10-30 s each): in the slow suite only.
-SLOW_CONFORMANCE = ("scw", "fgsm", "fgm-l2", "pgd-l1", "pgd-l2")
+def test_every_public_step_rule_factory_is_registered():
+    registered = {entry.factory for entry in STEP_RULES.values()}
+    public = _public_functions(transforms)
+    missing = sorted(
+        name
+        for name, fn in public.items()
+        if fn not in registered and name not in registry.NOT_STEP_RULE_FACTORIES
+    )
+    assert not missing, f"public step-rule factories missing from tests/registry.py: {missing}"
+    assert set(registry.NOT_STEP_RULE_FACTORIES) <= set(public)
+    for name in registry.NOT_STEP_RULE_FACTORIES:
+        ret = str(inspect.signature(public[name]).return_annotation)
+        assert "GradientTransformation" not in ret, f"{name} is a step rule: register it"
+    for rule in transforms.RULES:  # every rule of rule_attack's library is a step-rule entry
+        assert f"rule:{rule}" in STEP_RULES
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CONFORMANCE else n for n in RECIPES],
-)
-def test_jit_equals_no_jit_and_vmap_equals_loop(name, mlp_victim, mlp_batch):
-    attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
+# -- attacks: shared inputs and compiled batches ---------------------------------------------------
+
+
+class Case(NamedTuple):
+    entry: Any
+    attack: Any
+    victim: Any
+    hp: Any
+    images: jax.Array
+    labels: Any  # None: a saliency attack computes the clean outputs
+    targets: Any
+    key: jax.Array
+    batched: Any  # attack.batch(...) on these inputs (compiled once per module)
+
+
+def _inputs(entry, attack, victim):
+    low, high = attack.bounds(victim)
+    images = jax.random.uniform(
+        jax.random.key(42), (N,) + tuple(attack.input_shape(victim)), minval=low, maxval=high
+    )
+    if entry.victim == "saliency":
+        guides = jax.random.uniform(jax.random.key(43), images.shape, minval=low, maxval=high)
+        return images, None, guides if attack.targeted else None
+    if entry.victim == "ensembles":  # SMBEA's mini-batches: the last one's verdict
+        labels = jnp.argmax(jax.vmap(victim[-1])(images), axis=-1).astype(jnp.int32)
+        return images, labels, (labels + 1) % 3 if attack.targeted else None
+    labels = jnp.argmax(victim.batch(images), axis=-1).astype(jnp.int32)
+    targets = (labels + 1) % victim.num_classes if attack.targeted else None
+    return images, labels, targets
+
+
+@functools.lru_cache(maxsize=None)
+def _built(name):
+    entry = ATTACKS[name]
+    attack = entry.make()
+    victim = VICTIMS[entry.victim]()
+    images, labels, targets = _inputs(entry, attack, victim)
+    hp = attack.hparams(**entry.values)
     key = jax.random.key(7)
-    batched = attack.batch(mlp_victim, hp, images, labels, key, targets=targets)
-    keys = jax.random.split(key, images.shape[0])
-    for i in (3,):
-        target = None if targets is None else targets[i]
-        jitted = jax.jit(attack.run)(
-            mlp_victim, hp, images[i], labels[i], labels[i] if target is None else target, keys[i]
-        )
-        assert_results_close(jitted, jax.tree.map(lambda leaf: leaf[i], batched), atol=1e-5)
-        if name in EAGER:
-            with jax.disable_jit():
-                one = attack(mlp_victim, hp, images[i], labels[i], keys[i], target=target)
-            assert_results_close(jitted, one, atol=1e-5)
+    batched = attack.batch(victim, hp, images, labels, key, targets)
+    return Case(entry, attack, victim, hp, images, labels, targets, key, batched)
 
 
-@pytest.mark.parametrize("name", RECIPES)
-def test_float32_shapes_and_determinism(name, mlp_victim, mlp_batch):
-    attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
-    a = attack.batch(mlp_victim, hp, images, labels, jax.random.key(1), targets=targets)
-    b = attack.batch(mlp_victim, hp, images, labels, jax.random.key(1), targets=targets)
-    jax.tree.map(np.testing.assert_array_equal, a, b)  # same key → same result, bit for bit
-    assert a.x_adv.dtype == jnp.float32 and a.x_adv.shape == images.shape
-    assert a.success.shape == labels.shape and a.success.dtype == jnp.bool_
-    assert np.all(np.isfinite(a.loss)) and np.all(np.isfinite(a.x_adv))
+def _case(name) -> Case:
+    return _built(name)
 
 
-@pytest.mark.parametrize("name", ["pgd-linf", "pgd-l2", "mi-fgsm", "pgd-targeted", "qpgd2"])
-def test_sweep_equals_loop_over_values_and_traces_once(name, mlp_victim, mlp_batch):
-    attack, hp, images, labels, targets = _inputs(name, mlp_victim, mlp_batch)
-    eps_grid = jnp.array([0.0, 0.05, 0.2])
-    traces = []
-    original = type(attack).program
+def _at(tree, i):
+    return None if tree is None else jax.tree.map(lambda leaf: leaf[i], tree)
 
-    def counting_program(self, *args):
-        traces.append(1)  # runs once per trace, never when a compiled program is reused
-        return original(self, *args)
 
-    counting = type(attack)  # a subclass would change the jit key; patch the class temporarily
-    counting.program = counting_program
-    try:
-        swept = attack.sweep(
-            mlp_victim,
-            hp._replace(eps=eps_grid, step_size=eps_grid / 4),
-            images,
-            labels,
-            jax.random.key(2),
-            targets=targets,
-        )
-        assert len(traces) == 1
-        before = len(traces)
-        for k, eps in enumerate(eps_grid):
-            single = attack.batch(
-                mlp_victim,
-                hp._replace(eps=eps, step_size=eps / 4),
-                images,
-                labels,
-                jax.random.key(2),
-                targets=targets,
+@pytest.mark.parametrize("name", ATTACKS)
+def test_hparams_are_float32_scalars_of_the_declared_type(name):
+    entry = ATTACKS[name]
+    attack = entry.make()
+    hp = attack.hparams(**entry.values)
+    assert isinstance(hp, attack.params_type)
+    assert tuple(attack.hparam_spec) == hp._fields
+    for field, leaf in hp._asdict().items():
+        assert leaf.dtype == jnp.float32 and leaf.shape == (), field
+    assert entry.eps is None or entry.eps in hp._fields
+    assert not entry.full or entry.sweep[0] in hp._fields
+    hash(attack)  # a static jit argument: equal attacks share one compilation
+
+
+FULL = [name for name, entry in ATTACKS.items() if entry.full]
+
+
+@pytest.mark.parametrize("name", FULL)
+def test_batch_equals_a_loop_of_jitted_single_calls_and_an_eager_run(name):
+    """vmap == a loop over examples: the driver's batch == ``__call__`` (``attack.run`` under
+    ``jit``) on each example; jit == no jit (op by op) for one entry per loop family."""
+    c = _case(name)
+    keys = jax.random.split(c.key, N)
+    for i in range(N):
+        one = c.attack(c.victim, c.hp, c.images[i], _at(c.labels, i), keys[i], _at(c.targets, i))
+        assert_trees_close(one, _at(c.batched, i))
+    if c.entry.eager:
+        with jax.disable_jit():
+            eager = c.attack(
+                c.victim, c.hp, c.images[0], _at(c.labels, 0), keys[0], _at(c.targets, 0)
             )
-            assert_results_close(jax.tree.map(lambda leaf: leaf[k], swept), single, atol=1e-5)
-        assert len(traces) <= before + 1  # all scalar-eps calls share one compilation
-    finally:
-        counting.program = original
+        assert_trees_close(eager, _at(c.batched, 0))
 
 
-# -- step rules ------------------------------------------------------------------------------------
-
-STEP_RULES = {
-    "sign": lambda: transforms.sign(),
-    "l2": lambda: transforms.normalize_by_l2_norm(),
-    "l1": lambda: transforms.normalize_by_l1_norm(),
-    "l1-steepest": lambda: transforms.l1_steepest(0.9),
-    "mi-momentum": lambda: transforms.mi_momentum(0.8),
-    "mi-chain": lambda: optax.chain(
-        transforms.mi_momentum(1.0), transforms.sign(), optax.scale(-0.01)
-    ),
-}
+def _budget_norms(delta):
+    flat = np.asarray(delta, np.float64).reshape(delta.shape[0], -1)
+    return {
+        "linf": np.max(np.abs(flat), axis=1),
+        "l2": np.sqrt(np.sum(flat**2, axis=1)),
+        "l1": np.sum(np.abs(flat), axis=1),
+        "l0": np.sum(flat != 0, axis=1),
+    }
 
 
-def _grads(n=3):
-    # Random normal gradients: `sign` never sits on a zero crossing in jit-vs-no-jit comparisons.
-    return jax.random.normal(jax.random.key(0), (n, 5, 4, 2))
+@pytest.mark.parametrize("name", ATTACKS)
+def test_same_key_float32_box_budget_and_success(name):
+    c = _case(name)
+    r = c.batched
+    again = c.attack.batch(c.victim, c.hp, c.images, c.labels, c.key, c.targets)
+    assert_trees_equal(again, r)  # same key → same result, bit for bit
+    # float32 in, float32 out; one result per example
+    assert r.x_adv.dtype == jnp.float32 and r.x_adv.shape == c.images.shape
+    assert r.delta.dtype == jnp.float32 and r.loss.dtype == jnp.float32
+    assert r.success.shape == (N,) and r.success.dtype == jnp.bool_
+    assert np.all(np.isfinite(r.x_adv)) and np.all(np.isfinite(r.loss))
+    # the pixel box, exactly
+    low, high = c.attack.bounds(c.victim)
+    assert np.all(np.asarray(r.x_adv) >= low) and np.all(np.asarray(r.x_adv) <= high)
+    # the budget, on delta (the iterate itself) and on x_adv − x0
+    budget = c.entry.budget
+    if budget is not None:
+        hp = c.hp._asdict()
+        norms = _budget_norms(r.delta)
+        moved = _budget_norms(r.x_adv - c.images)
+        for norm in budget.split("+"):
+            radius = float(hp["k" if norm == "l0" else "eps"])
+            tol = 0.0 if norm == "l0" else 1e-5 * radius + 1e-6
+            assert np.all(norms[norm] <= radius + tol), (norm, norms[norm], radius)
+            assert np.all(moved[norm] <= radius + tol + (norm != "l0") * 1e-6), norm
+    # success is the victim's verdict on x_adv (against the target when targeted)
+    if c.entry.victim == "classifier":
+        logits = c.victim.batch(r.x_adv)
+        np.testing.assert_allclose(r.logits, logits, atol=1e-4, rtol=1e-4)
+        predicted = np.argmax(np.asarray(logits), axis=-1)
+        expected = (
+            predicted == np.asarray(c.targets)
+            if c.attack.targeted
+            else predicted != np.asarray(c.labels)
+        )
+        np.testing.assert_array_equal(r.success, expected)
+    # no budget, no change: eps = 0 is the identity (the same compiled batch)
+    if c.entry.eps is not None:
+        still = c.attack.batch(
+            c.victim, c.hp._replace(**{c.entry.eps: 0.0}), c.images, c.labels, c.key, c.targets
+        )
+        np.testing.assert_array_equal(still.x_adv, c.images)
+        np.testing.assert_array_equal(still.delta, np.zeros_like(c.images))
+    # a random start draws from the key: another key, another start
+    if getattr(c.attack, "random_start", False):
+        other = c.attack.batch(c.victim, c.hp, c.images, c.labels, jax.random.key(8), c.targets)
+        assert not np.array_equal(np.asarray(other.delta), np.asarray(r.delta))
 
 
-@pytest.mark.parametrize("name", STEP_RULES)
-def test_step_rule_state_is_stable_through_scan_and_jit_matches(name):
-    tx = STEP_RULES[name]()
-    params = jnp.zeros((5, 4, 2))
-    grads = _grads()
+class _CountingPrograms:
+    """Counts ``program`` calls of an attack's class: one per trace, none on a cache hit."""
 
-    def run(grads):
-        def body(state, g):
-            updates, new_state = tx.update(g, state, params)
-            # Shape/dtype drift of the state would fail to trace here (the scan carry contract).
-            return new_state, updates
+    def __init__(self, cls):
+        self.cls, self.count = cls, 0
+        self.own = "program" in cls.__dict__
+        self.original = cls.program
 
-        return jax.lax.scan(body, tx.init(params), grads)[1]
+    def __enter__(self):
+        original = self.original
 
-    eager = []
-    state = tx.init(params)
-    for g in grads:
-        u, state = tx.update(g, state, params)
-        eager.append(u)
-    np.testing.assert_allclose(jax.jit(run)(grads), jnp.stack(eager), rtol=1e-6, atol=1e-7)
-    assert jax.jit(run)(grads).dtype == jnp.float32
+        def counting_program(attack, *args):
+            self.count += 1
+            return original(attack, *args)
 
+        self.cls.program = counting_program  # a subclass would change the jit key
+        return self
 
-@pytest.mark.parametrize("name", STEP_RULES)
-def test_step_rule_vmap_equals_loop(name):
-    tx = STEP_RULES[name]()
-    grads = _grads(4)
-
-    def one(g):
-        p = jnp.zeros_like(g)
-        return tx.update(g, tx.init(p), p)[0]
-
-    np.testing.assert_allclose(
-        jax.vmap(one)(grads), jnp.stack([one(g) for g in grads]), rtol=1e-6, atol=1e-7
-    )
+    def __exit__(self, *exc):
+        if self.own:
+            self.cls.program = self.original
+        else:
+            del self.cls.program
 
 
-def test_step_rules_work_under_inject_hyperparams():
-    params = jnp.zeros((5, 4, 2))
-    grads = _grads()
-    direct = transforms.mi_momentum(decay=0.7)
-    injected = optax.inject_hyperparams(transforms.mi_momentum)(decay=0.7)
-    s1, s2 = direct.init(params), injected.init(params)
-    for g in grads:
-        u1, s1 = direct.update(g, s1, params)
-        u2, s2 = injected.update(g, s2, params)
-        np.testing.assert_allclose(u1, u2, rtol=1e-6)
-    s3 = optax.inject_hyperparams(transforms.l1_steepest)(sparsity=0.5)
-    u3, _ = s3.update(grads[0], s3.init(params), params)
-    np.testing.assert_allclose(u3, transforms.l1_steepest(0.5).update(grads[0], None)[0], rtol=1e-6)
+@pytest.mark.parametrize("name", FULL)
+def test_sweep_equals_a_loop_over_values_in_one_trace(name):
+    c = _case(name)
+    field, values = c.entry.sweep
+    grid = jnp.asarray(values, jnp.float32)
+    phases = len(set(attacks.plan(c.attack)))  # one trace per phase: [whole], or init/chunks/finish
+    with _CountingPrograms(type(c.attack)) as traces:
+        swept = c.attack.sweep(
+            c.victim, c.hp._replace(**{field: grid}), c.images, c.labels, c.key, c.targets
+        )
+        assert traces.count == phases  # the grid compiles once
+        before = traces.count
+        for k, value in enumerate(grid):
+            single = c.attack.batch(
+                c.victim, c.hp._replace(**{field: value}), c.images, c.labels, c.key, c.targets
+            )
+            assert_trees_close(_at(swept, k), single)
+        assert traces.count - before <= phases  # all scalar settings share one compilation
 
 
-def test_hparams_is_a_pytree_of_float32_leaves():
+# -- special cases -----------------------------------------------------------------------------------
+
+
+def test_hparams_is_a_pytree_of_float32_leaves_and_the_step_follows_eps():
     hp = attacks.pgd().hparams(eps=0.1)
     assert isinstance(hp, HParams)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(hp))
@@ -208,28 +320,21 @@ def test_hparams_is_a_pytree_of_float32_leaves():
     np.testing.assert_allclose(attack.derive(fixed._replace(eps=jnp.float32(0.2))).step_size, 0.01)
 
 
-def test_attacks_compose_inside_a_users_jit_and_vmap(mlp_victim, mlp_batch):
-    images, labels = mlp_batch
-    attack = attacks.pgd(steps=3)
-    hp = attack.hparams(eps=0.1)
-    keys = jax.random.split(jax.random.key(4), images.shape[0])
-    mine = jax.jit(jax.vmap(attack, in_axes=(None, None, 0, 0, 0)))(
-        mlp_victim, hp, images, labels, keys
+def test_attacks_compose_inside_a_users_jit_and_vmap():
+    c = _case("pgd")
+    keys = jax.random.split(c.key, N)
+    mine = jax.jit(jax.vmap(c.attack, in_axes=(None, None, 0, 0, 0)))(
+        c.victim, c.hp, c.images, c.labels, keys
     )
-    theirs = jax.jit(attack.batch)(mlp_victim, hp, images, labels, jax.random.key(4))
-    assert_results_close(mine, theirs, atol=1e-5)
-    assert_results_close(
-        mine, attack.batch(mlp_victim, hp, images, labels, jax.random.key(4)), atol=1e-5
-    )
-    targeted = attacks.pgd(steps=3, targeted=True)
-    targets = (labels + 1) % mlp_victim.num_classes
-    jitted = jax.jit(targeted.batch)(mlp_victim, hp, images, labels, jax.random.key(4), targets)
-    eager = targeted.batch(mlp_victim, hp, images, labels, jax.random.key(4), targets)
-    assert_results_close(jitted, eager, atol=1e-5)
+    assert_trees_close(mine, c.batched)
+    c = _case("bim")  # targeted: the targets pass through the user's jit too
+    jitted = jax.jit(c.attack.batch)(c.victim, c.hp, c.images, c.labels, c.key, c.targets)
+    assert_trees_close(jitted, c.batched)
 
 
 # cw-long's constant search is also what scw-long runs (with a per-example context on top).
-# Both slow: test_sweeps checks the host-driven chunks against one program in the default suite.
+# Both slow: the SAPF entries run host-driven chunks against single scans in the default suite,
+# and test_sweeps checks the host-driven chunks against one program.
 @pytest.mark.parametrize(
     "name", [pytest.param(n, marks=pytest.mark.slow) for n in ("pgd-long", "scw-long")]
 )
@@ -251,6 +356,95 @@ def test_host_driven_chunks_equal_one_scan(name, mlp_victim, mlp_batch):
     scanned = jax.jit(jax.vmap(attack.run, in_axes=(None, None, 0, 0, 0, 0)))(
         mlp_victim, hp, images, labels, labels, keys
     )
-    assert_results_close(driven, scanned, atol=1e-5)
+    assert_trees_close(driven, scanned)
     compiled = attack.compile_batch(mlp_victim, hp, images, labels)
-    assert_results_close(compiled(hp, images, labels, key), driven, atol=1e-6)
+    assert_trees_close(compiled(hp, images, labels, key), driven, atol=1e-6)
+
+
+def test_host_driven_entries_exist():
+    """The default suite runs some entry through the host-driven (chunked) driver."""
+    built = [entry.make() for entry in ATTACKS.values()]
+    driven = [a for a in built if isinstance(a, AttackBase) and len(attacks.plan(a)) > 1]
+    assert driven, "no registered attack runs host-driven chunks on this backend"
+
+
+# -- step rules ------------------------------------------------------------------------------------
+
+
+def _run_eager(tx, params, grads):
+    state, updates = tx.init(params), []
+    for g in grads:
+        u, state = tx.update(g, state, params)
+        params = optax.apply_updates(params, u)
+        updates.append(u)
+    return jnp.stack(updates), state
+
+
+def _run_scan(tx, params, grads):
+    def body(carry, g):
+        params, state = carry
+        u, state = tx.update(g, state, params)
+        return (optax.apply_updates(params, u), state), u
+
+    (_, state), updates = jax.lax.scan(body, (params, tx.init(params)), grads)
+    return updates, state
+
+
+def _shapes(tree):
+    return jax.tree.map(lambda leaf: (jnp.shape(leaf), jnp.result_type(leaf)), tree)
+
+
+@pytest.mark.parametrize("name", STEP_RULES)
+def test_step_rule_jit_equals_no_jit_and_state_is_stable_through_scan(name):
+    entry = STEP_RULES[name]
+    tx = entry.build()
+    params, grads = registry.rule_params(entry), registry.rule_grads()
+    eager, eager_state = _run_eager(tx, params, grads)
+    scanned, state = jax.jit(functools.partial(_run_scan, tx))(params, grads)
+    np.testing.assert_allclose(scanned, eager, rtol=1e-5, atol=1e-6)
+    assert scanned.dtype == jnp.float32 and scanned.shape == grads.shape
+    init = tx.init(params)
+    assert jax.tree.structure(state) == jax.tree.structure(init)
+    assert _shapes(state) == _shapes(init) == _shapes(eager_state)
+
+
+@pytest.mark.parametrize("name", STEP_RULES)
+def test_step_rule_vmap_equals_loop(name):
+    entry = STEP_RULES[name]
+    tx = entry.build()
+    params = registry.rule_params(entry)
+    grads = jnp.stack([registry.rule_grads(2, seed) for seed in range(3)])  # 3 examples, 2 steps
+    run = jax.jit(lambda g: _run_scan(tx, params, g)[0])
+    batched = jax.jit(jax.vmap(lambda g: _run_scan(tx, params, g)[0]))(grads)
+    np.testing.assert_allclose(
+        batched, jnp.stack([run(g) for g in grads]), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("name", [n for n, e in STEP_RULES.items() if e.numeric and not e.build_fn])
+def test_step_rule_under_inject_hyperparams(name):
+    entry = STEP_RULES[name]
+    params, grads = registry.rule_params(entry), registry.rule_grads()
+    direct, _ = _run_eager(entry.build(), params, grads)
+    injected = entry.build_injected()
+    scanned, state = jax.jit(functools.partial(_run_scan, injected))(params, grads)
+    np.testing.assert_allclose(scanned, direct, rtol=1e-5, atol=1e-6)
+    assert set(entry.numeric) <= set(state.hyperparams)  # the numbers are state, sweepable
+
+
+# -- the README's example attack -------------------------------------------------------------------
+
+
+def test_readme_example_attack_is_the_tested_one():
+    """README "How to add an attack" shows tests/example_attack.py verbatim, and the block runs
+    on its own (the registry entry "example-random-sign-noise" checks its conformance)."""
+    root = registry.ROOT
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    guide = readme.split("## How to add an attack", 1)[1].split("\n## ", 1)[0]
+    block = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    assert block == (root / "tests" / "example_attack.py").read_text(encoding="utf-8")
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec", dont_inherit=True), namespace)
+    attack = namespace["RandomSignNoise"](tries=2)
+    assert isinstance(attack, AttackBase)
+    assert float(attack.hparams(eps=0.25).eps) == 0.25 and attack.length == 2

@@ -1,0 +1,359 @@
+"""The conformance registry: every public attack factory of ``jaxadv.attacks`` and every step-rule
+factory of ``jaxadv.transforms``, registered once with cheap settings and what the checks need to
+know about it (as optax's ``contrib/_common_test.py`` lists its optimisers). The checks live in
+``tests/test_conformance.py``; a public factory missing here fails a test there.
+
+An attack entry says which tiny victim it runs on, which hyper-parameter is its budget (``eps``:
+then ``eps = 0`` must be the identity), which norm the budget bounds (checked on ``delta``),
+which field a sweep varies and over which values, and whether it also runs once op by op
+(``eager``: 2-10 s each, so one entry per loop family). Targeted-ness and random starts are read
+from the attack itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxadv import attacks, transforms
+from jaxadv.image import smoother
+from jaxadv.models.saliency import SaliencyVictim
+
+from conftest import make_mlp_victim
+from example_attack import RandomSignNoise
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]  # the repository
+
+# -- victims ---------------------------------------------------------------------------------------
+
+SALIENCY_SHAPE = (4, 4, 2)
+SALIENCY_CHANNELS = 5  # channels of the stub's hidden layer "feat"
+
+
+def _stub_hidden(variables, x):
+    return jnp.tanh(x @ variables["w"] + variables["b"])  # [b, 4, 4, C]
+
+
+def stub_saliency_capture(variables, x):
+    h = _stub_hidden(variables, x)
+    return {"feat": h, "map": jnp.mean(h, axis=-1)}
+
+
+def stub_saliency_apply(variables, x):
+    return jax.nn.sigmoid(jnp.mean(_stub_hidden(variables, x), axis=-1))
+
+
+@functools.lru_cache(maxsize=None)
+def make_saliency_victim() -> SaliencyVictim:
+    """A pure-function saliency victim (a per-pixel tanh layer and a sigmoid map): cheap to
+    compile, with a named hidden layer for feature-space attacks."""
+    k1, k2 = jax.random.split(jax.random.key(0))
+    variables = {
+        "w": jax.random.normal(k1, (SALIENCY_SHAPE[-1], SALIENCY_CHANNELS)),
+        "b": 0.1 * jax.random.normal(k2, (SALIENCY_CHANNELS,)),
+    }
+    return SaliencyVictim(
+        variables=variables,
+        apply_fn=stub_saliency_apply,
+        capture_fn=stub_saliency_capture,
+        input_shape=SALIENCY_SHAPE,
+        output="unit",
+        map_shape=SALIENCY_SHAPE[:2],
+        layer_names=("feat", "map"),
+        bounds=(0.0, 1.0),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def make_classifier() -> Any:
+    return make_mlp_victim()  # 4×4×1 images in [0, 1], 3 classes
+
+
+def make_ensembles() -> Any:
+    """SMBEA's victims: two mini-batches of classifier ensembles."""
+    from jaxadv.models import ensemble
+
+    a, b = make_mlp_victim(seed=0), make_mlp_victim(seed=3)
+    return (ensemble([a, b], [2.0, 1.0]), ensemble([make_mlp_victim(seed=5)]))
+
+
+VICTIMS: dict[str, Callable[[], Any]] = {
+    "classifier": make_classifier,
+    "saliency": make_saliency_victim,
+    "ensembles": make_ensembles,
+}
+
+# -- attacks ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackEntry:
+    """One registered attack.
+
+    Attributes:
+      factory: the public factory this entry covers (``jaxadv.attacks.<name>``).
+      make: builds the attack with cheap settings (2-4 steps).
+      values: ``attack.hparams(**values)`` for the checks.
+      victim: a key of :data:`VICTIMS`.
+      eps: the field that is the budget's radius (``eps = 0`` must leave the input unchanged);
+        None for attacks without a budget (C&W, SparseFool, SAPF's count is ``budget="l0"``).
+      budget: the norm the budget bounds, checked on ``delta``: ``"linf"``, ``"l2"``, ``"l1"``,
+        ``"l0"`` (radius field ``k``), ``"l0+linf"`` (``k`` and ``eps``) or None.
+      sweep: ``(field, values)`` of the hyper-parameter grid (the first value of an ``eps``
+        sweep is 0).
+      eager: also run one example with ``jax.disable_jit`` (op by op, seconds each).
+      full: all checks; False: the batch-level ones only (no loop over examples, no sweep).
+    """
+
+    factory: Callable
+    make: Callable[[], Any]
+    values: dict = dataclasses.field(default_factory=dict)
+    victim: str = "classifier"
+    eps: str | None = "eps"
+    budget: str | None = "linf"
+    sweep: tuple[str, tuple[float, ...]] = ("eps", (0.0, 0.05, 0.2))
+    eager: bool = False
+    full: bool = True
+
+
+_SAPF_SMALL = dict(steps=1, mask_steps=1, finetune_steps=1, trials=1)  # 3 steps: host-driven
+
+# One entry per public factory, all checks. Where a factory has structural options that take
+# other code paths (norms, restarts, targets), the entry picks the one that covers most and the
+# others are batch-level VARIANTS below (each check costs a compilation: ~1-3 s of CPU).
+ATTACKS: dict[str, AttackEntry] = {
+    "fgsm": AttackEntry(attacks.fgsm, lambda: attacks.fgsm(), dict(eps=0.1)),
+    "bim": AttackEntry(  # targeted, C&W margin loss, no random start
+        attacks.bim, lambda: attacks.bim(steps=2, targeted=True, loss="cw"), dict(eps=0.1)
+    ),
+    "pgd": AttackEntry(  # random start and restarts (the best of 2 per example)
+        attacks.pgd, lambda: attacks.pgd(steps=2, restarts=2), dict(eps=0.1)
+    ),
+    "mi-fgsm": AttackEntry(
+        attacks.mi_fgsm, lambda: attacks.mi_fgsm(steps=2), dict(eps=0.1), eager=True
+    ),
+    "cw-l2": AttackEntry(
+        attacks.cw_l2, lambda: attacks.cw_l2(steps=2, search_steps=2), dict(step_size=0.1),
+        eps=None, budget=None, sweep=("initial_const", (0.01, 1.0, 10.0)), eager=True,
+    ),
+    "cw-l0": AttackEntry(
+        attacks.cw_l0, lambda: attacks.cw_l0(steps=2, search_steps=1, rounds=2, targeted=True),
+        dict(step_size=0.5, initial_const=10.0, shrink=0.5),  # large steps: some succeed in 2
+        eps=None, budget=None, sweep=("shrink", (0.3, 1.0)),
+    ),
+    "pgd-l0-linf": AttackEntry(  # its eps must be > 0 (Spec "positive"): no identity check
+        attacks.pgd_l0_linf, lambda: attacks.pgd_l0_linf(steps=2), dict(k=3.0, eps=0.3),
+        eps=None, budget="l0+linf", sweep=("eps", (0.1, 0.3)),
+    ),
+    "sparsefool": AttackEntry(
+        attacks.sparsefool, lambda: attacks.sparsefool(steps=2, deepfool_steps=1, targeted=True),
+        dict(lam=2.0), eps=None, budget=None, sweep=("lam", (1.0, 3.0)),
+    ),
+    "sapf": AttackEntry(
+        attacks.sapf, lambda: attacks.sapf(**_SAPF_SMALL), dict(k=4.0, lambda1=1.0),
+        eps=None, budget="l0", sweep=("k", (1.0, 8.0)),
+    ),
+    # SAPF-GS and -VI are SAPF's program with groups or weights: batch-level checks (their
+    # host-driven phases compile in seconds each; sapf above runs every check on the same loop).
+    "sapf-gs": AttackEntry(
+        attacks.sapf_gs, lambda: attacks.sapf_gs(segments=4, **_SAPF_SMALL),
+        dict(k=4.0, lambda1=1.0), eps=None, budget="l0", full=False,
+    ),
+    "sapf-vi": AttackEntry(
+        attacks.sapf_vi, lambda: attacks.sapf_vi(**_SAPF_SMALL), dict(k=4.0, lambda1=1.0),
+        eps=None, budget="l0", full=False,
+    ),
+    "qpgd2": AttackEntry(
+        attacks.qpgd2, lambda: attacks.qpgd2(steps=2), dict(eps=0.5), budget=None,
+        sweep=("eps", (0.0, 1.0)), eager=True,
+    ),
+    "scw": AttackEntry(
+        # step 0.05: at 0.01 two search steps reach the same first iterate (Adam's first step
+        # ignores c) and the tie of their ℓ2 is broken by rounding, differently under vmap
+        attacks.scw, lambda: attacks.scw(steps=2, search_steps=2), dict(step_size=0.05),
+        eps=None, budget=None, sweep=("initial_const", (0.1, 10.0)),
+    ),
+    "saliency-pgd": AttackEntry(
+        attacks.saliency_pgd, lambda: attacks.saliency_pgd(steps=2), dict(eps=0.1),
+        victim="saliency",
+    ),
+    # rule_attack: AdaEq2M (ℓ∞ budget, momentum with noise); the penalty-only C&W rules are a
+    # variant, and every rule's step is a step-rule entry ("rule:<name>"). Hot&Cold's SSIM budget
+    # needs images of at least 11×11 pixels (tests/test_update_rules.py runs it).
+    "rule-adaeq2m": AttackEntry(
+        attacks.rule_attack, lambda: attacks.rule_attack("adaeq2m", steps=2), dict(eps=0.1)
+    ),
+    # The README's example ("How to add an attack"): conformant by registration alone.
+    "example-random-sign-noise": AttackEntry(
+        RandomSignNoise, lambda: RandomSignNoise(tries=2), dict(eps=0.1)
+    ),
+}  # fmt: skip
+
+# Other structural options of registered factories: the batch-level checks only (same key, float32,
+# box, budget, eps = 0, success).
+VARIANTS: dict[str, AttackEntry] = {
+    "fgm-l2": AttackEntry(
+        attacks.fgsm, lambda: attacks.fgsm(norm="l2"), dict(eps=0.5), budget="l2", full=False
+    ),
+    "pgd-l2": AttackEntry(
+        attacks.pgd, lambda: attacks.pgd(norm="l2", steps=2), dict(eps=0.5), budget="l2",
+        full=False,
+    ),
+    "pgd-l1": AttackEntry(
+        attacks.pgd, lambda: attacks.pgd(norm="l1", steps=2), dict(eps=2.0), budget="l1",
+        full=False,
+    ),
+    "rule-adam-decay-cw": AttackEntry(
+        attacks.rule_attack, lambda: attacks.rule_attack("adam_decay_cw", steps=2), dict(),
+        eps=None, budget=None, full=False,
+    ),
+}  # fmt: skip
+ATTACKS.update(VARIANTS)
+
+# SMBEA (two mini-batches of classifier ensembles; β3 = 0 keeps every mini-batch's budget at eps)
+# and the subspace attack (a targeted feature-space attack on the saliency stub).
+ATTACKS.update({
+    "smbea": AttackEntry(
+        attacks.smbea, lambda: attacks.smbea(loss="ce", steps=2, minibatches=2),
+        dict(eps=0.1, step_size=0.05, beta3=0.0), victim="ensembles",
+    ),
+    "subspace": AttackEntry(
+        attacks.subspace_attack, lambda: attacks.subspace_attack("feat", 3, loss="mse", steps=3),
+        dict(eps=0.1, step_size=0.02), victim="saliency",
+    ),
+})  # fmt: skip
+
+# Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
+# and driver pieces); every other public function must be a registered factory.
+NOT_ATTACK_FACTORIES = {
+    "best_of": "reduces stacked restarts to the best result",
+    "common_positions": "an analysis helper over SAPF results",
+    "constant_search": "C&W's search as a Program combinator (used by cw_l2 and scw)",
+    "descent": "the descent loop as a Program (the building block of most families)",
+    "l1_linear_solve": "SparseFool's inner linear solve",
+    "per_example": "driver: one phase of an attack on one example",
+    "perturbation_norms": "norms of a perturbation",
+    "plan": "driver: the phases of a run",
+    "run_calls": "driver: runs calls through the phases",
+    "run_program": "driver: runs a Program as one scan",
+    "saliency_clean_outputs": "the clean outputs a saliency attack compares against",
+    "with_context": "a Program combinator (per-example data in the carry)",
+}
+
+# -- step rules ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleEntry:
+    """One registered step rule: ``build()`` the transformation.
+
+    Attributes:
+      factory: the public factory covered (None: a composition or a rule of the library).
+      numeric: the factory's numeric hyper-parameters (``optax.inject_hyperparams`` may carry
+        them as state; empty: the check does not apply).
+      static: its structural arguments (``static_args`` of ``inject_hyperparams``).
+      build_fn: builds the transformation otherwise (then ``numeric``/``static`` are unused).
+      mask: ``params`` is a mask in [0, 1] (ℓp-box ADMM) instead of a perturbation.
+    """
+
+    factory: Callable | None
+    numeric: dict = dataclasses.field(default_factory=dict)
+    static: dict = dataclasses.field(default_factory=dict)
+    build_fn: Callable[[], optax.GradientTransformation] | None = None
+    mask: bool = False
+
+    def build(self) -> optax.GradientTransformation:
+        if self.build_fn is not None:
+            return self.build_fn()
+        return self.factory(**self.numeric, **self.static)
+
+    def build_injected(self) -> optax.GradientTransformation:
+        return optax.inject_hyperparams(self.factory, static_args=tuple(self.static))(
+            **self.numeric, **self.static
+        )
+
+
+RULE_SHAPE = (4, 3, 2)  # one example's perturbation
+
+
+def _smoother():
+    x0 = jax.random.uniform(jax.random.key(3), RULE_SHAPE)
+    return smoother(x0, alpha=0.8, maxiter=5)
+
+
+T = transforms
+STEP_RULES: dict[str, RuleEntry] = {
+    "sign": RuleEntry(T.sign),
+    "normalize_by_l2_norm": RuleEntry(T.normalize_by_l2_norm),
+    "normalize_by_l1_norm": RuleEntry(T.normalize_by_l1_norm),
+    "l1_steepest": RuleEntry(T.l1_steepest, dict(sparsity=0.9)),
+    "mi_momentum": RuleEntry(T.mi_momentum, dict(decay=0.8)),
+    "normalize_gradient": RuleEntry(T.normalize_gradient, static=dict(kind="l2")),
+    "first_momentum": RuleEntry(
+        T.first_momentum, dict(decay=0.9, noise_scale=0.01), dict(ema=True, debias=True, key=3)
+    ),
+    "second_momentum": RuleEntry(T.second_momentum, dict(decay=0.9), dict(kind="plus")),
+    "scale_by_momenta": RuleEntry(
+        T.scale_by_momenta, dict(eps=1e-8),
+        dict(first=T.first_momentum(0.9), second=T.second_momentum("decay", 0.9)),
+    ),
+    "adaeq2m_published": RuleEntry(T.adaeq2m_published, dict(decay1=1.0, decay2=0.9), dict(key=1)),
+    "adaeq2m": RuleEntry(T.adaeq2m, dict(step_size=0.01, mu1=1.0, mu2=0.9, noise_scale=0.01)),
+    "adaeq2m_v2": RuleEntry(T.adaeq2m_v2, dict(step_size=0.01, mu1=1.0, mu2=0.9)),
+    "adagrad_decay_im": RuleEntry(T.adagrad_decay_im, dict(step_size=0.01, mu2=0.9)),
+    "adagrad_plus_im": RuleEntry(T.adagrad_plus_im, dict(step_size=0.01, mu2=0.9)),
+    "adam_decay_im": RuleEntry(T.adam_decay_im, dict(step_size=0.01, mu1=0.9, mu2=0.9)),
+    "adam_vanilla_im": RuleEntry(T.adam_vanilla_im, dict(step_size=0.01, mu1=0.9)),
+    "msgd_mim": RuleEntry(T.msgd_mim, dict(step_size=0.01, mu1=1.0)),
+    "sgd_ifgsm": RuleEntry(T.sgd_ifgsm, dict(step_size=0.01)),
+    "sgd_ifgv": RuleEntry(T.sgd_ifgv, dict(step_size=0.01)),
+    "scale_by_long_term_memory": RuleEntry(T.scale_by_long_term_memory, dict(mu1=0.9, mu2=0.99)),
+    "smbea_step": RuleEntry(T.smbea_step, dict(step_size=0.01, mu1=0.9, mu2=0.99)),
+    "lp_box_admm": RuleEntry(T.lp_box_admm, dict(k=5.0, learning_rate=0.1), mask=True),
+    # The smoother holds arrays of the clean image: not a numeric hyper-parameter.
+    "smooth_updates": RuleEntry(T.smooth_updates, build_fn=lambda: T.smooth_updates(_smoother())),
+    # A composition, as the classic recipes build it (MI-FGSM's step).
+    "mi-chain": RuleEntry(
+        None,
+        build_fn=lambda: optax.chain(T.mi_momentum(1.0), T.sign(), optax.scale(-0.01)),
+    ),
+}  # fmt: skip
+
+
+def _library_rule(rule: str) -> RuleEntry:
+    attack = attacks.rule_attack(rule, targeted=rule == "hot_cold")
+    hp = attack.derive(attack.hparams())
+    return RuleEntry(None, build_fn=lambda: transforms.RuleStep(rule)(hp))
+
+
+# The rules of rule_attack (Che et al.'s library), each as the step it takes inside the attack.
+STEP_RULES.update({f"rule:{rule}": _library_rule(rule) for rule in transforms.RULES})
+
+# Public callables of ``jaxadv.transforms`` that return something else than a transformation.
+NOT_STEP_RULE_FACTORIES = {
+    "binarize": "SAPF's final mask (an array)",
+    "constraint_schedule": "SMBEA's budget schedule (an array)",
+    "group_soft_threshold": "a prox (an array)",
+    "next_minibatch": "SMBEA's memory hand-over between mini-batches (a state)",
+    "project_box": "a projection (an array)",
+    "project_sphere": "a projection (an array)",
+    "sapf_step_schedule": "an optax schedule",
+}
+
+
+def rule_grads(n: int = 3, seed: int = 0) -> jax.Array:
+    """Random normal gradients (``sign`` never sits on a zero crossing)."""
+    return jax.random.normal(jax.random.key(seed), (n,) + RULE_SHAPE)
+
+
+def rule_params(entry: RuleEntry) -> jax.Array:
+    if entry.mask:
+        return jax.random.uniform(jax.random.key(9), RULE_SHAPE)
+    return jnp.zeros(RULE_SHAPE)
+
