@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from jaxadv import _checks, _compile
-from jaxadv.attacks._result import AttackResult
+from jaxadv.results import AttackResult
 from jaxadv.attacks._driver import compile_drive, drive
 from jaxadv.attacks._runner import SELECTIONS, Program, descent, run_program
 from jaxadv.constraints import Constraint

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxadv import _compile
-from jaxadv.attacks._result import AttackResult, perturbation_norms
+from jaxadv.results import AttackResult, perturbation_norms
 from jaxadv.constraints import Constraint, intersect, pixel_box
 from jaxadv.gradients import GradientOracle
 from jaxadv.models._victim import Victim

@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxadv import _checks, _compile
 from jaxadv.attacks._attack import _AttackBase
-from jaxadv.attacks._result import AttackResult
+from jaxadv.results import AttackResult
 from jaxadv.attacks._runner import Program, _Best, _keep_better, make_result, run_program
 from jaxadv.image._sensitivity import WEIGHTINGS, check_weights, sensitivity_weights
 from jaxadv.image._superpixels import num_segments_bound, slic

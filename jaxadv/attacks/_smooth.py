@@ -15,7 +15,7 @@ import optax
 from jaxadv import _checks
 from jaxadv.attacks._attack import _AttackBase
 from jaxadv.attacks._cw import constant_search
-from jaxadv.attacks._result import perturbation_norms
+from jaxadv.results import perturbation_norms
 from jaxadv.attacks._runner import SELECTIONS, Program, descent, with_context
 from jaxadv.constraints import l2_ball, unconstrained
 from jaxadv.gradients import Exact, GradientOracle
