@@ -14,7 +14,6 @@ from jaxadv.attacks._recipes import pgd as pgd
 from jaxadv.results import AttackResult as AttackResult
 from jaxadv.results import perturbation_norms as perturbation_norms
 from jaxadv.attacks._runner import Program as Program
-from jaxadv.attacks._runner import descend as descend
 from jaxadv.attacks._runner import descent as descent
 from jaxadv.attacks._runner import run_program as run_program
 from jaxadv.attacks._cw import constant_search as constant_search
@@ -60,3 +59,12 @@ from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
 from jaxadv.attacks._subspace import SubspaceResult as SubspaceResult
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack
+
+# The driver's pieces that jaxadv.sweeps compiles per device mesh (the base class whose `program`
+# marks an attack without a Program of its own, the phases, one example's function per phase).
+from jaxadv.attacks._attack import _AttackBase as AttackBase
+from jaxadv.attacks._driver import FINISH as FINISH
+from jaxadv.attacks._driver import INIT as INIT
+from jaxadv.attacks._driver import WHOLE as WHOLE
+from jaxadv.attacks._driver import _per_example as per_example_phase
+from jaxadv.attacks._driver import _phases as driver_phases

@@ -19,14 +19,14 @@ import numpy as np
 import optax
 
 from jaxadv import _checks, _compile
-from jaxadv.results import AttackResult
 from jaxadv.attacks._driver import compile_drive, drive
 from jaxadv.attacks._runner import SELECTIONS, Program, descent, run_program
 from jaxadv.constraints import Constraint
 from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.losses import Objective
-from jaxadv.models._victim import Victim
+from jaxadv.models import Victim
 from jaxadv.perturbations import Additive, Perturbation
+from jaxadv.results import AttackResult
 
 
 class HParams(NamedTuple):

@@ -48,14 +48,15 @@ import optax
 
 from jaxadv import _checks, _compile
 from jaxadv.constraints import NORMS, intersect, norm_ball, pixel_box
-from jaxadv.image._ssim import PERCEPTUAL_DISTANCES, perceptual_distance
-from jaxadv.losses._classification import classification_objective
-from jaxadv.losses._saliency import SALIENCY_LOSSES, to_saliency_map
-from jaxadv.models._ensemble import Ensemble
-from jaxadv.transforms._momenta import NORMALIZERS, check_unit_interval
-from jaxadv.transforms._update_rules import RULES, RuleStep
-from jaxadv.transforms._smbea import (
+from jaxadv.image import PERCEPTUAL_DISTANCES, perceptual_distance
+from jaxadv.losses import SALIENCY_LOSSES, classification_objective, to_saliency_map
+from jaxadv.models import Ensemble
+from jaxadv.transforms import (
+    NORMALIZERS,
+    RULES,
     LongTermMemoryState,
+    RuleStep,
+    check_unit_interval,
     constraint_schedule,
     next_minibatch,
     smbea_step,

@@ -41,7 +41,7 @@ import optax
 from jaxadv import _checks, _compile
 from jaxadv.attacks._smbea import FEATURE_LOSSES, _feature_loss
 from jaxadv.constraints import NORMS, intersect, norm_ball, pixel_box
-from jaxadv.transforms._momenta import (
+from jaxadv.transforms import (
     check_unit_interval,
     first_momentum,
     normalize_gradient,

@@ -47,7 +47,7 @@ import numpy as np
 from flax import struct
 
 from jaxadv import _checks
-from jaxadv.losses._saliency import to_saliency_map
+from jaxadv.losses import to_saliency_map
 
 OUTPUTS = ("logits", "saliency", "dense")
 COMBINES = ("raw", "density")

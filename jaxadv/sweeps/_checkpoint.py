@@ -15,7 +15,6 @@ see (as orbax requires).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -115,7 +114,3 @@ class SweepCheckpoint:
     def close(self) -> None:
         self.manager.close()
 
-
-def json_safe(value: Any) -> Any:
-    """Round-trips ``value`` through JSON (the form the meta record compares in)."""
-    return json.loads(json.dumps(value))

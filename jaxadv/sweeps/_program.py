@@ -25,8 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxadv import _compile
-from jaxadv.attacks._attack import _AttackBase
-from jaxadv.attacks._driver import FINISH, INIT, WHOLE, _per_example, _phases
+from jaxadv.attacks import FINISH, INIT, WHOLE
+from jaxadv.attacks import AttackBase as _AttackBase
+from jaxadv.attacks import driver_phases as _phases
+from jaxadv.attacks import per_example_phase as _per_example
 from jaxadv.sweeps._sharding import AXIS
 
 # The per-entry outputs (the table's measurements).
