@@ -105,11 +105,11 @@ def sim(saliency_map, density, *, variant: str = "mit") -> jax.Array:
 def _sim_core(s, g, variant):
     if variant == "mit":
 
-        def normalise(x):
+        def normalize(x):
             scaled = _min_max(x)
             return jnp.where(jnp.any(x != 0), scaled / jnp.sum(scaled), x)
 
-        return jnp.sum(jnp.minimum(normalise(s), normalise(g)))
+        return jnp.sum(jnp.minimum(normalize(s), normalize(g)))
     return jnp.sum(jnp.minimum(_pysaliency_density(s), _pysaliency_density(g)))
 
 @functools.partial(jax.jit, static_argnames="variant")
