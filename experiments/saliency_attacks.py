@@ -38,7 +38,7 @@ from jaxadv import attacks
 from jaxadv.attacks._saliency import pearson
 from jaxadv.data.saliency import load_scenes
 from jaxadv.models import default_cache_dir
-from jaxadv.models._saliency_training import (
+from jaxadv.training import (
     evaluate_saliency_maps,
     predict_saliency,
     train_zoo_saliency,

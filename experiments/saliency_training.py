@@ -36,13 +36,13 @@ import time
 import jax
 
 from jaxadv.data.saliency import load_scenes
-from jaxadv.models._saliency_training import (
+from jaxadv.training import (
     center_bias_baselines,
     evaluate_saliency,
     format_saliency_table,
     train_zoo_saliency,
 )
-from jaxadv.models.saliency._zoo import SALIENCY_MODEL_NAMES
+from jaxadv.models.saliency import SALIENCY_MODEL_NAMES
 
 # Epochs per model: the slow ones (per-step cost on 2 CPU cores) get fewer passes.
 EPOCHS = dict(salicon=4, salgan=5, sam=3, deepgaze=8, gazegan=2, unisal=2)

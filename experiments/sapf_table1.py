@@ -38,7 +38,7 @@ from jaxadv.metrics import (
     smallest_successful_budget,
     target_pairs,
 )
-from jaxadv.models import default_victim
+from jaxadv.training import default_victim
 
 CONFIG = dict(
     epochs=None,  # the default victim's recipe

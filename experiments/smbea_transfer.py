@@ -59,18 +59,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxadv.attacks._smbea import SMBEAttack
+from jaxadv.attacks import SMBEAttack
 from jaxadv.data import load_digits
 from jaxadv.data.saliency import load_scenes
-from jaxadv.models import default_cache_dir
-from jaxadv.models._ensemble import ensemble
-from jaxadv.models._saliency_training import (
+from jaxadv.models import default_cache_dir, ensemble, from_flax
+from jaxadv.training import (
     evaluate_saliency_maps,
     predict_saliency,
+    train_classifier,
     train_zoo_saliency,
 )
-from jaxadv.models._training import train_classifier
-from jaxadv.models._victim import from_flax
 
 CONFIG = dict(
     size=(32, 32), width=8, train_scenes=400, epochs=8, images=16, steps=10, minibatches=5,

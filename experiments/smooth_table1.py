@@ -35,7 +35,8 @@ import numpy as np
 
 from jaxadv import attacks, metrics
 from jaxadv.data import load_digits
-from jaxadv.models import bilateral_defense, default_victim
+from jaxadv.models import bilateral_defense
+from jaxadv.training import default_victim
 
 CONFIG = dict(
     models=("c4", "cw"),

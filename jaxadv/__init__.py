@@ -13,11 +13,13 @@ from jaxadv import losses as losses
 from jaxadv import metrics as metrics
 from jaxadv import models as models
 from jaxadv import perturbations as perturbations
+from jaxadv import results as results
 from jaxadv import sweeps as sweeps
+from jaxadv import training as training
 from jaxadv import transforms as transforms
 from jaxadv.attacks import Attack as Attack
-from jaxadv.attacks import AttackResult as AttackResult
 from jaxadv.attacks import HParams as HParams
 from jaxadv.models import Victim as Victim
+from jaxadv.results import AttackResult as AttackResult
 
 __version__ = "0.1.0"

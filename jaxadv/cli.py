@@ -100,7 +100,7 @@ SALIENCY_DATA = ("scenes", "salicon", "mit1003", "cat2000")
 
 
 def _add_train_saliency(commands) -> None:
-    from jaxadv.models.saliency._zoo import SALIENCY_MODEL_NAMES
+    from jaxadv.models.saliency import SALIENCY_MODEL_NAMES
 
     sal = commands.add_parser(
         "train-saliency",
@@ -185,7 +185,7 @@ def _real_saliency_data(parser, args, data, size):
 def _train_saliency(parser, args) -> int:
     import jax
 
-    from jaxadv.models._saliency_training import (
+    from jaxadv.training import (
         center_bias_baselines,
         evaluate_saliency,
         format_saliency_table,
@@ -262,7 +262,7 @@ def _add_sweep(commands) -> None:
 
 
 def _sweep(parser, args) -> int:
-    from jaxadv.sweeps import _distributed
+    from jaxadv.sweeps import distributed_from_environment, initialize, shutdown
 
     for flag in ("chunk_size", "micro_batch"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -278,17 +278,16 @@ def _sweep(parser, args) -> int:
     if given and len(given) != 3:
         parser.error("--coordinator, --num-processes and --process-id go together")
     if not given:
-        joined = _distributed.from_environment()
+        joined = distributed_from_environment()
     if joined is not None:
         try:
-            _distributed.initialize(**joined, timeout_s=args.join_timeout)
+            initialize(**joined, timeout_s=args.join_timeout)
         except TimeoutError as err:
             print(f"jaxadv sweep: {err}", file=sys.stderr)
             return 2
     from pathlib import Path
 
-    from jaxadv.sweeps._config import load_config
-    from jaxadv.sweeps._sweep import run_sweep
+    from jaxadv.sweeps import load_config, run_sweep
 
     config = load_config(args.config)
     out = args.out or str(Path("sweeps") / config.name)
@@ -302,7 +301,7 @@ def _sweep(parser, args) -> int:
         progress=False if args.quiet else None,
     )
     if joined is not None:
-        _distributed.shutdown()
+        shutdown()
     return 0
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxadv import attacks, metrics
 from jaxadv.data import load_digits
-from jaxadv.models import default_victim
+from jaxadv.training import default_victim
 
 # (label, attack factory, hyper-parameters)
 DEMO_ATTACKS: tuple[tuple[str, Callable[[], Any], dict[str, float]], ...] = (

@@ -13,12 +13,11 @@ from jaxadv.models import (
     C4Net,
     CWNet,
     ResNet,
-    _default,
     default_cache_dir,
-    default_victim,
     restore_variables,
     save_variables,
 )
+from jaxadv.training import _default, default_victim
 
 SHAPE = (28, 28, 1)
 

@@ -30,14 +30,13 @@ from jaxadv.data.saliency import load_salicon
 from jaxadv.models import (
     CheckpointCorruptedError,
     CWNet,
-    _default,
-    default_victim,
     from_flax,
     from_torch_state_dict,
     restore_variables,
     save_variables,
 )
 from jaxadv.models._checkpoint import CHECKSUM_FILE, abstract_variables
+from jaxadv.training import _default, default_victim
 from jaxadv.sweeps import Grid, read_table, run_grid, run_sweep
 from jaxadv.sweeps import _run as sweep_run
 from jaxadv.sweeps._config import as_config, load_config
@@ -385,7 +384,7 @@ class _TinySaliency(nn.Module):
 
 def test_corrupted_training_checkpoint_is_refused_on_resume(tmp_path):
     from jaxadv.data.saliency import load_scenes
-    from jaxadv.models._saliency_training import train_saliency
+    from jaxadv.training import train_saliency
 
     data = load_scenes("train", 4, size=(16, 16))
     module = _TinySaliency()

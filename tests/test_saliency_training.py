@@ -15,10 +15,10 @@ import pytest
 
 from jaxadv import cli
 from jaxadv.data.saliency import load_scenes, scene_center_bias
-from jaxadv.models._saliency_training import (
+from jaxadv.training import (
     evaluate_saliency_maps,
-    image_loss,
-    resolve_loss,
+    resolve_saliency_loss,
+    saliency_image_loss,
     train_saliency,
 )
 
@@ -70,7 +70,7 @@ def _mean_loss(module, variables, data):
     @jax.jit
     def mean_nll(variables, x, density, counts):
         out = module.apply(variables, x, train=False)
-        loss = functools.partial(image_loss, kind="log_density", weights={"nll": 1.0})
+        loss = functools.partial(saliency_image_loss, kind="log_density", weights={"nll": 1.0})
         return jnp.mean(jax.vmap(loss)(out, density, counts))
 
     return float(mean_nll(variables, data.images, density, counts.astype(np.float32)))
@@ -125,7 +125,7 @@ def test_progress_lines_only_when_asked(data, capsys):
 
 
 def _loss_fn(kind, weights):
-    return jax.jit(functools.partial(image_loss, kind=kind, weights=weights))
+    return jax.jit(functools.partial(saliency_image_loss, kind=kind, weights=weights))
 
 
 def test_image_loss_terms_by_hand():
@@ -144,14 +144,14 @@ def test_image_loss_terms_by_hand():
     assert p[0, 0] < p[0, 3] < p[3, 0] < p[3, 3]
     # SAM's loss of the true density as a [0, 1] map: 10·0 − 2·1 − NSS.
     truth = jnp.array([[0.1, 0.2], [0.3, 0.4]])
-    sam = _loss_fn("unit", resolve_loss(None, "unit"))(truth, truth, counts)
+    sam = _loss_fn("unit", resolve_saliency_loss(None, "unit"))(truth, truth, counts)
     z = (truth - truth.mean()) / truth.std()
     np.testing.assert_allclose(sam, -2.0 - (2 * z[0, 0] + z[1, 1]) / 3, atol=1e-5)
-    assert resolve_loss(None, "log_density") == {"nll": 1.0}
+    assert resolve_saliency_loss(None, "log_density") == {"nll": 1.0}
     with pytest.raises(ValueError, match="'l1'"):
-        resolve_loss({"l1": 1.0}, "log_density")
+        resolve_saliency_loss({"l1": 1.0}, "log_density")
     with pytest.raises(ValueError, match="`loss` must be one of"):
-        resolve_loss({"auc": 1.0}, "unit")
+        resolve_saliency_loss({"auc": 1.0}, "unit")
 
 
 def test_evaluation_scores_the_truth_above_the_centre_bias():

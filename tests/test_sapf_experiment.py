@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxadv.attacks._result import AttackResult
+from jaxadv.results import AttackResult
 from jaxadv.metrics._sparse import (
     case_table,
     k_sweep,

@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from jaxadv.attacks import run_program
-from jaxadv.attacks._sparse_baselines import (
+from jaxadv.attacks import (
     SparsePGD,
     cw_l0,
+    cw_l2,
     l1_linear_solve,
     pgd_l0_linf,
+    run_program,
     sparsefool,
 )
-from jaxadv.attacks import cw_l2
 
 from conftest import make_linear_victim
 

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxadv.models import accuracy, from_flax, train_classifier
-from jaxadv.models._training import random_shift
+from jaxadv.models import from_flax
+from jaxadv.training import accuracy, random_shift, train_classifier
 
 SHAPE = (8, 8, 1)
 

@@ -21,8 +21,8 @@ from jaxadv.attacks._recipes import bim as bim
 from jaxadv.attacks._recipes import fgsm as fgsm
 from jaxadv.attacks._recipes import mi_fgsm as mi_fgsm
 from jaxadv.attacks._recipes import pgd as pgd
-from jaxadv.attacks._result import AttackResult as AttackResult
-from jaxadv.attacks._result import perturbation_norms as perturbation_norms
+from jaxadv.results import AttackResult as AttackResult
+from jaxadv.results import perturbation_norms as perturbation_norms
 from jaxadv.attacks._runner import Program as Program
 from jaxadv.attacks._runner import descent as descent
 from jaxadv.attacks._cw import constant_search as constant_search

@@ -17,12 +17,12 @@ import optax
 
 from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
-from jaxadv.attacks._result import AttackResult
 from jaxadv.attacks._runner import SELECTIONS, Program, descent
 from jaxadv.constraints import Constraint
 from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.losses import Objective
 from jaxadv.perturbations import Additive, Perturbation
+from jaxadv.results import AttackResult
 
 
 class HParams(NamedTuple):

@@ -34,7 +34,7 @@ import numpy as np
 from jaxadv import _checks, _compile
 from jaxadv.attacks import _driver
 from jaxadv.attacks._runner import Program
-from jaxadv.attacks._result import AttackResult
+from jaxadv.results import AttackResult
 
 
 class Spec(NamedTuple):

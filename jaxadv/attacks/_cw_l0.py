@@ -13,8 +13,8 @@ from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
 from jaxadv.attacks._cw import constant_search
 from jaxadv.attacks._runner import Program, descent, make_result
-from jaxadv.constraints import unconstrained
-from jaxadv.constraints._l0 import UNITS, maskable_units, top_k_mask
+from jaxadv.constraints import L0_UNITS as UNITS
+from jaxadv.constraints import maskable_units, top_k_mask, unconstrained
 from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.losses import cw_margin
 from jaxadv.perturbations import TanhBox, tanh_box

@@ -13,8 +13,9 @@ from jaxadv import _checks
 from jaxadv.attacks._attack import Attack
 from jaxadv.attacks._base import Spec
 from jaxadv.attacks._recipes import _validated
-from jaxadv.constraints import Constraint
-from jaxadv.constraints._l0 import UNITS, check_budget_fits, l0_linf_ball
+from jaxadv.constraints import L0_UNITS as UNITS
+from jaxadv.constraints import Constraint, l0_linf_ball
+from jaxadv.constraints import check_l0_budget_fits as check_budget_fits
 from jaxadv.losses import classification_objective
 
 

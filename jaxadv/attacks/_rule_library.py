@@ -27,9 +27,9 @@ from jaxadv.attacks._attack import Attack
 from jaxadv.attacks._base import Spec
 from jaxadv.attacks._runner import Program
 from jaxadv.constraints import NORMS, Constraint, norm_ball, unconstrained
-from jaxadv.image._ssim import PERCEPTUAL_DISTANCES, perceptual_distance, ssim_budget
+from jaxadv.image import PERCEPTUAL_DISTANCES, perceptual_distance, ssim_budget
 from jaxadv.losses import LOSSES, classification_objective
-from jaxadv.transforms._update_rules import RULES, RuleStep
+from jaxadv.transforms import RULES, RuleStep
 
 BUDGETS = NORMS + ("ssim", "msssim", "none")
 _CW_RULES = ("adam_decay_cw", "adaeq2m_cw")

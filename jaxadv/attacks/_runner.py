@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxadv.attacks._result import AttackResult, perturbation_norms
 from jaxadv.constraints import Constraint, intersect, pixel_box
 from jaxadv.gradients import GradientOracle
-from jaxadv.models._victim import Victim
+from jaxadv.models import Victim
 from jaxadv.perturbations import Perturbation
+from jaxadv.results import AttackResult, perturbation_norms
 
 SELECTIONS = ("loss", "l2")
 

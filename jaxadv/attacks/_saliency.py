@@ -36,7 +36,7 @@ from jaxadv import _checks
 from jaxadv.attacks._attack import Attack
 from jaxadv.attacks._recipes import Ball, SteepestStep
 from jaxadv.constraints import NORMS
-from jaxadv.losses._saliency import SALIENCY_LOSSES, to_saliency_map
+from jaxadv.losses import SALIENCY_LOSSES, to_saliency_map
 
 SALIENCY_ATTACK_LOSSES = ("kl", "cc", "sim", "l1")  # NSS needs fixations, ACS ignores position
 FEATURES = "features"  # the output kind of a feature-space view

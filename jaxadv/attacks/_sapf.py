@@ -25,19 +25,16 @@ import numpy as np
 from jaxadv import _checks, _compile
 from jaxadv.attacks import _driver
 from jaxadv.attacks._base import AttackBase, Spec
-from jaxadv.attacks._result import AttackResult
 from jaxadv.attacks._runner import Program, _Best, _keep_better, make_result
-from jaxadv.image._sensitivity import WEIGHTINGS, check_weights, sensitivity_weights
-from jaxadv.image._superpixels import num_segments_bound, slic
+from jaxadv.image import SENSITIVITY_WEIGHTINGS as WEIGHTINGS
+from jaxadv.image import check_sensitivity_weights as check_weights
+from jaxadv.image import sensitivity_weights, slic
+from jaxadv.image import slic_num_segments_bound as num_segments_bound
 from jaxadv.losses import cross_entropy, cw_margin
-from jaxadv.transforms._lp_box_admm import (
-    RHO_GROWTH,
-    RHO_MAX,
-    binarize,
-    check_groups,
-    lp_box_admm,
-    sapf_step_schedule,
-)
+from jaxadv.results import AttackResult
+from jaxadv.transforms import ADMM_RHO_GROWTH as RHO_GROWTH
+from jaxadv.transforms import ADMM_RHO_MAX as RHO_MAX
+from jaxadv.transforms import binarize, check_groups, lp_box_admm, sapf_step_schedule
 
 MASKS = ("element", "pixel")
 SAPF_SELECTIONS = ("sparsest", "l2", "last")

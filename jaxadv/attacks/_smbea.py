@@ -41,7 +41,6 @@ subspace paper's form).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -50,18 +49,26 @@ import optax
 
 from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
-from jaxadv.attacks._result import AttackResult, perturbation_norms
 from jaxadv.attacks._runner import Program
+from jaxadv.attacks._ensembles import (
+    FEATURE_LOSSES,
+    as_tuple,
+    check_ensembles,
+    feature_loss,
+    lockstep,
+    stack,
+)
 from jaxadv.attacks._saliency import pearson
 from jaxadv.constraints import NORMS, intersect, norm_ball, pixel_box
-from jaxadv.image._ssim import PERCEPTUAL_DISTANCES, perceptual_distance
-from jaxadv.losses._classification import classification_objective
-from jaxadv.losses._saliency import SALIENCY_LOSSES, to_saliency_map
-from jaxadv.models._ensemble import Ensemble
-from jaxadv.transforms._momenta import NORMALIZERS
-from jaxadv.transforms._update_rules import RULES, RuleStep
-from jaxadv.transforms._smbea import (
+from jaxadv.image import PERCEPTUAL_DISTANCES, perceptual_distance
+from jaxadv.losses import SALIENCY_LOSSES, classification_objective, to_saliency_map
+from jaxadv.models import Ensemble
+from jaxadv.results import AttackResult, perturbation_norms
+from jaxadv.transforms import (
+    NORMALIZERS,
+    RULES,
     LongTermMemoryState,
+    RuleStep,
     constraint_schedule,
     next_minibatch,
     smbea_step,
@@ -72,7 +79,6 @@ OUTPUT_LOSSES = {
     "logits": ("ce", "cw"),
     "dense": ("l1", "mse"),
 }
-FEATURE_LOSSES = ("mse", "l1", "cc", "kl")
 FUSIONS = ("outputs", "losses")
 
 
@@ -121,62 +127,6 @@ HPARAM_SPEC = {
     "kappa": Spec(0.0),
     "rel_step_size": Spec(0.0),
 }
-
-
-def _feature_loss(kind: str, a: jax.Array, b: jax.Array) -> jax.Array:
-    if kind == "mse":
-        return jnp.mean((a - b) ** 2)
-    if kind == "l1":
-        return jnp.mean(jnp.abs(a - b))
-    if kind == "cc":
-        return SALIENCY_LOSSES["cc"](a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
-    p = a / (jnp.sum(a) + 1e-12)  # kl: the features as one distribution (use a softmax strategy)
-    q = b / (jnp.sum(b) + 1e-12)
-    return jnp.sum(q * jnp.log(1e-12 + q / (p + 1e-12)))
-
-
-def _check_ensembles(ensembles: Any) -> tuple[Ensemble, ...]:
-    if isinstance(ensembles, Ensemble):
-        return (ensembles,)
-    ensembles = tuple(ensembles) if isinstance(ensembles, Sequence) else ()
-    if not ensembles or not all(isinstance(e, Ensemble) for e in ensembles):
-        raise ValueError(
-            "`ensembles` must be an Ensemble (jaxadv.models._ensemble.ensemble) or a non-empty "
-            "sequence of them, one per mini-batch; got "
-            f"{[type(e).__name__ for e in ensembles] or ensembles!r}."
-        )
-    first = ensembles[0]
-    for i, e in enumerate(ensembles[1:], 1):
-        for field in ("input_shape", "bounds", "output", "map_kind", "output_shape"):
-            if getattr(e, field) != getattr(first, field):
-                raise ValueError(
-                    f"`ensembles` (the mini-batches) must agree on {field}; mini-batch 0 has "
-                    f"{getattr(first, field)!r}, mini-batch {i} has {getattr(e, field)!r}."
-                )
-    return ensembles
-
-
-def _as_tuple(victim: Any) -> tuple[Ensemble, ...]:
-    return (victim,) if isinstance(victim, Ensemble) else tuple(victim)
-
-
-@jax.custom_batching.custom_vmap
-def _lockstep(t: jax.Array) -> jax.Array:
-    """The step counter of a program whose examples all move in lock-step, unbatched.
-
-    Under ``vmap`` (the driver's over examples and grid points) every example's counter holds the
-    same number, so the first one stands for all: the mini-batch index stays a scalar, the
-    mini-batch's weights are sliced once (not gathered per example, which would turn each
-    convolution into a per-example one) and ``lax.switch`` stays a branch (a batched index would
-    run every mini-batch's ensemble at every step).
-    """
-    return t
-
-
-@_lockstep.def_vmap
-def _lockstep_vmap(axis_size, in_batched, t):
-    (batched,) = in_batched
-    return (t[0] if batched else t), False
 
 
 class _Carry(NamedTuple):
@@ -314,7 +264,7 @@ class SMBEAttack(AttackBase):
                     term = self._output_term(ens, out, ref, label, target, hp)
                     value = value + ens.weights[n] * term
             if ens.has_features:
-                feat = _feature_loss(self.feature_loss, ens.features(x), ref_feat)
+                feat = feature_loss(self.feature_loss, ens.features(x), ref_feat)
                 value = value + hp.feature_weight * (feat if self.targeted else -feat)
             if self.penalty is not None:
                 value = value + hp.penalty * perceptual_distance(
@@ -353,12 +303,12 @@ class SMBEAttack(AttackBase):
         carry picks the mini-batch (its ensemble, references and budget ``T^(i)``); at the last
         step of a mini-batch the example and the momenta are recorded and the memory is carried
         (``next_minibatch``; the baselines start their rule afresh)."""
-        ensembles = _as_tuple(victim)
+        ensembles = as_tuple(victim)
         n, steps = len(ensembles), self.steps
         low, high = ensembles[0].bounds
         budgets = constraint_schedule(hp.eps, hp.beta3, n)
         tx = self.step_rule(hp)
-        stacked = _stack(ensembles)
+        stacked = stack(ensembles)
 
         def feasible(budget):
             return intersect(norm_ball(self.norm, budget), pixel_box(low, high))
@@ -416,7 +366,7 @@ class SMBEAttack(AttackBase):
             )
 
         def step(carry: _Carry):
-            t = _lockstep(carry.t)
+            t = lockstep(carry.t)
             i = t // steps
             last = t % steps == steps - 1  # the mini-batch's last step
             value, grad = gradient(i, carry.refs, carry.delta)
@@ -487,7 +437,7 @@ class SMBEAttack(AttackBase):
     def clean_correct(self, victim, x0, label) -> jax.Array:
         """Classifier ensembles: the last mini-batch's ensemble picks ``label`` on the clean
         example; saliency/dense ensembles (no classes): True."""
-        ens = _as_tuple(victim)[-1]
+        ens = as_tuple(victim)[-1]
         if ens.output != "logits":
             return jnp.ones((), bool)
         return jnp.argmax(ens(x0)) == label
@@ -497,7 +447,7 @@ class SMBEAttack(AttackBase):
     def check_victim(self, victim, hp) -> None:
         """The mini-batches agree with each other, their number with ``minibatches``, and the
         loss with their output kind."""
-        ensembles = _check_ensembles(victim)
+        ensembles = check_ensembles(victim)
         if len(ensembles) != self.minibatches:
             raise ValueError(
                 f"`ensembles` must hold `minibatches`={self.minibatches} Ensemble(s), one per "
@@ -512,13 +462,13 @@ class SMBEAttack(AttackBase):
             )
 
     def input_shape(self, victim) -> tuple[int, ...]:
-        return tuple(_as_tuple(victim)[0].input_shape)
+        return tuple(as_tuple(victim)[0].input_shape)
 
     def bounds(self, victim) -> tuple[float, float]:
-        return tuple(_as_tuple(victim)[0].bounds)
+        return tuple(as_tuple(victim)[0].bounds)
 
     def num_classes(self, victim) -> int:
-        ens = _as_tuple(victim)[0]
+        ens = as_tuple(victim)[0]
         if ens.output != "logits":
             raise ValueError(
                 f"`victim` must be classifier ensembles to have classes; got {ens.output!r} ones."
@@ -526,7 +476,7 @@ class SMBEAttack(AttackBase):
         return int(ens.output_shape[-1])
 
     def _check(self, victim, x, label, target, lead: tuple[int, ...]):
-        ens = _as_tuple(victim)[0]
+        ens = as_tuple(victim)[0]
         what = "x0" if not lead else "images"
         if tuple(jnp.shape(x)) != lead + tuple(ens.input_shape):
             raise ValueError(
@@ -572,19 +522,6 @@ class SMBEAttack(AttackBase):
     def check_example(self, victim, x0, label, target):
         """ONE input: ``label``/``target`` as :meth:`check_inputs` says for one example."""
         return self._check(victim, x0, label, target, ())
-
-
-def _stack(ensembles: tuple[Ensemble, ...]) -> Ensemble | None:
-    """The ensembles stacked leaf-wise on a leading mini-batch axis when they share one
-    structure (same architectures, layers and static fields; weights may differ), else None."""
-    structure = jax.tree.structure(ensembles[0])
-    shapes = [jnp.shape(leaf) for leaf in jax.tree.leaves(ensembles[0])]
-    for e in ensembles[1:]:
-        if jax.tree.structure(e) != structure:
-            return None
-        if [jnp.shape(leaf) for leaf in jax.tree.leaves(e)] != shapes:
-            return None
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *ensembles)
 
 
 def _memory(opt_state) -> LongTermMemoryState:

@@ -15,17 +15,18 @@ import optax
 from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
 from jaxadv.attacks._cw import constant_search
-from jaxadv.attacks._result import perturbation_norms
 from jaxadv.attacks._runner import SELECTIONS, Program, descent, with_context
 from jaxadv.constraints import l2_ball, unconstrained
 from jaxadv.gradients import Exact, GradientOracle
-from jaxadv.image._graph import FEATURE_KERNELS, OFFSETS
-from jaxadv.image._smoothing import METHODS, Smoother, check_alpha, smoother
+from jaxadv.image import GRAPH_FEATURE_KERNELS as FEATURE_KERNELS
+from jaxadv.image import GRAPH_OFFSETS as OFFSETS
+from jaxadv.image import SMOOTHING_METHODS as METHODS
+from jaxadv.image import Smoother, smoother
+from jaxadv.image import check_smoothing_alpha as check_alpha
 from jaxadv.losses import classification_objective, cw_margin
-from jaxadv.perturbations import Additive
-from jaxadv.perturbations._smoothed import Smoothed
-from jaxadv.transforms import normalize_by_l2_norm
-from jaxadv.transforms._smoothing import smooth_updates
+from jaxadv.perturbations import Additive, Smoothed
+from jaxadv.results import perturbation_norms
+from jaxadv.transforms import normalize_by_l2_norm, smooth_updates
 
 
 class SmoothHParams(NamedTuple):

@@ -40,13 +40,13 @@ import optax
 
 from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
-from jaxadv.attacks._result import AttackResult, perturbation_norms
 from jaxadv.attacks._runner import Program
 from jaxadv.attacks._saliency import pearson
-from jaxadv.attacks._smbea import FEATURE_LOSSES, _feature_loss
-from jaxadv.losses._saliency import to_saliency_map
+from jaxadv.attacks._ensembles import FEATURE_LOSSES, feature_loss
 from jaxadv.constraints import NORMS, intersect, norm_ball, pixel_box
-from jaxadv.transforms._momenta import (
+from jaxadv.losses import to_saliency_map
+from jaxadv.results import AttackResult, perturbation_norms
+from jaxadv.transforms import (
     first_momentum,
     normalize_gradient,
     scale_by_momenta,
@@ -227,7 +227,7 @@ class SubspaceAttack(AttackBase):
 
         def objective(delta, idx):
             x = x0 + delta
-            value = _feature_loss(
+            value = feature_loss(
                 self.loss, self.subspace(victim, x, idx), self.subspace(victim, reference, idx)
             )
             value = value if self.targeted else -value

@@ -10,6 +10,8 @@ from jaxadv.constraints._constraint import intersect as intersect
 from jaxadv.constraints._constraint import pixel_box as pixel_box
 from jaxadv.constraints._constraint import unconstrained as unconstrained
 from jaxadv.constraints._l0 import UNITS as L0_UNITS
+from jaxadv.constraints._l0 import check_budget as check_l0_budget
+from jaxadv.constraints._l0 import check_budget_fits as check_l0_budget_fits
 from jaxadv.constraints._l0 import l0_ball as l0_ball
 from jaxadv.constraints._l0 import l0_linf_ball as l0_linf_ball
 from jaxadv.constraints._l0 import maskable_units as maskable_units

@@ -13,6 +13,8 @@ import optax
 from jaxadv import _checks
 from jaxadv.constraints._constraint import Constraint
 
+# The norms a ball (and hence a norm-budget attack) can be taken in. Not the norms an attack result
+# records: those are ``jaxadv.results.NORM_NAMES`` (l0, l1, l2, linf).
 NORMS = ("linf", "l2", "l1")
 
 

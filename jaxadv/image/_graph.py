@@ -148,10 +148,10 @@ def pixel_graph(
     for weight, (di, dj) in zip(raw, offsets):
         degree = degree + weight + shift(weight, -di, -dj)
     inv_sqrt = jax.lax.rsqrt(jnp.maximum(degree, _MIN_DEGREE))
-    normalised = jnp.stack(
+    normalized = jnp.stack(
         [wt * inv_sqrt * shift(inv_sqrt, di, dj) for wt, (di, dj) in zip(raw, offsets)]
     )
-    return PixelGraph(weights=normalised, offsets=offsets)
+    return PixelGraph(weights=normalized, offsets=offsets)
 
 
 def _inside(h: int, w: int, di: int, dj: int) -> np.ndarray:

@@ -59,11 +59,6 @@ def check_alpha(alpha) -> None:
             raise ValueError(f"`alpha` must lie in [0, 1); got {a if a.ndim else float(a)}.")
 
 
-def laplacian_matvec(graph: PixelGraph, alpha: jax.Array, v: jax.Array) -> jax.Array:
-    """``ℒ_α·v = (v − α𝒲v)/(1 − α)``."""
-    return (v - alpha * graph.matvec(v)) / (1.0 - alpha)
-
-
 def dense_laplacian(graph: PixelGraph, alpha: jax.Array) -> jax.Array:
     """``ℒ_α`` as ``f32[g, n, n]`` (one matrix per graph; small images only)."""
     w = graph.dense()

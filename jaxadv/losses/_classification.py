@@ -1,6 +1,6 @@
 """Classification objectives. Every function returns a scalar that the attack MINIMISES.
 
-This is the one place where signs are chosen (DESIGN.md §2):
+This is the one place where signs are chosen (no step rule or attack flips one):
 
 * untargeted attacks minimise ``-CE(label)``, the C&W margin ``z_label - max_{j≠label} z_j`` or the
   DLR ratio, so the true class loses;

@@ -1,6 +1,6 @@
 """Attack statistics: clean and robust accuracy, success rate, perturbation norms.
 
-Per-example quantities come from :class:`jaxadv.attacks.AttackResult`; these functions aggregate
+Per-example quantities come from :class:`jaxadv.results.AttackResult`; these functions aggregate
 a batch of them. Robust accuracy counts an example as robust when the victim classifies it
 correctly AND the attack failed; success rate is the fraction of successful attacks (for a
 targeted attack, success means reaching the target, not merely leaving the true class).
@@ -14,9 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxadv.attacks._result import AttackResult, perturbation_norms
-
-NORM_NAMES = ("l0", "l1", "l2", "linf")
+from jaxadv.results import NORM_NAMES, AttackResult, perturbation_norms
 
 
 def accuracy(logits: Any, labels: Any) -> float:

@@ -23,9 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxadv.attacks._result import AttackResult
-
-NORMS = ("l0", "l1", "l2", "linf")
+from jaxadv.results import NORM_NAMES, AttackResult
 CASES = ("best", "average", "worst")
 
 
@@ -57,7 +55,8 @@ def _grid(result: AttackResult, per_image: int):
         )
     n = success.size // per_image
     norms = {
-        name: np.asarray(getattr(result, name), np.float64).reshape(n, per_image) for name in NORMS
+        name: np.asarray(getattr(result, name), np.float64).reshape(n, per_image)
+        for name in NORM_NAMES
     }
     return success.reshape(n, per_image), norms
 
@@ -72,8 +71,8 @@ def case_table(result: AttackResult, per_image: int, by: str = "l2") -> dict[str
     ``result`` holds the pairs of :func:`target_pairs` (``per_image`` = num_classes − 1 targets per
     image, image-major); ``by`` picks the easiest/hardest target among successful ones.
     """
-    if by not in NORMS:
-        raise ValueError(f"`by` must be one of {NORMS}; got {by!r}.")
+    if by not in NORM_NAMES:
+        raise ValueError(f"`by` must be one of {NORM_NAMES}; got {by!r}.")
     success, norms = _grid(result, per_image)
     key = norms[by]
     rows = np.arange(success.shape[0])
@@ -84,9 +83,9 @@ def case_table(result: AttackResult, per_image: int, by: str = "l2") -> dict[str
     for case, pick in (("best", best), ("worst", worst)):
         ok = success[rows, pick]
         table[case] = {"asr": 100.0 * float(np.mean(ok)) if ok.size else float("nan")}
-        table[case].update({name: _mean(norms[name][rows, pick], ok) for name in NORMS})
+        table[case].update({name: _mean(norms[name][rows, pick], ok) for name in NORM_NAMES})
     table["average"] = {"asr": 100.0 * float(np.mean(success)) if success.size else float("nan")}
-    table["average"].update({name: _mean(norms[name], success) for name in NORMS})
+    table["average"].update({name: _mean(norms[name], success) for name in NORM_NAMES})
     return {case: table[case] for case in CASES}
 
 
@@ -128,14 +127,14 @@ def k_sweep(results: AttackResult, ks: Any) -> list[dict[str, float]]:
     for i, k in enumerate(ks):
         ok = success[i]
         row = {"k": float(k), "asr": 100.0 * float(np.mean(ok))}
-        row.update({n: _mean(np.asarray(getattr(results, n))[i], ok) for n in NORMS})
+        row.update({n: _mean(np.asarray(getattr(results, n))[i], ok) for n in NORM_NAMES})
         rows.append(row)
     return rows
 
 
 def format_case_table(tables: dict[str, dict[str, dict[str, float]]]) -> str:
     """Table 1's layout: one row per method, ASR and ℓ0..ℓ∞ for each case."""
-    head = ["method"] + [f"{c[:4]} {m}" for c in CASES for m in ("ASR",) + NORMS]
+    head = ["method"] + [f"{c[:4]} {m}" for c in CASES for m in ("ASR",) + NORM_NAMES]
     lines = [head]
     for method, table in tables.items():
         row = [method]

@@ -1,25 +1,31 @@
-"""Flax victims: classifiers, their training and checkpoints, weight converters, and input
-defences (a victim behind a transform such as the bilateral filter), and ensembles of victims
-(SMBEA's mini-batches). Saliency models (maps, not
-classes) are in :mod:`jaxadv.models.saliency`."""
+"""Flax victims: classifiers, their checkpoints, weight converters, input defences (a victim
+behind a transform such as the bilateral filter), and ensembles of victims (SMBEA's
+mini-batches). Saliency models (maps, not classes) are in :mod:`jaxadv.models.saliency`; training
+and evaluation are in :mod:`jaxadv.training` (models import nothing above them)."""
 
 from jaxadv.models._c4_net import C4Net
 from jaxadv.models._checkpoint import (
+    TRAINING_REMEDY,
     CheckpointCorruptedError,
+    cache_lock,
     default_cache_dir,
+    describe_module,
+    restore_step_meta,
+    restore_step_tree,
     restore_variables,
+    save_step,
     save_variables,
+    step_item_metadata,
+    tree_differences,
 )
 from jaxadv.models._classifiers import CLASSIFIER_NAMES, classifier
 from jaxadv.models._converters import from_torch_state_dict
 from jaxadv.models._cw_net import CWNet
-from jaxadv.models._default import default_victim
 from jaxadv.models._ensemble import FEATURE_STRATEGIES, Ensemble, ensemble
 from jaxadv.models._defenses import BilateralTransform, bilateral_defense, with_input_transform
 from jaxadv.models._layers import max_pool_2x2
 from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
-from jaxadv.models._training import accuracy, random_shift, train_classifier
 from jaxadv.models._victim import Victim, from_flax
 from jaxadv.models import saliency
 
@@ -35,20 +41,19 @@ __all__ = [
     "ResNet",
     "Stride2Conv",
     "Victim",
-    "accuracy",
     "bilateral_defense",
+    "cache_lock",
     "classifier",
     "conv_stride2",
     "default_cache_dir",
-    "default_victim",
+    "describe_module",
     "ensemble",
     "from_flax",
     "from_torch_state_dict",
     "max_pool_2x2",
-    "random_shift",
     "restore_variables",
     "saliency",
     "save_variables",
-    "train_classifier",
+    "tree_differences",
     "with_input_transform",
 ]

@@ -294,6 +294,12 @@ def _differences(saved: dict, expected: dict) -> list[str]:
     return lines
 
 
+def tree_differences(saved: Any, expected: Any) -> list[str]:
+    """What differs between two variable trees (abstract or concrete): entries missing from
+    ``saved``, extra in it, or of another shape or dtype; one line per kind, empty if none."""
+    return _differences(_entries(saved), _entries(expected))
+
+
 def _listing(names: list[str]) -> str:
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f", ... ({len(names)} in all)" if len(names) > _MAX_LISTED else "")
@@ -347,7 +353,7 @@ def restore_variables(
                 "or it is not a checkpoint written by save_variables",
                 _VARIABLES_REMEDY,
             )
-        problems = _differences(_entries(saved), _entries(target))
+        problems = tree_differences(saved, target)
         if problems:
             raise ValueError(
                 f"The checkpoint at `path` {str(path)!r} does not match `module` "

@@ -2,7 +2,7 @@
 
 Carlini & Wagner, "Towards evaluating the robustness of neural networks", IEEE S&P 2017, Table 1:
 the same seven-layer net serves MNIST (28×28×1) and CIFAR-10 (32×32×3), which is also the victim of
-the repository's CPU benchmarks (notes/cpu-performance.md).
+the repository's CPU benchmarks (``benchmarks/``).
 """
 
 from __future__ import annotations

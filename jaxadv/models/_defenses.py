@@ -28,7 +28,7 @@ import numpy as np
 from flax import struct
 
 from jaxadv import _checks
-from jaxadv.image._bilateral import bilateral_filter, default_radius
+from jaxadv.image import bilateral_filter, default_radius
 from jaxadv.models._victim import Victim
 
 

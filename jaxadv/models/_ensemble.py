@@ -47,7 +47,7 @@ import numpy as np
 from flax import struct
 
 from jaxadv import _checks
-from jaxadv.losses._saliency import to_saliency_map
+from jaxadv.losses import to_saliency_map
 
 OUTPUTS = ("logits", "saliency", "dense")
 COMBINES = ("raw", "density")
@@ -228,7 +228,7 @@ class Ensemble:
         return jax.vmap(self)(x)
 
 
-def _normalised_weights(name: str, weights: Any, k: int, mask: np.ndarray | None = None):
+def _normalized_weights(name: str, weights: Any, k: int, mask: np.ndarray | None = None):
     arr = np.ones(k) if weights is None else np.asarray(weights, np.float64)
     if arr.shape != (k,):
         raise ValueError(
@@ -329,7 +329,7 @@ def ensemble(
                     f"victim {n} returns {s}."
                 )
         output_shape = shapes[0]
-    sigma = _normalised_weights("weights", weights, k)
+    sigma = _normalized_weights("weights", weights, k)
 
     layers = (None,) * k if layers is None else tuple(layers)
     if len(layers) != k:
@@ -348,7 +348,7 @@ def ensemble(
         shapes.append(_as_hwc(jnp.zeros(act[layer].shape[1:])).shape)
     mask = np.array([layer is not None for layer in layers])
     if shapes:
-        omega = _normalised_weights("feature_weights", feature_weights, k, mask)
+        omega = _normalized_weights("feature_weights", feature_weights, k, mask)
         if feature_shape is None:
             feature_shape = (
                 max(s[0] for s in shapes),

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxadv.image._smoothing import Smoother
+from jaxadv.image import Smoother
 
 
 @struct.dataclass

@@ -20,7 +20,9 @@ as long as ``micro_batch`` stays the same.
 from jaxadv.sweeps._config import GridSpec as GridSpec
 from jaxadv.sweeps._config import SweepConfig as SweepConfig
 from jaxadv.sweeps._config import load_config as load_config
+from jaxadv.sweeps._distributed import from_environment as distributed_from_environment
 from jaxadv.sweeps._distributed import initialize as initialize
+from jaxadv.sweeps._distributed import shutdown as shutdown
 from jaxadv.sweeps._figures import plot_operating_characteristic as plot_operating_characteristic
 from jaxadv.sweeps._figures import plot_robust_accuracy as plot_robust_accuracy
 from jaxadv.sweeps._figures import plot_success_vs_queries as plot_success_vs_queries

@@ -19,7 +19,6 @@ see (as orbax requires).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxadv import _checks
-from jaxadv.models._checkpoint import (
+from jaxadv.models import (
     CheckpointCorruptedError,
     restore_step_meta,
     restore_step_tree,
@@ -145,8 +144,3 @@ _REMEDY = (
     "Start the sweep afresh with resume=False (CLI: --fresh), which deletes its checkpoints, or "
     "use another output directory."
 )
-
-
-def json_safe(value: Any) -> Any:
-    """Round-trips ``value`` through JSON (the form the meta record compares in)."""
-    return json.loads(json.dumps(value))

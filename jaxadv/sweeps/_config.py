@@ -16,7 +16,7 @@ or a dict of its fields::
         )
 
 A victim is the name of a default digits classifier (``"cw"``, ``"c4"``, ``"resnet"``: trained
-once and cached by :func:`jaxadv.models.default_victim`) or a callable returning a ``Victim``.
+once and cached by :func:`jaxadv.training.default_victim`) or a callable returning a ``Victim``.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def load_victim(spec: Any, *, cache_dir: Any = None, epochs: int | None = None):
     """The victim of a config entry: a default classifier's name, or a callable's result."""
     if callable(spec):
         return spec()
-    from jaxadv.models import default_victim
+    from jaxadv.training import default_victim
 
     victim, _ = default_victim(spec, cache_dir=cache_dir, epochs=epochs, progress=False)
     return victim

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxadv.metrics._operating import operating_characteristic, plot_operating_characteristics
-from jaxadv.metrics._sparse import NORMS
+from jaxadv.metrics import NORM_NAMES, operating_characteristic, plot_operating_characteristics
 from jaxadv.sweeps._table import (
     _columns,
     _group_ids,
@@ -153,8 +152,8 @@ def plot_operating_characteristic(
     coordinates (``victim``, ``attack``) must be constant within a line.
     """
     cols = validate_table(table)
-    if norm not in NORMS:
-        raise ValueError(f"`norm` must be one of {NORMS}; got {norm!r}.")
+    if norm not in NORM_NAMES:
+        raise ValueError(f"`norm` must be one of {NORM_NAMES}; got {norm!r}.")
     hue = _hue_columns(cols, hue)
     text = [c for c in coordinates(cols) if c not in hue and cols[c].dtype.kind not in "biuf"]
     curves = {}

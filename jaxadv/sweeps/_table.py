@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxadv.metrics._sparse import NORMS, case_table
+from jaxadv.metrics import NORM_NAMES, case_table
 
 PAIR_KEYS = ("image", "label", "target", "restart")
 MEASUREMENTS = (
@@ -183,8 +183,8 @@ def reduce_runs(
     the pair's grid point, 0.. in sorted order), sorted by grid point, image and target.
     """
     cols = validate_table(table)
-    if norm not in NORMS:
-        raise ValueError(f"`norm` must be one of {NORMS}; got {norm!r}.")
+    if norm not in NORM_NAMES:
+        raise ValueError(f"`norm` must be one of {NORM_NAMES}; got {norm!r}.")
     n = len(cols["image"])
     point, _ = _group_ids([cols[c] for c in group], n)
     _check_per_image(cols, point, n)
@@ -218,7 +218,7 @@ def reduce_runs(
     out = {c: cols[c][best] for c in group}
     out.update({c: cols[c][best] for c in ("image", "label", "target", "clean_correct")})
     out["success"] = success[best]
-    out.update({c: cols[c][best].astype(np.float64) for c in ("loss",) + NORMS})
+    out.update({c: cols[c][best].astype(np.float64) for c in ("loss",) + NORM_NAMES})
     out["queries"] = spent[starts + stop] - before if n else np.zeros(0, np.int64)
     out["runs"] = sizes.astype(np.int64)
     out["point"] = point[best]
@@ -244,10 +244,12 @@ def _cases(success: np.ndarray, norms: dict[str, np.ndarray], image: np.ndarray)
     """
     ids, first = _group_ids([image], len(image))
     per_image = np.bincount(ids, minlength=len(first))
-    pooled = {c: {"n": 0.0, "ok": 0.0, **{m: 0.0 for m in NORMS}} for c in _CASES.values()}
+    pooled = {c: {"n": 0.0, "ok": 0.0, **{m: 0.0 for m in NORM_NAMES}} for c in _CASES.values()}
     for k in np.unique(per_image):
         rows = np.flatnonzero(per_image[ids] == k)  # still image-major
-        view = types.SimpleNamespace(success=success[rows], **{m: norms[m][rows] for m in NORMS})
+        view = types.SimpleNamespace(
+            success=success[rows], **{m: norms[m][rows] for m in NORM_NAMES}
+        )
         table = case_table(view, int(k), by="l2")
         grid = success[rows].reshape(-1, int(k))
         ok = {"best": grid.any(axis=1).sum(), "average": grid.sum(),
@@ -255,12 +257,12 @@ def _cases(success: np.ndarray, norms: dict[str, np.ndarray], image: np.ndarray)
         for case, acc in pooled.items():
             acc["n"] += grid.size if case == "average" else grid.shape[0]
             acc["ok"] += ok[case]
-            for m in NORMS:
+            for m in NORM_NAMES:
                 acc[m] += table[case][m] * ok[case] if ok[case] else 0.0
     nan = float("nan")
     return {
         case: {"asr": acc["ok"] / acc["n"] if acc["n"] else nan,
-               **{m: acc[m] / acc["ok"] if acc["ok"] else nan for m in NORMS}}
+               **{m: acc[m] / acc["ok"] if acc["ok"] else nan for m in NORM_NAMES}}
         for case, acc in pooled.items()
     }
 
@@ -282,10 +284,10 @@ def _point_stats(pairs: dict[str, np.ndarray], sel: np.ndarray) -> dict[str, flo
         "robust_accuracy": _mean((correct_img & ~fooled_img).astype(np.float64)),
         "success_rate": _mean(success.astype(np.float64)),
     }
-    cases = _cases(success, {m: pairs[m][attacked] for m in NORMS}, pairs["image"][attacked])
+    cases = _cases(success, {m: pairs[m][attacked] for m in NORM_NAMES}, pairs["image"][attacked])
     for short, case in _CASES.items():
         stats[f"success_{short}"] = cases[case]["asr"]
-    for m in NORMS:
+    for m in NORM_NAMES:
         for short, case in _CASES.items():
             stats[f"{m}_{short}"] = cases[case][m]
     stats["queries_mean"] = _mean(pairs["queries"][attacked].astype(np.float64))
@@ -338,7 +340,7 @@ def summarize(table: Mapping[str, Any], *, by: str | Sequence[str] | None = None
 def _point_stats_names() -> list[str]:
     names = ["n_images", "n_pairs", "clean_accuracy", "robust_accuracy", "success_rate"]
     names += [f"success_{c}" for c in _CASES]
-    names += [f"{m}_{c}" for m in NORMS for c in _CASES]
+    names += [f"{m}_{c}" for m in NORM_NAMES for c in _CASES]
     return names + ["queries_mean"]
 
 

@@ -1,17 +1,18 @@
 """Attack step rules as optax ``GradientTransformation``s (compose with ``optax.chain``): the
-classic normalisations and momentum; Laplacian smoothing; SAPF's ℓp-box ADMM mask update; the
-saliency paper's update-rule library (shared first/second-momentum pieces, the rules); SMBEA's
-long-term gradient memory."""
+classic normalizations; Laplacian smoothing; SAPF's ℓp-box ADMM mask update; the saliency paper's
+update-rule library (shared first/second-momentum pieces, of which MI-FGSM's momentum is a special
+case; the rules); SMBEA's long-term gradient memory."""
 
-from jaxadv.transforms._momentum import MIMomentumState as MIMomentumState
-from jaxadv.transforms._momentum import mi_momentum as mi_momentum
 from jaxadv.transforms._normalize import l1_steepest as l1_steepest
 from jaxadv.transforms._normalize import normalize_by_l1_norm as normalize_by_l1_norm
 from jaxadv.transforms._normalize import normalize_by_l2_norm as normalize_by_l2_norm
 from jaxadv.transforms._normalize import sign as sign
 from jaxadv.transforms._smoothing import smooth_updates as smooth_updates
+from jaxadv.transforms._lp_box_admm import RHO_GROWTH as ADMM_RHO_GROWTH
+from jaxadv.transforms._lp_box_admm import RHO_MAX as ADMM_RHO_MAX
 from jaxadv.transforms._lp_box_admm import LpBoxADMMState as LpBoxADMMState
 from jaxadv.transforms._lp_box_admm import binarize as binarize
+from jaxadv.transforms._lp_box_admm import check_groups as check_groups
 from jaxadv.transforms._lp_box_admm import group_soft_threshold as group_soft_threshold
 from jaxadv.transforms._lp_box_admm import lp_box_admm as lp_box_admm
 from jaxadv.transforms._lp_box_admm import project_box as project_box
@@ -23,7 +24,9 @@ from jaxadv.transforms._momenta import FirstMomentumState as FirstMomentumState
 from jaxadv.transforms._momenta import ScaleByMomentaState as ScaleByMomentaState
 from jaxadv.transforms._momenta import SecondMomentumState as SecondMomentumState
 from jaxadv.transforms._momenta import adaeq2m_published as adaeq2m_published
+from jaxadv.transforms._momenta import check_unit_interval as check_unit_interval
 from jaxadv.transforms._momenta import first_momentum as first_momentum
+from jaxadv.transforms._momenta import mi_momentum as mi_momentum
 from jaxadv.transforms._momenta import normalize_gradient as normalize_gradient
 from jaxadv.transforms._momenta import scale_by_momenta as scale_by_momenta
 from jaxadv.transforms._momenta import second_momentum as second_momentum

@@ -14,7 +14,8 @@ are chains of them (``jaxadv/transforms/_update_rules.py``):
 
 * :func:`normalize_gradient` — the normaliser N (ℓ1 as in the paper, or ℓ2, ℓ∞, mean-|g|, none);
 * :func:`first_momentum` — ``m`` accumulated (the paradigm) or as an EMA (Adam), with optional
-  bias correction and the Gaussian "randn" term of AdaEq2M;
+  bias correction and the Gaussian "randn" term of AdaEq2M; :func:`mi_momentum` is MI-FGSM's
+  special case (ℓ1 normaliser, accumulated ``m``);
 * :func:`second_momentum` — ``V`` in the three kinds the library names "plus", "decay" and
   "vanilla" (see its docstring for our reading of each);
 * :func:`scale_by_momenta` — the step ``m/√(V + ε)`` from one first and one second momentum,
@@ -172,6 +173,12 @@ def first_momentum(
         )
     if noise_scale is not None:
         _checks.check_nonnegative("noise_scale", noise_scale)
+    return _first_momentum(decay, ema=ema, debias=debias, noise_scale=noise_scale, key=key)
+
+
+def _first_momentum(decay, *, ema=False, debias=False, noise_scale=None, key=None):
+    """:func:`first_momentum` without the argument checks: the one momentum accumulator, shared
+    with :func:`mi_momentum` (whose own check on ``decay`` differs)."""
     key = _as_key(key)
 
     def init_fn(params):
@@ -193,6 +200,23 @@ def first_momentum(
         return out, FirstMomentumState(count=count, m=m, noise_key=state.noise_key)
 
     return optax.GradientTransformation(init_fn, update_fn)
+
+
+def mi_momentum(decay: jax.Array | float = 1.0) -> optax.GradientTransformation:
+    """MI-FGSM momentum: ``m ← decay·m + g/‖g‖₁``; emits ``m`` (Dong et al., CVPR 2018, Eq. 6).
+
+    Chain it with :func:`jaxadv.transforms.sign` and ``optax.scale(-step_size)`` for the MI-FGSM
+    step ``x ← x − α·sign(m)`` on the minimised objective. The paper's default decay is 1.0.
+    ``decay`` may be traced (swept); it must be >= 0 (not capped at 1, unlike ``first_momentum``).
+
+    It is the paradigm's ℓ1 normaliser followed by the accumulated first momentum, i.e.
+    ``optax.chain(normalize_gradient("l1"), first_momentum(decay))``: one implementation. Both
+    divide by ``max(‖g‖₁, 1e-12)`` (``normalize_by_l1_norm``; the 1e-30 guard of this module is
+    only for the ℓ∞ and mean-|g| normalisers), so the numbers are those of the former separate
+    ``mi_momentum``, bit for bit.
+    """
+    _checks.check_nonnegative("decay", decay)
+    return optax.chain(normalize_gradient("l1"), _first_momentum(decay))
 
 
 # -- second momentum -----------------------------------------------------------------------------

@@ -1,11 +1,11 @@
-"""Steepest-descent normalisations of the raw gradient, as optax transformations.
+"""Steepest-descent normalizations of the raw gradient, as optax transformations.
 
 Each works on the whole update tree; because jaxadv attacks ONE example and batches with
 ``vmap``, the tree norm is the per-example norm — no example can influence another's step.
 The descent sign is not flipped here: chain with ``optax.scale(-step_size)`` (the objective is
-minimised, DESIGN.md §2).
+minimised; ``jaxadv.losses`` is the one place that chooses signs).
 
-Names say which normalisation they apply: ``normalize_by_l1_norm`` divides by ‖g‖₁ (the MI-FGSM
+Names say which normalization they apply: ``normalize_by_l1_norm`` divides by ‖g‖₁ (the MI-FGSM
 accumulator input), while ``l1_steepest`` is the sparse steepest-descent direction for the ℓ1 ball.
 """
 

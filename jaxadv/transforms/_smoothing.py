@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optax
 
-from jaxadv.image._smoothing import Smoother
+from jaxadv.image import Smoother
 
 
 def smooth_updates(smoother: Smoother) -> optax.GradientTransformation:

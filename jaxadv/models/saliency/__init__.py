@@ -23,7 +23,7 @@ from jaxadv.models.saliency._salicon import SALICON
 from jaxadv.models.saliency._sam import SAM
 from jaxadv.models.saliency._unisal import UNISAL
 from jaxadv.models.saliency._victim import OUTPUT_KINDS, SaliencyVictim, from_flax_saliency
-from jaxadv.models.saliency._zoo import SALIENCY_MODEL_NAMES, saliency_model, saliency_victim
+from jaxadv.models.saliency._zoo import SALIENCY_MODEL_NAMES, saliency_model
 
 __all__ = [
     "GAZEGAN_UNUSED_PREFIXES",
@@ -44,7 +44,6 @@ __all__ = [
     "load_state_dict",
     "salgan_from_torch_state_dict",
     "saliency_model",
-    "saliency_victim",
     "torch_conv_to_hwio",
     "torch_conv_transpose_to_hwio",
     "trainable_mask",

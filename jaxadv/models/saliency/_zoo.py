@@ -10,15 +10,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxadv import _checks
-from jaxadv.models._training import _fast_threefry
+from jaxadv import _checks, _compile
 from jaxadv.models.saliency._deepgaze import DeepGazeII
 from jaxadv.models.saliency._gazegan import GazeGAN
 from jaxadv.models.saliency._salgan import SalGAN
 from jaxadv.models.saliency._salicon import SALICON
 from jaxadv.models.saliency._sam import SAM
 from jaxadv.models.saliency._unisal import UNISAL
-from jaxadv.models.saliency._victim import SaliencyVictim, from_flax_saliency
 
 
 def _deepgaze(width: int, input_shape: tuple[int, ...]) -> nn.Module:
@@ -68,15 +66,8 @@ def saliency_model(
     module = _REGISTRY[name](int(width), shape)
     # One jitted init (an eager one compiles every initialiser and layer separately), with the
     # threefry lowering that XLA CPU compiles ~3x faster; it still costs seconds per model.
-    with _fast_threefry():
+    with _compile.fast_threefry():
         init = jax.jit(functools.partial(module.init, train=False))
         variables = init(key, jnp.zeros((1,) + shape, jnp.float32))
     return module, variables
 
-
-def saliency_victim(
-    name: str, *, key: jax.Array, input_shape: Sequence[int], width: int = 8
-) -> SaliencyVictim:
-    """:func:`saliency_model` wrapped by :func:`from_flax_saliency` (pixel bounds [0, 1])."""
-    module, variables = saliency_model(name, key=key, input_shape=input_shape, width=width)
-    return from_flax_saliency(module, variables, input_shape=input_shape)

@@ -1,4 +1,7 @@
-"""What every attack returns: data, never an exception for an attack that failed."""
+"""What every attack returns: data, never an exception for an attack that failed.
+
+A leaf module (it imports nothing else of jaxadv): attacks build results, metrics and sweeps read
+them, and neither has to import the other for the type."""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+# The norms of ``delta`` that every result records (fields of ``AttackResult``), in this order.
+NORM_NAMES = ("l0", "l1", "l2", "linf")
 
 
 class AttackResult(NamedTuple):

@@ -22,16 +22,19 @@ import jax
 import numpy as np
 
 from jaxadv import _checks
-from jaxadv.models._checkpoint import (
+from jaxadv.models import (
+    CLASSIFIER_NAMES,
+    Victim,
     cache_lock,
+    classifier,
     default_cache_dir,
     describe_module,
+    from_flax,
     restore_variables,
     save_variables,
 )
-from jaxadv.models._classifiers import CLASSIFIER_NAMES, classifier
-from jaxadv.models._training import accuracy, check_key, random_shift, train_classifier
-from jaxadv.models._victim import Victim, from_flax
+from jaxadv.training._classifier import accuracy, random_shift, train_classifier
+from jaxadv.training._keys import check_key
 
 # Bump when the training recipe changes in a way the settings below do not capture.
 _RECIPE_VERSION = 2  # 2: the cache entry carries a checksum (older entries would warn)
@@ -47,7 +50,7 @@ _SETTINGS = {
 
 
 def _load_default_data():
-    # Imported lazily: the data package is a sibling that need not be imported with the models.
+    # Imported lazily: reading the embedded digits is only needed when a victim is built.
     from jaxadv.data import load_digits
 
     return load_digits(size=28)
@@ -91,8 +94,9 @@ def default_victim(
 
     Args:
       name: ``"cw"`` (Carlini & Wagner 2017), ``"c4"`` (Zhang et al. 2020) or ``"resnet"`` (He et
-        al. 2016); see :func:`classifier`.
-      cache_dir: where trained variables are kept; default :func:`default_cache_dir`.
+        al. 2016); see :func:`jaxadv.models.classifier`.
+      cache_dir: where trained variables are kept; default
+        :func:`jaxadv.models.default_cache_dir`.
       key: PRNG key of the training run; default ``jax.random.key(0)``.
       epochs: training epochs; default per architecture (8).
       progress: print training progress to stderr (nothing is printed on a restore).

@@ -2,12 +2,11 @@
 
 A jitted train step driven by a host loop over mini-batches: each step is one compiled program and
 the loop around it costs nothing next to the model's forward+backward pass. (The attacks' compiled
-loops are a different matter, see notes/cpu-performance.md.)
+loops are a different matter: see ``jaxadv/_compile.py``.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import math
@@ -23,7 +22,8 @@ import numpy as np
 import optax
 
 from jaxadv import _checks, _compile
-from jaxadv.models._victim import Victim
+from jaxadv.models import Victim
+from jaxadv.training._keys import check_key
 
 
 def _validate_data(images: Any, labels: Any, num_classes: int | None = None) -> None:
@@ -45,25 +45,6 @@ def _validate_data(images: Any, labels: Any, num_classes: int | None = None) -> 
     if num_classes is not None:
         _checks.check_labels("labels", labels, num_classes)
 
-
-def check_key(key: Any) -> None:
-    """Raises unless ``key`` is one PRNG key: typed (``jax.random.key``) or raw ``uint32[2]``."""
-    dtype = getattr(key, "dtype", None)
-    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-    if typed and np.shape(key) == ():
-        return
-    if not typed and dtype == np.uint32 and np.shape(key) == (2,):
-        return
-    raise ValueError(
-        "`key` must be one PRNG key, e.g. jax.random.key(0); got "
-        + (
-            f"an array of dtype {dtype} and shape {np.shape(key)}."
-            if dtype is not None
-            else f"{type(key).__name__} {key!r}."
-        )
-    )
-
-
 def _num_classes(module: nn.Module, example_shape: tuple[int, ...]) -> int:
     x = jax.ShapeDtypeStruct((1,) + tuple(example_shape), jnp.float32)
     variables = jax.eval_shape(module.init, jax.random.key(0), x)
@@ -74,7 +55,6 @@ def _num_classes(module: nn.Module, example_shape: tuple[int, ...]) -> int:
             f"{type(module).__name__} returned shape {logits.shape}."
         )
     return int(logits.shape[1])
-
 
 @dataclasses.dataclass(frozen=True)
 class random_shift:
@@ -105,19 +85,6 @@ class random_shift:
             return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, c))
 
         return jax.vmap(crop)(padded, offsets)
-
-
-def _fast_threefry():
-    """Context in which threefry draws compile ~3× faster on XLA CPU.
-
-    The default, sharding-friendly ("partitionable") threefry lowering takes seconds of XLA CPU
-    compile time per model init (measured: C&W net 8.6 s vs 2.9 s of CPU time, ResNet 10.7 s vs
-    4.0 s). Training runs on one device, where partitionability buys nothing. The flag changes
-    which bits a key draws, not their distribution; training stays reproducible per key.
-    """
-    flag = getattr(jax, "threefry_partitionable", None)
-    return flag(False) if flag is not None else contextlib.nullcontext()
-
 
 @functools.lru_cache(maxsize=8)
 def _make_train_step(module: nn.Module, augment):
@@ -161,7 +128,6 @@ def _make_train_step(module: nn.Module, augment):
         return params, variables, tx.init(params)
 
     return init, step
-
 
 def train_classifier(
     module: nn.Module,
@@ -224,7 +190,7 @@ def train_classifier(
         init, step = _make_train_step(module, augment)
     except TypeError:  # an unhashable module or augmentation: build an uncached step
         init, step = _make_train_step.__wrapped__(module, augment)
-    with _fast_threefry():
+    with _compile.fast_threefry():
         init_key, shuffle_key, dropout_key = jax.random.split(key, 3)
         params, other, opt_state = init(init_key, images[:1])
 
@@ -259,12 +225,10 @@ def train_classifier(
 
     return {"params": params, **other}
 
-
 @functools.cache
 def _batch_logits():
     # Built on first use: choosing the compiler options initialises the JAX backend.
     return _compile.jit(lambda victim, x: victim.batch(x))
-
 
 def accuracy(victim: Victim, images: Any, labels: Any, batch_size: int = 512) -> float:
     """Fraction of ``images`` that ``victim`` classifies as ``labels`` (top-1, inference mode).

@@ -1,0 +1,23 @@
+"""Training and evaluating victims: small classifiers (and the cached default victims), saliency
+models on fixation data (content losses, resumable orbax checkpoints), and the saliency benchmark
+scores and tables. The models themselves are in :mod:`jaxadv.models`."""
+
+from jaxadv.training._classifier import accuracy as accuracy
+from jaxadv.training._classifier import random_shift as random_shift
+from jaxadv.training._classifier import train_classifier as train_classifier
+from jaxadv.training._default import default_victim as default_victim
+from jaxadv.training._saliency_data import fixation_counts as fixation_counts
+from jaxadv.training._saliency_data import mean_density as mean_density
+from jaxadv.training._saliency_eval import SALIENCY_METRIC_NAMES as SALIENCY_METRIC_NAMES
+from jaxadv.training._saliency_eval import center_bias_baselines as center_bias_baselines
+from jaxadv.training._saliency_eval import evaluate_saliency as evaluate_saliency
+from jaxadv.training._saliency_eval import evaluate_saliency_maps as evaluate_saliency_maps
+from jaxadv.training._saliency_eval import format_saliency_table as format_saliency_table
+from jaxadv.training._saliency_eval import predict_saliency as predict_saliency
+from jaxadv.training._saliency_loss import SALIENCY_LOSS_PRESETS as SALIENCY_LOSS_PRESETS
+from jaxadv.training._saliency_loss import SALIENCY_LOSS_TERMS as SALIENCY_LOSS_TERMS
+from jaxadv.training._saliency_loss import resolve_saliency_loss as resolve_saliency_loss
+from jaxadv.training._saliency_loss import saliency_image_loss as saliency_image_loss
+from jaxadv.training._saliency_train import SaliencyTraining as SaliencyTraining
+from jaxadv.training._saliency_train import train_saliency as train_saliency
+from jaxadv.training._saliency_zoo import train_zoo_saliency as train_zoo_saliency
