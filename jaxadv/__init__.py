@@ -15,6 +15,7 @@ from jaxadv import models as models
 from jaxadv import perturbations as perturbations
 from jaxadv import sweeps as sweeps
 from jaxadv import transforms as transforms
+from jaxadv._compile_cache import enable_compilation_cache as enable_compilation_cache
 from jaxadv.attacks import Attack as Attack
 from jaxadv.attacks import AttackResult as AttackResult
 from jaxadv.attacks import HParams as HParams

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_train_saliency(commands)
     _add_sweep(commands)
     args = parser.parse_args(argv)
+    from jaxadv._compile_cache import enable_compilation_cache
+
+    enable_compilation_cache()  # programs persist across runs; JAXADV_NO_COMPILE_CACHE=1: off
 
     if args.command == "sweep":
         return _sweep(parser, args)

@@ -117,10 +117,13 @@ def test_chunked_sweep_compiles_once_and_equals_attack_sweep(setup):
     TRACES.clear()
     grid = Grid(attack, images, labels, params={"eps": [0.05, 0.1, 0.2]})
     small = run_grid(victim, grid, chunk_size=4, micro_batch=2, progress=False)
-    assert (small.chunks, small.chunks_run, small.chunk_size) == (4, 4, 4)  # 15 entries, padded
+    # 15 entries in chunks of 4 on one device, padded; chunks hold a whole number of devices × 2
+    chunk = -(-4 // (2 * jax.device_count())) * 2 * jax.device_count()
+    chunks = -(-15 // chunk)
+    assert (small.chunks, small.chunks_run, small.chunk_size) == (chunks, chunks, chunk)
     other = Grid(attack, images, labels, params={"eps": [0.3, 0.01, 0.07]})
     run_grid(victim, other, chunk_size=4, micro_batch=2, progress=False)
-    assert TRACES == ["counted"]  # one trace for 4 + 4 chunks and two eps grids
+    assert TRACES == ["counted"]  # one trace for all chunks of two eps grids
     # chunking does not change a bit
     big = run_grid(victim, grid, chunk_size=16, micro_batch=2, progress=False)
     for k in big.table:
