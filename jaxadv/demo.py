@@ -29,9 +29,11 @@ DEMO_ATTACKS: tuple[tuple[str, Callable[[], Any], dict[str, float]], ...] = (
     ("MI-FGSM ℓ∞ 0.3", lambda: attacks.mi_fgsm(steps=10), dict(eps=0.3)),
     ("PGD ℓ2 2.0", lambda: attacks.pgd(norm="l2", steps=20), dict(eps=2.0, step_size=0.25)),
     ("PGD ℓ1 10", lambda: attacks.pgd(norm="l1", steps=20), dict(eps=10.0, step_size=2.5)),
+    # 5 binary-search steps of the constant, 50 Adam steps each: 9 × 50 found ℓ2 1.276 on the
+    # same digits (README) but took more than half of the demo's running time.
     (
-        "C&W ℓ2 (9×50)",
-        lambda: attacks.cw_l2(steps=50, search_steps=9),
+        "C&W ℓ2 (5×50)",
+        lambda: attacks.cw_l2(steps=50, search_steps=5),
         dict(step_size=0.1, initial_const=1.0),
     ),
 )
@@ -64,6 +66,10 @@ def run_demo(
         else f"trained in {info['train_seconds']:.1f} s, saved to"
     )
     log(f"victim {how} {info['path']}")
+    # A trained victim's arrays are uncommitted, a restored one's committed to their device: the
+    # programs (and their keys in the compilation cache) differ. Committed, the first run's
+    # programs are the ones later runs load.
+    victim = victim.replace(variables=jax.device_put(victim.variables, jax.devices()[0]))
 
     data = load_digits(size=28)
     images = data.test_images[:num_images]
