@@ -2,7 +2,9 @@
 joins fails with a clear error naming the coordinator.
 
 Each case starts fresh Python processes (a device count and ``jax.distributed`` are fixed when
-JAX starts); they run side by side to keep the suite short.
+JAX starts); they run side by side to keep the suite short. The test process may itself have
+several devices (``XLA_FLAGS=--xla_force_host_platform_device_count=4``): then the one-device
+reference runs in a process of its own too.
 """
 
 from __future__ import annotations
