@@ -5,8 +5,10 @@ Expected:  per victim, the demo's table. Measured for the C&W net on the first 1
            (`python -m jaxadv demo`, 2026-11-27): clean 99.2%; FGSM/BIM/PGD/MI-FGSM ℓ∞ 0.3 leave
            0% robust accuracy; PGD-ℓ2 2.0 92.9% success at mean ℓ2 2.00; C&W-ℓ2 100% success at
            mean ℓ2 1.28 (smaller than PGD-ℓ2 at higher success); PGD-ℓ1 10 (20 steps) 51%.
-Cost:      training ~30 s (cw, c4) and ~60 s (resnet) once, then cached; attacks ~2 min per victim
-           on 359 images on 2 CPU cores (C&W dominates: 9 × 50 steps). Smoke: under a minute.
+           (C&W-ℓ2 now runs 5 × 50 steps: ℓ2 1.281 there; it was 1.276 with 9 × 50.)
+Cost:      training ~30 s (cw, c4) and ~60 s (resnet) once, then cached; attacks ~1.5 min per
+           victim on 359 images on 2 CPU cores (C&W dominates: 5 × 50 steps); compiled programs
+           are cached across runs (README). Smoke: under a minute.
 """
 
 from __future__ import annotations

@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_train_saliency(commands)
     _add_sweep(commands)
     args = parser.parse_args(argv)
+    from jaxadv._compile_cache import enable_compilation_cache
+
+    enable_compilation_cache()  # programs persist across runs; JAXADV_NO_COMPILE_CACHE=1: off
+
     run = {"sweep": _sweep, "train-saliency": _train_saliency, "demo": _demo}[args.command]
     command = commands.choices[args.command]  # its parser: errors name the sub-command
     try:

@@ -116,10 +116,13 @@ def test_chunked_sweep_compiles_once_and_equals_attack_sweep(setup):
     TRACES.clear()
     grid = Grid(attack, images, labels, params={"eps": [0.05, 0.1, 0.2]})
     small = run_grid(victim, grid, chunk_size=4, micro_batch=2, progress=False)
-    assert (small.chunks, small.chunks_run, small.chunk_size) == (4, 4, 4)  # 15 entries, padded
+    # 15 entries in chunks of 4 on one device, padded; chunks hold a whole number of devices × 2
+    chunk = -(-4 // (2 * jax.device_count())) * 2 * jax.device_count()
+    chunks = -(-15 // chunk)
+    assert (small.chunks, small.chunks_run, small.chunk_size) == (chunks, chunks, chunk)
     other = Grid(attack, images, labels, params={"eps": [0.3, 0.01, 0.07]})
     run_grid(victim, other, chunk_size=4, micro_batch=2, progress=False)
-    assert TRACES == ["counted"]  # one trace for 4 + 4 chunks and two eps grids
+    assert TRACES == ["counted"]  # one trace for all chunks of two eps grids
     # chunking does not change a bit
     big = run_grid(victim, grid, chunk_size=16, micro_batch=2, progress=False)
     for k in big.table:
@@ -161,7 +164,9 @@ class _Stop(Exception):
 def test_resume_after_interruption_is_bit_identical(setup, tmp_path):
     victim, images, labels = setup
     grid = Grid(pgd(steps=3, restarts=2), images, labels, params={"eps": [0.1, 0.2]}, restarts=2)
-    options = dict(chunk_size=4, micro_batch=2, progress=False)
+    # The smallest chunks on this host's devices: 5 of 4 entries on one device, 3 on four.
+    options = dict(chunk_size=2 * jax.device_count(), micro_batch=2, progress=False)
+    chunks = -(-20 // options["chunk_size"])  # 20 entries
     whole = run_grid(victim, grid, **options)
 
     def stop_after_two(done):
@@ -172,7 +177,7 @@ def test_resume_after_interruption_is_bit_identical(setup, tmp_path):
     with pytest.raises(_Stop):
         run_grid(victim, grid, checkpoint_dir=ckpt, on_chunk=stop_after_two, **options)
     resumed = run_grid(victim, grid, checkpoint_dir=ckpt, **options)
-    assert (resumed.chunks, resumed.chunks_run) == (5, 3)  # 20 entries; chunks 3..5 run
+    assert (resumed.chunks, resumed.chunks_run) == (chunks, chunks - 2)  # chunks 3.. run
     for k in whole.table:
         np.testing.assert_array_equal(resumed.table[k], whole.table[k], err_msg=k)
     # another configuration is refused, naming what differs; resume=False starts afresh
@@ -180,7 +185,7 @@ def test_resume_after_interruption_is_bit_identical(setup, tmp_path):
     with pytest.raises(ValueError, match=r"another configuration: grid is .*resume=False"):
         run_grid(victim, changed, checkpoint_dir=ckpt, **options)
     fresh = run_grid(victim, changed, checkpoint_dir=ckpt, resume=False, **options)
-    assert fresh.chunks_run == 5
+    assert fresh.chunks_run == chunks
 
 
 @pytest.mark.parametrize("name", ["pgd_eps_grid", "cw_targets"])

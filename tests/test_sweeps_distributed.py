@@ -2,7 +2,9 @@
 joins fails with a clear error naming the coordinator.
 
 Each case starts fresh Python processes (a device count and ``jax.distributed`` are fixed when
-JAX starts); they run side by side to keep the suite short.
+JAX starts); they run side by side to keep the suite short. The test process may itself have
+several devices (``XLA_FLAGS=--xla_force_host_platform_device_count=4``): then the one-device
+reference runs in a process of its own too.
 """
 
 from __future__ import annotations
@@ -76,9 +78,10 @@ def _free_port() -> int:
 
 def _start(code: str, *args: str, devices: int = 1) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
-    # Keep the test process's XLA flags (compile options change the bits), add the device count.
-    flags = os.environ.get("XLA_FLAGS", "")
-    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+    # Keep the test process's XLA flags (compile options change the bits) but its device count.
+    count = "--xla_force_host_platform_device_count"
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(count)]
+    env["XLA_FLAGS"] = " ".join(flags + [f"{count}={devices}"])
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,
@@ -122,17 +125,24 @@ def test_devices_and_processes_match_one_device_bit_for_bit(tmp_path, lonely_coo
         "p0": _start(worker, inputs, str(tmp_path / "two.npz"), address, "2", "0", ckpt),
         "p1": _start(worker, inputs, str(tmp_path / "unused.npz"), address, "2", "1", ckpt),
     }
-    # meanwhile, one device in this process
-    one = run_grid(victim, make_grid(images, labels), chunk_size=4, micro_batch=2, progress=False)
-    assert jax.device_count() == 1 and one.chunk_size == 4
-    one = one.table
+    devices = jax.device_count()  # 1, unless XLA_FLAGS gives this process several
+    if devices != 1:  # the one-device reference runs in a process of its own
+        procs["one"] = _start(worker, inputs, str(tmp_path / "one.npz"), devices=1)
+    # meanwhile, this process's devices
+    here = run_grid(victim, make_grid(images, labels), chunk_size=4, micro_batch=2, progress=False)
+    assert here.chunk_size == -(-4 // (2 * devices)) * 2 * devices  # whole devices × 2
     logs = {name: _finish(proc) for name, proc in procs.items()}
     assert "devices 4 processes 1 chunk 8" in logs["four"]  # 4 rounded up to 4 devices × 2
     assert "devices 2 processes 2 chunk 4" in logs["p0"]
     assert not (tmp_path / "unused.npz").exists()  # only process 0 writes the table
+    if devices == 1:
+        one = here.table
+    else:
+        assert "devices 1 processes 1 chunk 4" in logs["one"]
+        one = _load(tmp_path / "one.npz")
     assert len(one["loss"]) == 2 * 3 * 2 and one["success"].any()
-    for layout in ("four", "two"):
-        other = _load(tmp_path / f"{layout}.npz")
+    others = {"four": _load(tmp_path / "four.npz"), "two": _load(tmp_path / "two.npz")}
+    for layout, other in dict(others, here=here.table).items():
         assert set(other) == set(one)
         for k in one:
             np.testing.assert_array_equal(other[k], one[k], err_msg=f"{layout}: {k}")
