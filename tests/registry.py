@@ -337,6 +337,8 @@ STEP_RULES.update({f"rule:{rule}": _library_rule(rule) for rule in transforms.RU
 
 # Public callables of ``jaxadv.transforms`` that return something else than a transformation.
 NOT_STEP_RULE_FACTORIES = {
+    "check_groups": "validates a group map (raises or returns its size)",
+    "check_unit_interval": "validates a decay in [0, 1] (raises)",
     "binarize": "SAPF's final mask (an array)",
     "constraint_schedule": "SMBEA's budget schedule (an array)",
     "group_soft_threshold": "a prox (an array)",
