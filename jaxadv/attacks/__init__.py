@@ -66,3 +66,10 @@ from jaxadv.attacks._smbea import smbea as smbea
 from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack
+# Minimum-norm attacks: DeepFool (ℓ2, ℓ∞) and EAD (ℓ1).
+from jaxadv.attacks._deepfool import DeepFool as DeepFool
+from jaxadv.attacks._deepfool import DeepFoolParams as DeepFoolParams
+from jaxadv.attacks._deepfool import deepfool as deepfool
+from jaxadv.attacks._ead import EAD as EAD
+from jaxadv.attacks._ead import EADParams as EADParams
+from jaxadv.attacks._ead import ead as ead
