@@ -52,15 +52,21 @@ def _minimal_step(victim, x0, label, norm, classes=None):
         w, f = w_all[k] - w_all[label], z[k] - z[label]
         dist = abs(f) / np.linalg.norm(w, q)
         if best is None or dist < best[0]:
-            step = abs(f) / np.sum(w * w) * w if norm == "l2" else abs(f) / np.sum(abs(w)) * np.sign(w)
+            step = (
+                abs(f) / np.sum(w * w) * w if norm == "l2" else abs(f) / np.sum(abs(w)) * np.sign(w)
+            )
             best = (dist, step)
     return best
 
 
 @pytest.mark.parametrize(
     "num_classes, norm",
-    [(2, "l2"), (5, "linf"), pytest.param(5, "l2", marks=pytest.mark.slow),
-     pytest.param(2, "linf", marks=pytest.mark.slow)],
+    [
+        (2, "l2"),
+        (5, "linf"),
+        pytest.param(5, "l2", marks=pytest.mark.slow),
+        pytest.param(2, "linf", marks=pytest.mark.slow),
+    ],
 )
 def test_deepfool_takes_the_exact_minimal_step_on_an_affine_victim(num_classes, norm):
     victim, x0, labels = _affine(num_classes)
@@ -136,8 +142,15 @@ def test_ead_l1_rule_reaches_the_least_l1_flip_of_an_affine_victim(box):
     optimum = _least_l1_flip(u, np.asarray(x0[0], np.float64), *box)
     # A large β makes the elastic net nearly ℓ1; the ℓ1 rule keeps the least-ℓ1 success.
     attack = ead(steps=200, search_steps=20, decision="l1")
-    r = rolled(attack, victim, attack.hparams(beta=0.1, initial_const=1e-2), x0, label, label,
-               jax.random.key(0))
+    r = rolled(
+        attack,
+        victim,
+        attack.hparams(beta=0.1, initial_const=1e-2),
+        x0,
+        label,
+        label,
+        jax.random.key(0),
+    )
     assert bool(r.success[0])
     # Never below the LP optimum (float rounding aside); at most 3% above it (the shrinkage moves
     # in steps of β and the search resolves c finitely: measured 0.9-2.1% over these settings).
@@ -170,8 +183,9 @@ def test_ead_targeted_decision_rules_and_budget(mlp_victim, mlp_batch):
     assert np.any(np.asarray(l1.l1)[ok] < np.asarray(en.l1)[ok])  # the rules differ somewhere
     # At an ℓ1 budget (the same compiled program): success = fooled and ℓ1 ≤ eps.
     eps = float(np.median(np.asarray(l1.l1)[ok]))
-    judged = rolled(attack, mlp_victim, hp._replace(eps=jnp.float32(eps)), images, labels,
-                    targets, key)
+    judged = rolled(
+        attack, mlp_victim, hp._replace(eps=jnp.float32(eps)), images, labels, targets, key
+    )
     np.testing.assert_array_equal(judged.x_adv, l1.x_adv)
     np.testing.assert_array_equal(judged.success, ok & (np.asarray(l1.l1) <= eps))
 

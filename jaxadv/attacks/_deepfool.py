@@ -122,8 +122,12 @@ class DeepFool(AttackBase):
             shapes = jax.eval_shape(victim, x0)
             inf = jnp.full((), jnp.inf, jnp.float32)
             best = _Best(
-                x0, jnp.zeros_like(x0), jnp.zeros(shapes.shape, shapes.dtype), inf,
-                jnp.zeros((), bool), inf,
+                x0,
+                jnp.zeros_like(x0),
+                jnp.zeros(shapes.shape, shapes.dtype),
+                inf,
+                jnp.zeros((), bool),
+                inf,
             )
             others = jnp.zeros((rows,), jnp.int32)
             return _Carry(x0, jnp.zeros_like(x0), others, jnp.zeros((), bool), zero, zero, best)

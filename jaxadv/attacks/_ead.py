@@ -151,9 +151,7 @@ class EAD(AttackBase):
                 x = shrink(c.y - alpha * grad, x0, hp.beta, low, high)
                 y = x + (k / (k + 3.0)) * (x - c.x) if self.fista else x
                 new = candidate(x)
-                carry = _Carry(
-                    x, y, c.k + 1, _keep_better(c.best, new), c.steps + 1, c.queries + 1
-                )
+                carry = _Carry(x, y, c.k + 1, _keep_better(c.best, new), c.steps + 1, c.queries + 1)
                 return carry, new.loss
 
             return Program(init=init, step=step, finish=None, length=self.steps)
