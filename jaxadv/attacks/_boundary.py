@@ -15,6 +15,11 @@ import jax.numpy as jnp
 
 NORMS = ("l2", "linf")
 
+# The least length of a DeepFool step: a point lying exactly on a boundary (a tie of logits,
+# which a long run can reach in float32) would otherwise not move. The reference codes add 1e-4
+# to every step's length; as a floor it leaves every longer step exact.
+MIN_STEP = 1e-4
+
 _TINY = 1e-12  # keeps a zero gradient from dividing by zero (it then gives a zero step)
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
-from jaxadv.attacks._boundary import NORMS, boundary_step, nearest_boundary
+from jaxadv.attacks._boundary import MIN_STEP, NORMS, boundary_step, nearest_boundary
 from jaxadv.attacks._minnorm import within_budget
 from jaxadv.attacks._runner import Program, _Best, _finite, _keep_better, make_result
 from jaxadv.losses import cw_margin
@@ -52,6 +52,8 @@ class DeepFool(AttackBase):
     step onto it, ``r = |f_l|/‖w_l‖₂²·w_l`` (ℓ2) or ``|f_l|/‖w_l‖₁·sign(w_l)`` (ℓ∞), to ``r_tot``.
     The next iterate is ``clip(x0 + (1 + overshoot)·r_tot)`` (the overshoot applied at every
     step, as the reference implementations do, so that each iterate is the candidate result).
+    Every step is at least 1e-4 long (in the attack's norm): the reference codes push each step
+    by 1e-4 so that an iterate on a tie of logits still moves; a floor leaves longer steps exact.
     An example stops once it is fooled; the result is its smallest fooled iterate (in the
     attack's norm), or, if none, the iterate of smallest margin ``z_y − max_{k≠y} z_k``.
 
@@ -143,7 +145,7 @@ class DeepFool(AttackBase):
             (w,) = jax.vmap(pullback)(seeds.astype(logits.dtype))  # ∇(z_k − z_y), one row each
             f = logits[others] - logits[label]
             nearest = nearest_boundary(f, w, self.norm, valid=jnp.ones((rows,), bool))
-            r_tot = c.r_tot + boundary_step(f[nearest], w[nearest], self.norm)
+            r_tot = c.r_tot + boundary_step(f[nearest], w[nearest], self.norm, MIN_STEP)
             x = jnp.clip(x0 + (1.0 + hp.overshoot) * r_tot, low, high)
             stop = c.done | new.success  # a fooled iterate is final: it does not move
             keep = lambda old, moved: jnp.where(stop, old, moved)  # noqa: E731

@@ -10,15 +10,14 @@ import jax.numpy as jnp
 
 from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
-from jaxadv.attacks._boundary import boundary_step, nearest_boundary
+from jaxadv.attacks._boundary import MIN_STEP, boundary_step, nearest_boundary
 from jaxadv.attacks._runner import Program, _candidate, make_result
 from jaxadv.losses import cw_margin
 
 # The reference solver aims this far past the hyperplane (in units of the unit normal), and
-# DeepFool moves at least this far per step (the reference's clamp), so that a point landing
+# DeepFool moves at least MIN_STEP per step (the reference's clamp), so that a point landing
 # exactly on a linear boundary still crosses it.
 _PLANE_OVERSHOOT = 1e-3
-_MIN_DEEPFOOL_STEP = 1e-4
 
 
 class SparseFoolParams(NamedTuple):
@@ -137,7 +136,7 @@ class SparseFool(AttackBase):
                 (grad,) = pullback(
                     jax.nn.one_hot(target, logits.size) - jax.nn.one_hot(rival, logits.size)
                 )
-                df_step = boundary_step(gap, grad, "l2", _MIN_DEEPFOOL_STEP)
+                df_step = boundary_step(gap, grad, "l2", MIN_STEP)
                 normal = grad
                 queries = 1
             else:
@@ -146,7 +145,7 @@ class SparseFool(AttackBase):
                 f_k = logits - logits[label]
                 k = nearest_boundary(f_k, w_k, "l2", valid=classes != label)
                 crossed_to = jnp.argmax(jnp.where(classes == label, -jnp.inf, logits))
-                df_step = boundary_step(f_k[k], w_k[k], "l2", _MIN_DEEPFOOL_STEP)
+                df_step = boundary_step(f_k[k], w_k[k], "l2", MIN_STEP)
                 normal = w_k[crossed_to]
                 queries = victim.num_classes
             normal = normal / (jnp.sqrt(jnp.sum(jnp.square(normal))) + 1e-12)
