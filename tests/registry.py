@@ -229,16 +229,12 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
-# Minimum-norm attacks: DeepFool (its ℓ∞ form a variant) and EAD (targeted, so the search and the
-# decision rule both run). Their ``eps`` only judges success (default inf), so no budget check.
+# Minimum-norm attacks: DeepFool (ℓ∞ with candidates; tests/test_deepfool_ead.py runs ℓ2) and
+# EAD (targeted, ℓ1 rule). Their ``eps`` only judges success (default inf): no budget check.
 ATTACKS.update({
     "deepfool": AttackEntry(
-        attacks.deepfool, lambda: attacks.deepfool(steps=3), dict(), eps=None, budget=None,
-        sweep=("overshoot", (0.02, 0.5)), full=False,
-    ),
-    "deepfool-linf": AttackEntry(
         attacks.deepfool, lambda: attacks.deepfool(norm="linf", steps=3, candidates=2), dict(),
-        eps=None, budget=None, full=False,
+        eps=None, budget=None, sweep=("overshoot", (0.02, 0.5)), full=False,
     ),
     "ead": AttackEntry(
         attacks.ead, lambda: attacks.ead(steps=2, search_steps=2, targeted=True, decision="l1"),
