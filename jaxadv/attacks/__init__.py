@@ -66,3 +66,8 @@ from jaxadv.attacks._smbea import smbea as smbea
 from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack
+# AutoAttack: the ensemble over the evaluation families, with its flags
+from jaxadv.attacks._autoattack import AutoAttack as AutoAttack
+from jaxadv.attacks._autoattack import AutoAttackReport as AutoAttackReport
+from jaxadv.attacks._autoattack import autoattack as autoattack
+from jaxadv.attacks._autoattack_flags import Flag as Flag
