@@ -229,6 +229,23 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Minimum-norm attacks: DeepFool (its ℓ∞ form a variant) and EAD (targeted, so the search and the
+# decision rule both run). Their ``eps`` only judges success (default inf), so no budget check.
+ATTACKS.update({
+    "deepfool": AttackEntry(
+        attacks.deepfool, lambda: attacks.deepfool(steps=3), dict(), eps=None, budget=None,
+        sweep=("overshoot", (0.02, 0.5)), full=False,
+    ),
+    "deepfool-linf": AttackEntry(
+        attacks.deepfool, lambda: attacks.deepfool(norm="linf", steps=3, candidates=2), dict(),
+        eps=None, budget=None, full=False,
+    ),
+    "ead": AttackEntry(
+        attacks.ead, lambda: attacks.ead(steps=2, search_steps=2, targeted=True, decision="l1"),
+        dict(step_size=0.1), eps=None, budget=None, sweep=("beta", (0.0, 0.01)), full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {

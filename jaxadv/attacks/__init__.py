@@ -71,3 +71,10 @@ from jaxadv.attacks._autoattack import AutoAttack as AutoAttack
 from jaxadv.attacks._autoattack import AutoAttackReport as AutoAttackReport
 from jaxadv.attacks._autoattack import autoattack as autoattack
 from jaxadv.attacks._autoattack_flags import Flag as Flag
+# Minimum-norm attacks: DeepFool (ℓ2, ℓ∞) and EAD (ℓ1).
+from jaxadv.attacks._deepfool import DeepFool as DeepFool
+from jaxadv.attacks._deepfool import DeepFoolParams as DeepFoolParams
+from jaxadv.attacks._deepfool import deepfool as deepfool
+from jaxadv.attacks._ead import EAD as EAD
+from jaxadv.attacks._ead import EADParams as EADParams
+from jaxadv.attacks._ead import ead as ead
