@@ -66,3 +66,10 @@ from jaxadv.attacks._smbea import smbea as smbea
 from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack
+# Minimum-norm attacks: FMN (ℓ0/ℓ1/ℓ2/ℓ∞) and DDN (ℓ2)
+from jaxadv.attacks._ddn import DDNParams as DDNParams
+from jaxadv.attacks._ddn import DecoupledDirectionNorm as DecoupledDirectionNorm
+from jaxadv.attacks._ddn import ddn as ddn
+from jaxadv.attacks._fmn import FastMinimumNorm as FastMinimumNorm
+from jaxadv.attacks._fmn import FMNParams as FMNParams
+from jaxadv.attacks._fmn import fmn as fmn
