@@ -136,6 +136,7 @@ def _min_l0(w, x0, label):
     return None
 
 
+@pytest.mark.slow  # ~3 s warm; the ℓ0 path runs by default in the conformance entry "fmn"
 def test_l0_against_brute_force():
     victim = make_linear_victim(dim=6, num_classes=2, seed=3, bounds=(0.0, 1.0))
     images = jax.random.uniform(jax.random.key(1), (16, 6))
@@ -153,6 +154,7 @@ def test_l0_against_brute_force():
     np.testing.assert_allclose(result.x_adv - images, result.delta, atol=1e-6)
 
 
+@pytest.mark.slow  # ~2 s warm; targeted runs by default in the conformance entry "fmn"
 def test_targeted_success_is_against_the_target():
     """Three classes: a targeted run reaches the target (not just any other class), and no
     perturbation smaller than the distance to the hyperplane z_label = z_target can."""
