@@ -3,9 +3,10 @@ r"""Minimum-norm attacks (FMN ℓ0/ℓ1/ℓ2/ℓ∞, DDN) on the default digits 
 Command:   JAXADV_CACHE_DIR=/work/cache-victims python experiments/min_norm_digits.py
            (--smoke: 8 images, 10 steps)
 Expected:  the success rate and the median norm of each attack's smallest adversarial over the
-           first 128 test digits that the C&W net classifies correctly, 100 steps each (measured
-           numbers: the fmn branch's report to the lead).
-Cost:      a few minutes on 2 CPU cores (each attack compiles its chunk of steps once).
+           first 128 test digits that the C&W net classifies correctly (127), 100 steps each.
+           Measured 2026-12-06: DDN 100% (median ℓ2 1.233), FMN-ℓ2 97.6% (ℓ2 1.272), FMN-ℓ∞
+           100% (ℓ∞ 0.0811), FMN-ℓ1 98.4% (ℓ1 7.56), FMN-ℓ0 100% (ℓ0 12).
+Cost:      60-90 s per attack on 2 busy CPU cores, compilation included (~6 min in all).
 """
 
 from __future__ import annotations

@@ -69,7 +69,9 @@ class DecoupledDirectionNorm(AttackBase):
     counts forward+backward passes (one per step). ``success`` is judged at the budget ``hp.eps``
     (default inf). No early stop: every step may still shrink the norm.
 
-    Defaults (the paper's): 100 steps, γ 0.05, ε₀ 1, α 1 → 0.01.
+    Defaults (the paper's): 100 steps, γ 0.05, ε₀ 1, α 1 → 0.01. Measured on the default digits
+    C&W net (the 127 of the first 128 test digits it gets right, untargeted, 100 steps;
+    ``experiments/min_norm_digits.py``): 100% success, median ℓ2 1.23.
     """
 
     steps: int = 100

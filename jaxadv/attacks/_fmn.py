@@ -128,9 +128,12 @@ class FastMinimumNorm(AttackBase):
     at the budget ``hp.eps`` (default inf; see :class:`FMNParams`). No early stop: every step may
     still shrink the norm.
 
-    Defaults: ``steps`` 100 (the paper runs 1,000 for its tables), α 1 → 0.01, γ 0.05 → 0.001.
-    Measured on the default digits C&W net (128 test images, 100 steps, untargeted) see the
-    README's minimum-norm table.
+    Defaults: ``steps`` 100 (the paper runs 1,000 for its tables), α 1 → 0.01, γ 0.05 → 0.001
+    (the authors' code). Measured on the default digits C&W net (the 127 of the first 128 test
+    digits it gets right, untargeted, 100 steps; ``experiments/min_norm_digits.py``): success
+    ℓ2 97.6% (median ℓ2 1.27), ℓ∞ 100% (median 0.081), ℓ1 98.4% (median 7.56), ℓ0 100% (median
+    12 entries). The ℓ2/ℓ1 failures approach the boundary from the correct side (the linearised
+    radius undershoots a curved boundary) and have not crossed it after 100 steps.
     """
 
     norm: str = "l2"
