@@ -246,6 +246,17 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Minimum-norm attacks (FMN, DDN): their `eps` judges success (default inf), it bounds nothing,
+# so neither a budget nor the eps = 0 identity applies. Batch-level checks only (the other norms
+# and the closed forms: tests/test_min_norm.py).
+ATTACKS.update({
+    "fmn": AttackEntry(  # ℓ0 and targeted: the integer radius rule and the target's margin
+        attacks.fmn, lambda: attacks.fmn(norm="l0", targeted=True, steps=3), eps=None,
+        budget=None, full=False,
+    ),
+    "ddn": AttackEntry(attacks.ddn, lambda: attacks.ddn(steps=3), eps=None, budget=None, full=False),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {

@@ -78,3 +78,10 @@ from jaxadv.attacks._deepfool import deepfool as deepfool
 from jaxadv.attacks._ead import EAD as EAD
 from jaxadv.attacks._ead import EADParams as EADParams
 from jaxadv.attacks._ead import ead as ead
+# Minimum-norm attacks: FMN (ℓ0/ℓ1/ℓ2/ℓ∞) and DDN (ℓ2)
+from jaxadv.attacks._ddn import DDNParams as DDNParams
+from jaxadv.attacks._ddn import DecoupledDirectionNorm as DecoupledDirectionNorm
+from jaxadv.attacks._ddn import ddn as ddn
+from jaxadv.attacks._fmn import FastMinimumNorm as FastMinimumNorm
+from jaxadv.attacks._fmn import FMNParams as FMNParams
+from jaxadv.attacks._fmn import fmn as fmn
