@@ -15,10 +15,10 @@ from jaxadv.attacks._fmn import (
     candidate,
     cosine_annealing,
     farthest,
-    judged,
     norm_of,
     placeholder,
 )
+from jaxadv.attacks._minnorm import within_budget
 from jaxadv.attacks._runner import Program, _Best, _keep_better, make_result
 from jaxadv.losses import cross_entropy
 
@@ -141,7 +141,7 @@ class DecoupledDirectionNorm(AttackBase):
             loss, logits = objective(c.delta)
             last = candidate(x0, c.delta, logits, loss, self.success(logits, label, target), "l2")
             result = make_result(_keep_better(c.best, last), victim.bounds, c.k, c.k, trace)
-            return judged(result, "l2", hp.eps)
+            return within_budget(result, "l2", hp.eps)
 
         return Program(init=init, step=step, finish=finish, length=self.steps)
 

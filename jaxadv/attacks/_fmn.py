@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
+from jaxadv.attacks._minnorm import within_budget
 from jaxadv.attacks._runner import Program, _Best, _finite, _keep_better, make_result
 from jaxadv.constraints import norm_ball, pixel_box, project_l0_box
 from jaxadv.losses import cw_margin
@@ -63,11 +64,6 @@ def placeholder(x0: jax.Array, num_classes: int) -> _Best:
     inf = jnp.full((), jnp.inf, x0.dtype)
     zeros = jnp.zeros_like(x0)
     return _Best(x0, zeros, jnp.zeros((num_classes,), x0.dtype), inf, jnp.zeros((), bool), inf)
-
-
-def judged(result, norm: str, eps):
-    """The result with ``success`` = fooled AND ``‖delta‖_norm ≤ eps`` (``x_adv`` unchanged)."""
-    return result._replace(success=result.success & (getattr(result, norm) <= eps))
 
 
 class FMNParams(NamedTuple):
@@ -211,7 +207,7 @@ class FastMinimumNorm(AttackBase):
             last = candidate(x0, c.delta, logits, loss, self.success(logits, label, target), norm)
             best = _keep_better(c.best, last)
             result = make_result(best, bounds, c.k, c.k, trace)
-            return judged(result, norm, hp.eps)
+            return within_budget(result, norm, hp.eps)
 
         return Program(init=init, step=step, finish=finish, length=self.steps)
 
