@@ -66,3 +66,8 @@ from jaxadv.attacks._smbea import smbea as smbea
 from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack
+# APGD family (Croce & Hein 2020, 2021): APGD-CE/-DLR/-T, ℓ1-APGD, EOT
+from jaxadv.attacks._apgd import APGD as APGD
+from jaxadv.attacks._apgd import APGDParams as APGDParams
+from jaxadv.attacks._apgd import apgd as apgd
+from jaxadv.attacks._apgd_schedule import checkpoints as apgd_checkpoints
