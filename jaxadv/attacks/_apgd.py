@@ -209,9 +209,7 @@ class APGD(AttackBase):
         else:
             feasible = intersect(norm_ball(self.norm, hp.eps), pixel_box(*victim.bounds))
             points = sched.checkpoints(self.steps, self.schedule)
-        is_check_table, window_table = map(
-            jnp.asarray, sched.checkpoint_tables(points, self.steps)
-        )
+        is_check_table, window_table = map(jnp.asarray, sched.checkpoint_tables(points, self.steps))
         initial = hp.initial_step * hp.eps
         objective = classification_objective(
             "dlr" if self.loss == "dlr-targeted" else self.loss, targeted=self.targeted
@@ -330,9 +328,7 @@ class APGD(AttackBase):
             best = _keep_better(
                 c.best, _candidate(x0 + c.delta, c.delta, logits, loss, success, "loss")
             )
-            return make_result(
-                best, victim.bounds, c.k, c.queries, trace, zero_gradient=~c.moved
-            )
+            return make_result(best, victim.bounds, c.k, c.queries, trace, zero_gradient=~c.moved)
 
         return Program(init=init, step=step, finish=finish, length=self.steps)
 
@@ -403,4 +399,3 @@ def apgd(
         defaults=_NORM_DEFAULTS[norm],
         name=f"{label}-{norm}",
     )
-
