@@ -8,7 +8,10 @@ loss went down", its ``f_max`` is the lowest loss so far.
   ``p_1 = 0.22``, ``p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)``. At ``w_j`` the step is
   halved, and the iterate restarts from the best point, if (1) the objective rose in fewer than
   ``ρ·(w_j − w_{j−1})`` of the steps since ``w_{j−1}``, or (2) neither the step nor the best
-  objective changed since ``w_{j−1}``.
+  objective changed since ``w_{j−1}``. The decision is taken once ``x^(w_j)`` is evaluated, and
+  ``x^(w_j)`` is the point replaced: the window of condition 1 (``f(x^(i+1)) > f(x^(i))`` for
+  ``i = w_{j−1} … w_j − 1``) and AutoAttack's code agree on this; Algorithm 1's loop index runs
+  one ahead of it.
 * ℓ1 (Croce & Hein, ICML 2021, ℓ1-APGD): every ``⌊0.04·N⌋`` steps the sparsity of the next steps
   becomes ``‖x_best − x0‖₀ / 1.5``; if that count fell by more than 5% since the last check the
   step is reset to its initial value and the iterate restarts from the best point, otherwise the
