@@ -286,6 +286,14 @@ def test_linf_reaches_the_box_constrained_optimum(linear_case):
     assert np.max(np.abs(np.asarray(result.delta))) <= 0.3
 
 
+def test_a_flat_victim_reports_zero_gradients(linear_case):
+    victim, x, y, _ = linear_case  # the same compiled program as the ℓ∞ test: weights are data
+    flat = victim.replace(variables=jax.tree.map(jnp.zeros_like, victim.variables))
+    attack = attacks.apgd(norm="linf", steps=4)
+    result = attack.batch(flat, attack.hparams(eps=0.3), x, y, jax.random.key(0))
+    assert np.all(result.zero_gradient) and np.all(np.asarray(result.linf) <= 0.3)
+
+
 def test_l2_reaches_the_optimum_along_w(linear_case):
     _, _, _, d = linear_case  # eps 0.2 < the box's room 0.2 everywhere: the box is inactive
     result, delta, _ = run_linear(linear_case, "l2", 0.2, random_start=False)
