@@ -158,3 +158,30 @@ def test_bad_transform_or_victim():
 def test_bad_defense_numbers(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         bilateral_defense(make_mlp_victim(), **kwargs)
+
+
+def test_randomized_victim_draws_and_fixed_draws():
+    from jaxadv.models import RandomizedVictim, with_input_noise
+
+    base = make_mlp_victim()
+    noisy = with_input_noise(base, 0.5)
+    assert isinstance(noisy, RandomizedVictim)
+    x = _images(1)[0]
+    k1, k2 = jax.random.key(1), jax.random.key(2)
+    a, b = jax.jit(noisy.__call__)(x, k1), jax.jit(noisy.__call__)(x, k2)
+    assert not np.allclose(a, b)  # a fresh draw per key
+    fixed = noisy.with_key(k1)
+    np.testing.assert_array_equal(_logits(fixed, x[None])[0], a)  # one draw, deterministic
+    noise = jax.random.normal(k1, (1,) + x.shape)
+    np.testing.assert_allclose(a, base.batch(x[None] + 0.5 * noise)[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(with_input_noise(base, 0.0)(x, k1), base(x), rtol=1e-6)
+
+    # An attack without EOT refuses the randomized victim by name, and runs on a fixed draw.
+    pgd = attacks.pgd(steps=1)
+    hp = pgd.hparams(eps=0.1)
+    labels = np.zeros(2, np.int32)
+    with pytest.raises(ValueError, match="RandomizedVictim.*with_key"):
+        pgd.batch(noisy, hp, _images(2), labels, jax.random.key(0))
+    assert pgd.batch(fixed, hp, _images(2), labels, jax.random.key(0)).x_adv.shape == (2, 4, 4, 1)
+    with pytest.raises(ValueError, match="sigma"):
+        with_input_noise(base, -1.0)

@@ -34,6 +34,7 @@ import numpy as np
 from jaxadv import _checks, _compile
 from jaxadv.attacks import _driver
 from jaxadv.attacks._runner import Program
+from jaxadv.models import RandomizedVictim
 from jaxadv.results import AttackResult
 
 
@@ -100,6 +101,8 @@ class AttackBase:
       defaults: per-instance overrides of the spec's defaults, ``((name, value), ...)``.
       rel_step_size: the default step as a multiple of ``eps`` (None: ``step_size``'s default).
         Only for a ``params_type`` with ``eps``, ``step_size`` and ``rel_step_size`` fields.
+      eot: whether the attack takes a :class:`~jaxadv.models.RandomizedVictim` and averages over
+        its randomness (expectation over transformation); others refuse one.
       cpu_chunk: loop-form hint for the driver: steps per compiled chunk on CPU (None: the
         backend's default). An attack whose step compiles slowly asks for shorter chunks.
       name: a label for tables.
@@ -110,6 +113,7 @@ class AttackBase:
     targeted: bool = False
     defaults: tuple[tuple[str, float], ...] = ()
     rel_step_size: float | None = None
+    eot: ClassVar[bool] = False
     cpu_chunk: ClassVar[int | None] = None
     name: str = "attack"
 
@@ -231,7 +235,7 @@ class AttackBase:
         """
         _checks.check_batch_shape("images", jnp.shape(images), self.input_shape(victim))
         _checks.check_in_bounds("images", images, self.bounds(victim))
-        _check_logits(victim)
+        _check_logits(victim, self)
         n = jnp.shape(images)[0]
         if labels is None or jnp.shape(labels) != (n,):
             raise ValueError(
@@ -273,7 +277,7 @@ class AttackBase:
         """Validates ONE example (default: a classifier's); returns ``(x0, label, target)``."""
         _checks.check_example_shape("x0", jnp.shape(x0), self.input_shape(victim))
         _checks.check_in_bounds("x0", x0, self.bounds(victim))
-        _check_logits(victim)
+        _check_logits(victim, self)
         _checks.check_labels("label", label, victim.num_classes)
         if jnp.ndim(label) != 0:
             raise ValueError(f"`label` must be a scalar class index; got shape {jnp.shape(label)}.")
@@ -407,8 +411,18 @@ class AttackBase:
 _LOGIT_SHAPES: dict[Any, tuple[int, ...]] = {}
 
 
-def _check_logits(victim) -> None:
-    """A classifier victim's output must be ``num_classes`` logits (shapes only: no compute)."""
+def _check_logits(victim, attack: AttackBase) -> None:
+    """A classifier victim's output must be ``num_classes`` logits (shapes only: no compute);
+    a randomized victim needs an attack that averages over its randomness."""
+    if isinstance(victim, RandomizedVictim):
+        if not attack.eot:
+            raise ValueError(
+                f"The victim is a RandomizedVictim (its outputs change with a key), which attack "
+                f"{attack.name!r} does not average over. Attack one fixed draw with "
+                "`victim.with_key(key)`, or use an attack with expectation over transformation "
+                "(`apgd(eot_iter=...)`, AutoAttack's version='rand')."
+            )
+        victim = victim.with_key(jax.random.key(0))
     leaves = jax.tree.leaves(victim.variables)
     key = (
         victim.apply_fn,

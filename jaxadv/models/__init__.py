@@ -24,6 +24,7 @@ from jaxadv.models._cw_net import CWNet
 from jaxadv.models._ensemble import FEATURE_STRATEGIES, Ensemble, ensemble
 from jaxadv.models._defenses import BilateralTransform, bilateral_defense, with_input_transform
 from jaxadv.models._layers import max_pool_2x2
+from jaxadv.models._randomized import RandomizedVictim, with_input_noise
 from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
 from jaxadv.models._victim import Victim, from_flax
@@ -38,6 +39,7 @@ __all__ = [
     "CWNet",
     "Ensemble",
     "FEATURE_STRATEGIES",
+    "RandomizedVictim",
     "ResNet",
     "Stride2Conv",
     "Victim",
@@ -55,5 +57,6 @@ __all__ = [
     "saliency",
     "save_variables",
     "tree_differences",
+    "with_input_noise",
     "with_input_transform",
 ]
