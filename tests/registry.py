@@ -263,6 +263,7 @@ ATTACKS.update({
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {
     "apgd_checkpoints": "APGD's step-size checkpoints (a tuple of step indices)",
+    "autoattack": "runs the AutoAttack ensemble of registered families (tests/test_autoattack.py)",
     "best_of": "reduces stacked restarts to the best result",
     "common_positions": "an analysis helper over SAPF results",
     "constant_search": "C&W's search as a Program combinator (used by cw_l2 and scw)",
