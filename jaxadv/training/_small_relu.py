@@ -18,7 +18,7 @@ _SETTINGS = {"epochs": 60, "batch_size": 64, "learning_rate": 3e-3, "shift": 0}
 
 
 def small_relu_victim(
-    hidden: int = 32,
+    hidden: int = 16,
     *,
     cache_dir: str | os.PathLike | None = None,
     key: jax.Array | None = None,
