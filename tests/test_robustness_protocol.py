@@ -25,7 +25,7 @@ def _toy_2d(seed=3, hidden=6, classes=3):
     return [(w1, b1), (w2, b2)]
 
 
-def _grid_minimum(layers, x, label, norm, margin, n=801):
+def _grid_minimum(layers, x, label, norm, margin, n=401):
     """Brute force: the smallest distance from ``x`` to a grid point of [0, 1]² that the network
     assigns to another class by at least ``margin``."""
     g = np.linspace(0.0, 1.0, n)
@@ -43,8 +43,9 @@ def test_mip_matches_brute_force_on_a_2d_network(norm):
     layers = _toy_2d()
     checked = 0
     for x in np.random.default_rng(0).uniform(size=(6, 2)):
-        label = int(np.argmax(np.maximum(x @ layers[0][0] + layers[0][1], 0) @ layers[1][0]
-                              + layers[1][1]))
+        label = int(
+            np.argmax(np.maximum(x @ layers[0][0] + layers[0][1], 0) @ layers[1][0] + layers[1][1])
+        )
         res = metrics.exact_min_norm(layers, x, label, norm=norm, margin=1e-4)
         grid, h = _grid_minimum(layers, x, label, norm, 1e-4)
         if not np.isfinite(grid):
@@ -60,19 +61,31 @@ def test_mip_matches_brute_force_on_a_2d_network(norm):
 
 
 def _relu_victim(layers, shape):
-    module = ReluMLP(hidden=tuple(w.shape[1] for w, _ in layers[:-1]), num_classes=layers[-1][1].size)
+    module = ReluMLP(
+        hidden=tuple(w.shape[1] for w, _ in layers[:-1]), num_classes=layers[-1][1].size
+    )
     names = [f"hidden_{i}" for i in range(len(layers) - 1)] + ["logits"]
-    params = {n: {"kernel": jnp.asarray(w, jnp.float32), "bias": jnp.asarray(b, jnp.float32)}
-              for n, (w, b) in zip(names, layers)}
-    return from_flax(module, {"params": params}, input_shape=shape,
-                     num_classes=layers[-1][1].size, bounds=(0.0, 1.0))
+    params = {
+        n: {"kernel": jnp.asarray(w, jnp.float32), "bias": jnp.asarray(b, jnp.float32)}
+        for n, (w, b) in zip(names, layers)
+    }
+    return from_flax(
+        module,
+        {"params": params},
+        input_shape=shape,
+        num_classes=layers[-1][1].size,
+        bounds=(0.0, 1.0),
+    )
 
 
 def test_mip_on_a_victim_equals_mip_on_its_layers_and_fools_it():
     layers = _toy_2d(seed=5)
     victim = _relu_victim(layers, (2,))
-    assert all(np.allclose(a, b) for pair in zip(relu_mlp_layers(victim.variables), layers)
-               for a, b in zip(*pair))
+    assert all(
+        np.allclose(a, b)
+        for pair in zip(relu_mlp_layers(victim.variables), layers)
+        for a, b in zip(*pair)
+    )
     x = np.array([0.3, 0.6], np.float32)
     label = int(jnp.argmax(victim(x)))
     for norm in ("linf", "l1"):
@@ -107,8 +120,10 @@ def test_robust_accuracy_curve_counts_directly():
     correct = rng.uniform(size=40) < 0.8
     budgets = np.array([0.0, 0.1, 0.5, 1.0, 1.5, 3.0], np.float32)
     got = jax.jit(metrics.robust_accuracy_curve)(norms, success, correct, budgets)
-    expected = [np.mean([c and not (s and n <= e) for n, s, c in zip(norms, success, correct)])
-                for e in budgets]
+    expected = [
+        np.mean([c and not (s and n <= e) for n, s, c in zip(norms, success, correct)])
+        for e in budgets
+    ]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     np.testing.assert_allclose(got[-1], np.mean(correct & ~success), rtol=1e-6)
 
@@ -126,9 +141,14 @@ def test_robustness_bad_input_is_named():
 
 def test_local_optimality_scores_best_one_and_worse_lower():
     correct = np.array([True, True, True, False])
-    norms = np.array([[0.5, 1.0, 2.0, 0.0],  # best everywhere
-                      [1.0, 1.0, 2.0, 0.0],  # worse on the first example
-                      [9.0, 9.0, 9.0, 9.0]], np.float32)  # never succeeds
+    norms = np.array(
+        [
+            [0.5, 1.0, 2.0, 0.0],  # best everywhere
+            [1.0, 1.0, 2.0, 0.0],  # worse on the first example
+            [9.0, 9.0, 9.0, 9.0],
+        ],
+        np.float32,
+    )  # never succeeds
     success = np.array([[True] * 4, [True] * 4, [False] * 4])
     lo = np.asarray(jax.jit(metrics.local_optimality)(norms, success, correct))
     # By hand: eps* = 2; areas (mean of min(d, 2)): best (0.5+1+2)/4, none (2+2+2)/4, second
@@ -195,7 +215,7 @@ def test_slide_step_reaches_every_exact_minimum_where_the_old_step_stalls():
     exact = [metrics.exact_min_norm(layers, x, 0, norm="l1") for x in images]
     assert all(r.status == "optimal" and r.fooled for r in exact)
     eps = 1.25 * max(r.norm for r in exact)
-    attack = pgd(norm="l1", steps=40)
+    attack = pgd(norm="l1", steps=20)
     hp = attack.hparams(eps=eps)
     after = attack.batch(victim, hp, images, labels, jax.random.key(0))
     old = dataclasses.replace(attack, step_rule=_WithoutBox(attack.step_rule))

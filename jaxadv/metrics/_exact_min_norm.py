@@ -178,7 +178,11 @@ def exact_min_norm(
         raise ValueError(f"`x` must have {n_in} entries (the network's input); got {x_flat.size}.")
     _checks.check_finite("x", x_flat)
     _checks.check_in_bounds("x", x_flat, (lo_px, hi_px))
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < n_cls:
+    if (
+        isinstance(label, bool)
+        or not isinstance(label, (int, np.integer))
+        or not 0 <= label < n_cls
+    ):
         raise ValueError(f"`label` must be an integer in [0, {n_cls}); got {label!r}.")
     _checks.check_nonnegative("margin", margin)
     _checks.check_positive("time_limit", time_limit)
@@ -281,16 +285,16 @@ def _solve(layers, x_flat, label, norm, bounds, margin, gap, radius, time_limit)
             prog.add_row(list(h_vars) + [z[j]], list(w[:, j]) + [-1.0], rhs, rhs)
         a = prog.add_vars(np.maximum(z_lo, 0.0), np.maximum(z_hi, 0.0))
         for j in range(w.shape[1]):
-            l, u = z_lo[j], z_hi[j]
-            if u <= 0:  # always off: a = 0 (its bounds already say so)
+            lo_j, hi_j = z_lo[j], z_hi[j]
+            if hi_j <= 0:  # always off: a = 0 (its bounds already say so)
                 continue
-            if l >= 0:  # always on: a = z
+            if lo_j >= 0:  # always on: a = z
                 prog.add_row([a[j], z[j]], [1.0, -1.0], 0.0, 0.0)
                 continue
             s = prog.add_vars(0.0, 1.0, integer=True)[0]
             prog.add_row([a[j], z[j]], [1.0, -1.0], lo=0.0)  # a ≥ z
-            prog.add_row([a[j], z[j], s], [1.0, -1.0, -l], hi=-l)  # a ≤ z − l(1 − s)
-            prog.add_row([a[j], s], [1.0, -u], hi=0.0)  # a ≤ u·s
+            prog.add_row([a[j], z[j], s], [1.0, -1.0, -lo_j], hi=-lo_j)  # a ≤ z − l(1 − s)
+            prog.add_row([a[j], s], [1.0, -hi_j], hi=0.0)  # a ≤ u·s
         h_lo, h_hi = np.maximum(z_lo, 0.0), np.maximum(z_hi, 0.0)
         h_const, h_vars = np.zeros(w.shape[1]), a
 

@@ -43,10 +43,14 @@ def _same_shape(names: tuple[str, ...], *arrays) -> None:
     shapes = [a.shape for a in arrays]
     if len(set(shapes)) != 1:
         got = ", ".join(f"`{n}` {s}" for n, s in zip(names, shapes))
-        raise ValueError(f"{' and '.join(f'`{n}`' for n in names)} must share one shape; got {got}.")
+        raise ValueError(
+            f"{' and '.join(f'`{n}`' for n in names)} must share one shape; got {got}."
+        )
 
 
-def adversarial_distance(norm: jax.Array, success: jax.Array, clean_correct: jax.Array) -> jax.Array:
+def adversarial_distance(
+    norm: jax.Array, success: jax.Array, clean_correct: jax.Array
+) -> jax.Array:
     """One example's distance to its nearest adversarial found: 0 when the victim already errs,
     the attack's ``norm`` when it succeeded, ``inf`` when it failed."""
     return jnp.where(clean_correct, jnp.where(success, norm, jnp.inf), 0.0)
