@@ -215,7 +215,7 @@ def test_slide_step_reaches_every_exact_minimum_where_the_old_step_stalls():
     exact = [metrics.exact_min_norm(layers, x, 0, norm="l1") for x in images]
     assert all(r.status == "optimal" and r.fooled for r in exact)
     eps = 1.25 * max(r.norm for r in exact)
-    attack = pgd(norm="l1", steps=20)
+    attack = pgd(norm="l1", steps=10)
     hp = attack.hparams(eps=eps)
     after = attack.batch(victim, hp, images, labels, jax.random.key(0))
     old = dataclasses.replace(attack, step_rule=_WithoutBox(attack.step_rule))
