@@ -67,6 +67,9 @@ from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack
 # AutoAttack: the ensemble over the evaluation families, with its flags
+from jaxadv.attacks._autoattack import ATTACK_NAMES as AUTOATTACK_ATTACKS
+from jaxadv.attacks._autoattack import NORMS as AUTOATTACK_NORMS
+from jaxadv.attacks._autoattack import VERSIONS as AUTOATTACK_VERSIONS
 from jaxadv.attacks._autoattack import AutoAttack as AutoAttack
 from jaxadv.attacks._autoattack import AutoAttackReport as AutoAttackReport
 from jaxadv.attacks._autoattack import autoattack as autoattack
