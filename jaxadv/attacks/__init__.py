@@ -66,3 +66,8 @@ from jaxadv.attacks._smbea import smbea as smbea
 from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack
+# FAB (Croce & Hein, ICML 2020): minimum-norm boundary attack, and its projection
+from jaxadv.attacks._fab import FAB as FAB
+from jaxadv.attacks._fab import FABParams as FABParams
+from jaxadv.attacks._fab import fab as fab
+from jaxadv.attacks._fab_projection import hyperplane_box_projection as hyperplane_box_projection

@@ -44,7 +44,8 @@ class Spec(NamedTuple):
     Attributes:
       default: its value when the user gives none (None: no default; the user must give it).
       check: ``"nonnegative"`` (finite, ≥ 0), ``"positive"`` (finite, > 0), ``"unit"`` (in
-        [0, 1]), ``"open_unit"`` (in (0, 1]), ``"count"`` (a whole number ≥ 1) or ``"finite"``.
+        [0, 1]), ``"open_unit"`` (in (0, 1]), ``"count"`` (a whole number ≥ 1), ``"finite"`` or
+        ``"budget"`` (≥ 0, ``inf`` allowed: a minimum-norm attack's success budget).
     """
 
     default: float | None = None
@@ -56,6 +57,13 @@ def _check_open_unit(name: str, value: Any) -> None:
         arr = np.asarray(value, np.float64)
         if np.any(~np.isfinite(arr)) or np.any((arr <= 0) | (arr > 1)):
             raise ValueError(f"`{name}` must lie in (0, 1]; got {_checks.show(arr)}.")
+
+
+def _check_budget(name: str, value: Any) -> None:
+    if _checks.is_concrete(value):
+        arr = np.asarray(value, np.float64)
+        if np.any(np.isnan(arr)) or np.any(arr < 0):
+            raise ValueError(f"`{name}` must be >= 0 (inf: no budget); got {_checks.show(arr)}.")
 
 
 def _check_count(name: str, value: Any) -> None:
@@ -72,6 +80,7 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
     "open_unit": _check_open_unit,
     "count": _check_count,
     "finite": _checks.check_finite,
+    "budget": _check_budget,
 }
 
 
