@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             attack=f"FAB-{norm}",
             success_rate=found.sum() / correct.sum(),
             median_norm=float(np.median(size[found])) if found.any() else float("nan"),
+            mean_norm=float(np.mean(size[found])) if found.any() else float("nan"),
             eps=eps,
             robust_accuracy=float(np.mean(correct & ~np.asarray(result.success))),
             run_s=seconds,
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(row)
         print(
             f"{row['attack']}: success {row['success_rate']:.1%} of clean-correct, median "
-            f"{norm} {row['median_norm']:.4f}, robust accuracy at {eps} "
+            f"{norm} {row['median_norm']:.4f} (mean {row['mean_norm']:.4f}), robust accuracy at {eps} "
             f"{row['robust_accuracy']:.1%}, run {seconds:.1f} s (+ compile {compile_s:.1f} s), "
             f"{row['queries_per_image']:.0f} queries/image"
         )

@@ -118,7 +118,10 @@ class FAB(AttackBase):
 
     Queries: one forward pass for the clean input, then per step and run: the boundary's
     gradients (``C − 1`` untargeted, 1 otherwise) and one forward pass that checks the new
-    iterate. Defaults: α_max 0.1, η 1.05, β 0.9 (the paper's and AutoAttack's), 100 steps.
+    iterate (``steps`` and ``queries`` add up every run of FAB-T). Defaults: α_max 0.1, η 1.05,
+    β 0.9 (the paper's and AutoAttack's), 100 steps. On an affine classifier these defaults end
+    at 1.0052 × the minimal distance (the fixed point of the step-back cycle; η closer to 1 and β
+    closer to 1 get closer: 1.0002 with η = 1.01, β = 0.98; tests/test_fab.py).
     """
 
     norm: str = "linf"
