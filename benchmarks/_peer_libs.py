@@ -34,8 +34,9 @@ def missing(lib: str) -> str | None:
     return None
 
 
-def torch_twin(seed: int = 0):
-    """The C&W CIFAR-10 net in PyTorch (NCHW), randomly initialised under ``manual_seed(seed)``.
+def torch_twin(seed: int = 0, channels: int = 3, side: int = 32):
+    """The C&W net in PyTorch (NCHW) for ``side``×``side``×``channels`` images (default: the
+    CIFAR-10 one), randomly initialised under ``manual_seed(seed)``.
 
     Layer names equal the Flax ``CWNet``'s (conv1..conv4, fc1..fc3), so jaxadv's
     ``from_torch_state_dict`` converts its state dict with no name map.
@@ -43,14 +44,16 @@ def torch_twin(seed: int = 0):
     import torch
     from torch import nn
 
+    flat = ((side - 4) // 2 - 4) // 2  # two 3×3 valid convs, a 2×2 pool, twice
+
     class TorchCWNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv1 = nn.Conv2d(3, 32, 3)
+            self.conv1 = nn.Conv2d(channels, 32, 3)
             self.conv2 = nn.Conv2d(32, 32, 3)
             self.conv3 = nn.Conv2d(32, 64, 3)
             self.conv4 = nn.Conv2d(64, 64, 3)
-            self.fc1 = nn.Linear(64 * 5 * 5, 200)
+            self.fc1 = nn.Linear(64 * flat * flat, 200)
             self.fc2 = nn.Linear(200, 200)
             self.fc3 = nn.Linear(200, 10)
 
@@ -213,3 +216,35 @@ RUNNERS = {
     "foolbox-jax": foolbox_jax_runner,
     "art": art_runner,
 }
+
+
+def torch_state_dict_from_flax(variables, module, input_shape, template) -> dict:
+    """The inverse of jaxadv's ``from_torch_state_dict`` for ``template``'s layout: a PyTorch state
+    dict holding ``variables`` (Flax), so that a PyTorch twin computes the same function.
+
+    The converter only re-lays entries out (transposes, the flatten's NCHW→NHWC permutation), so
+    it is inverted by converting a state dict whose entries are their own flat indices and reading
+    back where each Flax entry came from.
+    """
+    import jax
+    import numpy as np
+
+    from jaxadv.models import from_torch_state_dict
+
+    offsets, tagged, start = {}, {}, 0
+    for name, tensor in template.items():
+        size = tensor.numel()
+        offsets[name] = (start, tuple(tensor.shape))
+        tagged[name] = np.arange(start, start + size, dtype=np.float64).reshape(tensor.shape)
+        start += size
+    assert start < 2**24, "indices must stay exact in float32"
+    where = from_torch_state_dict(tagged, module, input_shape)
+    flat = np.zeros(start, np.float32)
+    for index, value in zip(jax.tree.leaves(where), jax.tree.leaves(variables)):
+        flat[np.asarray(index, np.float64).astype(np.int64).ravel()] = np.asarray(value).ravel()
+    import torch
+
+    return {
+        name: torch.from_numpy(flat[first : first + int(np.prod(shape))].reshape(shape).copy())
+        for name, (first, shape) in offsets.items()
+    }

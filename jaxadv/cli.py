@@ -1,4 +1,5 @@
-"""Command-line entry points: ``python -m jaxadv demo``, ``train-saliency`` and ``sweep``.
+"""Command-line entry points: ``python -m jaxadv demo``, ``evaluate``, ``train-saliency`` and
+``sweep``.
 
 A user error (a bad flag, a missing or unreadable file, a corrupted checkpoint) ends with one
 line on stderr and exit status 2, never a traceback.
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="run only the attacks whose name starts with one of these words, e.g. PGD C&W",
     )
+    _add_evaluate(commands)
     _add_train_saliency(commands)
     _add_sweep(commands)
     args = parser.parse_args(argv)
@@ -48,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     enable_compilation_cache()  # programs persist across runs; JAXADV_NO_COMPILE_CACHE=1: off
 
-    run = {"sweep": _sweep, "train-saliency": _train_saliency, "demo": _demo}[args.command]
+    run = {
+        "sweep": _sweep, "train-saliency": _train_saliency, "demo": _demo, "evaluate": _evaluate
+    }[args.command]
     command = commands.choices[args.command]  # its parser: errors name the sub-command
     try:
         return run(command, args)
@@ -97,6 +101,50 @@ def _demo(parser, args) -> int:
         only=tuple(args.only) if args.only else None,
         epochs=args.epochs,
     )
+    return 0
+
+
+def _add_evaluate(commands) -> None:
+    from jaxadv.attacks._autoattack import ATTACK_NAMES, NORMS, VERSIONS
+
+    ev = commands.add_parser(
+        "evaluate",
+        help="the AutoAttack report of a digits classifier (a checkpoint or the default victim)",
+        description="Runs AutoAttack (Croce & Hein 2020) on the digits test split and prints its "
+        "report: clean accuracy, which attack broke which points, robust accuracy, and flags.",
+    )
+    ev.add_argument("--model", default="cw", choices=("cw", "c4", "resnet"), help="(cw)")
+    ev.add_argument("--checkpoint", default=None, help="weights saved by save_variables")
+    ev.add_argument("--norm", default="linf", choices=NORMS, help="threat model (linf)")
+    ev.add_argument("--eps", type=float, default=None, help="budget (linf 0.3, l2 2.0, l1 10)")
+    ev.add_argument("--version", default="standard", choices=VERSIONS, help="(standard)")
+    ev.add_argument(
+        "--attacks", nargs="+", default=None, choices=ATTACK_NAMES, help="a custom selection"
+    )
+    ev.add_argument("--images", type=int, default=128, help="test images (128)")
+    ev.add_argument("--seed", type=int, default=0, help="PRNG seed of the attacks (0)")
+    ev.add_argument("--steps", type=int, default=100, help="APGD and FAB iterations (100)")
+    ev.add_argument("--queries", type=int, default=5000, help="Square's queries (5000)")
+    ev.add_argument("--cache-dir", default=None, help="where trained victims are kept")
+
+
+def _evaluate(parser, args) -> int:
+    from jaxadv.evaluate import evaluate_digits
+
+    for flag in ("images", "steps", "queries"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be >= 1; got {getattr(args, flag)}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0; got {args.seed}")
+    if args.eps is not None and not args.eps > 0:
+        parser.error(f"--eps must be > 0; got {args.eps}")
+    _check_dir_flag(parser, "--cache-dir", args.cache_dir)
+    evaluate_digits(
+        model=args.model, checkpoint=args.checkpoint, norm=args.norm, eps=args.eps,
+        version=args.version, attacks=tuple(args.attacks) if args.attacks else None,
+        num_images=args.images, seed=args.seed, steps=args.steps, queries=args.queries,
+        cache_dir=args.cache_dir,
+    )  # fmt: skip
     return 0
 
 

@@ -229,6 +229,34 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Minimum-norm attacks: DeepFool (its ℓ∞ form a variant) and EAD (targeted, so the search and the
+# decision rule both run). Their ``eps`` only judges success (default inf), so no budget check.
+ATTACKS.update({
+    "deepfool": AttackEntry(
+        attacks.deepfool, lambda: attacks.deepfool(steps=3), dict(), eps=None, budget=None,
+        sweep=("overshoot", (0.02, 0.5)), full=False,
+    ),
+    "deepfool-linf": AttackEntry(
+        attacks.deepfool, lambda: attacks.deepfool(norm="linf", steps=3, candidates=2), dict(),
+        eps=None, budget=None, full=False,
+    ),
+    "ead": AttackEntry(
+        attacks.ead, lambda: attacks.ead(steps=2, search_steps=2, targeted=True, decision="l1"),
+        dict(step_size=0.1), eps=None, budget=None, sweep=("beta", (0.0, 0.01)), full=False,
+    ),
+})  # fmt: skip
+
+# Minimum-norm attacks (FMN, DDN): their `eps` judges success (default inf), it bounds nothing,
+# so neither a budget nor the eps = 0 identity applies. Batch-level checks only (the other norms
+# and the closed forms: tests/test_min_norm.py).
+ATTACKS.update({
+    "fmn": AttackEntry(  # ℓ0 and targeted: the integer radius rule and the target's margin
+        attacks.fmn, lambda: attacks.fmn(norm="l0", targeted=True, steps=3), eps=None,
+        budget=None, full=False,
+    ),
+    "ddn": AttackEntry(attacks.ddn, lambda: attacks.ddn(steps=3), eps=None, budget=None, full=False),
+})  # fmt: skip
+
 # FAB (minimum norm): its eps is a success threshold, not a bound on delta (no budget or eps = 0
 # identity checks). Targeted ℓ1, and AutoAttack's FAB-T in ℓ2 with a random restart; the
 # untargeted mode (the Jacobian of all logits) is checked in tests/test_fab.py.

@@ -57,3 +57,12 @@ def test_saliency_attacks_smoke():
     before, after = out["to_guide"]["targeted CC"]
     assert -1.0 <= before <= 1.0 and -1.0 <= after <= 1.0
     assert isinstance(out["layer"], str) and out["layer"]  # the feature layer it would attack
+
+
+@pytest.mark.slow  # three attacks compiled on the digits net (~1 min on 2 cores)
+def test_minnorm_digits_smoke():
+    rows = _load("minnorm_digits").main(["--smoke"])  # the shared victim cache
+    assert [r["attack"] for r in rows][:2] == ["DeepFool ℓ2", "DeepFool ℓ∞"]
+    for row in rows:
+        assert 0.0 <= row["success"] <= 1.0, row
+        assert row["success"] == 0.0 or row["median_norm"] > 0.0, row

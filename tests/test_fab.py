@@ -272,8 +272,20 @@ def test_misuse_is_a_clear_error():
         attack.hparams(eps=-1.0)
     with pytest.raises(ValueError, match="hp.beta"):
         attack.hparams(beta=0.0)
-    assert float(attack.hparams().restart_radius) == pytest.approx(0.3)
-    assert float(attacks.fab(norm="l1").hparams().restart_radius) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="hp.restart_radius"):
+        attack.hparams(restart_radius=-1.0)
     with pytest.raises(ValueError, match="at most num_classes - 1 = 2"):
         attacks.fab(n_target_classes=3).batch(MLP, attacks.fab().hparams(), MLP_X, MLP_Y,
                                               jax.random.key(0))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_second_restart_never_ends_larger():
+    """Restart 1 starts at x0 as a single run does (same key): a second restart, from a random
+    point near the best so far, can only shrink the result; it spends the same again."""
+    one, two = attacks.fab(norm="linf", steps=4), attacks.fab(norm="linf", steps=4, restarts=2)
+    r1 = one.batch(MLP, one.hparams(), MLP_X, MLP_Y, jax.random.key(2))
+    r2 = two.batch(MLP, two.hparams(), MLP_X, MLP_Y, jax.random.key(2))
+    assert np.all(r2.success >= r1.success)
+    assert np.all(np.where(r1.success, r2.linf <= r1.linf, True))
+    np.testing.assert_array_equal(r2.queries - 1, 2 * (r1.queries - 1))

@@ -66,6 +66,25 @@ from jaxadv.attacks._smbea import smbea as smbea
 from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack
+# AutoAttack: the ensemble over the evaluation families, with its flags
+from jaxadv.attacks._autoattack import AutoAttack as AutoAttack
+from jaxadv.attacks._autoattack import AutoAttackReport as AutoAttackReport
+from jaxadv.attacks._autoattack import autoattack as autoattack
+from jaxadv.attacks._autoattack_flags import Flag as Flag
+# Minimum-norm attacks: DeepFool (ℓ2, ℓ∞) and EAD (ℓ1).
+from jaxadv.attacks._deepfool import DeepFool as DeepFool
+from jaxadv.attacks._deepfool import DeepFoolParams as DeepFoolParams
+from jaxadv.attacks._deepfool import deepfool as deepfool
+from jaxadv.attacks._ead import EAD as EAD
+from jaxadv.attacks._ead import EADParams as EADParams
+from jaxadv.attacks._ead import ead as ead
+# Minimum-norm attacks: FMN (ℓ0/ℓ1/ℓ2/ℓ∞) and DDN (ℓ2)
+from jaxadv.attacks._ddn import DDNParams as DDNParams
+from jaxadv.attacks._ddn import DecoupledDirectionNorm as DecoupledDirectionNorm
+from jaxadv.attacks._ddn import ddn as ddn
+from jaxadv.attacks._fmn import FastMinimumNorm as FastMinimumNorm
+from jaxadv.attacks._fmn import FMNParams as FMNParams
+from jaxadv.attacks._fmn import fmn as fmn
 # FAB (Croce & Hein, ICML 2020): minimum-norm boundary attack, and its projection
 from jaxadv.attacks._fab import FAB as FAB
 from jaxadv.attacks._fab import FABParams as FABParams

@@ -11,10 +11,12 @@ import jax.numpy as jnp
 from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
 from jaxadv.attacks._fab_projection import NORMS, dual_norm, hyperplane_box_projection, lp_norm
+from jaxadv.attacks._minnorm import within_budget
 from jaxadv.attacks._runner import Program, _Best, make_result
 from jaxadv.losses import cw_margin
 
-# AutoAttack's FAB radii per norm (its ``eps`` defaults): where random restarts start.
+# AutoAttack's FAB radii per norm (its ``eps`` defaults): random restarts start at half of it when
+# neither a fooling point, nor a finite ``eps``, nor a ``restart_radius`` gives a smaller one.
 RESTART_RADIUS = {"linf": 0.3, "l2": 1.0, "l1": 5.0}
 _TINY = 1e-12  # guards the distance ratio against a zero gradient (as the reference code)
 _FLOOR = 1e-8  # least projection norm in the bias α (as the reference code)
@@ -29,8 +31,7 @@ class FABParams(NamedTuple):
       alpha_max: the cap on the bias α toward the projection of the original point.
       eta: the extrapolation factor of each projection step (η ≥ 1 overshoots the boundary).
       beta: the backward step ``x ← x0 + β (x − x0)`` taken once the iterate fools the victim.
-      restart_radius: random restart ``r > 0`` starts on the ℓp sphere of radius
-        ``min(‖best‖, restart_radius) / 2`` around ``x0`` (Croce & Hein's code).
+      restart_radius: a cap on the random restarts' radius (default inf: none); see :class:`FAB`.
     """
 
     eps: jax.Array
@@ -110,11 +111,13 @@ class FAB(AttackBase):
     already fools the victim is returned as is, after one forward pass.
 
     Restarts run one after another in the same program (``restarts × steps`` steps); restart
-    ``r > 0`` starts from a random point of the ℓp sphere of radius ``min(‖best‖,
-    restart_radius) / 2`` around ``x0`` (uniform noise for ℓ∞, Gaussian for ℓ2/ℓ1, normalised),
-    clipped to the box, so it searches near the best point so far. AutoAttack restarts only
-    examples not yet fooled within its ``eps`` and passes its ``eps`` as the radius; there
-    ``min(‖best‖, eps) = eps``, the same start.
+    ``r > 0`` starts from a random point of the ℓp sphere of radius ``ρ / 2`` around ``x0``
+    (uniform noise for ℓ∞, Gaussian for ℓ2/ℓ1, normalised), clipped to the box, with
+    ``ρ = min(‖best‖, eps, restart_radius)``, or AutoAttack's default FAB radius for the norm
+    (ℓ∞ 0.3, ℓ2 1, ℓ1 5) while all three are infinite. That is AutoAttack's ``min(‖best‖,
+    eps) / 2`` (where it restarts, ``‖best‖ > eps``), and Croce & Hein's original code's
+    ``min(‖best‖, ε) / 2`` with ``ε`` the budget or the default radius, so a restart searches
+    near the best point so far.
 
     Queries: one forward pass for the clean input, then per step and run: the boundary's
     gradients (``C − 1`` untargeted, 1 otherwise) and one forward pass that checks the new
@@ -138,7 +141,7 @@ class FAB(AttackBase):
         "alpha_max": Spec(0.1, "unit"),
         "eta": Spec(1.05, "positive"),
         "beta": Spec(0.9, "open_unit"),
-        "restart_radius": Spec(None, "positive"),
+        "restart_radius": Spec(float("inf"), "budget"),
     }
 
     def __post_init__(self):
@@ -157,9 +160,6 @@ class FAB(AttackBase):
                 f"(AutoAttack's FAB-T over the top-k classes), not both; got "
                 f"n_target_classes={self.n_target_classes}."
             )
-        if "restart_radius" not in dict(self.defaults):
-            radius = (("restart_radius", RESTART_RADIUS[self.norm]),)
-            object.__setattr__(self, "defaults", radius + tuple(self.defaults))
 
     @property
     def length(self) -> int:
@@ -216,7 +216,8 @@ class FAB(AttackBase):
                 noise = jax.random.uniform(key, x0.shape, x0.dtype, -1.0, 1.0)
             else:
                 noise = jax.random.normal(key, x0.shape, x0.dtype)
-            radius = 0.5 * jnp.minimum(best_norm, hp.restart_radius)
+            radius = jnp.minimum(jnp.minimum(best_norm, hp.eps), hp.restart_radius)
+            radius = 0.5 * jnp.where(jnp.isinf(radius), RESTART_RADIUS[self.norm], radius)
             return jnp.clip(x0 + radius * noise / jnp.maximum(norm(noise), _TINY), low, high)
 
         def run_step(run: _Run, goal, restart):
@@ -281,14 +282,15 @@ class FAB(AttackBase):
             runs = c.runs
             pick = jnp.argmin(jnp.where(runs.best_fooled, runs.best_norm, jnp.inf))
             best = jax.tree.map(lambda leaf: leaf[pick], runs)
-            delta = best.best_x - x0
-            within = best.best_fooled & (norm(delta) <= hp.eps)
             loss = margin(best.best_logits)
-            result = _Best(best.best_x, delta, best.best_logits, loss, within, loss)
-            return make_result(
+            result = _Best(
+                best.best_x, best.best_x - x0, best.best_logits, loss, best.best_fooled, loss
+            )
+            result = make_result(
                 result, victim.bounds, c.steps, c.queries, trace,
                 zero_gradient=~jnp.any(runs.moved) & ~c.done,
             )  # fmt: skip
+            return within_budget(result, self.norm, hp.eps)
 
         return Program(init=init, step=step, finish=finish, length=self.length)
 
@@ -312,7 +314,7 @@ def fab(
       restarts: runs one after another; restarts after the first start at random (see FAB).
 
     Hyper-parameters (``attack.hparams``): ``eps`` inf (success budget), ``alpha_max`` 0.1,
-    ``eta`` 1.05, ``beta`` 0.9, ``restart_radius`` 0.3 / 1.0 / 5.0 for ℓ∞ / ℓ2 / ℓ1 (AutoAttack's).
+    ``eta`` 1.05, ``beta`` 0.9, ``restart_radius`` inf (see :class:`FAB` for the restarts).
 
     Example:
       >>> import jax

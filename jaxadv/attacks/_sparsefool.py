@@ -10,14 +10,14 @@ import jax.numpy as jnp
 
 from jaxadv import _checks
 from jaxadv.attacks._base import AttackBase, Spec
+from jaxadv.attacks._boundary import MIN_STEP, boundary_step, nearest_boundary
 from jaxadv.attacks._runner import Program, _candidate, make_result
 from jaxadv.losses import cw_margin
 
 # The reference solver aims this far past the hyperplane (in units of the unit normal), and
-# DeepFool moves at least this far per step (the reference's clamp), so that a point landing
+# DeepFool moves at least MIN_STEP per step (the reference's clamp), so that a point landing
 # exactly on a linear boundary still crosses it.
 _PLANE_OVERSHOOT = 1e-3
-_MIN_DEEPFOOL_STEP = 1e-4
 
 
 class SparseFoolParams(NamedTuple):
@@ -136,21 +136,18 @@ class SparseFool(AttackBase):
                 (grad,) = pullback(
                     jax.nn.one_hot(target, logits.size) - jax.nn.one_hot(rival, logits.size)
                 )
-                step_f, step_w, normal = gap, grad, grad
+                df_step = boundary_step(gap, grad, "l2", MIN_STEP)
+                normal = grad
                 queries = 1
             else:
                 (jac,) = jax.vmap(pullback)(jnp.eye(logits.size, dtype=logits.dtype))
                 w_k = jac - jac[label]  # gradients of z_k − z_label
                 f_k = logits - logits[label]
-                norms = jnp.sqrt(jnp.sum(jnp.square(w_k.reshape(logits.size, -1)), axis=1))
-                ratio = jnp.where(classes == label, jnp.inf, jnp.abs(f_k) / (norms + 1e-12))
-                k = jnp.argmin(ratio)  # the nearest linearised boundary
+                k = nearest_boundary(f_k, w_k, "l2", valid=classes != label)
                 crossed_to = jnp.argmax(jnp.where(classes == label, -jnp.inf, logits))
-                step_f, step_w, normal = f_k[k], w_k[k], w_k[crossed_to]
+                df_step = boundary_step(f_k[k], w_k[k], "l2", MIN_STEP)
+                normal = w_k[crossed_to]
                 queries = victim.num_classes
-            norm = jnp.sqrt(jnp.sum(jnp.square(step_w)))
-            length = jnp.maximum(jnp.abs(step_f) / (norm + 1e-12), _MIN_DEEPFOOL_STEP)
-            df_step = length * step_w / (norm + 1e-12)
             normal = normal / (jnp.sqrt(jnp.sum(jnp.square(normal))) + 1e-12)
             return logits, df_step, normal, queries
 
