@@ -189,6 +189,12 @@ ATTACKS: dict[str, AttackEntry] = {
     "rule-adaeq2m": AttackEntry(
         attacks.rule_attack, lambda: attacks.rule_attack("adaeq2m", steps=2), dict(eps=0.1)
     ),
+    # APGD: restarts are runs side by side in one program (APGD-T's targets take the same path;
+    # its targeted DLR needs 4 classes). Batch-level checks: the loop is the driver's; ℓ2/ℓ1 and
+    # APGD-T run in tests/test_apgd.py (ℓ1's sorts compile slowly: a variant would cost ~6 s).
+    "apgd": AttackEntry(
+        attacks.apgd, lambda: attacks.apgd(steps=3, restarts=2), dict(eps=0.1), full=False
+    ),
     # The README's example ("How to add an attack"): conformant by registration alone.
     "example-random-sign-noise": AttackEntry(
         RandomSignNoise, lambda: RandomSignNoise(tries=2), dict(eps=0.1)
@@ -274,6 +280,7 @@ ATTACKS.update({
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {
+    "apgd_checkpoints": "APGD's step-size checkpoints (a tuple of step indices)",
     "best_of": "reduces stacked restarts to the best result",
     "common_positions": "an analysis helper over SAPF results",
     "constant_search": "C&W's search as a Program combinator (used by cw_l2 and scw)",

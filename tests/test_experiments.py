@@ -66,3 +66,14 @@ def test_minnorm_digits_smoke():
     for row in rows:
         assert 0.0 <= row["success"] <= 1.0, row
         assert row["success"] == 0.0 or row["median_norm"] > 0.0, row
+# Slow: three compiled attacks on the C&W net (tests/test_apgd.py checks APGD on tiny victims).
+@pytest.mark.slow
+def test_apgd_digits_smoke():
+    rows = _load("apgd_digits").main(["--smoke"])  # the shared victim cache
+    assert [r["attack"] for r in rows] == [
+        "APGD-CE",
+        "APGD-T (9 targets)",
+        "PGD (CE, random start)",
+    ]
+    assert [r["queries_per_image"] for r in rows] == [3.0, 27.0, 3.0]
+    assert all(0.0 <= r["robust_accuracy"] <= 1.0 and r["mean_linf"] <= 0.3 + 1e-6 for r in rows)

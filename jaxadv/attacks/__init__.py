@@ -85,6 +85,11 @@ from jaxadv.attacks._ddn import ddn as ddn
 from jaxadv.attacks._fmn import FastMinimumNorm as FastMinimumNorm
 from jaxadv.attacks._fmn import FMNParams as FMNParams
 from jaxadv.attacks._fmn import fmn as fmn
+# APGD family (Croce & Hein 2020, 2021): APGD-CE/-DLR/-T, ℓ1-APGD, EOT
+from jaxadv.attacks._apgd import APGD as APGD
+from jaxadv.attacks._apgd import APGDParams as APGDParams
+from jaxadv.attacks._apgd import apgd as apgd
+from jaxadv.attacks._apgd_schedule import checkpoints as apgd_checkpoints
 # FAB (Croce & Hein, ICML 2020): minimum-norm boundary attack, and its projection
 from jaxadv.attacks._fab import FAB as FAB
 from jaxadv.attacks._fab import FABParams as FABParams

@@ -66,7 +66,7 @@ class AutoAttackReport:
     """What an AutoAttack run found, point by point and attack by attack.
 
     Attributes:
-      norm, eps, version: the threat model and the ensemble.
+      norm, eps, version: the threat model and the ensemble (``"custom"``: a selection).
       attacks: the attacks that ran, in order.
       clean_correct: ``bool[n]``, the victim gets the clean point right.
       robust: ``bool[n]``, correct and broken by no attack.
@@ -278,7 +278,8 @@ class AutoAttack:
             square = names.index("square")
             flags += flags_.square_flag(int(np.sum(broken_by == square)) if square else 0)
         return AutoAttackReport(
-            norm=self.norm, eps=float(self.eps), version=self.version, attacks=names,
+            norm=self.norm, eps=float(self.eps), attacks=names,
+            version=self.version if self.attacks is None else "custom",
             clean_correct=correct, robust=broken_by == ROBUST, x_adv=x_adv, broken_by=broken_by,
             robust_accuracy_after=tuple(after), attacked=tuple(attacked),
             queries=tuple(queries), seconds=tuple(seconds), flags=tuple(flags),

@@ -17,3 +17,5 @@ from jaxadv.constraints._l0 import l0_linf_ball as l0_linf_ball
 from jaxadv.constraints._l0 import maskable_units as maskable_units
 from jaxadv.constraints._l0 import project_l0_box as project_l0_box
 from jaxadv.constraints._l0 import top_k_mask as top_k_mask
+from jaxadv.constraints._l1_box import l1_box_ball as l1_box_ball
+from jaxadv.constraints._l1_box import project_l1_box as project_l1_box

@@ -7,6 +7,9 @@ This is the one place where signs are chosen (no step rule or attack flips one):
 * targeted attacks minimise ``+CE(target)``, the margin ``max_{j≠target} z_j - z_target`` or the
   targeted DLR ratio, so the target wins.
 
+Papers that MAXIMISE a loss (PGD on CE, APGD on CE/DLR, Croce & Hein 2020) are implemented by
+minimising its negative, which is what these functions return.
+
 Stock optax descent (``optax.sgd``, ``optax.adam``, ``scale(-step)``) then works unchanged.
 Each function takes ONE example's logits ``f32[num_classes]`` and integer class indices.
 """
@@ -59,9 +62,20 @@ def dlr(
     Untargeted (sorted logits ``z_π1 ≥ z_π2 ≥ …``):
     ``(z_y - max_{j≠y} z_j) / (z_π1 - z_π3 + 1e-12)``.
     Targeted: ``(z_y - z_t) / (z_π1 - (z_π3 + z_π4)/2 + 1e-12)`` (needs at least 4 classes).
-    Both are invariant to shifting and scaling the logits.
+    Both are invariant to shifting and scaling the logits. Croce & Hein MAXIMISE
+    ``-(z_y - max_{j≠y} z_j)/(…)`` (APGD-DLR) and ``-(z_y - z_t)/(…)`` (APGD-T); these are their
+    negatives. The untargeted ratio needs at least 3 classes, the targeted one 4 (a ValueError
+    names the count; AutoAttack falls back to CE there, a choice left to the caller).
     """
-    top = jax.lax.top_k(logits, 4 if targeted else 3)[0]
+    needed = 4 if targeted else 3
+    if logits.shape[-1] < needed:
+        kind = "targeted DLR loss" if targeted else "DLR loss"
+        raise ValueError(
+            f"The {kind} needs at least {needed} classes (it reads the {needed} largest logits); "
+            f"got logits of {logits.shape[-1]} classes. Use the cross-entropy (`loss='ce'`) or "
+            "the C&W margin for fewer classes."
+        )
+    top = jax.lax.top_k(logits, needed)[0]
     own = logits[label]
     if targeted:
         if target is None:
