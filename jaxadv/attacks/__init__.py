@@ -93,3 +93,8 @@ from jaxadv.attacks._apgd import APGD as APGD
 from jaxadv.attacks._apgd import APGDParams as APGDParams
 from jaxadv.attacks._apgd import apgd as apgd
 from jaxadv.attacks._apgd_schedule import checkpoints as apgd_checkpoints
+# FAB (Croce & Hein, ICML 2020): minimum-norm boundary attack, and its projection
+from jaxadv.attacks._fab import FAB as FAB
+from jaxadv.attacks._fab import FABParams as FABParams
+from jaxadv.attacks._fab import fab as fab
+from jaxadv.attacks._fab_projection import hyperplane_box_projection as hyperplane_box_projection
