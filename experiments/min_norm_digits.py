@@ -1,8 +1,9 @@
 r"""Minimum-norm attacks on the default digits victim: DeepFool ℓ2/ℓ∞, EAD ℓ1, FMN ℓ0/ℓ1/ℓ2/ℓ∞,
-DDN ℓ2 (success rate, median norm of the smallest adversarial found, steps, queries, time).
+DDN ℓ2, FAB ℓ2/ℓ∞/ℓ1 (success rate, median norm of the smallest adversarial found, steps,
+queries, time).
 
 Command:   python experiments/min_norm_digits.py [--num-images 128] [--ead-steps 100]
-           [--only FMN DDN] (tiny smoke run: --smoke)
+           [--only FMN DDN FAB] (tiny smoke run: --smoke)
 Expected:  measured on the first 128 test digits, C&W net (2026-12-06, 2-core CPU shared with
            other jobs, load ~9-15, so wall times are several times an idle machine's): see the
            README of experiments/ ("Measured: min_norm_digits.py").
@@ -20,7 +21,7 @@ import time
 import jax
 import numpy as np
 
-from jaxadv.attacks import ddn, deepfool, ead, fmn
+from jaxadv.attacks import ddn, deepfool, ead, fab, fmn
 from jaxadv.data import load_digits
 from jaxadv.training import default_victim
 
@@ -47,6 +48,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"EAD ℓ1 ({search}×{steps}, EN rule)": (ead(steps=steps, search_steps=search), "l1"),
         "DDN ℓ2": (ddn(steps=gd_steps), "l2"),
         **{f"FMN {name}": (fmn(norm=norm, steps=gd_steps), norm) for norm, name in _FMN_NORMS},
+        **{
+            f"FAB {name}": (fab(norm=norm, steps=gd_steps), norm)
+            for norm, name in _FMN_NORMS
+            if norm != "l0"
+        },
     }
     data = load_digits(size=28)
     victim, _ = default_victim("cw", cache_dir=args.cache_dir, progress=not args.smoke)
