@@ -77,3 +77,12 @@ def test_apgd_digits_smoke():
     ]
     assert [r["queries_per_image"] for r in rows] == [3.0, 27.0, 3.0]
     assert all(0.0 <= r["robust_accuracy"] <= 1.0 and r["mean_linf"] <= 0.3 + 1e-6 for r in rows)
+
+
+@pytest.mark.slow  # two FAB programs compiled on the digits net
+def test_fab_digits_smoke():
+    rows = _load("fab_digits").main(["--smoke"])  # the shared victim cache
+    assert [r["attack"] for r in rows] == ["FAB-linf"]
+    row = rows[0]
+    assert 0.0 <= row["success_rate"] <= 1.0 and 0.0 <= row["robust_accuracy"] <= 1.0
+    assert row["success_rate"] == 0.0 or row["median_norm"] > 0.0

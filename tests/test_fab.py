@@ -142,9 +142,12 @@ def algorithm1_on_a_line(eta, beta, alpha_max, steps):
     return best
 
 
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
-    "norm", ["l2", pytest.param("linf", marks=pytest.mark.slow), pytest.param("l1", marks=pytest.mark.slow)]
-)  # fmt: skip
+    "norm", ["l2", pytest.param("linf", marks=SLOW), pytest.param("l1", marks=SLOW)]
+)
 def test_affine_victim_exact_minimum(norm):
     attack = attacks.fab(norm=norm, steps=5)
     ratios = []
