@@ -260,14 +260,10 @@ ATTACKS.update({
 })  # fmt: skip
 
 # FAB (minimum norm): its eps is a success threshold, not a bound on delta (no budget or eps = 0
-# identity checks). Targeted ℓ1, and AutoAttack's FAB-T in ℓ2 with a random restart; the
-# untargeted mode (the Jacobian of all logits) is checked in tests/test_fab.py.
+# identity checks). AutoAttack's FAB-T (two target runs side by side) with a random restart; the
+# untargeted and targeted modes are checked in tests/test_fab.py.
 ATTACKS.update({
     "fab": AttackEntry(
-        attacks.fab, lambda: attacks.fab(norm="l1", targeted=True, steps=2), eps=None,
-        budget=None, full=False,
-    ),
-    "fab-t-l2": AttackEntry(
         attacks.fab, lambda: attacks.fab(norm="l2", n_target_classes=2, steps=1, restarts=2),
         eps=None, budget=None, full=False,
     ),

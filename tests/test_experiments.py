@@ -79,3 +79,4 @@ def test_apgd_digits_smoke():
     ]
     assert [r["queries_per_image"] for r in rows] == [3.0, 27.0, 3.0]
     assert all(0.0 <= r["robust_accuracy"] <= 1.0 and r["mean_linf"] <= 0.3 + 1e-6 for r in rows)
+

@@ -142,9 +142,12 @@ def algorithm1_on_a_line(eta, beta, alpha_max, steps):
     return best
 
 
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
-    "norm", ["l2", pytest.param("linf", marks=pytest.mark.slow), pytest.param("l1", marks=pytest.mark.slow)]
-)  # fmt: skip
+    "norm", ["l2", pytest.param("linf", marks=SLOW), pytest.param("l1", marks=SLOW)]
+)
 def test_affine_victim_exact_minimum(norm):
     attack = attacks.fab(norm=norm, steps=5)
     ratios = []
@@ -247,7 +250,7 @@ def test_budget_success_box_and_a_clean_mistake():
     assert r.queries[0, 1] == 1 + 6 * 3  # per step: C − 1 = 2 gradients + 1 forward
 
 
-@pytest.mark.slow  # the conformance entry "fab" (targeted ℓ1) checks the same in the default run
+@pytest.mark.slow  # one more compiled program: out of the default run (its time budget)
 def test_targeted_success_is_against_the_target():
     attack = attacks.fab(norm="l2", targeted=True, steps=8)
     targets = (MLP_Y + 1) % 3
