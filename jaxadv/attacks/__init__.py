@@ -90,3 +90,10 @@ from jaxadv.attacks._apgd import APGD as APGD
 from jaxadv.attacks._apgd import APGDParams as APGDParams
 from jaxadv.attacks._apgd import apgd as apgd
 from jaxadv.attacks._apgd_schedule import checkpoints as apgd_checkpoints
+# Square Attack (score-based, ℓ∞ and ℓ2)
+from jaxadv.attacks._square import HALVING_POINTS as SQUARE_HALVING_POINTS
+from jaxadv.attacks._square import Square as Square
+from jaxadv.attacks._square import SquareParams as SquareParams
+from jaxadv.attacks._square import square as square
+from jaxadv.attacks._square import square_schedule as square_schedule
+from jaxadv.attacks._square import square_side as square_side
