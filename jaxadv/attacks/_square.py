@@ -169,9 +169,10 @@ class Square(AttackBase):
     AutoAttack's Square additionally accepts any candidate that fools the victim even when its
     loss is higher; here only improvements are accepted, as in Algorithm 1.
 
-    Defaults: ``p_init = 0.8`` (AutoAttack's for both norms, and the paper's for the MNIST and
-    adversarially trained models; the authors' code suggests 0.05 for ℓ∞ and 0.1 for ℓ2 on
-    standard ImageNet models), ``eps = 8/255`` (ℓ∞) and ``0.5`` (ℓ2), 5,000 queries.
+    Defaults: ``p_init = 0.8``, AutoAttack's for both norms and the authors' for the MNIST
+    challenge (their README); their code's help gives 0.05 (ℓ∞) and 0.1 (ℓ2) as the standard
+    values for ImageNet models and says robust models need higher ones. ``eps`` 8/255 (ℓ∞) and
+    0.5 (ℓ2), AutoAttack's CIFAR-10 budgets; 5,000 queries (AutoAttack's).
     """
 
     norm: str = "linf"
