@@ -269,6 +269,18 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# The Square Attack (score-based; 2 iterations after the initial query): batch-level checks for
+# both norms (each norm has its own start and proposal); tests/test_square.py checks the rest.
+ATTACKS.update({
+    "square": AttackEntry(
+        attacks.square, lambda: attacks.square(queries=3), dict(eps=0.1), full=False
+    ),
+    "square-l2": AttackEntry(
+        attacks.square, lambda: attacks.square(norm="l2", queries=3), dict(eps=0.5), budget="l2",
+        full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {
@@ -286,6 +298,8 @@ NOT_ATTACK_FACTORIES = {
     "run_calls": "driver: runs calls through the phases",
     "run_program": "driver: runs a Program as one scan",
     "saliency_clean_outputs": "the clean outputs a saliency attack compares against",
+    "square_schedule": "the Square Attack's schedule of p (an array)",
+    "square_side": "the Square Attack's square side for a fraction p (an array)",
     "with_context": "a Program combinator (per-example data in the carry)",
 }
 

@@ -98,3 +98,10 @@ from jaxadv.attacks._fab import FAB as FAB
 from jaxadv.attacks._fab import FABParams as FABParams
 from jaxadv.attacks._fab import fab as fab
 from jaxadv.attacks._fab_projection import hyperplane_box_projection as hyperplane_box_projection
+# Square Attack (score-based, ℓ∞ and ℓ2)
+from jaxadv.attacks._square import HALVING_POINTS as SQUARE_HALVING_POINTS
+from jaxadv.attacks._square import Square as Square
+from jaxadv.attacks._square import SquareParams as SquareParams
+from jaxadv.attacks._square import square as square
+from jaxadv.attacks._square import square_schedule as square_schedule
+from jaxadv.attacks._square import square_side as square_side
