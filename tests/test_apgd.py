@@ -220,7 +220,7 @@ def bisection_projection(y, eps, lo, hi):
     phi = lambda lam: np.clip(a - lam, 0, room).sum()  # noqa: E731
     lam_lo, lam_hi = 0.0, a.max() + 1
     if phi(0.0) > eps:
-        for _ in range(200):
+        for _ in range(80):  # float64: the bracket is below 1e-20 of its start
             mid = (lam_lo + lam_hi) / 2
             lam_lo, lam_hi = (mid, lam_hi) if phi(mid) > eps else (lam_lo, mid)
     else:
@@ -230,7 +230,7 @@ def bisection_projection(y, eps, lo, hi):
 
 def test_l1_box_projection_is_exact():
     rng = np.random.default_rng(3)
-    n, d = 60, 24
+    n, d = 30, 24
     x0 = rng.uniform(0, 1, (n, d))
     y = rng.normal(0, 1, (n, d)) * rng.uniform(0.1, 2, (n, 1))
     y[::2, : d // 3] = 0  # exact zeros in half the trials
