@@ -105,7 +105,7 @@ def _demo(parser, args) -> int:
 
 
 def _add_evaluate(commands) -> None:
-    from jaxadv.attacks._autoattack import ATTACK_NAMES, NORMS, VERSIONS
+    from jaxadv.attacks import AUTOATTACK_ATTACKS, AUTOATTACK_NORMS, AUTOATTACK_VERSIONS
 
     ev = commands.add_parser(
         "evaluate",
@@ -115,11 +115,11 @@ def _add_evaluate(commands) -> None:
     )
     ev.add_argument("--model", default="cw", choices=("cw", "c4", "resnet"), help="(cw)")
     ev.add_argument("--checkpoint", default=None, help="weights saved by save_variables")
-    ev.add_argument("--norm", default="linf", choices=NORMS, help="threat model (linf)")
+    ev.add_argument("--norm", default="linf", choices=AUTOATTACK_NORMS, help="threat model (linf)")
     ev.add_argument("--eps", type=float, default=None, help="budget (linf 0.3, l2 2.0, l1 10)")
-    ev.add_argument("--version", default="standard", choices=VERSIONS, help="(standard)")
+    ev.add_argument("--version", default="standard", choices=AUTOATTACK_VERSIONS, help="(standard)")
     ev.add_argument(
-        "--attacks", nargs="+", default=None, choices=ATTACK_NAMES, help="a custom selection"
+        "--attacks", nargs="+", default=None, choices=AUTOATTACK_ATTACKS, help="a custom selection"
     )
     ev.add_argument("--images", type=int, default=128, help="test images (128)")
     ev.add_argument("--seed", type=int, default=0, help="PRNG seed of the attacks (0)")

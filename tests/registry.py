@@ -235,16 +235,12 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
-# Minimum-norm attacks: DeepFool (its ℓ∞ form a variant) and EAD (targeted, so the search and the
-# decision rule both run). Their ``eps`` only judges success (default inf), so no budget check.
+# Minimum-norm attacks: DeepFool (ℓ∞ with candidates; tests/test_deepfool_ead.py runs ℓ2) and
+# EAD (targeted, ℓ1 rule). Their ``eps`` only judges success (default inf): no budget check.
 ATTACKS.update({
     "deepfool": AttackEntry(
-        attacks.deepfool, lambda: attacks.deepfool(steps=3), dict(), eps=None, budget=None,
-        sweep=("overshoot", (0.02, 0.5)), full=False,
-    ),
-    "deepfool-linf": AttackEntry(
         attacks.deepfool, lambda: attacks.deepfool(norm="linf", steps=3, candidates=2), dict(),
-        eps=None, budget=None, full=False,
+        eps=None, budget=None, sweep=("overshoot", (0.02, 0.5)), full=False,
     ),
     "ead": AttackEntry(
         attacks.ead, lambda: attacks.ead(steps=2, search_steps=2, targeted=True, decision="l1"),
@@ -263,13 +259,29 @@ ATTACKS.update({
     "ddn": AttackEntry(attacks.ddn, lambda: attacks.ddn(steps=3), eps=None, budget=None, full=False),
 })  # fmt: skip
 
+# FAB (minimum norm): its eps is a success threshold, not a bound on delta (no budget or eps = 0
+# identity checks). Targeted ℓ1, and AutoAttack's FAB-T in ℓ2 with a random restart; the
+# untargeted mode (the Jacobian of all logits) is checked in tests/test_fab.py.
+ATTACKS.update({
+    "fab": AttackEntry(
+        attacks.fab, lambda: attacks.fab(norm="l1", targeted=True, steps=2), eps=None,
+        budget=None, full=False,
+    ),
+    "fab-t-l2": AttackEntry(
+        attacks.fab, lambda: attacks.fab(norm="l2", n_target_classes=2, steps=1, restarts=2),
+        eps=None, budget=None, full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {
     "apgd_checkpoints": "APGD's step-size checkpoints (a tuple of step indices)",
+    "autoattack": "runs the AutoAttack ensemble of registered families (tests/test_autoattack.py)",
     "best_of": "reduces stacked restarts to the best result",
     "common_positions": "an analysis helper over SAPF results",
     "constant_search": "C&W's search as a Program combinator (used by cw_l2 and scw)",
+    "hyperplane_box_projection": "FAB's projection onto a hyperplane inside a box (an array)",
     "descent": "the descent loop as a Program (the building block of most families)",
     "l1_linear_solve": "SparseFool's inner linear solve",
     "per_example": "driver: one phase of an attack on one example",

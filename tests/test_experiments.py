@@ -60,12 +60,14 @@ def test_saliency_attacks_smoke():
 
 
 @pytest.mark.slow  # three attacks compiled on the digits net (~1 min on 2 cores)
-def test_minnorm_digits_smoke():
-    rows = _load("minnorm_digits").main(["--smoke"])  # the shared victim cache
+def test_min_norm_digits_smoke():
+    rows = _load("min_norm_digits").main(["--smoke"])  # the shared victim cache
     assert [r["attack"] for r in rows][:2] == ["DeepFool ℓ2", "DeepFool ℓ∞"]
     for row in rows:
         assert 0.0 <= row["success"] <= 1.0, row
         assert row["success"] == 0.0 or row["median_norm"] > 0.0, row
+
+
 # Slow: three compiled attacks on the C&W net (tests/test_apgd.py checks APGD on tiny victims).
 @pytest.mark.slow
 def test_apgd_digits_smoke():

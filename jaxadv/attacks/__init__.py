@@ -67,6 +67,9 @@ from jaxadv.attacks._subspace import SubspaceAttack as SubspaceAttack
 from jaxadv.attacks._subspace import SubspaceHParams as SubspaceHParams
 from jaxadv.attacks._subspace import subspace_attack as subspace_attack
 # AutoAttack: the ensemble over the evaluation families, with its flags
+from jaxadv.attacks._autoattack import ATTACK_NAMES as AUTOATTACK_ATTACKS
+from jaxadv.attacks._autoattack import NORMS as AUTOATTACK_NORMS
+from jaxadv.attacks._autoattack import VERSIONS as AUTOATTACK_VERSIONS
 from jaxadv.attacks._autoattack import AutoAttack as AutoAttack
 from jaxadv.attacks._autoattack import AutoAttackReport as AutoAttackReport
 from jaxadv.attacks._autoattack import autoattack as autoattack
@@ -90,3 +93,8 @@ from jaxadv.attacks._apgd import APGD as APGD
 from jaxadv.attacks._apgd import APGDParams as APGDParams
 from jaxadv.attacks._apgd import apgd as apgd
 from jaxadv.attacks._apgd_schedule import checkpoints as apgd_checkpoints
+# FAB (Croce & Hein, ICML 2020): minimum-norm boundary attack, and its projection
+from jaxadv.attacks._fab import FAB as FAB
+from jaxadv.attacks._fab import FABParams as FABParams
+from jaxadv.attacks._fab import fab as fab
+from jaxadv.attacks._fab_projection import hyperplane_box_projection as hyperplane_box_projection

@@ -111,7 +111,9 @@ def descent(
       x0: the clean example, shape ``victim.input_shape``.
       loss_fn: ``(x, logits) -> scalar`` to minimise (objective plus any penalty).
       success_fn: ``logits -> bool``, whether an input fools the victim.
-      tx: the step rule; its updates are ADDED to the latent (so it must descend).
+      tx: the step rule; its updates are ADDED to the latent (so it must descend). For an
+        additive latent its update also receives the extra argument ``box=(lo − x0, hi − x0)``,
+        the latent's pixel box (transforms without extra arguments ignore it).
       constraint: feasible set of an additive latent (intersected here with the victim's pixel
         box); ignored for non-additive perturbation models, which stay in the box by construction.
       perturbation: latent model (additive ``delta`` or C&W's tanh variable).
@@ -131,6 +133,11 @@ def descent(
         )
     if perturbation.additive:
         constraint = intersect(constraint, pixel_box(*victim.bounds))
+    # Step rules that need the latent's pixel box (SLIDE's ℓ1 step) read it as the optax extra
+    # argument `box=(lower, upper)`; every other transform ignores it.
+    step_rule = optax.with_extra_args_support(tx)
+    low, high = victim.bounds
+    extra_args = {"box": (low - x0, high - x0)} if perturbation.additive else {}
 
     def evaluate(theta):
         x = perturbation.to_input(theta, x0)
@@ -173,7 +180,7 @@ def descent(
         (loss, (x, logits)), grad, queries = oracle(evaluate, carry.theta, oracle_key)
         new = candidate(carry.theta, x, logits, loss)
         best = _keep_better(carry.best, new)
-        updates, opt_state = tx.update(grad, carry.opt_state, carry.theta)
+        updates, opt_state = step_rule.update(grad, carry.opt_state, carry.theta, **extra_args)
         theta = optax.apply_updates(carry.theta, updates)
         if perturbation.additive:
             theta = constraint.project(theta, x0)

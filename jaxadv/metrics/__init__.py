@@ -1,6 +1,8 @@
 """Metrics of attacks: accuracy, robust accuracy, success rate, norms, and the smooth-examples
 protocol (P_suc, conditional distortion D̄, operating characteristic), the sparse-attack tables, and
-the saliency benchmark metrics (:mod:`jaxadv.metrics.saliency`)."""
+exact minimum-norm perturbations of small ReLU networks (MIP), the minimum-norm
+evaluation protocol (robustness curves, AttackBench local optimality, query counts), and the
+saliency benchmark metrics (:mod:`jaxadv.metrics.saliency`)."""
 
 from jaxadv.metrics._classification import NORM_NAMES as NORM_NAMES
 from jaxadv.metrics._classification import accuracy as accuracy
@@ -9,6 +11,10 @@ from jaxadv.metrics._classification import per_example_norms as per_example_norm
 from jaxadv.metrics._classification import robust_accuracy as robust_accuracy
 from jaxadv.metrics._classification import success_rate as success_rate
 from jaxadv.metrics._classification import summarize as summarize
+from jaxadv.metrics._exact_min_norm import MIN_NORMS as MIN_NORMS
+from jaxadv.metrics._exact_min_norm import MinNormResult as MinNormResult
+from jaxadv.metrics._exact_min_norm import exact_min_norm as exact_min_norm
+from jaxadv.metrics._exact_min_norm import relu_forward as relu_forward
 from jaxadv.metrics._operating import conditional_distortion as conditional_distortion
 from jaxadv.metrics._operating import min_successful_distortion as min_successful_distortion
 from jaxadv.metrics._operating import operating_characteristic as operating_characteristic
@@ -17,6 +23,10 @@ from jaxadv.metrics._operating import (
 )
 from jaxadv.metrics._operating import protocol_row as protocol_row
 from jaxadv.metrics._operating import success_probability as success_probability
+from jaxadv.metrics._robustness import adversarial_distance as adversarial_distance
+from jaxadv.metrics._robustness import local_optimality as local_optimality
+from jaxadv.metrics._robustness import query_counts as query_counts
+from jaxadv.metrics._robustness import robust_accuracy_curve as robust_accuracy_curve
 from jaxadv.metrics._sparse import case_table as case_table
 from jaxadv.metrics._sparse import format_case_table as format_case_table
 from jaxadv.metrics._sparse import k_sweep as k_sweep

@@ -25,6 +25,7 @@ from jaxadv.models._ensemble import FEATURE_STRATEGIES, Ensemble, ensemble
 from jaxadv.models._defenses import BilateralTransform, bilateral_defense, with_input_transform
 from jaxadv.models._layers import max_pool_2x2
 from jaxadv.models._randomized import RandomizedVictim, with_input_noise
+from jaxadv.models._relu_mlp import ReluMLP, relu_mlp_layers
 from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
 from jaxadv.models._victim import Victim, from_flax
@@ -40,6 +41,7 @@ __all__ = [
     "Ensemble",
     "FEATURE_STRATEGIES",
     "RandomizedVictim",
+    "ReluMLP",
     "ResNet",
     "Stride2Conv",
     "Victim",
@@ -53,6 +55,7 @@ __all__ = [
     "from_flax",
     "from_torch_state_dict",
     "max_pool_2x2",
+    "relu_mlp_layers",
     "restore_variables",
     "saliency",
     "save_variables",

@@ -6,6 +6,7 @@ from jaxadv.training._classifier import accuracy as accuracy
 from jaxadv.training._classifier import random_shift as random_shift
 from jaxadv.training._classifier import train_classifier as train_classifier
 from jaxadv.training._default import default_victim as default_victim
+from jaxadv.training._small_relu import small_relu_victim as small_relu_victim
 from jaxadv.training._saliency_data import fixation_counts as fixation_counts
 from jaxadv.training._saliency_data import mean_density as mean_density
 from jaxadv.training._saliency_eval import SALIENCY_METRIC_NAMES as SALIENCY_METRIC_NAMES

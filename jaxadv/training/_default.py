@@ -116,10 +116,29 @@ def default_victim(
     if epochs is not None:
         settings["epochs"] = int(epochs)
     data = _load_default_data()
+    return cached_victim(name, module, settings, data, _DATASET, key, cache_dir, progress)
+
+
+def cached_victim(
+    name: str,
+    module: Any,
+    settings: dict,
+    data: Any,
+    dataset: str,
+    key: jax.Array,
+    cache_dir: str | os.PathLike | None,
+    progress: bool,
+) -> tuple[Victim, dict[str, Any]]:
+    """``module`` trained on ``data`` with ``settings``, restored from the cache when there.
+
+    The cache entry's folder ``{name}-{dataset}-e{epochs}-{fingerprint}`` names everything that
+    determines the weights; the victim's pixel box is [0, 1]. Returns ``(victim, info)`` as
+    :func:`default_victim` documents.
+    """
     input_shape = tuple(data.train_images.shape[1:])
     root = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser().resolve()
     fingerprint = _fingerprint(name, module, settings, key, data)
-    path = root / f"{name}-{_DATASET}-e{settings['epochs']}-{fingerprint}"
+    path = root / f"{name}-{dataset}-e{settings['epochs']}-{fingerprint}"
 
     with cache_lock(path):  # parallel callers: one trains, the others wait and restore
         variables, train_seconds = _restore_or_train(
@@ -132,7 +151,7 @@ def default_victim(
     )
     info = {
         "name": name,
-        "dataset": _DATASET,
+        "dataset": dataset,
         "path": str(path),
         "restored": restored,
         "train_seconds": train_seconds,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxadv import _checks
@@ -49,7 +50,7 @@ def normalize_by_l1_norm() -> optax.GradientTransformation:
     return _scale_by_norm(1)
 
 
-def l1_steepest(sparsity: jax.Array | float = 0.99) -> optax.GradientTransformation:
+def l1_steepest(sparsity: jax.Array | float = 0.99) -> optax.GradientTransformationExtraArgs:
     """Sparse ℓ1 steepest direction: ``sign(g)`` on the coordinates with the largest ``|g|``.
 
     Keeps the coordinates whose ``|g|`` is at or above the ``sparsity`` quantile of ``|g|``, sets
@@ -58,21 +59,61 @@ def l1_steepest(sparsity: jax.Array | float = 0.99) -> optax.GradientTransformat
     lower values move more coordinates per step, which converges faster in practice
     (Tramèr & Boneh, NeurIPS 2019, "Adversarial training and robustness for multiple
     perturbations", SLIDE; default quantile 99%). ``sparsity`` may be traced (swept).
+
+    SLIDE's box rule: when the update receives the extra argument ``box=(lower, upper)`` (bounds
+    on ``params``, each a tree like ``params`` or one scalar/array for every leaf; the descent
+    runner passes the latent's pixel box), the quantile and the selection are taken only over
+    coordinates that can still move. The chain descends (a negative scale follows), so the
+    iterate moves along ``−g``: a coordinate at its upper bound with ``g < 0``, or at its lower
+    bound with ``g > 0``, is saturated and left out. Without this, the step keeps picking
+    saturated pixels and stalls (the projection undoes each step). Without ``box`` the rule is
+    the plain top-quantile step above.
     """
     _checks.check_nonnegative("sparsity", sparsity)
 
-    def update_fn(updates, state, params=None):
-        del params
-        leaves = jax.tree.leaves(updates)
+    def update_fn(updates, state, params=None, *, box=None, **extra_args):
+        del extra_args
+        leaves, treedef = jax.tree.flatten(updates)
+        if box is None:
+            movable = [jnp.ones(g.shape, bool) for g in leaves]
+        else:
+            if params is None:
+                raise ValueError(
+                    "`l1_steepest` needs `params` (the current iterate) when `box` is given."
+                )
+            movable = [
+                ~(((p >= hi) & (g < 0)) | ((p <= lo) & (g > 0)))
+                for g, p, lo, hi in zip(
+                    leaves,
+                    treedef.flatten_up_to(params),
+                    _bound_leaves("box[0]", box[0], treedef),
+                    _bound_leaves("box[1]", box[1], treedef),
+                )
+            ]
         flat = jnp.concatenate([jnp.abs(g).ravel() for g in leaves])
-        threshold = jnp.quantile(flat, sparsity)
-        count = jnp.maximum(jnp.sum(flat >= threshold), 1).astype(flat.dtype)
-        # On an all-zero gradient every coordinate ties at 0: keep none rather than all.
-        threshold = jnp.maximum(threshold, _TINY)
+        free = jnp.concatenate([m.ravel() for m in movable])
+        # NaN marks the saturated coordinates, which nanquantile ignores.
+        threshold = jnp.nanquantile(jnp.where(free, flat, jnp.nan), sparsity)
+        # On an all-zero (or fully saturated) gradient: keep none rather than all.
+        threshold = jnp.maximum(jnp.nan_to_num(threshold, nan=jnp.inf), _TINY)
+        count = jnp.maximum(jnp.sum(free & (flat >= threshold)), 1).astype(flat.dtype)
 
-        def select(g):
-            return (jnp.where(jnp.abs(g) >= threshold, jnp.sign(g), 0.0) / count).astype(g.dtype)
+        def select(g, m):
+            keep = m & (jnp.abs(g) >= threshold)
+            return (jnp.where(keep, jnp.sign(g), 0.0) / count).astype(g.dtype)
 
-        return jax.tree.map(select, updates), state
+        return jax.tree.unflatten(treedef, [select(g, m) for g, m in zip(leaves, movable)]), state
 
-    return optax.GradientTransformation(optax.init_empty_state, update_fn)
+    return optax.GradientTransformationExtraArgs(optax.init_empty_state, update_fn)
+
+
+def _bound_leaves(name, bound, treedef):
+    """``bound`` as one leaf per leaf of ``treedef``: a matching tree, or one value for all."""
+    if jax.tree.structure(bound) == treedef:
+        return jax.tree.leaves(bound)
+    if isinstance(bound, (jax.Array, np.ndarray, float, int)):
+        return [bound] * treedef.num_leaves
+    raise ValueError(
+        f"`{name}` must be a tree like `params` or one array for every leaf; got "
+        f"{type(bound).__name__} with structure {jax.tree.structure(bound)}."
+    )
