@@ -220,7 +220,7 @@ def bisection_projection(y, eps, lo, hi):
     phi = lambda lam: np.clip(a - lam, 0, room).sum()  # noqa: E731
     lam_lo, lam_hi = 0.0, a.max() + 1
     if phi(0.0) > eps:
-        for _ in range(200):
+        for _ in range(80):  # float64: the bracket is below 1e-20 of its start
             mid = (lam_lo + lam_hi) / 2
             lam_lo, lam_hi = (mid, lam_hi) if phi(mid) > eps else (lam_lo, mid)
     else:
@@ -230,7 +230,7 @@ def bisection_projection(y, eps, lo, hi):
 
 def test_l1_box_projection_is_exact():
     rng = np.random.default_rng(3)
-    n, d = 60, 24
+    n, d = 30, 24
     x0 = rng.uniform(0, 1, (n, d))
     y = rng.normal(0, 1, (n, d)) * rng.uniform(0.1, 2, (n, 1))
     y[::2, : d // 3] = 0  # exact zeros in half the trials
@@ -327,14 +327,15 @@ def test_apgd_ce_is_at_least_as_strong_as_pgd():
     victim = make_mlp_victim()
     x = jax.random.uniform(jax.random.key(7), (64, 4, 4, 1))
     y = jnp.argmax(victim.batch(x), -1)
-    eps = jnp.array([0.02, 0.06, 0.1])
     robust = {}
-    for name, attack in [("apgd", attacks.apgd(steps=5)), ("pgd", attacks.pgd(steps=5))]:
-        result = attack.sweep(victim, attack.hparams(eps=eps), x, y, jax.random.key(0))
-        assert np.all(np.asarray(result.linf) <= eps[:, None] + 1e-7)
-        robust[name] = 1 - np.asarray(result.success).mean(axis=1)
-    assert np.all(robust["apgd"] <= robust["pgd"]), robust
-    assert np.all(robust["pgd"] > 0)  # the comparison is not vacuous
+    for name, attack in [("apgd", attacks.apgd(steps=4)), ("pgd", attacks.pgd(steps=4))]:
+        robust[name] = []
+        for eps in (0.02, 0.06, 0.1):  # eps is data: one compiled program per attack
+            result = attack.batch(victim, attack.hparams(eps=eps), x, y, jax.random.key(0))
+            assert np.all(np.asarray(result.linf) <= eps + 1e-7)
+            robust[name].append(1 - float(np.mean(result.success)))
+    assert np.all(np.asarray(robust["apgd"]) <= np.asarray(robust["pgd"])), robust
+    assert np.all(np.asarray(robust["pgd"]) > 0)  # the comparison is not vacuous
 
 
 # -- APGD-T, EOT (slow: extra programs) ------------------------------------------------------------

@@ -279,7 +279,8 @@ class APGD(AttackBase):
             )
 
         def step(c: _Run):
-            key, eval_key = jax.random.split(c.key)
+            # Only a randomized victim draws keys per step (threefry compiles slowly on CPU).
+            key, eval_key = jax.random.split(c.key) if randomized else (c.key, c.key)
             (loss, logits), grad = jax.value_and_grad(forward, has_aux=True)(
                 c.delta, eval_key, c.goal
             )
