@@ -158,6 +158,11 @@ class SaliencyAttack(Attack):
         # NaN maps would make every loss and the success rule NaN: a silent failure.
         _checks.check_finite("labels (the clean outputs)" if labels is None else "labels", clean)
         if not self.targeted:
+            if targets is not None:
+                raise ValueError(
+                    "`targets` must be None for an untargeted saliency attack (it would be "
+                    "ignored); build it with `targeted=True` to follow guides."
+                )
             return images, clean, clean
         if targets is None:
             raise ValueError("A targeted saliency attack needs `targets` (guide images); got None.")

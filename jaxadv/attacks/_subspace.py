@@ -313,6 +313,11 @@ class SubspaceAttack(AttackBase):
         if tuple(jnp.shape(x)) != shape:
             raise ValueError(f"the input(s) must have shape {shape}; got {tuple(jnp.shape(x))}.")
         _checks.check_in_bounds("x0" if not lead else "images", x, victim.bounds)
+        if not self.targeted and guide is not None:
+            raise ValueError(
+                f"`target{'s' if lead else ''}` must be None for an untargeted subspace attack "
+                "(it would be ignored); build it with `targeted=True` to follow a guide."
+            )
         if self.targeted:
             if guide is None or tuple(jnp.shape(guide)) != shape:
                 got = None if guide is None else tuple(jnp.shape(guide))
