@@ -334,6 +334,23 @@ def test_grid_restarts_without_random_start_are_refused(sweep_setup):
     assert Grid(pgd(steps=2), grid.images, grid.labels, restarts=2).restarts == 2
 
 
+def test_run_grid_refuses_restarts_of_an_attack_that_ignores_its_key(sweep_setup, monkeypatch):
+    """Families without a ``random_start`` field (SparseFool, C&W) or whose default resolves to
+    none (SMBEA on classifiers) ran identical restarts silently; run_grid traces the attack once
+    and refuses, before any chunk or checkpoint."""
+    from jaxadv.attacks import smbea, sparsefool
+    from jaxadv.models import ensemble
+
+    victim, grid, _, _ = sweep_setup
+    monkeypatch.setattr(sweep_run, "run_calls", _no_compute)
+    for attack, target in [(sparsefool(steps=2), victim), (smbea(loss="ce"), ensemble([victim]))]:
+        restarted = Grid(attack, grid.images, grid.labels, restarts=2)
+        with pytest.raises(ValueError, match=r"`restarts=2` would repeat identical runs.*key"):
+            run_grid(target, restarted, **OPTIONS)
+    with pytest.raises(AssertionError, match="a chunk was computed"):  # the check let it run
+        run_grid(victim, Grid(pgd(steps=2), grid.images, grid.labels, restarts=2), **OPTIONS)
+
+
 @pytest.mark.parametrize(
     "change, name",
     [
