@@ -139,6 +139,28 @@ def save_step(manager: ocp.CheckpointManager, step: int, item: str, tree: Any, m
     )
 
 
+def read_every_value(directory: Path, where: str | os.PathLike, remedy: str) -> None:
+    """Reads every stored value of an orbax (OCDBT) item once, in sequence, before orbax does.
+
+    orbax reads the arrays of a tree concurrently on an asyncio loop that it closes as soon as
+    one read fails; the reads still in flight then finish on the closed loop, and tensorstore
+    prints "RuntimeError: Event loop is closed" tracebacks after the named error (at random, as
+    the reads race). A sequential pass over the same bytes meets the damage first and raises
+    :class:`CheckpointCorruptedError` with nothing left in flight. Another layout: skipped.
+    """
+    if not (directory / "manifest.ocdbt").is_file():
+        return
+    import tensorstore as ts  # orbax's own storage layer
+
+    base = {"driver": "file", "path": str(directory) + os.sep}
+    try:
+        store = ts.KvStore.open({"driver": "ocdbt", "base": base}).result()
+        for key in store.list().result():
+            store.read(key).result()
+    except Exception as err:  # tensorstore reports damage as ValueError or a bare Exception
+        raise read_failure(where, err, remedy) from err
+
+
 def restore_step_meta(manager: ocp.CheckpointManager, step: int, remedy: str) -> dict:
     """The JSON record of a step saved by :func:`save_step`; an unreadable or missing record
     raises :class:`CheckpointCorruptedError` naming the step's folder."""
@@ -158,6 +180,7 @@ def restore_step_tree(
     """The tree of a step saved by :func:`save_step`, read against ``abstract`` (shapes and
     dtypes) and verified against the checksum in its record ``meta``."""
     where = Path(manager.directory) / str(step)
+    read_every_value(where / item, where, remedy)
     try:
         tree = manager.restore(
             step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(abstract)})
@@ -361,6 +384,7 @@ def restore_variables(
                 + "; ".join(problems)
                 + "."
             )
+        read_every_value(path, path, _VARIABLES_REMEDY)
         try:
             restored = checkpointer.restore(path, target)
         except Exception as err:  # tensorstore raises a bare Exception for a truncated file
