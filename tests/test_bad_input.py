@@ -258,3 +258,14 @@ def test_smbea_and_output_attacks_refuse_targets_they_would_misread(mlp_victim, 
     pgd_maps = attacks.saliency_pgd(steps=1)
     with pytest.raises(ValueError, match="`targets` must be None for an untargeted saliency"):
         pgd_maps.batch(saliency, pgd_maps.hparams(), X0[None], None, KEY, targets=GUIDE[None])
+
+
+def test_a_nan_ensemble_never_fools_smbea(mlp_victim, mlp_batch):
+    """SMBEA (and the subspace attack) build their own results: NaN outputs are flagged there."""
+    from jaxadv.models import ensemble
+
+    images, labels = mlp_batch
+    attack = attacks.smbea(loss="ce", steps=1)
+    ones = jnp.ones_like(labels)  # class 1: "fooled" by argmax(NaN) = 0 if unchecked
+    stuck = attack.batch(ensemble([_nan_victim(mlp_victim)]), attack.hparams(), images, ones, KEY)
+    assert not stuck.success.any() and not stuck.finite.any()

@@ -399,10 +399,12 @@ class SMBEAttack(AttackBase):
             loss = self.objective(ens, hp, x0, label, target, last_refs(carry.refs))(delta)
             out = ens(x0 + delta)
             total = jnp.asarray(n * steps, jnp.int32)
+            finite = jnp.all(jnp.isfinite(out)) & jnp.isfinite(loss)  # argmax(NaN) = class 0
             return AttackResult(
                 x_adv=x_adv,
                 delta=delta,
-                success=self._success(ens, out, x0, label, target),
+                success=self._success(ens, out, x0, label, target) & finite,
+                finite=finite,
                 loss=loss,
                 logits=out,
                 steps=total,

@@ -274,11 +274,14 @@ class SubspaceAttack(AttackBase):
             x_adv = jnp.clip(x0 + carry.delta, low, high)
             out = victim(x_adv)
             total = jnp.asarray(self.steps, jnp.int32)
+            loss = objective(carry.delta, last)
+            finite = jnp.all(jnp.isfinite(out)) & jnp.isfinite(loss)
             return AttackResult(
                 x_adv=x_adv,
                 delta=carry.delta,
-                success=self._success(victim, out, x0, target),
-                loss=objective(carry.delta, last),
+                success=self._success(victim, out, x0, target) & finite,
+                finite=finite,
+                loss=loss,
                 logits=out,
                 steps=total,
                 queries=total,
