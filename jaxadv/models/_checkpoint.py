@@ -140,23 +140,28 @@ def save_step(manager: ocp.CheckpointManager, step: int, item: str, tree: Any, m
 
 
 def read_every_value(directory: Path, where: str | os.PathLike, remedy: str) -> None:
-    """Reads every stored value of an orbax (OCDBT) item once, in sequence, before orbax does.
+    """Reads and decodes every array of an orbax (OCDBT) item once, one after another, before
+    orbax restores it.
 
     orbax reads the arrays of a tree concurrently on an asyncio loop that it closes as soon as
     one read fails; the reads still in flight then finish on the closed loop, and tensorstore
     prints "RuntimeError: Event loop is closed" tracebacks after the named error (at random, as
-    the reads race). A sequential pass over the same bytes meets the damage first and raises
+    the reads race). A sequential pass over the same arrays meets the damage first and raises
     :class:`CheckpointCorruptedError` with nothing left in flight. Another layout: skipped.
     """
     if not (directory / "manifest.ocdbt").is_file():
         return
     import tensorstore as ts  # orbax's own storage layer
 
-    base = {"driver": "file", "path": str(directory) + os.sep}
+    store = {"driver": "ocdbt", "base": {"driver": "file", "path": str(directory) + os.sep}}
+    drivers = {".zarray": "zarr", "zarr.json": "zarr3"}
     try:
-        store = ts.KvStore.open({"driver": "ocdbt", "base": base}).result()
-        for key in store.list().result():
-            store.read(key).result()
+        for key in ts.KvStore.open(store).result().list().result():
+            key = key.decode()
+            for suffix, driver in drivers.items():
+                if key.endswith(suffix):
+                    spec = {"driver": driver, "kvstore": {**store, "path": key[: -len(suffix)]}}
+                    ts.open(spec, open=True).result().read().result()
     except Exception as err:  # tensorstore reports damage as ValueError or a bare Exception
         raise read_failure(where, err, remedy) from err
 
