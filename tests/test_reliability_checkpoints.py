@@ -159,6 +159,7 @@ def _tiny_digits():
     return Dataset(images, labels, images[:4], labels[:4], num_classes=2, name="fake")
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_default_victim_retrains_a_corrupted_cache_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.setattr(_default, "_load_default_data", _tiny_digits)
     monkeypatch.setattr(_default, "classifier", lambda name: _TinyNet())

@@ -200,6 +200,7 @@ def step_item_metadata(manager: ocp.CheckpointManager, step: int, item: str, rem
     """The saved shapes and dtypes of ``item`` in a step (orbax's metadata), or a
     :class:`CheckpointCorruptedError` when they cannot be read."""
     where = Path(manager.directory) / str(step)
+    read_every_value(where / item, where, remedy)  # before orbax's concurrent reads
     try:
         tree = manager.item_metadata(step)[item]
     except Exception as err:
@@ -369,6 +370,7 @@ def restore_variables(
         raise ValueError(f"`path` {str(path)!r} holds no checkpoint (no such directory).")
     target = abstract_variables(module, input_shape)
     record = _read_checksum_file(path)
+    read_every_value(path, path, _VARIABLES_REMEDY)  # before orbax's concurrent reads
     with ocp.StandardCheckpointer() as checkpointer:
         try:
             saved = checkpointer.metadata(path).item_metadata
@@ -389,7 +391,6 @@ def restore_variables(
                 + "; ".join(problems)
                 + "."
             )
-        read_every_value(path, path, _VARIABLES_REMEDY)
         try:
             restored = checkpointer.restore(path, target)
         except Exception as err:  # tensorstore raises a bare Exception for a truncated file
