@@ -60,10 +60,12 @@ class AttackResult(NamedTuple):
 
 
 def perturbation_norms(delta: jax.Array) -> dict[str, jax.Array]:
-    """ℓ0 (count of non-zero entries), ℓ1, ℓ2 and ℓ∞ norms of one example's perturbation."""
+    """ℓ0 (count of non-zero entries), ℓ1, ℓ2 and ℓ∞ norms of one example's perturbation; all
+    four NaN when it holds NaN/inf (a NaN counted as one non-zero entry would look plausible)."""
     flat = jnp.ravel(delta)
+    count = jnp.sum(flat != 0).astype(jnp.float32)
     return {
-        "l0": jnp.sum(flat != 0).astype(jnp.float32),
+        "l0": jnp.where(jnp.all(jnp.isfinite(flat)), count, jnp.nan),
         "l1": jnp.sum(jnp.abs(flat)),
         "l2": jnp.sqrt(jnp.sum(flat * flat)),
         "linf": jnp.max(jnp.abs(flat)) if flat.size else jnp.zeros((), flat.dtype),

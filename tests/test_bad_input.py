@@ -229,3 +229,43 @@ def test_a_victim_without_gradient_is_flagged(mlp_victim, mlp_batch):
     stuck = attack.batch(frozen, attack.hparams(), images, labels, KEY)
     assert stuck.zero_gradient.all() and not stuck.success.any()
     assert not attack.batch(mlp_victim, attack.hparams(), images, labels, KEY).zero_gradient.any()
+
+
+def test_smbea_and_output_attacks_refuse_targets_they_would_misread(mlp_victim, mlp_batch):
+    """SMBEA has its own input checks: a target equal to the label counted the clean example as
+    a success, and a target given to an untargeted run (SMBEA, saliency, subspace) was ignored."""
+    from test_subspace import GUIDE, X0, stub_victim
+
+    from jaxadv.models import ensemble
+
+    images, labels = mlp_batch
+    members = ensemble([mlp_victim])
+    targeted = attacks.smbea(loss="ce", targeted=True, steps=1)
+    hp = targeted.hparams()
+    with pytest.raises(ValueError, match=r"`targets` must differ from the true `labels` in a "
+                       r"targeted SMBEA; they are equal at 1 position\(s\), first at index 2"):
+        targets = (labels + 1) % 3
+        targeted.batch(members, hp, images, labels, KEY, targets=targets.at[2].set(labels[2]))
+    with pytest.raises(ValueError, match="`target` must differ from the true `label`"):
+        targeted(members, hp, images[0], labels[0], KEY, target=labels[0])
+    untargeted = attacks.smbea(loss="ce", steps=1)
+    with pytest.raises(ValueError, match="`targets` must be None for an untargeted SMBEA"):
+        untargeted.batch(members, untargeted.hparams(), images, labels, KEY, targets=labels)
+    saliency = stub_victim()
+    subspace = attacks.subspace_attack("feat", 2, targeted=False, steps=1)
+    with pytest.raises(ValueError, match="`target` must be None for an untargeted subspace"):
+        subspace(saliency, subspace.hparams(), X0, None, KEY, target=GUIDE)
+    pgd_maps = attacks.saliency_pgd(steps=1)
+    with pytest.raises(ValueError, match="`targets` must be None for an untargeted saliency"):
+        pgd_maps.batch(saliency, pgd_maps.hparams(), X0[None], None, KEY, targets=GUIDE[None])
+
+
+def test_a_nan_ensemble_never_fools_smbea(mlp_victim, mlp_batch):
+    """SMBEA (and the subspace attack) build their own results: NaN outputs are flagged there."""
+    from jaxadv.models import ensemble
+
+    images, labels = mlp_batch
+    attack = attacks.smbea(loss="ce", steps=1)
+    ones = jnp.ones_like(labels)  # class 1: "fooled" by argmax(NaN) = 0 if unchecked
+    stuck = attack.batch(ensemble([_nan_victim(mlp_victim)]), attack.hparams(), images, ones, KEY)
+    assert not stuck.success.any() and not stuck.finite.any()

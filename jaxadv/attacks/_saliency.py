@@ -143,6 +143,11 @@ class SaliencyAttack(Attack):
     def check_inputs(self, victim, images, labels, targets):
         """``(images, clean_outputs, guide_outputs)`` for a batch, validated."""
         view = self.view(victim)
+        if not self.targeted and targets is not None:
+            raise ValueError(
+                "`targets` must be None for an untargeted saliency attack (it would be ignored); "
+                "build it with `targeted=True` to follow guides."
+            )
         _checks.check_batch_shape("images", jnp.shape(images), victim.input_shape)
         _checks.check_in_bounds("images", images, victim.bounds)
         images = jnp.asarray(images, jnp.float32)

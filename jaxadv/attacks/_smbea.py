@@ -45,6 +45,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxadv import _checks
@@ -398,10 +399,12 @@ class SMBEAttack(AttackBase):
             loss = self.objective(ens, hp, x0, label, target, last_refs(carry.refs))(delta)
             out = ens(x0 + delta)
             total = jnp.asarray(n * steps, jnp.int32)
+            finite = jnp.all(jnp.isfinite(out)) & jnp.isfinite(loss)  # argmax(NaN) = class 0
             return AttackResult(
                 x_adv=x_adv,
                 delta=delta,
-                success=self._success(ens, out, x0, label, target),
+                success=self._success(ens, out, x0, label, target) & finite,
+                finite=finite,
                 loss=loss,
                 logits=out,
                 steps=total,
@@ -485,6 +488,11 @@ class SMBEAttack(AttackBase):
             )
         _checks.check_in_bounds(what, x, ens.bounds)
         suffix = "s" if lead else ""
+        if not self.targeted and target is not None:
+            raise ValueError(
+                f"`target{suffix}` must be None for an untargeted SMBEA (it would be ignored); "
+                "build the attack with `targeted=True` to reach a class or a guide."
+            )
         if ens.output == "logits":
             goal = ("target" if self.targeted else "label") + suffix
             value = target if self.targeted else label
@@ -493,6 +501,8 @@ class SMBEAttack(AttackBase):
             if jnp.shape(value) != lead:
                 raise ValueError(f"`{goal}` must have shape {lead}; got {jnp.shape(value)}.")
             _checks.check_labels(goal, value, int(ens.output_shape[-1]))
+            if self.targeted and label is not None:
+                _check_target_differs(label, target, suffix)
         elif self.targeted:
             if target is None:
                 raise ValueError(
@@ -522,6 +532,20 @@ class SMBEAttack(AttackBase):
     def check_example(self, victim, x0, label, target):
         """ONE input: ``label``/``target`` as :meth:`check_inputs` says for one example."""
         return self._check(victim, x0, label, target, ())
+
+
+def _check_target_differs(label, target, suffix: str) -> None:
+    """A targeted classifier attack whose target is the true class would count the clean example
+    as a success (AttackBase refuses it for the other families)."""
+    if jnp.shape(label) != jnp.shape(target) or not _checks.is_concrete((label, target)):
+        return  # a shape error is named by the label checks; values are unknown under jit
+    same = np.flatnonzero(np.ravel(np.asarray(label) == np.asarray(target)))
+    if same.size:
+        where = f" at {same.size} position(s), first at index {same[0]}" if suffix else ""
+        raise ValueError(
+            f"`target{suffix}` must differ from the true `label{suffix}` in a targeted SMBEA; "
+            f"they are equal{where}."
+        )
 
 
 def _memory(opt_state) -> LongTermMemoryState:

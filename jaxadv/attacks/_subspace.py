@@ -274,11 +274,14 @@ class SubspaceAttack(AttackBase):
             x_adv = jnp.clip(x0 + carry.delta, low, high)
             out = victim(x_adv)
             total = jnp.asarray(self.steps, jnp.int32)
+            loss = objective(carry.delta, last)
+            finite = jnp.all(jnp.isfinite(out)) & jnp.isfinite(loss)
             return AttackResult(
                 x_adv=x_adv,
                 delta=carry.delta,
-                success=self._success(victim, out, x0, target),
-                loss=objective(carry.delta, last),
+                success=self._success(victim, out, x0, target) & finite,
+                finite=finite,
+                loss=loss,
                 logits=out,
                 steps=total,
                 queries=total,
@@ -313,6 +316,11 @@ class SubspaceAttack(AttackBase):
         if tuple(jnp.shape(x)) != shape:
             raise ValueError(f"the input(s) must have shape {shape}; got {tuple(jnp.shape(x))}.")
         _checks.check_in_bounds("x0" if not lead else "images", x, victim.bounds)
+        if not self.targeted and guide is not None:
+            raise ValueError(
+                f"`target{'s' if lead else ''}` must be None for an untargeted subspace attack "
+                "(it would be ignored); build it with `targeted=True` to follow a guide."
+            )
         if self.targeted:
             if guide is None or tuple(jnp.shape(guide)) != shape:
                 got = None if guide is None else tuple(jnp.shape(guide))

@@ -22,8 +22,18 @@ from typing import Any
 import numpy as np
 
 
+def _flags(name: str, x: Any) -> np.ndarray:
+    """A boolean array (or 0/1 numbers): 0.5 as True would be a silent wrong answer."""
+    arr = np.asarray(x)
+    if arr.dtype != bool and not np.all((arr == 0) | (arr == 1)):
+        raise ValueError(
+            f"`{name}` must be booleans (or 0/1); got dtype {arr.dtype} with other values."
+        )
+    return arr.astype(bool)
+
+
 def _validated(success: Any, distortion: Any, clean_correct: Any | None):
-    success = np.asarray(success, bool)
+    success = _flags("success", success)
     distortion = np.asarray(distortion, np.float64)
     if success.ndim != 1 or distortion.shape != success.shape:
         raise ValueError(
@@ -33,7 +43,7 @@ def _validated(success: Any, distortion: Any, clean_correct: Any | None):
         )
     if clean_correct is None:
         clean_correct = np.ones_like(success)
-    clean_correct = np.asarray(clean_correct, bool)
+    clean_correct = _flags("clean_correct", clean_correct)
     if clean_correct.shape != success.shape:
         raise ValueError(
             f"`clean_correct` must have shape {success.shape}; got {clean_correct.shape}."
@@ -50,13 +60,15 @@ def min_successful_distortion(success: Any, distortion: Any) -> tuple[np.ndarray
     (``inf`` for images no run fooled). This is how the paper compares distortion-targeting
     attacks with attacks that minimise distortion.
     """
-    success = np.asarray(success, bool)
+    success = _flags("success", success)
     distortion = np.asarray(distortion, np.float64)
     if success.ndim != 2 or distortion.shape != success.shape:
         raise ValueError(
             "`success` and `distortion` must be [K runs, b images] of the same shape; got "
             f"{success.shape} and {distortion.shape}."
         )
+    if np.any(success & ~np.isfinite(distortion)):
+        raise ValueError("`distortion` must be finite wherever `success` is True.")
     any_success = np.any(success, axis=0)
     smallest = np.min(np.where(success, distortion, np.inf), axis=0)
     return any_success, smallest
@@ -88,6 +100,8 @@ def operating_characteristic(
     n = max(ok.size, 1)
     found = np.sort(dist[ok])
     budgets = np.concatenate([[0.0], found]) if grid is None else np.asarray(grid, np.float64)
+    if grid is not None and (budgets.ndim != 1 or not np.all(np.isfinite(budgets))):
+        raise ValueError(f"`grid` must be a 1-D array of finite budgets; got {grid!r}.")
     return budgets, np.searchsorted(found, budgets, side="right") / n
 
 

@@ -23,6 +23,7 @@ from jaxadv.metrics._saliency_common import (
     _is_constant,
     _min_max,
     _nan_where,
+    _nonfinite,
     _require_fixated,
 )
 from jaxadv.metrics._saliency_resize import resize_to
@@ -111,9 +112,10 @@ def auc_judd(
 
 @functools.partial(jax.jit, static_argnames=("variant", "thresholds"))
 def _auc_judd(s, f, jitter, *, variant, thresholds):
+    bad_input = _nonfinite(s, f, jitter)
     s = resize_to(_float(s), f.shape) + JITTER_SCALE * _float(jitter)
     fixated = (f > 0).ravel()
-    no_fixation = ~jnp.any(fixated)
+    no_fixation = ~jnp.any(fixated) | bad_input
     if variant == "mit":
         auc = _roc.judd_auc(_min_max(s).ravel(), fixated, None, None, rank_based=True)
         return _nan_where(no_fixation | _is_constant(s), auc)
@@ -215,11 +217,12 @@ def _no_draws(key, samples, metric: str) -> None:
 @jax.jit
 def _auc_exact(s, f, negatives):
     """pysaliency exact AUC: fixations against negatives, both weighted by their counts."""
+    bad_input = _nonfinite(s, f, negatives)
     s = resize_to(_float(s), f.shape)
     counts = f.ravel().astype(s.dtype)
     neg = negatives.ravel().astype(s.dtype)
     auc = _roc.exact_auc(s.ravel(), counts, neg)
-    return _nan_where(~jnp.any(counts > 0) | ~jnp.any(neg > 0), auc)
+    return _nan_where(~jnp.any(counts > 0) | ~jnp.any(neg > 0) | bad_input, auc)
 
 def _split_aucs(values, fixated, negatives_of_split, count: int, step: float):
     """Stepped AUC of each split, splits in sequence (memory of one split at a time)."""
@@ -232,6 +235,7 @@ def _split_aucs(values, fixated, negatives_of_split, count: int, step: float):
 
 @functools.partial(jax.jit, static_argnames=("splits", "step", "capacity"))
 def _auc_borji_mit(s, f, key, samples, *, splits, step, capacity):
+    bad_input = _nonfinite(s, f)
     s = resize_to(_float(s), f.shape)
     values = _min_max(s).ravel()
     fixated = (f > 0).ravel()
@@ -249,7 +253,7 @@ def _auc_borji_mit(s, f, key, samples, *, splits, step, capacity):
         aucs = _split_aucs(
             values, fixated, lambda i: (values[samples[i]], every), samples.shape[0], step
         )
-    return _nan_where((n_fix <= 1) | _is_constant(s), jnp.mean(aucs))
+    return _nan_where((n_fix <= 1) | _is_constant(s) | bad_input, jnp.mean(aucs))
 
 def auc_shuffled(
     saliency_map,
@@ -318,6 +322,7 @@ def auc_shuffled(
 
 @functools.partial(jax.jit, static_argnames=("splits", "step", "capacity"))
 def _auc_shuffled_mit(s, f, other, key, samples, *, splits, step, capacity):
+    bad_input = _nonfinite(s, f, other)
     s = resize_to(_float(s), f.shape)
     values = _min_max(s).ravel()
     fixated = (f > 0).ravel()
@@ -341,5 +346,5 @@ def _auc_shuffled_mit(s, f, other, key, samples, *, splits, step, capacity):
         aucs = _split_aucs(
             values, fixated, lambda i: (values[samples[i]], every), samples.shape[0], step
         )
-    bad = ~jnp.any(fixated) | (n_oth == 0) | _is_constant(s)
+    bad = ~jnp.any(fixated) | (n_oth == 0) | _is_constant(s) | bad_input
     return _nan_where(bad, jnp.mean(aucs))

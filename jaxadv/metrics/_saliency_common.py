@@ -132,3 +132,8 @@ def _pysaliency_density(x):
 
 def _nan_where(bad, value):
     return jnp.where(bad, jnp.nan, value).astype(value.dtype)
+
+def _nonfinite(*arrays):
+    """Whether any input holds NaN/inf: under jit the checks of ``_as_map`` cannot see values, so
+    the metrics return NaN then (the benchmark's convention) instead of a plausible number."""
+    return ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(jnp.asarray(a))) for a in arrays]))

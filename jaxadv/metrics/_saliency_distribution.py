@@ -19,6 +19,7 @@ from jaxadv.metrics._saliency_common import (
     _is_constant,
     _min_max,
     _nan_where,
+    _nonfinite,
     _pysaliency_density,
     _sum_normalized_if_nonzero,
 )
@@ -52,7 +53,7 @@ def _cc_core(s, g, variant):
 def _cc(s, g, *, variant):
     s = _float(s)
     g = _float(g, s.dtype)
-    return _cc_core(resize_to(s, g.shape), g, variant)
+    return _nan_where(_nonfinite(s, g), _cc_core(resize_to(s, g.shape), g, variant))
 
 def kl_div(saliency_map, density, *, variant: str = "mit") -> jax.Array:
     """KL divergence KL(density ‖ prediction) in nats; lower is better.
@@ -76,6 +77,7 @@ def kl_div(saliency_map, density, *, variant: str = "mit") -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames="variant")
 def _kl_div(s, g, *, variant):
+    bad_input = _nonfinite(s, g)
     s = _float(s)
     g = _float(g, s.dtype)
     s = resize_to(s, g.shape)
@@ -84,7 +86,7 @@ def _kl_div(s, g, *, variant):
         p, q, eps = _sum_normalized_if_nonzero(s), _sum_normalized_if_nonzero(g), MATLAB_EPS
     else:
         p, q, eps = _pysaliency_density(s), _pysaliency_density(g), PYSALIENCY_KL_EPS
-    return jnp.sum(q * jnp.log(eps + q / (p + eps)))
+    return _nan_where(bad_input, jnp.sum(q * jnp.log(eps + q / (p + eps))))
 
 def sim(saliency_map, density, *, variant: str = "mit") -> jax.Array:
     """Similarity (histogram intersection, Swain & Ballard 1991): ``sum(min(P, Q))`` of the two
@@ -116,7 +118,7 @@ def _sim_core(s, g, variant):
 def _sim(s, g, *, variant):
     s = _float(s)
     g = _float(g, s.dtype)
-    return _sim_core(resize_to(s, g.shape), g, variant)
+    return _nan_where(_nonfinite(s, g), _sim_core(resize_to(s, g.shape), g, variant))
 
 def emd(saliency_map, density, *, downsize: int = 32) -> jax.Array:
     """Earth mover's distance between the map and the density at a coarse grid; lower is better

@@ -16,6 +16,7 @@ from jaxadv.metrics._saliency_common import (
     _is_constant,
     _min_max,
     _nan_where,
+    _nonfinite,
     _pysaliency_density,
     _require_fixated,
 )
@@ -42,6 +43,7 @@ def nss(saliency_map, fixations, *, variant: str = "mit") -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames="variant")
 def _nss(s, f, *, variant):
+    bad_input = _nonfinite(s, f)
     s = resize_to(_float(s), f.shape)
     centred = s - jnp.mean(s)
     if variant == "mit":
@@ -52,7 +54,7 @@ def _nss(s, f, *, variant):
         z = jnp.where(_is_constant(s), 0, z)
         weights = f.astype(s.dtype)
     value = jnp.sum(weights * z) / jnp.sum(weights)
-    return _nan_where(~jnp.any(f > 0), value)
+    return _nan_where(~jnp.any(f > 0) | bad_input, value)
 
 def info_gain(saliency_map, fixations, baseline_map, *, variant: str = "mit") -> jax.Array:
     """Information gain over a baseline, in bits per fixation (Kümmerer, Wallis & Bethge, PNAS
@@ -78,6 +80,7 @@ def info_gain(saliency_map, fixations, baseline_map, *, variant: str = "mit") ->
 
 @functools.partial(jax.jit, static_argnames="variant")
 def _info_gain(s, f, b, *, variant):
+    bad_input = _nonfinite(s, f, b)
     s = resize_to(_float(s), f.shape)
     b = resize_to(_float(b, s.dtype), f.shape)
     if variant == "mit":
@@ -90,4 +93,4 @@ def _info_gain(s, f, b, *, variant):
         weights = f.astype(s.dtype)
     # Only fixated pixels enter; a -inf elsewhere must not turn 0 * -inf into NaN.
     total = jnp.sum(jnp.where(weights > 0, weights * gain, 0))
-    return _nan_where(~jnp.any(f > 0), total / jnp.sum(weights))
+    return _nan_where(~jnp.any(f > 0) | bad_input, total / jnp.sum(weights))

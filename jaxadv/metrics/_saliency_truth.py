@@ -15,6 +15,8 @@ from jaxadv.metrics._saliency_common import (
     _as_fixations,
     _as_map,
     _float,
+    _nan_where,
+    _nonfinite,
 )
 from jaxadv.metrics._saliency_resize import resize_to
 
@@ -103,11 +105,13 @@ def fixation_density(fixations, *, sigma: float | None = None, fc=8.0) -> jax.Ar
 
 @jax.jit
 def _density_fft(f, fc):
-    return _density.normalized_density(_density.antonio_gaussian(_float(f), fc))
+    density = _density.normalized_density(_density.antonio_gaussian(_float(f), fc))
+    return _nan_where(_nonfinite(f, fc), density)
 
 @functools.partial(jax.jit, static_argnames="sigma")
 def _density_spatial(f, *, sigma):
-    return _density.normalized_density(_density.spatial_gaussian(_float(f), sigma))
+    density = _density.normalized_density(_density.spatial_gaussian(_float(f), sigma))
+    return _nan_where(_nonfinite(f), density)
 
 def resize_map(saliency_map, shape) -> jax.Array:
     """MATLAB's ``imresize(map, shape)`` (bicubic, antialiased): what every metric here applies to

@@ -35,8 +35,12 @@ def target_pairs(images: Any, labels: Any, num_classes: int):
         raise ValueError(
             f"`labels` must have shape ({images.shape[0]},) to match `images`; got {labels.shape}."
         )
+    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool):
+        raise ValueError(f"`num_classes` must be an int >= 2; got {num_classes!r}.")
     if num_classes < 2:
         raise ValueError(f"`num_classes` must be >= 2; got {num_classes}.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"`labels` must hold integer class indices; got dtype {labels.dtype}.")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"`labels` must lie in [0, {num_classes - 1}]; got [{labels.min()}, {labels.max()}]."

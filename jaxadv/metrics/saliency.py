@@ -36,9 +36,10 @@ instead of mirroring (``[0, 1]`` to 4 pixels: -0.0882 at the left edge, MATLAB -
 Bad input. With concrete arrays (an eager call) a map holding NaN/inf, negative counts or
 densities, mismatched shapes, a batch axis where one map is expected, or a ground truth without
 the fixations a metric needs raise ``ValueError`` naming the argument. Under ``jit``/``vmap`` the
-values are tracers and cannot be inspected: a metric that lacks fixations then returns NaN, as
-the benchmark does. Degenerate maps follow the reference code and are not errors: e.g. a constant
-saliency map gives NaN for the MIT AUCs, NSS and CC.
+values are tracers and cannot be inspected: a metric then returns NaN, as the benchmark does,
+whenever an input holds NaN/inf or lacks the fixations it needs (never a plausible number).
+Degenerate maps follow the reference code and are not errors: e.g. a constant saliency map gives
+NaN for the MIT AUCs, NSS and CC.
 
 Randomness. AUC-Judd's jitter and the negatives of MIT's AUC-Borji and sAUC take either a PRNG
 ``key`` or the draws themselves (``jitter=``, ``samples=``), so results are bit-reproducible; how a

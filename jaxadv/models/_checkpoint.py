@@ -139,6 +139,33 @@ def save_step(manager: ocp.CheckpointManager, step: int, item: str, tree: Any, m
     )
 
 
+def read_every_value(directory: Path, where: str | os.PathLike, remedy: str) -> None:
+    """Reads and decodes every array of an orbax (OCDBT) item once, one after another, before
+    orbax restores it.
+
+    orbax reads the arrays of a tree concurrently on an asyncio loop that it closes as soon as
+    one read fails; the reads still in flight then finish on the closed loop, and tensorstore
+    prints "RuntimeError: Event loop is closed" tracebacks after the named error (at random, as
+    the reads race). A sequential pass over the same arrays meets the damage first and raises
+    :class:`CheckpointCorruptedError` with nothing left in flight. Another layout: skipped.
+    """
+    if not (directory / "manifest.ocdbt").is_file():
+        return
+    import tensorstore as ts  # orbax's own storage layer
+
+    store = {"driver": "ocdbt", "base": {"driver": "file", "path": str(directory) + os.sep}}
+    drivers = {".zarray": "zarr", "zarr.json": "zarr3"}
+    try:
+        for key in ts.KvStore.open(store).result().list().result():
+            key = key.decode()
+            for suffix, driver in drivers.items():
+                if key.endswith(suffix):
+                    spec = {"driver": driver, "kvstore": {**store, "path": key[: -len(suffix)]}}
+                    ts.open(spec, open=True).result().read().result()
+    except Exception as err:  # tensorstore reports damage as ValueError or a bare Exception
+        raise read_failure(where, err, remedy) from err
+
+
 def restore_step_meta(manager: ocp.CheckpointManager, step: int, remedy: str) -> dict:
     """The JSON record of a step saved by :func:`save_step`; an unreadable or missing record
     raises :class:`CheckpointCorruptedError` naming the step's folder."""
@@ -158,6 +185,7 @@ def restore_step_tree(
     """The tree of a step saved by :func:`save_step`, read against ``abstract`` (shapes and
     dtypes) and verified against the checksum in its record ``meta``."""
     where = Path(manager.directory) / str(step)
+    read_every_value(where / item, where, remedy)
     try:
         tree = manager.restore(
             step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(abstract)})
@@ -172,6 +200,7 @@ def step_item_metadata(manager: ocp.CheckpointManager, step: int, item: str, rem
     """The saved shapes and dtypes of ``item`` in a step (orbax's metadata), or a
     :class:`CheckpointCorruptedError` when they cannot be read."""
     where = Path(manager.directory) / str(step)
+    read_every_value(where / item, where, remedy)  # before orbax's concurrent reads
     try:
         tree = manager.item_metadata(step)[item]
     except Exception as err:
@@ -341,6 +370,7 @@ def restore_variables(
         raise ValueError(f"`path` {str(path)!r} holds no checkpoint (no such directory).")
     target = abstract_variables(module, input_shape)
     record = _read_checksum_file(path)
+    read_every_value(path, path, _VARIABLES_REMEDY)  # before orbax's concurrent reads
     with ocp.StandardCheckpointer() as checkpointer:
         try:
             saved = checkpointer.metadata(path).item_metadata

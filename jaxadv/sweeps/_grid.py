@@ -111,7 +111,9 @@ class Grid:
       targets: untargeted attacks: None. Targeted attacks: ``"all"`` (default: every class but
         the label), one sequence of classes used for every image (the image's own label is
         skipped), or one sequence of classes per image.
-      restarts: independent runs per (setting, image, target), each with its own key.
+      restarts: independent runs per (setting, image, target), each with its own key; more
+        than one is refused when the attack does not use its key (``run_grid`` checks it on the
+        victim: the runs would be identical).
       key: int seed or PRNG key of the sweep.
       name: the attack's name in tables (default ``attack.name``).
     """
@@ -230,6 +232,38 @@ class Grid:
         key_table = entry_keys(self.key, len(self.labels), self.restarts)
         keys = key_table[image, restart]
         return Entries(setting, image, self.labels[image], target, restart, keys)
+
+
+def check_restarts_differ(grid: Grid, victim, entries: Entries) -> None:
+    """Refuses ``restarts > 1`` when the attack's result does not depend on its key on this
+    victim (identical runs, silently). The attack (``attack.run`` of the first entry) is traced
+    once, without compiling, and its unused inputs are pruned: this covers every family, whether
+    its randomness is a ``random_start`` field, a default that resolves to no random start, or
+    none at all."""
+    if grid.restarts == 1:
+        return
+    attack = grid.attack
+    hp = jax.tree.map(lambda leaf: leaf[0], grid.hparams)
+    x0, label, target = grid.images[entries.image[0]], entries.label[0], entries.target[0]
+
+    def run(key_data):
+        key = jax.random.wrap_key_data(key_data)
+        return attack.run(victim, hp, x0, label, target, key)
+
+    traced = jax.make_jaxpr(run)(entries.keys[0]).jaxpr
+    try:
+        from jax.interpreters import partial_eval
+
+        _, used = partial_eval.dce_jaxpr(traced, [True] * len(traced.outvars))
+    except (ImportError, AttributeError, NotImplementedError):  # cannot tell: let it run
+        return
+    if not used[0]:
+        raise ValueError(
+            f"`restarts={grid.restarts}` would repeat identical runs: the attack {grid.name!r} "
+            "does not use its random key on this victim (no random start or other randomness). "
+            "Use restarts=1, or an attack that draws from its key (e.g. random_start=True where "
+            "the family has it)."
+        )
 
 
 def entry_keys(key: jax.Array, num_images: int, restarts: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from jaxadv import _checks
 from jaxadv.sweeps import _sharding
 from jaxadv.sweeps._checkpoint import SweepCheckpoint, describe, digest
-from jaxadv.sweeps._grid import Entries, Grid
+from jaxadv.sweeps._grid import Entries, Grid, check_restarts_differ
 from jaxadv.sweeps._program import OUTPUTS, run_calls
 from jaxadv.sweeps._progress import Progress
 
@@ -118,6 +118,7 @@ def run_grid(
     mesh = _sharding.entry_mesh()
     chunk, micro = _sharding.chunk_layout(chunk_size, micro_batch, mesh.size)
     entries = grid.entries(num_classes)
+    check_restarts_differ(grid, victim, entries)
     n = len(entries.image)
     num_chunks = -(-n // chunk)
     columns = {
