@@ -17,6 +17,7 @@ from conftest import make_mlp_victim, mlp_apply
 from example_attack import RandomSignNoise
 
 from jaxadv import attacks
+from jaxadv.attacks import _autoattack_flags as flags_
 from jaxadv.attacks._autoattack import CLEAN_WRONG, ROBUST, _bucket
 from jaxadv.models import Victim, with_input_noise
 
@@ -95,15 +96,31 @@ def _frozen(variables, x):
     return jax.lax.stop_gradient(mlp_apply(variables, x))
 
 
-def test_flags_probabilities_zero_gradients_randomness_and_square(setup):
+def test_output_flags_probabilities_and_randomness(setup):
     victim, images, labels = setup
+    logits = np.asarray(victim.batch(images))
+    assert flags_.output_flags(logits, logits, randomized=False) == []
+    probabilities = np.asarray(jax.nn.softmax(logits))
+    names = [f.name for f in flags_.output_flags(probabilities, probabilities, False)]
+    assert names == ["probabilities"]
+    moved = logits.copy()
+    moved[3] += 0.1
+    (flag,) = flags_.output_flags(logits, moved, randomized=False)
+    assert (flag.name, flag.count) == ("randomized", 1)
+    # In a run: an empty plan still judges the clean points and raises the victim's flags.
     aa = attacks.AutoAttack(eps=EPS)
     probs = dataclasses.replace(victim, apply_fn=_probabilities)
-    report = aa.run_plan(_plan()[:1], probs, images, labels, KEY)
+    report = aa.run_plan([], probs, images, labels, KEY)
     assert [f.name for f in report.flags] == ["probabilities"]
+    report = aa.run_plan([], with_input_noise(victim, 0.3), images, labels, KEY)
+    assert "randomized" in {f.name for f in report.flags}
+    assert report.attacks == () and np.array_equal(report.robust, report.clean_correct)
 
+
+def test_zero_gradients_and_square_beating_the_white_box_attacks(setup):
     # Gradients masked by stop_gradient: BIM cannot move, the random search still breaks points
     # and the "square" flag says so (any attack named "square" after another).
+    victim, images, labels = setup
     frozen = dataclasses.replace(victim, apply_fn=_frozen)
     bim, noise = attacks.bim(steps=2), RandomSignNoise(tries=8)
     plan = [("bim", bim, bim.hparams(eps=0.4)), ("square", noise, noise.hparams(eps=0.4))]
@@ -112,10 +129,6 @@ def test_flags_probabilities_zero_gradients_randomness_and_square(setup):
     assert flags["zero_gradient"].count == report.clean_correct.sum()
     assert flags["square_beat_white_box"].count == np.sum(report.broken_by == 1) > 0
     assert np.sum(report.broken_by == 0) == 0
-
-    noisy = with_input_noise(victim, 0.3)
-    report = aa.run_plan(_plan()[:1], noisy, images, labels, KEY)
-    assert "randomized" in {f.name for f in report.flags}
 
 
 def test_bad_arguments_are_named(setup):

@@ -14,6 +14,9 @@ from jaxadv.image._bilateral import bilateral_filter
 from jaxadv.models._defenses import BilateralTransform, bilateral_defense, with_input_transform
 
 
+KEY = jax.random.key(0)
+
+
 def _images(n=4, shape=(4, 4, 1), seed=0):
     return np.random.default_rng(seed).uniform(size=(n,) + shape).astype(np.float32)
 
@@ -176,12 +179,9 @@ def test_randomized_victim_draws_and_fixed_draws():
     np.testing.assert_allclose(a, base.batch(x[None] + 0.5 * noise)[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(with_input_noise(base, 0.0)(x, k1), base(x), rtol=1e-6)
 
-    # An attack without EOT refuses the randomized victim by name, and runs on a fixed draw.
+    # An attack without EOT refuses the randomized victim by name (before any compilation).
     pgd = attacks.pgd(steps=1)
-    hp = pgd.hparams(eps=0.1)
-    labels = np.zeros(2, np.int32)
     with pytest.raises(ValueError, match="RandomizedVictim.*with_key"):
-        pgd.batch(noisy, hp, _images(2), labels, jax.random.key(0))
-    assert pgd.batch(fixed, hp, _images(2), labels, jax.random.key(0)).x_adv.shape == (2, 4, 4, 1)
+        pgd.batch(noisy, pgd.hparams(eps=0.1), _images(2), np.zeros(2, np.int32), KEY)
     with pytest.raises(ValueError, match="sigma"):
         with_input_noise(base, -1.0)
