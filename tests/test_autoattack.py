@@ -112,8 +112,11 @@ def test_output_flags_probabilities_and_randomness(setup):
     probs = dataclasses.replace(victim, apply_fn=_probabilities)
     report = aa.run_plan([], probs, images, labels, KEY)
     assert [f.name for f in report.flags] == ["probabilities"]
-    report = aa.run_plan([], with_input_noise(victim, 0.3), images, labels, KEY)
+    noisy = with_input_noise(victim, 0.3)
+    report = aa.run_plan([], noisy, images, labels, KEY)
     assert "randomized" in {f.name for f in report.flags}
+    rand = attacks.AutoAttack(eps=EPS, version="rand").run_plan([], noisy, images, labels, KEY)
+    assert rand.flags == ()  # under "rand" the randomness is what EOT averages over
     assert report.attacks == () and np.array_equal(report.robust, report.clean_correct)
 
 

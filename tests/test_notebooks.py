@@ -122,6 +122,20 @@ def _check_update_rules_and_smbea(nb) -> None:
     assert summary["trace_shape"][1:] == [summary["minibatches"] * summary["steps"]], summary
 
 
+def _check_evaluate_a_model(nb) -> None:
+    """AutoAttack is no weaker than APGD-CE or PGD alone (up to one point: their keys differ); the
+    randomized victim is flagged; each minimum-norm curve starts at clean accuracy and never rises;
+    no attack beats the exact MIP minimum; optimality scores lie in [0, 1]."""
+    summary = ast.literal_eval(_tagged_stdout(nb, "check").strip().splitlines()[-1])
+    slack = 1.0 / summary["images"]
+    assert all(summary["autoattack"] <= v + slack + 1e-6 for v in summary["alone"].values()), summary
+    assert summary["broken_by_valid"] and summary["randomized_flagged"], summary
+    assert summary["curves_monotone"], summary
+    assert all(abs(c - summary["clean"]) < 1e-6 for c in summary["curves_start"]), summary
+    assert summary["min_ratio"] >= 0.99, summary
+    assert all(-1e-6 <= s <= 1 + 1e-6 for s in summary["scores"]), summary
+
+
 # Checks on values a notebook computes, run on the executed notebook (so it executes once).
 VALUE_CHECKS = {
     "01_compose_an_attack.ipynb": _check_compose_an_attack,
@@ -129,11 +143,14 @@ VALUE_CHECKS = {
     "03_sparse_sapf.ipynb": _check_sparse_sapf,
     "04_saliency_attacks.ipynb": _check_saliency_attacks,
     "05_update_rules_and_smbea.ipynb": _check_update_rules_and_smbea,
+    "06_evaluate_a_model.ipynb": _check_evaluate_a_model,
 }
 
 
 # Notebook 03's SAPF and SAPF-GS runs take ~50 s; test_sapf checks the same cardinality and groups.
-SLOW_NOTEBOOKS = ("03_sparse_sapf.ipynb",)
+# Notebook 06 compiles every AutoAttack member and three minimum-norm attacks (~3 min on 2 loaded
+# cores); tests/test_autoattack.py and the families' tests check the same pieces.
+SLOW_NOTEBOOKS = ("03_sparse_sapf.ipynb", "06_evaluate_a_model.ipynb")
 
 
 @pytest.mark.parametrize(

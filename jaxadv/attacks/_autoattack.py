@@ -242,7 +242,11 @@ class AutoAttack:
         judge = victim.with_key(judge_key) if randomized else victim
         second = victim.with_key(second_key) if randomized else victim
         logits, again = flags_.clean_logits(judge, second, images)
-        flags += flags_.output_flags(logits, again, randomized and self.version != "rand")
+        # Under "rand" the randomness is expected (EOT averages over it): no flag for it then.
+        if randomized and self.version == "rand":
+            flags += flags_.output_flags(logits, logits, randomized=False)
+        else:
+            flags += flags_.output_flags(logits, again, randomized)
         correct = (np.argmax(logits, -1) == labels) & np.all(np.isfinite(logits), -1)
         flags += flags_.zero_gradient_flag(judge, images, labels, correct)
 
