@@ -33,6 +33,13 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
 
 
+def check_restarts(restarts: Any, random_start: bool) -> None:
+    """``restarts`` is a whole number >= 1, and more than one needs random starts to differ."""
+    check_positive_int("restarts", restarts)
+    if restarts > 1 and not random_start:
+        raise ValueError(f"`restarts={restarts}` repeats identical runs without `random_start=True`.")
+
+
 def check_nonnegative(name: str, value: Any) -> None:
     """Raises if a concrete number (or any entry of a concrete array) is negative or not finite."""
     if not is_concrete(value):

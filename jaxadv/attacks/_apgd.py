@@ -127,12 +127,9 @@ class APGD(AttackBase):
         _checks.check_choice("norm", self.norm, NORMS)
         _checks.check_choice("loss", self.loss, LOSSES)
         _checks.check_choice("schedule", self.schedule, sched.SCHEDULES)
-        for name in ("steps", "restarts", "n_target_classes", "eot_iter"):
+        for name in ("steps", "n_target_classes", "eot_iter"):
             _checks.check_positive_int(name, getattr(self, name))
-        if self.restarts > 1 and not self.random_start:
-            raise ValueError(
-                f"`restarts={self.restarts}` repeats identical runs without `random_start=True`."
-            )
+        _checks.check_restarts(self.restarts, self.random_start)
 
     @property
     def length(self) -> int:

@@ -114,12 +114,8 @@ class Attack(AttackBase):
 
     def __post_init__(self):
         _checks.check_positive_int("steps", self.steps)
-        _checks.check_positive_int("restarts", self.restarts)
         _checks.check_choice("select", self.select, SELECTIONS)
-        if self.restarts > 1 and not self.random_start:
-            raise ValueError(
-                f"`restarts={self.restarts}` repeats identical runs without `random_start=True`."
-            )
+        _checks.check_restarts(self.restarts, self.random_start)
 
     @property
     def length(self) -> int:
