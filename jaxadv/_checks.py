@@ -37,7 +37,9 @@ def check_restarts(restarts: Any, random_start: bool) -> None:
     """``restarts`` is a whole number >= 1, and more than one needs random starts to differ."""
     check_positive_int("restarts", restarts)
     if restarts > 1 and not random_start:
-        raise ValueError(f"`restarts={restarts}` repeats identical runs without `random_start=True`.")
+        raise ValueError(
+            f"`restarts={restarts}` repeats identical runs without `random_start=True`."
+        )
 
 
 def check_nonnegative(name: str, value: Any) -> None:
