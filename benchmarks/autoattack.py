@@ -114,7 +114,8 @@ def main(argv=None) -> int:
         median = _timing.summary(times[row.name])[0]
         print(f"{row.name:<14}{100 * acc:>10.2f}%{median:>16.2f}")
     if len(rows) > 1:
-        med, low, high = _timing.summary(_timing.paired_speed_ratio(times, "jaxadv", "torchattacks"))
+        ratios = _timing.paired_speed_ratio(times, "jaxadv", "torchattacks")
+        med, low, high = _timing.summary(ratios)
         print(f"jaxadv speed / torchattacks: {med:.2f}x (range {low:.2f}-{high:.2f}, paired)")
     return 0
 

@@ -131,7 +131,8 @@ def optimality_part(config) -> dict:
             )  # fmt: skip
             rows.append(row)
             print(f"{name:<20}{100 * row['success']:>8.1f}%{row['median_ratio']:>9.4f}"
-                  f"{row['p90_ratio']:>9.4f}{row['passes']:>9.0f}{row['optimality']:>7.3f}")  # fmt: skip
+                  f"{row['p90_ratio']:>9.4f}{row['passes']:>9.0f}"
+                  f"{row['optimality']:>7.3f}")  # fmt: skip
         budgets = np.quantile(exact[clean], [0.25, 0.5, 0.75]) if clean.any() else np.zeros(3)
         fmn_name = names[0]
         curve = metrics.robust_accuracy_curve(found[fmn_name], success[fmn_name], clean, budgets)

@@ -104,7 +104,8 @@ def square_flag(broken_by_square: int) -> list[Flag]:
             "square_beat_white_box",
             broken_by_square,
             f"Square (black-box) broke {broken_by_square} point(s) that every attack before it "
-            "(gradient-based, in AutoAttack's versions) left robust: the gradients may be masked or obfuscated.",
+            "(gradient-based, in AutoAttack's versions) left robust: the gradients may be masked "
+            "or obfuscated.",
         )
     ]
 
