@@ -80,3 +80,19 @@ def test_apgd_digits_smoke():
     assert [r["queries_per_image"] for r in rows] == [3.0, 27.0, 3.0]
     assert all(0.0 <= r["robust_accuracy"] <= 1.0 and r["mean_linf"] <= 0.3 + 1e-6 for r in rows)
 
+
+
+# Slow: every AutoAttack member and six minimum-norm attacks compiled (tests/test_autoattack.py
+# and the families' tests check the pieces on tiny victims).
+@pytest.mark.slow
+def test_evaluate_digits_smoke():
+    out = _load("evaluate_digits").main(["--smoke"])  # the shared victim cache
+    accs = out["autoattack"]["robust_accuracy"]
+    assert 0.0 <= accs["AutoAttack standard"] <= 1.0
+    assert accs["AutoAttack standard"] <= accs["APGD-CE alone"] + 1 / 8 + 1e-6  # keys differ
+    for norm in ("linf", "l1"):
+        part = out["optimality"][norm]
+        assert np.all(part["exact"] >= 0)
+        for row in part["rows"]:
+            assert 0.0 <= row["success"] <= 1.0, row
+            assert not row["median_ratio"] < 0.99, row  # nothing beats the exact minimum
