@@ -269,15 +269,11 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
-# The Square Attack (score-based; 2 iterations after the initial query): batch-level checks for
-# both norms (each norm has its own start and proposal); tests/test_square.py checks the rest.
+# The Square Attack (score-based; 2 iterations after the initial query): batch-level checks;
+# tests/test_square.py checks the ℓ2 start, proposals, budget and box.
 ATTACKS.update({
     "square": AttackEntry(
         attacks.square, lambda: attacks.square(queries=3), dict(eps=0.1), full=False
-    ),
-    "square-l2": AttackEntry(
-        attacks.square, lambda: attacks.square(norm="l2", queries=3), dict(eps=0.5), budget="l2",
-        full=False,
     ),
 })  # fmt: skip
 

@@ -18,6 +18,8 @@ def _load(name):
     return module
 
 
+# Slow: the demo's table on the smoke victim, which tests/test_demo.py already runs.
+@pytest.mark.slow
 def test_classic_attacks_smoke():
     tables = _load("classic_attacks_digits").main(["--smoke"])  # the shared victim cache
     assert list(tables) == ["c4"]

@@ -150,7 +150,14 @@ VALUE_CHECKS = {
 # Notebook 03's SAPF and SAPF-GS runs take ~50 s; test_sapf checks the same cardinality and groups.
 # Notebook 06 compiles every AutoAttack member and three minimum-norm attacks (~3 min on 2 loaded
 # cores); tests/test_autoattack.py and the families' tests check the same pieces.
-SLOW_NOTEBOOKS = ("03_sparse_sapf.ipynb", "06_evaluate_a_model.ipynb")
+# Notebooks 02 and 04 (~40-50 s each) train and attack what tests/test_smooth_attacks.py and the
+# saliency tests check in seconds.
+SLOW_NOTEBOOKS = (
+    "02_smooth_adversarial_examples.ipynb",
+    "03_sparse_sapf.ipynb",
+    "04_saliency_attacks.ipynb",
+    "06_evaluate_a_model.ipynb",
+)
 
 
 @pytest.mark.parametrize(
