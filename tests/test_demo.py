@@ -8,15 +8,13 @@ from __future__ import annotations
 import io
 import math
 
-import pytest
 
 from jaxadv.cli import main
 from jaxadv.demo import run_demo
 
 
-# test_experiments' classic smoke run goes through run_demo in the default suite.
-# Slow (`pytest -m slow`): keeps the default suite within its 10-minute budget on 2 cores.
-@pytest.mark.slow
+# The one default-suite run of run_demo (test_experiments' classic smoke run, on another victim,
+# is slow); its one-epoch C&W victim is the notebooks' and is trained once per test run.
 def test_demo_prints_a_row_per_attack_and_reuses_the_cached_victim(capsys):
     out = io.StringIO()
     rows = run_demo(num_images=8, epochs=1, only=("FGSM", "PGD ℓ∞"), out=out)
