@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import math
 
-
 from jaxadv.cli import main
 from jaxadv.demo import run_demo
 
