@@ -91,7 +91,7 @@ def main(argv=None) -> int:
                     setattr(attack, name, value)
 
         def run_peer():
-            return peer(x_t, y_t).numpy().transpose(0, 2, 3, 1)
+            return peer(x_t, y_t).detach().numpy().transpose(0, 2, 3, 1)
 
         rows.append(_timing.Row("torchattacks", run_peer))
     else:
