@@ -3,7 +3,9 @@ attacks come to the exact minimum (AttackBench's optimality, against mixed-integ
 
 Command:   python experiments/evaluate_digits.py [--images 128] [--eps 0.1] [--opt-images 50]
            (tiny smoke run: --smoke)
-Expected:  see experiments/README.md ("Measured: evaluate_digits.py").
+Expected:  see experiments/README.md ("Measured: evaluate_digits.py"): at ℓ∞ 0.1 on 128 digits
+           AutoAttack 21.09%, APGD-CE alone 26.56%, PGD 27.34%; on the ReLU net FAB-ℓ∞ found/exact
+           median 1.006, p90 1.042 at 1,001 passes, FAB-ℓ1 1.004 / 1.104.
            Part 1, the default C&W digits net (no adversarially trained victim exists yet): the
            AutoAttack-standard report at ℓ∞ eps, next to APGD-CE alone and PGD with the same
            budget and iterations (robust accuracy: AutoAttack ≤ APGD-CE ≤ PGD is the claim).
