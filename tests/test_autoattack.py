@@ -157,3 +157,22 @@ def test_bad_arguments_are_named(setup):
 
 def test_bucket_sizes():
     assert [_bucket(c, 12) for c in (1, 2, 3, 5, 8, 9, 12)] == [1, 2, 4, 8, 8, 12, 12]
+
+
+def test_versions_and_what_too_few_classes_leave_out():
+    names = lambda plan: [name for name, _, _ in plan]  # noqa: E731
+    plan, flags = attacks.AutoAttack(eps=EPS).components(10)
+    assert names(plan) == ["apgd-ce", "apgd-t", "fab-t", "square"] and flags == []
+    assert plan[1][1].n_target_classes == 9 and plan[2][1].n_target_classes == 9
+    assert all(float(hp.eps) == pytest.approx(EPS) for _, _, hp in plan)
+    plan, _ = attacks.AutoAttack(norm="l1", version="plus").components(10)
+    assert "square" not in names(plan) and names(plan)[:2] == ["apgd-ce", "apgd-dlr"]
+    rand = attacks.AutoAttack(version="rand")
+    assert [a.eot_iter for _, a, _ in rand.components(10, randomized=True)[0]] == [20, 20]
+    assert [a.eot_iter for _, a, _ in rand.components(10, randomized=False)[0]] == [1, 1]
+    # 3 classes: targeted DLR (4 needed) is left out, FAB-T aims at the 2 other classes
+    plan, flags = attacks.AutoAttack(eps=EPS).components(3)
+    assert names(plan) == ["apgd-ce", "fab-t", "square"] and plan[1][1].n_target_classes == 2
+    assert {f.name for f in flags} == {"few_classes"} and len(flags) == 2
+    plan, flags = attacks.AutoAttack(eps=EPS, version="plus").components(2)
+    assert "apgd-dlr" not in names(plan) and "apgd-t" not in names(plan)

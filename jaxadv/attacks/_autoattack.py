@@ -171,8 +171,12 @@ class AutoAttack:
     def names(self) -> tuple[str, ...]:
         return tuple(self.attacks) if self.attacks else version_attacks(self.version, self.norm)
 
-    def components(self, num_classes: int) -> tuple[list[tuple[str, Any, Any]], list[Flag]]:
-        """The attacks to run as ``(name, attack, hp)`` and the flags of leaving some out."""
+    def components(
+        self, num_classes: int, randomized: bool = True
+    ) -> tuple[list[tuple[str, Any, Any]], list[Flag]]:
+        """The attacks to run as ``(name, attack, hp)`` and the flags of leaving some out.
+        ``rand`` averages over ``eot_iter`` draws only for a randomized victim (a deterministic
+        one has nothing to average: one draw)."""
         from jaxadv import attacks as lib  # the families are siblings of this module
 
         flags, plan = [], []
@@ -184,7 +188,7 @@ class AutoAttack:
                 f"{self.n_target_classes}.",
             )  # fmt: skip
         restarts = 5 if self.version == "plus" else 1
-        eot = self.eot_iter if self.version == "rand" else 1
+        eot = self.eot_iter if self.version == "rand" and randomized else 1
         for name in self.names:
             if name.startswith("apgd"):
                 loss = {"apgd-ce": "ce", "apgd-dlr": "dlr", "apgd-t": "dlr-targeted"}[name]
@@ -213,8 +217,7 @@ class AutoAttack:
 
     def __call__(self, victim, images, labels, key) -> AutoAttackReport:
         """Evaluates ``victim`` on ``images``/``labels`` (a batch); ``key`` seeds every attack."""
-        _check_victim(victim)
-        plan, flags = self.components(victim.num_classes)
+        plan, flags = self.components(victim.num_classes, _check_victim(victim))
         return self.run_plan(plan, victim, images, labels, key, flags)
 
     def run_plan(self, plan, victim, images, labels, key, flags=()) -> AutoAttackReport:
