@@ -217,7 +217,8 @@ class AutoAttack:
 
     def __call__(self, victim, images, labels, key) -> AutoAttackReport:
         """Evaluates ``victim`` on ``images``/``labels`` (a batch); ``key`` seeds every attack."""
-        plan, flags = self.components(victim.num_classes, _check_victim(victim))
+        randomized = _check_victim(victim)
+        plan, flags = self.components(victim.num_classes, randomized)
         return self.run_plan(plan, victim, images, labels, key, flags)
 
     def run_plan(self, plan, victim, images, labels, key, flags=()) -> AutoAttackReport:
