@@ -38,6 +38,9 @@ import numpy as np
 
 from jaxadv import _checks
 from jaxadv.attacks import _autoattack_flags as flags_
+from jaxadv.attacks._apgd import apgd
+from jaxadv.attacks._fab import fab
+from jaxadv.attacks._square import square
 from jaxadv.attacks._autoattack_flags import Flag
 from jaxadv.models import RandomizedVictim, Victim
 
@@ -177,8 +180,6 @@ class AutoAttack:
         """The attacks to run as ``(name, attack, hp)`` and the flags of leaving some out.
         ``rand`` averages over ``eot_iter`` draws only for a randomized victim (a deterministic
         one has nothing to average: one draw)."""
-        from jaxadv import attacks as lib  # the families are siblings of this module
-
         flags, plan = [], []
         targets = min(self.n_target_classes, num_classes - 1)
         if targets < self.n_target_classes and {"apgd-t", "fab-t"} & set(self.names):
@@ -199,19 +200,19 @@ class AutoAttack:
                         "by a gap between sorted logits); it was left out.",
                     )  # fmt: skip
                     continue
-                attack = lib.apgd(
+                attack = apgd(
                     norm=self.norm, loss=loss, steps=self.steps,
                     restarts=1 if name == "apgd-t" else restarts, eot_iter=eot,
                     **({"n_target_classes": targets} if name == "apgd-t" else {}),
                 )  # fmt: skip
             elif name.startswith("fab"):
                 targeted = name == "fab-t"
-                attack = lib.fab(
+                attack = fab(
                     norm=self.norm, steps=self.steps, restarts=1 if targeted else restarts,
                     n_target_classes=targets if targeted else 0,
                 )  # fmt: skip
             else:
-                attack = lib.square(norm=self.norm, queries=self.queries)
+                attack = square(norm=self.norm, queries=self.queries)
             plan.append((name, attack, attack.hparams(eps=self.eps)))
         return plan, flags
 
