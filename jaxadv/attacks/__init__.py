@@ -105,3 +105,7 @@ from jaxadv.attacks._square import SquareParams as SquareParams
 from jaxadv.attacks._square import square as square
 from jaxadv.attacks._square import square_schedule as square_schedule
 from jaxadv.attacks._square import square_side as square_side
+# query-based attacks (estimator × step rule × constraint under a query budget)
+from jaxadv.attacks._query import QueryAttack as QueryAttack
+from jaxadv.attacks._query import QueryHParams as QueryHParams
+from jaxadv.attacks._query import SaliencyQueryAttack as SaliencyQueryAttack

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxadv import _checks
 from jaxadv.constraints import Constraint, intersect, pixel_box
 from jaxadv.gradients import GradientOracle
 from jaxadv.models import Victim
@@ -43,6 +44,7 @@ class _Best(NamedTuple):
 class _Carry(NamedTuple):
     theta: jax.Array
     opt_state: optax.OptState
+    oracle_state: Any  # what a query-based estimator carries between steps (a bandit's prior)
     key: jax.Array
     done: jax.Array
     steps: jax.Array
@@ -103,6 +105,7 @@ def descent(
     random_start: bool = False,
     early_stop: bool = False,
     select: str = "loss",
+    max_queries: int | None = None,
 ) -> Program:
     """The descent loop of ``loss_fn`` on one example as a :class:`Program` of ``steps`` steps.
 
@@ -122,6 +125,9 @@ def descent(
       random_start: start from ``constraint.sample`` (additive models only); uses the init key.
       early_stop: freeze an example at its first successful iterate.
       select: which iterate is best among successful ones: lowest ``"loss"`` or smallest ``"l2"``.
+      max_queries: a per-example query budget (None: none). A step whose queries would pass it
+        is not taken: the example stops with at most ``max_queries`` spent, the evaluation that
+        ``finish`` makes included (``oracle.forward_query`` queries).
 
     The program's result is the best iterate by (success, then ``select``), including the one
     after the last step (``finish`` evaluates it with one forward pass).
@@ -131,6 +137,14 @@ def descent(
             "`random_start=True` needs an additive perturbation model; got "
             f"{type(perturbation).__name__}."
         )
+    if max_queries is not None:
+        _checks.check_positive_int("max_queries", max_queries)
+        if max_queries < oracle.queries_per_call + oracle.forward_query:
+            raise ValueError(
+                f"`max_queries` must cover at least one step ({oracle.queries_per_call} queries) "
+                f"and the final evaluation ({oracle.forward_query}); got {max_queries}."
+            )
+    budget = None if max_queries is None else max_queries - oracle.forward_query
     if perturbation.additive:
         constraint = intersect(constraint, pixel_box(*victim.bounds))
     # Step rules that need the latent's pixel box (SLIDE's ℓ1 step) read it as the optax extra
@@ -167,6 +181,7 @@ def descent(
         return _Carry(
             theta=theta,
             opt_state=tx.init(theta),
+            oracle_state=oracle.init(theta),
             key=key,
             done=jnp.zeros((), bool),
             steps=jnp.zeros((), jnp.int32),
@@ -177,22 +192,29 @@ def descent(
 
     def step(carry: _Carry):
         key, oracle_key = jax.random.split(carry.key)
-        (loss, (x, logits)), grad, queries = oracle(evaluate, carry.theta, oracle_key)
+        (loss, (x, logits)), grad, oracle_state, queries = oracle(
+            evaluate, carry.theta, oracle_key, carry.oracle_state
+        )
+        # A step that would overspend the budget is not taken (nor are its queries counted).
+        broke = jnp.zeros((), bool) if budget is None else carry.queries + queries > budget
         new = candidate(carry.theta, x, logits, loss)
+        new = new._replace(success=new.success & ~broke, rank=jnp.where(broke, jnp.inf, new.rank))
         best = _keep_better(carry.best, new)
         updates, opt_state = step_rule.update(grad, carry.opt_state, carry.theta, **extra_args)
         theta = optax.apply_updates(carry.theta, updates)
         if perturbation.additive:
             theta = constraint.project(theta, x0)
-        stop = carry.done | (early_stop & new.success)
+        idle = carry.done | broke
+        stop = idle | (early_stop & new.success)
         frozen = lambda old, new: jnp.where(stop, old, new)  # noqa: E731
         carry = _Carry(
             theta=frozen(carry.theta, theta),
             opt_state=jax.tree.map(frozen, carry.opt_state, opt_state),
+            oracle_state=jax.tree.map(frozen, carry.oracle_state, oracle_state),
             key=key,
             done=stop,
-            steps=carry.steps + jnp.where(carry.done, 0, 1).astype(jnp.int32),
-            queries=carry.queries + jnp.where(carry.done, 0, queries).astype(jnp.int32),
+            steps=carry.steps + jnp.where(idle, 0, 1).astype(jnp.int32),
+            queries=carry.queries + jnp.where(idle, 0, queries).astype(jnp.int32),
             best=best,
             moved=carry.moved | _nonzero(grad),
         )
@@ -200,10 +222,15 @@ def descent(
 
     def finish(carry: _Carry, trace: jax.Array) -> AttackResult:
         # The iterate after the last step has not been evaluated yet: one more forward pass.
+        # A query-based oracle pays for it, unless early stopping froze the example at a success
+        # (that iterate was already evaluated and counted).
         loss, (x, logits) = evaluate(carry.theta)
         best = _keep_better(carry.best, candidate(carry.theta, x, logits, loss))
+        known = early_stop & carry.done & carry.best.success
+        queries = carry.queries + jnp.where(known, 0, oracle.forward_query)
         return make_result(
-            best, victim.bounds, carry.steps, carry.queries, trace, zero_gradient=~carry.moved
+            best, victim.bounds, carry.steps, queries.astype(jnp.int32), trace,
+            zero_gradient=~carry.moved,
         )
 
     return Program(init=init, step=step, finish=finish, length=steps)

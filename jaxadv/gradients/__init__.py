@@ -1,5 +1,8 @@
-"""Gradient oracles: exact (white-box) now; query-based estimators plug in the same way."""
+"""Gradient oracles: the exact gradient (white-box) and query-based estimators (black-box)."""
 
 from jaxadv.gradients._exact import Exact as Exact
 from jaxadv.gradients._exact import GradientOracle as GradientOracle
 from jaxadv.gradients._exact import exact as exact
+from jaxadv.gradients._nes import NES as NES
+from jaxadv.gradients._nes import nes as nes
+from jaxadv.gradients._nes import probe_losses as probe_losses

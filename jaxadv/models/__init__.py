@@ -25,6 +25,7 @@ from jaxadv.models._ensemble import FEATURE_STRATEGIES, Ensemble, ensemble
 from jaxadv.models._defenses import BilateralTransform, bilateral_defense, with_input_transform
 from jaxadv.models._layers import max_pool_2x2
 from jaxadv.models._randomized import RandomizedVictim, with_input_noise
+from jaxadv.models._score_only import GradientAccessError, hard_label, is_black_box, score_only
 from jaxadv.models._relu_mlp import ReluMLP, relu_mlp_layers
 from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
@@ -39,6 +40,7 @@ __all__ = [
     "CheckpointCorruptedError",
     "CWNet",
     "Ensemble",
+    "GradientAccessError",
     "FEATURE_STRATEGIES",
     "RandomizedVictim",
     "ReluMLP",
@@ -54,10 +56,13 @@ __all__ = [
     "ensemble",
     "from_flax",
     "from_torch_state_dict",
+    "hard_label",
+    "is_black_box",
     "max_pool_2x2",
     "relu_mlp_layers",
     "restore_variables",
     "saliency",
+    "score_only",
     "save_variables",
     "tree_differences",
     "with_input_noise",

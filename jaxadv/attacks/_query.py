@@ -1,0 +1,140 @@
+"""Query-based attacks: any gradient estimator × any step rule × any constraint, under a budget.
+
+A query-based attack is the descent loop of :class:`~jaxadv.attacks.Attack` with a query-based
+gradient oracle (``jaxadv.gradients``: NES, SPSA, bandits, RGF/P-RGF, ZOO, …) in place of the
+exact gradient, and a per-example query budget in place of a step count: the number of steps is
+the most the budget pays for, an example stops at its first success (``early_stop``), and one
+that runs out of queries returns its best point with ``success=False``. Queries are counted in
+the compiled state and reported per example in ``AttackResult.queries`` (restarts add up).
+
+The estimator's numbers (finite-difference step, prior learning rate, exploration) are leaves of
+the hyper-parameters like the step size and the budget, so a sweep over them compiles once: an
+estimator is a frozen dataclass whose ``with_params(hp)`` returns a copy holding the traced
+numbers it reads. White-box and black-box attacks then differ only in the oracle: with
+:class:`~jaxadv.gradients.Exact` plugged in, a query attack takes the white-box attack's steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, NamedTuple
+
+import jax
+
+from jaxadv import _checks
+from jaxadv.attacks._attack import HPARAM_SPEC, Attack
+from jaxadv.attacks._base import Spec
+from jaxadv.attacks._runner import SELECTIONS, Program, descent
+from jaxadv.attacks._saliency import SaliencyAttack
+
+
+class QueryHParams(NamedTuple):
+    """:class:`~jaxadv.attacks.HParams` plus the estimator's numbers (all may be swept).
+
+    Attributes:
+      eps, step_size, kappa, decay, sparsity, initial_const, rel_step_size: as in ``HParams``.
+      fd_step: the finite-difference radius of the estimate (NES/RGF σ, SPSA δ, bandits' η for
+        the probes, ZOO's h).
+      prior_lr: the online learning rate of a learned prior (bandits' prior step, Algorithm 2's
+        η_g of Che et al.).
+      exploration: the exploration scale of a prior's probes (bandits' δ, Algorithm 2's τ).
+    """
+
+    eps: jax.Array
+    step_size: jax.Array
+    kappa: jax.Array
+    decay: jax.Array
+    sparsity: jax.Array
+    initial_const: jax.Array
+    rel_step_size: jax.Array = 0.0
+    fd_step: jax.Array = 1e-3
+    prior_lr: jax.Array = 0.1
+    exploration: jax.Array = 1.0
+
+
+QUERY_HPARAM_SPEC = {
+    **HPARAM_SPEC,
+    "fd_step": Spec(1e-3, "positive"),
+    "prior_lr": Spec(0.1, "nonnegative"),
+    "exploration": Spec(1.0, "positive"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _QueryBudget:
+    """What makes a descent attack query-based (mixed into :class:`Attack` and its subclasses).
+
+    Attributes:
+      max_queries: the per-example query budget (the evaluation of the returned point included).
+      steps: derived from the budget; leave at 0.
+      early_stop: stop an example at its first success (query counts are reported at success).
+    """
+
+    max_queries: int = 10_000
+    steps: int = 0
+    early_stop: bool = True
+    params_type: ClassVar[type] = QueryHParams
+    hparam_spec: ClassVar[dict[str, Spec]] = QUERY_HPARAM_SPEC
+
+    def __post_init__(self):
+        _checks.check_positive_int("max_queries", self.max_queries)
+        if self.steps != 0:
+            raise ValueError(
+                "`steps` of a query attack is derived from `max_queries`; leave it at 0, got "
+                f"{self.steps}."
+            )
+        if not hasattr(self.oracle, "with_params"):
+            raise ValueError(
+                "`oracle` must be a query-based estimator with `with_params(hp)` (see "
+                f"`jaxadv.gradients`); got {type(self.oracle).__name__}."
+            )
+        per_call, final = self.oracle.queries_per_call, self.oracle.forward_query
+        if self.max_queries < per_call + final:
+            raise ValueError(
+                f"`max_queries` must pay for at least one step of {type(self.oracle).__name__} "
+                f"({per_call} queries) and the final evaluation ({final}); got {self.max_queries}."
+            )
+        _checks.check_choice("select", self.select, SELECTIONS)
+        _checks.check_restarts(self.restarts, self.random_start)
+
+    @property
+    def length(self) -> int:
+        return (self.max_queries - self.oracle.forward_query) // self.oracle.queries_per_call
+
+    def single_run(self, victim, hp, x0, label, target) -> Program:
+        return descent(
+            victim,
+            x0,
+            loss_fn=self.loss_fn(victim, hp, x0, label, target),
+            success_fn=lambda out: self.success(out, label, target),
+            tx=self.step_rule(hp),
+            constraint=self.feasible_set(hp, victim),
+            perturbation=self.perturbation,
+            oracle=self.oracle.with_params(hp),
+            steps=self.length,
+            random_start=self.random_start,
+            early_stop=self.early_stop,
+            select=self.select,
+            max_queries=self.max_queries,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryAttack(_QueryBudget, Attack):
+    """A classifier attack whose gradient comes from queries (module docstring).
+
+    Attributes: those of :class:`~jaxadv.attacks.Attack`, with ``oracle`` a query-based estimator
+    (required in practice: the default exact oracle is refused), plus ``max_queries``.
+    """
+
+    def __post_init__(self):  # Attack's own check wants `steps` > 0; here it is derived
+        _QueryBudget.__post_init__(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class SaliencyQueryAttack(_QueryBudget, SaliencyAttack):
+    """A saliency-model attack (untargeted, or towards a guide map) whose gradient comes from
+    queries: :class:`~jaxadv.attacks.SaliencyAttack` under a query budget."""
+
+    def __post_init__(self):
+        _QueryBudget.__post_init__(self)

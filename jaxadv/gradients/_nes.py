@@ -1,0 +1,74 @@
+"""NES: the gradient of a Gaussian-smoothed loss, estimated from antithetic random probes.
+
+Ilyas, Engstrom, Athalye & Lin, "Black-box Adversarial Attacks with Limited Queries and
+Information", ICML 2018 (Algorithm 1): with ``u_i ~ N(0, I)`` and the pairs ``θ ± σ u_i``,
+
+    g ≈ 1 / (σ n) · Σ_{i ≤ n/2} [F(θ + σ u_i) − F(θ − σ u_i)] u_i,
+
+an unbiased estimate of the gradient of ``E_u F(θ + σ u)`` (of ``∇F`` itself for a linear or
+quadratic ``F``). One call spends ``n`` probe queries, all in one batched forward pass, plus one
+query for the loss at ``θ`` (the attack's record of its current iterate and its success test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from jaxadv import _checks
+
+
+def probe_losses(loss_fn, points: jax.Array) -> jax.Array:
+    """The loss at each of ``points`` (stacked on axis 0): one batched forward pass."""
+    losses, _ = jax.vmap(loss_fn)(points)
+    return losses
+
+
+def check_even_samples(samples: int) -> None:
+    _checks.check_positive_int("samples", samples)
+    if samples % 2:
+        raise ValueError(f"`samples` must be even (antithetic pairs ±u); got {samples}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class NES:
+    """The antithetic NES estimator (module docstring).
+
+    Attributes:
+      samples: probes per estimate ``n`` (even: ``n/2`` antithetic pairs). Static.
+      sigma: the smoothing radius σ (a query attack sets it from ``hp.fd_step``).
+    """
+
+    samples: int = 50
+    sigma: float = 1e-3
+    forward_query = 1
+
+    def __post_init__(self):
+        check_even_samples(self.samples)
+
+    @property
+    def queries_per_call(self) -> int:
+        return self.samples + self.forward_query
+
+    def with_params(self, hp) -> NES:
+        return dataclasses.replace(self, sigma=hp.fd_step)
+
+    def init(self, theta):
+        del theta
+        return ()
+
+    def __call__(self, loss_fn, theta, key, state):
+        (loss, aux) = loss_fn(theta)
+        u = jax.random.normal(key, (self.samples // 2,) + theta.shape, theta.dtype)
+        plus = probe_losses(loss_fn, theta + self.sigma * u)
+        minus = probe_losses(loss_fn, theta - self.sigma * u)
+        weights = (plus - minus) / (self.sigma * self.samples)
+        grad = jnp.tensordot(weights, u, axes=1)
+        return (loss, aux), grad, state, jnp.asarray(self.queries_per_call, jnp.int32)
+
+
+def nes(samples: int = 50, sigma: float = 1e-3) -> NES:
+    """The NES estimator with ``samples`` antithetic probes of radius ``sigma``."""
+    return NES(samples, sigma)
