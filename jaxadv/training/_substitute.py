@@ -294,8 +294,7 @@ def train_substitute(
         init, step = _make_train_step.__wrapped__(module, None)
     words = seed_words(key)
     with _compile.fast_threefry():
-        init_key, dropout_key = jax.random.split(key)
-        params, other, opt_state = init(init_key, seeds[:1])
+        params, other, opt_state = init(key, seeds[:1])
     substitute = from_flax(
         module,
         {"params": params, **other},
@@ -340,7 +339,7 @@ def train_substitute(
         try:
             for rho in range(first, rounds + 1):
                 began = time.perf_counter()
-                state = _train_round(step, state, images, labels, words, dropout_key, rho, config)
+                state = _train_round(step, state, images, labels, words, rho, config)
                 substitute = substitute.replace(
                     variables={"params": state["params"], **state["collections"]}
                 )
@@ -397,22 +396,23 @@ def _augmented(size: int, meta: dict, rho: int, reservoir, words) -> np.ndarray:
     return np.sort(size - newest + rng.choice(newest, size=kappa, replace=False))
 
 
-def _train_round(step, state, images, labels, words, dropout_key, rho, config) -> dict:
-    """``epochs`` passes over the labelled set; the order of (ρ, epoch) comes from the key alone
-    (numpy's PCG64), so a resumed run sees the same batches."""
+def _train_round(step, state, images, labels, words, rho, config) -> dict:
+    """``epochs`` passes over the labelled set. The data order and the dropout keys (raw
+    ``uint32[2]``) of (ρ, epoch) are numpy draws (PCG64) from the key alone: a resumed run sees
+    the same batches, and no step waits for an eager key derivation."""
     n = len(images)
     batch = min(config["batch_size"], n)
     lr = np.float32(config["learning_rate"])
     params, other, opt_state = state["params"], state["collections"], state["opt_state"]
     for epoch in range(config["epochs"]):
-        order = np.random.default_rng([*words, rho, epoch]).permutation(n)
-        epoch_key = jax.random.fold_in(jax.random.fold_in(dropout_key, rho), epoch)
+        rng = np.random.default_rng([*words, rho, epoch])
+        order = rng.permutation(n)
+        keys = rng.integers(0, 2**32, size=(n // batch, 2), dtype=np.uint32)
         for i in range(n // batch):
             idx = order[i * batch : (i + 1) * batch]
             params, other, opt_state, _, _ = step(
-                params, other, opt_state, images[idx], labels[idx],
-                jax.random.fold_in(epoch_key, i), lr,
-            )  # fmt: skip
+                params, other, opt_state, images[idx], labels[idx], keys[i], lr
+            )
     return {"params": params, "collections": other, "opt_state": opt_state}
 
 
