@@ -103,7 +103,7 @@ def test_the_set_doubles_and_each_new_point_costs_one_label_query(trained, victi
     expected += [r.tobytes() for r in holdout.reshape(256, -1)]
     assert collections.Counter(asked) == collections.Counter(expected)
     np.testing.assert_array_equal(
-        record.labels, np.argmax(np.asarray(victim.batch(record.images)), -1)
+        record.answers, np.argmax(np.asarray(victim.batch(record.images)), -1)
     )
     # Each round's new points are the previous set stepped by exactly ±λ in every pixel.
     steps = np.abs(record.images[8:16] - record.images[:8])

@@ -45,13 +45,16 @@ from jaxadv.models import (
     restore_step_meta,
     restore_step_tree,
     save_step,
+    score_only,
     step_item_metadata,
     tree_differences,
 )
+from jaxadv.models.saliency import SaliencyVictim, from_flax_saliency
 from jaxadv.training._classifier import _make_train_step, _num_classes
 from jaxadv.training._keys import check_key, seed_words
 from jaxadv.training._saliency_checkpoint import _describe, _manager, checkpoint_path
 from jaxadv.training._saliency_train import _digest
+from jaxadv.training._substitute_maps import augment_maps, make_map_step, map_agreement, map_answers
 
 JACOBIANS = ("probabilities", "logits")
 _CHUNK = 256  # examples per compiled labelling / augmentation call (the last one zero-padded)
@@ -63,12 +66,14 @@ class SubstituteRecord(NamedTuple):
     Attributes:
       set_sizes: |S_ρ|, the number of labelled points the substitute was trained on in round ρ.
       queries: label queries spent in round ρ: the seeds in round 0, then one per new point.
-      agreement: after round ρ, the fraction of ``holdout`` images on which the substitute's top-1
-        class equals the victim's (empty without ``holdout``).
+      agreement: after round ρ, the substitute's agreement with the victim on ``holdout`` (empty
+        without it): the fraction of images where their top-1 classes agree, or for saliency
+        models the mean correlation coefficient (CC) of their maps.
       step_sizes: λ_ρ of each augmentation (``rounds`` entries; the periodic option flips signs).
       holdout_queries: label queries spent on ``holdout`` (evaluation, not part of the attack).
       images: the final labelled set S, ``f32[|S|, *input_shape]``.
-      labels: the victim's labels of ``images``, ``int32[|S|]``.
+      answers: the victim's answers for ``images``: labels ``int32[|S|]``, or maps
+        ``f32[|S|, h', w']`` of a saliency victim.
     """
 
     set_sizes: tuple[int, ...]
@@ -77,7 +82,7 @@ class SubstituteRecord(NamedTuple):
     step_sizes: tuple[float, ...]
     holdout_queries: int
     images: np.ndarray
-    labels: np.ndarray
+    answers: np.ndarray
 
     @property
     def total_queries(self) -> int:
@@ -104,6 +109,11 @@ def _compiled():
     def labels(oracle, x):
         return jnp.argmax(oracle.batch(x), axis=-1).astype(jnp.int32)
 
+    def agreement(substitute, oracle_answers, x):  # per example
+        if isinstance(substitute, SaliencyVictim):
+            return map_agreement(substitute.batch(x), oracle_answers)
+        return (labels(substitute, x) == oracle_answers).astype(jnp.float32)
+
     def augment(substitute, x, y, lam, jacobian, clip):
         def output(xi, yi):  # F(x)[y]: the substitute's output for the oracle's label
             z = substitute(xi)
@@ -112,10 +122,13 @@ def _compiled():
         new = x + lam * jnp.sign(jax.vmap(jax.grad(output))(x, y))
         return jnp.clip(new, *substitute.bounds) if clip else new
 
-    return (
-        _compile.jit(labels),
-        _compile.jit(augment, static_argnames=("jacobian", "clip")),
-    )
+    return {
+        "labels": _compile.jit(labels),
+        "maps": _compile.jit(map_answers),
+        "augment": _compile.jit(augment, static_argnames=("jacobian", "clip")),
+        "augment_maps": _compile.jit(augment_maps, static_argnames=("clip",)),
+        "agreement": _compile.jit(agreement),
+    }
 
 
 def _chunked(fn, *arrays) -> np.ndarray:
@@ -130,9 +143,9 @@ def _chunked(fn, *arrays) -> np.ndarray:
 
 
 def jacobian_augmentation(
-    substitute: Victim,
+    substitute: Any,
     images: Any,
-    labels: Any,
+    answers: Any,
     lam: float,
     *,
     jacobian: str = "probabilities",
@@ -141,34 +154,64 @@ def jacobian_augmentation(
     """The new points ``x + λ·sign(J_F(x)[y])`` of one augmentation (the paper's Eq. 4).
 
     Args:
-      substitute: the substitute F (white-box).
+      substitute: the substitute F (white-box): a classifier :class:`Victim`, or a
+        ``SaliencyVictim`` (then the step is ``λ·sign(J_F(x)ᵀ(O(x) − mean O(x)))``, see
+        ``_substitute_maps.py``).
       images: ``f32[n, *input_shape]``, the points to augment.
-      labels: ``int[n]``, the oracle's label of each.
+      answers: the oracle's answer for each: ``int[n]`` labels, or ``f32[n, h', w']`` maps.
       lam: the signed step λ_ρ.
       jacobian: differentiate F's ``"probabilities"`` (softmax output, the paper's F) or its
-        ``"logits"``.
+        ``"logits"`` (classifiers only).
       clip: clip the new points to the substitute's pixel bounds (the paper does not).
 
     Returns:
       ``f32[n, *input_shape]``, in the order of ``images``.
     """
     _checks.check_choice("jacobian", jacobian, JACOBIANS)
-    augment = _compiled()[1]
-    lam = np.float32(lam)
-    return _chunked(
-        lambda x, y: augment(substitute, x, y, lam, jacobian=jacobian, clip=bool(clip)),
-        np.asarray(images, np.float32),
-        np.asarray(labels, np.int32),
+    lam, clip = np.float32(lam), bool(clip)
+    if isinstance(substitute, SaliencyVictim):
+        augment = _compiled()["augment_maps"]
+        answers = np.asarray(answers, np.float32)
+        fn = functools.partial(augment, substitute, lam=lam, clip=clip)
+    else:
+        augment = _compiled()["augment"]
+        answers = np.asarray(answers, np.int32)
+        fn = functools.partial(augment, substitute, lam=lam, jacobian=jacobian, clip=clip)
+    return _chunked(fn, np.asarray(images, np.float32), answers)
+
+
+def _oracle(victim: Any) -> Any:
+    """The black-box view the attack queries: top-1 labels of a classifier, maps of a saliency
+    model (a view passed in is kept as it is)."""
+    if isinstance(victim, SaliencyVictim):
+        return victim if is_black_box(victim) else score_only(victim)
+    if isinstance(victim, Victim):
+        return victim if is_black_box(victim) else hard_label(victim)
+    raise ValueError(
+        "`black_box_victim` must be a classifier (a jaxadv Victim, or its `hard_label` / "
+        f"`score_only` view) or a SaliencyVictim; got {type(victim).__name__}."
     )
 
 
-def _check_victim(victim: Any) -> Victim:
-    if not isinstance(victim, Victim):
+def _check_module(module: nn.Module, oracle: Any) -> None:
+    """The substitute's outputs must have the shape of the oracle's answers."""
+    if isinstance(oracle, SaliencyVictim):
+        x = jax.ShapeDtypeStruct((1,) + tuple(oracle.input_shape), jnp.float32)
+        variables = jax.eval_shape(module.init, jax.random.key(0), x)
+        out = jax.eval_shape(lambda v, x: module.apply(v, x, train=False), variables, x)
+        shape, want = tuple(getattr(out, "shape", ())), (1, *oracle.map_shape)
+        if shape != want:
+            raise ValueError(
+                f"`module` {type(module).__name__} must map a batch of images to maps like the "
+                f"victim's, {want} for one image; it returned {shape or type(out).__name__}."
+            )
+        return
+    classes = _num_classes(module, oracle.input_shape)
+    if classes != oracle.num_classes:
         raise ValueError(
-            "`black_box_victim` must be a classifier (a jaxadv Victim, or its `score_only` / "
-            f"`hard_label` view); got {type(victim).__name__}."
+            f"`module` {type(module).__name__} returns {classes} logits but the victim has "
+            f"{oracle.num_classes} classes."
         )
-    return victim if is_black_box(victim) else hard_label(victim)
 
 
 def _check_images(name: str, images: Any, victim: Victim) -> np.ndarray:
@@ -202,7 +245,7 @@ def _check_options(rounds, lam, epochs, batch_size, learning_rate, tau, reservoi
 
 
 def train_substitute(
-    black_box_victim: Victim,
+    black_box_victim: Any,
     seed_images: Any,
     module: nn.Module,
     *,
@@ -232,6 +275,13 @@ def train_substitute(
     The victim is queried through :func:`jaxadv.models.hard_label` (a black-box view passed in is
     used as it is, only its top-1 class is read): no gradient and no score reaches the attacker.
 
+    A saliency victim (``SaliencyVictim``; Che et al.'s Table 2 row "Papernot's substitute
+    attack" against saliency models) is queried for its maps through
+    :func:`jaxadv.models.score_only`; the substitute (a saliency module with maps of the same
+    shape) regresses them by mean squared error, and the augmentation steps along
+    ``sign(J_F(x)ᵀ(O(x) − mean O(x)))``, the map analogue of the label's Jacobian row (ours; see
+    ``_substitute_maps.py``). ``jacobian`` does not apply; ``agreement`` is the mean CC.
+
     Differences from the paper: the substitute is trained with Adam at a constant step size
     (the library's classifier step) where the paper used SGD with momentum 0.9 at 10^-2, 10
     epochs per round; its parameters carry over from round to round (cleverhans' tutorial does
@@ -239,11 +289,12 @@ def train_substitute(
     points would be neither labelled nor used.
 
     Args:
-      black_box_victim: the victim classifier (or a black-box view of it).
+      black_box_victim: the victim: a classifier or a saliency model (or a black-box view).
       seed_images: ``f32[n, *input_shape]`` within the victim's bounds: S_0 (the paper: a small
         set representative of the input domain, not the victim's training set).
-      module: the substitute's Flax classifier, ``__call__(x, train)`` from ``[b, *input_shape]``
-        to ``[b, num_classes]`` logits with the victim's number of classes.
+      module: the substitute's Flax module, ``__call__(x, train)`` from ``[b, *input_shape]`` to
+        ``[b, num_classes]`` logits with the victim's number of classes (or, for a saliency
+        victim, to maps ``[b, h', w']`` of the victim's map shape).
       key: PRNG key of the initialisation, the data order, dropout and reservoir draws.
       rounds: augmentations ρ_max ≥ 1 (the paper's 6); the substitute is trained rounds + 1 times.
       lam: the augmentation step λ > 0 (the paper's 0.1 for pixels in [0, 1]).
@@ -259,7 +310,7 @@ def train_substitute(
       clip: clip new points to the victim's bounds (the paper does not; an API that takes only
         images would need it).
       holdout: optional ``f32[m, *input_shape]``: after every round the substitute's agreement
-        with the victim's labels on these is recorded (their ``m`` queries are counted apart).
+        with the victim on these is recorded (their ``m`` queries are counted apart).
       checkpoint_dir: orbax checkpoints, one step per finished round (the last two kept); None:
         none.
       resume: continue from the latest round in ``checkpoint_dir``; without it a directory that
@@ -274,34 +325,18 @@ def train_substitute(
     """
     check_key(key)
     _check_options(rounds, lam, epochs, batch_size, learning_rate, tau, reservoir, jacobian)
-    oracle = _check_victim(black_box_victim)
+    oracle = _oracle(black_box_victim)
     seeds = _check_images("seed_images", seed_images, oracle)
     held = None if holdout is None else _check_images("holdout", holdout, oracle)
-    classes = _num_classes(module, oracle.input_shape)
-    if classes != oracle.num_classes:
-        raise ValueError(
-            f"`module` {type(module).__name__} returns {classes} logits but the victim has "
-            f"{oracle.num_classes} classes."
-        )
-    label_fn = _compiled()[0]
+    _check_module(module, oracle)
+    step, substitute, state = _start(module, oracle, seeds, key)
+    compiled = _compiled()
+    answer = compiled["maps" if isinstance(oracle, SaliencyVictim) else "labels"]
 
-    def ask(x):  # the oracle's top-1 labels
-        return _chunked(lambda xb: label_fn(oracle, xb), x)
+    def ask(x):  # one query per image: the oracle's top-1 labels, or its maps
+        return _chunked(functools.partial(answer, oracle), x)
 
-    try:
-        init, step = _make_train_step(module, None)
-    except TypeError:  # an unhashable module: build an uncached step
-        init, step = _make_train_step.__wrapped__(module, None)
     words = seed_words(key)
-    with _compile.fast_threefry():
-        params, other, opt_state = init(key, seeds[:1])
-    substitute = from_flax(
-        module,
-        {"params": params, **other},
-        input_shape=oracle.input_shape,
-        num_classes=oracle.num_classes,
-        bounds=oracle.bounds,
-    )
     config = {
         "model": describe_module(module),
         "input_shape": list(oracle.input_shape),
@@ -319,9 +354,8 @@ def train_substitute(
         "jacobian": jacobian,
         "clip": bool(clip),
     }
-    held_labels = None if held is None else ask(held)
+    held_answers = None if held is None else ask(held)
     meta = {"set_sizes": [], "queries": [], "agreement": [], "step_sizes": []}
-    state = {"params": params, "collections": other, "opt_state": opt_state}
 
     lock = contextlib.nullcontext() if checkpoint_dir is None else cache_lock(
         checkpoint_path(checkpoint_dir)
@@ -331,44 +365,38 @@ def train_substitute(
         if checkpoint_dir is not None:
             manager, restored = _open(checkpoint_dir, resume, config, state, progress)
             if restored is not None:
-                state, images, labels, meta = restored
+                state, images, answers, meta = restored
                 first = len(meta["set_sizes"])
         if first == 0:
-            images, labels = seeds, ask(seeds)
+            images, answers = seeds, ask(seeds)
             meta["queries"].append(len(seeds))
         try:
             for rho in range(first, rounds + 1):
                 began = time.perf_counter()
-                state = _train_round(step, state, images, labels, words, rho, config)
+                state = _train_round(step, state, images, answers, words, rho, config)
                 substitute = substitute.replace(
                     variables={"params": state["params"], **state["collections"]}
                 )
                 meta["set_sizes"].append(len(images))
                 if held is not None:
-                    pred = _chunked(lambda xb: label_fn(substitute, xb), held)
-                    meta["agreement"].append(float(np.mean(pred == held_labels)))
+                    agree = functools.partial(compiled["agreement"], substitute)
+                    meta["agreement"].append(float(np.mean(_chunked(agree, held_answers, held))))
                 if rho < rounds:
                     lam_rho = periodic_step_size(lam, rho, tau)
                     pick = _augmented(len(images), meta, rho, reservoir, words)
                     new = jacobian_augmentation(
-                        substitute, images[pick], labels[pick], lam_rho, jacobian=jacobian,
+                        substitute, images[pick], answers[pick], lam_rho, jacobian=jacobian,
                         clip=clip,
                     )  # fmt: skip
                     images = np.concatenate([images, new])
-                    labels = np.concatenate([labels, ask(new)])
+                    answers = np.concatenate([answers, ask(new)])
                     meta["step_sizes"].append(lam_rho)
                     meta["queries"].append(len(new))
                 if manager is not None:
-                    tree = {**state, "images": images, "labels": labels}
+                    tree = {**state, "images": images, "answers": answers}
                     save_step(manager, rho + 1, "state", tree, {"config": config, **meta})
                 if progress:
-                    agree = f"  agreement {meta['agreement'][-1]:.2%}" if held is not None else ""
-                    print(
-                        f"substitute epoch {rho}/{rounds}  set {meta['set_sizes'][-1]}  queries "
-                        f"{sum(meta['queries'])}{agree}  {time.perf_counter() - began:.1f} s",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    _report(rho, rounds, meta, held is not None, time.perf_counter() - began)
         finally:
             if manager is not None:
                 manager.wait_until_finished()
@@ -380,9 +408,44 @@ def train_substitute(
         step_sizes=tuple(float(v) for v in meta["step_sizes"]),
         holdout_queries=0 if held is None else len(held),
         images=images,
-        labels=labels,
+        answers=answers,
     )
     return SubstituteTraining(substitute, record)
+
+
+def _start(module: nn.Module, oracle: Any, seeds: np.ndarray, key: jax.Array):
+    """``(step, substitute, state)``: the compiled train step (cross-entropy on labels, or the
+    squared error on maps), the initial substitute victim and its training state."""
+    factory = make_map_step if isinstance(oracle, SaliencyVictim) else _make_train_step
+    args = (module,) if isinstance(oracle, SaliencyVictim) else (module, None)
+    try:
+        init, step = factory(*args)
+    except TypeError:  # an unhashable module: build an uncached step
+        init, step = factory.__wrapped__(*args)
+    with _compile.fast_threefry():
+        params, other, opt_state = init(key, seeds[:1])
+    variables = {"params": params, **other}
+    if isinstance(oracle, SaliencyVictim):
+        substitute = from_flax_saliency(
+            module, variables, input_shape=oracle.input_shape, output=oracle.output,
+            bounds=oracle.bounds,
+        )  # fmt: skip
+    else:
+        substitute = from_flax(
+            module, variables, input_shape=oracle.input_shape, num_classes=oracle.num_classes,
+            bounds=oracle.bounds,
+        )  # fmt: skip
+    return step, substitute, {"params": params, "collections": other, "opt_state": opt_state}
+
+
+def _report(rho: int, rounds: int, meta: dict, agreement: bool, seconds: float) -> None:
+    agree = f"  agreement {meta['agreement'][-1]:.3f}" if agreement else ""
+    print(
+        f"substitute epoch {rho}/{rounds}  set {meta['set_sizes'][-1]}  queries "
+        f"{sum(meta['queries'])}{agree}  {seconds:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _augmented(size: int, meta: dict, rho: int, reservoir, words) -> np.ndarray:
@@ -396,7 +459,7 @@ def _augmented(size: int, meta: dict, rho: int, reservoir, words) -> np.ndarray:
     return np.sort(size - newest + rng.choice(newest, size=kappa, replace=False))
 
 
-def _train_round(step, state, images, labels, words, rho, config) -> dict:
+def _train_round(step, state, images, answers, words, rho, config) -> dict:
     """``epochs`` passes over the labelled set. The data order and the dropout keys (raw
     ``uint32[2]``) of (ρ, epoch) are numpy draws (PCG64) from the key alone: a resumed run sees
     the same batches, and no step waits for an eager key derivation."""
@@ -411,14 +474,14 @@ def _train_round(step, state, images, labels, words, rho, config) -> dict:
         for i in range(n // batch):
             idx = order[i * batch : (i + 1) * batch]
             params, other, opt_state, _, _ = step(
-                params, other, opt_state, images[idx], labels[idx], keys[i], lr
+                params, other, opt_state, images[idx], answers[idx], keys[i], lr
             )
     return {"params": params, "collections": other, "opt_state": opt_state}
 
 
 def _open(checkpoint_dir, resume: bool, config: dict, state: dict, progress: bool):
     """``(manager, restored)``: ``restored`` is None for a fresh run, else ``(state, images,
-    labels, meta)`` of the latest finished round."""
+    answers, meta)`` of the latest finished round."""
     directory = checkpoint_path(checkpoint_dir)
     manager = _manager(directory, keep=2)
     try:
@@ -450,7 +513,7 @@ def _open(checkpoint_dir, resume: bool, config: dict, state: dict, progress: boo
         if problems:
             raise ValueError(f"{where} does not match the module's variables: " + "; ".join(problems))
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        for name in ("images", "labels"):  # the labelled set grows: read its saved shape
+        for name in ("images", "answers"):  # the labelled set grows: read its saved shape
             abstract[name] = jax.ShapeDtypeStruct(tuple(tree[name].shape), tree[name].dtype)
         restored = restore_step_tree(manager, latest, "state", abstract, meta, TRAINING_REMEDY)
     except Exception:
@@ -458,7 +521,7 @@ def _open(checkpoint_dir, resume: bool, config: dict, state: dict, progress: boo
         raise
     if progress:
         print(f"resumed after round {latest} in {directory}", file=sys.stderr, flush=True)
-    images = np.asarray(restored.pop("images"), np.float32)
-    labels = np.asarray(restored.pop("labels"), np.int32)
+    images = np.asarray(restored.pop("images"))
+    answers = np.asarray(restored.pop("answers"))
     lists = {k: list(meta[k]) for k in ("set_sizes", "queries", "agreement", "step_sizes")}
-    return manager, (restored, images, labels, lists)
+    return manager, (restored, images, answers, lists)
