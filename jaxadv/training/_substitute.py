@@ -17,6 +17,8 @@ The host loop over rounds, epochs and mini-batches is the classifier trainer's
 carried from one round to the next. With ``checkpoint_dir`` every finished round is an orbax step
 (parameters, optimiser state, the labelled set and the record), and a resumed run ends with the
 same bits as an uninterrupted one: the data order of (round, epoch) is drawn from the key alone.
+
+A saliency victim answers maps instead of labels: ``_substitute_maps.py`` has that variant.
 """
 
 from __future__ import annotations
@@ -374,9 +376,7 @@ def train_substitute(
             for rho in range(first, rounds + 1):
                 began = time.perf_counter()
                 state = _train_round(step, state, images, answers, words, rho, config)
-                substitute = substitute.replace(
-                    variables={"params": state["params"], **state["collections"]}
-                )
+                substitute = _with_state(substitute, state)
                 meta["set_sizes"].append(len(images))
                 if held is not None:
                     agree = functools.partial(compiled["agreement"], substitute)
@@ -401,6 +401,7 @@ def train_substitute(
             if manager is not None:
                 manager.wait_until_finished()
                 manager.close()
+    substitute = _with_state(substitute, state)  # also when a finished run was restored
     record = SubstituteRecord(
         set_sizes=tuple(int(v) for v in meta["set_sizes"]),
         queries=tuple(int(v) for v in meta["queries"]),
@@ -436,6 +437,10 @@ def _start(module: nn.Module, oracle: Any, seeds: np.ndarray, key: jax.Array):
             bounds=oracle.bounds,
         )  # fmt: skip
     return step, substitute, {"params": params, "collections": other, "opt_state": opt_state}
+
+
+def _with_state(substitute: Any, state: dict) -> Any:
+    return substitute.replace(variables={"params": state["params"], **state["collections"]})
 
 
 def _report(rho: int, rounds: int, meta: dict, agreement: bool, seconds: float) -> None:
