@@ -93,6 +93,8 @@ def test_augmentation_is_the_papers_equation_on_a_linear_substitute(jacobian):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
     clipped = training.jacobian_augmentation(substitute, x, y, 0.5, jacobian=jacobian, clip=True)
     assert clipped.min() >= 0.0 and clipped.max() <= 1.0
+    with pytest.raises(ValueError, match="`answers`"):
+        training.jacobian_augmentation(substitute, x, y[:3], 0.1)
 
 
 def test_the_set_doubles_and_each_new_point_costs_one_label_query(trained, victim):

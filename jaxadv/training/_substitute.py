@@ -170,6 +170,14 @@ def jacobian_augmentation(
       ``f32[n, *input_shape]``, in the order of ``images``.
     """
     _checks.check_choice("jacobian", jacobian, JACOBIANS)
+    _checks.check_batch_shape("images", np.shape(images), substitute.input_shape)
+    n = np.shape(images)[0]
+    want = (n, *substitute.map_shape) if isinstance(substitute, SaliencyVictim) else (n,)
+    if n == 0 or np.shape(answers) != want:
+        raise ValueError(
+            f"`answers` must have shape {want}, one answer per image of `images` (at least one); "
+            f"got {np.shape(answers)}."
+        )
     lam, clip = np.float32(lam), bool(clip)
     if isinstance(substitute, SaliencyVictim):
         augment = _compiled()["augment_maps"]
