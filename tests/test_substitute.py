@@ -183,15 +183,17 @@ def test_resume_after_an_interrupted_round_gives_the_same_bits(oracle, tmp_path)
     ],
 )
 def test_bad_input_names_the_argument(victim, change, match):
-    args = dict(black_box_victim=victim, seed_images=_images(1, 2), module=LINEAR)
-    args.update(change)
-    options = {k: args.pop(k) for k in list(args) if k not in ("black_box_victim", "seed_images",
-                                                                "module")}  # fmt: skip
+    options = dict(key=jax.random.key(0), **change)
+    args = [
+        options.pop(k, d)
+        for k, d in (
+            ("black_box_victim", victim),
+            ("seed_images", _images(1, 2)),
+            ("module", LINEAR),
+        )
+    ]
     with pytest.raises(ValueError, match=match):
-        training.train_substitute(
-            args["black_box_victim"], args["seed_images"], args["module"], key=jax.random.key(0),
-            **options,
-        )  # fmt: skip
+        training.train_substitute(*args, **options)
 
 
 def test_transfer_success_evaluates_the_sources_examples_on_the_target(trained, oracle, victim):

@@ -83,9 +83,7 @@ def transfer_success(
     """
     for name, victim in (("source_victim", source_victim), ("target_victim", target_victim)):
         if not hasattr(victim, "num_classes"):
-            raise ValueError(
-                f"`{name}` must be a classifier victim; got {type(victim).__name__}."
-            )
+            raise ValueError(f"`{name}` must be a classifier victim; got {type(victim).__name__}.")
     if (
         tuple(source_victim.input_shape) != tuple(target_victim.input_shape)
         or source_victim.num_classes != target_victim.num_classes

@@ -367,8 +367,10 @@ def train_substitute(
     held_answers = None if held is None else ask(held)
     meta = {"set_sizes": [], "queries": [], "agreement": [], "step_sizes": []}
 
-    lock = contextlib.nullcontext() if checkpoint_dir is None else cache_lock(
-        checkpoint_path(checkpoint_dir)
+    lock = (
+        contextlib.nullcontext()
+        if checkpoint_dir is None
+        else cache_lock(checkpoint_path(checkpoint_dir))
     )
     with lock:
         manager, first = None, 0
@@ -516,7 +518,8 @@ def _open(checkpoint_dir, resume: bool, config: dict, state: dict, progress: boo
         where = f"The checkpoint in `checkpoint_dir` {str(directory)!r} (round {latest})"
         if differing:
             raise ValueError(
-                f"{where} was written by another substitute training: " + "; ".join(differing)
+                f"{where} was written by another substitute training: "
+                + "; ".join(differing)
                 + ". Resume with the original configuration or use another directory."
             )
         tree = step_item_metadata(manager, latest, "state", TRAINING_REMEDY)
@@ -524,7 +527,9 @@ def _open(checkpoint_dir, resume: bool, config: dict, state: dict, progress: boo
         for part in ("params", "collections"):
             problems += tree_differences(tree.get(part) or {}, state[part])
         if problems:
-            raise ValueError(f"{where} does not match the module's variables: " + "; ".join(problems))
+            raise ValueError(
+                f"{where} does not match the module's variables: " + "; ".join(problems)
+            )
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
         for name in ("images", "answers"):  # the labelled set grows: read its saved shape
             abstract[name] = jax.ShapeDtypeStruct(tuple(tree[name].shape), tree[name].dtype)
