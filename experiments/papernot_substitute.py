@@ -2,8 +2,8 @@ r"""Papernot et al.'s substitute attack (AsiaCCS 2017) on the small ReLU digits 
 
 The victim (``small_relu_victim(16)``, 8×8 digits) answers top-1 labels only. A substitute of
 another architecture (two hidden ReLU layers of 64) is trained from 150 test digits by Jacobian-
-based augmentation, λ = 0.1, ρ = 0..6 (150·2^6 = 9,600 label queries; the paper's Table 1
-setting on MNIST), with the paper's two refinements as variants: periodic step size (τ = 3) and
+based augmentation, λ = 0.1, ρ = 0..6 (150·2^6 = 9,600 label queries; the paper's MNIST
+setting), with the paper's two refinements as variants: periodic step size (τ = 3) and
 reservoir sampling (σ = 3, κ = 400: 150·8 + 3·400 = 2,400 queries). Reported per variant: the
 substitute's agreement with the victim on the 209 other test digits after each round, then the
 transfer of FGSM examples crafted on the substitute (ℓ∞ 0.1, 0.2, 0.3): the fraction of those

@@ -1,7 +1,7 @@
 """Papernot et al.'s substitute attack: ``training.train_substitute`` (Jacobian-based dataset
 augmentation from label queries) and ``metrics.transfer_success``.
 
-The augmentation is checked against a numpy transcription of the paper's Eq. 4 on a linear
+The augmentation is checked against a numpy transcription of the paper's definition on a linear
 substitute; the queries against an oracle that logs every row it is asked; resuming against an
 uninterrupted run."""
 

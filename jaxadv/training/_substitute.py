@@ -67,7 +67,8 @@ class SubstituteRecord(NamedTuple):
 
     Attributes:
       set_sizes: |S_ρ|, the number of labelled points the substitute was trained on in round ρ.
-      queries: label queries spent in round ρ: the seeds in round 0, then one per new point.
+      queries: label (or map) queries spent in round ρ: the seeds in round 0, then one per new
+        point.
       agreement: after round ρ, the substitute's agreement with the victim on ``holdout`` (empty
         without it): the fraction of images where their top-1 classes agree, or for saliency
         models the mean correlation coefficient (CC) of their maps.
@@ -93,15 +94,16 @@ class SubstituteRecord(NamedTuple):
 
 
 class SubstituteTraining(NamedTuple):
-    """What :func:`train_substitute` returns: the substitute (a white-box :class:`Victim` with the
-    victim's input shape, classes and bounds) and its :class:`SubstituteRecord`."""
+    """What :func:`train_substitute` returns: the substitute, white-box, with the victim's input
+    shape, classes (or map shape and output kind) and bounds (a :class:`Victim`, or a
+    ``SaliencyVictim`` for a saliency victim), and its :class:`SubstituteRecord`."""
 
-    victim: Victim
+    victim: Any
     record: SubstituteRecord
 
 
 def periodic_step_size(lam: float, rho: int, tau: int | None) -> float:
-    """λ_ρ = λ·(−1)^⌊ρ/τ⌋ (the paper's periodic step size, §6); ``tau`` None: λ every round."""
+    """λ_ρ = λ·(−1)^⌊ρ/τ⌋ (the paper's periodic step size); ``tau`` None: λ every round."""
     return float(lam) if tau is None else float(lam) * (-1.0) ** (rho // tau)
 
 
@@ -153,7 +155,7 @@ def jacobian_augmentation(
     jacobian: str = "probabilities",
     clip: bool = False,
 ) -> np.ndarray:
-    """The new points ``x + λ·sign(J_F(x)[y])`` of one augmentation (the paper's Eq. 4).
+    """The new points ``x + λ·sign(J_F(x)[y])`` of one augmentation (the paper's S_{ρ+1} step).
 
     Args:
       substitute: the substitute F (white-box): a classifier :class:`Victim`, or a
@@ -280,7 +282,7 @@ def train_substitute(
     seeds), then, for ρ < ``rounds``, augment: S_{ρ+1} = S_ρ ∪ {x + λ_ρ·sign(J_F(x)[Õ(x)])} and
     ask the victim for the new points' labels. The set doubles each round, so the attack spends
     ``n·2^rounds`` label queries for ``n`` seeds (the paper: ρ = 0..6 on 100 seeds, 6,400
-    queries against MetaMind; 150 MNIST test digits and λ = 0.1 in its Table 1).
+    queries against MetaMind; 150 MNIST test digits and λ = 0.1 in its MNIST experiments).
 
     The victim is queried through :func:`jaxadv.models.hard_label` (a black-box view passed in is
     used as it is, only its top-1 class is read): no gradient and no score reaches the attacker.
@@ -311,8 +313,8 @@ def train_substitute(
       epochs: training passes over the set in each round.
       batch_size: examples per training step (capped at the set's size).
       learning_rate: Adam's constant step size.
-      tau: periodic step size λ_ρ = λ·(−1)^⌊ρ/τ⌋ (the paper's §6 uses τ = 3); None: λ_ρ = λ.
-      reservoir: ``(sigma, kappa)``: reservoir sampling (the paper's §6, σ = 3, κ = 400): the
+      tau: periodic step size λ_ρ = λ·(−1)^⌊ρ/τ⌋ (the paper's experiments: τ = 3); None: λ_ρ = λ.
+      reservoir: ``(sigma, kappa)``: reservoir sampling (the paper's experiments: σ = 3, κ = 400): the
         first ``sigma`` augmentations double the set, each later one augments only ``kappa``
         points drawn uniformly from those added by the previous round, so the queries are
         ``n·2^σ + κ·(rounds − σ)`` instead of ``n·2^rounds``. None: always double.
