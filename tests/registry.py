@@ -277,6 +277,23 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Direct-search attacks (score-based; 2 steps after the first query): batch-level checks.
+# SimBA's eps is a step, not a radius (no budget, eps > 0); SimBA-DCT runs targeted.
+# tests/test_direct_search.py replays their queries against numpy transcriptions.
+ATTACKS.update({
+    "signhunter": AttackEntry(
+        attacks.signhunter, lambda: attacks.signhunter(max_queries=3), dict(eps=0.1), full=False
+    ),
+    "simba": AttackEntry(
+        attacks.simba, lambda: attacks.simba(max_queries=3), dict(eps=0.5), eps=None,
+        budget=None, full=False,
+    ),
+    "simba-dct": AttackEntry(
+        attacks.simba, lambda: attacks.simba(basis="dct", max_queries=3, targeted=True),
+        dict(eps=0.5), eps=None, budget=None, full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {

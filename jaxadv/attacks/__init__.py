@@ -115,5 +115,4 @@ from jaxadv.attacks._signhunter import SignHunterParams as SignHunterParams
 from jaxadv.attacks._signhunter import signhunter as signhunter
 from jaxadv.attacks._simba import SimBA as SimBA
 from jaxadv.attacks._simba import SimBAParams as SimBAParams
-from jaxadv.attacks._simba import frequency_bands as simba_frequency_bands
 from jaxadv.attacks._simba import simba as simba

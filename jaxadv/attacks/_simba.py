@@ -19,7 +19,7 @@ BASES = ("pixel", "dct")
 ORDERS = ("strided", "random")
 
 
-def frequency_bands(h: int, w: int, freq_dims: int, stride: int) -> jax.Array:
+def _frequency_bands(h: int, w: int, freq_dims: int, stride: int) -> jax.Array:
     """The band of every frequency ``(k, l)`` of an ``h × w`` DCT (int32 ``[h, w]``): 0 inside
     the low-frequency ``freq_dims × freq_dims`` block, then ``1 + ⌊(max(k, l) − freq_dims) /
     stride⌋`` for the L-shaped bands of width ``stride`` around it (SimBA-DCT's order)."""
@@ -169,7 +169,7 @@ class SimBA(AttackBase):
             return perm
         h, w, c = shape
         freq_dims, stride = self.frequencies(shape)
-        bands = jnp.repeat(frequency_bands(h, w, freq_dims, stride).reshape(-1), c)
+        bands = jnp.repeat(_frequency_bands(h, w, freq_dims, stride).reshape(-1), c)
         order = perm[jnp.argsort(bands[perm], stable=True)]  # random within each band
         return order[: c * freq_dims * freq_dims] if self.order == "random" else order
 
