@@ -110,18 +110,26 @@ SIMBA_QUERIES = 8  # 7 steps: one compiled chunk on CPU
 
 
 @functools.lru_cache(maxsize=None)
-def _simba_case():
-    """SimBA-DCT (freq_dims 2, stride 1) on a 3-class affine victim over 4×4×1 images."""
+def _simba_case(basis="dct", targeted=False):
+    """SimBA (SimBA-DCT: freq_dims 2, stride 1) on a 3-class affine victim over 4×4×1 images."""
     shape = (4, 4, 1)
     rng = np.random.default_rng(3)
     victim, w, b = _logging_victim(rng.normal(size=(3, 16)), [1.5, 0.0, 0.0], shape)
-    attack = attacks.simba(basis="dct", max_queries=SIMBA_QUERIES, freq_dims=2, stride=1)
+    options = dict(freq_dims=2, stride=1) if basis == "dct" else {}
+    attack = attacks.simba(basis=basis, max_queries=SIMBA_QUERIES, targeted=targeted, **options)
     return victim, w, b, attack, shape
 
 
-@pytest.mark.parametrize("eps", [0.4, 1.5])
-def test_simba_dct_queries_the_transcriptions_points(eps):
-    victim, w, b, attack, shape = _simba_case()
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "basis, targeted, eps",
+    [("dct", False, 0.4), ("dct", False, 1.5), pytest.param("pixel", False, 0.6, marks=SLOW),
+     pytest.param("dct", True, 1.5, marks=SLOW)],
+)  # fmt: skip
+def test_simba_queries_the_transcriptions_points(basis, targeted, eps):
+    victim, w, b, attack, shape = _simba_case(basis, targeted)
     hp = attack.hparams(eps=eps)
     logits = lambda x: w @ np.ravel(x) + b  # noqa: E731
     outcomes = set()
@@ -129,20 +137,23 @@ def test_simba_dct_queries_the_transcriptions_points(eps):
         key = jax.random.key(i)
         x0 = np.asarray(jax.random.uniform(jax.random.key(10 + i), shape, minval=-0.5, maxval=0.5))
         label = int(np.argmax(logits(x0)))
+        goal = (label + 1) % 3 if targeted else label  # the class whose probability moves
         _LOG.clear()
-        r = attack(victim, hp, x0, label, key)
+        r = attack(victim, hp, x0, label, key, target=goal if targeted else None)
         xs = np.concatenate(_LOG)
         assert len(xs) == SIMBA_QUERIES  # every program step is one forward pass
 
-        # the order: a permutation of all 16 directions, the 2×2 block first, then bands of 1
         order = np.asarray(attack.directions(key, shape))
-        assert sorted(order) == list(range(16))
-        radius = np.maximum(order // 4, order % 4)
-        assert np.all(radius[:4] < 2) and np.all(np.diff(radius[4:]) >= 0)
-        basis = [_dct_direction(j, shape) for j in order]
+        assert sorted(order) == list(range(16))  # all directions, without replacement
+        if basis == "dct":  # the 2×2 low-frequency block first, then bands of width 1
+            radius = np.maximum(order // 4, order % 4)
+            assert np.all(radius[:4] < 2) and np.all(np.diff(radius[4:]) >= 0)
+            directions = [_dct_direction(j, shape) for j in order]
+        else:
+            directions = [np.eye(16)[j].reshape(shape) for j in order]
 
         points, x_adv, accepted = simba_transcription(
-            logits, x0, label, basis, eps, SIMBA_QUERIES, victim.bounds
+            logits, x0, goal, directions, eps, SIMBA_QUERIES, victim.bounds, targeted
         )
         n = len(points)
         assert int(r.queries) == n and int(r.steps) == n - 1
@@ -151,25 +162,29 @@ def test_simba_dct_queries_the_transcriptions_points(eps):
         assert int(r.extras["accepted"]) == accepted
         # no box clipping here: δ = Σ ±ε q_i over distinct orthonormal q_i, ‖δ‖₂ = ε·√accepted
         np.testing.assert_allclose(float(r.l2), eps * math.sqrt(accepted), rtol=1e-5)
-        coefficients = scipy.fft.dctn(np.asarray(r.delta, np.float64), axes=(0, 1), norm="ortho")
-        nonzero = np.abs(coefficients.ravel()) > 1e-4
+        delta = np.asarray(r.delta, np.float64)
+        if basis == "dct":
+            delta = scipy.fft.dctn(delta, axes=(0, 1), norm="ortho")
+        nonzero = np.abs(delta.ravel()) > 1e-4
         assert nonzero.sum() == accepted
-        np.testing.assert_allclose(np.abs(coefficients.ravel()[nonzero]), eps, rtol=1e-4)
+        np.testing.assert_allclose(np.abs(delta.ravel()[nonzero]), eps, rtol=1e-4)
         assert set(np.flatnonzero(nonzero)) <= set(order[: (n - 1)])
-        # the loss of the result is log p(label); success is the victim's verdict
-        np.testing.assert_allclose(r.loss, _log_softmax(logits(x_adv))[label], atol=1e-5)
-        assert bool(r.success) == (int(np.argmax(logits(x_adv))) != label)
+        # the loss is log p(label) (targeted: −log p(target)); success is the victim's verdict
+        log_p = _log_softmax(logits(x_adv))[goal]
+        np.testing.assert_allclose(r.loss, -log_p if targeted else log_p, atol=1e-5)
+        top = int(np.argmax(logits(x_adv)))
+        assert bool(r.success) == (top == goal if targeted else top != label)
         assert np.all(np.diff(np.asarray(r.trace)[: n - 2]) <= 0)
         outcomes.add((bool(r.success), n == SIMBA_QUERIES))
-    if eps > 1:
+    if (basis, targeted, eps) == ("dct", False, 1.5):
         assert (True, False) in outcomes  # stopped early at success
-    else:
+    if (basis, targeted, eps) == ("dct", False, 0.4):
         assert (False, True) in outcomes  # ran out of queries: best point, success=False
 
 
 def test_each_accepted_simba_step_lowers_the_true_class_probability():
     """On the logged queries of a run, the accepted points' p(label) strictly decreases."""
-    victim, w, b, attack, shape = _simba_case()
+    victim, w, b, attack, shape = _simba_case("dct", False)
     x0 = np.zeros(shape, np.float32)
     logits = lambda x: w @ np.ravel(x) + b  # noqa: E731
     _LOG.clear()
@@ -311,7 +326,7 @@ def test_bad_arguments_are_clear_errors():
         attacks.signhunter(loss="dlr")
     with pytest.raises(ValueError, match="`hp.eps` must be >= 0"):
         attacks.signhunter().hparams(eps=-1.0)
-    victim, *_ = _simba_case()
+    victim, *_ = _simba_case("dct", False)
     x, y = jnp.zeros((2, 4, 4, 1)), jnp.zeros(2, jnp.int32)
     attack = attacks.simba(basis="dct", freq_dims=5, max_queries=3)
     with pytest.raises(ValueError, match="`freq_dims` must be at most the image's smaller side, 4"):
