@@ -277,20 +277,17 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
-# Direct-search attacks (score-based; 2 steps after the first query): batch-level checks.
-# SimBA's eps is a step, not a radius (no budget, eps > 0); SimBA-DCT runs targeted.
-# tests/test_direct_search.py replays their queries against numpy transcriptions.
+# Direct-search attacks (score-based; 2 steps after the first query): batch-level checks. SimBA's
+# eps is a step, not a radius (no budget; eps > 0); it runs targeted over the pixel basis here.
+# tests/test_direct_search.py replays their queries (SimBA-DCT, SignHunter ℓ∞/ℓ2) against numpy
+# transcriptions of the papers' algorithms.
 ATTACKS.update({
     "signhunter": AttackEntry(
         attacks.signhunter, lambda: attacks.signhunter(max_queries=3), dict(eps=0.1), full=False
     ),
     "simba": AttackEntry(
-        attacks.simba, lambda: attacks.simba(max_queries=3), dict(eps=0.5), eps=None,
-        budget=None, full=False,
-    ),
-    "simba-dct": AttackEntry(
-        attacks.simba, lambda: attacks.simba(basis="dct", max_queries=3, targeted=True),
-        dict(eps=0.5), eps=None, budget=None, full=False,
+        attacks.simba, lambda: attacks.simba(max_queries=3, targeted=True), dict(eps=0.5),
+        eps=None, budget=None, full=False,
     ),
 })  # fmt: skip
 
