@@ -277,13 +277,14 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
-# Direct-search attacks (score-based; 2 steps after the first query): batch-level checks. SimBA's
-# eps is a step, not a radius (no budget; eps > 0); it runs targeted over the pixel basis here.
+# Direct-search attacks (score-based; 2 steps after the first query), targeted here: batch-level
+# checks. SimBA's eps is a step, not a radius (no budget; eps > 0); this is its pixel basis.
 # tests/test_direct_search.py replays their queries (SimBA-DCT, SignHunter ℓ∞/ℓ2) against numpy
 # transcriptions of the papers' algorithms.
 ATTACKS.update({
     "signhunter": AttackEntry(
-        attacks.signhunter, lambda: attacks.signhunter(max_queries=3), dict(eps=0.1), full=False
+        attacks.signhunter, lambda: attacks.signhunter(max_queries=3, targeted=True), dict(eps=0.1),
+        full=False,
     ),
     "simba": AttackEntry(
         attacks.simba, lambda: attacks.simba(max_queries=3, targeted=True), dict(eps=0.5),
