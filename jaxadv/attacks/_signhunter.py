@@ -57,17 +57,18 @@ class SignHunter(AttackBase):
     and the pixel box, ``η = eps`` (ℓ∞) or ``eps/√n`` (ℓ2: ``‖η·s‖₂ = eps``). Adaptive flipping
     (Algorithm 1): at level ``h`` the vector is cut into chunks of ``⌈n/2^h⌉`` coordinates; each
     trial flips the signs of one chunk (one query) and keeps the flip iff the loss does not get
-    worse (the paper's ``g(s') ≥ g_best``; ties keep the flip), then moves to the next chunk; a
+    worse (``g(s') ≥ g_best``, as in the authors' code: ties keep the flip), then moves to the next chunk; a
     level ends when its chunks reach the end of the vector, and after the level of single
     coordinates (``h = ⌈log₂ n⌉``) the run is over. Algorithm 3 then restarts from the current
     point: ``x_o ← x(s)``, a new start ``s`` (one query, taken whatever its loss), ``h = i = 0``.
     The coordinates are those of the flattened input (row-major ``[h, w, c]``).
 
-    Loss (minimised): the cross-entropy ``−CE(label)`` untargeted (the paper's experiments) or
+    Loss (minimised): the cross-entropy ``−CE(label)`` untargeted (the authors' experiments) or
     ``CE(target)`` targeted; ``loss="cw"`` takes the margin ``z_y − max_{j≠y} z_j`` (targeted:
-    ``max_{j≠t} z_j − z_t``), unclipped. The paper's ``g`` divides the loss difference from
+    ``max_{j≠t} z_j − z_t``), unclipped. Algorithm 3's ``g`` divides the loss difference from
     ``L(x_o)`` by ``η``; comparisons within a run only need the loss of ``x(s)``, so ``L(x_o)``
-    is never queried.
+    is never queried. The victim's outputs are read as logits (log-probabilities give the same
+    cross-entropy).
 
     Queries are counted per example in the compiled state: 1 for the start ``x(1)``, +1 per flip
     trial or restart, until some queried point fools the victim (early stop; that point is the

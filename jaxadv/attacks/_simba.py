@@ -78,7 +78,9 @@ class SimBA(AttackBase):
 
     The probability is compared in the log domain (``log p_y``, the same rule; float32
     probabilities near 1 would round ties): the loss is ``log p_y`` untargeted and ``−log p_t``
-    targeted (minimised), from the victim's logits, and a step is kept iff it strictly lowers it.
+    targeted (minimised), from the victim's logits (or log-probabilities: ``score_only(victim,
+    output="log_probabilities")`` gives the same; probabilities do not), and a step is kept iff
+    it strictly lowers it.
 
     Queries are counted per example in the compiled state: 1 for the clean input, +1 per trial,
     until some queried point fools the victim (early stop; that point is the result even when
