@@ -71,10 +71,13 @@ def _dct_direction(j, shape):
     return scipy.fft.idctn(e.reshape(shape), type=2, axes=(0, 1), norm="ortho")
 
 
-def simba_transcription(logits_fn, x0, label, directions, eps, budget, bounds, targeted=False):
-    """Algorithm 1 of Guo et al. in float64: for each q, +ε then −ε; keep the first that lowers
-    p(label) (targeted: raises p(target)); stop at the first fooling query or the budget.
-    Returns the queried points, the result and its accepted steps."""
+def simba_transcription(
+    logits_fn, x0, label, directions, eps, budget, bounds, targeted=False, first=1.0
+):
+    """Algorithm 1 of Guo et al. in float64: for each q, +ε then −ε (``first=-1``: the authors'
+    code's order); keep the first that lowers p(label) (targeted: raises p(target)); stop at the
+    first fooling query or the budget. Returns the queried points, the result and its accepted
+    steps."""
     lo, hi = bounds
 
     def loss(x):
@@ -91,7 +94,7 @@ def simba_transcription(logits_fn, x0, label, directions, eps, budget, bounds, t
     if fooled(points[0]):
         return points, points[0], 0
     for q in directions:
-        for sign in (1.0, -1.0):
+        for sign in (first, -first):
             if len(points) == budget:
                 return points, np.clip(x0 + latent, lo, hi), accepted
             trial = latent + sign * eps * q
@@ -110,13 +113,14 @@ SIMBA_QUERIES = 8  # 7 steps: one compiled chunk on CPU
 
 
 @functools.lru_cache(maxsize=None)
-def _simba_case(basis="dct", targeted=False):
+def _simba_case(basis="dct", targeted=False, negative_first=False):
     """SimBA (SimBA-DCT: freq_dims 2, stride 1) on a 3-class affine victim over 4×4×1 images."""
     shape = (4, 4, 1)
     rng = np.random.default_rng(3)
     victim, w, b = _logging_victim(rng.normal(size=(3, 16)), [1.5, 0.0, 0.0], shape)
     options = dict(freq_dims=2, stride=1) if basis == "dct" else {}
-    attack = attacks.simba(basis=basis, max_queries=SIMBA_QUERIES, targeted=targeted, **options)
+    attack = attacks.simba(basis=basis, max_queries=SIMBA_QUERIES, targeted=targeted,
+                           negative_first=negative_first, **options)  # fmt: skip
     return victim, w, b, attack, shape
 
 
@@ -124,12 +128,13 @@ SLOW = pytest.mark.slow
 
 
 @pytest.mark.parametrize(
-    "basis, targeted, eps",
-    [("dct", False, 0.4), ("dct", False, 1.5), pytest.param("pixel", False, 0.6, marks=SLOW),
-     pytest.param("dct", True, 1.5, marks=SLOW)],
+    "basis, targeted, eps, negative_first",
+    [("dct", False, 0.4, False), ("dct", False, 1.5, False),
+     pytest.param("pixel", False, 0.6, True, marks=SLOW),
+     pytest.param("dct", True, 1.5, False, marks=SLOW)],
 )  # fmt: skip
-def test_simba_queries_the_transcriptions_points(basis, targeted, eps):
-    victim, w, b, attack, shape = _simba_case(basis, targeted)
+def test_simba_queries_the_transcriptions_points(basis, targeted, eps, negative_first):
+    victim, w, b, attack, shape = _simba_case(basis, targeted, negative_first)
     hp = attack.hparams(eps=eps)
     logits = lambda x: w @ np.ravel(x) + b  # noqa: E731
     outcomes = set()
@@ -153,7 +158,8 @@ def test_simba_queries_the_transcriptions_points(basis, targeted, eps):
             directions = [np.eye(16)[j].reshape(shape) for j in order]
 
         points, x_adv, accepted = simba_transcription(
-            logits, x0, goal, directions, eps, SIMBA_QUERIES, victim.bounds, targeted
+            logits, x0, goal, directions, eps, SIMBA_QUERIES, victim.bounds, targeted,
+            first=-1.0 if negative_first else 1.0,
         )
         n = len(points)
         assert int(r.queries) == n and int(r.steps) == n - 1
@@ -184,7 +190,7 @@ def test_simba_queries_the_transcriptions_points(basis, targeted, eps):
 
 def test_each_accepted_simba_step_lowers_the_true_class_probability():
     """On the logged queries of a run, the accepted points' p(label) strictly decreases."""
-    victim, w, b, attack, shape = _simba_case("dct", False)
+    victim, w, b, attack, shape = _simba_case("dct", False, False)
     x0 = np.zeros(shape, np.float32)
     logits = lambda x: w @ np.ravel(x) + b  # noqa: E731
     _LOG.clear()
@@ -254,8 +260,8 @@ def signhunter_transcription(loss, fooled, x0, eps, norm, budget, bounds):
     return points, best
 
 
-SIGN_QUERIES = 10  # n = 3: a run is 1 + 2 + 3 = 6 flips (chunks of 3; 2 and 1; 1, 1 and 1), then
-# the restart's query and two more flips
+SIGN_QUERIES = 9  # n = 3: a run is 1 + 2 + 3 = 6 flips (chunks of 3; 2 and 1; 1, 1 and 1), then
+# the restart's query and one flip from the new origin
 
 
 @pytest.mark.parametrize("norm", ["linf", pytest.param("l2", marks=pytest.mark.slow)])
@@ -301,6 +307,47 @@ def test_signhunter_flips_match_the_transcription(norm):
         assert any(s for s, _ in outcomes) and (False, SIGN_QUERIES) in outcomes
 
 
+def test_simba_dct_orders_and_default_frequencies():
+    """The ``random`` order takes the low-frequency block only, the ``strided`` order every
+    direction band by band, the pixel order all of them; the defaults are the README's 28 and 7
+    for 224×224 images."""
+    shape = (6, 5, 2)
+    block = attacks.simba(basis="dct", freq_dims=3, order="random")
+    strided = attacks.simba(basis="dct", freq_dims=3, stride=2)
+    pixel = attacks.simba()
+    block, order, other, pixel = map(np.asarray, jax.jit(lambda k, j: (
+        block.directions(k, shape), strided.directions(k, shape), strided.directions(j, shape),
+        pixel.directions(k, shape),
+    ))(jax.random.key(0), jax.random.key(1)))  # fmt: skip
+    radius = np.maximum(order // 2 // 5, order // 2 % 5)  # max(row, col) of each frequency
+    bands = np.where(radius < 3, 0, 1 + (radius - 3) // 2)
+    assert sorted(order) == list(range(60)) and np.all(np.diff(bands) >= 0)
+    # 2 channels × (the 3×3 block; max(row, col) in {3, 4}: 25 − 9; row 5: 5)
+    np.testing.assert_array_equal(np.bincount(bands), [18, 32, 10])
+    assert sorted(block) == sorted(order[:18])  # the 3×3 block of both channels
+    assert not np.array_equal(order, other)  # random within the bands, from the key
+    assert sorted(pixel) == list(range(60)) and not np.array_equal(pixel, np.arange(60))
+    assert attacks.simba(basis="dct").frequencies((224, 224, 3)) == (28, 7)
+    assert attacks.simba(basis="dct").frequencies((4, 4, 1)) == (1, 1)
+
+
+@pytest.mark.slow
+def test_signhunter_random_start():
+    """``start="random"``: the first query is a vertex ±eps of the ℓ∞ ball (no box here), drawn
+    from the key; queries are still every forward pass up to success."""
+    victim, w, b = _logging_victim(np.eye(3), [3.0, 0.0, 0.0], (3,))
+    attack = attacks.signhunter(max_queries=5, start="random")
+    starts = []
+    for i in range(4):
+        _LOG.clear()
+        r = attack(victim, attack.hparams(eps=0.5), np.zeros(3, np.float32), 0, jax.random.key(i))
+        xs = np.concatenate(_LOG)
+        np.testing.assert_array_equal(np.abs(xs[0]), 0.5)
+        starts.append(tuple(np.sign(xs[0])))
+        assert int(r.queries) == 5 and not bool(r.success)  # a margin of 3 > 2·0.5 stays
+    assert len(set(starts)) > 1
+
+
 # -- misuse ----------------------------------------------------------------------------------------
 
 
@@ -326,7 +373,7 @@ def test_bad_arguments_are_clear_errors():
         attacks.signhunter(loss="dlr")
     with pytest.raises(ValueError, match="`hp.eps` must be >= 0"):
         attacks.signhunter().hparams(eps=-1.0)
-    victim, *_ = _simba_case("dct", False)
+    victim, *_ = _simba_case("dct", False, False)
     x, y = jnp.zeros((2, 4, 4, 1)), jnp.zeros(2, jnp.int32)
     attack = attacks.simba(basis="dct", freq_dims=5, max_queries=3)
     with pytest.raises(ValueError, match="`freq_dims` must be at most the image's smaller side, 4"):

@@ -166,13 +166,16 @@ class SimBA(AttackBase):
         n = 1
         for d in shape:
             n *= d
-        perm = jax.random.permutation(key, n).astype(jnp.int32)
+        # One sort by (band, random bits): uniformly random within each band (equal bits, about
+        # n²/2³³ pairs, keep the index order); cheaper to compile than a permutation and a sort.
+        bits = jax.random.bits(key, (n,), jnp.uint32)
+        index = jnp.arange(n, dtype=jnp.int32)
         if self.basis == "pixel":
-            return perm
+            return jax.lax.sort((bits, index), num_keys=1)[1]
         h, w, c = shape
         freq_dims, stride = self.frequencies(shape)
         bands = jnp.repeat(_frequency_bands(h, w, freq_dims, stride).reshape(-1), c)
-        order = perm[jnp.argsort(bands[perm], stable=True)]  # random within each band
+        order = jax.lax.sort((bands, bits, index), num_keys=2)[2]
         return order[: c * freq_dims * freq_dims] if self.order == "random" else order
 
     def program(self, victim, hp: SimBAParams, x0, label, target) -> Program:
