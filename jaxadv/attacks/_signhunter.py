@@ -70,7 +70,7 @@ class SignHunter(AttackBase):
     is never queried. The victim's outputs are read as logits (log-probabilities give the same
     cross-entropy).
 
-    Queries are counted per example in the compiled state: 1 for the start ``x(1)``, +1 per flip
+    Queries are counted per example in the compiled state: 1 for the start, +1 per flip
     trial or restart, until some queried point fools the victim (early stop; that point is the
     result even when the paper's rule would not keep it, which can happen with the cross-entropy
     and three or more classes) or ``max_queries`` are spent; later steps neither count nor change
