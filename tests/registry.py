@@ -277,6 +277,21 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Direct-search attacks (score-based; 2 steps after the first query), targeted here: batch-level
+# checks. SimBA's eps is a step, not a radius (no budget; eps > 0); this is its pixel basis.
+# tests/test_direct_search.py replays their queries (SimBA-DCT, SignHunter ℓ∞/ℓ2) against numpy
+# transcriptions of the papers' algorithms.
+ATTACKS.update({
+    "signhunter": AttackEntry(
+        attacks.signhunter, lambda: attacks.signhunter(max_queries=3, targeted=True), dict(eps=0.1),
+        full=False,
+    ),
+    "simba": AttackEntry(
+        attacks.simba, lambda: attacks.simba(max_queries=3, targeted=True), dict(eps=0.5),
+        eps=None, budget=None, full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {

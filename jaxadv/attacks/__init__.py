@@ -109,3 +109,10 @@ from jaxadv.attacks._square import square_side as square_side
 from jaxadv.attacks._query import QueryAttack as QueryAttack
 from jaxadv.attacks._query import QueryHParams as QueryHParams
 from jaxadv.attacks._query import SaliencyQueryAttack as SaliencyQueryAttack
+# direct-search attacks (score-based): SignHunter, SimBA / SimBA-DCT
+from jaxadv.attacks._signhunter import SignHunter as SignHunter
+from jaxadv.attacks._signhunter import SignHunterParams as SignHunterParams
+from jaxadv.attacks._signhunter import signhunter as signhunter
+from jaxadv.attacks._simba import SimBA as SimBA
+from jaxadv.attacks._simba import SimBAParams as SimBAParams
+from jaxadv.attacks._simba import simba as simba
