@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxadv import attacks, transforms
+from jaxadv import attacks, gradients, transforms
 from jaxadv.image import smoother
 from jaxadv.models.saliency import SaliencyVictim
 
@@ -289,6 +289,18 @@ ATTACKS.update({
     "simba": AttackEntry(
         attacks.simba, lambda: attacks.simba(max_queries=3, targeted=True), dict(eps=0.5),
         eps=None, budget=None, full=False,
+    ),
+})  # fmt: skip
+
+# The query seam on a saliency victim: NES under a budget of 3 steps (16 queries).
+ATTACKS.update({
+    "saliency-query-nes": AttackEntry(
+        attacks.SaliencyQueryAttack,
+        lambda: attacks.SaliencyQueryAttack(
+            objective=attacks.SaliencyObjective("cc", False), step_rule=attacks.SteepestStep("linf"),
+            constraint=attacks.Ball("linf"), oracle=gradients.nes(4), max_queries=16,
+        ),
+        dict(eps=0.1, step_size=0.03, fd_step=0.01), victim="saliency", full=False,
     ),
 })  # fmt: skip
 
