@@ -109,3 +109,9 @@ from jaxadv.attacks._square import square_side as square_side
 from jaxadv.attacks._query import QueryAttack as QueryAttack
 from jaxadv.attacks._query import QueryHParams as QueryHParams
 from jaxadv.attacks._query import SaliencyQueryAttack as SaliencyQueryAttack
+# ZOO and AutoZOOM (score-based: C&W's log-probability objective, zeroth-order estimates)
+from jaxadv.attacks._zoo import LogProbMargin as LogProbMargin
+from jaxadv.attacks._zoo import ReducedTanh as ReducedTanh
+from jaxadv.attacks._zoo import ZerothOrderCW as ZerothOrderCW
+from jaxadv.attacks._zoo import autozoom as autozoom
+from jaxadv.attacks._zoo import zoo as zoo
