@@ -27,7 +27,9 @@ THETA = np.linspace(0.3, -0.4, 12).reshape(SHAPE)
 def quadratic(theta):
     """``½ θᵀAθ + bᵀθ`` (aux: the input), with gradient ``Aθ + b`` and Hessian ``A``."""
     flat = theta.reshape(-1)
-    return 0.5 * flat @ jnp.asarray(A, theta.dtype) @ flat + jnp.asarray(B, theta.dtype) @ flat, theta
+    return 0.5 * flat @ jnp.asarray(A, theta.dtype) @ flat + jnp.asarray(
+        B, theta.dtype
+    ) @ flat, theta
 
 
 # -- ZOO's coordinate estimate ----------------------------------------------------------------------
@@ -146,7 +148,9 @@ def test_coordinate_newton_is_zoo_algorithm_3():
     tx = transforms.coordinate_newton(0.1)
     step, _ = tx.update(_estimate(index, values, n, curvature), tx.init(jnp.zeros(n)))
     want = np.zeros(n)
-    want[index] = -0.1 * np.where(curvature > 0, values / np.where(curvature > 0, curvature, 1), values)
+    want[index] = -0.1 * np.where(
+        curvature > 0, values / np.where(curvature > 0, curvature, 1), values
+    )
     np.testing.assert_allclose(step, want, rtol=1e-6)
 
 

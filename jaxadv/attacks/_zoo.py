@@ -84,9 +84,7 @@ class LogProbMargin:
 
     def __call__(self, scores, label, target, hp):
         goal = target if self.targeted else label
-        margin = cw_margin(
-            jax.nn.log_softmax(scores), goal, kappa=hp.kappa, targeted=self.targeted
-        )
+        margin = cw_margin(jax.nn.log_softmax(scores), goal, kappa=hp.kappa, targeted=self.targeted)
         return hp.initial_const * margin
 
 

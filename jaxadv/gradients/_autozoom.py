@@ -96,9 +96,7 @@ class AutoZOOM:
         return (loss, aux), grad, switched, (q + self.forward_query).astype(jnp.int32)
 
 
-def autozoom(
-    directions: int = 4, beta: float = 1e-3, scale: float | None = None
-) -> AutoZOOM:
+def autozoom(directions: int = 4, beta: float = 1e-3, scale: float | None = None) -> AutoZOOM:
     """AutoZOOM's estimator: one direction per call, ``directions`` once the attack has bound a
     success test (:func:`jaxadv.attacks.autozoom` does) and it first holds."""
     return AutoZOOM(directions=directions, beta=beta, scale=scale)
