@@ -83,8 +83,17 @@ def make_ensembles() -> Any:
     return (ensemble([a, b], [2.0, 1.0]), ensemble([make_mlp_victim(seed=5)]))
 
 
+@functools.lru_cache(maxsize=None)
+def make_score_only_classifier() -> Any:
+    """The classifier seen through its scores only (query-based attacks; no gradient)."""
+    from jaxadv import models
+
+    return models.score_only(make_classifier())
+
+
 VICTIMS: dict[str, Callable[[], Any]] = {
     "classifier": make_classifier,
+    "score-only classifier": make_score_only_classifier,
     "saliency": make_saliency_victim,
     "ensembles": make_ensembles,
 }
@@ -278,15 +287,16 @@ ATTACKS.update({
 })  # fmt: skip
 
 # ZOO and AutoZOOM (score-based, C&W's log-probability objective in a tanh latent; no budget):
-# batch-level checks; tests/test_zoo.py checks the estimators, the step rules and query counts.
+# batch-level checks; tests/test_zoo.py checks the estimators, the step rules and query counts,
+# and runs these same attacks on the same victim and shapes (one compilation serves both).
 ATTACKS.update({
     "zoo": AttackEntry(
-        attacks.zoo, lambda: attacks.zoo(update="newton", batch=4, max_queries=19),
-        eps=None, budget=None, full=False,
+        attacks.zoo, lambda: attacks.zoo(batch=8, max_queries=6 * 17 + 1),
+        victim="score-only classifier", eps=None, budget=None, full=False,
     ),
     "autozoom": AttackEntry(
-        attacks.autozoom, lambda: attacks.autozoom(directions=2, max_queries=7),
-        eps=None, budget=None, full=False,
+        attacks.autozoom, lambda: attacks.autozoom(directions=3, max_queries=41),
+        victim="score-only classifier", eps=None, budget=None, full=False,
     ),
 })  # fmt: skip
 

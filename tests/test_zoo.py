@@ -13,10 +13,11 @@ import numpy as np
 import optax
 import pytest
 
-from jaxadv import attacks, gradients, models, transforms
+from jaxadv import attacks, gradients, transforms
 from jaxadv.gradients import CoordinateEstimate
 
 from conftest import make_mlp_victim
+from registry import ATTACKS, VICTIMS
 
 SHAPE = (3, 4)  # a latent of 12 coordinates
 A = np.diag(np.linspace(0.5, 3.0, 12)) + 0.1 * np.ones((12, 12))  # positive definite
@@ -132,13 +133,21 @@ def test_coordinate_adam_is_zoo_algorithm_2_and_leaves_unchosen_coordinates_alon
 
 
 def test_coordinate_adam_on_a_dense_gradient_is_optax_adam():
-    grads = jax.random.normal(jax.random.key(0), (4, 12))
     mine, ref = transforms.coordinate_adam(0.05), optax.adam(0.05)
-    s_mine, s_ref = mine.init(jnp.zeros(12)), ref.init(jnp.zeros(12))
-    for g in grads:
-        u_mine, s_mine = mine.update(g, s_mine)
-        u_ref, s_ref = ref.update(g, s_ref)
-        np.testing.assert_allclose(u_mine, u_ref, rtol=1e-5, atol=1e-8)
+
+    @jax.jit
+    def steps(grads):
+        out = []
+        for tx in (mine, ref):
+            state, updates = tx.init(jnp.zeros(12)), []
+            for g in grads:
+                u, state = tx.update(g, state)
+                updates.append(u)
+            out.append(jnp.stack(updates))
+        return out
+
+    got, want = steps(jax.random.normal(jax.random.key(0), (4, 12)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8)
 
 
 def test_coordinate_newton_is_zoo_algorithm_3():
@@ -165,66 +174,76 @@ def decoded_linear(z):
     return jnp.sum(jnp.asarray(WEIGHTS) * jax.image.resize(z, IMAGE, "linear")), z
 
 
+def _pullback(z):
+    return jax.grad(lambda z: decoded_linear(z)[0])(z)  # Dᵀc: the gradient pulled back by D
+
+
 def test_autozoom_estimate_on_a_linear_map_through_the_decoder():
     oracle = gradients.autozoom(beta=0.01)
     z = jnp.asarray(np.linspace(-0.2, 0.3, 4).reshape(LATENT), jnp.float32)
-    grad = jax.grad(lambda z: decoded_linear(z)[0])(z)  # Dᵀc: the gradient pulled back by D
-    d = z.size
 
     @jax.jit
-    @functools.partial(jax.vmap, in_axes=(0,))
-    def estimate(key):
-        _, g, _, queries = oracle(decoded_linear, z, key, oracle.init(z))
-        return g, queries
+    def draws(keys):
+        def one(key):
+            _, g, _, queries = oracle(decoded_linear, z, key, oracle.init(z))
+            return g, queries, gradients.sphere_directions(key, 1, LATENT)[0]
 
-    keys = jax.random.split(jax.random.key(0), 20_000)
-    g, queries = estimate(keys)
+        return jax.vmap(one)(keys), _pullback(z)
+
+    (g, queries, u), grad = draws(jax.random.split(jax.random.key(0), 20_000))
+    g, u, grad = np.asarray(g), np.asarray(u), np.asarray(grad)
     assert np.all(np.asarray(queries) == 2) and oracle.queries_per_call == 2
     # each draw is exactly b·(u·∇F)u with b = d (forward differences are exact for linear F)
-    u = jax.vmap(lambda k: gradients.sphere_directions(k, 1, LATENT)[0])(keys[:5])
-    want = d * jnp.sum(u * grad, axis=(1, 2, 3), keepdims=True) * u
-    np.testing.assert_allclose(g[:5], want, rtol=1e-3, atol=1e-4)
+    want = z.size * np.sum(u * grad, axis=(1, 2, 3), keepdims=True) * u
+    np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-4)
     # and the mean over draws is the gradient (E[u uᵀ] = I/d); 20k draws: ~1.4% noise
-    np.testing.assert_allclose(jnp.mean(g, 0), grad, atol=0.05 * float(jnp.linalg.norm(grad)))
+    np.testing.assert_allclose(g.mean(0), grad, atol=0.05 * np.linalg.norm(grad))
 
 
 def test_autozoom_switches_to_more_directions_once_found():
     oracle = dataclasses.replace(gradients.autozoom(directions=3), found=lambda aux: True)
     z = jnp.zeros(LATENT)
-    _, g, switched, queries = oracle(decoded_linear, z, jax.random.key(1), oracle.init(z))
+
+    @jax.jit
+    def call(key):
+        _, g, switched, queries = oracle(decoded_linear, z, key, oracle.init(z))
+        return g, switched, queries, gradients.sphere_directions(key, 3, LATENT), _pullback(z)
+
+    g, switched, queries, u, grad = call(jax.random.key(1))
     assert bool(switched) and int(queries) == 4
-    u = gradients.sphere_directions(jax.random.key(1), 3, LATENT)
-    grad = jax.grad(lambda z: decoded_linear(z)[0])(z)
-    want = z.size / 3 * jnp.tensordot(jnp.sum(u * grad, axis=(1, 2, 3)), u, axes=1)
+    want = z.size / 3 * np.tensordot(np.sum(u * grad, axis=(1, 2, 3)), u, axes=1)
     np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-4)
 
 
 # -- the attacks on the score-only MLP ----------------------------------------------------------------
 
-N = 6
-
-
-@functools.lru_cache(maxsize=None)
-def mlp_case():
-    victim = make_mlp_victim()
-    images = jax.random.uniform(jax.random.key(5), (N,) + IMAGE)
-    labels = jnp.argmax(victim.batch(images), axis=-1)
-    return victim, models.score_only(victim), images, labels
-
-
+N = 3  # the shapes of tests/test_conformance.py's cases: the compiled programs are shared
 ZOO_BATCH, ZOO_STEPS = 8, 6
 AZ_QUERIES, AZ_DIRECTIONS = 41, 3
 
 
 @functools.lru_cache(maxsize=None)
+def mlp_case():
+    black_box = VICTIMS["score-only classifier"]()
+    victim = make_mlp_victim()  # the same network, white-box, to check the results
+    images = jax.random.uniform(jax.random.key(5), (N,) + IMAGE)
+    labels = jnp.argmax(victim.batch(images), axis=-1).astype(jnp.int32)
+    return victim, black_box, images, labels
+
+
+@functools.lru_cache(maxsize=None)
 def run(name):
+    """The registry's attack (the sizes above) on the score-only MLP."""
     victim, black_box, images, labels = mlp_case()
-    if name == "zoo":
-        attack = attacks.zoo(batch=ZOO_BATCH, max_queries=ZOO_STEPS * (2 * ZOO_BATCH + 1) + 1)
-    else:
-        attack = attacks.autozoom(directions=AZ_DIRECTIONS, max_queries=AZ_QUERIES)
+    attack = ATTACKS[name].make()
     hp = attack.hparams(step_size=0.2, initial_const=5.0)
     return attack, hp, attack.batch(black_box, hp, images, labels, jax.random.key(2))
+
+
+def test_the_registry_runs_the_sizes_tested_here():
+    zoo, autozoom = ATTACKS["zoo"].make(), ATTACKS["autozoom"].make()
+    assert zoo.oracle.coordinates == ZOO_BATCH and zoo.length == ZOO_STEPS
+    assert autozoom.oracle.directions == AZ_DIRECTIONS and autozoom.max_queries == AZ_QUERIES
 
 
 @pytest.mark.parametrize("name", ["zoo", "autozoom"])
@@ -233,6 +252,7 @@ def test_attacks_fool_the_score_only_mlp_and_report_their_objective(name):
     victim, _, images, labels = mlp_case()
     assert np.mean(r.success) >= 0.5, r.success
     logits = victim.batch(r.x_adv)
+    np.testing.assert_allclose(r.logits, logits, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(r.success, np.argmax(logits, -1) != np.asarray(labels))
     assert np.all(np.asarray(r.x_adv) >= 0) and np.all(np.asarray(r.x_adv) <= 1)
     # the reported loss is ‖x − x0‖² + c·max(log p_y − max_j log p_j, 0) at the returned point
