@@ -291,11 +291,11 @@ ATTACKS.update({
 # and runs these same attacks on the same victim and shapes (one compilation serves both).
 ATTACKS.update({
     "zoo": AttackEntry(
-        attacks.zoo, lambda: attacks.zoo(batch=8, max_queries=6 * 17 + 1),
+        attacks.zoo, lambda: attacks.zoo(batch=8, max_queries=3 * 17 + 1),
         victim="score-only classifier", eps=None, budget=None, full=False,
     ),
     "autozoom": AttackEntry(
-        attacks.autozoom, lambda: attacks.autozoom(directions=3, max_queries=41),
+        attacks.autozoom, lambda: attacks.autozoom(directions=3, max_queries=17),
         victim="score-only classifier", eps=None, budget=None, full=False,
     ),
 })  # fmt: skip
