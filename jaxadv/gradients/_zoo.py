@@ -14,6 +14,8 @@ off the chosen coordinates, and the mask of the chosen ones, so that a coordinat
 those coordinates only. One call spends ``2B + 1`` queries: the ``2B`` probes in one batched pass
 and the loss at ``θ``, which is both the attack's record of its iterate and the centre value of
 every ĥ_ii. (The hierarchical attack and importance sampling of the paper are not implemented.)
+Since the estimate always carries its mask, the runner's ``zero_gradient`` flag (any non-zero
+leaf) reads False for ZOO runs even when every ĝ_i was zero.
 """
 
 from __future__ import annotations
