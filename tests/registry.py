@@ -83,8 +83,17 @@ def make_ensembles() -> Any:
     return (ensemble([a, b], [2.0, 1.0]), ensemble([make_mlp_victim(seed=5)]))
 
 
+@functools.lru_cache(maxsize=None)
+def make_score_only_classifier() -> Any:
+    """The classifier seen through its scores only (query-based attacks; no gradient)."""
+    from jaxadv import models
+
+    return models.score_only(make_classifier())
+
+
 VICTIMS: dict[str, Callable[[], Any]] = {
     "classifier": make_classifier,
+    "score-only classifier": make_score_only_classifier,
     "saliency": make_saliency_victim,
     "ensembles": make_ensembles,
 }
@@ -304,6 +313,20 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# ZOO and AutoZOOM (score-based, C&W's log-probability objective in a tanh latent; no budget):
+# batch-level checks; tests/test_zoo.py checks the estimators, the step rules and query counts,
+# and runs these same attacks on the same victim and shapes (one compilation serves both).
+ATTACKS.update({
+    "zoo": AttackEntry(
+        attacks.zoo, lambda: attacks.zoo(batch=8, max_queries=3 * 17 + 1),
+        victim="score-only classifier", eps=None, budget=None, full=False,
+    ),
+    "autozoom": AttackEntry(
+        attacks.autozoom, lambda: attacks.autozoom(directions=3, max_queries=17),
+        victim="score-only classifier", eps=None, budget=None, full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {
@@ -396,6 +419,11 @@ STEP_RULES: dict[str, RuleEntry] = {
     "scale_by_long_term_memory": RuleEntry(T.scale_by_long_term_memory, dict(mu1=0.9, mu2=0.99)),
     "smbea_step": RuleEntry(T.smbea_step, dict(step_size=0.01, mu1=0.9, mu2=0.99)),
     "lp_box_admm": RuleEntry(T.lp_box_admm, dict(k=5.0, learning_rate=0.1), mask=True),
+    # ZOO's coordinate rules (a dense gradient: every coordinate chosen)
+    "coordinate_adam": RuleEntry(
+        T.coordinate_adam, dict(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-8)
+    ),
+    "coordinate_newton": RuleEntry(T.coordinate_newton, dict(learning_rate=0.01)),
     # The smoother holds arrays of the clean image: not a numeric hyper-parameter.
     "smooth_updates": RuleEntry(T.smooth_updates, build_fn=lambda: T.smooth_updates(_smoother())),
     # A composition, as the classic recipes build it (MI-FGSM's step).

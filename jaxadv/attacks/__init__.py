@@ -116,3 +116,9 @@ from jaxadv.attacks._signhunter import signhunter as signhunter
 from jaxadv.attacks._simba import SimBA as SimBA
 from jaxadv.attacks._simba import SimBAParams as SimBAParams
 from jaxadv.attacks._simba import simba as simba
+# ZOO and AutoZOOM (score-based: C&W's log-probability objective, zeroth-order estimates)
+from jaxadv.attacks._zoo import LogProbMargin as LogProbMargin
+from jaxadv.attacks._zoo import ReducedTanh as ReducedTanh
+from jaxadv.attacks._zoo import ZerothOrderCW as ZerothOrderCW
+from jaxadv.attacks._zoo import autozoom as autozoom
+from jaxadv.attacks._zoo import zoo as zoo

@@ -6,3 +6,10 @@ from jaxadv.gradients._exact import exact as exact
 from jaxadv.gradients._nes import NES as NES
 from jaxadv.gradients._nes import nes as nes
 from jaxadv.gradients._nes import probe_losses as probe_losses
+# ZOO (coordinate finite differences) and AutoZOOM (random vectors in a reduced space)
+from jaxadv.gradients._autozoom import AutoZOOM as AutoZOOM
+from jaxadv.gradients._autozoom import autozoom as autozoom
+from jaxadv.gradients._autozoom import sphere_directions as sphere_directions
+from jaxadv.gradients._zoo import ZOO as ZOO
+from jaxadv.gradients._zoo import CoordinateEstimate as CoordinateEstimate
+from jaxadv.gradients._zoo import zoo as zoo
