@@ -109,3 +109,5 @@ from jaxadv.attacks._square import square_side as square_side
 from jaxadv.attacks._query import QueryAttack as QueryAttack
 from jaxadv.attacks._query import QueryHParams as QueryHParams
 from jaxadv.attacks._query import SaliencyQueryAttack as SaliencyQueryAttack
+# Bandits-TD (query-based, time and data priors; ℓ∞ and ℓ2)
+from jaxadv.attacks._bandits import bandits as bandits

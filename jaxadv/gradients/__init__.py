@@ -6,3 +6,6 @@ from jaxadv.gradients._exact import exact as exact
 from jaxadv.gradients._nes import NES as NES
 from jaxadv.gradients._nes import nes as nes
 from jaxadv.gradients._nes import probe_losses as probe_losses
+# Bandits-TD: a prior learned online (time prior) at a tiled resolution (data prior)
+from jaxadv.gradients._bandits import Bandits as Bandits
+from jaxadv.gradients._bandits import bandits as bandits
