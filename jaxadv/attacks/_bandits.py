@@ -65,6 +65,8 @@ def bandits(
     _checks.check_choice("norm", norm, BANDITS_NORMS)
     classification_objective(loss, targeted=False)  # validates the loss name
     eps, step, prior_lr, fd_eta, exploration = BANDITS_DEFAULTS[norm]
+    if not published_code:  # the code's estimate is δ·Δ: the same steps take δ·lr on Δ
+        prior_lr = prior_lr * exploration
     oracle = Bandits(
         prior_update="eg" if norm == "linf" else "gd",
         tile=tile,
