@@ -277,6 +277,19 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Bandits-TD (score-based; 3 steps of 3 queries and the final evaluation), ℓ∞ with a 2×2 data
+# prior and ℓ2: batch-level checks; tests/test_bandits.py checks the estimator and the counts.
+ATTACKS.update({
+    "bandits": AttackEntry(
+        attacks.bandits, lambda: attacks.bandits(tile=2, max_queries=10), dict(eps=0.1),
+        full=False,
+    ),
+    "bandits-l2": AttackEntry(
+        attacks.bandits, lambda: attacks.bandits(norm="l2", max_queries=10), dict(eps=0.5),
+        budget="l2", full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {

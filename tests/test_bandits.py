@@ -64,83 +64,105 @@ def linear_loss(theta):
     return jnp.sum(jnp.asarray(G, jnp.float32) * theta) + 0.3, theta
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _call(oracle, theta, key, state):
-    return oracle(linear_loss, theta, key, state)
+ETA, DELTA, LR = 0.1, 0.5, 0.7
+CASES = (("gd", 1), ("gd", 2), ("eg", 1), ("eg", 2))  # (prior update, tile)
+MC_DRAWS = 20_000
+EG_V = np.tanh(np.asarray(jax.random.normal(jax.random.key(1), (64,)), np.float64))
+EG_G = np.asarray(jax.random.normal(jax.random.key(2), (64,)), np.float64)
+EG_LRS = (0.5, 3.0, 100.0, 1e4)
 
 
-@pytest.mark.parametrize("update", ["gd", "eg"])
-@pytest.mark.parametrize("tile", [1, 2])
-def test_one_call_is_the_closed_form_on_a_linear_loss(update, tile):
+def _priors():
+    key = jax.random.key(9)
+    return [0.6 * np.tanh(np.asarray(jax.random.normal(key, _bandits.prior_shape(t, SHAPE))))
+            for _, t in CASES]  # fmt: skip
+
+
+@functools.lru_cache(maxsize=None)
+def _estimator_runs():
+    """Everything the estimator tests read, in one compiled call (one compilation)."""
+
+    def run(theta, priors, key, mc_keys, eg_v, eg_g):
+        calls = [
+            gradients.bandits(update, tile, fd_eta=ETA, exploration=DELTA, prior_lr=LR)(
+                linear_loss, theta, key, prior
+            )
+            for (update, tile), prior in zip(CASES, priors)
+        ]
+        # the code's scaling: δ·Δ with lr equals Δ with δ·lr (δ = 0.01, the ℓ2 setting)
+        paper = gradients.bandits("gd", exploration=0.01, prior_lr=0.1 * 0.01)
+        code = gradients.bandits("gd", published_code=True, exploration=0.01, prior_lr=0.1)
+        flat = jnp.full(SHAPE, 0.01)
+        scaling = [o(linear_loss, theta, key, flat)[2] for o in (paper, code)]
+        # many draws from v = 0 (2×2 tiles, lr 1 on the gradient update: the new prior is Δ)
+        mc = gradients.bandits("gd", 2, fd_eta=ETA, exploration=DELTA, prior_lr=1.0)
+        zero = mc.init(theta)
+        draws = jax.vmap(lambda k: mc(linear_loss, theta, k, zero)[2])(mc_keys)
+        eg = [_bandits.eg_step(eg_v, eg_g, lr) for lr in EG_LRS]
+        tiled = _bandits.upsample(priors[1], 2)
+        return calls, scaling, draws, eg, tiled
+
+    args = (
+        jnp.asarray(THETA, jnp.float32),
+        [jnp.asarray(p, jnp.float32) for p in _priors()],
+        jax.random.key(3),
+        jax.random.split(jax.random.key(0), MC_DRAWS),
+        jnp.asarray(EG_V, jnp.float32),
+        jnp.asarray(EG_G, jnp.float32),
+    )
+    return jax.tree.map(np.asarray, jax.jit(run)(*args))
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_one_call_is_the_closed_form_on_a_linear_loss(case):
     """For a linear loss the finite difference is exact, (L1 − L2)/η = ⟨g, q̂1 − q̂2⟩, so one call
     is a closed form of the draw u: Δ = ⟨g, q̂1 − q̂2⟩/δ · u with q̂ = up(v ± δu)/‖up(v ± δu)‖,
     then the prior update (v + lr·Δ, or the code's EG step) and grad = up(new prior)."""
-    eta, delta, lr = 0.1, 0.5, 0.7
-    oracle = gradients.bandits(update, tile, fd_eta=eta, exploration=delta, prior_lr=lr)
-    pshape = _bandits.prior_shape(tile, SHAPE)
-    prior = 0.6 * np.tanh(np.asarray(jax.random.normal(jax.random.key(9), pshape), np.float64))
-    key = jax.random.key(3)
-    (loss, aux), grad, state, queries = _call(
-        oracle, jnp.asarray(THETA, jnp.float32), key, jnp.asarray(prior, jnp.float32)
-    )
-    u = exploration_draw(key, pshape)
-    q1, q2 = unit(up(prior + delta * u, tile)), unit(up(prior - delta * u, tile))
-    estimate = np.sum(G * (q1 - q2)) / delta * u
-    expected = prior + lr * estimate if update == "gd" else eg_code(prior, estimate, lr)
+    update, tile = CASES[case]
+    (loss, aux), grad, state, queries = _estimator_runs()[0][case]
+    prior = np.asarray(jnp.asarray(_priors()[case], jnp.float32), np.float64)
+    u = exploration_draw(jax.random.key(3), prior.shape)
+    q1, q2 = unit(up(prior + DELTA * u, tile)), unit(up(prior - DELTA * u, tile))
+    estimate = np.sum(G * (q1 - q2)) / DELTA * u
+    expected = prior + LR * estimate if update == "gd" else eg_code(prior, estimate, LR)
     np.testing.assert_allclose(state, expected, rtol=1e-4, atol=1e-5)
-    np.testing.assert_array_equal(grad, up(np.asarray(state), tile))
+    np.testing.assert_array_equal(grad, up(state, tile))
     np.testing.assert_allclose(loss, np.sum(G * THETA) + 0.3, rtol=1e-6)
-    np.testing.assert_array_equal(aux, jnp.asarray(THETA, jnp.float32))
-    assert int(queries) == oracle.queries_per_call == 3
+    np.testing.assert_array_equal(aux, np.float32(THETA))
+    assert int(queries) == gradients.bandits().queries_per_call == 3
 
 
 def test_mean_estimate_is_the_tiled_gradient_up_to_the_closed_form_factor():
     """From v = 0, q̂2 = −q̂1 = −up(u)/(t‖u‖), so Δ = 2⟨a, u⟩u/(δ t ‖u‖) with a the block sums of
     ∇L (the gradient's projection on tiled images); E[u uᵀ/‖u‖] = (E‖u‖/d)·I gives
     E[Δ] = 2 E‖u‖/(δ t d) · a, E‖u‖ = √(2/d)·Γ((d+1)/2)/Γ(d/2) for u ~ N(0, I/d)."""
-    tile, delta, n = 2, 0.5, 20_000
-    oracle = gradients.bandits("gd", tile, fd_eta=0.1, exploration=delta, prior_lr=1.0)
-    zero = oracle.init(jnp.zeros(SHAPE))
-    theta = jnp.asarray(THETA, jnp.float32)
-    draw = jax.jit(jax.vmap(lambda k: oracle(linear_loss, theta, k, zero)[2]))
-    samples = np.asarray(draw(jax.random.split(jax.random.key(0), n)), np.float64)
-    d = zero.size
+    tile = 2
+    samples = _estimator_runs()[2].astype(np.float64)
+    d = samples[0].size
     norm_mean = math.sqrt(2 / d) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
-    expected = 2 * norm_mean / (delta * tile * d) * down(G, tile)
-    stderr = samples.std(axis=0) / np.sqrt(n)
+    expected = 2 * norm_mean / (DELTA * tile * d) * down(G, tile)
+    stderr = samples.std(axis=0) / np.sqrt(MC_DRAWS)
     assert np.all(np.abs(samples.mean(axis=0) - expected) < 5 * stderr)
     assert np.max(stderr / np.abs(expected)) < 0.05  # the check has power
 
 
 def test_published_code_scaling_is_delta_times_the_papers():
     """The code's estimate (L1 − L2)/(δη)·δu is δ·Δ: with lr/δ it takes the paper's steps."""
-    delta = 0.01
-    key, theta = jax.random.key(5), jnp.asarray(THETA, jnp.float32)
-    paper = gradients.bandits("gd", exploration=delta, prior_lr=0.1 * delta)
-    code = gradients.bandits("gd", published_code=True, exploration=delta, prior_lr=0.1)
-    prior = jnp.full(SHAPE, 0.01)
-    np.testing.assert_allclose(
-        _call(paper, theta, key, prior)[2], _call(code, theta, key, prior)[2], rtol=1e-5
-    )
+    paper, code = _estimator_runs()[1]
+    np.testing.assert_allclose(paper, code, rtol=1e-5)
+    assert np.any(paper != 0.01)
 
 
 def test_eg_step_is_the_codes_and_stays_in_the_cube():
-    v = np.tanh(np.asarray(jax.random.normal(jax.random.key(1), (64,)), np.float64))
-    g = np.asarray(jax.random.normal(jax.random.key(2), (64,)), np.float64)
-    for lr in (0.5, 3.0, 100.0):
-        np.testing.assert_allclose(
-            _bandits.eg_step(jnp.asarray(v, jnp.float32), jnp.asarray(g, jnp.float32), lr),
-            eg_code(v, g, lr), rtol=1e-5, atol=1e-6,
-        )  # fmt: skip
+    eg = _estimator_runs()[3]
+    for lr, got in zip(EG_LRS[:-1], eg):
+        np.testing.assert_allclose(got, eg_code(EG_V, EG_G, lr), rtol=1e-5, atol=1e-6)
     # where the code's exp overflows (lr·Δ ≈ 1e4) the closed form saturates at ±1, never NaN
-    big = _bandits.eg_step(jnp.asarray(v, jnp.float32), jnp.asarray(g, jnp.float32), 1e4)
-    np.testing.assert_array_equal(big, np.sign(g))
-    np.testing.assert_allclose(_bandits.eg_step(jnp.zeros(3), jnp.ones(3), 2.0), np.tanh(2.0), rtol=1e-6)
+    np.testing.assert_array_equal(eg[-1], np.sign(EG_G))
 
 
 def test_upsampling_is_exact_tiling():
-    prior = jax.random.normal(jax.random.key(4), (2, 3, 2))
-    np.testing.assert_array_equal(_bandits.upsample(prior, 3), up(np.asarray(prior), 3))
+    np.testing.assert_array_equal(_estimator_runs()[4], up(np.float32(_priors()[1]), 2))
     assert _bandits.prior_shape(4, (28, 28, 1)) == (7, 7, 1)
     assert _bandits.prior_shape(1, (12,)) == (12,)
 
@@ -151,52 +173,6 @@ MLP = make_mlp_victim()
 BLACK_BOX = models.score_only(MLP)
 X = jax.random.uniform(jax.random.key(42), (8,) + MLP.input_shape)
 Y = jnp.argmax(MLP.batch(X), axis=-1).astype(jnp.int32)
-
-
-@functools.lru_cache(maxsize=None)
-def _steps():
-    """The ℓ∞ attack (2×2 tiles, 10 steps) on 8 examples, recording after every step the prior,
-    the done flag and the queries spent; and the results."""
-    attack = attacks.bandits(tile=2, max_queries=31)
-    hp = attack.derive(attack.hparams(eps=0.3, prior_lr=3.0))
-
-    def one(x0, label, key):
-        program = attack.program(BLACK_BOX, hp, x0, label, label)
-
-        def body(carry, _):
-            carry, loss = program.step(carry)
-            return carry, (loss, carry.oracle_state, carry.done, carry.queries)
-
-        carry, (trace, states, done, queries) = jax.lax.scan(
-            body, program.init(key), length=program.length
-        )
-        return program.finish(carry, trace), states, done, queries
-
-    keys = jax.random.split(jax.random.key(0), len(Y))
-    out = jax.jit(jax.vmap(one))(X, Y, keys)
-    return attack, jax.tree.map(np.asarray, out)
-
-
-def test_prior_is_carried_and_frozen_once_done_and_queries_are_exact():
-    attack, (result, states, done, queries) = _steps()
-    length = attack.length
-    assert length == (31 - 1) // 3 == 10 and states.shape[1:] == (length, 2, 2, 1)
-    seen = set()
-    for i in range(len(Y)):
-        k = int(np.argmax(done[i])) if done[i].any() else length  # the step that succeeded
-        before = np.concatenate([np.zeros((1, 2, 2, 1)), states[i, :-1]])
-        moved = np.any(states[i] != before, axis=(1, 2, 3))
-        assert moved[:k].all() and not moved[k:].any()  # learned while running, then frozen
-        np.testing.assert_array_equal(queries[i], 3 * np.minimum(np.arange(length) + 1, k + 1))
-        if k < length:  # early stop: the successful call's 3 queries, no final evaluation
-            assert result.success[i] and result.queries[i] == 3 * (k + 1)
-            assert result.steps[i] == k + 1
-            seen.add("stopped")
-        else:  # the whole budget: every step and the final evaluation
-            assert result.queries[i] == 3 * length + 1 <= 31 and result.steps[i] == length
-            seen.add("ran out")
-    assert seen == {"stopped", "ran out"}  # both cases exercised
-    assert np.all(result.linf <= np.float32(0.3))
 
 
 _LOG: list = []
@@ -219,14 +195,55 @@ def _counting_victim():
                   bounds=(0.0, 1.0))  # fmt: skip
 
 
-def test_queries_are_the_victims_forward_passes():
-    """Without early stopping, every step queries the victim 3 times (the iterate and two probes)
-    and the result once more: ``queries`` is the number of inputs the victim saw."""
-    attack = attacks.bandits(norm="l2", max_queries=12, early_stop=False)
+@functools.lru_cache(maxsize=None)
+def _steps():
+    """The ℓ∞ attack (2×2 tiles, 10 steps) on 8 examples of the counting victim, recording after
+    every step the prior, the done flag and the queries spent; the results; and the number of
+    inputs the victim saw."""
+    attack = attacks.bandits(tile=2, max_queries=31)
+    hp = attack.derive(attack.hparams(eps=0.3, prior_lr=3.0))
+
+    def one(x0, label, key):
+        program = attack.program(_counting_victim(), hp, x0, label, label)
+
+        def body(carry, _):
+            carry, loss = program.step(carry)
+            return carry, (loss, carry.oracle_state, carry.done, carry.queries)
+
+        carry, (trace, states, done, queries) = jax.lax.scan(
+            body, program.init(key), length=program.length
+        )
+        return program.finish(carry, trace), states, done, queries
+
+    keys = jax.random.split(jax.random.key(0), len(Y))
     _LOG.clear()
-    r = attack(_counting_victim(), attack.hparams(eps=0.5), X[0], Y[0], jax.random.key(1))
-    assert int(r.queries) == sum(len(x) for x in _LOG) == 3 * 3 + 1
-    assert int(r.steps) == 3
+    out = jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(X, Y, keys))
+    return attack, out, sum(len(x) for x in _LOG)
+
+
+def test_prior_is_carried_and_frozen_once_done_and_queries_are_exact():
+    attack, (result, states, done, queries), seen_by_victim = _steps()
+    length = attack.length
+    assert length == (31 - 1) // 3 == 10 and states.shape[1:] == (length, 2, 2, 1)
+    seen = set()
+    for i in range(len(Y)):
+        k = int(np.argmax(done[i])) if done[i].any() else length  # the step that succeeded
+        before = np.concatenate([np.zeros((1, 2, 2, 1)), states[i, :-1]])
+        moved = np.any(states[i] != before, axis=(1, 2, 3))
+        assert moved[:k].all() and not moved[k:].any()  # learned while running, then frozen
+        np.testing.assert_array_equal(queries[i], 3 * np.minimum(np.arange(length) + 1, k + 1))
+        if k < length:  # early stop: the successful call's 3 queries, no final evaluation
+            assert result.success[i] and result.queries[i] == 3 * (k + 1)
+            assert result.steps[i] == k + 1
+            seen.add("stopped")
+        else:  # the whole budget: every step and the final evaluation
+            assert result.queries[i] == 3 * length + 1 <= 31 and result.steps[i] == length
+            seen.add("ran out")
+    assert seen == {"stopped", "ran out"}  # both cases exercised
+    # the fixed-trip loop runs every step (3 forward passes) and the final evaluation (1) for
+    # every example; what an example spends after it stopped is not counted
+    assert seen_by_victim == len(Y) * (3 * length + 1)
+    assert np.all(result.linf <= np.float32(0.3))
 
 
 def test_published_defaults():
