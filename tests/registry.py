@@ -277,14 +277,11 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
-# Bandits-TD (score-based; 3 steps of 3 queries and the final evaluation), ℓ∞ with a 2×2 data
-# prior and ℓ2: batch-level checks; tests/test_bandits.py checks the estimator and the counts.
+# Bandits-TD (score-based; 3 steps of 3 queries and the final evaluation): the ℓ2 attack,
+# batch-level checks; tests/test_bandits.py runs the ℓ∞ attack with a tiled prior and checks the
+# estimator, the query counts and the frozen prior.
 ATTACKS.update({
     "bandits": AttackEntry(
-        attacks.bandits, lambda: attacks.bandits(tile=2, max_queries=10), dict(eps=0.1),
-        full=False,
-    ),
-    "bandits-l2": AttackEntry(
         attacks.bandits, lambda: attacks.bandits(norm="l2", max_queries=10), dict(eps=0.5),
         budget="l2", full=False,
     ),
