@@ -277,12 +277,12 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
-# Bandits-TD (score-based; 3 steps of 3 queries and the final evaluation): the ℓ2 attack,
+# Bandits-TD (score-based; 1 step of 3 queries and the final evaluation): the ℓ2 attack,
 # batch-level checks; tests/test_bandits.py runs the ℓ∞ attack with a tiled prior and checks the
 # estimator, the query counts and the frozen prior.
 ATTACKS.update({
     "bandits": AttackEntry(
-        attacks.bandits, lambda: attacks.bandits(norm="l2", max_queries=10), dict(eps=0.5),
+        attacks.bandits, lambda: attacks.bandits(norm="l2", max_queries=4), dict(eps=0.5),
         budget="l2", full=False,
     ),
 })  # fmt: skip

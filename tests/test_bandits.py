@@ -47,17 +47,13 @@ def eg_code(prior, g, lr):
     return pos / (pos + neg) * 2 - 1
 
 
-def exploration_draw(key, shape):
-    """The estimator's u ~ N(0, I/d) at the prior's resolution (d entries)."""
-    d = math.prod(shape)
-    return np.asarray(jax.random.normal(key, shape, jnp.float32), np.float64) / np.sqrt(d)
-
-
 # -- the estimate on a linear loss ------------------------------------------------------------------
 
 SHAPE = (4, 4, 2)
-G = np.asarray(jax.random.normal(jax.random.key(7), SHAPE), np.float64)  # the loss's gradient
-THETA = 0.1 * np.asarray(jax.random.normal(jax.random.key(8), SHAPE), np.float64)
+RNG = np.random.default_rng(0)
+CASES = (("gd", 1), ("gd", 2), ("eg", 1), ("eg", 2))  # (prior update, tile)
+G = RNG.normal(size=SHAPE)  # the loss's gradient
+THETA = np.float32(0.1 * RNG.normal(size=SHAPE)).astype(np.float64)
 
 
 def linear_loss(theta):
@@ -65,17 +61,14 @@ def linear_loss(theta):
 
 
 ETA, DELTA, LR = 0.1, 0.5, 0.7
-CASES = (("gd", 1), ("gd", 2), ("eg", 1), ("eg", 2))  # (prior update, tile)
 MC_DRAWS = 20_000
-EG_V = np.tanh(np.asarray(jax.random.normal(jax.random.key(1), (64,)), np.float64))
-EG_G = np.asarray(jax.random.normal(jax.random.key(2), (64,)), np.float64)
+EG_V = np.float32(np.tanh(RNG.normal(size=64))).astype(np.float64)
+EG_G = np.float32(RNG.normal(size=64)).astype(np.float64)
+PRIORS = [  # float32 values, kept in float64 for the transcriptions
+    np.float32(0.6 * np.tanh(RNG.normal(size=_bandits.prior_shape(t, SHAPE)))).astype(np.float64)
+    for _, t in CASES
+]
 EG_LRS = (0.5, 3.0, 100.0, 1e4)
-
-
-def _priors():
-    key = jax.random.key(9)
-    return [0.6 * np.tanh(np.asarray(jax.random.normal(key, _bandits.prior_shape(t, SHAPE))))
-            for _, t in CASES]  # fmt: skip
 
 
 @functools.lru_cache(maxsize=None)
@@ -100,11 +93,13 @@ def _estimator_runs():
         draws = jax.vmap(lambda k: mc(linear_loss, theta, k, zero)[2])(mc_keys)
         eg = [_bandits.eg_step(eg_v, eg_g, lr) for lr in EG_LRS]
         tiled = _bandits.upsample(priors[1], 2)
-        return calls, scaling, draws, eg, tiled
+        # the draws u ~ N(0, I/d) the calls made (the estimator's definition, replayed)
+        draws_u = [jax.random.normal(key, p.shape) / jnp.sqrt(p.size) for p in priors]
+        return calls, scaling, draws, eg, tiled, draws_u
 
     args = (
         jnp.asarray(THETA, jnp.float32),
-        [jnp.asarray(p, jnp.float32) for p in _priors()],
+        [jnp.asarray(p, jnp.float32) for p in PRIORS],
         jax.random.key(3),
         jax.random.split(jax.random.key(0), MC_DRAWS),
         jnp.asarray(EG_V, jnp.float32),
@@ -120,15 +115,15 @@ def test_one_call_is_the_closed_form_on_a_linear_loss(case):
     then the prior update (v + lr·Δ, or the code's EG step) and grad = up(new prior)."""
     update, tile = CASES[case]
     (loss, aux), grad, state, queries = _estimator_runs()[0][case]
-    prior = np.asarray(jnp.asarray(_priors()[case], jnp.float32), np.float64)
-    u = exploration_draw(jax.random.key(3), prior.shape)
+    prior = PRIORS[case]
+    u = _estimator_runs()[5][case].astype(np.float64)
     q1, q2 = unit(up(prior + DELTA * u, tile)), unit(up(prior - DELTA * u, tile))
     estimate = np.sum(G * (q1 - q2)) / DELTA * u
     expected = prior + LR * estimate if update == "gd" else eg_code(prior, estimate, LR)
     np.testing.assert_allclose(state, expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(grad, up(state, tile))
-    np.testing.assert_allclose(loss, np.sum(G * THETA) + 0.3, rtol=1e-6)
-    np.testing.assert_array_equal(aux, np.float32(THETA))
+    np.testing.assert_allclose(loss, np.sum(G * THETA) + 0.3, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(aux, THETA)
     assert int(queries) == gradients.bandits().queries_per_call == 3
 
 
@@ -143,7 +138,7 @@ def test_mean_estimate_is_the_tiled_gradient_up_to_the_closed_form_factor():
     expected = 2 * norm_mean / (DELTA * tile * d) * down(G, tile)
     stderr = samples.std(axis=0) / np.sqrt(MC_DRAWS)
     assert np.all(np.abs(samples.mean(axis=0) - expected) < 5 * stderr)
-    assert np.max(stderr / np.abs(expected)) < 0.05  # the check has power
+    assert np.max(stderr) < 0.02 * np.linalg.norm(expected)  # the check has power
 
 
 def test_published_code_scaling_is_delta_times_the_papers():
@@ -162,7 +157,7 @@ def test_eg_step_is_the_codes_and_stays_in_the_cube():
 
 
 def test_upsampling_is_exact_tiling():
-    np.testing.assert_array_equal(_estimator_runs()[4], up(np.float32(_priors()[1]), 2))
+    np.testing.assert_array_equal(_estimator_runs()[4], up(PRIORS[1], 2))
     assert _bandits.prior_shape(4, (28, 28, 1)) == (7, 7, 1)
     assert _bandits.prior_shape(1, (12,)) == (12,)
 
