@@ -27,12 +27,15 @@ code's ``online_lr``). One call spends 3 queries: the two probes (one batched pa
 ``θ``, which the attack records as its current iterate (the published code's bookkeeping counts 2
 per step and evaluates the iterate outside its count).
 
-Paper and published code: the code draws ``u`` as ``randn/√d`` (the paper's ``N(0, I/d)``) and
-forms its estimate as ``(L1 − L2)/(δη) · δu``, i.e. ``δ`` times the paper's Algorithm 2 ``Δ``; its
-``online_lr`` values (100 for ℓ∞ with δ = 1, 0.1 for ℓ2 with δ = 0.01) were tuned with that
-scaling. ``published_code=True`` reproduces it (for ℓ∞ with δ = 1 the two agree); the default is
-the paper's ``Δ``. The code's "tile size" (50) is the *prior's* side, upsampled to the 299-pixel
-image (blocks of ~6 pixels); here ``tile`` is the block side in pixels and must divide the image.
+Paper and published code: the code draws ``u`` as ``randn/√d`` (``N(0, I/d)``, as here) and
+forms its estimate as ``(L1 − L2)/(δη) · δu``, i.e. ``δ`` times the ``Δ`` above (Algorithm 2's
+``(ℓ(q1) − ℓ(q2))/δ · u``); its ``online_lr`` values (100 for ℓ∞ with δ = 1, 0.1 for ℓ2 with
+δ = 0.01) were tuned with that scaling, so ``lr`` on ``δ·Δ`` is ``δ·lr`` on ``Δ``.
+``published_code=True`` reproduces the code's estimate (for ℓ∞ with δ = 1 the two agree); the
+default is the paper's ``Δ``. The code's probes are not clipped to the pixel box (nor are they
+here: ``loss_fn`` decides what a probe outside the box means). The code's "tile size" (50) is
+the *prior's* side, upsampled to the 299-pixel image (blocks of ~6 pixels); here ``tile`` is the
+block side in pixels and must divide the image.
 """
 
 from __future__ import annotations
