@@ -21,7 +21,7 @@ from jaxadv.models import Victim
 
 from conftest import make_linear_victim, make_mlp_victim, mlp_apply
 
-# -- numpy transcriptions ---------------------------------------------------------------------------
+# -- numpy transcriptions --------------------------------------------------------------------------
 
 
 def up(a, tile):
@@ -47,7 +47,7 @@ def eg_code(prior, g, lr):
     return pos / (pos + neg) * 2 - 1
 
 
-# -- the estimate on a linear loss ------------------------------------------------------------------
+# -- the estimate on a linear loss -----------------------------------------------------------------
 
 SHAPE = (4, 4, 2)
 RNG = np.random.default_rng(0)
@@ -162,7 +162,7 @@ def test_upsampling_is_exact_tiling():
     assert _bandits.prior_shape(1, (12,)) == (12,)
 
 
-# -- the attack -------------------------------------------------------------------------------------
+# -- the attack ------------------------------------------------------------------------------------
 
 MLP = make_mlp_victim()
 BLACK_BOX = models.score_only(MLP)
@@ -273,7 +273,7 @@ def test_bad_input():
         attack(linear, attack.hparams(eps=0.1), jnp.zeros(12), 0, jax.random.key(0))
 
 
-# -- measured against NES -----------------------------------------------------------------------------
+# -- measured against NES --------------------------------------------------------------------------
 
 
 @pytest.mark.slow
