@@ -327,6 +327,16 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Bandits-TD (score-based; 1 step of 3 queries and the final evaluation): the ℓ2 attack,
+# batch-level checks; tests/test_bandits.py runs the ℓ∞ attack with a tiled prior and checks the
+# estimator, the query counts and the frozen prior.
+ATTACKS.update({
+    "bandits": AttackEntry(
+        attacks.bandits, lambda: attacks.bandits(norm="l2", max_queries=4), dict(eps=0.5),
+        budget="l2", full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 NOT_ATTACK_FACTORIES = {

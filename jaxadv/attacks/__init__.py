@@ -122,3 +122,5 @@ from jaxadv.attacks._zoo import ReducedTanh as ReducedTanh
 from jaxadv.attacks._zoo import ZerothOrderCW as ZerothOrderCW
 from jaxadv.attacks._zoo import autozoom as autozoom
 from jaxadv.attacks._zoo import zoo as zoo
+# Bandits-TD (query-based, time and data priors; ℓ∞ and ℓ2)
+from jaxadv.attacks._bandits import bandits as bandits

@@ -13,3 +13,6 @@ from jaxadv.gradients._autozoom import sphere_directions as sphere_directions
 from jaxadv.gradients._zoo import ZOO as ZOO
 from jaxadv.gradients._zoo import CoordinateEstimate as CoordinateEstimate
 from jaxadv.gradients._zoo import zoo as zoo
+# Bandits-TD: a prior learned online (time prior) at a tiled resolution (data prior)
+from jaxadv.gradients._bandits import Bandits as Bandits
+from jaxadv.gradients._bandits import bandits as bandits
