@@ -83,8 +83,29 @@ def make_ensembles() -> Any:
     return (ensemble([a, b], [2.0, 1.0]), ensemble([make_mlp_victim(seed=5)]))
 
 
+@functools.lru_cache(maxsize=None)
+def make_black_box_with_surrogate() -> Any:
+    """The classifier as a black box (score-only) carrying a differently seeded white-box MLP as
+    its surrogate: the victim of the transfer-prior query attacks."""
+    from jaxadv import models
+
+    return models.with_surrogates(models.score_only(make_classifier()), make_mlp_victim(seed=1))
+
+
+@functools.lru_cache(maxsize=None)
+def make_saliency_black_box_with_surrogate() -> Any:
+    """The saliency stub as a black box with a stub of other weights as its substitute."""
+    from jaxadv import models
+
+    stub = make_saliency_victim()
+    other = stub.replace(variables=jax.tree.map(lambda a: -0.5 * a[::-1], stub.variables))
+    return models.with_surrogates(models.score_only(stub), other)
+
+
 VICTIMS: dict[str, Callable[[], Any]] = {
     "classifier": make_classifier,
+    "classifier+surrogate": make_black_box_with_surrogate,
+    "saliency+surrogate": make_saliency_black_box_with_surrogate,
     "saliency": make_saliency_victim,
     "ensembles": make_ensembles,
 }
@@ -279,6 +300,31 @@ ATTACKS.update({
 
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
+# Transfer-prior query attacks (black box + a white-box surrogate; 2-3 steps each): batch-level
+# checks; tests/test_prior_estimators.py checks the estimators, query counts and errors.
+ATTACKS.update({
+    "prgf": AttackEntry(
+        attacks.prgf, lambda: attacks.prgf(samples=4, norm_samples=4, max_queries=25),
+        dict(eps=0.1, step_size=0.05, fd_step=1e-3), victim="classifier+surrogate", full=False,
+    ),
+    "prior-boosted": AttackEntry(
+        attacks.prior_boosted, lambda: attacks.prior_boosted(prior="gradient", max_queries=10),
+        dict(eps=0.1), victim="classifier+surrogate", full=False,
+    ),
+    # the paper's path: Algorithm 1's priors (2 steps on 3 channels of "feat") on a saliency model
+    "prior-boosted-saliency": AttackEntry(
+        attacks.prior_boosted,
+        lambda: attacks.prior_boosted(
+            saliency=True, layer="feat", channels=3, prior_steps=2, max_queries=7
+        ),
+        dict(eps=0.1), victim="saliency+surrogate", full=False,
+    ),
+    "subspace-bandits": AttackEntry(
+        attacks.subspace_bandits, lambda: attacks.subspace_bandits(max_queries=10),
+        dict(eps=0.1), victim="classifier+surrogate", full=False,
+    ),
+})  # fmt: skip
+
 NOT_ATTACK_FACTORIES = {
     "apgd_checkpoints": "APGD's step-size checkpoints (a tuple of step indices)",
     "autoattack": "runs the AutoAttack ensemble of registered families (tests/test_autoattack.py)",
