@@ -148,7 +148,9 @@ def black_box():
     victim = make_mlp_victim()
     images = jax.random.uniform(jax.random.key(42), (8,) + victim.input_shape)
     labels = jnp.argmax(victim.batch(images), axis=-1).astype(jnp.int32)
-    bb = models.with_surrogates(models.score_only(victim), make_mlp_victim(seed=1))
+    # two surrogates of other weights: each prior is drawn from a random one of them
+    surrogates = make_mlp_victim(seed=1), make_mlp_victim(seed=2)
+    bb = models.with_surrogates(models.score_only(victim), *surrogates)
     return victim, bb, images, labels
 
 
@@ -223,3 +225,66 @@ def test_prior_errors(black_box):
         models.with_surrogates(bb.victim, models.score_only(victim))
     with pytest.raises(ValueError, match="input_shape"):
         models.with_surrogates(bb.victim, make_mlp_victim(shape=(2, 2, 1)))
+
+
+# -- whole attacks against transcriptions (slow: one compilation each) -----------------------------
+
+
+def _log_p(W, x, y):
+    z = W @ x
+    return z[y] - np.log(np.sum(np.exp(z - z.max()))) - z.max()
+
+
+@pytest.mark.slow
+def test_prior_boosted_steps_are_algorithm_2_on_linear_models():
+    """Algorithm 2 with the surrogate's gradient as prior, plain steps ``x − α g̃``, ℓ∞ ball:
+    the attack's iterates == a numpy transcription (the ``−CE`` objective, no success)."""
+    from conftest import make_linear_victim
+
+    victim, surrogate = make_linear_victim(seed=0), make_linear_victim(seed=2)
+    Wv, Ws = (np.asarray(v.variables["w"], np.float64) for v in (victim, surrogate))
+    x0 = np.asarray(jax.random.uniform(jax.random.key(5), (D,), minval=-1, maxval=1))
+    y = int(np.argmax(Wv @ x0))
+    eps, alpha, delta, tau, eta = 0.05, 0.01, 0.1, 1.0, 0.1
+    attack = attacks.prior_boosted(prior="gradient", step="plain", loss="ce", max_queries=10)
+    hp = attack.hparams(eps=eps, step_size=alpha, fd_step=delta, exploration=tau, prior_lr=eta)
+    bb = models.with_surrogates(models.score_only(victim), surrogate)
+    r = attack(bb, hp, jnp.asarray(x0, jnp.float32), y, jax.random.key(0))
+
+    loss = lambda th: _log_p(Wv, x0 + th, y)  # noqa: E731  (−CE, minimised)
+    theta, g, seen = np.zeros(D), np.zeros(D), []
+    for _ in range(attack.length):
+        seen.append((loss(theta), theta))
+        z = Ws @ (x0 + theta)
+        p = np.exp(z - z.max()) / np.sum(np.exp(z - z.max()))
+        u = Ws.T @ (np.eye(2)[y] - p)  # ∇ log p_y of the surrogate
+        plus, minus = g + tau * u, g - tau * u
+        diff = loss(theta + delta * plus / np.abs(plus).sum()) - loss(
+            theta + delta * minus / np.abs(minus).sum()
+        )
+        g = g + eta * diff / (tau * delta) * u
+        theta = np.clip(theta - alpha * g, -eps, eps)
+    seen.append((loss(theta), theta))
+    best = min(range(len(seen)), key=lambda i: (seen[i][0], i))
+    assert not bool(r.success) and int(r.queries) == 3 * attack.length + 1
+    np.testing.assert_allclose(r.delta, seen[best][1], atol=1e-5)
+    assert np.abs(seen[best][1]).max() > 0  # it moved
+
+
+@pytest.mark.slow
+def test_subspace_prior_is_algorithm_1s_prior_of_the_substitute():
+    """``SubspacePrior`` runs the subspace attack (Algorithm 1) on the substitute from the
+    benign image: its prior == ``subspace_attack(...)``'s ``extras["prior"]`` for the same key."""
+    from registry import make_saliency_victim
+
+    stub = make_saliency_victim()
+    x0 = jax.random.uniform(jax.random.key(1), stub.input_shape)
+    attack = attacks.prior_boosted(saliency=True, layer="feat", channels=3, prior_steps=2)
+    hp = attack.hparams(eps=0.1)
+    prior_fn = attack.prior.build(attack, (stub,), hp, x0, None, None)
+    key = jax.random.key(2)
+    got = prior_fn(jnp.zeros_like(x0), key)
+    sub = attacks.subspace_attack("feat", 3, targeted=False, steps=2)
+    want = sub(stub, sub.hparams(eps=0.1), x0, None, jax.random.split(key)[1]).extras["prior"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert np.abs(np.asarray(got)).max() > 0
