@@ -148,9 +148,7 @@ def black_box():
     victim = make_mlp_victim()
     images = jax.random.uniform(jax.random.key(42), (8,) + victim.input_shape)
     labels = jnp.argmax(victim.batch(images), axis=-1).astype(jnp.int32)
-    # two surrogates of other weights: each prior is drawn from a random one of them
-    surrogates = make_mlp_victim(seed=1), make_mlp_victim(seed=2)
-    bb = models.with_surrogates(models.score_only(victim), *surrogates)
+    bb = models.with_surrogates(models.score_only(victim), make_mlp_victim(seed=1))
     return victim, bb, images, labels
 
 
@@ -175,6 +173,8 @@ def test_alg2_query_counts_are_exact(black_box):
 @pytest.mark.parametrize("name", ["prgf", "subspace_bandits"])
 def test_attacks_on_a_black_box_with_a_surrogate_succeed_on_some(name, black_box):
     victim, bb, images, labels = black_box
+    # two surrogates of other weights: each prior is drawn from a random one of them
+    bb = models.with_surrogates(bb.victim, *bb.surrogates, make_mlp_victim(seed=2))
     attack = {
         "prgf": lambda: attacks.prgf(samples=4, norm_samples=4, max_queries=61),
         "subspace_bandits": lambda: attacks.subspace_bandits(max_queries=31, noise=0.05),
