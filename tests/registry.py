@@ -300,27 +300,27 @@ ATTACKS.update({
 
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
-# Transfer-prior query attacks (black box + a white-box surrogate; 2-3 steps each): batch-level
+# Transfer-prior query attacks (black box + a white-box surrogate; 1-2 steps each): batch-level
 # checks; tests/test_prior_estimators.py checks the estimators, query counts and errors.
 ATTACKS.update({
     "prgf": AttackEntry(
-        attacks.prgf, lambda: attacks.prgf(samples=4, norm_samples=4, max_queries=25),
+        attacks.prgf, lambda: attacks.prgf(samples=4, norm_samples=4, max_queries=15),
         dict(eps=0.1, step_size=0.05, fd_step=1e-3), victim="classifier+surrogate", full=False,
     ),
     "prior-boosted": AttackEntry(
-        attacks.prior_boosted, lambda: attacks.prior_boosted(prior="gradient", max_queries=10),
+        attacks.prior_boosted, lambda: attacks.prior_boosted(prior="gradient", max_queries=7),
         dict(eps=0.1), victim="classifier+surrogate", full=False,
     ),
     # the paper's path: Algorithm 1's priors (2 steps on 3 channels of "feat") on a saliency model
     "prior-boosted-saliency": AttackEntry(
         attacks.prior_boosted,
         lambda: attacks.prior_boosted(
-            saliency=True, layer="feat", channels=3, prior_steps=2, max_queries=7
+            saliency=True, layer="feat", channels=3, prior_steps=2, max_queries=4
         ),
         dict(eps=0.1), victim="saliency+surrogate", full=False,
     ),
     "subspace-bandits": AttackEntry(
-        attacks.subspace_bandits, lambda: attacks.subspace_bandits(max_queries=10),
+        attacks.subspace_bandits, lambda: attacks.subspace_bandits(max_queries=7),
         dict(eps=0.1), victim="classifier+surrogate", full=False,
     ),
 })  # fmt: skip

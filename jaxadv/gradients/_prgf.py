@@ -72,10 +72,9 @@ def one_sided_estimate(loss_fn, theta, loss, directions, sigma) -> jax.Array:
 def prgf_draws(key, theta, norm_samples: int, samples: int):
     """The random draws of one call: ``(prior_key, w, xi)``, ``w`` the norm-estimate directions
     and ``xi`` the raw normals of the biased directions (shared with the tests)."""
-    prior_key, norm_key, xi_key = jax.random.split(key, 3)
-    w = jax.random.normal(norm_key, (norm_samples,) + theta.shape, theta.dtype)
-    xi = jax.random.normal(xi_key, (samples,) + theta.shape, theta.dtype)
-    return prior_key, w, xi
+    prior_key, draw_key = jax.random.split(key)
+    normals = jax.random.normal(draw_key, (norm_samples + samples,) + theta.shape, theta.dtype)
+    return prior_key, normals[:norm_samples], normals[norm_samples:]
 
 
 @dataclasses.dataclass(frozen=True)
