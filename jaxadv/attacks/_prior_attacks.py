@@ -6,8 +6,8 @@ to the black box, priors are computed on the surrogates (not counted as queries)
 * P-RGF — Cheng, Dong, Pang, Su & Zhu, "Improving Black-box Adversarial Attacks with a
   Transfer-based Prior", NeurIPS 2019: ``gradients.prgf`` with the surrogate's gradient as prior.
   Defaults of their ImageNet setting (299×299×3, the authors' code): ℓ∞ ε = 0.05, step 0.005;
-  ℓ2 ε = √(0.001·D) ≈ 16.38, step 2.0; σ = 1e-4 (per-pixel RMS of a probe); q = 50; 10 000
-  queries.
+  ℓ2 ε = √(0.001·D) ≈ 16.38, step 2.0; σ = 1e-4 (per-pixel RMS of a probe); q = 50; the
+  cross-entropy loss; 10 000 queries.
 * Prior-boosted — Che et al., Algorithm 2 of the seed paper 000 (their subspace attack's priors
   boosting a query-based attack): ``gradients.prior_bandit("l1")``, priors from
   ``SubspacePrior`` (Algorithm 1, the paper's) or ``SurrogateGradient`` (cheap), and the step
@@ -19,8 +19,8 @@ to the black box, priors are computed on the surrogates (not counted as queries)
   place of their dropout), sign steps (ℓ∞). Named so as not to clash with ``subspace_attack``
   (Che et al.'s Algorithm 1).
 
-The bandit numbers (δ = 0.01, τ = 1, η = 0.1, steps of 0.01 or 1/255) are ours, for images in
-[0, 1]: neither paper's table fixes them for this setting; set them for your data.
+The bandit numbers (δ = 0.01, τ = 1, η = 0.1, steps of 0.01 or 1/255) are ours for images in
+[0, 1], not taken from either paper; set them for your data.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def prgf(
     samples: int = 50,
     norm_samples: int = 10,
     norm_every: int = 1,
-    loss: str = "cw",
+    loss: str = "ce",
     targeted: bool = False,
     max_queries: int = 10_000,
     noise: float = 0.0,
