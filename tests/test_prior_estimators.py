@@ -288,3 +288,9 @@ def test_subspace_prior_is_algorithm_1s_prior_of_the_substitute():
     want = sub(stub, sub.hparams(eps=0.1), x0, None, jax.random.split(key)[1]).extras["prior"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     assert np.abs(np.asarray(got)).max() > 0
+    # start="current": Algorithm 1 from the current iterate x0 + θ instead
+    current = dataclasses.replace(attack.prior, start="current")
+    theta = jnp.clip(x0 + 0.05, 0.0, 1.0) - x0  # an iterate inside the box
+    got = current.build(attack, (stub,), hp, x0, None, None)(theta, key)
+    want = sub(stub, sub.hparams(eps=0.1), x0 + theta, None, jax.random.split(key)[1])
+    np.testing.assert_allclose(got, want.extras["prior"], rtol=1e-5, atol=1e-7)
