@@ -311,11 +311,11 @@ ATTACKS.update({
         attacks.prior_boosted, lambda: attacks.prior_boosted(prior="gradient", max_queries=7),
         dict(eps=0.1), victim="classifier+surrogate", full=False,
     ),
-    # the paper's path: Algorithm 1's priors (2 steps on 3 channels of "feat") on a saliency model
+    # the paper's path: Algorithm 1's priors (1 step on 3 channels of "feat") on a saliency model
     "prior-boosted-saliency": AttackEntry(
         attacks.prior_boosted,
         lambda: attacks.prior_boosted(
-            saliency=True, layer="feat", channels=3, prior_steps=2, max_queries=4
+            saliency=True, layer="feat", channels=3, prior_steps=1, max_queries=4
         ),
         dict(eps=0.1), victim="saliency+surrogate", full=False,
     ),
