@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxadv import attacks, transforms
+from jaxadv import attacks, gradients, transforms
 from jaxadv.image import smoother
 from jaxadv.models.saliency import SaliencyVictim
 
@@ -102,10 +102,19 @@ def make_saliency_black_box_with_surrogate() -> Any:
     return models.with_surrogates(models.score_only(stub), other)
 
 
+@functools.lru_cache(maxsize=None)
+def make_score_only_classifier() -> Any:
+    """The classifier seen through its scores only (query-based attacks; no gradient)."""
+    from jaxadv import models
+
+    return models.score_only(make_classifier())
+
+
 VICTIMS: dict[str, Callable[[], Any]] = {
     "classifier": make_classifier,
     "classifier+surrogate": make_black_box_with_surrogate,
     "saliency+surrogate": make_saliency_black_box_with_surrogate,
+    "score-only classifier": make_score_only_classifier,
     "saliency": make_saliency_victim,
     "ensembles": make_ensembles,
 }
@@ -298,6 +307,47 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Direct-search attacks (score-based; 2 steps after the first query), targeted here: batch-level
+# checks. SimBA's eps is a step, not a radius (no budget; eps > 0); this is its pixel basis.
+# tests/test_direct_search.py replays their queries (SimBA-DCT, SignHunter ℓ∞/ℓ2) against numpy
+# transcriptions of the papers' algorithms.
+ATTACKS.update({
+    "signhunter": AttackEntry(
+        attacks.signhunter, lambda: attacks.signhunter(max_queries=3, targeted=True), dict(eps=0.1),
+        full=False,
+    ),
+    "simba": AttackEntry(
+        attacks.simba, lambda: attacks.simba(max_queries=3, targeted=True), dict(eps=0.5),
+        eps=None, budget=None, full=False,
+    ),
+})  # fmt: skip
+
+# The query seam on a saliency victim: NES under a budget of 3 steps (16 queries).
+ATTACKS.update({
+    "saliency-query-nes": AttackEntry(
+        attacks.SaliencyQueryAttack,
+        lambda: attacks.SaliencyQueryAttack(
+            objective=attacks.SaliencyObjective("cc", False), step_rule=attacks.SteepestStep("linf"),
+            constraint=attacks.Ball("linf"), oracle=gradients.nes(4), max_queries=16,
+        ),
+        dict(eps=0.1, step_size=0.03, fd_step=0.01), victim="saliency", full=False,
+    ),
+})  # fmt: skip
+
+# ZOO and AutoZOOM (score-based, C&W's log-probability objective in a tanh latent; no budget):
+# batch-level checks; tests/test_zoo.py checks the estimators, the step rules and query counts,
+# and runs these same attacks on the same victim and shapes (one compilation serves both).
+ATTACKS.update({
+    "zoo": AttackEntry(
+        attacks.zoo, lambda: attacks.zoo(batch=8, max_queries=3 * 17 + 1),
+        victim="score-only classifier", eps=None, budget=None, full=False,
+    ),
+    "autozoom": AttackEntry(
+        attacks.autozoom, lambda: attacks.autozoom(directions=3, max_queries=17),
+        victim="score-only classifier", eps=None, budget=None, full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 # Transfer-prior query attacks (black box + a white-box surrogate; 1-2 steps each): batch-level
@@ -415,6 +465,11 @@ STEP_RULES: dict[str, RuleEntry] = {
     "scale_by_long_term_memory": RuleEntry(T.scale_by_long_term_memory, dict(mu1=0.9, mu2=0.99)),
     "smbea_step": RuleEntry(T.smbea_step, dict(step_size=0.01, mu1=0.9, mu2=0.99)),
     "lp_box_admm": RuleEntry(T.lp_box_admm, dict(k=5.0, learning_rate=0.1), mask=True),
+    # ZOO's coordinate rules (a dense gradient: every coordinate chosen)
+    "coordinate_adam": RuleEntry(
+        T.coordinate_adam, dict(learning_rate=0.01, b1=0.9, b2=0.999, eps=1e-8)
+    ),
+    "coordinate_newton": RuleEntry(T.coordinate_newton, dict(learning_rate=0.01)),
     # The smoother holds arrays of the clean image: not a numeric hyper-parameter.
     "smooth_updates": RuleEntry(T.smooth_updates, build_fn=lambda: T.smooth_updates(_smoother())),
     # A composition, as the classic recipes build it (MI-FGSM's step).

@@ -98,3 +98,13 @@ def test_evaluate_digits_smoke():
         for row in part["rows"]:
             assert 0.0 <= row["success"] <= 1.0, row
             assert not row["median_ratio"] < 0.99, row  # nothing beats the exact minimum
+
+
+# Slow: three substitute trainings and FGSM compiled (tests/test_substitute.py checks the pieces).
+@pytest.mark.slow
+def test_papernot_substitute_smoke():
+    rows = _load("papernot_substitute").main(["--smoke"])  # the shared victim cache
+    assert [r["variant"] for r in rows][-1] == "random signs"
+    for row in rows[:-1]:
+        assert row["record"].total_queries == 20 and len(row["record"].agreement) == 2
+        assert all(0.0 <= v <= 1.0 for v in row["transfer"].values())

@@ -116,3 +116,16 @@ from jaxadv.attacks._prior_attacks import PlainStep as PlainStep
 from jaxadv.attacks._prior_attacks import prgf as prgf
 from jaxadv.attacks._prior_attacks import prior_boosted as prior_boosted
 from jaxadv.attacks._prior_attacks import subspace_bandits as subspace_bandits
+# direct-search attacks (score-based): SignHunter, SimBA / SimBA-DCT
+from jaxadv.attacks._signhunter import SignHunter as SignHunter
+from jaxadv.attacks._signhunter import SignHunterParams as SignHunterParams
+from jaxadv.attacks._signhunter import signhunter as signhunter
+from jaxadv.attacks._simba import SimBA as SimBA
+from jaxadv.attacks._simba import SimBAParams as SimBAParams
+from jaxadv.attacks._simba import simba as simba
+# ZOO and AutoZOOM (score-based: C&W's log-probability objective, zeroth-order estimates)
+from jaxadv.attacks._zoo import LogProbMargin as LogProbMargin
+from jaxadv.attacks._zoo import ReducedTanh as ReducedTanh
+from jaxadv.attacks._zoo import ZerothOrderCW as ZerothOrderCW
+from jaxadv.attacks._zoo import autozoom as autozoom
+from jaxadv.attacks._zoo import zoo as zoo

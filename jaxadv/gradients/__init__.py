@@ -12,3 +12,10 @@ from jaxadv.gradients._prgf import prgf as prgf
 from jaxadv.gradients._prgf import prgf_lambda as prgf_lambda
 from jaxadv.gradients._prior_bandit import PriorBandit as PriorBandit
 from jaxadv.gradients._prior_bandit import prior_bandit as prior_bandit
+# ZOO (coordinate finite differences) and AutoZOOM (random vectors in a reduced space)
+from jaxadv.gradients._autozoom import AutoZOOM as AutoZOOM
+from jaxadv.gradients._autozoom import autozoom as autozoom
+from jaxadv.gradients._autozoom import sphere_directions as sphere_directions
+from jaxadv.gradients._zoo import ZOO as ZOO
+from jaxadv.gradients._zoo import CoordinateEstimate as CoordinateEstimate
+from jaxadv.gradients._zoo import zoo as zoo

@@ -31,3 +31,7 @@ from jaxadv.image._ssim import penalized as penalized
 from jaxadv.image._ssim import perceptual_distance as perceptual_distance
 from jaxadv.image._ssim import ssim as ssim
 from jaxadv.image._ssim import ssim_budget as ssim_budget
+# the orthonormal 2-D DCT-II (SimBA-DCT's basis)
+from jaxadv.image._dct import dct2 as dct2
+from jaxadv.image._dct import dct_matrix as dct_matrix
+from jaxadv.image._dct import idct2 as idct2

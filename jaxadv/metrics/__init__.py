@@ -1,8 +1,8 @@
 """Metrics of attacks: accuracy, robust accuracy, success rate, norms, and the smooth-examples
-protocol (P_suc, conditional distortion D̄, operating characteristic), the sparse-attack tables, and
-exact minimum-norm perturbations of small ReLU networks (MIP), the minimum-norm
-evaluation protocol (robustness curves, AttackBench local optimality, query counts), and the
-saliency benchmark metrics (:mod:`jaxadv.metrics.saliency`)."""
+protocol (P_suc, conditional distortion D̄, operating characteristic), the sparse-attack tables,
+transfer success (source attacked, target evaluated), and exact minimum-norm perturbations of
+small ReLU networks (MIP), the minimum-norm evaluation protocol (robustness curves, AttackBench
+local optimality, query counts), and the saliency benchmark metrics (:mod:`jaxadv.metrics.saliency`)."""
 
 from jaxadv.metrics._classification import NORM_NAMES as NORM_NAMES
 from jaxadv.metrics._classification import accuracy as accuracy
@@ -32,4 +32,7 @@ from jaxadv.metrics._sparse import format_case_table as format_case_table
 from jaxadv.metrics._sparse import k_sweep as k_sweep
 from jaxadv.metrics._sparse import smallest_successful_budget as smallest_successful_budget
 from jaxadv.metrics._sparse import target_pairs as target_pairs
+# transfer of adversarial examples from a source (e.g. a Papernot substitute) to a target model
+from jaxadv.metrics._transfer import TransferResult as TransferResult
+from jaxadv.metrics._transfer import transfer_success as transfer_success
 from jaxadv.metrics import saliency as saliency

@@ -7,6 +7,13 @@ from jaxadv.training._classifier import random_shift as random_shift
 from jaxadv.training._classifier import train_classifier as train_classifier
 from jaxadv.training._default import default_victim as default_victim
 from jaxadv.training._small_relu import small_relu_victim as small_relu_victim
+# Papernot et al.'s substitute training (black-box, label queries only)
+from jaxadv.training._substitute import JACOBIANS as JACOBIANS
+from jaxadv.training._substitute import SubstituteRecord as SubstituteRecord
+from jaxadv.training._substitute import SubstituteTraining as SubstituteTraining
+from jaxadv.training._substitute import jacobian_augmentation as jacobian_augmentation
+from jaxadv.training._substitute import periodic_step_size as periodic_step_size
+from jaxadv.training._substitute import train_substitute as train_substitute
 from jaxadv.training._saliency_data import fixation_counts as fixation_counts
 from jaxadv.training._saliency_data import mean_density as mean_density
 from jaxadv.training._saliency_eval import SALIENCY_METRIC_NAMES as SALIENCY_METRIC_NAMES

@@ -49,3 +49,7 @@ from jaxadv.transforms._smbea import constraint_schedule as constraint_schedule
 from jaxadv.transforms._smbea import next_minibatch as next_minibatch
 from jaxadv.transforms._smbea import scale_by_long_term_memory as scale_by_long_term_memory
 from jaxadv.transforms._smbea import smbea_step as smbea_step
+# ZOO's coordinate step rules (per-coordinate Adam and Newton, only the chosen coordinates move)
+from jaxadv.transforms._coordinate import CoordinateAdamState as CoordinateAdamState
+from jaxadv.transforms._coordinate import coordinate_adam as coordinate_adam
+from jaxadv.transforms._coordinate import coordinate_newton as coordinate_newton
