@@ -84,6 +84,25 @@ def make_ensembles() -> Any:
 
 
 @functools.lru_cache(maxsize=None)
+def make_black_box_with_surrogate() -> Any:
+    """The classifier as a black box (score-only) carrying a differently seeded white-box MLP as
+    its surrogate: the victim of the transfer-prior query attacks."""
+    from jaxadv import models
+
+    return models.with_surrogates(models.score_only(make_classifier()), make_mlp_victim(seed=1))
+
+
+@functools.lru_cache(maxsize=None)
+def make_saliency_black_box_with_surrogate() -> Any:
+    """The saliency stub as a black box with a stub of other weights as its substitute."""
+    from jaxadv import models
+
+    stub = make_saliency_victim()
+    other = stub.replace(variables=jax.tree.map(lambda a: -0.5 * a[::-1], stub.variables))
+    return models.with_surrogates(models.score_only(stub), other)
+
+
+@functools.lru_cache(maxsize=None)
 def make_score_only_classifier() -> Any:
     """The classifier seen through its scores only (query-based attacks; no gradient)."""
     from jaxadv import models
@@ -93,6 +112,8 @@ def make_score_only_classifier() -> Any:
 
 VICTIMS: dict[str, Callable[[], Any]] = {
     "classifier": make_classifier,
+    "classifier+surrogate": make_black_box_with_surrogate,
+    "saliency+surrogate": make_saliency_black_box_with_surrogate,
     "score-only classifier": make_score_only_classifier,
     "saliency": make_saliency_victim,
     "ensembles": make_ensembles,
@@ -339,6 +360,31 @@ ATTACKS.update({
 
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
+# Transfer-prior query attacks (black box + a white-box surrogate; 1-2 steps each): batch-level
+# checks; tests/test_prior_estimators.py checks the estimators, query counts and errors.
+ATTACKS.update({
+    "prgf": AttackEntry(
+        attacks.prgf, lambda: attacks.prgf(samples=4, norm_samples=4, max_queries=15),
+        dict(eps=0.1, step_size=0.05, fd_step=1e-3), victim="classifier+surrogate", full=False,
+    ),
+    "prior-boosted": AttackEntry(
+        attacks.prior_boosted, lambda: attacks.prior_boosted(prior="gradient", max_queries=7),
+        dict(eps=0.1), victim="classifier+surrogate", full=False,
+    ),
+    # the paper's path: Algorithm 1's priors (1 step on 3 channels of "feat") on a saliency model
+    "prior-boosted-saliency": AttackEntry(
+        attacks.prior_boosted,
+        lambda: attacks.prior_boosted(
+            saliency=True, layer="feat", channels=3, prior_steps=1, max_queries=4
+        ),
+        dict(eps=0.1), victim="saliency+surrogate", full=False,
+    ),
+    "subspace-bandits": AttackEntry(
+        attacks.subspace_bandits, lambda: attacks.subspace_bandits(max_queries=7),
+        dict(eps=0.1), victim="classifier+surrogate", full=False,
+    ),
+})  # fmt: skip
+
 NOT_ATTACK_FACTORIES = {
     "apgd_checkpoints": "APGD's step-size checkpoints (a tuple of step indices)",
     "autoattack": "runs the AutoAttack ensemble of registered families (tests/test_autoattack.py)",

@@ -109,6 +109,13 @@ from jaxadv.attacks._square import square_side as square_side
 from jaxadv.attacks._query import QueryAttack as QueryAttack
 from jaxadv.attacks._query import QueryHParams as QueryHParams
 from jaxadv.attacks._query import SaliencyQueryAttack as SaliencyQueryAttack
+# Transfer-prior query attacks: P-RGF, Che et al.'s prior-boosted Alg. 2, Yan et al.'s bandits
+from jaxadv.attacks._priors import SubspacePrior as SubspacePrior
+from jaxadv.attacks._priors import SurrogateGradient as SurrogateGradient
+from jaxadv.attacks._prior_attacks import PlainStep as PlainStep
+from jaxadv.attacks._prior_attacks import prgf as prgf
+from jaxadv.attacks._prior_attacks import prior_boosted as prior_boosted
+from jaxadv.attacks._prior_attacks import subspace_bandits as subspace_bandits
 # direct-search attacks (score-based): SignHunter, SimBA / SimBA-DCT
 from jaxadv.attacks._signhunter import SignHunter as SignHunter
 from jaxadv.attacks._signhunter import SignHunterParams as SignHunterParams

@@ -12,20 +12,29 @@ the hyper-parameters like the step size and the budget, so a sweep over them com
 estimator is a frozen dataclass whose ``with_params(hp)`` returns a copy holding the traced
 numbers it reads. White-box and black-box attacks then differ only in the oracle: with
 :class:`~jaxadv.gradients.Exact` plugged in, a query attack takes the white-box attack's steps.
+
+Transfer priors: an estimator that uses a prior (P-RGF, the prior-guided bandits) gets it from
+white-box surrogate models the attacker owns, which travel with the victim
+(``models.with_surrogates(victim, *surrogates)``). The attack's ``prior`` field says how the prior
+is computed (``attacks.SurrogateGradient()``, ``attacks.SubspacePrior(...)``); each run builds a
+per-example ``prior_fn(theta, key)`` from it and hands it to the oracle (``with_prior``).
+Surrogate gradients are not queries.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 
 from jaxadv import _checks
 from jaxadv.attacks._attack import HPARAM_SPEC, Attack
 from jaxadv.attacks._base import Spec
+from jaxadv.attacks._priors import check_prior_shape
 from jaxadv.attacks._runner import SELECTIONS, Program, descent
 from jaxadv.attacks._saliency import SaliencyAttack
+from jaxadv.models import surrogates_of
 
 
 class QueryHParams(NamedTuple):
@@ -68,11 +77,14 @@ class _QueryBudget:
       max_queries: the per-example query budget (the evaluation of the returned point included).
       steps: derived from the budget; leave at 0.
       early_stop: stop an example at its first success (query counts are reported at success).
+      prior: how the oracle's transfer prior is computed on the victim's surrogates (a static
+        description such as ``SurrogateGradient()``; None: no prior).
     """
 
     max_queries: int = 10_000
     steps: int = 0
     early_stop: bool = True
+    prior: Any = None
     params_type: ClassVar[type] = QueryHParams
     hparam_spec: ClassVar[dict[str, Spec]] = QUERY_HPARAM_SPEC
 
@@ -96,10 +108,47 @@ class _QueryBudget:
             )
         _checks.check_choice("select", self.select, SELECTIONS)
         _checks.check_restarts(self.restarts, self.random_start)
+        name = type(self.oracle).__name__
+        if getattr(self.oracle, "needs_prior", False) and self.prior is None:
+            raise ValueError(
+                f"`oracle` {name} needs a transfer prior; give the attack `prior=` (e.g. "
+                "`attacks.SurrogateGradient()`) and attack `models.with_surrogates(victim, ...)`."
+            )
+        if self.prior is not None and not hasattr(self.oracle, "with_prior"):
+            raise ValueError(
+                f"`prior` is given but `oracle` {name} takes no prior (it has no `with_prior`); "
+                "use a prior-based estimator (`gradients.prgf`, `gradients.prior_bandit`)."
+            )
+        if self.prior is not None and not hasattr(self.prior, "build"):
+            raise ValueError(
+                "`prior` must describe how to compute the prior (e.g. `SurrogateGradient()`, "
+                f"with a `build` method); got {type(self.prior).__name__}."
+            )
 
     @property
     def length(self) -> int:
         return (self.max_queries - self.oracle.forward_query) // self.oracle.queries_per_call
+
+    def check_victim(self, victim, hp) -> None:
+        if self.prior is not None and not surrogates_of(victim):
+            raise ValueError(
+                f"`victim` must carry surrogate models for the prior of attack {self.name!r}: "
+                "pass `models.with_surrogates(victim, *surrogates)`; got a "
+                f"{type(victim).__name__} without surrogates."
+            )
+
+    def oracle_for(self, victim, hp, x0, label, target):
+        """The oracle of one run: its numbers from ``hp``, its prior from the surrogates."""
+        oracle = self.oracle.with_params(hp)
+        if self.prior is None:
+            return oracle
+        self.check_victim(victim, hp)  # also on the traced path (``attack.run``)
+        surrogates = surrogates_of(victim)
+        if hasattr(self, "view"):  # a saliency attack's feature space: the surrogates' layer too
+            surrogates = tuple(self.view(s) for s in surrogates)
+        prior_fn = self.prior.build(self, surrogates, hp, x0, label, target)
+        check_prior_shape(prior_fn, self.perturbation.init(x0), jax.random.key(0))
+        return oracle.with_prior(prior_fn)
 
     def single_run(self, victim, hp, x0, label, target) -> Program:
         return descent(
@@ -110,7 +159,7 @@ class _QueryBudget:
             tx=self.step_rule(hp),
             constraint=self.feasible_set(hp, victim),
             perturbation=self.perturbation,
-            oracle=self.oracle.with_params(hp),
+            oracle=self.oracle_for(victim, hp, x0, label, target),
             steps=self.length,
             random_start=self.random_start,
             early_stop=self.early_stop,

@@ -6,6 +6,12 @@ from jaxadv.gradients._exact import exact as exact
 from jaxadv.gradients._nes import NES as NES
 from jaxadv.gradients._nes import nes as nes
 from jaxadv.gradients._nes import probe_losses as probe_losses
+# Transfer-prior estimators: P-RGF and the prior-guided bandit (Che et al. Alg. 2, Yan et al.)
+from jaxadv.gradients._prgf import PRGF as PRGF
+from jaxadv.gradients._prgf import prgf as prgf
+from jaxadv.gradients._prgf import prgf_lambda as prgf_lambda
+from jaxadv.gradients._prior_bandit import PriorBandit as PriorBandit
+from jaxadv.gradients._prior_bandit import prior_bandit as prior_bandit
 # ZOO (coordinate finite differences) and AutoZOOM (random vectors in a reduced space)
 from jaxadv.gradients._autozoom import AutoZOOM as AutoZOOM
 from jaxadv.gradients._autozoom import autozoom as autozoom

@@ -26,6 +26,8 @@ from jaxadv.models._defenses import BilateralTransform, bilateral_defense, with_
 from jaxadv.models._layers import max_pool_2x2
 from jaxadv.models._randomized import RandomizedVictim, with_input_noise
 from jaxadv.models._score_only import GradientAccessError, hard_label, is_black_box, score_only
+# Transfer priors: a black-box victim with the attacker's white-box surrogates
+from jaxadv.models._surrogates import WithSurrogates, surrogates_of, with_surrogates
 from jaxadv.models._relu_mlp import ReluMLP, relu_mlp_layers
 from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
@@ -47,6 +49,7 @@ __all__ = [
     "ResNet",
     "Stride2Conv",
     "Victim",
+    "WithSurrogates",
     "bilateral_defense",
     "cache_lock",
     "classifier",
@@ -64,7 +67,9 @@ __all__ = [
     "saliency",
     "score_only",
     "save_variables",
+    "surrogates_of",
     "tree_differences",
     "with_input_noise",
     "with_input_transform",
+    "with_surrogates",
 ]
