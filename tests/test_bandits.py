@@ -226,9 +226,11 @@ def test_prior_is_carried_and_frozen_once_done_and_queries_are_exact():
         before = np.concatenate([np.zeros((1, 2, 2, 1)), states[i, :-1]])
         moved = np.any(states[i] != before, axis=(1, 2, 3))
         assert moved[:k].all() and not moved[k:].any()  # learned while running, then frozen
-        np.testing.assert_array_equal(queries[i], 3 * np.minimum(np.arange(length) + 1, k + 1))
-        if k < length:  # early stop: the successful call's 3 queries, no final evaluation
-            assert result.success[i] and result.queries[i] == 3 * (k + 1)
+        # 3 queries per step; the step that finds success pays its evaluation of the iterate only
+        spent = 3 * np.minimum(np.arange(length) + 1, k + 1) - 2 * (np.arange(length) >= k)
+        np.testing.assert_array_equal(queries[i], spent)
+        if k < length:  # early stop: k full steps and the evaluation that succeeded
+            assert result.success[i] and result.queries[i] == 3 * k + 1
             assert result.steps[i] == k + 1
             seen.add("stopped")
         else:  # the whole budget: every step and the final evaluation

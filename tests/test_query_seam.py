@@ -116,9 +116,9 @@ def test_budget_is_never_overspent_and_success_stops_the_count():
     result = attack.batch(models.score_only(VICTIM), hp, X, Y, jax.random.key(4))
     queries, success, steps = map(np.asarray, (result.queries, result.success, result.steps))
     assert np.all(queries <= 40)
-    # An example that stops at a success paid whole steps only (its last iterate was evaluated
-    # inside the step); one that ran out paid every step and the final evaluation.
-    np.testing.assert_array_equal(queries[success], 7 * steps[success])
+    # An example that stops at a success paid its earlier steps and one evaluation of the point
+    # that succeeded (no probes after it); one that ran out paid every step and the final one.
+    np.testing.assert_array_equal(queries[success], 7 * (steps[success] - 1) + 1)
     np.testing.assert_array_equal(queries[~success], 7 * steps[~success] + 1)
     assert success.any() and np.all(np.asarray(result.linf) <= 0.3 + 1e-6)
 

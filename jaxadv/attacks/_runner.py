@@ -127,7 +127,9 @@ def descent(
       select: which iterate is best among successful ones: lowest ``"loss"`` or smallest ``"l2"``.
       max_queries: a per-example query budget (None: none). A step whose queries would pass it
         is not taken: the example stops with at most ``max_queries`` spent, the evaluation that
-        ``finish`` makes included (``oracle.forward_query`` queries).
+        ``finish`` makes included (``oracle.forward_query`` queries). With ``early_stop``, the
+        step of a query-based oracle that finds success is charged its evaluation of the current
+        point only (the success test comes before the probes).
 
     The program's result is the best iterate by (success, then ``select``), including the one
     after the last step (``finish`` evaluates it with one forward pass).
@@ -195,9 +197,14 @@ def descent(
         (loss, (x, logits)), grad, oracle_state, queries = oracle(
             evaluate, carry.theta, oracle_key, carry.oracle_state
         )
+        new = candidate(carry.theta, x, logits, loss)
+        if early_stop and oracle.forward_query:
+            # A query attacker reads success off the current point's own query before sending the
+            # probes: a step that finds success costs that one evaluation only. (The probes are
+            # computed anyway, as the loop has a fixed shape, but never used.)
+            queries = jnp.where(new.success, oracle.forward_query, queries)
         # A step that would overspend the budget is not taken (nor are its queries counted).
         broke = jnp.zeros((), bool) if budget is None else carry.queries + queries > budget
-        new = candidate(carry.theta, x, logits, loss)
         new = new._replace(success=new.success & ~broke, rank=jnp.where(broke, jnp.inf, new.rank))
         best = _keep_better(carry.best, new)
         updates, opt_state = step_rule.update(grad, carry.opt_state, carry.theta, **extra_args)
