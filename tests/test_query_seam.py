@@ -184,3 +184,14 @@ def test_query_attack_misuse_names_the_argument():
         gradients.nes(3)
     with pytest.raises(ValueError, match="fd_step"):
         _query_attack(nes, 100).hparams(step_size=0.1, fd_step=0.0)
+
+
+def test_a_victim_with_non_finite_scores_is_never_fooled_and_can_be_refused():
+    nan_victim = VICTIM.replace(apply_fn=lambda variables, x: mlp_apply(variables, x) * jnp.nan)
+    attack = _query_attack(gradients.nes(4), max_queries=11)
+    hp = attack.hparams(eps=0.3, step_size=0.1, fd_step=0.01)
+    box = models.score_only(nan_victim)
+    result = attack.batch(box, hp, X[:2], Y[:2], jax.random.key(8))
+    assert not np.asarray(result.success).any() and not np.asarray(result.finite).any()
+    with pytest.raises(attacks.NonFiniteOutputError, match="NaN/inf"):
+        attack.batch(box, hp, X[:2], Y[:2], jax.random.key(8), require_finite=True)
