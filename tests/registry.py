@@ -358,6 +358,24 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Finite-difference query attacks (NES, SPSA, RGF): 1 step of 4 probes each; batch-level checks
+# (their loop is the descent loop; tests/test_gradient_estimators.py checks the estimators, query
+# accounting and a score-only victim).
+ATTACKS.update({
+    "nes": AttackEntry(
+        attacks.nes_attack, lambda: attacks.nes_attack(samples=4, max_queries=6),
+        dict(eps=0.1, fd_step=0.01), full=False,
+    ),
+    "spsa": AttackEntry(
+        attacks.spsa_attack, lambda: attacks.spsa_attack(samples=4, max_queries=6),
+        dict(eps=0.1), full=False,
+    ),
+    "rgf": AttackEntry(
+        attacks.rgf_attack, lambda: attacks.rgf_attack(samples=4, max_queries=6),
+        dict(eps=0.5, fd_step=0.01), budget="l2", full=False,
+    ),
+})  # fmt: skip
+
 # Public callables of ``jaxadv.attacks`` that are not attack factories (helpers, building blocks
 # and driver pieces); every other public function must be a registered factory.
 # Transfer-prior query attacks (black box + a white-box surrogate; 1-2 steps each): batch-level

@@ -22,3 +22,11 @@ from jaxadv.gradients._zoo import zoo as zoo
 # Bandits-TD: a prior learned online (time prior) at a tiled resolution (data prior)
 from jaxadv.gradients._bandits import Bandits as Bandits
 from jaxadv.gradients._bandits import bandits as bandits
+# finite-difference estimators: SPSA (antithetic ±1 probes) and RGF (one-sided, unit directions)
+from jaxadv.gradients._rgf import RGF as RGF
+from jaxadv.gradients._rgf import rgf as rgf
+from jaxadv.gradients._rgf import rgf_estimate as rgf_estimate
+from jaxadv.gradients._rgf import rgf_directions as rgf_directions
+from jaxadv.gradients._spsa import SPSA as SPSA
+from jaxadv.gradients._spsa import antithetic_estimate as antithetic_estimate
+from jaxadv.gradients._spsa import spsa as spsa
