@@ -209,12 +209,14 @@ def test_named_attack_on_a_score_only_victim(name):
     assert 0.25 <= float(r.success.mean()) < 1.0  # fools some examples, within 203 queries
     assert np.all(np.asarray(r.queries) <= BUDGET)
     assert np.all(np.asarray(r.linf) <= float(hp.eps) + 1e-6)
-    # Exact accounting: each step costs samples + 1; an example stopped at a success found
-    # during the steps pays no final evaluation, every other one pays it.
+    # Exact accounting: each step costs samples + 1, except the one whose evaluation of the
+    # current point finds success (1: the probes are not sent); an example that does not stop
+    # during the steps pays the final evaluation (1).
     steps, queries, success = map(np.asarray, (r.steps, r.queries, r.success))
-    early = steps < STEPS
-    assert np.all((queries == steps * (SAMPLES + 1)) | (queries == steps * (SAMPLES + 1) + 1))
-    assert np.all(success[early]) and np.all(queries[early] == steps[early] * (SAMPLES + 1))
+    found = (steps - 1) * (SAMPLES + 1) + 1
+    assert np.all((queries == found) | (queries == steps * (SAMPLES + 1) + 1))
+    assert np.all(success[queries == found])
+    assert np.all(queries[steps < STEPS] == found[steps < STEPS])
     assert np.all(queries[~success] == STEPS * (SAMPLES + 1) + 1)
 
 
