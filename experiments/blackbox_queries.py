@@ -24,13 +24,12 @@ place to wire ``models.with_surrogates`` once it lands.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +41,7 @@ from jaxadv.losses import classification_objective
 from jaxadv.training import default_victim
 
 
-@dataclasses.dataclass(frozen=True)
-class Builder:
+class Builder(NamedTuple):
     """How to build one attack of the table.
 
     Attributes:
@@ -174,7 +172,7 @@ def run_one(name, builder, setting, victim, surrogate, images, labels, targets, 
 
 def markdown(rows, budget: int) -> str:
     lines = [
-        f"| setting | attack | prior | success | mean queries | median queries | run s |",
+        "| setting | attack | prior | success | mean queries | median queries | run s |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -241,9 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"`--only` must name attacks of {list(ATTACKS)} and `--setting` settings of "
             f"{[s[0] for s in SETTINGS]}; got {args.only!r} and {args.setting!r}."
         )
-    victim, info, surrogate = _victims(
-        config, args.cache_dir, any(ATTACKS[n].prior for n in names)
-    )
+    victim, info, surrogate = _victims(config, args.cache_dir, any(ATTACKS[n].prior for n in names))
     black_box = models.score_only(victim)  # logits only: a gradient through it raises
     data = load_digits(size=28)
     n, budget = config["num_images"], config["queries"]
@@ -268,7 +264,9 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append(row)
             examples[f"{setting[0]} / {name}"] = per_example
             fooled = np.asarray(per_example["success"]) & correct
-            curves[setting[0]][name] = success_curve(per_example["queries"], fooled, correct, budget)
+            curves[setting[0]][name] = success_curve(
+                per_example["queries"], fooled, correct, budget
+            )
             print(
                 f"{setting[0]:16s} {name:12s} success {row['success']:.3f}  queries of the "
                 f"successful: mean {row['mean_queries']:.1f} median {row['median_queries']:.0f}  "

@@ -5,8 +5,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import make_mlp_victim
+
+from jaxadv import models
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -108,3 +113,88 @@ def test_papernot_substitute_smoke():
     for row in rows[:-1]:
         assert row["record"].total_queries == 20 and len(row["record"].agreement) == 2
         assert all(0.0 <= v <= 1.0 for v in row["transfer"].values())
+
+
+def _blackbox_row_checks(module, out, budget):
+    for row in out["rows"]:
+        assert 0.0 <= row["success"] <= 1.0, row
+        assert row["max_queries_spent"] <= budget, row
+        eps = dict((s[0], s[2]) for s in module.SETTINGS)[row["setting"]]
+        assert row["max_norm"] <= eps * (1 + 1e-5), row
+        per = out["examples"][f"{row['setting']} / {row['attack']}"]
+        fooled = np.asarray(per["success"]) & np.asarray(out["correct"])
+        queries = np.asarray(per["queries"])
+        assert row["success"] == pytest.approx(fooled.sum() / max(np.sum(out["correct"]), 1))
+        if fooled.any():  # mean and median over the successful examples only
+            assert row["median_queries"] == np.median(queries[fooled])
+        grid, frac = out["curves"][row["setting"]][row["attack"]]
+        assert np.all(np.diff(frac) >= 0) and grid[-1] == budget
+        assert frac[-1] == pytest.approx(row["success"])  # everyone fooled within the budget
+
+
+def _tiny_table(module, settings, names, budget):
+    """The experiment's run_one on the tiny conftest victim (6 random 4x4x1 images)."""
+    victim = make_mlp_victim()
+    images = jax.random.uniform(jax.random.key(3), (6, 4, 4, 1))
+    labels_np = np.argmax(np.asarray(victim.batch(images)), -1).astype(np.int32)
+    correct = np.ones(6, bool)
+    targets = module.targets_for(labels_np, victim.num_classes)
+    assert np.all(targets != labels_np) and np.all((targets >= 0) & (targets < 3))
+    rows, examples, curves = [], {}, {}
+    for setting in settings:
+        curves[setting[0]] = {}
+        for name in names:
+            row, per = module.run_one(
+                name, module.ATTACKS[name], setting, models.score_only(victim), None, images,
+                jnp.asarray(labels_np), targets, correct, budget,
+            )  # fmt: skip
+            rows.append(row)
+            examples[f"{setting[0]} / {name}"] = per
+            fooled = np.asarray(per["success"]) & correct
+            curves[setting[0]][name] = module.success_curve(per["queries"], fooled, correct, budget)
+    out = dict(rows=rows, examples=examples, curves=curves, correct=correct.tolist())
+    _blackbox_row_checks(module, out, budget)
+    assert "over the successful ones only" in module.markdown(rows, budget)
+    return rows
+
+
+# Default suite (~4 s of CPU: one compilation): the experiment's plumbing with NES (1 step) on
+# the tiny victim; the slow tests below run every attack of the table and the digits smoke.
+def test_blackbox_queries_nes_row_on_a_tiny_victim():
+    module = _load("blackbox_queries")
+    (row,) = _tiny_table(module, module.SETTINGS[:1], ["NES"], budget=51 + 2)
+    assert row["success"] > 0 and row["max_queries_spent"] <= 53
+
+
+@pytest.mark.slow  # two compilations per attack of the table (~30 s of CPU)
+def test_blackbox_queries_every_attack_on_a_tiny_victim():
+    module = _load("blackbox_queries")
+    settings = (module.SETTINGS[0], module.SETTINGS[3])  # linf untargeted, l2 targeted
+    rows = _tiny_table(module, settings, list(module.ATTACKS), budget=2 * 51 + 1)
+    assert [(r["setting"], r["attack"]) for r in rows] == [
+        (s[0], a) for s in settings for a in module.ATTACKS
+    ]
+    assert max(r["success"] for r in rows) > 0
+
+
+def test_blackbox_success_curve_counts_examples_fooled_within_q():
+    module = _load("blackbox_queries")
+    queries = np.array([3, 10, 10, 50, 7])
+    fooled = np.array([True, True, False, True, False])
+    attacked = np.array([True, True, True, True, False])
+    grid, frac = module.success_curve(queries, fooled, attacked, budget=100)
+    at = dict(zip(grid.tolist(), frac.tolist()))
+    assert at[1] == 0.0 and at[3] == 0.25 and at[10] == 0.5 and at[100] == 0.75
+
+
+@pytest.mark.slow  # NES and Square compiled on the digits net, twice each (minutes on 2 cores)
+def test_blackbox_queries_smoke(tmp_path):
+    module = _load("blackbox_queries")
+    out = module.main(["--smoke", "--out", str(tmp_path)])  # the shared victim cache
+    assert [(r["setting"], r["attack"]) for r in out["rows"]] == [
+        (s, a) for s in module.SMOKE_SETTINGS for a in module.ATTACKS
+    ]
+    _blackbox_row_checks(module, out, module.SMOKE["queries"])
+    for name in ("blackbox_queries.json", "blackbox_queries.md",
+                 "success_vs_queries_linf_untargeted.png", "success_vs_queries_l2_targeted.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
