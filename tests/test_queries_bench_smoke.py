@@ -34,8 +34,8 @@ def test_quick_rows_count_the_same_queries_and_attack(capsys):
     bench = _load_benchmark()
     out = bench.main(["--quick"])["mlp"]
     lines = capsys.readouterr().out.splitlines()
-    labels = ["jaxadv", "loop, jit forward", "loop, eager forward"]
-    labels += [f"jaxadv / {name}" for name in labels[1:]]
+    labels = ["jaxadv", "jaxadv, rbg key", "loop, jit forward", "loop, eager forward"]
+    labels += [f"{a} / {b}" for a, b in bench.RATIOS]
     for label in labels:
         found = [line for line in lines if re.split(r"\s{2,}", line)[0] == label]
         assert len(found) == 1, f"row {label!r} missing or repeated in:\n" + "\n".join(lines)
