@@ -4,15 +4,20 @@ Command:   JAXADV_CACHE_DIR=/work/cache-victims python experiments/blackbox_quer
            (tiny smoke run: --smoke; the medium run measured below: --medium; one attack:
            --only NES; one setting: --setting "linf untargeted")
 Expected:  the default C&W digits net attacked through `models.score_only` (logits, no gradient),
-           first 128 test digits, 10,000 queries per example, ℓ∞ 0.3 and ℓ2 3.0, untargeted and
-           targeted (one random target ≠ label per digit, numpy seed 0): success rate on the
-           correctly classified digits, mean and median queries of the SUCCESSFUL ones. Not yet
-           run at this size; the medium run (--medium: 32 digits, 2,000 queries) gave, on the
-           shared 2-core CPU, 2026-12-06: see experiments/README.md ("blackbox_queries.py").
-Cost:      every step of a budget runs for the whole batch however early an example is fooled
-           (fixed-trip loop): NES and Square each spend ~budget forward passes per digit, about
-           10 min per (attack, setting) at the full size on 2 CPU cores; the medium run ~10 min
-           in all. Compile and run times are printed apart.
+           ℓ∞ 0.3 and ℓ2 3.0, untargeted and targeted (one random target ≠ label per digit, numpy
+           seed 0): success rate on the correctly classified digits, mean / median queries of the
+           SUCCESSFUL ones. The full size (128 digits, 10,000 queries) is not yet run; --medium
+           (32 digits, 2,000 queries; 2026-12-06, shared 2-core CPU at load 8-15):
+             linf untargeted  NES 100%   424 / 408    Square 100%   7 / 6
+             linf targeted    NES 67.7%  675 / 561    Square 100%   49 / 42
+             l2 untargeted    NES 90.3%  528 / 459    Square 100%   30 / 16
+             l2 targeted      NES 51.6%  762 / 561    Square 58.1%  152 / 48
+           (experiments/README.md has the table and the settings).
+Cost:      every step runs for the whole batch however early an example is fooled (fixed-trip
+           loop): ~budget forward passes per digit and attack. --medium took ~25 min (675 s of
+           runs, the rest compilation, 1-3 min per row under load); the full size does 20x the
+           runs' work: hours on 2 CPU cores, minutes on a GPU. Compile and run times are printed
+           apart.
 
 Attacks come from one table, :data:`ATTACKS`: name → :class:`Builder` (a factory of ``(norm,
 targeted, max_queries)`` and the hyper-parameters per norm). A new query attack is one line there.
