@@ -14,7 +14,8 @@ rounds (``_timing``):
 * ``jaxadv``: ``QueryAttack(oracle=gradients.nes(50))`` on ``models.score_only(victim)``, the
   whole batch in one compiled call (``compile_batch``; vmapped examples, one program).
 * ``jaxadv, rbg key``: the same with a ``jax.random.key(0, impl="rbg")`` key (XLA's random bit
-  generator instead of threefry, which draws NES's Gaussian probes slowly on CPU).
+  generator instead of threefry): the PRNG's share of the cost (NES draws 25 Gaussian images per
+  example and step).
 * ``loop, jit forward``: the form peer libraries take — per image, a Python loop over steps; each
   step draws the probes with numpy, evaluates the iterate and its 50 probes in ONE call of a
   jitted forward pass, and computes the estimate, the step and the projection in numpy.
@@ -159,9 +160,11 @@ def bench_victim(name, batch, max_queries, rounds, peer_images, seed) -> dict:
           f"{'compile s':>11}")  # fmt: skip
     for row in rows:
         med, low, high = _timing.summary(qps[row.name])
+        eager = row.name == "loop, eager forward"  # nothing compiled: first - second is noise
+        compiled = "-" if eager else f"{compile_s[row.name]:.2f}"
         print(
             f"{row.name:<{LABEL_WIDTH}}{med:>20.0f}{f'{low:.0f}-{high:.0f}':>22}"
-            f"{counts[row.name]:>10}{compile_s[row.name]:>11.2f}"
+            f"{counts[row.name]:>10}{compiled:>11}"
         )
     ratios = {}
     for ours, other in RATIOS:
