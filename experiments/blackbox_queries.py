@@ -22,8 +22,8 @@ Cost:      every step runs for the whole batch however early an example is foole
 Attacks come from one table, :data:`ATTACKS`: name → :class:`Builder` (a factory of ``(norm,
 targeted, max_queries)`` and the hyper-parameters per norm). A new query attack is one line there.
 An attack that takes a transfer prior sets ``prior=True``: it then attacks the victim joined to a
-surrogate (a second digits net, another architecture and seed) by :func:`prior_victim`, the one
-place to wire ``models.with_surrogates`` once it lands.
+surrogate (a second digits net, another architecture and seed) by :func:`prior_victim`
+(``models.with_surrogates``); the surrogate is trained (or restored) only when such an attack runs.
 """
 
 from __future__ import annotations
@@ -88,9 +88,11 @@ ATTACKS: dict[str, Builder] = {
         {"linf": dict(step_size=0.06, fd_step=1e-3), "l2": dict(step_size=1.0, fd_step=1e-3)},
     ),
     "Square": Builder(square_attack, {"linf": {}, "l2": {}}),
-    # The estimators of issue 15 go here, one line each, e.g.
-    # "SPSA": Builder(lambda norm, targeted, q: attacks.spsa_attack(...), {"linf": {...}, ...}),
-    # "P-RGF (prior)": Builder(lambda norm, targeted, q: attacks.prgf(...), {...}, prior=True),
+    # The other attacks of issue 15 go here, one line each (hparams {}: the recipe's defaults), e.g.
+    # "SPSA": Builder(lambda n, t, q: attacks.spsa_attack(norm=n, targeted=t, max_queries=q),
+    #                 {"linf": {}, "l2": {}}),
+    # "P-RGF": Builder(lambda n, t, q: attacks.prgf(norm=n, targeted=t, max_queries=q),
+    #                  {"linf": {}, "l2": {}}, prior=True),
 }
 
 # (label, norm, eps, targeted)
@@ -112,12 +114,7 @@ SMOKE_SETTINGS = ("linf untargeted", "l2 targeted")  # both norms and both goals
 
 def prior_victim(victim, surrogate):
     """HOOK (issue 15, priors): the victim a prior-guided attack queries — the black-box victim
-    carrying the surrogate whose gradient is the prior. Wired to ``models.with_surrogates``."""
-    if not hasattr(models, "with_surrogates"):
-        raise NotImplementedError(
-            "An attack with `prior=True` needs `jaxadv.models.with_surrogates` (the priors "
-            "branch of issue 15), which this checkout lacks."
-        )
+    carrying the white-box surrogate whose gradient is the prior (``models.with_surrogates``)."""
     return models.with_surrogates(victim, surrogate)
 
 

@@ -198,3 +198,22 @@ def test_blackbox_queries_smoke(tmp_path):
     for name in ("blackbox_queries.json", "blackbox_queries.md",
                  "success_vs_queries_linf_untargeted.png", "success_vs_queries_l2_targeted.png"):
         assert (tmp_path / name).stat().st_size > 0, name
+
+
+@pytest.mark.slow  # one P-RGF compilation on the tiny victim
+def test_blackbox_queries_prior_hook_runs_a_prior_attack():
+    from jaxadv import attacks
+
+    module = _load("blackbox_queries")
+    builder = module.Builder(
+        lambda n, t, q: attacks.prgf(norm=n, targeted=t, max_queries=q), {"linf": {}}, prior=True
+    )
+    victim, surrogate = make_mlp_victim(), make_mlp_victim(seed=1)
+    images = jax.random.uniform(jax.random.key(3), (4, 4, 4, 1))
+    labels = np.argmax(np.asarray(victim.batch(images)), -1).astype(np.int32)
+    row, per = module.run_one(
+        "P-RGF", builder, module.SETTINGS[0], models.score_only(victim), surrogate, images,
+        jnp.asarray(labels), module.targets_for(labels, 3), np.ones(4, bool), 200,
+    )  # fmt: skip
+    assert row["prior"] and 0.0 <= row["success"] <= 1.0 and max(per["queries"]) <= 200
+    assert row["max_norm"] <= 0.3 * (1 + 1e-5)
