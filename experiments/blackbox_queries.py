@@ -40,9 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxadv import attacks, gradients, models
+from jaxadv import attacks, models
 from jaxadv.data import load_digits
-from jaxadv.losses import classification_objective
 from jaxadv.training import default_victim
 
 
@@ -63,15 +62,8 @@ class Builder(NamedTuple):
 def nes_attack(norm: str, targeted: bool, max_queries: int):
     """NES (Ilyas et al. 2018): 50 antithetic probes per step, C&W margin loss, sign (ℓ∞) or
     normalised (ℓ2) steps projected on the ball."""
-    return attacks.QueryAttack(
-        objective=classification_objective("cw", targeted=targeted),
-        step_rule=attacks.SteepestStep(norm),
-        constraint=attacks.Ball(norm),
-        oracle=gradients.nes(50),
-        max_queries=max_queries,
-        targeted=targeted,
-        name=f"nes-{norm}",
-    )
+    return attacks.nes_attack(norm=norm, samples=50, max_queries=max_queries, loss="cw",
+                              targeted=targeted)  # fmt: skip
 
 
 def square_attack(norm: str, targeted: bool, max_queries: int):
@@ -81,18 +73,39 @@ def square_attack(norm: str, targeted: bool, max_queries: int):
 
 # NES: σ = 0.001 (the paper's, for pixels in [0, 1]; σ = 0.01 gave the same success on digits,
 # 16 digits at 1,000 queries); ℓ∞ step eps/5 as the paper's ImageNet setting (0.01 for 0.05);
-# ℓ2 step eps/3 (eps/10 fooled 3 of 16 digits within 1,000 queries, eps/3 fooled 14).
+# ℓ2 step eps/3 (eps/10 fooled 3 of 16 digits within 1,000 queries, eps/3 fooled 14). Every
+# estimator attack takes these same steps (the estimator is then the only difference); bandits
+# with 2×2 tiles and an online lr of 10 (the paper's 100 is for a 50×50×3 prior: with fewer
+# entries the prior saturates, see attacks.bandits).
+STEPS = {"linf": dict(step_size=0.06), "l2": dict(step_size=1.0)}
+NES_STEPS = {"linf": dict(STEPS["linf"], fd_step=1e-3), "l2": dict(STEPS["l2"], fd_step=1e-3)}
 ATTACKS: dict[str, Builder] = {
-    "NES": Builder(
-        nes_attack,
-        {"linf": dict(step_size=0.06, fd_step=1e-3), "l2": dict(step_size=1.0, fd_step=1e-3)},
+    "NES": Builder(nes_attack, NES_STEPS),
+    "SPSA": Builder(
+        lambda n, t, q: attacks.spsa_attack(norm=n, targeted=t, max_queries=q), {"linf": {}, "l2": {}}
+    ),
+    "RGF": Builder(lambda n, t, q: attacks.rgf_attack(norm=n, targeted=t, max_queries=q), STEPS),
+    "Bandits-TD": Builder(
+        lambda n, t, q: attacks.bandits(norm=n, tile=2, targeted=t, max_queries=q),
+        {k: dict(v, prior_lr=10.0 if k == "linf" else 0.001) for k, v in STEPS.items()},
+    ),
+    "P-RGF": Builder(
+        lambda n, t, q: attacks.prgf(norm=n, targeted=t, max_queries=q), STEPS, prior=True
+    ),
+    "Alg. 2 (prior)": Builder(
+        lambda n, t, q: attacks.prior_boosted(
+            prior="gradient", step="steepest", norm=n, targeted=t, max_queries=q
+        ),
+        STEPS, prior=True,
+    ),
+    "Yan subspace": Builder(
+        lambda n, t, q: attacks.subspace_bandits(norm=n, targeted=t, max_queries=q), STEPS,
+        prior=True,
+    ),
+    "SignHunter": Builder(
+        lambda n, t, q: attacks.signhunter(norm=n, targeted=t, max_queries=q), {"linf": {}, "l2": {}}
     ),
     "Square": Builder(square_attack, {"linf": {}, "l2": {}}),
-    # The other attacks of issue 15 go here, one line each (hparams {}: the recipe's defaults), e.g.
-    # "SPSA": Builder(lambda n, t, q: attacks.spsa_attack(norm=n, targeted=t, max_queries=q),
-    #                 {"linf": {}, "l2": {}}),
-    # "P-RGF": Builder(lambda n, t, q: attacks.prgf(norm=n, targeted=t, max_queries=q),
-    #                  {"linf": {}, "l2": {}}, prior=True),
 }
 
 # (label, norm, eps, targeted)
