@@ -183,6 +183,9 @@ def test_hparams_are_float32_scalars_of_the_declared_type(name):
     hash(attack)  # a static jit argument: equal attacks share one compilation
 
 
+COMPOSED = ("pgd", "bim")  # entries also run inside a user's jit (sharing their batch)
+
+
 @pytest.mark.parametrize("name", ATTACKS)
 def test_attack_conformance(name):
     """Every check of one entry, sharing its compiled batch: the batch-level checks, and for a
@@ -192,6 +195,8 @@ def test_attack_conformance(name):
     if c.entry.full:
         check_batch_equals_a_loop_of_jitted_single_calls_and_an_eager_run(c)
         check_sweep_equals_a_loop_over_values_in_one_trace(c)
+    if name in COMPOSED:
+        check_composes_inside_a_users_jit_and_vmap(c)
 
 
 def check_batch_equals_a_loop_of_jitted_single_calls_and_an_eager_run(c: Case):
@@ -324,16 +329,22 @@ def test_hparams_is_a_pytree_of_float32_leaves_and_the_step_follows_eps():
     np.testing.assert_allclose(attack.derive(fixed._replace(eps=jnp.float32(0.2))).step_size, 0.01)
 
 
-def test_attacks_compose_inside_a_users_jit_and_vmap():
-    c = _case("pgd")
-    keys = jax.random.split(c.key, N)
-    mine = jax.jit(jax.vmap(c.attack, in_axes=(None, None, 0, 0, 0)))(
-        c.victim, c.hp, c.images, c.labels, keys
-    )
-    assert_trees_close(mine, c.batched)
-    c = _case("bim")  # targeted: the targets pass through the user's jit too
-    jitted = jax.jit(c.attack.batch)(c.victim, c.hp, c.images, c.labels, c.key, c.targets)
-    assert_trees_close(jitted, c.batched)
+def check_composes_inside_a_users_jit_and_vmap(c: Case):
+    """A user's ``jit(vmap(attack))`` (pgd) and ``jit(attack.batch)`` (bim: targeted, the targets
+    pass through the user's jit too) equal the driver's batch."""
+    if c.entry.factory is attacks.pgd:
+        keys = jax.random.split(c.key, N)
+        mine = jax.jit(jax.vmap(c.attack, in_axes=(None, None, 0, 0, 0)))(
+            c.victim, c.hp, c.images, c.labels, keys
+        )
+        assert_trees_close(mine, c.batched)
+    else:
+        jitted = jax.jit(c.attack.batch)(c.victim, c.hp, c.images, c.labels, c.key, c.targets)
+        assert_trees_close(jitted, c.batched)
+
+
+def test_composed_entries_exist():
+    assert set(COMPOSED) <= set(ATTACKS)
 
 
 # cw-long's constant search is also what scw-long runs (with a per-example context on top).
