@@ -85,8 +85,7 @@ def test_targeted_attack_pulls_the_map_toward_the_guide(victim):
 
 def test_batch_equals_one_example_calls_and_a_log_density_victim_works():
     victim = _victim("log_density", seed=4)
-    # vmap == a loop at any length: 2 steps compile faster
-    attack = attacks.saliency_pgd(loss="kl", steps=2)
+    attack = attacks.saliency_pgd(loss="kl", steps=4)
     hp = attack.hparams(eps=0.05)
     images, key = _images(2, 5), jax.random.key(7)
     batched = attack.batch(victim, hp, images, None, key)

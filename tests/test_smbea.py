@@ -231,14 +231,20 @@ def test_conformance_jit_vmap_eps0_budgets_and_sweep():
     # eps = 0 leaves the input unchanged
     still = ATTACK.batch(batches, ATTACK.hparams(eps=0.0), images, None, key, targets=guides)
     np.testing.assert_array_equal(still.x_adv, images)
-    # vmap over a hyper-parameter == a loop over its values (one compiled sweep) through
-    # attack.sweep; the default step (eps/4) follows each swept eps. (A second, hand-written
-    # jit(vmap(run)) sweep checked the same property with a fixed step: one more compilation.)
+    # vmap over a hyper-parameter == a loop over its values (one compiled sweep), by hand and
+    # through attack.sweep; the default step (eps/4) follows each swept eps
     grid = jnp.array([0.1, 0.3])
+    axes = type(hp)(*(0 if f == "eps" else None for f in hp._fields))
+    sweep = jax.jit(
+        jax.vmap(lambda h: ATTACK.run(tuple(batches), h, X0, 0, GUIDE, key), in_axes=(axes,))
+    )
+    swept = sweep(hp._replace(eps=grid))
     relative = ATTACK.hparams(eps=grid)
     by_sweep = ATTACK.sweep(batches, relative, images[:1], None, key, targets=guides[:1])
     first = jax.random.split(key, 1)[0]
     for j, e in enumerate(grid):
+        single = ATTACK(batches, hp._replace(eps=e), X0, None, key, target=GUIDE)
+        np.testing.assert_allclose(swept.x_adv[j], single.x_adv, atol=1e-6)
         alone = ATTACK(batches, ATTACK.hparams(eps=e), images[0], None, first, target=guides[0])
         np.testing.assert_allclose(by_sweep.x_adv[j, 0], alone.x_adv, atol=1e-6)
 

@@ -374,7 +374,9 @@ def test_adaeq2m_attack_vmap_equals_loop_sweeps_once_and_is_deterministic(engine
     again = attack.batch(victim, hp, images, labels, key)
     for x, y in zip(batched, again):
         np.testing.assert_array_equal(x, y)
-    # (vmap == a loop of single calls: the conformance entry "rule-adaeq2m", same rule)
+    keys = jax.random.split(key, images.shape[0])
+    one = attack(victim, hp, images[1], labels[1], keys[1])
+    assert_results_close(one, jax.tree.map(lambda leaf: leaf[1], batched), atol=1e-5)
     other = attack.batch(victim, hp, images, labels, jax.random.key(4))
     assert not np.allclose(other.delta, batched.delta)  # the Gaussian term follows the key
 
