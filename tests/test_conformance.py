@@ -260,9 +260,11 @@ def check_same_key_float32_box_budget_and_success(c: Case):
         np.testing.assert_array_equal(r.success, expected)
     # no budget, no change: eps = 0 is the identity (the same compiled batch)
     if c.entry.eps is not None:
-        still = c.attack.batch(
-            c.victim, c.hp._replace(**{c.entry.eps: 0.0}), c.images, c.labels, c.key, c.targets
-        )
+        with _CountingPrograms(type(c.attack)) as traces:  # a Python float: no new trace
+            still = c.attack.batch(
+                c.victim, c.hp._replace(**{c.entry.eps: 0.0}), c.images, c.labels, c.key, c.targets
+            )
+        assert traces.count == 0
         np.testing.assert_array_equal(still.x_adv, c.images)
         np.testing.assert_array_equal(still.delta, np.zeros_like(c.images))
     # a random start draws from the key: another key, another start
