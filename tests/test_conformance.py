@@ -12,7 +12,9 @@ Step rules: ``jit`` == no ``jit``, the state keeps its shapes and dtypes through
 numeric.
 
 Compiled programs are shared: each attack's batch is compiled once per module (``_built``) and
-reused by every check that needs it.
+reused by every check that needs it. The checks of one entry run as ONE test (and the checks of
+one step rule as one test): separate tests would land on either ``pytest -n 2`` worker and each
+worker would compile the same programs again.
 """
 
 from __future__ import annotations
@@ -181,14 +183,25 @@ def test_hparams_are_float32_scalars_of_the_declared_type(name):
     hash(attack)  # a static jit argument: equal attacks share one compilation
 
 
-FULL = [name for name, entry in ATTACKS.items() if entry.full]
+COMPOSED = ("pgd", "bim")  # entries also run inside a user's jit (sharing their batch)
 
 
-@pytest.mark.parametrize("name", FULL)
-def test_batch_equals_a_loop_of_jitted_single_calls_and_an_eager_run(name):
+@pytest.mark.parametrize("name", ATTACKS)
+def test_attack_conformance(name):
+    """Every check of one entry, sharing its compiled batch: the batch-level checks, and for a
+    ``full`` entry the loop over examples (and the eager run) and the sweep."""
+    c = _case(name)
+    check_same_key_float32_box_budget_and_success(c)
+    if c.entry.full:
+        check_batch_equals_a_loop_of_jitted_single_calls_and_an_eager_run(c)
+        check_sweep_equals_a_loop_over_values_in_one_trace(c)
+    if name in COMPOSED:
+        check_composes_inside_a_users_jit_and_vmap(c)
+
+
+def check_batch_equals_a_loop_of_jitted_single_calls_and_an_eager_run(c: Case):
     """vmap == a loop over examples: the driver's batch == ``__call__`` (``attack.run`` under
     ``jit``) on each example; jit == no jit (op by op) for one entry per loop family."""
-    c = _case(name)
     keys = jax.random.split(c.key, N)
     for i in range(N):
         one = c.attack(c.victim, c.hp, c.images[i], _at(c.labels, i), keys[i], _at(c.targets, i))
@@ -211,9 +224,7 @@ def _budget_norms(delta):
     }
 
 
-@pytest.mark.parametrize("name", ATTACKS)
-def test_same_key_float32_box_budget_and_success(name):
-    c = _case(name)
+def check_same_key_float32_box_budget_and_success(c: Case):
     r = c.batched
     again = c.attack.batch(c.victim, c.hp, c.images, c.labels, c.key, c.targets)
     assert_trees_equal(again, r)  # same key → same result, bit for bit
@@ -249,9 +260,11 @@ def test_same_key_float32_box_budget_and_success(name):
         np.testing.assert_array_equal(r.success, expected)
     # no budget, no change: eps = 0 is the identity (the same compiled batch)
     if c.entry.eps is not None:
-        still = c.attack.batch(
-            c.victim, c.hp._replace(**{c.entry.eps: 0.0}), c.images, c.labels, c.key, c.targets
-        )
+        with _CountingPrograms(type(c.attack)) as traces:  # a Python float: no new trace
+            still = c.attack.batch(
+                c.victim, c.hp._replace(**{c.entry.eps: 0.0}), c.images, c.labels, c.key, c.targets
+            )
+        assert traces.count == 0
         np.testing.assert_array_equal(still.x_adv, c.images)
         np.testing.assert_array_equal(still.delta, np.zeros_like(c.images))
     # a random start draws from the key: another key, another start
@@ -285,9 +298,7 @@ class _CountingPrograms:
             del self.cls.program
 
 
-@pytest.mark.parametrize("name", FULL)
-def test_sweep_equals_a_loop_over_values_in_one_trace(name):
-    c = _case(name)
+def check_sweep_equals_a_loop_over_values_in_one_trace(c: Case):
     field, values = c.entry.sweep
     grid = jnp.asarray(values, jnp.float32)
     phases = len(set(attacks.plan(c.attack)))  # one trace per phase: [whole], or init/chunks/finish
@@ -320,16 +331,22 @@ def test_hparams_is_a_pytree_of_float32_leaves_and_the_step_follows_eps():
     np.testing.assert_allclose(attack.derive(fixed._replace(eps=jnp.float32(0.2))).step_size, 0.01)
 
 
-def test_attacks_compose_inside_a_users_jit_and_vmap():
-    c = _case("pgd")
-    keys = jax.random.split(c.key, N)
-    mine = jax.jit(jax.vmap(c.attack, in_axes=(None, None, 0, 0, 0)))(
-        c.victim, c.hp, c.images, c.labels, keys
-    )
-    assert_trees_close(mine, c.batched)
-    c = _case("bim")  # targeted: the targets pass through the user's jit too
-    jitted = jax.jit(c.attack.batch)(c.victim, c.hp, c.images, c.labels, c.key, c.targets)
-    assert_trees_close(jitted, c.batched)
+def check_composes_inside_a_users_jit_and_vmap(c: Case):
+    """A user's ``jit(vmap(attack))`` (pgd) and ``jit(attack.batch)`` (bim: targeted, the targets
+    pass through the user's jit too) equal the driver's batch."""
+    if c.entry.factory is attacks.pgd:
+        keys = jax.random.split(c.key, N)
+        mine = jax.jit(jax.vmap(c.attack, in_axes=(None, None, 0, 0, 0)))(
+            c.victim, c.hp, c.images, c.labels, keys
+        )
+        assert_trees_close(mine, c.batched)
+    else:
+        jitted = jax.jit(c.attack.batch)(c.victim, c.hp, c.images, c.labels, c.key, c.targets)
+        assert_trees_close(jitted, c.batched)
+
+
+def test_composed_entries_exist():
+    assert set(COMPOSED) <= set(ATTACKS)
 
 
 # cw-long's constant search is also what scw-long runs (with a per-example context on top).
@@ -395,41 +412,34 @@ def _shapes(tree):
 
 
 @pytest.mark.parametrize("name", STEP_RULES)
-def test_step_rule_jit_equals_no_jit_and_state_is_stable_through_scan(name):
+def test_step_rule_conformance(name):
+    """jit == no jit, the state keeps its shapes through ``lax.scan``, vmap == a loop, and
+    (numeric factories) the same updates under ``optax.inject_hyperparams``; one compiled scan
+    serves the first two checks."""
     entry = STEP_RULES[name]
     tx = entry.build()
     params, grads = registry.rule_params(entry), registry.rule_grads()
+    scan = jax.jit(functools.partial(_run_scan, tx))
+    # jit == no jit; the state keeps its structure, shapes and dtypes through lax.scan
     eager, eager_state = _run_eager(tx, params, grads)
-    scanned, state = jax.jit(functools.partial(_run_scan, tx))(params, grads)
+    scanned, state = scan(params, grads)
     np.testing.assert_allclose(scanned, eager, rtol=1e-5, atol=1e-6)
     assert scanned.dtype == jnp.float32 and scanned.shape == grads.shape
     init = tx.init(params)
     assert jax.tree.structure(state) == jax.tree.structure(init)
     assert _shapes(state) == _shapes(init) == _shapes(eager_state)
-
-
-@pytest.mark.parametrize("name", STEP_RULES)
-def test_step_rule_vmap_equals_loop(name):
-    entry = STEP_RULES[name]
-    tx = entry.build()
-    params = registry.rule_params(entry)
-    grads = jnp.stack([registry.rule_grads(2, seed) for seed in range(3)])  # 3 examples, 2 steps
-    run = jax.jit(lambda g: _run_scan(tx, params, g)[0])
-    batched = jax.jit(jax.vmap(lambda g: _run_scan(tx, params, g)[0]))(grads)
+    # vmap == a loop: 3 examples of 3 steps (the first is ``grads``: the loop reuses ``scan``)
+    examples = jnp.stack([registry.rule_grads(3, seed) for seed in range(3)])
+    batched = jax.jit(jax.vmap(lambda g: _run_scan(tx, params, g)[0]))(examples)
     np.testing.assert_allclose(
-        batched, jnp.stack([run(g) for g in grads]), rtol=1e-5, atol=1e-6
+        batched, jnp.stack([scan(params, g)[0] for g in examples]), rtol=1e-5, atol=1e-6
     )
-
-
-@pytest.mark.parametrize("name", [n for n, e in STEP_RULES.items() if e.numeric and not e.build_fn])
-def test_step_rule_under_inject_hyperparams(name):
-    entry = STEP_RULES[name]
-    params, grads = registry.rule_params(entry), registry.rule_grads()
-    direct, _ = _run_eager(entry.build(), params, grads)
-    injected = entry.build_injected()
-    scanned, state = jax.jit(functools.partial(_run_scan, injected))(params, grads)
-    np.testing.assert_allclose(scanned, direct, rtol=1e-5, atol=1e-6)
-    assert set(entry.numeric) <= set(state.hyperparams)  # the numbers are state, sweepable
+    # the numbers are state under inject_hyperparams, with the same updates
+    if entry.numeric and not entry.build_fn:
+        injected = entry.build_injected()
+        updates, state = jax.jit(functools.partial(_run_scan, injected))(params, grads)
+        np.testing.assert_allclose(updates, eager, rtol=1e-5, atol=1e-6)
+        assert set(entry.numeric) <= set(state.hyperparams)  # the numbers are state, sweepable
 
 
 # -- the README's example attack -------------------------------------------------------------------

@@ -94,10 +94,14 @@ def test_graph_matches_its_definition_and_laplacian_is_spd(image, neighbors, ker
 
 
 def test_matvec_equals_the_dense_matrix(image, signal):
-    graph = pixel_graph(image, 0.2, neighbors=8)
-    dense = np.asarray(graph.dense()[0])
-    expected = (dense @ np.asarray(signal).reshape(H * W, C)).reshape(H, W, C)
-    np.testing.assert_allclose(graph.matvec(signal), expected, atol=1e-5)
+    @jax.jit  # one program: run eagerly, every op would compile apart
+    def dense_and_matvec(image, signal):
+        graph = pixel_graph(image, 0.2, neighbors=8)
+        return graph.dense()[0], graph.matvec(signal)
+
+    dense, product = dense_and_matvec(image, signal)
+    expected = (np.asarray(dense) @ np.asarray(signal).reshape(H * W, C)).reshape(H, W, C)
+    np.testing.assert_allclose(product, expected, atol=1e-5)
 
 
 def test_smoothing_minimises_the_energy_of_eq6(image, signal):
@@ -129,17 +133,23 @@ def test_smoothing_minimises_the_energy_of_eq6(image, signal):
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("method", ["cg", "unrolled"])
 def test_cg_equals_the_dense_solve(image, signal, method, per_channel):
-    graph = pixel_graph(image, 0.2, per_channel=per_channel)
-    dense, _ = solve_laplacian(graph, ALPHA, signal, method="dense")
-    got, status = solve_laplacian(graph, ALPHA, signal, method=method, maxiter=100)
+    @jax.jit  # one program (op by op, every op would compile apart)
+    def solve(image, signal):
+        graph = pixel_graph(image, 0.2, per_channel=per_channel)
+        dense, _ = solve_laplacian(graph, ALPHA, signal, method="dense")
+        return dense, solve_laplacian(graph, ALPHA, signal, method=method, maxiter=100)
+
+    dense, (got, status) = solve(image, signal)
     assert bool(status.converged)
     np.testing.assert_allclose(got, dense, atol=1e-4)
 
 
 def test_normalised_smoothing_keeps_constants_constant(image):
     for method in ("cg", "dense"):
-        smooth = smoother(image, 0.95, 0.1, method=method, maxiter=200)
-        out = smooth(jnp.full((H, W, C), 0.7))
+        smooth = jax.jit(  # one program (op by op, every op would compile apart)
+            lambda x0, z: smoother(x0, 0.95, 0.1, method=method, maxiter=200)(z)
+        )
+        out = smooth(image, jnp.full((H, W, C), 0.7))
         np.testing.assert_allclose(out, 0.7, atol=1e-4)
 
 
@@ -163,7 +173,8 @@ def test_gradient_equals_the_dense_path(image, signal, method):
 
 def test_vmap_agrees_with_a_loop_of_jitted_calls(image, signal):
     # jit == no jit is checked where the smoother runs inside an attack (test_conformance's
-    # qpgd2 runs it eagerly): an eager call here compiles every op apart and costs ~20 s.
+    # qpgd2 runs it eagerly): an eager call here compiles every op apart and costs ~20 s. The
+    # vmap is jitted too (one program; op by op under vmap costs ~4 s more).
     images = jnp.stack([image, image[::-1], image[:, ::-1]])
     signals = jnp.stack([signal, 2 * signal, -signal])
 
@@ -172,7 +183,7 @@ def test_vmap_agrees_with_a_loop_of_jitted_calls(image, signal):
 
     compiled = jax.jit(apply)
     looped = jnp.stack([compiled(x0, z) for x0, z in zip(images, signals)])
-    np.testing.assert_allclose(jax.vmap(apply)(images, signals), looped, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(jax.vmap(apply))(images, signals), looped, atol=1e-5)
 
 
 def test_too_few_iterations_are_reported_and_strict_mode_raises(image, signal):

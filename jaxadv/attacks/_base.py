@@ -330,7 +330,7 @@ class AttackBase:
         self.check_victim(victim, hp)
         x0, label, target = self.check_example(victim, x0, label, target)
         # Compiled even when called eagerly (a notebook); inside a user's jit/vmap it inlines.
-        return _single(self, victim, hp, x0, label, target, key)
+        return _single(self, victim, _strong_float32(hp), x0, label, target, key)
 
     def _prepare(self, victim, hp, images, labels, key, targets):
         """Validates a batch call; returns ``(images, labels, targets, keys)`` for the driver."""
@@ -351,9 +351,8 @@ class AttackBase:
         (it waits for the result).
         """
         _check_no_sweep_axis(hp)
-        result = _driver.drive(
-            self, None, victim, hp, *self._prepare(victim, hp, images, labels, key, targets)
-        )
+        prepared = self._prepare(victim, hp, images, labels, key, targets)
+        result = _driver.drive(self, None, victim, _strong_float32(hp), *prepared)
         if require_finite and not _checks.is_concrete(result.finite):
             raise ValueError("`require_finite=True` needs concrete results; call it outside jit.")
         if require_finite:
@@ -372,11 +371,13 @@ class AttackBase:
         """
         _check_no_sweep_axis(hp)
         prepared = self._prepare(victim, hp, images, labels, jax.random.key(0), targets)
+        hp = _strong_float32(hp)
         executables = _driver.compile_drive(self, None, victim, hp, *prepared)
         shapes = jax.tree.map(jnp.shape, prepared[:3])
 
         def run(hp, images, labels, key, targets=None):
             prepared = self._prepare(victim, hp, images, labels, key, targets)
+            hp = _strong_float32(hp)
             given = jax.tree.map(jnp.shape, prepared[:3])
             if given != shapes:
                 raise ValueError(
@@ -403,9 +404,8 @@ class AttackBase:
                 f"{ {k: np.shape(v) for k, v in hp._asdict().items()} }."
             )
         axes = type(hp)(*(0 if np.ndim(leaf) else None for leaf in hp))
-        return _driver.drive(
-            self, axes, victim, hp, *self._prepare(victim, hp, images, labels, key, targets)
-        )
+        prepared = self._prepare(victim, hp, images, labels, key, targets)
+        return _driver.drive(self, axes, victim, _strong_float32(hp), *prepared)
 
 
 _LOGIT_SHAPES: dict[Any, tuple[int, ...]] = {}
@@ -446,6 +446,13 @@ def _check_logits(victim, attack: AttackBase) -> None:
             f"{shape} for one example; expected ({victim.num_classes},). Fix `num_classes` (or "
             "the model's head)."
         )
+
+
+def _strong_float32(hp):
+    """``hp`` with float32 leaves that are not weakly typed: ``hp._replace(eps=0.0)`` (a Python
+    float) then reuses the compiled program of ``attack.hparams(...)`` instead of compiling again
+    (jit keys on weak types)."""
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float32), hp)
 
 
 def _check_no_sweep_axis(hp) -> None:
