@@ -82,7 +82,7 @@ from jaxadv.training import evaluate_saliency_maps, predict_saliency, train_subs
 
 CONFIG = dict(
     smbea.CONFIG, victim=("deepgaze", 2), substitutes=(("deepgaze", 0), ("deepgaze", 1)),
-    images=8, eps=17 / 255, steps=10, loss="cc", max_queries=10_000, threshold=0.8,
+    images=8, eps=17 / 255, steps=10, loss="cc", max_queries=10_000, threshold=0.5,
     layer="frozen_features/block2", channels=8, prior_steps=2, seeds=64, rounds=3,
     substitute_epochs=10,
 )  # fmt: skip
@@ -179,7 +179,7 @@ def query_attacks(config, alg2_step="steepest"):
         ),
         "Ilyas's bandits": (
             _query_attack(gradients.bandits("eg", tile=2), config, name="bandits"),
-            dict(step_size=step, fd_step=0.1, exploration=1.0, prior_lr=1.0),
+            dict(step_size=step, fd_step=0.1, exploration=1.0, prior_lr=10.0),
         ),
         "Tu's AutoZOOM": (
             _query_attack(gradients.AutoZOOM(1, 1), config, name="autozoom"),
@@ -187,8 +187,12 @@ def query_attacks(config, alg2_step="steepest"):
         ),
         "Algorithm 2": (
             alg2,
-            dict(step_size=step if alg2_step == "steepest" else 0.01, fd_step=0.01,
-                 exploration=1.0, prior_lr=0.1),
+            dict(
+                step_size=step if alg2_step == "steepest" else 0.01,
+                fd_step=0.01,
+                exploration=1.0,
+                prior_lr=0.1,
+            ),
         ),  # fmt: skip
     }
 
@@ -199,7 +203,9 @@ def run_queries(victim, substitutes, images, config, alg2_step="steepest"):
     for row, (attack, values) in query_attacks(config, alg2_step).items():
         began = time.perf_counter()
         hp = attack.hparams(eps=config["eps"], **values)
-        result = jax.block_until_ready(attack.batch(black_box, hp, images, None, jax.random.key(11)))
+        result = jax.block_until_ready(
+            attack.batch(black_box, hp, images, None, jax.random.key(11))
+        )
         seconds = time.perf_counter() - began
         x = np.asarray(result.x_adv)
         assert np.max(np.abs(x - np.asarray(images))) <= config["eps"] + 1e-6
