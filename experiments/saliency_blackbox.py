@@ -28,12 +28,14 @@ Table 3 (query-based; CC drop and queries): every attack is a ``SaliencyQueryAtt
 ``step`` (eps/10 by default), differing only in the gradient estimate:
 
 * Yan et al. (NeurIPS 2019): ``gradients.prior_bandit("l2")`` with the gradient of a random
-  substitute at the current point (``SurrogateGradient``), 3 queries per step;
+  substitute at the current point (``SurrogateGradient``), 3 queries per step; δ = 0.01, τ = 1,
+  η = 0.1 (the library's defaults for images in [0, 1]);
 * Ilyas et al.'s bandits-TD (ICLR 2019): ``gradients.bandits("eg")`` with a 2×2-pixel data prior,
-  3 queries per step;
+  3 queries per step; η = 0.1 and δ = 1 as published, online lr 10 (the published 100 scaled
+  down for a prior of 768 entries against their 7,500; untuned);
 * Tu et al.'s AutoZOOM (AAAI 2019): its estimator (``gradients.AutoZOOM``, one random unit vector
-  per step, as AutoZOOM before its first success), 2 queries per step — in the additive ℓ∞
-  setting of the other rows, not its C&W-ℓ2 objective on a reduced tanh latent;
+  per step, as AutoZOOM before its first success), β = 0.01, 2 queries per step — in the additive
+  ℓ∞ setting of the other rows, not its C&W-ℓ2 objective on a reduced tanh latent;
 * Algorithm 2 (``attacks.prior_boosted(prior="subspace", saliency=True)``): ``prior_bandit("l1")``
   with Algorithm 1's priors from a random substitute (layer ``frozen_features/block2``, 8
   channels, ``prior_steps`` steps). The paper's step is ``x − α·g̃``; we take sign steps like the
