@@ -107,13 +107,14 @@ def _columns(n: int) -> tuple[int, ...]:
 # -- the attacks ---------------------------------------------------------------------------------
 
 
-def _run_methods(batches, images, config, loss, labels=None):
+def _run_methods(batches, images, config, loss, labels=None, methods=METHODS):
     """``{method: x after each mini-batch [N, b, ...]}``, plus random noise, at one budget
-    schedule; every attack is one compiled call over the batch."""
+    schedule; every attack (of ``methods``, rows of ``METHODS``) is one compiled call over the
+    batch."""
     outputs: dict[str, Any] = {}
     key = jax.random.key(3)
     budgets = None
-    for label, options, values in METHODS:
+    for label, options, values in methods:
         # cpu_chunk=1: on CPU the driver runs one compiled step at a time (these source models'
         # unrolled steps would compile for minutes)
         attack = SMBEAttack(

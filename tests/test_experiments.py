@@ -217,3 +217,38 @@ def test_blackbox_queries_prior_hook_runs_a_prior_attack():
     )  # fmt: skip
     assert row["prior"] and 0.0 <= row["success"] <= 1.0 and max(per["queries"]) <= 200
     assert row["max_norm"] <= 0.3 * (1 + 1e-5)
+
+
+# Slow: three tiny saliency models trained, and eight attacks compiled (≈7 min on the loaded CPU).
+@pytest.mark.slow
+def test_saliency_blackbox_smoke(tmp_path):
+    import json
+
+    out = _load("saliency_blackbox").main(
+        ["--smoke", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path)]
+    )
+    assert list(out["transfer"]) == [
+        "random noise", "single-step FGSM", "ensemble PGD", "ensemble MIM", "Liu's ensemble",
+        "Papernot's substitute", "Algorithm 2",
+    ]  # fmt: skip
+    rows = out["queries"]
+    assert list(rows) == [
+        "random noise", "Yan's subspace attack", "Ilyas's bandits", "Tu's AutoZOOM", "Algorithm 2",
+    ]  # fmt: skip
+    budget = out["config"]["max_queries"]
+    for name, row in list(rows.items())[1:]:
+        queries = np.asarray(row["queries"])
+        # an image that never reaches the criterion spends the whole budget (31 = 1 + 3·10 = 1 +
+        # 2·15: every estimator's steps pay it exactly); one that does, less
+        assert np.all((queries >= 1) & (queries <= budget)), (name, queries)
+        assert row["avg_queries"] == pytest.approx(queries.mean())
+        if row["success"] == 0.0:
+            assert np.all(queries == budget), (name, queries)
+    # Table 2's Algorithm 2 row is Table 3's run, scored the same way
+    assert out["transfer"]["Algorithm 2"]["cc"] == pytest.approx(rows["Algorithm 2"]["cc"])
+    for row in (*out["transfer"].values(), *rows.values()):
+        assert all(np.isfinite(row[m]) for m in ("cc", "sauc", "sim"))
+        assert -1.0 <= row["cc_to_clean"] <= 1.0 + 1e-6
+    saved = json.loads((tmp_path / "saliency_blackbox_smoke.json").read_text())
+    assert saved["queries"]["Algorithm 2"]["queries"] == rows["Algorithm 2"]["queries"]
+    assert (tmp_path / "saliency_blackbox_smoke.md").read_text().count("| Algorithm 2 |") == 2
