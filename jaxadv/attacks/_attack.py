@@ -130,6 +130,15 @@ class Attack(AttackBase):
         """``(x, logits) -> scalar`` minimised on one example (a subclass may add penalties)."""
         return lambda x, logits: self.objective(logits, label, target, hp)
 
+    def oracle_for(self, victim, hp, x0, label, target) -> GradientOracle:
+        """The gradient oracle of one run (a query attack builds its estimator from ``hp``)."""
+        return self.oracle
+
+    @property
+    def query_budget(self) -> int | None:
+        """The per-example query budget (None: the attack runs ``steps`` steps)."""
+        return None
+
     def single_run(self, victim, hp, x0, label, target) -> Program:
         """One run from one start (restarts are copies of it)."""
         return descent(
@@ -140,11 +149,12 @@ class Attack(AttackBase):
             tx=self.step_rule(hp),
             constraint=self.feasible_set(hp, victim),
             perturbation=self.perturbation,
-            oracle=self.oracle,
-            steps=self.steps,
+            oracle=self.oracle_for(victim, hp, x0, label, target),
+            steps=self.length,
             random_start=self.random_start,
             early_stop=self.early_stop,
             select=self.select,
+            max_queries=self.query_budget,
         )
 
     def program(self, victim, hp, x0, label, target) -> Program:

@@ -32,7 +32,7 @@ from jaxadv import _checks
 from jaxadv.attacks._attack import HPARAM_SPEC, Attack
 from jaxadv.attacks._base import Spec
 from jaxadv.attacks._priors import check_prior_shape
-from jaxadv.attacks._runner import SELECTIONS, Program, descent
+from jaxadv.attacks._runner import SELECTIONS
 from jaxadv.attacks._saliency import SaliencyAttack
 from jaxadv.models import surrogates_of
 
@@ -150,22 +150,9 @@ class _QueryBudget:
         check_prior_shape(prior_fn, self.perturbation.init(x0), jax.random.key(0))
         return oracle.with_prior(prior_fn)
 
-    def single_run(self, victim, hp, x0, label, target) -> Program:
-        return descent(
-            victim,
-            x0,
-            loss_fn=self.loss_fn(victim, hp, x0, label, target),
-            success_fn=lambda out: self.success(out, label, target),
-            tx=self.step_rule(hp),
-            constraint=self.feasible_set(hp, victim),
-            perturbation=self.perturbation,
-            oracle=self.oracle_for(victim, hp, x0, label, target),
-            steps=self.length,
-            random_start=self.random_start,
-            early_stop=self.early_stop,
-            select=self.select,
-            max_queries=self.max_queries,
-        )
+    @property
+    def query_budget(self) -> int:
+        return self.max_queries
 
 
 @dataclasses.dataclass(frozen=True)

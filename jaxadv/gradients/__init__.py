@@ -28,5 +28,5 @@ from jaxadv.gradients._rgf import rgf as rgf
 from jaxadv.gradients._rgf import rgf_estimate as rgf_estimate
 from jaxadv.gradients._rgf import rgf_directions as rgf_directions
 from jaxadv.gradients._spsa import SPSA as SPSA
-from jaxadv.gradients._spsa import antithetic_estimate as antithetic_estimate
+from jaxadv.gradients._nes import antithetic_estimate as antithetic_estimate
 from jaxadv.gradients._spsa import spsa as spsa

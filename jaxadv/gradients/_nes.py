@@ -32,9 +32,64 @@ def check_even_samples(samples: int) -> None:
         raise ValueError(f"`samples` must be even (antithetic pairs ±u); got {samples}.")
 
 
+def antithetic_estimate(plus: jax.Array, minus: jax.Array, directions: jax.Array, sigma):
+    """``1/(σ n) Σ_i (plus_i − minus_i) u_i`` over ``n/2`` pairs: the mean central difference.
+
+    Args:
+      plus, minus: the losses at ``θ + σ u_i`` and ``θ − σ u_i``, shape ``[n/2]``.
+      directions: the ``u_i`` stacked on axis 0, shape ``[n/2, *θ.shape]``.
+      sigma: the probe radius σ.
+    """
+    weights = (plus - minus) / (2 * sigma * plus.shape[0])
+    return jnp.tensordot(weights, directions, axes=1)
+
+
 @dataclasses.dataclass(frozen=True)
-class NES:
-    """The antithetic NES estimator (module docstring).
+class ProbeEstimator:
+    """What the stateless finite-difference estimators share: ``samples`` probes of radius
+    ``sigma`` (set from ``hp.fd_step`` by a query attack) and one evaluation of the loss at θ per
+    call. Subclasses define ``__call__``.
+    """
+
+    samples: int
+    sigma: float
+    forward_query = 1
+
+    @property
+    def queries_per_call(self) -> int:
+        return self.samples + self.forward_query
+
+    def with_params(self, hp):
+        return dataclasses.replace(self, sigma=hp.fd_step)
+
+    def init(self, theta):
+        del theta
+        return ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Antithetic(ProbeEstimator):
+    """The central-difference estimate over ``samples/2`` pairs ``θ ± σ u_i``; subclasses draw
+    the directions (``directions(key, shape, dtype)``, stacked on axis 0)."""
+
+    def __post_init__(self):
+        check_even_samples(self.samples)
+
+    def directions(self, key, shape, dtype) -> jax.Array:
+        raise NotImplementedError
+
+    def __call__(self, loss_fn, theta, key, state):
+        (loss, aux) = loss_fn(theta)
+        u = self.directions(key, (self.samples // 2,) + theta.shape, theta.dtype)
+        plus = probe_losses(loss_fn, theta + self.sigma * u)
+        minus = probe_losses(loss_fn, theta - self.sigma * u)
+        grad = antithetic_estimate(plus, minus, u, self.sigma)
+        return (loss, aux), grad, state, jnp.asarray(self.queries_per_call, jnp.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class NES(Antithetic):
+    """The antithetic NES estimator (module docstring): Gaussian directions.
 
     Attributes:
       samples: probes per estimate ``n`` (even: ``n/2`` antithetic pairs). Static.
@@ -43,30 +98,9 @@ class NES:
 
     samples: int = 50
     sigma: float = 1e-3
-    forward_query = 1
 
-    def __post_init__(self):
-        check_even_samples(self.samples)
-
-    @property
-    def queries_per_call(self) -> int:
-        return self.samples + self.forward_query
-
-    def with_params(self, hp) -> NES:
-        return dataclasses.replace(self, sigma=hp.fd_step)
-
-    def init(self, theta):
-        del theta
-        return ()
-
-    def __call__(self, loss_fn, theta, key, state):
-        (loss, aux) = loss_fn(theta)
-        u = jax.random.normal(key, (self.samples // 2,) + theta.shape, theta.dtype)
-        plus = probe_losses(loss_fn, theta + self.sigma * u)
-        minus = probe_losses(loss_fn, theta - self.sigma * u)
-        weights = (plus - minus) / (self.sigma * self.samples)
-        grad = jnp.tensordot(weights, u, axes=1)
-        return (loss, aux), grad, state, jnp.asarray(self.queries_per_call, jnp.int32)
+    def directions(self, key, shape, dtype) -> jax.Array:
+        return jax.random.normal(key, shape, dtype)
 
 
 def nes(samples: int = 50, sigma: float = 1e-3) -> NES:

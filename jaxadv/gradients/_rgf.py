@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxadv import _checks
-from jaxadv.gradients._nes import probe_losses
+from jaxadv.gradients._nes import ProbeEstimator, probe_losses
 
 
 def rgf_estimate(loss_at_theta, probe_losses, directions, sigma) -> jax.Array:
@@ -83,7 +83,7 @@ def rgf_directions(key, samples: int, shape, dtype=jnp.float32, orthogonal=False
 
 
 @dataclasses.dataclass(frozen=True)
-class RGF:
+class RGF(ProbeEstimator):
     """The RGF estimator (module docstring).
 
     Attributes:
@@ -96,21 +96,9 @@ class RGF:
     samples: int = 50
     sigma: float = 1e-3
     orthogonal: bool = False
-    forward_query = 1
 
     def __post_init__(self):
         _checks.check_positive_int("samples", self.samples)
-
-    @property
-    def queries_per_call(self) -> int:
-        return self.samples + self.forward_query
-
-    def with_params(self, hp) -> RGF:
-        return dataclasses.replace(self, sigma=hp.fd_step)
-
-    def init(self, theta):
-        del theta
-        return ()
 
     def __call__(self, loss_fn, theta, key, state):
         (loss, aux) = loss_fn(theta)

@@ -19,26 +19,13 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 
-from jaxadv.gradients._nes import check_even_samples, probe_losses
-
-
-def antithetic_estimate(plus: jax.Array, minus: jax.Array, directions: jax.Array, sigma):
-    """``1/(σ n) Σ_i (plus_i − minus_i) u_i`` over ``n/2`` pairs: the mean central difference.
-
-    Args:
-      plus, minus: the losses at ``θ + σ u_i`` and ``θ − σ u_i``, shape ``[n/2]``.
-      directions: the ``u_i`` stacked on axis 0, shape ``[n/2, *θ.shape]``.
-      sigma: the probe radius σ.
-    """
-    weights = (plus - minus) / (2 * sigma * plus.shape[0])
-    return jnp.tensordot(weights, directions, axes=1)
+from jaxadv.gradients._nes import Antithetic
 
 
 @dataclasses.dataclass(frozen=True)
-class SPSA:
-    """The antithetic SPSA estimator (module docstring).
+class SPSA(Antithetic):
+    """The antithetic SPSA estimator (module docstring): Rademacher directions.
 
     Attributes:
       samples: probes per estimate ``n`` (even: ``n/2`` pairs ``θ ± δv``). Static.
@@ -48,29 +35,9 @@ class SPSA:
 
     samples: int = 256
     sigma: float = 0.01
-    forward_query = 1
 
-    def __post_init__(self):
-        check_even_samples(self.samples)
-
-    @property
-    def queries_per_call(self) -> int:
-        return self.samples + self.forward_query
-
-    def with_params(self, hp) -> SPSA:
-        return dataclasses.replace(self, sigma=hp.fd_step)
-
-    def init(self, theta):
-        del theta
-        return ()
-
-    def __call__(self, loss_fn, theta, key, state):
-        (loss, aux) = loss_fn(theta)
-        v = jax.random.rademacher(key, (self.samples // 2,) + theta.shape, theta.dtype)
-        plus = probe_losses(loss_fn, theta + self.sigma * v)
-        minus = probe_losses(loss_fn, theta - self.sigma * v)
-        grad = antithetic_estimate(plus, minus, v, self.sigma)
-        return (loss, aux), grad, state, jnp.asarray(self.queries_per_call, jnp.int32)
+    def directions(self, key, shape, dtype) -> jax.Array:
+        return jax.random.rademacher(key, shape, dtype)
 
 
 def spsa(samples: int = 256, sigma: float = 0.01) -> SPSA:
