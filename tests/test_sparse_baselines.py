@@ -42,9 +42,11 @@ def linear_problem():
 
 
 def assert_results_close(a, b):
+    # float32 rounding of op-by-op against compiled code over several steps (up to 2.3e-5
+    # relative in SparseFool's trace when the suite compiles at XLA's optimisation level 0)
     jax.tree_util.tree_map_with_path(
         lambda path, x, y: np.testing.assert_allclose(
-            x, y, rtol=1e-5, atol=1e-5, err_msg=jax.tree_util.keystr(path)
+            x, y, rtol=5e-5, atol=1e-5, err_msg=jax.tree_util.keystr(path)
         ),
         a,
         b,
