@@ -17,6 +17,8 @@ verified.
 
 from __future__ import annotations
 
+import copy
+
 import contextlib
 import dataclasses
 import hashlib
@@ -130,7 +132,9 @@ def save_step(manager: ocp.CheckpointManager, step: int, item: str, tree: Any, m
     """Saves ``tree`` (as the ``item`` of a ``StandardSave``) and the JSON record ``meta`` as
     one step of an orbax ``CheckpointManager`` whose handlers are ``{item: Standard, "meta":
     Json}``, with the checksum of ``tree`` added to the record (key ``"checksum"``)."""
-    meta = {**meta, "checksum": tree_checksum(tree)}
+    # A deep copy: the save is asynchronous, and a caller that goes on appending to the lists of
+    # its record would otherwise change what is written (a resumed run then reads a later record).
+    meta = {**copy.deepcopy(meta), "checksum": tree_checksum(tree)}
     manager.save(
         step,
         args=ocp.args.Composite(
