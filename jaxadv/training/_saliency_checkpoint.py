@@ -35,8 +35,11 @@ def _manager(directory: Path, keep: int) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
 
-def _restore(manager, epoch: int, directory: Path, config: dict, state: dict):
-    meta = restore_step_meta(manager, epoch, TRAINING_REMEDY)
+def check_resumable(manager, step: int, where: str, config: dict, state: dict, writer: str):
+    """The record and the state's metadata of checkpoint ``step``, after checking that it was
+    written with ``config`` and that its variables fit ``state``'s (else a ValueError that says
+    what differs). ``where`` names the checkpoint in messages, ``writer`` the kind of run."""
+    meta = restore_step_meta(manager, step, TRAINING_REMEDY)
     saved = meta.get("config", {})
     differing = [
         f"{field} is {_describe(saved, field)} in the checkpoint but "
@@ -44,19 +47,24 @@ def _restore(manager, epoch: int, directory: Path, config: dict, state: dict):
         for field in sorted(set(saved) | set(config))
         if saved.get(field) != config.get(field)
     ]
-    where = f"The checkpoint in `checkpoint_dir` {str(directory)!r} (epoch {epoch})"
     if differing:
         raise ValueError(
-            f"{where} was written by another training configuration: "
+            f"{where} was written by another {writer}: "
             + "; ".join(differing)
             + ". Resume with the original configuration or use another directory."
         )
-    tree = step_item_metadata(manager, epoch, "state", TRAINING_REMEDY)
+    tree = step_item_metadata(manager, step, "state", TRAINING_REMEDY)
     problems = []
     for part in ("params", "collections"):
         problems += tree_differences(tree.get(part) or {}, state[part])
     if problems:
         raise ValueError(f"{where} does not match the module's variables: " + "; ".join(problems))
+    return meta, tree
+
+
+def _restore(manager, epoch: int, directory: Path, config: dict, state: dict):
+    where = f"The checkpoint in `checkpoint_dir` {str(directory)!r} (epoch {epoch})"
+    meta, _ = check_resumable(manager, epoch, where, config, state, "training configuration")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     restored = restore_step_tree(manager, epoch, "state", abstract, meta, TRAINING_REMEDY)
     return restored, [float(v) for v in meta["losses"]]

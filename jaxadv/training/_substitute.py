@@ -44,17 +44,14 @@ from jaxadv.models import (
     from_flax,
     hard_label,
     is_black_box,
-    restore_step_meta,
     restore_step_tree,
     save_step,
     score_only,
-    step_item_metadata,
-    tree_differences,
 )
 from jaxadv.models.saliency import SaliencyVictim, from_flax_saliency
 from jaxadv.training._classifier import _make_train_step, _num_classes
 from jaxadv.training._keys import check_key, seed_words
-from jaxadv.training._saliency_checkpoint import _describe, _manager, checkpoint_path
+from jaxadv.training._saliency_checkpoint import _manager, check_resumable, checkpoint_path
 from jaxadv.training._saliency_train import _digest
 from jaxadv.training._substitute_maps import augment_maps, make_map_step, map_agreement, map_answers
 
@@ -510,28 +507,10 @@ def _open(checkpoint_dir, resume: bool, config: dict, state: dict, progress: boo
                 f"`checkpoint_dir` {str(directory)!r} already holds checkpoints (latest: round "
                 f"{latest}); pass resume=True to continue that run, or use another directory."
             )
-        meta = restore_step_meta(manager, latest, TRAINING_REMEDY)
-        saved = meta.get("config", {})
-        differing = [
-            f"{f} is {_describe(saved, f)} in the checkpoint but {_describe(config, f)} here"
-            for f in sorted(set(saved) | set(config))
-            if saved.get(f) != config.get(f)
-        ]
         where = f"The checkpoint in `checkpoint_dir` {str(directory)!r} (round {latest})"
-        if differing:
-            raise ValueError(
-                f"{where} was written by another substitute training: "
-                + "; ".join(differing)
-                + ". Resume with the original configuration or use another directory."
-            )
-        tree = step_item_metadata(manager, latest, "state", TRAINING_REMEDY)
-        problems = []
-        for part in ("params", "collections"):
-            problems += tree_differences(tree.get(part) or {}, state[part])
-        if problems:
-            raise ValueError(
-                f"{where} does not match the module's variables: " + "; ".join(problems)
-            )
+        meta, tree = check_resumable(
+            manager, latest, where, config, state, "substitute training"
+        )
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
         for name in ("images", "answers"):  # the labelled set grows: read its saved shape
             abstract[name] = jax.ShapeDtypeStruct(tuple(tree[name].shape), tree[name].dtype)
