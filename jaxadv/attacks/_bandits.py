@@ -9,8 +9,7 @@ gradient updates for ℓ∞, gradient steps for ℓ2), steepest steps along the 
 from __future__ import annotations
 
 from jaxadv import _checks
-from jaxadv.attacks._query import QueryAttack
-from jaxadv.attacks._recipes import Ball, SteepestStep
+from jaxadv.attacks._query import QueryAttack, projected_query_attack
 from jaxadv.gradients import Bandits
 from jaxadv.losses import classification_objective
 
@@ -82,13 +81,12 @@ def bandits(
         exploration=exploration,
         prior_lr=prior_lr,
     )
-    return QueryAttack(
-        objective=classification_objective(loss, targeted=targeted),
-        step_rule=SteepestStep(norm),
-        constraint=Ball(norm),
+    return projected_query_attack(
+        norm=norm,
+        loss=loss,
+        targeted=targeted,
         oracle=oracle,
         max_queries=max_queries,
-        targeted=targeted,
         early_stop=early_stop,
         defaults=(
             ("eps", eps),

@@ -19,8 +19,8 @@ import dataclasses
 import optax
 
 from jaxadv import _checks
-from jaxadv.attacks._query import QueryAttack
-from jaxadv.attacks._recipes import Ball, SteepestStep
+from jaxadv.attacks._query import QueryAttack, projected_query_attack
+from jaxadv.attacks._recipes import Ball
 from jaxadv.gradients import NES, RGF, SPSA
 from jaxadv.losses import classification_objective
 
@@ -69,13 +69,12 @@ def nes_attack(
     """
     _validated(norm, loss, targeted)
     eps, rel = _NES_DEFAULTS[norm]
-    return QueryAttack(
-        objective=classification_objective(loss, targeted=targeted),
-        step_rule=SteepestStep(norm),
-        constraint=Ball(norm),
+    return projected_query_attack(
+        norm=norm,
+        loss=loss,
+        targeted=targeted,
         oracle=NES(samples),
         max_queries=max_queries,
-        targeted=targeted,
         defaults=(("eps", eps), ("fd_step", 1e-3)),
         rel_step_size=rel,
         name=f"nes-{norm}",
@@ -149,13 +148,12 @@ def rgf_attack(
     """
     _validated(norm, loss, targeted)
     eps, rel = _RGF_DEFAULTS[norm]
-    return QueryAttack(
-        objective=classification_objective(loss, targeted=targeted),
-        step_rule=SteepestStep(norm),
-        constraint=Ball(norm),
+    return projected_query_attack(
+        norm=norm,
+        loss=loss,
+        targeted=targeted,
         oracle=RGF(samples, orthogonal=orthogonal),
         max_queries=max_queries,
-        targeted=targeted,
         defaults=(("eps", eps), ("fd_step", 0.05)),
         rel_step_size=rel,
         name=f"rgf-{norm}",

@@ -31,7 +31,7 @@ import optax
 
 from jaxadv import _checks
 from jaxadv.attacks._priors import SubspacePrior, SurrogateGradient
-from jaxadv.attacks._query import QueryAttack, SaliencyQueryAttack
+from jaxadv.attacks._query import QueryAttack, SaliencyQueryAttack, projected_query_attack
 from jaxadv.attacks._recipes import Ball, SteepestStep
 from jaxadv.attacks._saliency import SALIENCY_ATTACK_LOSSES, SaliencyObjective
 from jaxadv.constraints import NORMS
@@ -73,11 +73,9 @@ def prgf(
     """P-RGF (module docstring): projected steepest descent on P-RGF estimates whose prior is a
     random surrogate's gradient of the same objective (``noise``: per-draw input noise)."""
     _check_norm(norm)
-    return QueryAttack(
-        objective=classification_objective(loss, targeted=targeted),
-        step_rule=SteepestStep(norm),
-        constraint=Ball(norm),
-        steps=0,
+    return projected_query_attack(
+        norm=norm,
+        loss=loss,
         targeted=targeted,
         oracle=prgf_estimator(samples, norm_samples, norm_every),
         max_queries=max_queries,
@@ -166,11 +164,9 @@ def subspace_bandits(
     gradients of a random reference model (``noise``: per-draw input noise), with steepest steps
     (sign for ℓ∞) inside the ``norm`` ball (ℓ∞ 8/255 by default)."""
     _check_norm(norm)
-    return QueryAttack(
-        objective=classification_objective(loss, targeted=targeted),
-        step_rule=SteepestStep(norm),
-        constraint=Ball(norm),
-        steps=0,
+    return projected_query_attack(
+        norm=norm,
+        loss=loss,
         targeted=targeted,
         oracle=prior_bandit("l2"),
         max_queries=max_queries,

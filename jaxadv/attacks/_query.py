@@ -33,7 +33,9 @@ from jaxadv.attacks._attack import HPARAM_SPEC, Attack
 from jaxadv.attacks._base import Spec
 from jaxadv.attacks._priors import check_prior_shape
 from jaxadv.attacks._runner import SELECTIONS
+from jaxadv.attacks._recipes import Ball, SteepestStep
 from jaxadv.attacks._saliency import SaliencyAttack
+from jaxadv.losses import classification_objective
 from jaxadv.models import surrogates_of
 
 
@@ -174,3 +176,20 @@ class SaliencyQueryAttack(_QueryBudget, SaliencyAttack):
 
     def __post_init__(self):
         _QueryBudget.__post_init__(self)
+
+
+def projected_query_attack(
+    *, norm: str, loss: str, targeted: bool, oracle, max_queries: int, **fields
+) -> QueryAttack:
+    """The shape of most named query attacks: the classification ``loss``, steepest steps of the
+    ``norm`` ball (sign for ℓ∞) on the estimate, projection onto the ball; ``fields`` are the
+    remaining :class:`QueryAttack` fields (defaults, name, prior, …)."""
+    return QueryAttack(
+        objective=classification_objective(loss, targeted=targeted),
+        step_rule=SteepestStep(norm),
+        constraint=Ball(norm),
+        oracle=oracle,
+        max_queries=max_queries,
+        targeted=targeted,
+        **fields,
+    )
