@@ -59,7 +59,8 @@ def make_segment_scenes(
     * **Object**: circumradius ``R`` in ``[0.25, 0.4] × s``, centre anywhere at least ``R`` from
       every edge (so the object lies wholly inside the image), rotation in ``[-15°, 15°]``; its
       colour lies at RMS distance 0.25–0.6 from the background mean in a random direction of RGB
-      space (clipped to ``[0, 1]``). The class picks only the outline, in coordinates ``(u, v)``
+      space whose every component points to the farther end of ``[0, 1]``, then is clipped to
+      ``[0, 1]`` (so it stays at least 0.25 RMS from the background mean). The class picks only the outline, in coordinates ``(u, v)``
       rotated with the object and scaled by ``R`` (so every shape fits its circle):
       ``disc`` ``u² + v² ≤ 1``; ``square`` ``max(|u|, |v|) ≤ 1/√2``; ``triangle`` equilateral,
       inscribed, pointing up (each edge at distance 1/2 from the centre); ``ring``
@@ -196,7 +197,9 @@ class _Painter:
         cx = rng.uniform(radius, self.w - radius)
         u, v = self._rotated(cy, cx, rng.uniform(-_MAX_TILT, _MAX_TILT))
         inside = _outline(label, u / radius, v / radius)
-        direction = rng.normal(size=3)
+        # Each channel moves towards the farther end of [0, 1] (at least 0.5 away), so clipping
+        # never brings the colour closer to the background mean than 0.25 RMS.
+        direction = np.abs(rng.normal(size=3)) * np.where(mean < 0.5, 1.0, -1.0)
         direction /= np.linalg.norm(direction)
         colour = np.clip(mean + rng.uniform(*_CONTRAST) * np.sqrt(3.0) * direction, 0.0, 1.0)
         image = np.where(inside[..., None], colour, image)
