@@ -262,6 +262,9 @@ def test_voc_class_subset_and_resize(voc):
         halved = (maps[image_id] == cls)[::2, ::2]  # regions are 2×2-aligned: exact
         assert np.array_equal(mask, halved)
     assert set(np.unique(ds.masks)) == {0.0, 1.0}
+    odd = load_voc_segmentation(voc, classes=["person"], size=(10, 14))  # not a whole factor
+    area = (maps["2008_000002"] == PERSON).mean()
+    assert set(np.unique(odd.masks)) == {0.0, 1.0} and abs(odd.masks.mean() - area) < 0.05
     assert load_voc_segmentation(voc, classes=["dog", "cat"], size=(H, W)).labels[-1] == 0  # tie
     assert load_voc_segmentation(voc, classes=["person"], size=(H, W)).ids == ("2008_000002",)
 
@@ -306,13 +309,13 @@ _top_q = jax.jit(jax.vmap(lambda m, q: foreground_from_saliency(m, top_q=q)))
 
 
 def test_top_q_keeps_exactly_the_fraction_and_the_most_salient():
-    qs = np.array([0.0, 0.1, 0.25, 0.37, 0.5, 1.0, 0.25], np.float32)
-    maps = np.random.default_rng(0).normal(size=(7, 8, 10)).astype(np.float32)
-    maps[-1] = 0.0  # ties: taken in row-major order...
+    qs = np.array([0.0, 0.1, 0.25, 0.33, 0.37, 0.5, 1.0, 0.25], np.float32)
+    maps = np.random.default_rng(0).normal(size=(8, 8, 10)).astype(np.float32)
+    maps[-1] = -0.0  # ties: taken in row-major order...
     maps[-1, 7, 9] = 1.0
-    maps[-1, 0, 3] = -0.0  # ...and -0.0 ties with 0.0 by position, not by sign
+    maps[-1, 7, 0] = 0.0  # ...and 0.0 ties with -0.0 by position, not by sign
     masks = np.asarray(_top_q(maps, qs))
-    assert masks.shape == (7, 8, 10, 1) and masks.dtype == np.float32
+    assert masks.shape == (8, 8, 10, 1) and masks.dtype == np.float32
     for m, s, q in zip(masks[..., 0] > 0, maps, qs):
         k = math.floor(float(q) * 80 + 0.5)
         assert m.sum() == k

@@ -77,8 +77,8 @@ def foreground_from_saliency(maps: Any, *, top_q: Any = None, threshold: Any = N
             raise ValueError(f"`top_q` must be one number; got shape {np.shape(top_q)}.")
         _checks.check_unit_interval("top_q", top_q)
         h, w = maps.shape[-2:]
-        # `+ 0.0` turns -0.0 into 0.0: the sort orders -0.0 before 0.0, which would break ties
-        # between them by sign instead of by position.
+        # `+ 0.0` turns -0.0 into 0.0, so that signed zeros tie by position whatever order a
+        # sort gives them.
         flat = -maps.reshape(*maps.shape[:-2], h * w) + 0.0
         order = jnp.argsort(flat, axis=-1, stable=True)  # most salient first, ties by index
         rank = jnp.argsort(order, axis=-1, stable=True)
