@@ -148,7 +148,7 @@ def test_a_classifier_on_the_foreground_beats_chance_and_elsewhere_does_not(trai
         _silhouettes(test_split.images[rows], train.masks[partners]),
         test_split.labels[rows],
     )
-    assert len(rows) >= 60
+    assert len(rows) >= 40  # 62 of the 240 have a disjoint partner
     assert right > 0.6, right  # chance is 1/6
     assert elsewhere < 0.3, elsewhere
 
