@@ -252,3 +252,44 @@ def test_saliency_blackbox_smoke(tmp_path):
     saved = json.loads((tmp_path / "saliency_blackbox_smoke.json").read_text())
     assert saved["queries"]["Algorithm 2"]["queries"] == rows["Algorithm 2"]["queries"]
     assert (tmp_path / "saliency_blackbox_smoke.md").read_text().count("| Algorithm 2 |") == 2
+
+
+# -- dual_perturbation.py: the evaluation and table code on tiny victims (the full pipeline,
+# training included, is the script's --smoke run: minutes of compilation, not in this suite) ----
+
+
+def _tiny_masked_data(n=6):
+    from jaxadv.data import MaskedDataset
+
+    rng = np.random.default_rng(0)
+    masks = np.zeros((n, 4, 4, 1), np.float32)
+    masks[:, 1:3, 1:3] = 1.0  # a 2×2 foreground in the middle
+    return MaskedDataset(
+        rng.uniform(size=(n, 4, 4, 1)).astype(np.float32), np.arange(n, dtype=np.int32) % 3,
+        masks, ("a", "b", "c"), "tiny",
+    )  # fmt: skip
+
+
+def test_dual_perturbation_tables_on_tiny_victims():
+    dp = _load("dual_perturbation")
+    test = _tiny_masked_data()
+    victims = {name: make_mlp_victim(seed=s) for s, name in enumerate(dp.DETERMINISTIC)}
+    rows, examples = dp.whitebox(victims, test, "linf", 2, jax.random.key(0))
+    grid = dp.NORMS["linf"]["eps_f"]
+    assert len(rows) == 2 * len(dp.DETERMINISTIC) * len(grid)
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    for name, victim in victims.items():
+        clean = float(np.mean(np.argmax(victim.batch(jnp.asarray(test.images)), -1) == test.labels))
+        for kind in ("dual", "pgd"):
+            acc = [r["accuracy"] for r in rows if (r["attack"], r["victim"]) == (kind, name)]
+            assert acc[0] == clean  # ε_F = 0: the clean accuracy
+            assert min(acc) <= clean  # the attack never helps at the largest budgets
+    transfer = dp.transfer(victims, test, examples)
+    assert len(transfer) == 2 * len(dp.DETERMINISTIC) ** 2
+    at = {(r["attack"], r["victim"]): r["accuracy"] for r in rows if r["eps_f"] == grid[2]}
+    for r in transfer:  # the diagonal is the white-box accuracy at the AT budget (8/255)
+        if r["source"] == r["target"]:
+            assert r["accuracy"] == at[(r["attack"], r["source"])]
+    table = dp.format_tables(rows + transfer, "linf")
+    assert table.count("| AT-Dual |") == 4 and "| 8/255 |" in table
+    assert dp.verdict(rows).endswith("of 4 budgets.")
