@@ -279,7 +279,8 @@ def test_dual_perturbation_tables_on_tiny_victims():
     assert len(rows) == 2 * len(dp.DETERMINISTIC) * len(grid)
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
     for name, victim in victims.items():
-        clean = float(np.mean(np.argmax(victim.batch(jnp.asarray(test.images)), -1) == test.labels))
+        logits = np.asarray(victim.batch(jnp.asarray(test.images)))
+        clean = float(np.mean(np.argmax(logits, -1) == test.labels))
         for kind in ("dual", "pgd"):
             acc = [r["accuracy"] for r in rows if (r["attack"], r["victim"]) == (kind, name)]
             assert acc[0] == clean  # ε_F = 0: the clean accuracy
