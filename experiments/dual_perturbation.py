@@ -62,7 +62,7 @@ from jaxadv.training import gaussian_noise, train_adversarial, train_classifier,
 
 CONFIG = dict(
     width=8, train=2000, test=96, epochs=8, lr=3e-3, at_epochs=5, at_lr=2e-3, at_drop=4,
-    at_steps=5, eval_steps=20, sigmas=(0.25, 0.5, 1.0), rs_epochs=6, rs_images=48, eot=4,
+    at_steps=5, eval_steps=20, sigmas=(0.25, 0.5, 1.0), rs_epochs=12, rs_images=48, eot=4,
     predict_n=(1, 25, 100), table6_sigma=0.5, certify_images=48, certify_n0=50,
     certify_n=2000, saliency_scenes=400, saliency_epochs=8, lams=(0.0, 1.0, 10.0, 100.0),
     saliency_images=48, batch_size=64,
