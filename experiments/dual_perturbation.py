@@ -364,7 +364,7 @@ def verdict(rows: list[dict]) -> str:
     grid = sorted({e for _, e in acc if e > 0})
     diffs = [acc[("AT-Dual", e)] - acc[("AT-PGD", e)] for e in grid]
     wins = sum(d > 0 for d in diffs)
-    return (f"AT-Dual − AT-PGD under dual attacks, per ε_F > 0: "
+    return ("AT-Dual − AT-PGD under dual attacks, per ε_F > 0: "
             + ", ".join(f"{100 * d:+.1f}" for d in diffs)
             + f" points; AT-Dual ahead at {wins} of {len(grid)} budgets.")  # fmt: skip
 
