@@ -135,3 +135,5 @@ from jaxadv.attacks._bandits import bandits as bandits
 from jaxadv.attacks._fd_attacks import nes_attack as nes_attack
 from jaxadv.attacks._fd_attacks import rgf_attack as rgf_attack
 from jaxadv.attacks._fd_attacks import spsa_attack as spsa_attack
+# EOT (issue 17, helper eot): expectation over a randomized victim's draws for every Attack
+from jaxadv.attacks._attack import with_eot as with_eot

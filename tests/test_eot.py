@@ -1,0 +1,228 @@
+"""Expectation over transformation (``attacks.with_eot``) on randomized victims.
+
+One step against a hand-written loop over the same draws; one draw of zero noise against the
+plain attack, bit for bit; a victim whose single draws mislead the gradient but whose expectation
+does not, judged on the smoothed decision with fresh draws; bad input; an eps sweep in one trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxadv import attacks, models
+from jaxadv.attacks import Attack
+from jaxadv.constraints import norm_ball
+
+from conftest import make_mlp_victim, mlp_apply
+
+SIGMA = 0.5
+
+
+def _images(n, seed=0, low=0.3, high=0.7):
+    return jax.random.uniform(jax.random.key(seed), (n, 4, 4, 1), minval=low, maxval=high)
+
+
+def _ce(logits, label):
+    return -jax.nn.log_softmax(logits)[label]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Penalised(Attack):
+    """An Attack subclass with its own loss (as the dual attack's loss + λ·S), no EOT code."""
+
+    def loss_fn(self, victim, hp, x0, label, target):
+        return lambda x, logits: -_ce(logits, label) + 0.3 * jnp.sum(jnp.square(x - 0.2))
+
+
+def _probe_step(hp):
+    return optax.scale(-1e-3)  # θ₁ = −1e-3·∇: the step's gradient, read off the iterate
+
+
+def _ball(hp):
+    return norm_ball("linf", hp.eps)
+
+
+_NEAR, _FAR = jnp.array([0.0, 40.0, 0.0]), jnp.array([150.0, 0.0, 0.0])
+
+
+def _bimodal_apply(variables, x, key):
+    """The MLP behind input noise, plus a logit offset: class 1 by 40 (70% of draws) or class 0
+    by 150 (30%). The draws' vote says class 1 where their mean logits say class 0."""
+    noise_key, far_key = jax.random.split(key)
+    noisy = x + SIGMA * jax.random.normal(noise_key, x.shape)
+    far = jax.random.bernoulli(far_key, 0.3, (x.shape[0], 1))
+    return mlp_apply(variables, noisy) + jnp.where(far, _FAR, _NEAR)
+
+
+def test_one_step_is_the_mean_over_a_hand_written_loop_of_the_same_draws_success_their_vote():
+    n = 7
+    base = make_mlp_victim()
+    victim = models.RandomizedVictim(base.variables, _bimodal_apply, base.input_shape, 3)
+    attack = _Penalised(objective=None, step_rule=_probe_step, constraint=_ball, steps=1)
+    attack = attacks.with_eot(attack, samples=n)
+    x0, label = _images(1)[0], jnp.int32(0)
+    hp = attack.derive(attack.hparams(eps=1.0, step_size=0.0))
+
+    @jax.jit
+    def one_step(key):
+        program = attack.program(victim, hp, x0, label, label)
+        carry = program.init(key)
+        after, loss = program.step(carry)
+        return carry.key, after.theta, loss, after.queries, after.best  # best: the iterate x0
+
+    key_before, theta, loss, queries, best = one_step(jax.random.key(0))
+    # The step's draws: the third of three keys split from the run's key, split n ways.
+    draws = jax.random.split(jax.random.split(key_before, 3)[2], n)
+
+    def one_draw(x, key):  # the randomized victim of one draw, and the loss by hand
+        logits = victim(x, key)
+        return -_ce(logits, label) + 0.3 * jnp.sum(jnp.square(x - 0.2)), logits
+
+    by_hand = jax.jit(jax.value_and_grad(one_draw, has_aux=True))
+    outs = [by_hand(x0, k) for k in draws]  # ((loss, logits), grad) per draw
+    losses, logits, grads = ([o[0][0] for o in outs], [o[0][1] for o in outs], [o[1] for o in outs])
+    np.testing.assert_allclose(loss, sum(losses) / n, rtol=1e-5)
+    np.testing.assert_allclose(-theta / 1e-3, sum(grads) / n, rtol=1e-4, atol=1e-5)
+    assert int(queries) == n  # n forward+backward passes
+    assert not np.allclose(losses[0], losses[1])  # the draws differ
+    # The iterate's logits are the draws' mean; its success is their plurality vote, here class
+    # 1 ≠ label (the mean logits' argmax is the label: a success judged on them would be False).
+    np.testing.assert_allclose(best.logits, sum(logits) / n, rtol=1e-5, atol=1e-5)
+    votes = np.bincount([int(np.argmax(z)) for z in logits], minlength=3)
+    assert np.argmax(votes) == 1 and np.argmax(sum(logits)) == 0, votes
+    assert bool(best.success)
+
+
+def test_one_draw_of_zero_noise_is_the_plain_attack_bit_for_bit():
+    victim = make_mlp_victim()
+    images = _images(4, seed=1, low=0.0, high=1.0)
+    labels = jnp.argmax(victim.batch(images), axis=-1)
+    pgd = attacks.pgd(steps=2)
+    hp = pgd.hparams(eps=0.1)
+    key = jax.random.key(0)
+    plain = pgd.batch(victim, hp, images, labels, key)
+    eot = attacks.with_eot(pgd, 1).batch(
+        models.with_input_noise(victim, 0.0), hp, images, labels, key
+    )
+    for field, a, b in zip(plain._fields, plain, eot):
+        jax.tree.map(lambda p, q: np.testing.assert_array_equal(p, q, err_msg=field), a, b)
+
+
+# -- a victim whose single draws mislead --------------------------------------------------------
+# z = w·x + b + A Σ_i u_i sin(ω x_i), logits (−z/2, z/2). Behind noise of std σ with ωσ = 5 the
+# ripple's expected value and gradient vanish (factor e^{−ω²σ²/2} ≈ 4e-6), so the smoothed
+# decision follows w·x; one draw's gradient w_i + Aω u_i cos(ω(x_i + η_i)) has a random term of
+# size Aω = 5 against |w_i| = 1, so its sign is right for ~60% of the pixels. EOT over n draws
+# shrinks that term by √n. Judged on the smoothed decision (4,000 fresh draws, by hand).
+RIPPLE_A, RIPPLE_W, RIPPLE_SIGMA = 0.25, 20.0, 0.25
+
+
+def _ripple_apply(variables, x):
+    flat = x.reshape(x.shape[0], -1)
+    ripple = RIPPLE_A * jnp.sin(RIPPLE_W * flat) @ variables["u"]
+    z = flat @ variables["w"] + variables["b"] + ripple
+    return jnp.stack([-z / 2, z / 2], axis=-1)
+
+
+def _ripple_victim(x0):
+    kw, ku = jax.random.split(jax.random.key(11))
+    w = jnp.sign(jax.random.normal(kw, (16,)))
+    u = jnp.sign(jax.random.normal(ku, (16,)))
+    b = 2.0 - jnp.mean(x0.reshape(x0.shape[0], -1) @ w)  # clean z ≈ 2: class 1 for ~90% of draws
+    return models.Victim(
+        variables={"w": w, "u": u, "b": b},
+        apply_fn=_ripple_apply,
+        input_shape=(4, 4, 1),
+        num_classes=2,
+        bounds=(0.0, 1.0),
+    )
+
+
+@jax.jit
+def _smoothed_class(victim, x, draws=4000):
+    noise = RIPPLE_SIGMA * jax.random.normal(jax.random.key(99), (draws,) + x.shape)
+    votes = jax.vmap(lambda eta: jnp.argmax(victim.batch(x + eta), axis=-1))(noise)
+    return jnp.mean(votes, axis=0) > 0.5  # class 1 has most draws
+
+
+def test_more_draws_fool_the_smoothed_classifier_where_single_draws_fail():
+    x0 = _images(16, seed=2, low=0.35, high=0.65)
+    base = _ripple_victim(x0)
+    noisy = models.with_input_noise(base, RIPPLE_SIGMA)
+    labels = jnp.ones(16, jnp.int32)
+    assert np.all(_smoothed_class(base, x0))  # the smoothed classifier gets them all
+    fgsm = attacks.fgsm()  # one sign step of length eps
+    hp = fgsm.hparams(eps=0.3)  # the best ℓ∞ step shifts w·x by −4.8: z ≈ −2.8
+    fooled = {}
+    for n in (1, 64):
+        result = attacks.with_eot(fgsm, n).batch(noisy, hp, x0, labels, jax.random.key(5))
+        fooled[n] = np.mean(~np.asarray(_smoothed_class(base, result.x_adv)))
+        assert np.all(np.asarray(result.queries) == n)
+    assert fooled[64] >= 0.9 and fooled[1] <= 0.4, fooled  # measured: 1.0 and 0.0625
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+def test_bad_input_names_the_argument():
+    victim = make_mlp_victim()
+    noisy = models.with_input_noise(victim, SIGMA)
+    pgd = attacks.pgd(steps=1)
+    images, labels, key = _images(2), jnp.zeros(2, jnp.int32), jax.random.key(0)
+    hp = pgd.hparams(eps=0.1)
+    for bad in (0, -2, 2.0, True):
+        with pytest.raises(ValueError, match="`samples`"):
+            attacks.with_eot(pgd, bad)
+    with pytest.raises(ValueError, match="`eot_samples`"):
+        dataclasses.replace(pgd, eot_samples=0)
+    with pytest.raises(ValueError, match="`attack`.*eot_iter"):
+        attacks.with_eot(attacks.apgd(), 4)
+    # EOT on a deterministic victim would be ignored: refused, naming the argument.
+    with pytest.raises(ValueError, match="`eot_samples=4`.*deterministic Victim"):
+        attacks.with_eot(pgd, 4).batch(victim, hp, images, labels, key)
+    with pytest.raises(ValueError, match="`eot_samples=1`.*deterministic Victim"):
+        attacks.with_eot(pgd, 1)(victim, hp, images[0], labels[0], key)
+    # A randomized victim without EOT: refused, pointing to with_eot.
+    with pytest.raises(ValueError, match="RandomizedVictim.*with_key.*with_eot"):
+        pgd.batch(noisy, hp, images, labels, key)
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+
+def test_eps_sweep_with_eot_is_one_trace_reproducible_and_draws_anew_each_step():
+    noisy = models.with_input_noise(make_mlp_victim(), SIGMA)
+    images = _images(3, seed=4, low=0.0, high=1.0)
+    labels = jnp.array([0, 1, 2], jnp.int32)
+    attack = attacks.with_eot(attacks.bim(steps=2), samples=4)
+    eps = jnp.array([0.0, 0.05, 0.3], jnp.float32)
+    hp = attack.hparams(eps=eps)
+    key = jax.random.key(1)
+    traces = []
+    original = Attack.program
+
+    def counting_program(self, *args):
+        traces.append(1)  # runs once per trace, never when a compiled program is reused
+        return original(self, *args)
+
+    Attack.program = counting_program
+    try:
+        swept = attack.sweep(noisy, hp, images, labels, key)
+        again = attack.sweep(noisy, hp, images, labels, key)
+    finally:
+        Attack.program = original
+    assert len(traces) == 1  # one compilation for every budget
+    for a, b in zip(jax.tree.leaves(swept), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(a, b)  # the same key, the same result
+    linf = np.max(np.abs(np.asarray(swept.delta)).reshape(3, 3, -1), axis=-1)
+    assert np.all(linf <= np.asarray(eps)[:, None] * (1 + 1e-6))
+    np.testing.assert_array_equal(swept.x_adv[0], images)  # eps = 0: nothing moves ...
+    trace = np.asarray(swept.trace[0])  # [b, steps] at a fixed point
+    assert np.all(trace[:, 0] != trace[:, 1])  # ... but each step draws anew
+    assert np.all(np.asarray(swept.queries) == 2 * 4)
