@@ -543,3 +543,20 @@ def rule_params(entry: RuleEntry) -> jax.Array:
         return jax.random.uniform(jax.random.key(9), RULE_SHAPE)
     return jnp.zeros(RULE_SHAPE)
 
+
+# EOT (issue 17): a descent attack averaging over 3 draws per step of a randomized victim (the
+# classifier behind Gaussian input noise); tests/test_eot.py checks the mean over draws, the vote.
+@functools.lru_cache(maxsize=None)
+def make_noisy_classifier() -> Any:
+    from jaxadv import models
+
+    return models.with_input_noise(make_classifier(), 0.1)
+
+
+VICTIMS["noisy classifier"] = make_noisy_classifier
+ATTACKS.update({
+    "eot-mi-fgsm": AttackEntry(
+        attacks.with_eot, lambda: attacks.with_eot(attacks.mi_fgsm(steps=2), samples=3),
+        dict(eps=0.1), victim="noisy classifier", full=False,
+    ),
+})  # fmt: skip

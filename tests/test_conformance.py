@@ -31,6 +31,7 @@ import pytest
 
 from jaxadv import attacks, transforms
 from jaxadv.attacks import AttackBase, HParams
+from jaxadv.models import RandomizedVictim
 
 import registry
 from registry import ATTACKS, STEP_RULES, VICTIMS
@@ -144,6 +145,8 @@ def _inputs(entry, attack, victim):
     if entry.victim == "ensembles":  # SMBEA's mini-batches: the last one's verdict
         labels = jnp.argmax(jax.vmap(victim[-1])(images), axis=-1).astype(jnp.int32)
         return images, labels, (labels + 1) % 3 if attack.targeted else None
+    if isinstance(victim, RandomizedVictim):  # EOT: the labels of one draw
+        victim = victim.with_key(jax.random.key(0))
     labels = jnp.argmax(victim.batch(images), axis=-1).astype(jnp.int32)
     targets = (labels + 1) % victim.num_classes if attack.targeted else None
     return images, labels, targets

@@ -8,6 +8,7 @@ does not, judged on the smoothed decision with fresh draws; bad input; an eps sw
 from __future__ import annotations
 
 import dataclasses
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -204,20 +205,11 @@ def test_eps_sweep_with_eot_is_one_trace_reproducible_and_draws_anew_each_step()
     eps = jnp.array([0.0, 0.05, 0.3], jnp.float32)
     hp = attack.hparams(eps=eps)
     key = jax.random.key(1)
-    traces = []
-    original = Attack.program
-
-    def counting_program(self, *args):
-        traces.append(1)  # runs once per trace, never when a compiled program is reused
-        return original(self, *args)
-
-    Attack.program = counting_program
-    try:
+    # Attack.program runs once per trace, never when a compiled program is reused.
+    with mock.patch.object(Attack, "program", autospec=True, side_effect=Attack.program) as traced:
         swept = attack.sweep(noisy, hp, images, labels, key)
         again = attack.sweep(noisy, hp, images, labels, key)
-    finally:
-        Attack.program = original
-    assert len(traces) == 1  # one compilation for every budget
+    assert traced.call_count == 1  # one compilation for every budget
     for a, b in zip(jax.tree.leaves(swept), jax.tree.leaves(again)):
         np.testing.assert_array_equal(a, b)  # the same key, the same result
     linf = np.max(np.abs(np.asarray(swept.delta)).reshape(3, 3, -1), axis=-1)

@@ -57,7 +57,10 @@ def check_randomness(victim, samples: int | None, name: str | None = None) -> No
 
 
 def over_draws(
-    victim: RandomizedVictim, x: jax.Array, keys: jax.Array, loss_of: Callable[[jax.Array], jax.Array]
+    victim: RandomizedVictim,
+    x: jax.Array,
+    keys: jax.Array,
+    loss_of: Callable[[jax.Array], jax.Array],
 ) -> tuple[jax.Array, jax.Array]:
     """The mean of ``loss_of(logits)`` over the draws of ``keys`` at ``x``, and each draw's logits
     (stacked on axis 0). One ``vmap`` over the keys; differentiate the mean for the mean gradient."""
