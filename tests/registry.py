@@ -556,7 +556,7 @@ def make_noisy_classifier() -> Any:
 VICTIMS["noisy classifier"] = make_noisy_classifier
 ATTACKS.update({
     "eot-mi-fgsm": AttackEntry(
-        attacks.with_eot, lambda: attacks.with_eot(attacks.mi_fgsm(steps=2), samples=3),
+        attacks.with_eot, lambda: attacks.with_eot(attacks.mi_fgsm(steps=1), samples=3),
         dict(eps=0.1), victim="noisy classifier", full=False,
     ),
 })  # fmt: skip

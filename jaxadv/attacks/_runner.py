@@ -183,8 +183,8 @@ def descent(
         """The carry's next key, the oracle's key and the step's draws (None without EOT)."""
         if eot_samples is None:  # threefry compiles slowly on CPU: no draws unless needed
             return (*jax.random.split(key), None)
-        key, oracle_key, draw_key = jax.random.split(key, 3)
-        return key, oracle_key, jax.random.split(draw_key, eot_samples)
+        keys = jax.random.split(key, eot_samples + 2)  # one split: each compiles to a threefry
+        return keys[0], keys[1], keys[2:]
 
     def candidate(theta, loss, aux):
         x, logits, scores = aux
