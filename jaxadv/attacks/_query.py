@@ -108,9 +108,11 @@ class _QueryBudget:
         per_call = self.oracle.queries_per_call * self.draws
         final = self.oracle.forward_query * self.draws
         if self.max_queries < per_call + final:
+            eot = f", {self.draws} EOT draws each" if self.draws > 1 else ""
             raise ValueError(
                 f"`max_queries` must pay for at least one step of {type(self.oracle).__name__} "
-                f"({per_call} queries) and the final evaluation ({final}); got {self.max_queries}."
+                f"({per_call} queries) and the final evaluation ({final}){eot}; got "
+                f"{self.max_queries}."
             )
         _checks.check_choice("select", self.select, SELECTIONS)
         _checks.check_restarts(self.restarts, self.random_start)
