@@ -62,7 +62,7 @@ def _bimodal_apply(variables, x, key):
     return mlp_apply(variables, noisy) + jnp.where(far, _FAR, _NEAR)
 
 
-def test_one_step_is_the_mean_over_a_hand_written_loop_of_the_same_draws_success_their_vote():
+def test_a_step_is_the_mean_over_a_hand_written_loop_of_the_same_draws_success_their_vote():
     n = 7
     base = make_mlp_victim()
     victim = models.RandomizedVictim(base.variables, _bimodal_apply, base.input_shape, 3)
@@ -72,15 +72,19 @@ def test_one_step_is_the_mean_over_a_hand_written_loop_of_the_same_draws_success
     hp = attack.derive(attack.hparams(eps=1.0, step_size=0.0))
 
     @jax.jit
-    def one_step(key):
+    def two_steps(key):
         program = attack.program(victim, hp, x0, label, label)
         carry = program.init(key)
         after, loss = program.step(carry)
-        return carry.key, after.theta, loss, after.queries, after.best  # best: the iterate x0
+        _, loss2 = program.step(after)
+        # best: the iterate x0 (evaluated by the first step)
+        return carry.key, after.key, after.theta, loss, loss2, after.queries, after.best
 
-    key_before, theta, loss, queries, best = one_step(jax.random.key(5))
-    # The step's draws: the keys after the next key and the oracle's, split from the run's key.
+    key_before, key2, theta, loss, loss2, queries, best = two_steps(jax.random.key(5))
+    # A step's draws: the keys after the next key and the oracle's, split from the run's key.
     draws = jax.random.split(key_before, n + 2)[2:]
+    draws2 = jax.random.split(key2, n + 2)[2:]  # the second step's: fresh ones
+    assert not np.any(np.isin(jax.random.key_data(draws2), jax.random.key_data(draws)))
 
     def one_draw(x, key):  # the randomized victim of one draw, and the loss by hand
         logits = victim(x, key)
@@ -93,6 +97,8 @@ def test_one_step_is_the_mean_over_a_hand_written_loop_of_the_same_draws_success
     np.testing.assert_allclose(-theta / 1e-3, sum(grads) / n, rtol=1e-4, atol=1e-5)
     assert int(queries) == n  # n forward+backward passes
     assert not np.allclose(losses[0], losses[1])  # the draws differ
+    losses2 = [by_hand(x0 + theta, k)[0][0] for k in draws2]  # the second step, at x0 + θ₁
+    np.testing.assert_allclose(loss2, sum(losses2) / n, rtol=1e-5)
     # The iterate's logits are the draws' mean; its success is their plurality vote, here class
     # 1 ≠ label (the mean logits' argmax is the label: a success judged on them would be False).
     np.testing.assert_allclose(best.logits, sum(logits) / n, rtol=1e-5, atol=1e-5)
@@ -146,38 +152,37 @@ def _ripple_victim(x0):
     )
 
 
-@jax.jit
 def _smoothed_class(victim, x, draws=1000):
-    noise = RIPPLE_SIGMA * jax.random.normal(jax.random.key(99), (draws,) + x.shape)
-    votes = jax.vmap(lambda eta: jnp.argmax(victim.batch(x + eta), axis=-1))(noise)
-    return jnp.mean(votes, axis=0) > 0.5  # class 1 has most draws
+    """Whether class 1 wins most of ``draws`` noisy copies of each ``x`` (numpy, float64)."""
+    w, u, b = (np.asarray(victim.variables[k], np.float64) for k in ("w", "u", "b"))
+    flat = np.asarray(x, np.float64).reshape(len(x), -1)
+    noisy = flat + RIPPLE_SIGMA * np.random.default_rng(99).normal(size=(draws,) + flat.shape)
+    z = noisy @ w + b + RIPPLE_A * np.sin(RIPPLE_W * noisy) @ u
+    return np.mean(z > 0, axis=0) > 0.5  # class 1 (logit z/2 > −z/2) has most draws
 
 
-def test_eps_sweeps_with_more_draws_fool_the_smoothed_classifier_where_single_draws_fail():
+def test_more_draws_fool_the_smoothed_classifier_where_single_draws_fail_eps_sweep_one_trace():
     x0 = _images(16, seed=2, low=0.35, high=0.65)
     base = _ripple_victim(x0)
     noisy = models.with_input_noise(base, RIPPLE_SIGMA)
     labels = jnp.ones(16, jnp.int32)
     assert np.all(_smoothed_class(base, x0))  # the smoothed classifier gets them all
-    pgd = attacks.pgd(steps=2, random_start=False)
-    eps = jnp.array([0.0, 0.3], jnp.float32)  # at 0.3 the best ℓ∞ move shifts w·x by −4.8
-    hp = pgd.hparams(eps=eps, rel_step_size=0.5)
+    fgsm = attacks.fgsm()  # one sign step of length eps
+    hp = fgsm.hparams(eps=0.3)  # the best ℓ∞ step shifts w·x by −4.8: z ≈ −2.8
     key = jax.random.key(5)
-    fooled, results = {}, {}
+    one = attacks.with_eot(fgsm, 1).batch(noisy, hp, x0, labels, key)
+    eps = jnp.array([0.0, 0.3], jnp.float32)
     # Attack.program runs once per trace, never when a compiled program is reused.
     with mock.patch.object(Attack, "program", autospec=True, side_effect=Attack.program) as traced:
-        for n in (1, 64):
-            results[n] = attacks.with_eot(pgd, n).sweep(noisy, hp, x0, labels, key)
-            fooled[n] = np.mean(~np.asarray(_smoothed_class(base, results[n].x_adv[1])))
-    assert traced.call_count == 2  # one compilation per n for the whole eps grid
+        many = attacks.with_eot(fgsm, 64).sweep(noisy, hp._replace(eps=eps), x0, labels, key)
+    assert traced.call_count == 1  # one compilation for the eps grid
+    fooled = {n: np.mean(~np.asarray(_smoothed_class(base, r.x_adv))) for n, r in
+              ((1, one), (64, jax.tree.map(lambda leaf: leaf[1], many)))}  # fmt: skip
     assert fooled[64] >= 0.9 and fooled[1] <= 0.4, fooled  # measured: 1.0 and 0.0625
-    got = results[64]  # (the same key gives the same result: tests/registry.py "eot-mi-fgsm")
-    assert np.all(np.asarray(got.success[1]))  # the vote of 64 draws agrees with 1,000
-    np.testing.assert_array_equal(got.x_adv[0], x0)  # eps = 0: nothing moves ...
-    trace = np.asarray(got.trace[0])  # [b, steps] at a fixed point
-    assert np.all(trace[:, 0] != trace[:, 1])  # ... but each step draws anew
-    assert np.all(np.asarray(results[1].queries) == 2) and np.all(np.asarray(got.queries) == 128)
-    assert np.all(np.asarray(got.linf[1]) <= 0.3 * (1 + 1e-6))
+    assert np.all(np.asarray(many.success[1]))  # the vote of 64 draws agrees with 1,000
+    np.testing.assert_array_equal(many.x_adv[0], x0)  # eps = 0: nothing moves
+    assert np.all(np.asarray(many.linf[1]) <= 0.3 * (1 + 1e-6))
+    assert np.all(np.asarray(one.queries) == 1) and np.all(np.asarray(many.queries) == 64)
 
 
 # -- bad input ------------------------------------------------------------------------------------
