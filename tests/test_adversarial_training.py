@@ -196,6 +196,7 @@ def test_trades_training_step_loss_is_the_formula_on_its_batch():
         (dict(attack=optax.adam(1e-3)), r"`attack` must be an attack of the library"),
         (dict(method="trades", beta=-1.0), r"`beta` must be a number >= 0; got -1.0"),
         (dict(attack_labels=np.zeros(5, np.int32)), r"`attack_labels` must have a leading .* 8"),
+        (dict(attack_labels=(np.zeros(8), np.zeros((7, 4, 4, 1)))), r"leaf \[1\] has shape \(7"),
         (dict(method="fgsm"), r"`method`"),
     ],
 )

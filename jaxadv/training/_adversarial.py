@@ -42,7 +42,7 @@ from jaxadv import _checks, _compile
 from jaxadv.attacks import AttackBase
 from jaxadv.models import TRAINING_REMEDY, cache_lock, describe_module, from_flax, save_step
 from jaxadv.models import restore_step_meta
-from jaxadv.training._classifier import _num_classes, _validate_data
+from jaxadv.training._classifier import _num_classes, _validate_data, init_fn
 from jaxadv.training._keys import check_key, seed_words
 from jaxadv.training._saliency_checkpoint import checkpoint_path, open_run
 from jaxadv.training._saliency_train import _digest, _epoch_order
@@ -121,13 +121,7 @@ def _make_step(module: nn.Module, attack: AttackBase, method: str, input_shape, 
         params = optax.apply_updates(params, updates)
         return params, collections, opt_state, loss, clean_correct, adv_correct
 
-    @jax.jit
-    def init(key, x):
-        variables = module.init(key, x, train=False)
-        params = variables.pop("params")
-        return params, variables, tx.init(params)
-
-    return init, step
+    return init_fn(module, tx), step
 
 
 def _check_attack(attack: Any, hp: Any) -> None:
