@@ -66,6 +66,18 @@ def test_adversarial_training_buys_robustness_plain_training_does_not():
     assert at_robust > plain_robust + 0.15, (at_robust, plain_robust)
 
 
+@pytest.mark.slow
+def test_trades_training_buys_robustness_too():
+    d, attack = _digits(), trades_attack(steps=5)
+    run = train_adversarial(
+        MODULE, d.train_images, d.train_labels, attack=attack, hp=attack.hparams(eps=EPS),
+        key=jax.random.key(0), epochs=8, method="trades", **SETTINGS,
+    )  # fmt: skip
+    clean, robust = _robust(run.variables)
+    plain_clean, plain_robust = _robust(_train(0.0, 8).variables)
+    assert clean > 0.6 and robust > plain_robust + 0.15, (clean, robust, plain_robust)
+
+
 def _checksum(directory, step):
     with ocp.CheckpointManager(directory) as manager:
         meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
