@@ -122,13 +122,13 @@ def test_smoke_tiny_run_learns_and_resumes_bit_for_bit(tmp_path):
     teacher = make_mlp_victim()
     x = np.asarray(jax.random.uniform(jax.random.key(0), (64, 4, 4, 1)))
     y = np.asarray(jnp.argmax(teacher.batch(x), -1))
-    module, attack = ReluMLP(hidden=(8,), num_classes=3), pgd(steps=2)
+    module, attack = ReluMLP(hidden=(8,), num_classes=3), pgd(steps=1)
     run = functools.partial(
         train_adversarial, module, x, y, attack=attack, hp=attack.hparams(eps=0.05),
         key=jax.random.key(1), batch_size=32, learning_rate=3e-2, progress=False,
     )  # fmt: skip
-    whole = run(epochs=3, checkpoint_dir=tmp_path / "whole")
-    run(epochs=2, checkpoint_dir=tmp_path / "cut")
+    whole = run(epochs=3, checkpoint_dir=tmp_path / "whole", checkpoint_every=3)  # one save
+    run(epochs=2, checkpoint_dir=tmp_path / "cut", checkpoint_every=2)
     resumed = run(epochs=3, checkpoint_dir=tmp_path / "cut", resume=True)
     for a, b in zip(jax.tree.leaves(whole.variables), jax.tree.leaves(resumed.variables)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -144,8 +144,8 @@ def test_trades_inner_attack_raises_the_kl_inside_the_ball():
     victim = make_mlp_victim()
     images = jax.random.uniform(jax.random.key(3), (16, 4, 4, 1))
     labels = jnp.argmax(victim.batch(images), -1)
-    attack = trades_attack(steps=10)
-    hp = attack.hparams(eps=0.1)
+    attack = trades_attack(steps=3)
+    hp = attack.hparams(eps=0.1, step_size=0.05)  # 3 steps reach the sphere
     result = attack.batch(victim, hp, images, labels, jax.random.key(4))
     noise = jax.random.uniform(jax.random.key(5), (8, *images.shape), minval=-0.1, maxval=0.1)
     kl_of = jax.jit(lambda x: kl_divergence(victim.batch(images), victim.batch(x)))
