@@ -190,9 +190,9 @@ def test_trades_training_step_loss_is_the_formula_on_its_batch():
     init_key, step_key = jax.random.split(key)
     variables = MODULE.init(init_key, x[:1], train=False)
     order = _epoch_order(seed_words(key), 0, 64)
-    attack_key = jax.random.split(jax.random.fold_in(jax.random.fold_in(step_key, 0), 0))[0]
     victim = from_flax(MODULE, variables, input_shape=(8, 8, 1), num_classes=10)
     with _compile.fast_threefry():  # the trainer's key lowering
+        attack_key = jax.random.split(jax.random.fold_in(jax.random.fold_in(step_key, 0), 0))[0]
         x_adv = attack.batch(victim, hp, x[order], y[order], attack_key).x_adv
     by_hand = trades_loss(victim.batch(x[order]), victim.batch(x_adv), y[order], beta)
     assert run.losses[0] == pytest.approx(float(by_hand), rel=1e-5)
