@@ -9,7 +9,10 @@ same code from the same initialisation, reuses it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import re
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +21,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxadv.attacks import pgd
+from jaxadv.attacks import Attack, pgd
 from jaxadv.cli import main
 from jaxadv.data import load_digits
 from jaxadv.metrics import robust_accuracy
@@ -37,10 +40,10 @@ def _digits():
     return load_digits(size=8)
 
 
-def _train(eps, epochs, **kwargs):
+def _train(eps, epochs, attack=ATTACK, **kwargs):
     d = _digits()
     return train_adversarial(
-        MODULE, d.train_images, d.train_labels, attack=ATTACK, hp=ATTACK.hparams(eps=eps),
+        MODULE, d.train_images, d.train_labels, attack=attack, hp=attack.hparams(eps=eps),
         key=jax.random.key(0), epochs=epochs, **{**SETTINGS, **kwargs},
     )  # fmt: skip
 
@@ -115,7 +118,7 @@ def test_cli_trains_checkpoints_writes_a_loadable_victim_and_resumes(tmp_path, c
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_smoke_tiny_run_learns_and_resumes_bit_for_bit(tmp_path):
+def test_smoke_tiny_run_learns_and_resumes_bit_for_bit(tmp_path, capsys):
     """The default run's check (the digits runs above are slow): a tiny MLP on 4x4 inputs whose
     labels a fixed network gives; 2 + 1 epochs resumed equal 3 straight, and the adversarial
     loss falls."""
@@ -129,12 +132,50 @@ def test_smoke_tiny_run_learns_and_resumes_bit_for_bit(tmp_path):
     )  # fmt: skip
     whole = run(epochs=3, checkpoint_dir=tmp_path / "whole", checkpoint_every=3)  # one save
     run(epochs=2, checkpoint_dir=tmp_path / "cut", checkpoint_every=2)
-    resumed = run(epochs=3, checkpoint_dir=tmp_path / "cut", resume=True)
+    capsys.readouterr()
+    resumed = run(epochs=3, checkpoint_dir=tmp_path / "cut", resume=True, progress=True)
+    err = capsys.readouterr().err
+    assert "resumed from epoch 2" in err
+    assert re.search(r"epoch 3/3  loss \d\.\d{4}  clean acc [\d.]+%  adv acc [\d.]+%  [\d.]+ s", err)
     for a, b in zip(jax.tree.leaves(whole.variables), jax.tree.leaves(resumed.variables)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert whole[1:] == resumed[1:]
     assert _checksum(tmp_path / "whole", 3) == _checksum(tmp_path / "cut", 3)
     assert whole.losses[-1] < whole.losses[0]
+
+
+class _Pair(NamedTuple):
+    label: jax.Array
+    mask: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class _PairLabelsPGD(Attack):
+    """PGD taking its labels as a pytree ``(label, mask)`` (as the dual attack takes
+    ``DualLabels``); the mask is carried and unused."""
+
+    def check_inputs(self, victim, images, labels, targets):
+        x, y, t = super().check_inputs(victim, images, labels.label, targets)
+        return x, _Pair(y, jnp.asarray(labels.mask, jnp.float32)), t
+
+    def loss_fn(self, victim, hp, x0, label, target):
+        return super().loss_fn(victim, hp, x0, label.label, target)
+
+    def success(self, logits, label, target):
+        return super().success(logits, getattr(label, "label", label), target)
+
+
+@pytest.mark.slow
+def test_a_pytree_of_attack_labels_is_sliced_with_the_images():
+    """Labels passed as ``(label, mask)`` reach the attack batch by batch, aligned with the
+    images: the run equals the one with plain labels bit for bit."""
+    d = _digits()
+    pair = _PairLabelsPGD(**{f.name: getattr(ATTACK, f.name) for f in dataclasses.fields(ATTACK)})
+    masks = np.ones(d.train_images.shape, np.float32)
+    with_pair = _train(EPS, 1, attack=pair, attack_labels=_Pair(d.train_labels, masks))
+    plain = _train(EPS, 1)
+    for a, b in zip(jax.tree.leaves(plain.variables), jax.tree.leaves(with_pair.variables)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 # -- TRADES ------------------------------------------------------------------------------------
