@@ -64,7 +64,7 @@ def _robust(variables, steps=10):
 def test_adversarial_training_buys_robustness_plain_training_does_not():
     at_clean, at_robust = _robust(_train(EPS, 8).variables)
     plain_clean, plain_robust = _robust(_train(0.0, 8).variables)  # same init, data, keys
-    # Measured (8x8 digits, 8 epochs): AT clean 0.77 robust 0.42; plain clean 0.90 robust 0.16.
+    # Measured (8x8 digits, 8 epochs): AT clean 0.91 robust 0.53; plain clean 0.92 robust 0.18.
     assert at_clean > 0.6 and plain_clean > 0.8  # both learnt (a constant model is 10%)
     assert at_robust > plain_robust + 0.15, (at_robust, plain_robust)
 
@@ -78,6 +78,7 @@ def test_trades_training_buys_robustness_too():
     )  # fmt: skip
     clean, robust = _robust(run.variables)
     plain_clean, plain_robust = _robust(_train(0.0, 8).variables)
+    # Measured: TRADES clean 0.91 robust 0.57 (plain: robust 0.18).
     assert clean > 0.6 and robust > plain_robust + 0.15, (clean, robust, plain_robust)
 
 
