@@ -19,23 +19,15 @@ from jaxadv.constraints._constraint import Constraint
 DUAL_NORMS = ("linf", "l2")
 
 
-def _l2_region_sample(key, x0, eps, region):
-    """Uniform in the ℓ2 ball of radius ``eps`` over the coordinates of ``region`` (zero
-    elsewhere). With ``region`` everywhere it is ``l2_ball(eps).sample`` draw for draw."""
-    k_dir, k_rad = jax.random.split(key)
-    direction = jax.random.normal(k_dir, x0.shape, x0.dtype)
+def _l2_part(direction, region, eps, u):
+    """The ``region`` part of an ℓ2 draw: the region's Gaussian direction, normalised over the
+    region, at radius ``eps·u^{1/n}`` (uniform in the region's ball, ``n`` its coordinates).
+    Written as ``l2_ball``'s sampler so that a region covering everything draws what it draws."""
     norm = jnp.linalg.norm(jnp.where(region, direction, 0.0).ravel())
+    count = jnp.maximum(jnp.sum(jnp.broadcast_to(region, direction.shape)), 1)
     # Masked after the division, so that with `region` everywhere XLA sees l2_ball's expression.
-    direction = jnp.where(region, direction / jnp.maximum(norm, 1e-12), 0.0)
-    count = jnp.maximum(jnp.sum(jnp.broadcast_to(region, x0.shape)), 1).astype(x0.dtype)
-    radius = eps * jax.random.uniform(k_rad, (), x0.dtype) ** (1.0 / count)
-    return direction * radius
-
-
-def _region_sample(norm, key, x0, eps, region):
-    if norm == "l2":
-        return _l2_region_sample(key, x0, eps, region)
-    return norm_ball(norm, eps).sample(key, x0)  # ℓ∞: a coordinate-wise draw, any region
+    unit = jnp.where(region, direction / jnp.maximum(norm, 1e-12), 0.0)
+    return unit * (eps * u ** (1.0 / count.astype(direction.dtype)))
 
 
 def dual_ball(norm: str, eps_f, eps_b, mask: jax.Array) -> Constraint:
@@ -50,9 +42,9 @@ def dual_ball(norm: str, eps_f, eps_b, mask: jax.Array) -> Constraint:
 
     Returns:
       A :class:`Constraint`: ``project`` projects each region onto its own ball and merges;
-      ``sample`` draws a uniform point of each ball (the foreground with ``key`` itself, so with
-      ``F = 1`` it is ``norm_ball(norm, eps_f).sample``; the background with ``fold_in(key, 1)``)
-      and merges them.
+      ``sample`` draws a uniform point of each ball and merges them; with ``F = 1`` it is
+      ``norm_ball(norm, eps_f).sample`` and with ``F = 0`` ``norm_ball(norm, eps_b).sample``,
+      draw for draw (same key).
     """
     _checks.check_choice("norm", norm, DUAL_NORMS)
     _checks.check_nonnegative("eps_f", eps_f)
@@ -66,8 +58,21 @@ def dual_ball(norm: str, eps_f, eps_b, mask: jax.Array) -> Constraint:
         return jnp.where(fg, on_f, on_b)
 
     def sample(key, x0):
-        d_f = _region_sample(norm, key, x0, eps_f, fg)
-        d_b = _region_sample(norm, jax.random.fold_in(key, 1), x0, eps_b, ~fg)
-        return jnp.where(fg, d_f, d_b)
+        # The regions are disjoint coordinates, so ONE coordinate-wise draw serves both; an ℓ2
+        # draw's radii are two uniforms, the background's from `fold_in` (or the foreground's
+        # own when the foreground is empty). So with F = 1 (F = 0) the draw is
+        # norm_ball(norm, eps_f) (norm_ball(norm, eps_b))'s with the same key, number for number.
+        if norm == "linf":
+            u = jax.random.uniform(key, x0.shape, x0.dtype, -1.0, 1.0)
+            return jnp.where(fg, u * eps_f, u * eps_b)
+        k_dir, k_rad = jax.random.split(key)
+        direction = jax.random.normal(k_dir, x0.shape, x0.dtype)
+        u_f = jax.random.uniform(k_rad, (), x0.dtype)
+        u_b = jnp.where(
+            jnp.any(fg), jax.random.uniform(jax.random.fold_in(k_rad, 1), (), x0.dtype), u_f
+        )
+        on_f = _l2_part(direction, fg, eps_f, u_f)
+        on_b = _l2_part(direction, ~fg, eps_b, u_b)
+        return jnp.where(fg, on_f, on_b)
 
     return Constraint(project=project, sample=sample)
