@@ -1,7 +1,7 @@
 """The dual-perturbation attack: one budget on the foreground, a larger one on the background.
 
 Tong, Guo, Prakash, Vorobeychik et al., "Towards robustness against unsuspicious adversarial
-examples" (AAAI 2023; appendix A, Eqs. 1-4). The attack maximises
+examples" (appendix A, Eqs. 1-4). The attack maximises
 
     L(h(x + δ), y) + λ·S(x + δ)   s.t.  ‖δ∘F‖_p ≤ ε_F,  ‖δ∘B‖_p ≤ ε_B,
 
