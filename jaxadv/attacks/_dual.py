@@ -171,13 +171,13 @@ class DualAttack(Attack):
     def check_inputs(self, victim, images, labels, targets):
         labels = _dual_labels("labels", labels)
         images, label, targets = super().check_inputs(victim, images, labels.label, targets)
-        mask = _check_mask("labels.mask", labels.mask, jnp.shape(images)[:-1] + (1,))
+        mask = _check_mask("labels.mask", labels.mask, jnp.shape(images))
         return images, DualLabels(label, mask), targets
 
     def check_example(self, victim, x0, label, target):
         label = _dual_labels("label", label)
         x0, cls, target = super().check_example(victim, x0, label.label, target)
-        mask = _check_mask("label.mask", label.mask, jnp.shape(x0)[:-1] + (1,))
+        mask = _check_mask("label.mask", label.mask, jnp.shape(x0))
         return x0, DualLabels(cls, mask), target
 
     def clean_correct(self, victim, x0, label) -> jax.Array:
@@ -223,20 +223,10 @@ def _dual_labels(name: str, labels: Any) -> DualLabels:
     return labels
 
 
-def _check_mask(name: str, mask: Any, expected: tuple) -> jax.Array:
-    if mask is None or tuple(jnp.shape(mask)) != tuple(expected):
-        raise ValueError(
-            f"`{name}` must have shape {tuple(expected)} (one channel of the input's spatial "
-            f"shape); got {None if mask is None else tuple(jnp.shape(mask))}."
-        )
-    if _checks.is_concrete(mask):
-        values = np.asarray(mask, np.float64)
-        bad = ~((values == 0) | (values == 1))
-        if np.any(bad):
-            raise ValueError(
-                f"`{name}` must hold only 0 (background) and 1 (foreground); got "
-                f"{int(bad.sum())} other value(s), e.g. {values[bad].ravel()[0]!r}."
-            )
+def _check_mask(name: str, mask: Any, input_shape: tuple) -> jax.Array:
+    if mask is None:
+        raise ValueError(f"`{name}` must be the foreground masks; got None.")
+    _checks.check_masks(name, mask, input_shape)
     return jnp.asarray(mask, jnp.float32)
 
 
