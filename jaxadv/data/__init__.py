@@ -1,10 +1,37 @@
 """Data set loaders: the embedded handwritten digits, MNIST-style IDX files and CIFAR-10; the
-saliency data sets and generated scenes are in :mod:`jaxadv.data.saliency`."""
+saliency data sets and generated scenes are in :mod:`jaxadv.data.saliency`. Classification data
+with foreground masks (for foreground/background attacks): the generated segment scenes and
+Pascal VOC segmentation, as a ``MaskedDataset``; ``check_masks`` validates masks."""
 
 from jaxadv.data._cifar10 import load_cifar10
 from jaxadv.data._dataset import Dataset
 from jaxadv.data._digits import load_digits
 from jaxadv.data._mnist import load_mnist, read_idx
 from jaxadv.data import saliency
+# data with foreground masks (issue 17, part A: segment scenes, VOC segmentation, mask checks)
+from jaxadv._checks import check_masks
+from jaxadv.data._masked import MaskedDataset
+from jaxadv.data._segment_scenes import (
+    SEGMENT_CLASS_NAMES,
+    load_segment_scenes,
+    make_segment_scenes,
+)
+from jaxadv.data._voc import VOC_CLASS_NAMES, VOC_VOID, load_voc_segmentation
 
-__all__ = ["Dataset", "load_cifar10", "load_digits", "load_mnist", "read_idx", "saliency"]
+__all__ = [
+    "Dataset",
+    "load_cifar10",
+    "load_digits",
+    "load_mnist",
+    "read_idx",
+    "saliency",
+    # data with foreground masks (issue 17, part A)
+    "MaskedDataset",
+    "SEGMENT_CLASS_NAMES",
+    "VOC_CLASS_NAMES",
+    "VOC_VOID",
+    "check_masks",
+    "load_segment_scenes",
+    "load_voc_segmentation",
+    "make_segment_scenes",
+]

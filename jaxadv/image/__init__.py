@@ -1,5 +1,6 @@
 """Image operators that attacks and figures build on: graph Laplacian smoothing, bilateral
-filtering and adversarial magnification, superpixels, SSIM and MS-SSIM."""
+filtering and adversarial magnification, superpixels, SSIM and MS-SSIM, foreground masks from
+saliency maps."""
 
 from jaxadv.image._bilateral import bilateral_filter as bilateral_filter
 from jaxadv.image._bilateral import default_radius as default_radius
@@ -35,3 +36,5 @@ from jaxadv.image._ssim import ssim_budget as ssim_budget
 from jaxadv.image._dct import dct2 as dct2
 from jaxadv.image._dct import dct_matrix as dct_matrix
 from jaxadv.image._dct import idct2 as idct2
+# foreground masks from saliency maps (issue 17, part A)
+from jaxadv.image._foreground import foreground_from_saliency as foreground_from_saliency

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from jaxadv import _checks
+from jaxadv.data._texture import SmoothNoise
 from jaxadv.data.saliency._record import SaliencyDataset, check_size
 
 # The generating process; every constant is part of the documented definition.
@@ -162,23 +163,20 @@ def _generate(
 
 
 class _Canvas:
-    """What all scenes of one size share: pixel-centre coordinates, interpolation, centre bias."""
+    """What all scenes of one size share: pixel-centre coordinates, background noise, centre bias."""
 
     def __init__(self, h: int, w: int) -> None:
         self.h, self.w = h, w
         self.y = np.arange(h)[:, None] + 0.5
         self.x = np.arange(w)[None, :] + 0.5
-        self.up_rows = _linear_interpolation(_BACKGROUND_KNOTS, h)
-        self.up_cols = _linear_interpolation(_BACKGROUND_KNOTS, w)
+        self.noise = SmoothNoise(h, w, (_BACKGROUND_KNOTS, _BACKGROUND_KNOTS))
         self.center_bias = _center_bias(h, w)
 
     def scene(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(image f32[h, w, 3], density f64[h, w], object mask bool[h, w])`` of one scene."""
         h, w = self.h, self.w
         mean = rng.uniform(*_BACKGROUND_MEAN, size=3)
-        knots = rng.normal(size=(_BACKGROUND_KNOTS, _BACKGROUND_KNOTS, 3))
-        smooth = self.up_rows @ knots.transpose(2, 0, 1) @ self.up_cols.T  # [3, h, w]
-        image = mean + _BACKGROUND_SMOOTH * smooth.transpose(1, 2, 0)
+        image = mean + _BACKGROUND_SMOOTH * self.noise.draw(rng)
         mask = np.zeros((h, w), bool)
 
         cell_h, cell_w = h / _GRID, w / _GRID
@@ -227,13 +225,3 @@ def _center_bias(h: int, w: int) -> np.ndarray:
     bias = np.exp(-0.5 * (x**2 + y**2))
     return bias / bias.sum()
 
-
-def _linear_interpolation(n_knots: int, n_out: int) -> np.ndarray:
-    """``[n_out, n_knots]`` weights interpolating knots spread evenly from edge to edge."""
-    position = np.linspace(0.0, n_knots - 1, n_out)
-    low = np.minimum(np.floor(position).astype(int), n_knots - 2)
-    frac = position - low
-    weights = np.zeros((n_out, n_knots))
-    weights[np.arange(n_out), low] = 1.0 - frac
-    weights[np.arange(n_out), low + 1] = frac
-    return weights
