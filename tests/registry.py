@@ -571,8 +571,9 @@ def rule_params(entry: RuleEntry) -> jax.Array:
     return jnp.zeros(RULE_SHAPE)
 
 
-# EOT (issue 17): a descent attack averaging over 3 draws per step of a randomized victim (the
-# classifier behind Gaussian input noise); tests/test_eot.py checks the mean over draws, the vote.
+# EOT (issue 17): an Attack subclass (the dual attack, λ = 0, masks in the labels slot) averaging
+# over 3 draws per step of a randomized victim (the classifier behind Gaussian input noise), with
+# no EOT code of its own; tests/test_eot.py checks the mean over draws, the vote, the recipes.
 @functools.lru_cache(maxsize=None)
 def make_noisy_classifier() -> Any:
     from jaxadv import models
@@ -582,8 +583,9 @@ def make_noisy_classifier() -> Any:
 
 VICTIMS["noisy classifier"] = make_noisy_classifier
 ATTACKS.update({
-    "eot-mi-fgsm": AttackEntry(
-        attacks.with_eot, lambda: attacks.with_eot(attacks.mi_fgsm(steps=1), samples=3),
-        dict(eps=0.1), victim="noisy classifier", full=False,
+    "eot-dual": AttackEntry(
+        attacks.with_eot, lambda: attacks.with_eot(attacks.dual_perturbation(steps=1), 3),
+        dict(eps_f=0.05, eps_b=0.2), victim="noisy classifier", eps=None, budget=None,
+        labels=dual_labels, full=False,
     ),
 })  # fmt: skip
