@@ -190,3 +190,46 @@ def check_directory(name: str, path: Any) -> None:
                 where = "is a file" if place == path else f"lies under the file {str(place)!r}"
                 raise ValueError(f"`{name}` {str(path)!r} {where}; it must be a directory.")
             return
+
+
+def check_masks(name: str, masks: Any, images_shape: Sequence[int]) -> None:
+    """Raises a ``ValueError`` naming ``name`` unless ``masks`` are foreground masks of images of
+    shape ``images_shape``.
+
+    Checked: the shape is ``images_shape[:-1] + (1,)`` (one image ``(h, w, c)`` → ``(h, w, 1)``,
+    a batch ``(n, h, w, c)`` → ``(n, h, w, 1)``); the dtype is real (bool, integer or float);
+    and, when the values are concrete (not tracers inside ``jit``/``vmap``), every value is
+    finite and either 0 or 1. Returns nothing.
+
+    Example: ``check_masks("masks", masks, images.shape)``.
+    """
+    images_shape = tuple(int(s) for s in images_shape)
+    if len(images_shape) < 3:
+        raise ValueError(f"`images_shape` must be (h, w, c) or (n, h, w, c); got {images_shape}.")
+    expected = images_shape[:-1] + (1,)
+    shape = tuple(np.shape(masks))
+    if shape != expected:
+        hint = ""
+        if shape == images_shape[:-1]:
+            hint = " Add the trailing channel axis: `masks[..., None]`."
+        elif shape == images_shape:
+            hint = " A mask has ONE channel, shared by all colour channels."
+        raise ValueError(
+            f"`{name}` must have shape {expected} (that of the images {images_shape} with one "
+            f"channel); got {shape}.{hint}"
+        )
+    dtype = np.dtype(masks.dtype) if hasattr(masks, "dtype") else np.asarray(masks).dtype
+    if dtype.kind not in "biuf":  # bool, signed, unsigned, float
+        raise ValueError(f"`{name}` must hold real numbers 0 and 1; got dtype {dtype}.")
+    if not is_concrete(masks):
+        return
+    values = np.asarray(masks)
+    check_finite(name, values)
+    off = (values != 0) & (values != 1)
+    if np.any(off):
+        bad = np.unique(values[off])
+        raise ValueError(
+            f"`{name}` must hold only 0 (background) and 1 (foreground); got {int(off.sum())} "
+            f"other entries of {values.size}, e.g. {show(bad[:8])}. Threshold soft masks "
+            "first (e.g. `jaxadv.image.foreground_from_saliency`)."
+        )

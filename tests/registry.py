@@ -110,6 +110,12 @@ def make_score_only_classifier() -> Any:
     return models.score_only(make_classifier())
 
 
+def dual_labels(images: jax.Array, labels: jax.Array) -> Any:
+    """The dual attack's labels: the classes and a random foreground mask per image."""
+    mask = jax.random.bernoulli(jax.random.key(44), 0.5, images.shape[:-1] + (1,))
+    return attacks.DualLabels(labels, mask.astype(jnp.float32))
+
+
 VICTIMS: dict[str, Callable[[], Any]] = {
     "classifier": make_classifier,
     "classifier+surrogate": make_black_box_with_surrogate,
@@ -139,6 +145,8 @@ class AttackEntry:
         sweep is 0).
       eager: also run one example with ``jax.disable_jit`` (op by op, seconds each).
       full: all checks; False: the batch-level ones only (no loop over examples, no sweep).
+      labels: ``(images, classes) -> labels`` for an attack whose labels are not the classes
+        (the dual attack's ``DualLabels``); None: the classes.
     """
 
     factory: Callable
@@ -150,6 +158,7 @@ class AttackEntry:
     sweep: tuple[str, tuple[float, ...]] = ("eps", (0.0, 0.05, 0.2))
     eager: bool = False
     full: bool = True
+    labels: Callable[[jax.Array, jax.Array], Any] | None = None
 
 
 _SAPF_SMALL = dict(steps=1, mask_steps=1, finetune_steps=1, trials=1)  # 3 steps: host-driven
@@ -233,6 +242,13 @@ ATTACKS: dict[str, AttackEntry] = {
 
 # Other structural options of registered factories: the batch-level checks only (same key, float32,
 # box, budget, eps = 0, success).
+# The dual-perturbation attack: masks in the labels slot; λ = 0, so the plain classifier (the
+# saliency term and the per-region budgets are checked in tests/test_dual.py).
+ATTACKS["dual-perturbation"] = AttackEntry(
+    attacks.dual_perturbation, lambda: attacks.dual_perturbation(steps=2),  # test_dual's too
+    dict(eps_f=0.05, eps_b=0.2), eps=None, budget=None, labels=dual_labels, full=False,
+)  # fmt: skip
+
 VARIANTS: dict[str, AttackEntry] = {
     "fgm-l2": AttackEntry(
         attacks.fgsm, lambda: attacks.fgsm(norm="l2"), dict(eps=0.5), budget="l2", full=False
@@ -466,6 +482,10 @@ def _smoother():
     return smoother(x0, alpha=0.8, maxiter=5)
 
 
+def _region_mask():
+    return jax.random.bernoulli(jax.random.key(4), 0.5, RULE_SHAPE[:-1] + (1,)).astype(jnp.float32)
+
+
 T = transforms
 STEP_RULES: dict[str, RuleEntry] = {
     "sign": RuleEntry(T.sign),
@@ -502,6 +522,13 @@ STEP_RULES: dict[str, RuleEntry] = {
     "coordinate_newton": RuleEntry(T.coordinate_newton, dict(learning_rate=0.01)),
     # The smoother holds arrays of the clean image: not a numeric hyper-parameter.
     "smooth_updates": RuleEntry(T.smooth_updates, build_fn=lambda: T.smooth_updates(_smoother())),
+    # The dual attack's per-region steps, on a mask of one example (4×3×1)
+    "region_steepest": RuleEntry(
+        T.region_steepest, build_fn=lambda: T.region_steepest(_region_mask(), "l2")
+    ),
+    "region_scale": RuleEntry(
+        T.region_scale, build_fn=lambda: T.region_scale(_region_mask(), -0.01, -0.05)
+    ),
     # A composition, as the classic recipes build it (MI-FGSM's step).
     "mi-chain": RuleEntry(
         None,
@@ -543,3 +570,22 @@ def rule_params(entry: RuleEntry) -> jax.Array:
         return jax.random.uniform(jax.random.key(9), RULE_SHAPE)
     return jnp.zeros(RULE_SHAPE)
 
+
+# EOT (issue 17): an Attack subclass (the dual attack, λ = 0, masks in the labels slot) averaging
+# over 3 draws per step of a randomized victim (the classifier behind Gaussian input noise), with
+# no EOT code of its own; tests/test_eot.py checks the mean over draws, the vote, the recipes.
+@functools.lru_cache(maxsize=None)
+def make_noisy_classifier() -> Any:
+    from jaxadv import models
+
+    return models.with_input_noise(make_classifier(), 0.1)
+
+
+VICTIMS["noisy classifier"] = make_noisy_classifier
+ATTACKS.update({
+    "eot-dual": AttackEntry(
+        attacks.with_eot, lambda: attacks.with_eot(attacks.dual_perturbation(steps=1), 3),
+        dict(eps_f=0.05, eps_b=0.2), victim="noisy classifier", eps=None, budget=None,
+        labels=dual_labels, full=False,
+    ),
+})  # fmt: skip

@@ -31,6 +31,7 @@ import pytest
 
 from jaxadv import attacks, transforms
 from jaxadv.attacks import AttackBase, HParams
+from jaxadv.models import RandomizedVictim
 
 import registry
 from registry import ATTACKS, STEP_RULES, VICTIMS
@@ -144,8 +145,12 @@ def _inputs(entry, attack, victim):
     if entry.victim == "ensembles":  # SMBEA's mini-batches: the last one's verdict
         labels = jnp.argmax(jax.vmap(victim[-1])(images), axis=-1).astype(jnp.int32)
         return images, labels, (labels + 1) % 3 if attack.targeted else None
+    if isinstance(victim, RandomizedVictim):  # EOT: the labels of one draw
+        victim = victim.with_key(jax.random.key(0))
     labels = jnp.argmax(victim.batch(images), axis=-1).astype(jnp.int32)
     targets = (labels + 1) % victim.num_classes if attack.targeted else None
+    if entry.labels is not None:  # e.g. the dual attack's DualLabels(classes, masks)
+        return images, entry.labels(images, labels), targets
     return images, labels, targets
 
 
@@ -255,7 +260,7 @@ def check_same_key_float32_box_budget_and_success(c: Case):
         expected = (
             predicted == np.asarray(c.targets)
             if c.attack.targeted
-            else predicted != np.asarray(c.labels)
+            else predicted != np.asarray(getattr(c.labels, "label", c.labels))
         )
         np.testing.assert_array_equal(r.success, expected)
     # no budget, no change: eps = 0 is the identity (the same compiled batch)

@@ -135,3 +135,10 @@ from jaxadv.attacks._bandits import bandits as bandits
 from jaxadv.attacks._fd_attacks import nes_attack as nes_attack
 from jaxadv.attacks._fd_attacks import rgf_attack as rgf_attack
 from jaxadv.attacks._fd_attacks import spsa_attack as spsa_attack
+# Dual-perturbation attack (issue 17): foreground and background budgets, saliency term
+from jaxadv.attacks._dual import DualAttack as DualAttack
+from jaxadv.attacks._dual import DualHParams as DualHParams
+from jaxadv.attacks._dual import DualLabels as DualLabels
+from jaxadv.attacks._dual import dual_perturbation as dual_perturbation
+# EOT (issue 17, helper eot): expectation over a randomized victim's draws for every Attack
+from jaxadv.attacks._attack import with_eot as with_eot

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxadv import _checks
 from jaxadv.attacks import _apgd_schedule as sched
 from jaxadv.attacks._base import AttackBase, Spec
+from jaxadv.attacks._eot import over_draws
 from jaxadv.attacks._runner import Program, _Best, _candidate, _keep_better, make_result
 from jaxadv.constraints import NORMS, intersect, l1_box_ball, norm_ball, pixel_box
 from jaxadv.losses import classification_objective, dlr
@@ -223,9 +224,8 @@ class APGD(AttackBase):
                 logits = victim(x0 + delta)
                 return loss_of(logits, goal), logits
             keys = jax.random.split(key, self.eot_iter)
-            logits = jax.vmap(lambda k: victim.with_key(k)(x0 + delta))(keys)
-            losses = jax.vmap(loss_of, in_axes=(0, None))(logits, goal)
-            return jnp.mean(losses), logits[0]
+            loss, logits = over_draws(victim, x0 + delta, keys, lambda z: loss_of(z, goal))
+            return loss, logits[0]
 
         def start(key):
             if not self.random_start:

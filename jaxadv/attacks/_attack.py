@@ -4,6 +4,10 @@ Everything structural (steps, norm, loss, restarts) is a field of the attack; ev
 may sweep is a leaf of ``HParams``, and the step rule and constraint are rebuilt from it inside the
 traced function, as ``optax.inject_hyperparams`` does. The entry points come from
 :class:`~jaxadv.attacks.AttackBase`.
+
+Expectation over transformation is a field too: :func:`with_eot` sets ``eot_samples``, and every
+``Attack`` (the recipes and subclasses that keep ``Attack.single_run``) then takes a
+:class:`~jaxadv.models.RandomizedVictim` and averages its loss over that many draws per step.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import jax.numpy as jnp
 import optax
 
 from jaxadv import _checks
+from jaxadv.attacks import _eot
 from jaxadv.attacks._base import AttackBase, Spec
 from jaxadv.attacks._runner import SELECTIONS, Program, descent
 from jaxadv.constraints import Constraint
 from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.losses import Objective
+from jaxadv.models import RandomizedVictim
 from jaxadv.perturbations import Additive, Perturbation
 from jaxadv.results import AttackResult
 
@@ -92,6 +98,8 @@ class Attack(AttackBase):
       oracle: the gradient oracle (exact by default).
       defaults: the attack's default hyper-parameters, as ``((name, value), ...)``.
       rel_step_size: default ``step_size`` as a multiple of ``eps`` (None: use ``defaults``).
+      eot_samples: expectation over transformation (:func:`with_eot`): draws of a
+        :class:`~jaxadv.models.RandomizedVictim` averaged per step (None: a deterministic victim).
       name: a label for tables.
     """
 
@@ -108,6 +116,7 @@ class Attack(AttackBase):
     oracle: GradientOracle = Exact()
     defaults: tuple[tuple[str, float], ...] = ()
     rel_step_size: float | None = None
+    eot_samples: int | None = None
     name: str = "attack"
     params_type: ClassVar[type] = HParams
     hparam_spec: ClassVar[dict[str, Spec]] = HPARAM_SPEC
@@ -116,10 +125,29 @@ class Attack(AttackBase):
         _checks.check_positive_int("steps", self.steps)
         _checks.check_choice("select", self.select, SELECTIONS)
         _checks.check_restarts(self.restarts, self.random_start)
+        _eot.check_samples(self.eot_samples)
 
     @property
     def length(self) -> int:
         return self.steps
+
+    @property
+    def eot(self) -> bool:
+        """Whether the attack averages over a randomized victim (``eot_samples`` is set)."""
+        return self.eot_samples is not None
+
+    @property
+    def draws(self) -> int:
+        """Victim evaluations (queries) per evaluation of the loss: ``eot_samples`` or 1."""
+        return 1 if self.eot_samples is None else self.eot_samples
+
+    def clean_correct(self, victim, x0, label) -> jax.Array:
+        """A randomized victim's clean verdict is the vote of ``eot_samples`` draws (fixed key)."""
+        if not isinstance(victim, RandomizedVictim):
+            return super().clean_correct(victim, x0, label)
+        keys = jax.random.split(jax.random.key(0), self.draws)
+        _, logits = _eot.over_draws(victim, x0, keys, lambda logits: 0.0)
+        return jnp.argmax(_eot.vote(logits)) == label
 
     def feasible_set(self, hp, victim) -> Constraint:
         """The constraint of one run; a subclass whose projection needs the victim's pixel box
@@ -155,6 +183,7 @@ class Attack(AttackBase):
             early_stop=self.early_stop,
             select=self.select,
             max_queries=self.query_budget,
+            eot_samples=self.eot_samples,
         )
 
     def program(self, victim, hp, x0, label, target) -> Program:
@@ -162,6 +191,41 @@ class Attack(AttackBase):
         if self.restarts == 1:
             return single
         return _with_restarts(single, self.restarts, self.select)
+
+
+def with_eot(attack: Attack, samples: int) -> Attack:
+    """``attack`` with expectation over transformation: ``samples`` draws per step.
+
+    Athalye, Engstrom, Ilyas & Kwok, ICML 2018; the dual-perturbation paper's Eqs. 5–6 (Tong et
+    al., appendix J) against randomized smoothing. The attack then takes a
+    :class:`~jaxadv.models.RandomizedVictim` (e.g. ``models.with_input_noise(victim, sigma)``)
+    and refuses a deterministic one. Each step draws ``samples`` fresh keys from the run's key
+    stream (the same key, the same result; other steps, other draws), evaluates the victim under
+    each draw (a ``vmap`` inside the compiled step) and descends the mean of the objective plus
+    any penalty over the draws, i.e. along the mean gradient.
+
+    What the result means on a randomized victim: an iterate succeeds when the plurality of its
+    step's ``samples`` draws is fooled (the Monte-Carlo estimate of the smoothed classifier
+    ``argmax_c P(h(x + η) = c)``, Cohen et al. 2019; ties go to the lowest class index). The
+    attack's success rule is applied to the per-class vote counts in place of logits, so rules
+    that read only the argmax (every classification attack's) keep their meaning. ``loss`` is
+    the mean over the draws, ``logits`` the mean logits (whose argmax may differ from the vote),
+    ``queries`` counts ``samples`` forward+backward passes per step. A success judged on few
+    draws is itself random: to report robust accuracy, re-evaluate ``x_adv`` with many fresh
+    draws (``jaxadv.certify``).
+
+    Args:
+      attack: a descent attack (:class:`Attack`: ``fgsm``, ``bim``, ``pgd``, ``mi_fgsm``, … and
+        subclasses). APGD has its own ``eot_iter``.
+      samples: draws per step, ≥ 1 (1: the attack on one fresh draw per step).
+    """
+    if not isinstance(attack, Attack):
+        raise ValueError(
+            "`attack` must be a jaxadv.attacks.Attack (a descent attack: fgsm, bim, pgd, "
+            f"mi_fgsm, ...); got {type(attack).__name__}. APGD averages with `apgd(eot_iter=n)`."
+        )
+    _eot.check_samples(samples, "samples")
+    return dataclasses.replace(attack, eot_samples=samples)
 
 
 def _with_restarts(single: Program, restarts: int, select: str) -> Program:

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxadv import _checks, _compile
-from jaxadv.attacks import _driver
+from jaxadv.attacks import _driver, _eot
 from jaxadv.attacks._runner import Program
 from jaxadv.models import RandomizedVictim
 from jaxadv.results import AttackResult
@@ -102,7 +102,8 @@ class AttackBase:
       rel_step_size: the default step as a multiple of ``eps`` (None: ``step_size``'s default).
         Only for a ``params_type`` with ``eps``, ``step_size`` and ``rel_step_size`` fields.
       eot: whether the attack takes a :class:`~jaxadv.models.RandomizedVictim` and averages over
-        its randomness (expectation over transformation); others refuse one.
+        its randomness (expectation over transformation); others refuse one. (APGD's is always
+        True; an :class:`~jaxadv.attacks.Attack`'s is set by ``with_eot``.)
       cpu_chunk: loop-form hint for the driver: steps per compiled chunk on CPU (None: the
         backend's default). An attack whose step compiles slowly asks for shorter chunks.
       name: a label for tables.
@@ -416,12 +417,7 @@ def _check_logits(victim, attack: AttackBase) -> None:
     a randomized victim needs an attack that averages over its randomness."""
     if isinstance(victim, RandomizedVictim):
         if not attack.eot:
-            raise ValueError(
-                f"The victim is a RandomizedVictim (its outputs change with a key), which attack "
-                f"{attack.name!r} does not average over. Attack one fixed draw with "
-                "`victim.with_key(key)`, or use an attack with expectation over transformation "
-                "(`apgd(eot_iter=...)`, AutoAttack's version='rand')."
-            )
+            raise ValueError(_eot.refusal(attack.name))
         victim = victim.with_key(jax.random.key(0))
     leaves = jax.tree.leaves(victim.variables)
     key = (

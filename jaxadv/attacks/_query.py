@@ -29,6 +29,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 
 from jaxadv import _checks
+from jaxadv.attacks import _eot
 from jaxadv.attacks._attack import HPARAM_SPEC, Attack
 from jaxadv.attacks._base import Spec
 from jaxadv.attacks._priors import check_prior_shape
@@ -102,11 +103,16 @@ class _QueryBudget:
                 "`oracle` must be a query-based estimator with `with_params(hp)` (see "
                 f"`jaxadv.gradients`); got {type(self.oracle).__name__}."
             )
-        per_call, final = self.oracle.queries_per_call, self.oracle.forward_query
+        _eot.check_samples(self.eot_samples)
+        # With EOT every evaluation of the loss is `draws` queries (Attack.draws).
+        per_call = self.oracle.queries_per_call * self.draws
+        final = self.oracle.forward_query * self.draws
         if self.max_queries < per_call + final:
+            eot = f", {self.draws} EOT draws each" if self.draws > 1 else ""
             raise ValueError(
                 f"`max_queries` must pay for at least one step of {type(self.oracle).__name__} "
-                f"({per_call} queries) and the final evaluation ({final}); got {self.max_queries}."
+                f"({per_call} queries) and the final evaluation ({final}){eot}; got "
+                f"{self.max_queries}."
             )
         _checks.check_choice("select", self.select, SELECTIONS)
         _checks.check_restarts(self.restarts, self.random_start)
@@ -129,7 +135,8 @@ class _QueryBudget:
 
     @property
     def length(self) -> int:
-        return (self.max_queries - self.oracle.forward_query) // self.oracle.queries_per_call
+        final = self.oracle.forward_query * self.draws
+        return (self.max_queries - final) // (self.oracle.queries_per_call * self.draws)
 
     def check_victim(self, victim, hp) -> None:
         if self.prior is not None and not surrogates_of(victim):

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxadv import _checks
+from jaxadv.attacks import _eot
 from jaxadv.constraints import Constraint, intersect, pixel_box
 from jaxadv.gradients import GradientOracle
 from jaxadv.models import Victim
@@ -106,11 +107,13 @@ def descent(
     early_stop: bool = False,
     select: str = "loss",
     max_queries: int | None = None,
+    eot_samples: int | None = None,
 ) -> Program:
     """The descent loop of ``loss_fn`` on one example as a :class:`Program` of ``steps`` steps.
 
     Args:
-      victim: the model; ``victim(x)`` gives logits of one example.
+      victim: the model; ``victim(x)`` gives logits of one example (with ``eot_samples``: a
+        :class:`~jaxadv.models.RandomizedVictim`, ``victim(x, key)``).
       x0: the clean example, shape ``victim.input_shape``.
       loss_fn: ``(x, logits) -> scalar`` to minimise (objective plus any penalty).
       success_fn: ``logits -> bool``, whether an input fools the victim.
@@ -130,10 +133,21 @@ def descent(
         ``finish`` makes included (``oracle.forward_query`` queries). With ``early_stop``, the
         step of a query-based oracle that finds success is charged its evaluation of the current
         point only (the success test comes before the probes).
+      eot_samples: expectation over transformation (``_eot``): each step draws this many fresh
+        keys from the program's key stream, evaluates the randomized victim under each (a
+        ``vmap``) and minimises the mean of ``loss_fn`` over the draws (its gradient is the
+        mean gradient). An iterate's ``loss`` is that mean, its ``logits`` the mean logits, and
+        it succeeds when ``success_fn`` holds for the draws' vote counts (per class, how many
+        draws predict it): the plurality of the n draws, the Monte-Carlo estimate of the
+        smoothed classifier's decision. Each draw is one query: a step costs n times the oracle's
+        queries. None: a deterministic victim (a randomized one is refused).
 
     The program's result is the best iterate by (success, then ``select``), including the one
     after the last step (``finish`` evaluates it with one forward pass).
     """
+    _eot.check_samples(eot_samples)
+    _eot.check_randomness(victim, eot_samples)
+    draws = 1 if eot_samples is None else eot_samples  # queries per evaluation of the loss
     if random_start and not perturbation.additive:
         raise ValueError(
             "`random_start=True` needs an additive perturbation model; got "
@@ -141,12 +155,13 @@ def descent(
         )
     if max_queries is not None:
         _checks.check_positive_int("max_queries", max_queries)
-        if max_queries < oracle.queries_per_call + oracle.forward_query:
+        per_step, final = oracle.queries_per_call * draws, oracle.forward_query * draws
+        if max_queries < per_step + final:
             raise ValueError(
-                f"`max_queries` must cover at least one step ({oracle.queries_per_call} queries) "
-                f"and the final evaluation ({oracle.forward_query}); got {max_queries}."
+                f"`max_queries` must cover at least one step ({per_step} queries) and the final "
+                f"evaluation ({final}); got {max_queries}."
             )
-    budget = None if max_queries is None else max_queries - oracle.forward_query
+    budget = None if max_queries is None else max_queries - oracle.forward_query * draws
     if perturbation.additive:
         constraint = intersect(constraint, pixel_box(*victim.bounds))
     # Step rules that need the latent's pixel box (SLIDE's ℓ1 step) read it as the optax extra
@@ -155,14 +170,26 @@ def descent(
     low, high = victim.bounds
     extra_args = {"box": (low - x0, high - x0)} if perturbation.additive else {}
 
-    def evaluate(theta):
+    def evaluate(theta, keys):
+        """``(loss, (x, logits, scores))``; success is judged on ``scores`` (see eot_samples)."""
         x = perturbation.to_input(theta, x0)
-        logits = victim(x)
-        return loss_fn(x, logits), (x, logits)
+        if eot_samples is None:
+            logits = victim(x)
+            return loss_fn(x, logits), (x, logits, logits)
+        loss, each = _eot.over_draws(victim, x, keys, lambda logits: loss_fn(x, logits))
+        return loss, (x, jnp.mean(each, axis=0), _eot.vote(each))
 
-    def candidate(theta, x, logits, loss):
+    def next_keys(key):
+        """The carry's next key, the oracle's key and the step's draws (None without EOT)."""
+        if eot_samples is None:  # threefry compiles slowly on CPU: no draws unless needed
+            return (*jax.random.split(key), None)
+        keys = jax.random.split(key, eot_samples + 2)  # one split: each compiles to a threefry
+        return keys[0], keys[1], keys[2:]
+
+    def candidate(theta, loss, aux):
+        x, logits, scores = aux
         delta = theta if perturbation.additive else x - x0
-        return _candidate(x, delta, logits, loss, success_fn(logits), select)
+        return _candidate(x, delta, logits, loss, success_fn(scores), select)
 
     def init(key):
         key, start_key = jax.random.split(key)
@@ -172,7 +199,9 @@ def descent(
         elif perturbation.additive:
             theta = constraint.project(theta, x0)
         # Placeholder "best" that any evaluated iterate beats (shapes only: no forward pass).
-        loss_s, (x_s, logits_s) = jax.eval_shape(evaluate, theta)
+        loss_s, (x_s, logits_s, _) = jax.eval_shape(
+            lambda theta: evaluate(theta, next_keys(key)[2]), theta
+        )
         inf = jnp.full(loss_s.shape, jnp.inf, loss_s.dtype)
         zeros = jnp.zeros(x_s.shape, x_s.dtype)
         # Kept only when no iterate has finite outputs (then `finite=False`): the clean input.
@@ -193,16 +222,17 @@ def descent(
         )
 
     def step(carry: _Carry):
-        key, oracle_key = jax.random.split(carry.key)
-        (loss, (x, logits)), grad, oracle_state, queries = oracle(
-            evaluate, carry.theta, oracle_key, carry.oracle_state
+        key, oracle_key, keys = next_keys(carry.key)
+        (loss, aux), grad, oracle_state, queries = oracle(
+            lambda theta: evaluate(theta, keys), carry.theta, oracle_key, carry.oracle_state
         )
-        new = candidate(carry.theta, x, logits, loss)
+        new = candidate(carry.theta, loss, aux)
+        queries = queries * draws
         if early_stop and oracle.forward_query:
             # A query attacker reads success off the current point's own query before sending the
             # probes: a step that finds success costs that one evaluation only. (The probes are
             # computed anyway, as the loop has a fixed shape, but never used.)
-            queries = jnp.where(new.success, oracle.forward_query, queries)
+            queries = jnp.where(new.success, oracle.forward_query * draws, queries)
         # A step that would overspend the budget is not taken (nor are its queries counted).
         broke = jnp.zeros((), bool) if budget is None else carry.queries + queries > budget
         new = new._replace(success=new.success & ~broke, rank=jnp.where(broke, jnp.inf, new.rank))
@@ -231,10 +261,10 @@ def descent(
         # The iterate after the last step has not been evaluated yet: one more forward pass.
         # A query-based oracle pays for it, unless early stopping froze the example at a success
         # (that iterate was already evaluated and counted).
-        loss, (x, logits) = evaluate(carry.theta)
-        best = _keep_better(carry.best, candidate(carry.theta, x, logits, loss))
+        loss, aux = evaluate(carry.theta, next_keys(carry.key)[2])
+        best = _keep_better(carry.best, candidate(carry.theta, loss, aux))
         known = early_stop & carry.done & carry.best.success
-        queries = carry.queries + jnp.where(known, 0, oracle.forward_query)
+        queries = carry.queries + jnp.where(known, 0, oracle.forward_query * draws)
         return make_result(
             best, victim.bounds, carry.steps, queries.astype(jnp.int32), trace,
             zero_gradient=~carry.moved,

@@ -19,3 +19,6 @@ from jaxadv.constraints._l0 import project_l0_box as project_l0_box
 from jaxadv.constraints._l0 import top_k_mask as top_k_mask
 from jaxadv.constraints._l1_box import l1_box_ball as l1_box_ball
 from jaxadv.constraints._l1_box import project_l1_box as project_l1_box
+# Dual-perturbation attack (issue 17): one ball on the foreground, another on the background
+from jaxadv.constraints._dual import DUAL_NORMS as DUAL_NORMS
+from jaxadv.constraints._dual import dual_ball as dual_ball

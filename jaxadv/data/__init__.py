@@ -9,7 +9,8 @@ from jaxadv.data._digits import load_digits
 from jaxadv.data._mnist import load_mnist, read_idx
 from jaxadv.data import saliency
 # data with foreground masks (issue 17, part A: segment scenes, VOC segmentation, mask checks)
-from jaxadv.data._masked import MaskedDataset, check_masks
+from jaxadv._checks import check_masks
+from jaxadv.data._masked import MaskedDataset
 from jaxadv.data._segment_scenes import (
     SEGMENT_CLASS_NAMES,
     load_segment_scenes,

@@ -1,5 +1,6 @@
-"""Classification data with foreground masks: the record the mask loaders return, and the mask
-check the foreground/background attacks share.
+"""Classification data with foreground masks: the record the mask loaders return (the mask check
+the foreground/background attacks share is ``jaxadv._checks.check_masks``, re-exported by
+``jaxadv.data``).
 
 A foreground mask marks the pixels of the object that carries an image's class: ``float32`` of
 the image's spatial shape with a trailing channel axis of 1, ``1`` on the foreground F and ``0``
@@ -10,55 +11,10 @@ on the background B = 1 − F. One image ``(h, w, c)`` has a mask ``(h, w, 1)``;
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from jaxadv import _checks
-
-
-def check_masks(name: str, masks: Any, images_shape: Sequence[int]) -> None:
-    """Raises a ``ValueError`` naming ``name`` unless ``masks`` are foreground masks of images of
-    shape ``images_shape``.
-
-    Checked: the shape is ``images_shape[:-1] + (1,)`` (one image ``(h, w, c)`` → ``(h, w, 1)``,
-    a batch ``(n, h, w, c)`` → ``(n, h, w, 1)``); the dtype is real (bool, integer or float);
-    and, when the values are concrete (not tracers inside ``jit``/``vmap``), every value is
-    finite and either 0 or 1. Returns nothing.
-
-    Example: ``check_masks("masks", masks, images.shape)``.
-    """
-    images_shape = tuple(int(s) for s in images_shape)
-    if len(images_shape) < 3:
-        raise ValueError(f"`images_shape` must be (h, w, c) or (n, h, w, c); got {images_shape}.")
-    expected = images_shape[:-1] + (1,)
-    shape = tuple(np.shape(masks))
-    if shape != expected:
-        hint = ""
-        if shape == images_shape[:-1]:
-            hint = " Add the trailing channel axis: `masks[..., None]`."
-        elif shape == images_shape:
-            hint = " A mask has ONE channel, shared by all colour channels."
-        raise ValueError(
-            f"`{name}` must have shape {expected} (that of the images {images_shape} with one "
-            f"channel); got {shape}.{hint}"
-        )
-    dtype = np.dtype(masks.dtype) if hasattr(masks, "dtype") else np.asarray(masks).dtype
-    if dtype.kind not in "biuf":  # bool, signed, unsigned, float
-        raise ValueError(f"`{name}` must hold real numbers 0 and 1; got dtype {dtype}.")
-    if not _checks.is_concrete(masks):
-        return
-    values = np.asarray(masks)
-    _checks.check_finite(name, values)
-    off = (values != 0) & (values != 1)
-    if np.any(off):
-        bad = np.unique(values[off])
-        raise ValueError(
-            f"`{name}` must hold only 0 (background) and 1 (foreground); got {int(off.sum())} "
-            f"other entries of {values.size}, e.g. {_checks.show(bad[:8])}. Threshold soft masks "
-            "first (e.g. `jaxadv.image.foreground_from_saliency`)."
-        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -119,7 +75,7 @@ class MaskedDataset:
             )
         _checks.check_in_bounds("images", self.images, (0.0, 1.0))
         _checks.check_labels("labels", self.labels, len(self.class_names))
-        check_masks("masks", self.masks, self.images.shape)
+        _checks.check_masks("masks", self.masks, self.images.shape)
 
     def __len__(self) -> int:
         return len(self.images)

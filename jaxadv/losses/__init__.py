@@ -21,3 +21,5 @@ from jaxadv.losses._saliency import saliency_loss as saliency_loss
 from jaxadv.losses._saliency import sim_loss as sim_loss
 from jaxadv.losses._saliency import soft_histogram as soft_histogram
 from jaxadv.losses._saliency import to_saliency_map as to_saliency_map
+# Dual-perturbation attack (issue 17): the foreground score S of a saliency map
+from jaxadv.losses._foreground import foreground_score as foreground_score

@@ -33,6 +33,8 @@ from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
 from jaxadv.models._victim import Victim, from_flax
 from jaxadv.models import saliency
+# Dual-perturbation attack (issue 17): a classifier carrying a saliency model for the λ·S term
+from jaxadv.models._with_saliency import WithSaliency, saliency_of, with_saliency
 
 __all__ = [
     "CLASSIFIER_NAMES",
@@ -49,6 +51,7 @@ __all__ = [
     "ResNet",
     "Stride2Conv",
     "Victim",
+    "WithSaliency",
     "WithSurrogates",
     "bilateral_defense",
     "cache_lock",
@@ -67,9 +70,11 @@ __all__ = [
     "saliency",
     "score_only",
     "save_variables",
+    "saliency_of",
     "surrogates_of",
     "tree_differences",
     "with_input_noise",
     "with_input_transform",
+    "with_saliency",
     "with_surrogates",
 ]

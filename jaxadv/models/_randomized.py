@@ -7,12 +7,16 @@ in one of two ways:
 
 * ``victim.with_key(key)`` fixes one draw and returns an ordinary ``Victim`` (the key travels in
   its variables), which every attack accepts — the attack then targets that one draw;
-* attacks that average over the randomness (expectation over transformation, EOT: APGD's
-  ``eot_iter``, AutoAttack's ``version="rand"``) take the ``RandomizedVictim`` itself and draw
-  keys inside the compiled program.
+* attacks that average over the randomness (expectation over transformation, EOT) take the
+  ``RandomizedVictim`` itself and draw keys inside the compiled program: every descent attack
+  (fgsm, bim, pgd, mi_fgsm, … and ``Attack`` subclasses) through
+  ``jaxadv.attacks.with_eot(attack, samples=n)``, which averages the loss and its gradient over
+  ``n`` draws per step and judges success on the draws' vote; APGD through ``eot_iter``,
+  AutoAttack through ``version="rand"``.
 
 Attacks without EOT refuse a ``RandomizedVictim`` with a clear error rather than silently
-attacking whatever draw they happen to see.
+attacking whatever draw they happen to see (and an attack given EOT refuses a deterministic
+victim, where the draws would all be the same).
 """
 
 from __future__ import annotations

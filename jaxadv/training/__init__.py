@@ -29,3 +29,12 @@ from jaxadv.training._saliency_loss import saliency_image_loss as saliency_image
 from jaxadv.training._saliency_train import SaliencyTraining as SaliencyTraining
 from jaxadv.training._saliency_train import train_saliency as train_saliency
 from jaxadv.training._saliency_zoo import train_zoo_saliency as train_zoo_saliency
+# Adversarial training (Madry et al. 2018 AT, TRADES) with any attack inside the train step
+from jaxadv.training._adversarial import EVAL_STEPS as EVAL_STEPS
+from jaxadv.training._adversarial import TRAIN_STEPS as TRAIN_STEPS
+from jaxadv.training._adversarial import AdversarialTraining as AdversarialTraining
+from jaxadv.training._adversarial import train_adversarial as train_adversarial
+from jaxadv.training._trades import TradesKL as TradesKL
+from jaxadv.training._trades import kl_divergence as kl_divergence
+from jaxadv.training._trades import trades_attack as trades_attack
+from jaxadv.training._trades import trades_loss as trades_loss

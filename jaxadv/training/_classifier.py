@@ -120,14 +120,20 @@ def _make_train_step(module: nn.Module, augment):
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), other, opt_state, loss, correct
 
-    # Jitted: an eager init compiles each initializer op on its own (seconds on CPU).
+    return init_fn(module, tx), step
+
+
+def init_fn(module: nn.Module, tx: optax.GradientTransformation):
+    """``init(key, x) -> (params, other collections, optimiser state)``, jitted: an eager init
+    compiles each initializer op on its own (seconds on CPU)."""
+
     @jax.jit
     def init(key, x):
         variables = module.init(key, x, train=False)
         params = variables.pop("params")
         return params, variables, tx.init(params)
 
-    return init, step
+    return init
 
 def train_classifier(
     module: nn.Module,

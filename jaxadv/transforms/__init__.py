@@ -53,3 +53,7 @@ from jaxadv.transforms._smbea import smbea_step as smbea_step
 from jaxadv.transforms._coordinate import CoordinateAdamState as CoordinateAdamState
 from jaxadv.transforms._coordinate import coordinate_adam as coordinate_adam
 from jaxadv.transforms._coordinate import coordinate_newton as coordinate_newton
+# Dual-perturbation attack (issue 17): per-region normalised steepest steps and step sizes
+from jaxadv.transforms._region import REGION_NORMS as REGION_NORMS
+from jaxadv.transforms._region import region_scale as region_scale
+from jaxadv.transforms._region import region_steepest as region_steepest
