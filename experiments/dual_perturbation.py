@@ -141,7 +141,7 @@ def _hparams(attack, kind: str, eps_f, steps: int, **extra):
 
 
 def train_victims(
-    config: dict, norm: str, train, cache: Path, reverse: bool = False
+    config: dict, norm: str, train, cache: Path, reverse: bool = False, at: bool = True
 ) -> dict[str, models.Victim]:
     """Clean, AT-PGD, AT-Dual and the RS base classifiers (``RS σ=...``), cached. ``reverse``
     trains AT-Dual before AT-PGD (a second process can train the other one meanwhile)."""
@@ -167,7 +167,7 @@ def train_victims(
         )  # fmt: skip
     steps = config["at_steps"] or spec["steps"][0]
     order = (("AT-PGD", "pgd"), ("AT-Dual", "dual"))
-    for name, kind in order[::-1] if reverse else order:
+    for name, kind in (order[::-1] if reverse else order) if at else ():
         attack = _attack_for(kind, norm, steps)
         eps = spec["at_eps"] if kind == "pgd" else spec["dual"][0]
         hp = _hparams(attack, kind, eps, steps)
@@ -322,7 +322,8 @@ def format_tables(rows: list[dict], norm: str) -> str:
     eps = lambda e: f"{e * unit:g}" + ("/255" if unit == 255 else "")  # noqa: E731
     out = []
     grid = sorted({r["eps_f"] for r in rows if r["table"] == "whitebox"})
-    for kind, title in (("dual", f"dual (ε_B = {RATIO:g}·ε_F), ε_F"), ("pgd", "PGD, ε")):
+    whitebox_kinds = (("dual", f"dual (ε_B = {RATIO:g}·ε_F), ε_F"), ("pgd", "PGD, ε"))
+    for kind, title in whitebox_kinds if grid else ():
         out.append(f"| {title} | " + " | ".join(eps(e) for e in grid) + " |")
         out.append("|---" * (len(grid) + 1) + "|")
         for name in DETERMINISTIC:
@@ -330,7 +331,7 @@ def format_tables(rows: list[dict], norm: str) -> str:
                    if r["table"] == "whitebox" and r["attack"] == kind and r["victim"] == name}
             out.append(f"| {name} | " + " | ".join(_pct(acc[e]) for e in grid) + " |")
         out.append("")
-    for kind in ("dual", "pgd"):
+    for kind in ("dual", "pgd") if grid else ():
         out.append(f"| transfer ({kind}): source \\ target | " + " | ".join(DETERMINISTIC) + " |")
         out.append("|---" * (len(DETERMINISTIC) + 1) + "|")
         for source in DETERMINISTIC:
@@ -381,8 +382,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--smoke", action="store_true", help="tiny run of every path")
     parser.add_argument("--norm", default="linf", choices=tuple(NORMS))
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--no-saliency", action="store_true")
-    parser.add_argument("--no-rs", action="store_true", help="skip Tables 4-6 and CERTIFY")
+    parser.add_argument("--parts", default="whitebox,saliency,rs",
+                        help="comma list of whitebox (with transfer), saliency, rs")
     parser.add_argument("--train-only", action="store_true", help="train (or restore), then stop")
     parser.add_argument("--reverse", action="store_true", help="train AT-Dual before AT-PGD")
     args = parser.parse_args(argv)
@@ -393,7 +394,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     train = load_segment_scenes("train", n=config["train"])
     test = load_segment_scenes("test", n=config["test"])
     start = time.perf_counter()
-    victims = train_victims(config, args.norm, train, cache, args.reverse)
+    parts = set(args.parts.split(","))
+    victims = train_victims(config, args.norm, train, cache, args.reverse, parts != {"rs"})
     if args.train_only:
         return []
     rows = [dict(table="clean", victim=name, accuracy=float(_accuracy(v.batch(
@@ -401,15 +403,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     _log(f"victims ready ({time.perf_counter() - start:.0f} s); clean accuracy: "
          + ", ".join(f"{r['victim']} {_pct(r['accuracy'])}" for r in rows))  # fmt: skip
     key = jax.random.key(1)
-    more, examples = whitebox(victims, test, args.norm, steps, key)
-    rows += more + transfer(victims, test, examples)
-    if not args.no_saliency:
+    if "whitebox" in parts:
+        more, examples = whitebox(victims, test, args.norm, steps, key)
+        rows += more + transfer(victims, test, examples)
+    if "saliency" in parts:
         saliency = saliency_model(config, root / "dual_perturbation")
         rows += saliency_analysis(victims, test, saliency, config, args.norm, steps, key)
-    if not args.no_rs:
+    if "rs" in parts:
         rows += randomized_smoothing(victims, test, config, args.norm, steps, key)
     print(format_tables(rows, args.norm))
-    print(verdict(rows))
+    if "whitebox" in parts:
+        print(verdict(rows))
     _log(f"total {time.perf_counter() - start:.0f} s")
     return rows
 
