@@ -15,9 +15,9 @@ import pytest
 
 from jaxadv import attacks, models
 from jaxadv.attacks import MetaOracle
-from jaxadv.perturbations import TanhBox
 
 from conftest import make_linear_victim, make_mlp_victim
+from registry import DenseMetaAttacker as Linear
 
 SHAPE = (3, 4)  # a latent of 12 coordinates
 A = np.linspace(-1.0, 1.5, 12).reshape(SHAPE)
@@ -29,22 +29,28 @@ def cubic(theta):
     return jnp.sum(A * theta + theta**3 / 3), (theta, jnp.zeros(2))
 
 
-class Linear(nn.Module):
-    """A tiny meta attacker: one dense layer from the flattened input to a same-shaped output."""
-
-    @nn.compact
-    def __call__(self, x):
-        return nn.Dense(x.size, name="dense")(x.ravel()).reshape(x.shape)
+def _linear_variables(n, seed):
+    """Variables of :class:`Linear` for ``n`` inputs, drawn here (no compiled ``init``)."""
+    rng = np.random.default_rng(seed)
+    kernel, bias = rng.normal(size=(n, n)) / np.sqrt(n), 0.1 * rng.normal(size=n)
+    return {
+        "params": {
+            "dense": {
+                "kernel": jnp.asarray(kernel, jnp.float32),
+                "bias": jnp.asarray(bias, jnp.float32),
+            }
+        }
+    }
 
 
 def _oracle_call(oracle, theta, state):
     return jax.jit(lambda t, s: oracle(cubic, t, jax.random.key(0), s))(theta, state)
 
 
-@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("symmetric", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_finetuning_step_matches_numpy_differences_and_hand_written_adam(symmetric):
     module, q, h, lr, steps = Linear(), 5, 1e-2, 1e-2, 4
-    variables = module.init(jax.random.key(1), jnp.zeros(SHAPE))
+    variables = _linear_variables(12, 1)
     oracle = MetaOracle(top_q=q, finetune_steps=steps, finetune_lr=lr, symmetric=symmetric, h=h)
     oracle = oracle.with_meta(module.apply, variables)
     theta = jnp.asarray(THETA, jnp.float32)
@@ -110,8 +116,7 @@ MLP_BUDGET, MLP_Q = 120, 4
 def _mlp_run(early_stop: bool):
     victim = make_mlp_victim()
     module = Linear()
-    variables = module.init(jax.random.key(0), jnp.zeros(victim.input_shape))
-    carrier = models.with_meta_attacker(models.score_only(victim), module, variables)
+    carrier = models.with_meta_attacker(models.score_only(victim), module, _linear_variables(16, 0))
     attack = attacks.meta_attack(
         top_q=MLP_Q, max_queries=MLP_BUDGET, finetune_steps=3, const=5.0, early_stop=early_stop
     )
@@ -125,6 +130,7 @@ def _cost(oracle, steps):
     return sum(oracle.call_queries(k) for k in range(steps))
 
 
+@pytest.mark.slow  # ~10 s: 12 examples, ~30 steps
 def test_query_counts_are_exact_and_success_on_the_tiny_mlp():
     attack, result, victim, labels = _mlp_run(True)
     oracle = attack.oracle
@@ -156,44 +162,54 @@ def test_targeted_and_one_sided_counts():
 
 
 def test_true_gradient_meta_attacker_equals_white_box_top_q_coordinate_attack():
+    # A linear victim in the box [−1, 1]: x = tanh(w), w = arctanh(x0) + z, and the objective
+    # ‖x − x0‖² + c·max(s_y − max_{j≠y} s_j, 0) (log-softmax differences = logit differences) has
+    # the closed-form latent gradient (2(x − x0) + c·[margin > 0](W_y − W_j*))·(1 − x²).
     victim = make_linear_victim(dim=12, num_classes=3, seed=2, bounds=(-1.0, 1.0))
-    x0 = jnp.linspace(-0.5, 0.6, 12)
-    label = int(jnp.argmax(victim(x0)))
-    const, lr, q, steps = 2.0, 0.05, 3, 7
-    box = TanhBox(-1.0, 1.0)
+    w = np.asarray(victim.variables["w"], np.float64)
+    x0 = np.linspace(-0.5, 0.6, 12)
+    label = int(np.argmax(w @ x0))
+    const, lr, q, steps = 2.0, 0.05, 3, 4  # fine-tuning (probing) steps 0 and 3
 
-    def loss_of_latent(z):  # the attack's objective in its latent (module docstring)
-        x = box.to_input(box.init(x0) + z, x0)
-        logp = jax.nn.log_softmax(victim(x))
-        other = jnp.max(jnp.where(jnp.arange(3) == label, -jnp.inf, logp))
-        return jnp.sum(jnp.square(x - x0)) + const * jnp.maximum(logp[label] - other, 0.0)
+    def gradient(x, xp=np):  # the latent gradient at input x
+        s = xp.asarray(w) @ x
+        other = xp.argmax(xp.where(xp.arange(3) == label, -xp.inf, s))
+        active = (s[label] - s[other]) > 0
+        return (2 * (x - x0) + const * active * (xp.asarray(w)[label] - xp.asarray(w)[other])) * (
+            1 - x**2
+        )
 
-    def true_gradient(x):  # the latent of input x, then the exact gradient there
-        return jax.grad(loss_of_latent)(box.init(x) - box.init(x0))
-
-    class Oracle(nn.Module):
+    class TrueGradient(nn.Module):
         @nn.compact
         def __call__(self, x):
-            return true_gradient(x)
+            return gradient(x, jnp).astype(x.dtype)
 
-    carrier = models.with_meta_attacker(models.score_only(victim), Oracle(), {})
+    carrier = models.with_meta_attacker(models.score_only(victim), TrueGradient(), {})
     attack = attacks.meta_attack(
-        top_q=q, max_queries=_cost(MetaOracle(top_q=q), steps) + 1, const=const,
-        early_stop=False, finetune_steps=2,
+        top_q=q,
+        max_queries=_cost(MetaOracle(top_q=q), steps) + 1,
+        const=const,
+        early_stop=False,
+        finetune_steps=1,
     )
     assert attack.length == steps
     hp = attack.hparams(step_size=lr, fd_step=1e-3)
-    result = attack(carrier, hp, x0, label, key=jax.random.key(0))
+    result = attack(carrier, hp, jnp.asarray(x0, jnp.float32), label, key=jax.random.key(0))
 
     # White box: z ← z − lr·g/(|g| + 1e-8) on the q coordinates of largest |g|.
-    z, losses = np.zeros(12, np.float32), []
+    x, z, losses = x0.copy(), np.zeros(12), []
     for _ in range(steps):
-        g = np.asarray(jax.grad(loss_of_latent)(jnp.asarray(z)))
-        losses.append(float(loss_of_latent(jnp.asarray(z))))
+        s = w @ x
+        margin = s[label] - np.max(np.delete(s, label))
+        losses.append(np.sum((x - x0) ** 2) + const * max(margin, 0.0))
+        g = gradient(x)
         top = np.argsort(-np.abs(g), kind="stable")[:q]
         z[top] -= lr * g[top] / (np.abs(g[top]) + 1e-8)
+        x = np.tanh(np.arctanh(x0 * (1 - 1e-6)) + z)
     np.testing.assert_allclose(result.trace, losses, rtol=1e-4, atol=1e-5)
     assert losses[-1] < losses[0]
+    # Steps 0 and 3 probe 2q coordinates, steps 1 and 2 only evaluate; then the final evaluation.
+    assert int(result.steps) == steps and int(result.queries) == 2 * (2 * q + 1) + 2 + 1
 
 
 # -- the meta attacker's network and the bad inputs -------------------------------------------------
@@ -211,20 +227,24 @@ def test_meta_attacker_maps_an_image_to_a_gradient_of_its_shape(shape, features)
     assert len(convs) == len(transposed) == len(features)
     out = jax.eval_shape(module.apply, variables, jnp.zeros(shape))
     assert out.shape == shape
-    assert jax.eval_shape(module.apply, variables, jnp.zeros((2,) + shape)).shape == (2,) + shape
+    if shape[-1] == 1:  # a batch of images too
+        batch = jax.eval_shape(module.apply, variables, jnp.zeros((2,) + shape))
+        assert batch.shape == (2,) + shape
 
 
 def test_bad_input():
-    victim = models.score_only(make_mlp_victim())
+    victim = models.score_only(make_linear_victim(dim=16))
     module = Linear()
-    variables = module.init(jax.random.key(0), jnp.zeros((4, 4, 1)))
-    wrong = module.init(jax.random.key(0), jnp.zeros((3, 3, 1)))
+    variables = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros(16))
+    wrong = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros(9))
     with pytest.raises(ValueError, match="`module`"):
-        models.with_meta_attacker(victim, module, wrong)  # 9 outputs, not 16
+        models.with_meta_attacker(victim, module, wrong)  # a 9 → 9 attacker for 16 inputs
     with pytest.raises(ValueError, match="`module`"):
         models.with_meta_attacker(victim, nn.Dense(3), {})
+    with pytest.raises(ValueError, match="`victim`"):
+        models.with_meta_attacker(object(), module, variables)
     carrier = models.with_meta_attacker(victim, module, variables)
-    x0 = jnp.zeros((4, 4, 1))
+    x0 = jnp.zeros(16)
     too_many = attacks.meta_attack(top_q=17, max_queries=100)
     with pytest.raises(ValueError, match="`top_q`"):
         too_many(carrier, too_many.hparams(), x0, 0, key=jax.random.key(0))

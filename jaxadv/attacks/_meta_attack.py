@@ -183,8 +183,14 @@ class MetaOracle:
             g = finite_differences(loss_fn, theta, loss, index, self.h, self.symmetric)
             opt_state = tx.init(state.variables) if self.reset_optimizer else state.opt_state
             variables, opt_state = finetune(
-                self.predict, state.variables, opt_state, x, index, standardise(g),
-                self.finetune_steps, tx,
+                self.predict,
+                state.variables,
+                opt_state,
+                x,
+                index,
+                standardise(g),
+                self.finetune_steps,
+                tx,
             )
             return g, variables, opt_state, jnp.asarray(self.probes, jnp.int32)
 
