@@ -113,12 +113,17 @@ MLP_BUDGET, MLP_Q = 120, 4
 
 
 @functools.lru_cache(maxsize=None)
-def _mlp_run(early_stop: bool):
+def _mlp_run(early_stop: bool, max_l2=None):
     victim = make_mlp_victim()
     module = Linear()
     carrier = models.with_meta_attacker(models.score_only(victim), module, _linear_variables(16, 0))
     attack = attacks.meta_attack(
-        top_q=MLP_Q, max_queries=MLP_BUDGET, finetune_steps=3, const=5.0, early_stop=early_stop
+        top_q=MLP_Q,
+        max_queries=MLP_BUDGET,
+        finetune_steps=3,
+        const=5.0,
+        early_stop=early_stop,
+        max_l2=max_l2,
     )
     images = jax.random.uniform(jax.random.key(3), (12,) + victim.input_shape)
     labels = jnp.argmax(victim.batch(images), -1)
@@ -156,6 +161,16 @@ def test_targeted_and_one_sided_counts():
     assert attack.oracle.queries_per_call == 4 and attack.targeted
     assert [attack.oracle.call_queries(k) for k in range(3)] == [4, 1, 1]
     assert attack.length == 14  # budget 30 − 1: 4 cycles of 4+1+1 (24), then 4 + 1 = 29
+
+
+@pytest.mark.slow  # ~10 s: another compilation of the MLP run
+def test_published_l2_cap_counts_success_only_within_it():
+    _, free, _, _ = _mlp_run(True)
+    cap = float(np.median(np.asarray(free.l2)[np.asarray(free.success)]))
+    _, capped, _, _ = _mlp_run(True, cap)
+    success = np.asarray(capped.success)
+    assert np.all(np.asarray(capped.l2)[success] <= cap + 1e-5)
+    assert success.sum() >= 1 and not np.array_equal(success, np.asarray(free.success))
 
 
 # -- a meta attacker that knows the gradient: the white-box top-q coordinate attack -------------
@@ -257,6 +272,7 @@ def test_bad_input():
         (dict(top_q=4, max_queries=8), "max_queries"),  # cannot pay for one 2q+1 step + final
         (dict(finetune_interval=0), "finetune_interval"),
         (dict(finetune_steps=-1), "finetune_steps"),
+        (dict(max_l2=0.0), "max_l2"),
     ]:
         with pytest.raises(ValueError, match=f"`{name}`"):
             attacks.meta_attack(**kwargs)

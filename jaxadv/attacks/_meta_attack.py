@@ -29,8 +29,9 @@ option here: its finite difference is one-sided, [F(θ + h e_i) − F(θ)] / 2h 
 standardised and the step is a sign); it re-creates the fine-tuning Adam at every fine-tuning
 (``reset_optimizer=True``, our default too; False carries its moments on); its ``loss2 =
 loss1.clone()`` means the ℓ2 distance is never penalised (``penalise_l2=False`` minimises
-``c · f(x)`` alone); and it counts success only when also ``‖x − x0‖₂ ≤ 20`` (not offered: the
-runner's success test sees the scores only). ``c`` is fixed per run (no binary search).
+``c · f(x)`` alone); and it counts success only when also ``‖x − x0‖₂ ≤ 20`` (``max_l2=20``).
+Not implemented: its binary search over ``c`` (``c`` is fixed per run; sweep ``initial_const``)
+and its normalised input scale (the meta attacker here sees the victim's input as it is).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxadv import _checks
+from jaxadv.attacks._runner import descent
 from jaxadv.attacks._zoo import LogProbMargin, ZerothOrderCW
 from jaxadv.constraints import unconstrained
 from jaxadv.gradients import CoordinateEstimate, probe_losses
@@ -227,14 +229,19 @@ class MetaAttack(ZerothOrderCW):
     Attributes (besides those of :class:`ZerothOrderCW`; ``reduced``/``decoder`` stay None):
       penalise_l2: minimise ``c·f(x) + ‖x − x0‖²`` (the paper); False: ``c·f(x)`` alone (the
         published code's ``loss2 = loss1.clone()``).
+      max_l2: an iterate counts as successful only if also ``‖x − x0‖₂ ≤ max_l2`` (the published
+        code's 20); None: no cap (the paper).
     """
 
     penalise_l2: bool = True
+    max_l2: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.oracle, MetaOracle):
             raise ValueError(f"`oracle` must be a MetaOracle; got {type(self.oracle).__name__}.")
         super().__post_init__()
+        if self.max_l2 is not None and not self.max_l2 > 0:
+            raise ValueError(f"`max_l2` must be positive or None; got {self.max_l2!r}.")
 
     @property
     def length(self) -> int:
@@ -263,6 +270,27 @@ class MetaAttack(ZerothOrderCW):
         self.check_victim(victim, hp)
         return self.oracle.with_params(hp).with_meta(victim.predict, victim.variables)
 
+    def single_run(self, victim, hp, x0, label, target):
+        cap = None
+        if self.max_l2 is not None:
+            cap = lambda x: jnp.sum(jnp.square(x - x0)) <= self.max_l2**2  # noqa: E731
+        return descent(
+            victim,
+            x0,
+            loss_fn=self.loss_fn(victim, hp, x0, label, target),
+            success_fn=lambda scores: self.success(scores, label, target),
+            tx=self.step_rule(hp),
+            constraint=self.feasible_set(hp, victim),
+            perturbation=self.latent(victim),
+            oracle=self.oracle_for(victim, hp, x0, label, target),
+            steps=self.length,
+            random_start=self.random_start,
+            early_stop=self.early_stop,
+            select=self.select,
+            max_queries=self.query_budget,
+            input_success=cap,
+        )
+
 
 def meta_attack(
     *,
@@ -276,6 +304,7 @@ def meta_attack(
     symmetric: bool = True,
     reset_optimizer: bool = True,
     penalise_l2: bool = True,
+    max_l2: float | None = None,
     early_stop: bool = True,
 ) -> MetaAttack:
     """The Meta Attack (Du et al., ICLR 2020; module docstring) on a victim built with
@@ -291,6 +320,7 @@ def meta_attack(
       symmetric: the paper's symmetric difference (False: the published one-sided one).
       reset_optimizer: a fresh fine-tuning Adam every time (the published code).
       penalise_l2: the paper's ``+ ‖δ‖²`` (False: the published code's unpenalised loss).
+      max_l2: count success only within this ℓ2 distance (the published code's 20); None: no cap.
       early_stop: stop each example at its first success (the published code).
 
     ``hp.step_size`` (0.01) is the coordinate step, ``hp.fd_step`` (1e-4) the difference's h.
@@ -315,6 +345,7 @@ def meta_attack(
         early_stop=early_stop,
         select="l2",
         penalise_l2=penalise_l2,
+        max_l2=None if max_l2 is None else float(max_l2),
         defaults=(("step_size", 1e-2), ("initial_const", const), ("fd_step", 1e-4)),
         name="meta-attack" + ("-targeted" if targeted else ""),
     )

@@ -106,6 +106,7 @@ def descent(
     early_stop: bool = False,
     select: str = "loss",
     max_queries: int | None = None,
+    input_success: Callable[[jax.Array], jax.Array] | None = None,
 ) -> Program:
     """The descent loop of ``loss_fn`` on one example as a :class:`Program` of ``steps`` steps.
 
@@ -130,6 +131,8 @@ def descent(
         ``finish`` makes included (``oracle.forward_query`` queries). With ``early_stop``, the
         step of a query-based oracle that finds success is charged its evaluation of the current
         point only (the success test comes before the probes).
+      input_success: ``x -> bool``, a further condition on the input for an iterate to count as
+        successful (the Meta Attack's optional ℓ2 cap); None: none.
 
     The program's result is the best iterate by (success, then ``select``), including the one
     after the last step (``finish`` evaluates it with one forward pass).
@@ -162,7 +165,10 @@ def descent(
 
     def candidate(theta, x, logits, loss):
         delta = theta if perturbation.additive else x - x0
-        return _candidate(x, delta, logits, loss, success_fn(logits), select)
+        success = success_fn(logits)
+        if input_success is not None:
+            success = success & input_success(x)
+        return _candidate(x, delta, logits, loss, success, select)
 
     def init(key):
         key, start_key = jax.random.split(key)
