@@ -113,7 +113,7 @@ MLP_BUDGET, MLP_Q = 120, 4
 
 
 @functools.lru_cache(maxsize=None)
-def _mlp_run(early_stop: bool, max_l2=None):
+def _mlp_run(early_stop: bool, max_l2=None, targeted=False):
     victim = make_mlp_victim()
     module = Linear()
     carrier = models.with_meta_attacker(models.score_only(victim), module, _linear_variables(16, 0))
@@ -124,11 +124,14 @@ def _mlp_run(early_stop: bool, max_l2=None):
         const=5.0,
         early_stop=early_stop,
         max_l2=max_l2,
+        targeted=targeted,
     )
     images = jax.random.uniform(jax.random.key(3), (12,) + victim.input_shape)
     labels = jnp.argmax(victim.batch(images), -1)
+    targets = (labels + 1) % 3 if targeted else None
     hp = attack.hparams(step_size=0.2)
-    return attack, attack.batch(carrier, hp, images, labels, jax.random.key(0)), victim, labels
+    result = attack.batch(carrier, hp, images, labels, jax.random.key(0), targets)
+    return attack, result, victim, labels
 
 
 def _cost(oracle, steps):
@@ -154,6 +157,15 @@ def test_query_counts_are_exact_and_success_on_the_tiny_mlp():
             assert n == _cost(oracle, length) + 1
     fooled = np.argmax(np.asarray(victim.batch(result.x_adv)), -1) != np.asarray(labels)
     np.testing.assert_array_equal(fooled, success)
+
+
+@pytest.mark.slow  # ~10 s: another compilation of the MLP run
+def test_targeted_run_reaches_the_target():
+    _, result, victim, labels = _mlp_run(True, targeted=True)
+    success = np.asarray(result.success)
+    assert success.mean() >= 0.5, success
+    reached = np.argmax(np.asarray(victim.batch(result.x_adv)), -1) == (np.asarray(labels) + 1) % 3
+    np.testing.assert_array_equal(reached, success)
 
 
 def test_targeted_and_one_sided_counts():
