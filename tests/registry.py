@@ -388,13 +388,13 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
-# Meta Attack (score-based, ZOO's objective; a fine-tuning step of 2·4 + 1 queries, two
-# predicted steps of 1, the final evaluation): batch-level checks; tests/test_meta_attack.py checks
+# Meta Attack (score-based, ZOO's objective; a fine-tuning step of 2·2 + 1 queries, a predicted
+# step of 1, the final evaluation): batch-level checks; tests/test_meta_attack.py checks
 # the oracle, the fine-tuning, query counts and the true-gradient limit.
 ATTACKS.update({
     "meta-attack": AttackEntry(
         attacks.meta_attack,
-        lambda: attacks.meta_attack(top_q=4, max_queries=12, finetune_steps=2),
+        lambda: attacks.meta_attack(top_q=2, max_queries=7, finetune_steps=1),
         victim="classifier+meta", eps=None, budget=None, full=False,
     ),
 })  # fmt: skip
