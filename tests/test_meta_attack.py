@@ -78,9 +78,9 @@ def test_finetuning_step_matches_numpy_differences_and_hand_written_adam(symmetr
     assert int(queries) == (2 * q if symmetric else q) + 1 == oracle.queries_per_call
     assert int(new_state.count) == 1
 
-    # Fine-tuning: Adam (β1 .9, β2 .999, ε 1e-8) on mean((A(x)[index] − ĝ/std ĝ)²), by hand.
-    target = np.asarray(est.grad).reshape(-1)[index]
-    target = target / target.std()
+    # Fine-tuning: Adam (β1 .9, β2 .999, ε 1e-8) on mean((A(x)[index] − ĝ/σ)²), by hand.
+    sparse = np.asarray(est.grad, np.float64).reshape(-1)  # 0 off the probed coordinates
+    target = sparse[index] / sparse.std()
     w, b = kernel.copy(), bias.copy()
     mw, vw, mb, vb = 0 * w, 0 * w, 0 * b, 0 * b
     for t in range(1, steps + 1):
@@ -173,6 +173,9 @@ def test_targeted_and_one_sided_counts():
     assert attack.oracle.queries_per_call == 4 and attack.targeted
     assert [attack.oracle.call_queries(k) for k in range(3)] == [4, 1, 1]
     assert attack.length == 14  # budget 30 − 1: 4 cycles of 4+1+1 (24), then 4 + 1 = 29
+    late = attacks.meta_attack(top_q=3, finetune_first=False, max_queries=30)
+    assert [late.oracle.call_queries(k) for k in range(4)] == [1, 1, 7, 1]
+    assert late.length == 11  # budget 29: 3 cycles of 1+1+7 (9 steps, 27), then 1 + 1 = 29
 
 
 @pytest.mark.slow  # ~10 s: another compilation of the MLP run

@@ -11,7 +11,9 @@ gradient estimate known at ``q`` coordinates. The estimate comes from the meta a
   is largest are estimated by finite differences of the loss in the latent (the paper's
   symmetric ĝ_i = [F(θ + h e_i) − F(θ − h e_i)] / 2h, ``2q + 1`` queries with the evaluation of θ);
   ``A`` is fine-tuned for ``finetune_steps`` Adam steps (learning rate ``finetune_lr``) on the
-  mean squared error between ``A(x)`` and ĝ/std(ĝ) at those coordinates, and the step uses ĝ;
+  mean squared error between ``A(x)`` and ĝ/σ at those coordinates (σ: the standard deviation
+  of the whole estimate, zero off those coordinates, as the published code), and the step uses ĝ
+  on those coordinates;
 * the other steps use ``A(x)`` itself at its top ``q`` coordinates: one query (the evaluation).
 
 The fine-tuning runs inside the compiled program: each example carries its own copy of ``A``'s
@@ -29,9 +31,11 @@ option here: its finite difference is one-sided, [F(θ + h e_i) − F(θ)] / 2h 
 standardised and the step is a sign); it re-creates the fine-tuning Adam at every fine-tuning
 (``reset_optimizer=True``, our default too; False carries its moments on); its ``loss2 =
 loss1.clone()`` means the ℓ2 distance is never penalised (``penalise_l2=False`` minimises
-``c · f(x)`` alone); and it counts success only when also ``‖x − x0‖₂ ≤ 20`` (``max_l2=20``).
-Not implemented: its binary search over ``c`` (``c`` is fixed per run; sweep ``initial_const``)
-and its normalised input scale (the meta attacker here sees the victim's input as it is).
+``c · f(x)`` alone); it counts success only when also ``‖x − x0‖₂ ≤ 20`` (``max_l2=20``); and
+its first fine-tuning is at the ``finetune_interval``-th step (``finetune_first=False``). Not
+offered: its binary search over ``c`` (fixed per run; sweep ``initial_const``), and on
+fine-tuning steps it steps at the fine-tuned attacker's new top-q coordinates (the estimate is 0
+at those not probed), where we step at the probed ones.
 """
 
 from __future__ import annotations
@@ -78,9 +82,12 @@ def finite_differences(loss_fn, theta, loss, index, h, symmetric: bool) -> jax.A
     return (probe_losses(loss_fn, theta + steps) - loss) / (2 * h)
 
 
-def standardise(values: jax.Array) -> jax.Array:
-    """``values / std(values)`` (the published fine-tuning target); unchanged when the std is 0."""
-    std = jnp.std(values)
+def standardise(values: jax.Array, size: int) -> jax.Array:
+    """The published fine-tuning target: ``values`` over the standard deviation of the whole
+    estimate of ``size`` entries (zero off the estimated coordinates); unchanged if that is 0."""
+    mean = jnp.sum(values) / size
+    var = (jnp.sum(jnp.square(values - mean)) + (size - values.size) * mean**2) / size
+    std = jnp.sqrt(var)
     return values / jnp.where(std > 0, std, 1.0)
 
 
@@ -112,6 +119,8 @@ class MetaOracle:
       finetune_lr: their learning rate (1e-2).
       symmetric: the paper's symmetric difference; False: the published one-sided one.
       reset_optimizer: a fresh Adam state at every fine-tuning (the published code).
+      finetune_first: fine-tune at calls 0, interval, 2·interval, …; False: at calls interval − 1,
+        2·interval − 1, … (the published code's ``(step + 1) % interval == 0``).
       h: the finite-difference step (a query attack sets it from ``hp.fd_step``).
       predict: ``(variables, x) -> gradient estimate`` of the meta attacker.
       variables: its initial variables.
@@ -123,6 +132,7 @@ class MetaOracle:
     finetune_lr: float = 1e-2
     symmetric: bool = True
     reset_optimizer: bool = True
+    finetune_first: bool = True
     h: Any = 1e-4
     predict: Callable | None = None
     variables: Any = None
@@ -148,9 +158,14 @@ class MetaOracle:
         """The most one call spends: a fine-tuning call (the first call is one)."""
         return self.probes + self.forward_query
 
+    @property
+    def offset(self) -> int:
+        """Calls ``k`` with ``(k + offset) % finetune_interval == 0`` fine-tune."""
+        return 0 if self.finetune_first else 1
+
     def call_queries(self, k: int) -> int:
         """Queries of the ``k``-th call (0-based)."""
-        fd = k % self.finetune_interval == 0
+        fd = (k + self.offset) % self.finetune_interval == 0
         return self.forward_query + (self.probes if fd else 0)
 
     def with_params(self, hp) -> MetaOracle:
@@ -190,7 +205,7 @@ class MetaOracle:
                 opt_state,
                 x,
                 index,
-                standardise(g),
+                standardise(g, n),
                 self.finetune_steps,
                 tx,
             )
@@ -200,7 +215,7 @@ class MetaOracle:
             g = prediction.ravel()[index].astype(theta.dtype)
             return g, state.variables, state.opt_state, jnp.zeros((), jnp.int32)
 
-        fd = state.count % self.finetune_interval == 0
+        fd = (state.count + self.offset) % self.finetune_interval == 0
         g, variables, opt_state, probes = jax.lax.cond(fd, estimate, predicted, None)
 
         def scatter(values):
@@ -303,6 +318,7 @@ def meta_attack(
     const: float = 0.5,
     symmetric: bool = True,
     reset_optimizer: bool = True,
+    finetune_first: bool = True,
     penalise_l2: bool = True,
     max_l2: float | None = None,
     early_stop: bool = True,
@@ -319,6 +335,8 @@ def meta_attack(
       const: C&W's ``c`` (the published 0.5); ``hp.kappa`` is the margin's κ.
       symmetric: the paper's symmetric difference (False: the published one-sided one).
       reset_optimizer: a fresh fine-tuning Adam every time (the published code).
+      finetune_first: the first step fine-tunes (False: the ``finetune_interval``-th, as the
+        published code; the steps before it use the meta attacker as trained).
       penalise_l2: the paper's ``+ ‖δ‖²`` (False: the published code's unpenalised loss).
       max_l2: count success only within this ℓ2 distance (the published code's 20); None: no cap.
       early_stop: stop each example at its first success (the published code).
@@ -334,6 +352,7 @@ def meta_attack(
         finetune_lr=finetune_lr,
         symmetric=symmetric,
         reset_optimizer=reset_optimizer,
+        finetune_first=finetune_first,
     )
     return MetaAttack(
         objective=LogProbMargin(bool(targeted)),
