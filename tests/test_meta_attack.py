@@ -188,6 +188,21 @@ def test_published_l2_cap_counts_success_only_within_it():
     assert success.sum() >= 1 and not np.array_equal(success, np.asarray(free.success))
 
 
+@pytest.mark.slow  # ~30-70 s: the convolutional meta attacker with per-example weights
+def test_the_convolutional_meta_attacker_fine_tunes_inside_the_attack():
+    victim = make_mlp_victim()
+    module = models.MetaAttacker(features=(4, 8))
+    variables = module.init(jax.random.key(0), jnp.zeros(victim.input_shape))
+    carrier = models.with_meta_attacker(models.score_only(victim), module, variables)
+    attack = attacks.meta_attack(top_q=4, max_queries=40, finetune_steps=3, early_stop=False)
+    images = jax.random.uniform(jax.random.key(3), (2,) + victim.input_shape)
+    labels = jnp.argmax(victim.batch(images), -1)
+    result = attack.batch(carrier, attack.hparams(), images, labels, jax.random.key(0))
+    assert np.all(np.asarray(result.finite)) and np.all(np.isfinite(np.asarray(result.trace)))
+    np.testing.assert_array_equal(result.queries, _cost(attack.oracle, attack.length) + 1)
+    assert np.all(np.asarray(result.trace)[:, -1] < np.asarray(result.trace)[:, 0])
+
+
 # -- a meta attacker that knows the gradient: the white-box top-q coordinate attack -------------
 
 
