@@ -43,8 +43,10 @@ def _linear_variables(n, seed):
     }
 
 
-def _oracle_call(oracle, theta, state):
-    return jax.jit(lambda t, s: oracle(cubic, t, jax.random.key(0), s))(theta, state)
+def _oracle_calls(oracle):
+    """One compiled call of ``oracle`` on :func:`cubic` (a fine-tuning call and a predicted one
+    share it: the branch is chosen by the state's count)."""
+    return jax.jit(lambda t, s: oracle(cubic, t, jax.random.key(0), s))
 
 
 @pytest.mark.parametrize("symmetric", [True, pytest.param(False, marks=pytest.mark.slow)])
@@ -55,7 +57,8 @@ def test_finetuning_step_matches_numpy_differences_and_hand_written_adam(symmetr
     oracle = oracle.with_meta(module.apply, variables)
     theta = jnp.asarray(THETA, jnp.float32)
     state = oracle.init(theta)
-    (loss, _), est, new_state, queries = _oracle_call(oracle, theta, state)
+    call = _oracle_calls(oracle)
+    (loss, _), est, new_state, queries = call(theta, state)
 
     # The coordinates: the meta attacker's q largest |prediction| at the input (here x = θ).
     kernel = np.asarray(variables["params"]["dense"]["kernel"], np.float64)
@@ -96,7 +99,7 @@ def test_finetuning_step_matches_numpy_differences_and_hand_written_adam(symmetr
     np.testing.assert_allclose(tuned["bias"], b, atol=1e-5)
 
     # The next call predicts with the tuned attacker: no probes, its own values at its top q.
-    (_, _), est2, state2, queries2 = _oracle_call(oracle, theta, new_state)
+    (_, _), est2, state2, queries2 = call(theta, new_state)
     prediction = flat @ w + b
     index2 = np.argsort(-np.abs(prediction), kind="stable")[:q]
     assert int(queries2) == 1 and int(state2.count) == 2
