@@ -17,6 +17,7 @@ import functools
 import pathlib
 from typing import Any, Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -110,6 +111,26 @@ def make_score_only_classifier() -> Any:
     return models.score_only(make_classifier())
 
 
+class DenseMetaAttacker(nn.Module):
+    """A tiny meta attacker: one dense layer from the flattened input to a same-shaped output
+    (``models.MetaAttacker``'s convolutions cost ~10× its compile time with per-example
+    weights)."""
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(x.size, name="dense")(x.ravel()).reshape(x.shape)
+
+
+@functools.lru_cache(maxsize=None)
+def make_black_box_with_meta_attacker() -> Any:
+    """The classifier as a black box carrying a tiny meta attacker: the Meta Attack's victim."""
+    from jaxadv import models
+
+    module = DenseMetaAttacker()
+    variables = module.init(jax.random.key(5), jnp.zeros(make_classifier().input_shape))
+    return models.with_meta_attacker(models.score_only(make_classifier()), module, variables)
+
+
 def dual_labels(images: jax.Array, labels: jax.Array) -> Any:
     """The dual attack's labels: the classes and a random foreground mask per image."""
     mask = jax.random.bernoulli(jax.random.key(44), 0.5, images.shape[:-1] + (1,))
@@ -119,6 +140,7 @@ def dual_labels(images: jax.Array, labels: jax.Array) -> Any:
 VICTIMS: dict[str, Callable[[], Any]] = {
     "classifier": make_classifier,
     "classifier+surrogate": make_black_box_with_surrogate,
+    "classifier+meta": make_black_box_with_meta_attacker,
     "saliency+surrogate": make_saliency_black_box_with_surrogate,
     "score-only classifier": make_score_only_classifier,
     "saliency": make_saliency_victim,
@@ -363,6 +385,17 @@ ATTACKS.update({
     "autozoom": AttackEntry(
         attacks.autozoom, lambda: attacks.autozoom(directions=3, max_queries=17),
         victim="score-only classifier", eps=None, budget=None, full=False,
+    ),
+})  # fmt: skip
+
+# Meta Attack (score-based, ZOO's objective; a fine-tuning step of 2·2 + 1 queries, a predicted
+# step of 1, the final evaluation): batch-level checks; tests/test_meta_attack.py checks
+# the oracle, the fine-tuning, query counts and the true-gradient limit.
+ATTACKS.update({
+    "meta-attack": AttackEntry(
+        attacks.meta_attack,
+        lambda: attacks.meta_attack(top_q=2, max_queries=7, finetune_steps=1),
+        victim="classifier+meta", eps=None, budget=None, full=False,
     ),
 })  # fmt: skip
 
