@@ -29,3 +29,5 @@ from jaxadv.training._saliency_loss import saliency_image_loss as saliency_image
 from jaxadv.training._saliency_train import SaliencyTraining as SaliencyTraining
 from jaxadv.training._saliency_train import train_saliency as train_saliency
 from jaxadv.training._saliency_zoo import train_zoo_saliency as train_zoo_saliency
+# Gaussian-noise augmentation: the base classifiers of randomized smoothing (issue 17, helper D)
+from jaxadv.training._noise import gaussian_noise as gaussian_noise
