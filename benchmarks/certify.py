@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     times, outputs = interleaved(rows, args.rounds)
 
     forwards = args.images * (args.n0 + args.n)
-    print(f"\n{'row':<12}{'img/s':>10}{'  (range)':<22}{'forwards/s':>12}  {'s/image':>8}")
+    print(f"\n{'row':<12}{'img/s':>10}{'  [range]':<22}{'forwards/s':>12}  {'s/image':>8}")
     for r in rows:
         med, lo, hi = _timing.summary([args.images / t for t in times[r.name]])
         print(f"{r.name:<12}{med:>10.4g}  [{lo:.4g}, {hi:.4g}]{'':<5}"

@@ -75,7 +75,7 @@ def test_certify_quick_run_prints_its_row_and_valid_certificates(capsys):
     spec.loader.exec_module(bench)
     result = bench.main(["--quick", "--no-torch"])  # the torch row is skipped without torch
     lines = capsys.readouterr().out.splitlines()
-    found = [line for line in lines if line.startswith("jaxadv ") and "(" in line]
+    found = [line for line in lines if line.startswith("jaxadv ") and "[" in line]
     assert len(found) == 1, "\n".join(lines)
     values = [float(v) for v in _NUMBER.findall(found[0][len("jaxadv"):])]
     assert values and all(math.isfinite(v) and v > 0 for v in values), found[0]
