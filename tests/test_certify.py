@@ -171,6 +171,8 @@ def test_counts_sum_to_n_and_do_not_depend_on_the_chunking():
     victim, images, _, _ = _two_class_problem()
     again = smoothing.sample_counts(victim, images, jax.random.key(5), sigma=SIGMA, n=1000)
     np.testing.assert_array_equal(again, runs[1000])  # same key, same counts
+    raw = smoothing.sample_counts(victim, images, jax.random.PRNGKey(5), sigma=SIGMA, n=1000)
+    np.testing.assert_array_equal(raw, runs[1000])  # the same key as raw key data
     other = smoothing.sample_counts(victim, images, jax.random.key(6), sigma=SIGMA, n=1000)
     assert not np.array_equal(other, runs[1000])
     # Image i's draws depend on its index, not on the other images.

@@ -148,5 +148,7 @@ def sample_counts(
     _checks.check_positive_int("n", n)
     _checks.check_positive_int("batch_size", batch_size)
     images = jnp.asarray(images, jnp.float32)
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)  # raw uint32[2] key data: the same key, typed
     return _sample_counts(victim, images, key, jnp.float32(sigma), int(n), int(batch_size))
 
