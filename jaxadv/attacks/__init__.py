@@ -140,3 +140,9 @@ from jaxadv.attacks._dual import DualAttack as DualAttack
 from jaxadv.attacks._dual import DualHParams as DualHParams
 from jaxadv.attacks._dual import DualLabels as DualLabels
 from jaxadv.attacks._dual import dual_perturbation as dual_perturbation
+# Motion-Excited Sampler (issue 16): a video query attack with motion-sparked noise
+from jaxadv.attacks._me_sampler import ME_LOSSES as ME_LOSSES
+from jaxadv.attacks._me_sampler import MESampler as MESampler
+from jaxadv.attacks._me_sampler import MotionBandits as MotionBandits
+from jaxadv.attacks._me_sampler import me_sampler as me_sampler
+from jaxadv.attacks._me_sampler import sparked_noise as sparked_noise

@@ -29,7 +29,7 @@ WARP_COORDINATES = ("displacement", "absolute")
 
 def check_video(video, *, name: str = "video", min_frames: int = 2) -> None:
     """Raises a ValueError unless ``video`` is ``(T, H, W, C)`` with at least ``min_frames``."""
-    shape = tuple(jnp.shape(video))
+    shape = tuple(video.shape) if hasattr(video, "shape") else tuple(jnp.shape(video))
     if len(shape) != 4:
         raise ValueError(
             f"`{name}` must be one video of shape (T, H, W, C) (rank 4); got shape {shape}."
