@@ -110,6 +110,15 @@ def make_score_only_classifier() -> Any:
     return models.score_only(make_classifier())
 
 
+@functools.lru_cache(maxsize=None)
+def make_video_classifier() -> Any:
+    """A tiny video classifier seen through its scores: an MLP on videos (T=3, 4, 4, 1), 3
+    classes (the ME-Sampler's victim: any classifier whose input is a video)."""
+    from jaxadv import models
+
+    return models.score_only(make_mlp_victim(shape=(3, 4, 4, 1), seed=4))
+
+
 def dual_labels(images: jax.Array, labels: jax.Array) -> Any:
     """The dual attack's labels: the classes and a random foreground mask per image."""
     mask = jax.random.bernoulli(jax.random.key(44), 0.5, images.shape[:-1] + (1,))
@@ -123,6 +132,7 @@ VICTIMS: dict[str, Callable[[], Any]] = {
     "score-only classifier": make_score_only_classifier,
     "saliency": make_saliency_victim,
     "ensembles": make_ensembles,
+    "tiny video classifier": make_video_classifier,
 }
 
 # -- attacks ---------------------------------------------------------------------------------------
@@ -421,6 +431,17 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Motion-Excited Sampler (issue 16; 4 steps of 3 queries and the final evaluation) on a tiny
+# video victim, the frame-difference motion map: batch-level checks; tests/test_motion.py runs
+# the same attack on the same victim and batch size (one compilation serves both) for exact
+# query counts and success, and checks the warp, the motion maps, the sampler and the oracle.
+ATTACKS.update({
+    "me-sampler": AttackEntry(
+        attacks.me_sampler, lambda: attacks.me_sampler(motion="difference", max_queries=13),
+        dict(eps=0.1), victim="tiny video classifier", full=False,
+    ),
+})  # fmt: skip
+
 NOT_ATTACK_FACTORIES = {
     "apgd_checkpoints": "APGD's step-size checkpoints (a tuple of step indices)",
     "autoattack": "runs the AutoAttack ensemble of registered families (tests/test_autoattack.py)",
@@ -436,6 +457,7 @@ NOT_ATTACK_FACTORIES = {
     "run_calls": "driver: runs calls through the phases",
     "run_program": "driver: runs a Program as one scan",
     "saliency_clean_outputs": "the clean outputs a saliency attack compares against",
+    "sparked_noise": "the ME-Sampler's noise: one frame warped by a motion field (an array)",
     "square_schedule": "the Square Attack's schedule of p (an array)",
     "square_side": "the Square Attack's square side for a fraction p (an array)",
     "with_context": "a Program combinator (per-example data in the carry)",
