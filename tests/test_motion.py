@@ -159,6 +159,27 @@ def test_oracle_call_matches_the_published_update():
     assert int(queries) == 3 and abs(float(loss) - np.sum(wn * th)) < 1e-4
 
 
+def test_losses_match_their_definitions():
+    """Table 3.5's losses and the code's "CWLoss", minimised, against numpy."""
+    logits = np.array([1.0, 3.0, 2.5, -1.0], np.float32)
+    p = np.exp(logits) / np.exp(logits).sum()
+    label, target = 1, 3
+    hp = attacks.me_sampler().hparams()
+    want = {
+        ("probability", False): p[1] - p[2],
+        ("probability", True): p[1] - p[3],
+        ("logits", False): 3.0 - 2.5,
+        ("logits", True): 3.0 - (-1.0),
+        ("ce", False): np.log(p[1]),
+        ("ce", True): -np.log(p[3]),
+        ("published", False): 1.0 - p[2],  # 1 − the second-highest probability
+    }
+    for (loss, targeted), value in want.items():
+        objective = attacks.me_sampler(loss=loss, targeted=targeted).objective
+        got = objective(jnp.asarray(logits), label, target, hp)
+        assert abs(float(got) - value) < 1e-5, (loss, targeted, float(got), value)
+
+
 # -- the attack ------------------------------------------------------------------------------------
 
 
@@ -261,6 +282,10 @@ def test_bad_input_names_the_argument():
         _warp(jnp.zeros((4, 4, 1)), jnp.zeros((4, 5, 2)))
     with pytest.raises(ValueError, match="window"):
         optical_flow(jnp.zeros((2, 8, 8, 1)), window=4)
+    victim = video_victim()
+    flat = attacks.me_sampler(motion=lambda v: jnp.zeros(v.shape[:3]), max_queries=7)
+    with pytest.raises(ValueError, match="motion"):
+        flat.batch(victim, flat.hparams(), moving_videos(1), jnp.zeros(1, int), jax.random.key(0))
     image_victim = VICTIMS["score-only classifier"]()  # (4, 4, 1) images: not a video
     attack = sparked_attack()
     with pytest.raises(ValueError, match="victim.input_shape"):
@@ -290,3 +315,18 @@ def test_sampler_comparison_on_moving_videos():
             queries.append(q.mean())
         print(f"{name}: success {np.mean(rates):.3f}, mean queries {np.mean(queries):.1f}")
         assert np.mean(rates) >= 0.5
+
+
+@pytest.mark.slow
+def test_targeted_attack_reaches_its_target():
+    victim = video_victim()
+    x = moving_videos(12)
+    y = jnp.argmax(victim.batch(x), -1).astype(jnp.int32)
+    target = (y + 1) % 3
+    attack = attacks.me_sampler(motion="difference", targeted=True, max_queries=301)
+    r = attack.batch(victim, attack.hparams(eps=0.1), x, y, jax.random.key(1), target)
+    ok = np.asarray(r.success)
+    assert ok.mean() >= 0.5
+    hit = np.argmax(np.asarray(victim.batch(r.x_adv)), -1)
+    np.testing.assert_array_equal(hit[ok], np.asarray(target)[ok])
+    assert np.abs(np.asarray(r.x_adv - x)).max() <= 0.1 + 1e-6
