@@ -19,13 +19,14 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxadv import attacks, gradients, transforms
 from jaxadv.image import smoother
 from jaxadv.models.saliency import SaliencyVictim
 
-from conftest import make_mlp_victim
+from conftest import make_mlp_victim, mlp_apply
 from example_attack import RandomSignNoise
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]  # the repository
@@ -112,11 +113,26 @@ def make_score_only_classifier() -> Any:
 
 @functools.lru_cache(maxsize=None)
 def make_video_classifier() -> Any:
-    """A tiny video classifier seen through its scores: an MLP on videos (T=3, 4, 4, 1), 3
-    classes (the ME-Sampler's victim: any classifier whose input is a video)."""
+    """A tiny video classifier seen through its scores: the tests' tanh MLP (16 hidden units) on
+    videos (T=3, 4, 4, 1), 3 classes, its weights drawn and centred in numpy (nothing to compile
+    to build it). The ME-Sampler's victim: any classifier whose input is a video."""
     from jaxadv import models
+    from jaxadv.models import Victim
 
-    return models.score_only(make_mlp_victim(shape=(3, 4, 4, 1), seed=4))
+    rng = np.random.default_rng(4)
+    w1 = rng.normal(size=(48, 16)) * 2.0 / np.sqrt(48)
+    w2 = rng.normal(size=(16, 3)) * 2.0
+    sample = rng.uniform(size=(256, 48))  # centre the logits: every class is predicted somewhere
+    b2 = -np.mean(np.tanh(sample @ w1) @ w2, axis=0)
+    variables = {"w1": w1, "b1": np.zeros(16), "w2": w2, "b2": b2}
+    mlp = Victim(
+        variables={k: jnp.asarray(v, jnp.float32) for k, v in variables.items()},
+        apply_fn=mlp_apply,
+        input_shape=(3, 4, 4, 1),
+        num_classes=3,
+        bounds=(0.0, 1.0),
+    )
+    return models.score_only(mlp)
 
 
 def dual_labels(images: jax.Array, labels: jax.Array) -> Any:
