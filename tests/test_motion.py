@@ -105,12 +105,14 @@ def test_warp_absolute_coordinates_follow_the_code_mapping():
 def test_optical_flow_recovers_subpixel_translation():
     shift = (0.6, -1.3)
     video = jnp.asarray(smooth_video(shift, 2, 24), jnp.float32)
-    flow = np.asarray(jax.jit(functools.partial(optical_flow, levels=2, window=7, iterations=5))(
-        video))
+    flow_of = jax.jit(functools.partial(optical_flow, levels=2, window=7, iterations=5))
+    flow = np.asarray(flow_of(video))
     assert flow.shape == (2, 24, 24, 2)
     np.testing.assert_array_equal(flow[1], flow[0])  # the last frame repeats the previous field
     inner = flow[0, 6:-6, 6:-6]  # away from the clamped border
     assert np.abs(inner - np.array(shift)).max() < 0.1
+    # a flat video cannot be tracked (Bouguet's eigenvalue test): zero flow, not a blow-up
+    np.testing.assert_array_equal(np.asarray(flow_of(jnp.full_like(video, 0.5))), 0.0)
 
 
 def test_frame_difference_motion_zero_on_static_video_and_follows_motion():
