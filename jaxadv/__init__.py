@@ -17,6 +17,8 @@ from jaxadv import results as results
 from jaxadv import sweeps as sweeps
 from jaxadv import training as training
 from jaxadv import transforms as transforms
+# Randomized smoothing (issue 17, helper D)
+from jaxadv import certify as certify
 from jaxadv._compile_cache import enable_compilation_cache as enable_compilation_cache
 from jaxadv.attacks import Attack as Attack
 from jaxadv.attacks import HParams as HParams

@@ -57,3 +57,32 @@ def test_quick_run_prints_every_row_and_matches_the_hand_loop(capsys):
     delta = x_adv["jaxadv"] - np.asarray(result["images"])
     assert bench.STEP_SIZE / 2 < np.abs(delta).max() <= bench.EPS + 1e-6
     assert 0.0 <= x_adv["jaxadv"].min() and x_adv["jaxadv"].max() <= 1.0
+
+
+# -- benchmarks/certify.py (randomized smoothing, issue 17) -----------------------------------
+
+
+# Slow like the rows above: one C&W-net counting program compiles in ~3 s idle, ~9 s on a busy
+# 2-core machine; the statistics themselves are checked by tests/test_certify.py.
+@pytest.mark.slow
+def test_certify_quick_run_prints_its_row_and_valid_certificates(capsys):
+    from scipy import stats
+
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_certify", _SCRIPT.parent / "certify.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--quick", "--no-torch"])  # the torch row is skipped without torch
+    lines = capsys.readouterr().out.splitlines()
+    found = [line for line in lines if line.startswith("jaxadv ") and "[" in line]
+    assert len(found) == 1, "\n".join(lines)
+    values = [float(v) for v in _NUMBER.findall(found[0][len("jaxadv"):])]
+    assert values and all(math.isfinite(v) and v > 0 for v in values), found[0]
+    prediction, radius = result["outputs"]["jaxadv"]
+    assert prediction.shape == radius.shape == (2,)
+    assert np.all((prediction >= -1) & (prediction < 10))
+    # No certificate beyond what n = 100 unanimous draws allow: sigma * Phi^-1(alpha^(1/n)).
+    most = bench.SIGMA * stats.norm.ppf(bench.ALPHA ** (1 / 100))
+    assert np.all((radius >= 0) & (radius <= most + 1e-12))
+    np.testing.assert_array_equal(radius == 0, prediction == -1)

@@ -167,6 +167,11 @@ class Attack(AttackBase):
         """The per-example query budget (None: the attack runs ``steps`` steps)."""
         return None
 
+    def input_success(self, x0) -> Callable | None:
+        """A further condition ``x -> bool`` on an iterate's input for it to count as a success
+        (None: none; the Meta Attack's optional ℓ2 cap overrides this)."""
+        return None
+
     def single_run(self, victim, hp, x0, label, target) -> Program:
         """One run from one start (restarts are copies of it)."""
         return descent(
@@ -184,6 +189,7 @@ class Attack(AttackBase):
             select=self.select,
             max_queries=self.query_budget,
             eot_samples=self.eot_samples,
+            input_success=self.input_success(x0),
         )
 
     def program(self, victim, hp, x0, label, target) -> Program:

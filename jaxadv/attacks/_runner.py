@@ -108,6 +108,7 @@ def descent(
     select: str = "loss",
     max_queries: int | None = None,
     eot_samples: int | None = None,
+    input_success: Callable[[jax.Array], jax.Array] | None = None,
 ) -> Program:
     """The descent loop of ``loss_fn`` on one example as a :class:`Program` of ``steps`` steps.
 
@@ -141,6 +142,8 @@ def descent(
         draws predict it): the plurality of the n draws, the Monte-Carlo estimate of the
         smoothed classifier's decision. Each draw is one query: a step costs n times the oracle's
         queries. None: a deterministic victim (a randomized one is refused).
+      input_success: ``x -> bool``, a further condition on the input for an iterate to count as
+        successful (the Meta Attack's optional ℓ2 cap); None: none.
 
     The program's result is the best iterate by (success, then ``select``), including the one
     after the last step (``finish`` evaluates it with one forward pass).
@@ -189,7 +192,10 @@ def descent(
     def candidate(theta, loss, aux):
         x, logits, scores = aux
         delta = theta if perturbation.additive else x - x0
-        return _candidate(x, delta, logits, loss, success_fn(scores), select)
+        success = success_fn(scores)
+        if input_success is not None:
+            success = success & input_success(x)
+        return _candidate(x, delta, logits, loss, success, select)
 
     def init(key):
         key, start_key = jax.random.split(key)

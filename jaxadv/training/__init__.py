@@ -38,3 +38,5 @@ from jaxadv.training._trades import TradesKL as TradesKL
 from jaxadv.training._trades import kl_divergence as kl_divergence
 from jaxadv.training._trades import trades_attack as trades_attack
 from jaxadv.training._trades import trades_loss as trades_loss
+# Gaussian-noise augmentation: the base classifiers of randomized smoothing (issue 17, helper D)
+from jaxadv.training._noise import gaussian_noise as gaussian_noise
