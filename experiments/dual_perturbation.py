@@ -455,15 +455,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     key = jax.random.key(1)
     if "whitebox" in parts:
         more, examples = whitebox(victims, test, args.norm, steps, key)
-        rows += more + transfer(victims, test, examples)
+        more += transfer(victims, test, examples)
+        print(format_tables(more, args.norm), "\n" + verdict(more), flush=True)
+        rows += more
     if "saliency" in parts:
         saliency = saliency_model(config, root / "dual_perturbation")
-        rows += saliency_analysis(victims, test, saliency, config, args.norm, steps, key)
+        more = saliency_analysis(victims, test, saliency, config, args.norm, steps, key)
+        print(format_tables(more, args.norm), flush=True)
+        rows += more
     if "rs" in parts:
-        rows += randomized_smoothing(victims, test, config, args.norm, steps, key)
-    print(format_tables(rows, args.norm))
-    if "whitebox" in parts:
-        print(verdict(rows))
+        more = randomized_smoothing(victims, test, config, args.norm, steps, key)
+        print(format_tables(more, args.norm), flush=True)
+        rows += more
     _log(f"total {time.perf_counter() - start:.0f} s")
     return rows
 
