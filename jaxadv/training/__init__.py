@@ -38,3 +38,13 @@ from jaxadv.training._trades import TradesKL as TradesKL
 from jaxadv.training._trades import kl_divergence as kl_divergence
 from jaxadv.training._trades import trades_attack as trades_attack
 from jaxadv.training._trades import trades_loss as trades_loss
+# Meta Attack (issue 16): gradient tasks of surrogates and meta-training (Reptile, MAML)
+from jaxadv.training._meta_data import ESTIMATORS as ESTIMATORS
+from jaxadv.training._meta_data import GradientTask as GradientTask
+from jaxadv.training._meta_data import collect_gradients as collect_gradients
+from jaxadv.training._meta_data import load_gradient_task as load_gradient_task
+from jaxadv.training._meta_data import save_gradient_task as save_gradient_task
+from jaxadv.training._meta_train import META_METHODS as META_METHODS
+from jaxadv.training._meta_train import MetaTraining as MetaTraining
+from jaxadv.training._meta_train import meta_train as meta_train
+from jaxadv.training._meta_train import predict_gradients as predict_gradients
