@@ -24,6 +24,13 @@ from jaxadv.models._cw_net import CWNet
 from jaxadv.models._ensemble import FEATURE_STRATEGIES, Ensemble, ensemble
 from jaxadv.models._defenses import BilateralTransform, bilateral_defense, with_input_transform
 from jaxadv.models._layers import max_pool_2x2
+# Meta Attack (issue 16): the meta attacker (image -> gradient) carried beside a black-box victim
+from jaxadv.models._meta_attacker import (
+    MetaAttacker,
+    WithMetaAttacker,
+    meta_attacker_of,
+    with_meta_attacker,
+)
 from jaxadv.models._randomized import RandomizedVictim, with_input_noise
 from jaxadv.models._score_only import GradientAccessError, hard_label, is_black_box, score_only
 # Transfer priors: a black-box victim with the attacker's white-box surrogates
@@ -45,6 +52,10 @@ __all__ = [
     "CWNet",
     "Ensemble",
     "GradientAccessError",
+    "MetaAttacker",
+    "WithMetaAttacker",
+    "meta_attacker_of",
+    "with_meta_attacker",
     "FEATURE_STRATEGIES",
     "RandomizedVictim",
     "ReluMLP",

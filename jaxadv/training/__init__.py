@@ -48,3 +48,12 @@ from jaxadv.training._meta_train import META_METHODS as META_METHODS
 from jaxadv.training._meta_train import MetaTraining as MetaTraining
 from jaxadv.training._meta_train import meta_train as meta_train
 from jaxadv.training._meta_train import predict_gradients as predict_gradients
+from jaxadv.training._meta_default import DEFAULT_SURROGATES as DEFAULT_SURROGATES
+from jaxadv.training._meta_default import META_DATASETS as META_DATASETS
+from jaxadv.training._meta_default import SURROGATE_NAMES as SURROGATE_NAMES
+from jaxadv.training._meta_default import default_meta_attacker as default_meta_attacker
+from jaxadv.training._meta_default import held_out_cosine as held_out_cosine
+from jaxadv.training._meta_default import restore_meta_attacker as restore_meta_attacker
+from jaxadv.training._meta_default import save_meta_attacker as save_meta_attacker
+from jaxadv.training._meta_default import surrogate as surrogate
+from jaxadv.training._meta_default import surrogate_tasks as surrogate_tasks
