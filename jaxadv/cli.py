@@ -526,9 +526,8 @@ def _meta_train(parser, args) -> int:
     import jax
 
     from jaxadv.models import MetaAttacker
-    from jaxadv.training import held_out_cosine, meta_train, save_meta_attacker, surrogate
-    from jaxadv.training import surrogate_tasks
-    from jaxadv.training._meta_default import meta_dataset
+    from jaxadv.training import held_out_cosine, meta_dataset, meta_train, save_meta_attacker
+    from jaxadv.training import surrogate, surrogate_tasks
 
     for flag in ("steps", "batch_size", "inner_steps", "tasks_per_step", "surrogate_epochs",
                  "gradient_images", "features"):

@@ -52,6 +52,7 @@ from jaxadv.training._meta_default import DEFAULT_SURROGATES as DEFAULT_SURROGAT
 from jaxadv.training._meta_default import META_DATASETS as META_DATASETS
 from jaxadv.training._meta_default import SURROGATE_NAMES as SURROGATE_NAMES
 from jaxadv.training._meta_default import default_meta_attacker as default_meta_attacker
+from jaxadv.training._meta_default import meta_dataset as meta_dataset
 from jaxadv.training._meta_default import held_out_cosine as held_out_cosine
 from jaxadv.training._meta_default import restore_meta_attacker as restore_meta_attacker
 from jaxadv.training._meta_default import save_meta_attacker as save_meta_attacker
