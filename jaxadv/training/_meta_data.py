@@ -85,9 +85,10 @@ def _zoo_gradient(loss, x, label, h):
     return ((values[:d] - values[d:]) / (2 * h)).reshape(x.shape)
 
 
-def _standardize(g):
-    std = jnp.std(g)
-    return jnp.where(std > 0, g / jnp.where(std > 0, std, 1.0), g)
+def _standardize(g: np.ndarray) -> np.ndarray:
+    """Each gradient divided by its standard deviation (an all-zero one is kept), on the host."""
+    std = g.reshape(len(g), -1).std(axis=1).reshape((-1,) + (1,) * (g.ndim - 1))
+    return np.where(std > 0, g / np.where(std > 0, std, 1), g).astype(np.float32)
 
 
 def collect_gradients(
@@ -134,21 +135,17 @@ def collect_gradients(
     labels = np.asarray(labels, np.int32)
     if labels.shape != images.shape[:1]:
         raise ValueError(f"`labels` must have shape ({len(images)},); got {labels.shape}.")
-    grads = _gradient_program(estimator, bool(standardize))(
-        victim, jnp.asarray(images), jnp.asarray(labels), jnp.float32(kappa), jnp.float32(h)
-    )
-    return GradientTask(images, np.asarray(grads, np.float32), labels, name)
+    grads = _PROGRAMS[estimator](victim, images, labels, np.float32(kappa), np.float32(h))
+    grads = np.asarray(grads, np.float32)
+    return GradientTask(images, _standardize(grads) if standardize else grads, labels, name)
 
 
-def _gradient_program(estimator: str, standardize: bool):
-    return _PROGRAMS[(estimator, standardize)]
-
-
-def _make_program(estimator: str, standardize: bool):
+def _make_program(estimator: str):
     def one(victim, x, label, kappa, h):
         loss = margin_loss(victim, kappa)
-        g = jax.grad(loss)(x, label) if estimator == "white-box" else _zoo_gradient(loss, x, label, h)
-        return _standardize(g) if standardize else g
+        if estimator == "white-box":
+            return jax.grad(loss)(x, label)
+        return _zoo_gradient(loss, x, label, h)
 
     if estimator == "white-box":
         return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, None, None)))
@@ -159,7 +156,7 @@ def _make_program(estimator: str, standardize: bool):
     return jax.jit(zoo)
 
 
-_PROGRAMS = {(e, s): _make_program(e, s) for e in ESTIMATORS for s in (True, False)}
+_PROGRAMS = {estimator: _make_program(estimator) for estimator in ESTIMATORS}
 
 
 def _manager(path: Path) -> ocp.CheckpointManager:
