@@ -92,10 +92,12 @@ def test_first_order_maml_matches_hand_derivation():
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
 
 
-def test_resume_is_bit_for_bit(tmp_path):
+def test_resume_is_bit_for_bit(tmp_path, capsys):
     whole = _run(steps=4)
     _run(steps=2, checkpoint_dir=tmp_path, checkpoint_every=2)
-    resumed = _run(steps=4, checkpoint_dir=tmp_path, checkpoint_every=2, resume=True)
+    resumed = _run(steps=4, checkpoint_dir=tmp_path, checkpoint_every=2, resume=True, progress=True)
+    err = capsys.readouterr().err
+    assert "resumed from step 2" in err and "meta-step 4/4  loss" in err
     np.testing.assert_array_equal(resumed.variables["params"]["c"], whole.variables["params"]["c"])
     assert resumed.losses == whole.losses
     with pytest.raises(ValueError, match="resume=True"):
