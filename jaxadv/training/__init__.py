@@ -1,6 +1,8 @@
 """Training and evaluating victims: small classifiers (and the cached default victims), saliency
 models on fixation data (content losses, resumable orbax checkpoints), and the saliency benchmark
-scores and tables. The models themselves are in :mod:`jaxadv.models`."""
+scores and tables, and the Meta Attack's meta attacker (gradient tasks of surrogates, Reptile /
+first-order MAML meta-training, a cached default). The models themselves are in
+:mod:`jaxadv.models`."""
 
 from jaxadv.training._classifier import accuracy as accuracy
 from jaxadv.training._classifier import random_shift as random_shift
