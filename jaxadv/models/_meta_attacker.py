@@ -2,10 +2,12 @@
 
 Du, Zhang, Zhou, Yang & Feng, "Query-efficient Meta Attack to Deep Neural Networks", ICLR 2020
 (thesis chapter 2, Table 2.1): the meta attacker maps an image to an estimate of the attack
-loss's gradient at that image, of the same shape. The published network (32×32×3) is four
-convolutions then four transposed convolutions, each but the last followed by batch norm and
-ReLU: a 3×3 stride-1 convolution, three 4×4 stride-2 ones (32 → 16 → 8 → 4), three 4×4 stride-2
-transposed convolutions back up and a 3×3 stride-1 one to the image's channels.
+loss's gradient at that image, of the same shape. The published network (dydjw9/
+MetaAttack_ICLR2020, ``cifar_train.py``: 32×32×3) is four convolutions then four transposed
+convolutions, each but the last followed by ReLU then batch norm: a 3×3 stride-1 convolution to
+32 channels, three 4×4 stride-2 ones (64, 128, 256 channels; 32 → 16 → 8 → 4), three 4×4 stride-2
+transposed ones back up (128, 64, 32) and a 3×3 stride-1 one to the image's channels. (Its MNIST
+network, 16-32-64-64 channels, reaches 28 → 14 → 7 → 3 and back with a 3×3 transposed layer.)
 
 Here the widths are a parameter (``features``: the encoder's channels; its length is the depth):
 the first convolution has stride 1 and each further one halves the size, the decoder mirrors it.
@@ -54,8 +56,8 @@ class MetaAttacker(nn.Module):
         pad_h, pad_w = -height % factor, -width % factor
         h = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
 
-        def block(h):  # the published BN + ReLU (module docstring: instance norm here)
-            return nn.relu(nn.GroupNorm(num_groups=None, group_size=1)(h))
+        def block(h):  # the published ReLU then BN (module docstring: instance norm here)
+            return nn.GroupNorm(num_groups=None, group_size=1)(nn.relu(h))
 
         for level, width_ in enumerate(self.features):
             if level == 0:

@@ -49,7 +49,7 @@ from jaxadv.training._meta_train import meta_train, predict_gradients
 META_DATASETS = ("digits", "scenes")
 SURROGATE_NAMES = ("mlp", "mlp-deep", *CLASSIFIER_NAMES)
 DEFAULT_SURROGATES = ("c4", "resnet", "mlp", "mlp-deep")  # not "cw": the default victim's
-_RECIPE_VERSION = 1
+_RECIPE_VERSION = 2  # 2: MetaAttacker applies ReLU before the norm (metaattack cb98531)
 _REMEDY = "Delete that folder: the default meta attacker is trained again."
 
 
