@@ -133,8 +133,8 @@ def with_meta_attacker(victim: Any, module: nn.Module, variables: Any) -> WithMe
     Args:
       victim: the black-box victim (e.g. ``models.score_only(model)``) with image inputs.
       module: a Flax module mapping one input of the victim's shape to a gradient estimate of the
-        same shape (e.g. :class:`MetaAttacker`; restore trained variables with
-        ``models.restore_variables``).
+        same shape (e.g. :class:`MetaAttacker`; trained ones come from
+        ``training.default_meta_attacker`` or ``training.restore_meta_attacker``).
       variables: the module's variables.
 
     Returns:
