@@ -38,3 +38,7 @@ from jaxadv.training._trades import TradesKL as TradesKL
 from jaxadv.training._trades import kl_divergence as kl_divergence
 from jaxadv.training._trades import trades_attack as trades_attack
 from jaxadv.training._trades import trades_loss as trades_loss
+# Video victims trained on the moving digits (issue 16)
+from jaxadv.training._video_default import VideoSplits as VideoSplits
+from jaxadv.training._video_default import default_video_victim as default_video_victim
+from jaxadv.training._video_default import moving_digits_splits as moving_digits_splits
