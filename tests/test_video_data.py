@@ -224,8 +224,10 @@ def test_video_victims_bad_input():
 
 # ---------------------------------------------------------------------------- training (slow)
 
-# Measured test accuracy on the 800 test clips (8 classes, chance 12.5%); see the report.
-_STATED = {"r21d": 0.80, "two_stream": 0.80}
+# On the 800 test clips (8 classes, chance 12.5%), measured on the 2-core CPU: r21d 91.3%
+# (group 91.4%, direction 99.9%; 254 s of training), two_stream 96.9% (group 96.9%, direction
+# 100%; 183 s). The single-frame baseline below: 22.0% (group 89.8%, direction 23.8%).
+_STATED = {"r21d": 0.85, "two_stream": 0.90}
 
 
 @pytest.mark.slow
