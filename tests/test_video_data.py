@@ -187,21 +187,22 @@ def test_ucf101_errors(tmp_path):
 # ---------------------------------------------------------------------------- victims
 
 
-@pytest.mark.parametrize("name", ["r21d", "two_stream"])
-def test_video_victims_shape_jit_vmap(name, clips):
-    module = video_classifier(name)
-    x = jnp.asarray(clips.videos[:3])
-    variables = jax.jit(module.init)(jax.random.key(0), x)
-    victim = video_from_flax(module, variables, input_shape=(8, 32, 32, 1), num_classes=8)
-    batch_fn = jax.jit(lambda v, x: v.batch(x))  # compiled once, for both calls below
-    batch = batch_fn(victim, x)
+@pytest.mark.parametrize("net", [R2Plus1DNet, TwoStreamNet])
+def test_video_victims_shape_jit_vmap(net, clips):
+    module = net(num_classes=8, widths=(4, 4))  # small: the wiring, not the capacity, is tested
+    x = jnp.asarray(clips.videos[:3, :5, ::2, ::2])  # 5 frames of 16×16
+
+    @jax.jit  # one compilation: initialisation and the three outputs
+    def outputs(key, x):
+        variables = module.init(key, x)
+        victim = video_from_flax(module, variables, input_shape=(5, 16, 16, 1), num_classes=8)
+        return victim.batch(x), jax.vmap(victim)(x), victim.batch(x[:, ::-1])
+
+    batch, per_example, reversed_time = outputs(jax.random.key(0), x)
     assert batch.shape == (3, 8) and bool(jnp.all(jnp.isfinite(batch)))
-    per_example = jax.jit(jax.vmap(lambda v, e: v(e), in_axes=(None, 0)))(victim, x)
     np.testing.assert_allclose(per_example, batch, rtol=1e-4, atol=1e-5)
     # Frame order matters: reversing time changes the logits (the model sees motion).
-    assert float(jnp.abs(batch_fn(victim, x[:, ::-1]) - batch).max()) > 1e-6
-    with pytest.raises(ValueError, match="`x`"):
-        victim(x)  # a batch where one video is expected
+    assert float(jnp.abs(reversed_time - batch).max()) > 1e-6
 
 
 def test_video_victims_bad_input():
@@ -210,7 +211,11 @@ def test_video_victims_bad_input():
         module.init(jax.random.key(0), jnp.zeros((2, 32, 32, 1)))
     with pytest.raises(ValueError, match="at least 2 frames"):
         TwoStreamNet().init(jax.random.key(0), jnp.zeros((1, 1, 8, 8, 1)))
-    variables = {"params": {}}
+    x = jnp.zeros((2, 3, 16, 16, 1))
+    variables = jax.eval_shape(module.init, jax.random.key(0), x)  # shapes only: no compute
+    victim = video_from_flax(module, variables, input_shape=(3, 16, 16, 1), num_classes=8)
+    with pytest.raises(ValueError, match="`x`"):
+        victim(x)  # a batch where one video is expected
     with pytest.raises(ValueError, match="`input_shape`.*at least 2 frames"):
         video_from_flax(module, variables, input_shape=(1, 32, 32, 1), num_classes=8)
     with pytest.raises(ValueError, match="`input_shape` must be the shape"):
@@ -220,6 +225,7 @@ def test_video_victims_bad_input():
                          key=jax.random.key(0))
     with pytest.raises(ValueError, match="`name`"):
         video_classifier("c3d")
+    assert isinstance(video_classifier("two_stream"), TwoStreamNet)
 
 
 # ---------------------------------------------------------------------------- training (slow)
