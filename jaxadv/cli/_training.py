@@ -191,8 +191,9 @@ def _adv_train_report(args, module, data, variables, eps, key) -> None:
     if args.method == "dual":
         dual = dual_perturbation(norm=args.norm, steps=steps)
         eps_b = 5 * eps if args.eps_b is None else args.eps_b
-        result = dual.batch(victim, dual.hparams(eps_f=eps, eps_b=eps_b),
-                            x, DualLabels(y, data["test_masks"]), jax.random.fold_in(key, 2))  # fmt: skip
+        labels = DualLabels(y, data["test_masks"])
+        hp = dual.hparams(eps_f=eps, eps_b=eps_b)
+        result = dual.batch(victim, hp, x, labels, jax.random.fold_in(key, 2))
         line += f", dual (eps_b {eps_b:g}) {robust_accuracy(result, y, clean_correct):.2%}"
     print(line)
 
