@@ -65,6 +65,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxadv import attacks, certify, losses, models
 from jaxadv.data import load_segment_scenes
@@ -153,8 +154,6 @@ def _finetune_adversarial(module, variables, train, attack, hp, attack_labels, c
     """Madry et al.'s adversarial training (loss on the attack's outputs, Adam) started from
     ``variables`` (the Clean model), as the paper fine-tunes a pretrained network. The attack runs
     inside the jitted step, as in ``training.train_adversarial`` (which starts from scratch)."""
-    import optax
-
     shape, classes = train.images.shape[1:], train.num_classes
     tx = optax.adam(config["at_lr"])
     attack_labels = train.labels if attack_labels is None else attack_labels
