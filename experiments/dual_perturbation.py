@@ -65,7 +65,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxadv import attacks, certify, losses, models
 from jaxadv.data import load_segment_scenes
@@ -73,8 +72,8 @@ from jaxadv.data.saliency import make_scenes
 from jaxadv.training import gaussian_noise, train_adversarial, train_classifier, train_zoo_saliency
 
 CONFIG = dict(
-    width=8, train=2000, test=96, epochs=8, lr=3e-3, at_init="clean", at_epochs=3, at_lr=1e-3, at_drop=None,
-    at_steps=5, eval_steps=20, sigmas=(0.25, 0.5, 1.0), rs_epochs=12, rs_images=48, eot=4,
+    width=8, train=2000, test=96, epochs=8, lr=3e-3, at_init="clean", at_epochs=3, at_lr=1e-3,
+    at_drop=None, at_steps=5, eval_steps=20, sigmas=(0.25, 0.5, 1.0), rs_epochs=12, rs_images=48, eot=4,
     predict_n=(1, 25, 100), table6_sigma=0.5, certify_images=48, certify_n0=50,
     certify_n=2000, saliency_scenes=400, saliency_epochs=8, lams=(0.0, 1.0, 10.0, 100.0),
     saliency_images=48, batch_size=64,
@@ -150,48 +149,6 @@ def _hparams(attack, kind: str, eps_f, steps: int, **extra):
                           rel_step_size_b=rel, **extra)  # fmt: skip
 
 
-def _finetune_adversarial(module, variables, train, attack, hp, attack_labels, config):
-    """Madry et al.'s adversarial training (loss on the attack's outputs, Adam) started from
-    ``variables`` (the Clean model), as the paper fine-tunes a pretrained network. The attack runs
-    inside the jitted step, as in ``training.train_adversarial`` (which starts from scratch)."""
-    shape, classes = train.images.shape[1:], train.num_classes
-    tx = optax.adam(config["at_lr"])
-    attack_labels = train.labels if attack_labels is None else attack_labels
-
-    @jax.jit
-    def step(params, stats, opt_state, x, y, labels, key):
-        victim = models.from_flax(module, {"params": params, "batch_stats": stats},
-                                  input_shape=shape, num_classes=classes)  # fmt: skip
-        x_adv = jax.lax.stop_gradient(attack.batch(victim, hp, x, labels, key).x_adv)
-
-        def loss_fn(p):
-            out, upd = module.apply({"params": p, "batch_stats": stats}, x_adv, train=True,
-                                    mutable=["batch_stats"])  # fmt: skip
-            return optax.softmax_cross_entropy_with_integer_labels(out, y).mean(), upd
-
-        (loss, upd), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), upd["batch_stats"], opt_state, loss
-
-    params, stats = variables["params"], variables["batch_stats"]
-    opt_state = tx.init(params)
-    b, n = config["batch_size"], len(train.labels)
-    for epoch in range(config["at_epochs"]):
-        start, losses_ = time.perf_counter(), []
-        order = np.random.default_rng(epoch).permutation(n)
-        for i in range(n // b):
-            idx = order[i * b : (i + 1) * b]
-            labels = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[idx]), attack_labels)
-            params, stats, opt_state, loss = step(
-                params, stats, opt_state, jnp.asarray(train.images[idx]),
-                jnp.asarray(train.labels[idx]), labels, jax.random.key(1000 * epoch + i),
-            )  # fmt: skip
-            losses_.append(loss)
-        _log(f"  AT epoch {epoch + 1}: loss {float(np.mean(losses_)):.3f}, "
-             f"{time.perf_counter() - start:.0f} s")  # fmt: skip
-    return {"params": params, "batch_stats": stats}
-
-
 def train_victims(
     config: dict, norm: str, train, cache: Path, reverse: bool = False, at: bool = True
 ) -> dict[str, models.Victim]:
@@ -226,15 +183,15 @@ def train_victims(
         labels = attacks.DualLabels(train.labels, train.masks) if kind == "dual" else None
         settings = dict(common, kind=f"at-{kind}", norm=norm, eps=eps, steps=steps,
                         epochs=config["at_epochs"], lr=config["at_lr"], drop=config["at_drop"],
-                        init=config["at_init"])  # fmt: skip
+                        init=config["at_init"], trainer="train_adversarial")  # fmt: skip
 
         def fit(attack=attack, hp=hp, labels=labels):
-            if config["at_init"] == "clean":
-                return _finetune_adversarial(module, out["Clean"], train, attack, hp, labels, config)
+            start = out["Clean"] if config["at_init"] == "clean" else None
             return train_adversarial(
                 module, train.images, train.labels, attack=attack, hp=hp, key=key,
-                attack_labels=labels, epochs=config["at_epochs"], batch_size=config["batch_size"],
-                learning_rate=config["at_lr"], lr_drop_every=config["at_drop"],
+                attack_labels=labels, variables=start, epochs=config["at_epochs"],
+                batch_size=config["batch_size"], learning_rate=config["at_lr"],
+                lr_drop_every=config["at_drop"],
             ).variables  # fmt: skip
 
         out[name] = _cached(cache, f"at-{kind}-{norm}", settings, train, module, fit)

@@ -145,6 +145,26 @@ def test_smoke_tiny_run_learns_and_resumes_bit_for_bit(tmp_path, capsys):
     assert whole.losses[-1] < whole.losses[0]
 
 
+def test_fine_tuning_starts_from_the_given_variables_and_checks_them():
+    """``variables=`` starts from a trained model: with a negligible step the result is that
+    model; variables of another module are refused, naming the difference."""
+    teacher = make_mlp_victim()
+    x = np.asarray(jax.random.uniform(jax.random.key(0), (64, 4, 4, 1)))
+    y = np.asarray(jnp.argmax(teacher.batch(x), -1))
+    module, attack = ReluMLP(hidden=(8,), num_classes=3), pgd(steps=1)
+    run = functools.partial(
+        train_adversarial, module, x, y, attack=attack, hp=attack.hparams(eps=0.05),
+        key=jax.random.key(1), batch_size=32, progress=False, epochs=1,
+    )  # fmt: skip
+    start = run(learning_rate=3e-2).variables
+    tuned = run(learning_rate=1e-12, variables=start).variables
+    for a, b in zip(jax.tree.leaves(start), jax.tree.leaves(tuned)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-9)
+    other = ReluMLP(hidden=(5,), num_classes=3).init(jax.random.key(0), x[:1], train=False)
+    with pytest.raises(ValueError, match="`variables` do not match the module's"):
+        run(learning_rate=1e-3, variables=other)
+
+
 class _Pair(NamedTuple):
     label: jax.Array
     mask: jax.Array

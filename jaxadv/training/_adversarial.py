@@ -41,6 +41,7 @@ import optax
 from jaxadv import _checks, _compile
 from jaxadv.attacks import AttackBase
 from jaxadv.models import TRAINING_REMEDY, cache_lock, describe_module, from_flax, save_step
+from jaxadv.models import tree_differences
 from jaxadv.models import restore_step_meta
 from jaxadv.training._classifier import _num_classes, _validate_data, init_fn
 from jaxadv.training._keys import check_key, seed_words
@@ -69,6 +70,26 @@ class AdversarialTraining(NamedTuple):
     losses: tuple[float, ...]
     clean_accuracy: tuple[float, ...]
     adversarial_accuracy: tuple[float, ...]
+
+
+def _start_from(variables: Any, params: Any, collections: Any) -> tuple[Any, Any]:
+    """``(params, collections)`` of the given ``variables``, checked against a fresh
+    initialisation's structure and shapes (a mismatch names the first difference)."""
+    if not isinstance(variables, dict) or "params" not in variables:
+        raise ValueError(
+            "`variables` must be the module's variables, a dict with 'params' (and its other "
+            f"collections); got {type(variables).__name__}."
+        )
+    given = {k: v for k, v in variables.items() if k != "params"}
+    problems = tree_differences(
+        {"params": variables["params"], **given}, {"params": params, **collections}
+    )
+    if problems:
+        raise ValueError(
+            "`variables` do not match the module's: " + "; ".join(problems[:3])
+        )
+    cast = lambda tree: jax.tree.map(jnp.asarray, tree)  # noqa: E731
+    return cast(variables["params"]), cast(given)
 
 
 def _learning_rate(base: float, drop_every: int | None, epoch: int) -> np.float32:
@@ -162,6 +183,7 @@ def train_adversarial(
     method: str = "madry",
     beta: float = 6.0,
     attack_labels: Any = None,
+    variables: Any = None,
     bounds: tuple[float, float] = (0.0, 1.0),
     epochs: int = 10,
     batch_size: int = 128,
@@ -198,6 +220,9 @@ def train_adversarial(
       attack_labels: what the attack takes as labels, a pytree whose every leaf has a leading
         example axis of length ``n``, sliced per batch like the images (e.g. ``DualLabels(labels,
         masks)``); None: ``labels``.
+      variables: the module's variables to start from (fine-tuning a trained model, as the
+        dual-perturbation paper fine-tunes a pretrained network); None: a fresh initialisation
+        from ``key``. The optimiser state starts fresh either way.
       bounds: the pixel box of the victim the attack sees.
       epochs: total epochs, counting those already in a resumed checkpoint.
       batch_size: examples per step (capped at ``n``).
@@ -252,6 +277,8 @@ def train_adversarial(
     except TypeError:  # an unhashable module or attack: an uncached step
         init, step = _make_step.__wrapped__(*build)
     params, collections, opt_state = init(init_key, images[:1])
+    if variables is not None:
+        params, collections = _start_from(variables, params, collections)  # Adam's state: fresh
     # The attack's own checks, once, on concrete values (inside the step they see tracers).
     victim = from_flax(module, {"params": params, **collections}, input_shape=input_shape,
                        num_classes=num_classes, bounds=bounds)  # fmt: skip
@@ -273,6 +300,7 @@ def train_adversarial(
         "batch_size": batch_size,
         "key": key_words,
         "data": f"n={n} sha256:{_digest((images, labels, attack_labels))}",
+        "start": None if variables is None else f"sha256:{_digest((params, collections))}",
     }
 
     lock = contextlib.nullcontext() if checkpoint_dir is None else cache_lock(
