@@ -40,3 +40,7 @@ from jaxadv.training._trades import trades_attack as trades_attack
 from jaxadv.training._trades import trades_loss as trades_loss
 # Gaussian-noise augmentation: the base classifiers of randomized smoothing (issue 17, helper D)
 from jaxadv.training._noise import gaussian_noise as gaussian_noise
+# Video victims trained on the moving digits (issue 16)
+from jaxadv.training._video_default import VideoSplits as VideoSplits
+from jaxadv.training._video_default import default_video_victim as default_video_victim
+from jaxadv.training._video_default import moving_digits_splits as moving_digits_splits
