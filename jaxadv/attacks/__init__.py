@@ -146,3 +146,9 @@ from jaxadv.attacks._dual import DualLabels as DualLabels
 from jaxadv.attacks._dual import dual_perturbation as dual_perturbation
 # EOT (issue 17, helper eot): expectation over a randomized victim's draws for every Attack
 from jaxadv.attacks._attack import with_eot as with_eot
+# Motion-Excited Sampler (issue 16): a video query attack with motion-sparked noise
+from jaxadv.attacks._me_sampler import ME_LOSSES as ME_LOSSES
+from jaxadv.attacks._me_sampler import MESampler as MESampler
+from jaxadv.attacks._me_sampler import MotionBandits as MotionBandits
+from jaxadv.attacks._me_sampler import me_sampler as me_sampler
+from jaxadv.attacks._me_sampler import sparked_noise as sparked_noise
