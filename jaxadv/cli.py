@@ -359,11 +359,16 @@ def _sweep(parser, args) -> int:
     return 0
 
 
-# Data sets of ``adv-train``: name -> (dataset, attack labels of its train split or None). The
-# generated scenes with foreground masks (issue 17, jaxadv.data) plug in here, their attack labels
-# DualLabels(labels, masks) for the dual-perturbation attack (AT-Dual).
-ADV_TRAIN_DATA = ("digits",)
-_EPS_DEFAULTS = {"linf": 0.3, "l2": 2.0}  # the digits budgets of `evaluate`
+# Data sets of ``adv-train``: the embedded digits, and the generated scenes with foreground masks
+# (the dual-perturbation paper's Segment-6 analogue), the only ones AT-Dual can train on.
+ADV_TRAIN_DATA = ("digits", "scenes")
+_EPS_DEFAULTS = {  # (data, norm) -> eps: the digits budgets of `evaluate`; the scenes' are the
+    # dual-perturbation paper's Segment-6 settings (appendix F, I)
+    ("digits", "linf"): 0.3,
+    ("digits", "l2"): 2.0,
+    ("scenes", "linf"): 8 / 255,
+    ("scenes", "l2"): 0.5,
+}
 
 
 def _add_adv_train(commands) -> None:
@@ -371,9 +376,10 @@ def _add_adv_train(commands) -> None:
 
     adv = commands.add_parser(
         "adv-train",
-        help="adversarially train a classifier (AT-PGD or TRADES), checkpointed and resumable",
+        help="adversarially train a classifier (AT-PGD, AT-Dual or TRADES), checkpointed, resumable",
         description="Trains a classifier on adversarial examples made inside each train step "
-        "(Madry et al. 2018 with PGD, or TRADES, Zhang et al. 2019), with Adam; orbax "
+        "(Madry et al. 2018 with PGD, AT-Dual with the dual-perturbation attack on the scenes' "
+        "foreground masks, or TRADES, Zhang et al. 2019), with Adam; orbax "
         "checkpoints, resumable with identical results. Writes the trained variables to --out "
         "(restore_variables, or `evaluate --checkpoint`) and prints clean and PGD robust "
         "accuracy on held-out images. Attack steps default to the dual-perturbation paper's: "
@@ -381,13 +387,23 @@ def _add_adv_train(commands) -> None:
     )
     adv.add_argument("--out", required=True, help="directory to write the trained variables to")
     adv.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    adv.add_argument("--data", default="digits", choices=ADV_TRAIN_DATA, help="(digits)")
-    adv.add_argument("--size", type=int, default=28, help="image side (28)")
+    adv.add_argument(
+        "--data", default="digits", choices=ADV_TRAIN_DATA,
+        help="digits, or the generated scenes with foreground masks (needed by --method dual)",
+    )  # fmt: skip
+    adv.add_argument("--size", type=int, default=None, help="image side (digits 28, scenes 32)")
     adv.add_argument("--train", type=int, default=None, help="training images (all)")
     adv.add_argument("--model", default="cw", choices=("mlp", *CLASSIFIER_NAMES), help="(cw)")
-    adv.add_argument("--method", default="pgd", choices=("pgd", "trades"), help="(pgd)")
+    adv.add_argument("--method", default="pgd", choices=("pgd", "dual", "trades"), help="(pgd)")
     adv.add_argument("--norm", default="linf", choices=("linf", "l2"), help="(linf)")
-    adv.add_argument("--eps", type=float, default=None, help="budget (linf 0.3, l2 2.0)")
+    adv.add_argument(
+        "--eps", type=float, default=None,
+        help="budget, the foreground's with dual (digits: linf 0.3, l2 2.0; scenes: 8/255, 0.5)",
+    )  # fmt: skip
+    adv.add_argument(
+        "--eps-b", type=float, default=None,
+        help="dual only: the background budget (5 x eps, the paper's ratio)",
+    )  # fmt: skip
     adv.add_argument("--steps", type=int, default=None, help="attack steps (linf 10, l2 50)")
     adv.add_argument("--beta", type=float, default=6.0, help="TRADES' KL weight (6)")
     adv.add_argument("--epochs", type=int, default=10, help="total epochs (10)")
@@ -411,8 +427,14 @@ def _adv_train_checks(parser, args) -> None:
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1; got {value}")
-    if args.size < 8:
+    if args.size is not None and args.size < 8:
         parser.error(f"--size must be >= 8; got {args.size}")
+    if args.method == "dual" and args.data != "scenes":
+        parser.error("--method dual needs foreground masks: use --data scenes")
+    if args.eps_b is not None and args.method != "dual":
+        parser.error(f"--eps-b is the dual attack's background budget; --method is {args.method}")
+    if args.eps_b is not None and not args.eps_b >= 0:
+        parser.error(f"--eps-b must be >= 0; got {args.eps_b}")
     if args.eval_images < 0:
         parser.error(f"--eval-images must be >= 0; got {args.eval_images}")
     if args.eps is not None and not args.eps >= 0:
@@ -434,54 +456,101 @@ def _adv_train_checks(parser, args) -> None:
 def _adv_train(parser, args) -> int:
     import jax
 
-    from jaxadv.attacks import pgd
-    from jaxadv.data import load_digits
-    from jaxadv.metrics import robust_accuracy
-    from jaxadv.models import ReluMLP, classifier, from_flax, save_variables
-    from jaxadv.training import EVAL_STEPS, TRAIN_STEPS, accuracy, trades_attack
-    from jaxadv.training import train_adversarial
+    from jaxadv.attacks import DualLabels, dual_perturbation, pgd
+    from jaxadv.models import ReluMLP, classifier, save_variables
+    from jaxadv.training import TRAIN_STEPS, trades_attack, train_adversarial
 
     _adv_train_checks(parser, args)
-    data = load_digits(size=args.size, seed=args.seed)
-    images, labels = data.train_images[: args.train], data.train_labels[: args.train]
+    data = _adv_train_data(args)
+    images, labels = data["train"]
     module = (
-        ReluMLP(hidden=(64,), num_classes=data.num_classes)
+        ReluMLP(hidden=(64,), num_classes=data["num_classes"])
         if args.model == "mlp"
-        else classifier(args.model, data.num_classes)
+        else classifier(args.model, data["num_classes"])
     )
-    eps = _EPS_DEFAULTS[args.norm] if args.eps is None else args.eps
+    eps = _EPS_DEFAULTS[args.data, args.norm] if args.eps is None else args.eps
     steps = args.steps or TRAIN_STEPS[args.norm]
-    make = pgd if args.method == "pgd" else trades_attack
-    attack = make(norm=args.norm, steps=steps)
+    attack_labels = None
+    if args.method == "dual":
+        attack = dual_perturbation(norm=args.norm, steps=steps)
+        hp = attack.hparams(eps_f=eps, eps_b=5 * eps if args.eps_b is None else args.eps_b)
+        attack_labels = DualLabels(labels, data["train_masks"])
+    else:
+        attack = (pgd if args.method == "pgd" else trades_attack)(norm=args.norm, steps=steps)
+        hp = attack.hparams(eps=eps)
     key = jax.random.key(args.seed)
     training = train_adversarial(
-        module, images, labels, attack=attack, hp=attack.hparams(eps=eps), key=key,
-        method="madry" if args.method == "pgd" else "trades", beta=args.beta,
+        module, images, labels, attack=attack, hp=hp, key=key, attack_labels=attack_labels,
+        method="trades" if args.method == "trades" else "madry", beta=args.beta,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         lr_drop_every=args.lr_drop_every, checkpoint_dir=args.checkpoint_dir,
         resume=args.resume, progress=not args.quiet,
     )  # fmt: skip
     path = save_variables(args.out, training.variables, overwrite=args.overwrite)
+    budget = f"eps {eps:g}" if args.method != "dual" else f"eps_f {eps:g}, eps_b {hp.eps_b:g}"
     print(
-        f"{args.model} trained with {args.method} ({args.norm} eps {eps:g}, {steps} steps) for "
-        f"{len(training.losses)} epochs on {len(labels)} {data.name} images: final loss "
+        f"{args.model} trained with {args.method} ({args.norm} {budget}, {steps} steps) for "
+        f"{len(training.losses)} epochs on {len(labels)} {args.data} images: final loss "
         f"{training.losses[-1]:.4f}, adversarial train accuracy "
         f"{training.adversarial_accuracy[-1]:.2%}; variables written to {path}"
     )
     if args.eval_images:
-        victim = from_flax(module, training.variables, input_shape=images.shape[1:],
-                           num_classes=data.num_classes)  # fmt: skip
-        x, y = data.test_images[: args.eval_images], data.test_labels[: args.eval_images]
-        evaluation = pgd(norm=args.norm, steps=args.eval_steps or EVAL_STEPS[args.norm])
-        result = evaluation.batch(victim, evaluation.hparams(eps=eps), x, y,
-                                  jax.random.fold_in(key, 1))  # fmt: skip
-        clean_correct = jax.numpy.argmax(victim.batch(x), -1) == y
-        robust = robust_accuracy(result, y, clean_correct)
-        print(
-            f"held out ({len(y)} images): clean accuracy {accuracy(victim, x, y):.2%}, PGD "
-            f"({evaluation.steps} steps, {args.norm} eps {eps:g}) robust accuracy {robust:.2%}"
-        )
+        _adv_train_report(args, module, data, training.variables, eps, key)
     return 0
+
+
+def _adv_train_data(args) -> dict:
+    """The train split (and a held-out split) of ``--data`` as host arrays."""
+    from jaxadv.data import load_digits, load_segment_scenes
+
+    if args.data == "digits":
+        d = load_digits(size=args.size or 28, seed=args.seed)
+        n = args.train
+        return dict(
+            train=(d.train_images[:n], d.train_labels[:n]), num_classes=d.num_classes,
+            test=(d.test_images[: args.eval_images], d.test_labels[: args.eval_images]),
+        )  # fmt: skip
+    size = (args.size or 32,) * 2
+    train = load_segment_scenes("train", args.train, size=size, seed=args.seed)
+    test = load_segment_scenes("test", max(args.eval_images, 1), size=size, seed=args.seed)
+    return dict(
+        train=(train.images, train.labels), train_masks=train.masks,
+        num_classes=train.num_classes, test=(test.images, test.labels), test_masks=test.masks,
+    )  # fmt: skip
+
+
+def _adv_train_report(args, module, data, variables, eps, key) -> None:
+    """Held-out clean accuracy and PGD robust accuracy at the training budget (and the dual
+    attack's at its budgets, for AT-Dual)."""
+    import jax
+
+    from jaxadv.attacks import DualLabels, dual_perturbation, pgd
+    from jaxadv.metrics import robust_accuracy
+    from jaxadv.models import from_flax
+    from jaxadv.training import EVAL_STEPS, accuracy
+
+    x, y = data["test"]
+    victim = from_flax(module, variables, input_shape=x.shape[1:],
+                       num_classes=data["num_classes"])  # fmt: skip
+    steps = args.eval_steps or EVAL_STEPS[args.norm]
+    clean_correct = jax.numpy.argmax(victim.batch(x), -1) == y
+    evaluation = pgd(norm=args.norm, steps=steps)
+    result = evaluation.batch(victim, evaluation.hparams(eps=eps), x, y,
+                              jax.random.fold_in(key, 1))  # fmt: skip
+    line = (
+        f"held out ({len(y)} images): clean accuracy {accuracy(victim, x, y):.2%}, PGD "
+        f"({steps} steps, {args.norm} eps {eps:g}) robust accuracy "
+        f"{robust_accuracy(result, y, clean_correct):.2%}"
+    )
+    if args.method == "dual":
+        dual = dual_perturbation(norm=args.norm, steps=steps)
+        eps_b = 5 * eps if args.eps_b is None else args.eps_b
+        result = dual.batch(victim, dual.hparams(eps_f=eps, eps_b=eps_b),
+                            x, DualLabels(y, data["test_masks"]), jax.random.fold_in(key, 2))  # fmt: skip
+        line += f", dual (eps_b {eps_b:g}) {robust_accuracy(result, y, clean_correct):.2%}"
+    print(line)
+
+
 
 
 if __name__ == "__main__":

@@ -130,8 +130,6 @@ def make_black_box_with_meta_attacker() -> Any:
     module = DenseMetaAttacker()
     variables = module.init(jax.random.key(5), jnp.zeros(make_classifier().input_shape))
     return models.with_meta_attacker(models.score_only(make_classifier()), module, variables)
-
-
 @functools.lru_cache(maxsize=None)
 def make_video_classifier() -> Any:
     """A tiny video classifier seen through its scores: the tests' tanh MLP (16 hidden units) on

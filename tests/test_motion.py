@@ -105,12 +105,14 @@ def test_warp_absolute_coordinates_follow_the_code_mapping():
 def test_optical_flow_recovers_subpixel_translation():
     shift = (0.6, -1.3)
     video = jnp.asarray(smooth_video(shift, 2, 24), jnp.float32)
-    flow = np.asarray(jax.jit(functools.partial(optical_flow, levels=2, window=7, iterations=5))(
-        video))
+    flow_of = jax.jit(functools.partial(optical_flow, levels=2, window=7, iterations=5))
+    flow = np.asarray(flow_of(video))
     assert flow.shape == (2, 24, 24, 2)
     np.testing.assert_array_equal(flow[1], flow[0])  # the last frame repeats the previous field
     inner = flow[0, 6:-6, 6:-6]  # away from the clamped border
     assert np.abs(inner - np.array(shift)).max() < 0.1
+    # a flat video cannot be tracked (Bouguet's eigenvalue test): zero flow, not a blow-up
+    np.testing.assert_array_equal(np.asarray(flow_of(jnp.full_like(video, 0.5))), 0.0)
 
 
 def test_frame_difference_motion_zero_on_static_video_and_follows_motion():
@@ -283,7 +285,7 @@ def test_bad_input_names_the_argument():
 def test_sampler_comparison_on_moving_videos():
     """Table 3.3's comparison at toy scale (printed; run with -s): success and mean queries of the
     multi-noise, single-noise and sparked samplers (frame-difference and optical-flow motion) on
-    24 moving-pattern videos of the tiny video victim, ε = 0.05, 61 queries, 3 seeds. Asserted:
+    24 moving-pattern videos of the tiny video victim, ε = 0.1, 301 queries, 3 seeds. Asserted:
     every sampler fools most videos and counts its queries exactly."""
     victim = video_victim()
     x = moving_videos(24)
@@ -291,12 +293,12 @@ def test_sampler_comparison_on_moving_videos():
     variants = {"multi": dict(sampler="multi"), "single": dict(sampler="single"),
                 "sparked-difference": dict(motion="difference"), "sparked-flow": dict(motion="flow")}
     for name, kw in variants.items():
-        attack = attacks.me_sampler(max_queries=61, **kw)
+        attack = attacks.me_sampler(max_queries=301, **kw)
         rates, queries = [], []
         for seed in range(3):
-            r = attack.batch(victim, attack.hparams(eps=0.05), x, y, jax.random.key(seed))
+            r = attack.batch(victim, attack.hparams(eps=0.1), x, y, jax.random.key(seed))
             q, steps, ok = (np.asarray(a) for a in (r.queries, r.steps, r.success))
-            check_query_counts(q, steps, ok, max_steps=20)
+            check_query_counts(q, steps, ok, max_steps=100)
             rates.append(ok.mean())
             queries.append(q.mean())
         print(f"{name}: success {np.mean(rates):.3f}, mean queries {np.mean(queries):.1f}")

@@ -25,6 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 WARP_COORDINATES = ("displacement", "absolute")
+# Lucas–Kanade's trackability threshold on the smaller eigenvalue of the window's gradient matrix,
+# per window pixel, for intensities in [0, 1] (OpenCV's ``minEigThreshold`` default is 1e-4).
+MIN_EIGENVALUE = 1e-4
 
 
 def check_video(video, *, name: str = "video", min_frames: int = 2) -> None:
@@ -211,9 +214,13 @@ def _lk_level(first, second, guess, window: int, iterations: int) -> jax.Array:
     r = window // 2
     gx, gy = _spatial_gradient(first)
     gxx, gxy, gyy = (_window_sum(v, window) for v in (gx * gx, gx * gy, gy * gy))
-    reg = 1e-6 * window * window  # keeps untextured windows (singular G) at d = 0, not NaN
-    gxx, gyy = gxx + reg, gyy + reg
-    det = gxx * gyy - gxy * gxy
+    # Bouguet's (and OpenCV's) trackability test: a window whose smaller eigenvalue of G, per
+    # pixel of the window, is under MIN_EIGENVALUE (flat, or an edge: the aperture problem) keeps
+    # its guess instead of dividing by a near-singular G.
+    half_trace, half_gap = 0.5 * (gxx + gyy), 0.5 * (gxx - gyy)
+    min_eig = half_trace - jnp.sqrt(half_gap * half_gap + gxy * gxy)
+    trackable = min_eig >= MIN_EIGENVALUE * window * window
+    det = jnp.where(trackable, gxx * gyy - gxy * gxy, 1.0)
     # the window of every pixel, as (K, h, w) index arrays (K = window², static)
     oy, ox = (o.reshape(-1, 1, 1) for o in np.mgrid[-r : r + 1, -r : r + 1])
     yy, xx = np.mgrid[0:h, 0:w]
@@ -227,8 +234,8 @@ def _lk_level(first, second, guess, window: int, iterations: int) -> jax.Array:
         moved = sample_bilinear(second[..., None], qx + flow[..., 0], qy + flow[..., 1])[..., 0]
         diff = jnp.where(inside, moved - i, 0.0)  # (K, h, w): each window at its pixel's d
         bx, by = jnp.sum(ix * diff, axis=0), jnp.sum(iy * diff, axis=0)
-        du = -(gyy * bx - gxy * by) / det
-        dv = -(gxx * by - gxy * bx) / det
+        du = jnp.where(trackable, -(gyy * bx - gxy * by) / det, 0.0)
+        dv = jnp.where(trackable, -(gxx * by - gxy * bx) / det, 0.0)
         return flow + jnp.stack([du, dv], axis=-1)
 
     return jax.lax.fori_loop(0, iterations, body, guess)
@@ -278,7 +285,9 @@ def optical_flow(
       iterations: Newton steps per level.
 
     Returns: ``(T, H, W, 2)`` displacements in pixels (x, y) from frame t to frame t + 1; the last
-    frame repeats the previous field. Untextured windows give 0; borders are biased (clamped).
+    frame repeats the previous field. Windows that cannot be tracked (smaller eigenvalue of the
+    gradient matrix under :data:`MIN_EIGENVALUE` per pixel: flat, or a single edge) keep the
+    coarser level's estimate (0 at the coarsest); borders are biased (clamped).
     """
     check_video(video)
     _check_flow_args(levels, window, iterations)
