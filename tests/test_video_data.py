@@ -49,6 +49,9 @@ def test_moving_digits_deterministic_and_split(clips):
     assert 0.0 <= clips.videos.min() and clips.videos.max() <= 1.0
     assert clips.class_names == MOVING_DIGITS_CLASS_NAMES and len(clips.class_names) == 8
     np.testing.assert_array_equal(np.bincount(clips.labels, minlength=8), np.full(8, 6))
+    sub = clips.subset([1, 3])
+    np.testing.assert_array_equal(sub.motion, clips.motion[[1, 3]])
+    assert sub.ids == (clips.ids[1], clips.ids[3]) and sub.video_shape == (8, 32, 32, 1)
 
 
 def _bilinear(image, y, x):
