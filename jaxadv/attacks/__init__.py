@@ -135,7 +135,8 @@ from jaxadv.attacks._meta_attack import MetaOracle as MetaOracle
 from jaxadv.attacks._meta_attack import meta_attack as meta_attack
 # Bandits-TD (query-based, time and data priors; ℓ∞ and ℓ2)
 from jaxadv.attacks._bandits import bandits as bandits
-# finite-difference query attacks: NES (Ilyas et al. 2018), SPSA (Uesato et al. 2018), RGF (Cheng et al. 2019)
+# finite-difference query attacks: NES (Ilyas et al. 2018), SPSA (Uesato et al. 2018),
+# RGF (Cheng et al. 2019)
 from jaxadv.attacks._fd_attacks import nes_attack as nes_attack
 from jaxadv.attacks._fd_attacks import rgf_attack as rgf_attack
 from jaxadv.attacks._fd_attacks import spsa_attack as spsa_attack

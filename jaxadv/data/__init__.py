@@ -1,8 +1,9 @@
 """Data set loaders: the embedded handwritten digits, MNIST-style IDX files and CIFAR-10; the
 saliency data sets and generated scenes are in :mod:`jaxadv.data.saliency`. Classification data
 with foreground masks (for foreground/background attacks): the generated segment scenes and
-Pascal VOC segmentation, as a ``MaskedDataset``; ``check_masks`` validates masks. Videos ``(n, T, H, W, C)`` as a ``VideoDataset``: the generated
-moving digits (with their known motion fields) and UCF-101 frame folders."""
+Pascal VOC segmentation, as a ``MaskedDataset``; ``check_masks`` validates masks. Videos
+``(n, T, H, W, C)`` as a ``VideoDataset``: the generated moving digits (with their known motion
+fields) and UCF-101 frame folders."""
 
 from jaxadv.data._cifar10 import load_cifar10
 from jaxadv.data._dataset import Dataset

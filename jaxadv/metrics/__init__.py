@@ -2,7 +2,8 @@
 protocol (P_suc, conditional distortion D̄, operating characteristic), the sparse-attack tables,
 transfer success (source attacked, target evaluated), and exact minimum-norm perturbations of
 small ReLU networks (MIP), the minimum-norm evaluation protocol (robustness curves, AttackBench
-local optimality, query counts), and the saliency benchmark metrics (:mod:`jaxadv.metrics.saliency`)."""
+local optimality, query counts), and the saliency benchmark metrics
+(:mod:`jaxadv.metrics.saliency`)."""
 
 from jaxadv.metrics._classification import NORM_NAMES as NORM_NAMES
 from jaxadv.metrics._classification import accuracy as accuracy
@@ -36,3 +37,5 @@ from jaxadv.metrics._sparse import target_pairs as target_pairs
 from jaxadv.metrics._transfer import TransferResult as TransferResult
 from jaxadv.metrics._transfer import transfer_success as transfer_success
 from jaxadv.metrics import saliency as saliency
+# Meta Attack (issue 16): cosine of estimated and white-box gradients
+from jaxadv.metrics._gradient import gradient_cosine as gradient_cosine
