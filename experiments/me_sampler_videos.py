@@ -27,6 +27,7 @@ Expected:  12 test clips, ε 0.05, 301 queries, key 0 (2026-12-07, loaded 2-core
            Table 3.4 (R(2+1)D): flow, frame difference, known motion all 77.8%, 177 / 152 / 159.
            Table 3.5 (R(2+1)D): probability margin 77.8%, logit margin 33.3%, cross-entropy
            66.7%, the code's 1 − second probability 66.7%. Throughput: loop / batched 1.18.
+           Targeted (--targeted, R(2+1)D): 301 queries fool 1, 0, 1 of 9 clips (too few).
            (experiments/README.md: the tables, the paired goal and the 24-clip Table 3.3.)
 Cost:      every row compiles its own program (20-170 s on the loaded 2-core CPU) and runs the
            batch for the whole budget (fixed-trip loop): the R(2+1)D tables took 17 min, the
