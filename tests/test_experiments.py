@@ -296,3 +296,55 @@ def test_dual_perturbation_tables_on_tiny_victims():
     lines = table.splitlines()
     assert sum(line.startswith("| AT-Dual |") for line in lines) == 4 and "| 8/255 |" in table
     assert dp.verdict(rows).endswith("of 4 budgets.")
+# Slow (~90 s on the loaded 2-core CPU: each ME-Sampler program compiles for ~30 s whatever the
+# victim): the tables' plumbing on the registry's tiny video victim (3 × 4 × 4 × 1, 3 classes), 4
+# random videos, 13 queries: Table 3.3, the goal row and the throughput row.
+@pytest.mark.slow
+def test_me_sampler_videos_smoke_on_a_tiny_victim():
+    from registry import make_video_classifier
+
+    module = _load("me_sampler_videos")
+    victim = make_video_classifier()
+    videos = np.asarray(jax.random.uniform(jax.random.key(1), (4, 3, 4, 4, 1)))
+    labels = np.argmax(np.asarray(victim.batch(jnp.asarray(videos))), -1)
+    motions = np.asarray(jax.random.normal(jax.random.key(2), (4, 3, 4, 4, 2)))
+    config = dict(module.SMOKE, tables=("3.3", "throughput"), detail_victim="tiny", eps=0.3,
+                  max_queries=13, loop_videos=2)  # fmt: skip
+    rows, per_video = module.run_tables({"tiny": victim}, videos, labels, motions, config)
+    table = [r for r in rows if r["table"] == "3.3"]
+    assert [r["sampler"] for r in table] == list(module.SAMPLERS)
+    for r in table:
+        assert 0.0 <= r["success"] <= 1.0 and r["max_queries_spent"] <= 13
+    assert any(r["success"] > 0 for r in table)  # eps 0.3 fools the tiny net within 4 steps
+    (goal,) = [r for r in rows if r["table"] == "goal"]
+    assert goal["sparked_fewer"] + goal["sparked_more"] <= goal["videos"] <= 4
+    (speed,) = [r for r in rows if r["table"] == "throughput"]
+    assert speed["loop_videos"] == 2 and speed["loop_over_batched"] > 0
+
+
+# Default suite (no compilation): the goal's pairing and the known-motion lookup, by hand.
+def test_me_sampler_videos_goal_pairs_only_videos_both_samplers_fooled():
+    module = _load("me_sampler_videos")
+    tag = lambda i: module._tag("v", module.SETTINGS[i][2])  # noqa: E731
+    per_video = {
+        tag(0): dict(success=np.array([1, 1, 0, 1, 1], bool), queries=np.array([10, 40, 99, 7, 5]),
+                     correct=np.array([1, 1, 1, 1, 0], bool)),
+        tag(1): dict(success=np.array([1, 1, 1, 0, 1], bool), queries=np.array([20, 31, 4, 99, 1]),
+                     correct=np.array([1, 1, 1, 1, 0], bool)),
+    }  # fmt: skip
+    goal = module.paired("v", per_video)
+    assert goal["videos"] == 2 and goal["sparked_fewer"] == 1 and goal["sparked_more"] == 1
+    assert goal["sparked_mean"] == 25.0 and goal["multi_mean"] == 25.5
+    stats = module._stats(per_video[tag(0)]["success"], per_video[tag(0)]["queries"],
+                          per_video[tag(0)]["correct"])  # fmt: skip
+    assert stats["success"] == 0.75 and stats["mean_queries"] == 19.0
+
+
+def test_me_sampler_videos_known_motion_returns_each_clips_own_field():
+    module = _load("me_sampler_videos")
+    rng = np.random.default_rng(0)
+    videos = rng.uniform(size=(5, 3, 4, 4, 1)).astype(np.float32)
+    motions = rng.normal(size=(5, 3, 4, 4, 2)).astype(np.float32)
+    lookup = module.known_motion(videos, motions)
+    for i in (0, 3, 4):  # eager: the lookup is also traced inside the attack's program
+        np.testing.assert_array_equal(np.asarray(lookup(jnp.asarray(videos[i]))), motions[i])
