@@ -149,7 +149,7 @@ def test_oracle_call_matches_the_published_update():
     prior = jnp.asarray(0.3 * rng.normal(size=VIDEO), jnp.float32)
     key = jax.random.key(7)
     (loss, _), grad, state, queries = jax.jit(
-        lambda th, k, v: oracle(loss_fn, th, k, v))(theta, key, prior)
+        lambda th, k, v: oracle(loss_fn, th, k, (v, None)))(theta, key, prior)
     n = np.asarray(oracle.noise(key, VIDEO, jnp.float32), np.float64)
     v, th, wn = (np.asarray(a, np.float64) for a in (prior, theta, w))
     q1, q2 = v + 0.1 * n, v - 0.1 * n
@@ -157,7 +157,7 @@ def test_oracle_call_matches_the_published_update():
     l2 = np.sum(wn * (th + 0.1 * q2 / np.linalg.norm(q2)))
     want = v + 0.1 * (l1 - l2) / (0.1 * 0.1**2) * (0.1 * n)
     np.testing.assert_allclose(np.asarray(grad), want, rtol=1e-4, atol=1e-4)
-    np.testing.assert_array_equal(np.asarray(state), np.asarray(grad))
+    np.testing.assert_array_equal(np.asarray(state[0]), np.asarray(grad))
     assert int(queries) == 3 and abs(float(loss) - np.sum(wn * th)) < 1e-4
 
 

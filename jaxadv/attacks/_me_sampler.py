@@ -93,7 +93,10 @@ class MotionBandits:
       sampler: ``"sparked"``, ``"single"`` or ``"multi"`` (module docstring). Static.
       coordinates: how the warp reads the motion (``"displacement"`` or the code's
         ``"absolute"``). Static.
-      motion: the clean video's motion field ``(T, H, W, 2)`` of one run (set by the attack).
+      motion: a fixed motion field ``(T, H, W, 2)`` (``with_motion``), or None.
+      source, video: the attack's way (``with_motion_source``): ``source(video)`` is the clean
+        video's field, computed ONCE per run by :meth:`init` and carried in the state (the
+        program is rebuilt for every compiled chunk of a long run; the flow is not).
       fd_eta, exploration, prior_lr: η, δ and the prior's learning rate (``hp.fd_step``,
         ``hp.exploration``, ``hp.prior_lr``).
     """
@@ -101,6 +104,8 @@ class MotionBandits:
     sampler: str = "sparked"
     coordinates: str = "displacement"
     motion: Any = None
+    source: Any = None
+    video: Any = None
     fd_eta: float = ME_DEFAULTS["fd_step"]
     exploration: float = ME_DEFAULTS["exploration"]
     prior_lr: float = ME_DEFAULTS["prior_lr"]
@@ -122,28 +127,42 @@ class MotionBandits:
     def with_motion(self, motion) -> MotionBandits:
         return dataclasses.replace(self, motion=motion)
 
-    def init(self, theta):
-        return jnp.zeros_like(theta)
+    def with_motion_source(self, source: Callable, video: jax.Array) -> MotionBandits:
+        return dataclasses.replace(self, source=source, video=video)
 
-    def noise(self, key, shape, dtype) -> jax.Array:
-        """One draw of the exploration noise for a video of ``shape`` (T, H, W, C)."""
+    def init(self, theta):
+        """``(prior, motion)``: a zero prior, and the sparked sampler's motion field."""
+        motion = self.motion
+        if self.sampler == "sparked" and motion is None and self.source is not None:
+            motion = jax.lax.stop_gradient(self.source(self.video).astype(theta.dtype))
+        return jnp.zeros_like(theta), motion
+
+    def noise(self, key, shape, dtype, motion=None) -> jax.Array:
+        """One draw of the exploration noise for a video of ``shape`` (T, H, W, C), sparked by
+        ``motion`` (default: the oracle's fixed field)."""
+        motion = self.motion if motion is None else motion
         if self.sampler == "multi":
             return jax.random.normal(key, shape, dtype)
         frame = jax.random.normal(key, shape[1:], dtype)
         if self.sampler == "single":
             return jnp.broadcast_to(frame, shape)
-        if self.motion is None:
-            raise ValueError("The sparked sampler needs the video's motion (`with_motion`).")
-        return sparked_noise(frame, self.motion, coordinates=self.coordinates)
+        if motion is None:
+            raise ValueError(
+                "The sparked sampler needs the video's motion (`with_motion` or "
+                "`with_motion_source`)."
+            )
+        return sparked_noise(frame, motion, coordinates=self.coordinates)
 
     def __call__(self, loss_fn, theta, key, state):
+        prior, motion = state
         (loss, aux) = loss_fn(theta)
-        n = self.noise(key, theta.shape, theta.dtype)
+        n = self.noise(key, theta.shape, theta.dtype, motion)
         delta = jnp.asarray(self.exploration, theta.dtype)
-        q1, q2 = _unit(state + delta * n), _unit(state - delta * n)
+        q1, q2 = _unit(prior + delta * n), _unit(prior - delta * n)
         l1, l2 = probe_losses(loss_fn, theta + self.fd_eta * jnp.stack([q1, q2]))
-        prior = state + self.prior_lr * (l1 - l2) / (self.fd_eta * delta) * n
-        return (loss, aux), prior, prior, jnp.asarray(self.queries_per_call, jnp.int32)
+        prior = prior + self.prior_lr * (l1 - l2) / (self.fd_eta * delta) * n
+        queries = jnp.asarray(self.queries_per_call, jnp.int32)
+        return (loss, aux), prior, (prior, motion), queries
 
 
 def motion_function(motion) -> Callable[[jax.Array], jax.Array]:
@@ -180,14 +199,15 @@ class MESampler(QueryAttack):
         if oracle.sampler != "sparked":
             return oracle
         check_video(x0, name="x0")
-        motion = motion_function(self.motion)(x0)
+        source = motion_function(self.motion)
         want = tuple(x0.shape[:3]) + (2,)
-        if tuple(motion.shape) != want:
+        got = tuple(jax.eval_shape(source, x0).shape)  # shapes only: the field comes in init
+        if got != want:
             raise ValueError(
                 f"`motion` must map a video of shape {tuple(x0.shape)} to a field of shape "
-                f"{want}; got {tuple(motion.shape)}."
+                f"{want}; got {got}."
             )
-        return oracle.with_motion(jax.lax.stop_gradient(motion.astype(x0.dtype)))
+        return oracle.with_motion_source(source, x0)
 
 
 @dataclasses.dataclass(frozen=True)
