@@ -29,8 +29,8 @@ Deviations, to fit the shared 2-core CPU: a width-8 ResNet of the zoo (``models.
 trained from scratch on 2000 scenes (the paper fine-tunes an ImageNet ResNet34 on 18,000); Clean
 8 epochs and RS 12 epochs of Adam at 3e-3 with cosine decay (the paper: 1e-4 for Clean, 60
 epochs). AT-PGD and AT-Dual fine-tune the Clean model for 3 epochs with Adam at 1e-3 (the paper's
-AT step size) and 5 attack steps (the paper's 10), as the paper fine-tunes a pretrained network:
-from scratch (``at_init="scratch"``, ``training.train_adversarial``, 5 epochs at 2e-3) AT-PGD
+AT step size) and 5 attack steps (the paper's 10), as the paper fine-tunes a pretrained network
+(``train_adversarial(variables=...)``): from scratch (``at_init="scratch"``, ``training.train_adversarial``, 5 epochs at 2e-3) AT-PGD
 reached only 26% clean / 10% adversarial training accuracy in this time. 96 test scenes (48 for
 RS, CERTIFY and the saliency analysis; the paper 1,200); 4 EOT draws per step; CERTIFY with n0 =
 50, n = 2,000 (Cohen et al.: 100 and 100,000), α = 0.001. The paper gives no step sizes: every
@@ -39,9 +39,9 @@ attack steps 2.5·ε/steps (per region for the dual one). λ of the saliency ana
 Command:   JAXADV_CACHE_DIR=/work/cache-victims python experiments/dual_perturbation.py
            (tiny smoke run: --smoke; --norm l2 for section F)
 Expected:  measured 2026-12-07 (experiments/README.md, "dual_perturbation.py"; 96 test scenes):
-           clean accuracy Clean 91.7%, AT-PGD 44.8%, AT-Dual 27.1%; under dual attacks at
-           ε_F = 4/255 (ε_B = 20/255) Clean 0.0%, AT-PGD 1.0%, AT-Dual 4.2%, everything ≤ 1% from
-           8/255 on; PGD at 8/255: AT-PGD 5.2%, AT-Dual 8.3%. The claim (AT-Dual more robust to
+           clean accuracy Clean 91.7%, AT-PGD 46.9%, AT-Dual 21.9%; under dual attacks at
+           ε_F = 4/255 (ε_B = 20/255) Clean 0.0%, AT-PGD 1.0%, AT-Dual 5.2%, everything ≤ 1% from
+           8/255 on; PGD at 8/255: AT-PGD 7.3%, AT-Dual 9.4%. The claim (AT-Dual more robust to
            dual attacks than AT-PGD) is NOT supported at this training budget. RS under EOT dual
            attacks: σ = 0.25 56.2% → 0.0% at 4/255 (PREDICT, n = 100).
 Cost:      ~25 min of training on the loaded 2-core CPU (load 10-20) on a first run, cached with
