@@ -30,8 +30,8 @@ trained from scratch on 2000 scenes (the paper fine-tunes an ImageNet ResNet34 o
 8 epochs and RS 12 epochs of Adam at 3e-3 with cosine decay (the paper: 1e-4 for Clean, 60
 epochs). AT-PGD and AT-Dual fine-tune the Clean model for 3 epochs with Adam at 1e-3 (the paper's
 AT step size) and 5 attack steps (the paper's 10), as the paper fine-tunes a pretrained network
-(``train_adversarial(variables=...)``): from scratch (``at_init="scratch"``, ``training.train_adversarial``, 5 epochs at 2e-3) AT-PGD
-reached only 26% clean / 10% adversarial training accuracy in this time. 96 test scenes (48 for
+(``train_adversarial(variables=...)``): from scratch (``at_init="scratch"``, 5 epochs at 2e-3)
+AT-PGD reached only 26% clean / 10% adversarial training accuracy in this time. 96 test scenes (48 for
 RS, CERTIFY and the saliency analysis; the paper 1,200); 4 EOT draws per step; CERTIFY with n0 =
 50, n = 2,000 (Cohen et al.: 100 and 100,000), α = 0.001. The paper gives no step sizes: every
 attack steps 2.5·ε/steps (per region for the dual one). λ of the saliency analysis: 0, 1, 10, 100.
