@@ -1,5 +1,5 @@
 """Command-line entry points: ``python -m jaxadv demo``, ``evaluate``, ``train-saliency``,
-``adv-train`` and ``sweep``.
+``adv-train``, ``meta-train`` and ``sweep``.
 
 A user error (a bad flag, a missing or unreadable file, a corrupted checkpoint) ends with one
 line on stderr and exit status 2, never a traceback.
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_train_saliency(commands)
     _add_sweep(commands)
     _add_adv_train(commands)
+    _add_meta_train(commands)
     args = parser.parse_args(argv)
     from jaxadv._compile_cache import enable_compilation_cache
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = {
         "sweep": _sweep, "train-saliency": _train_saliency, "demo": _demo, "evaluate": _evaluate,
-        "adv-train": _adv_train,
+        "adv-train": _adv_train, "meta-train": _meta_train,
     }[args.command]
     command = commands.choices[args.command]  # its parser: errors name the sub-command
     try:
@@ -481,6 +482,89 @@ def _adv_train(parser, args) -> int:
             f"held out ({len(y)} images): clean accuracy {accuracy(victim, x, y):.2%}, PGD "
             f"({evaluation.steps} steps, {args.norm} eps {eps:g}) robust accuracy {robust:.2%}"
         )
+    return 0
+
+
+def _add_meta_train(commands) -> None:
+    from jaxadv.training import DEFAULT_SURROGATES, META_DATASETS, META_METHODS, SURROGATE_NAMES
+
+    meta = commands.add_parser(
+        "meta-train",
+        help="meta-train a meta attacker (Meta Attack) on surrogates' gradients, resumable",
+        description="Trains surrogate classifiers (cached), collects their loss gradients at "
+        "training images (one task each) and meta-trains a MetaAttacker on them (Du et al., ICLR "
+        "2020: Reptile, 3 tasks per step, 5 inner Adam steps of 1e-2, outer step 1). Writes the "
+        "variables to --out (training.restore_meta_attacker).",
+    )
+    meta.add_argument("--out", required=True, help="directory to write the meta attacker to")
+    meta.add_argument("--data", default="digits", choices=META_DATASETS, help="(digits)")
+    meta.add_argument("--surrogates", nargs="+", default=list(DEFAULT_SURROGATES),
+                      choices=SURROGATE_NAMES, help=f"(default: {' '.join(DEFAULT_SURROGATES)})")
+    meta.add_argument("--surrogate-epochs", type=int, default=3, help="(3)")
+    meta.add_argument("--gradient-images", type=int, default=512, help="images per task (512)")
+    meta.add_argument("--estimator", default="white-box", choices=("white-box", "zoo"))
+    meta.add_argument("--method", default="reptile", choices=META_METHODS, help="(reptile)")
+    meta.add_argument("--steps", type=int, default=200, help="meta-steps (200)")
+    meta.add_argument("--batch-size", type=int, default=8, help="pairs per task and step (8)")
+    meta.add_argument("--inner-steps", type=int, default=5, help="(5)")
+    meta.add_argument("--inner-lr", type=float, default=1e-2, help="inner Adam step (1e-2)")
+    meta.add_argument("--outer-lr", type=float, default=1.0, help="Reptile's ε / MAML's step (1)")
+    meta.add_argument("--tasks-per-step", type=int, default=3, help="(3)")
+    meta.add_argument("--features", type=int, nargs="+", default=[8, 16, 32], help="(8 16 32)")
+    meta.add_argument("--held-out", default=None, choices=SURROGATE_NAMES,
+                      help="report the gradient cosine on test images against this classifier")
+    meta.add_argument("--cache-dir", default=None, help="where trained surrogates are kept")
+    meta.add_argument("--checkpoint-dir", default=None, help="orbax checkpoints of the run")
+    meta.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    meta.add_argument("--seed", type=int, default=1, help="PRNG seed (1)")
+    meta.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _meta_train(parser, args) -> int:
+    from pathlib import Path
+
+    import jax
+
+    from jaxadv.models import MetaAttacker
+    from jaxadv.training import held_out_cosine, meta_dataset, meta_train, save_meta_attacker
+    from jaxadv.training import surrogate, surrogate_tasks
+
+    for flag in ("steps", "batch_size", "inner_steps", "tasks_per_step", "surrogate_epochs",
+                 "gradient_images", "features"):
+        value = getattr(args, flag)
+        if (min(value) if isinstance(value, list) else value) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1; got {value}")
+    if args.resume and args.checkpoint_dir is None:
+        parser.error("--resume needs --checkpoint-dir")
+    _check_dir_flag(parser, "--checkpoint-dir", args.checkpoint_dir)
+    _check_dir_flag(parser, "--out", args.out)
+    if Path(args.out).exists():
+        parser.error(f"--out {args.out!r} already exists")
+    key, progress = jax.random.key(args.seed), not args.quiet
+    tasks = surrogate_tasks(args.data, args.surrogates, key=key, images=args.gradient_images,
+                            epochs=args.surrogate_epochs, estimator=args.estimator,
+                            cache_dir=args.cache_dir, progress=progress)  # fmt: skip
+    module = MetaAttacker(features=tuple(args.features))
+    data = meta_dataset(args.data)
+    init = module.init(jax.random.fold_in(key, 1), data.train_images[0])
+    run = meta_train(module, init, tasks, key=jax.random.fold_in(key, 2), steps=args.steps,
+                     batch_size=args.batch_size, method=args.method, inner_steps=args.inner_steps,
+                     inner_lr=args.inner_lr, outer_lr=args.outer_lr,
+                     tasks_per_step=args.tasks_per_step, checkpoint_dir=args.checkpoint_dir,
+                     resume=args.resume, progress=progress)  # fmt: skip
+    record = {"settings": {k: v for k, v in vars(args).items() if k != "command"},
+              "losses": list(run.losses)}  # fmt: skip
+    path = save_meta_attacker(args.out, run.variables, record)
+    print(f"meta attacker {args.method} on {' '.join(args.surrogates)} ({args.data}): "
+          f"{len(run.losses)} steps, final loss {run.losses[-1]:.4f}; written to {path}")
+    if args.held_out:
+        victim, _ = surrogate(args.held_out, args.data, key=jax.random.fold_in(key, 3),
+                              epochs=args.surrogate_epochs, cache_dir=args.cache_dir)  # fmt: skip
+        x, y = data.test_images[:200], data.test_labels[:200]
+        trained, random = held_out_cosine(module, run.variables, victim, x, y,
+                                          key=jax.random.fold_in(key, 4))  # fmt: skip
+        print(f"gradient cosine vs held-out {args.held_out} on {len(y)} test images: "
+              f"meta-trained {trained:.3f}, random init {random:.3f}")
     return 0
 
 

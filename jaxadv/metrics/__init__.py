@@ -36,3 +36,5 @@ from jaxadv.metrics._sparse import target_pairs as target_pairs
 from jaxadv.metrics._transfer import TransferResult as TransferResult
 from jaxadv.metrics._transfer import transfer_success as transfer_success
 from jaxadv.metrics import saliency as saliency
+# Meta Attack (issue 16): cosine of estimated and white-box gradients
+from jaxadv.metrics._gradient import gradient_cosine as gradient_cosine

@@ -1,6 +1,8 @@
 """Training and evaluating victims: small classifiers (and the cached default victims), saliency
 models on fixation data (content losses, resumable orbax checkpoints), and the saliency benchmark
-scores and tables. The models themselves are in :mod:`jaxadv.models`."""
+scores and tables, and the Meta Attack's meta attacker (gradient tasks of surrogates, Reptile /
+first-order MAML meta-training, a cached default). The models themselves are in
+:mod:`jaxadv.models`."""
 
 from jaxadv.training._classifier import accuracy as accuracy
 from jaxadv.training._classifier import random_shift as random_shift
@@ -40,3 +42,23 @@ from jaxadv.training._trades import trades_attack as trades_attack
 from jaxadv.training._trades import trades_loss as trades_loss
 # Gaussian-noise augmentation: the base classifiers of randomized smoothing (issue 17, helper D)
 from jaxadv.training._noise import gaussian_noise as gaussian_noise
+# Meta Attack (issue 16): gradient tasks of surrogates and meta-training (Reptile, MAML)
+from jaxadv.training._meta_data import ESTIMATORS as ESTIMATORS
+from jaxadv.training._meta_data import GradientTask as GradientTask
+from jaxadv.training._meta_data import collect_gradients as collect_gradients
+from jaxadv.training._meta_data import load_gradient_task as load_gradient_task
+from jaxadv.training._meta_data import save_gradient_task as save_gradient_task
+from jaxadv.training._meta_train import META_METHODS as META_METHODS
+from jaxadv.training._meta_train import MetaTraining as MetaTraining
+from jaxadv.training._meta_train import meta_train as meta_train
+from jaxadv.training._meta_train import predict_gradients as predict_gradients
+from jaxadv.training._meta_default import DEFAULT_SURROGATES as DEFAULT_SURROGATES
+from jaxadv.training._meta_default import META_DATASETS as META_DATASETS
+from jaxadv.training._meta_default import SURROGATE_NAMES as SURROGATE_NAMES
+from jaxadv.training._meta_default import default_meta_attacker as default_meta_attacker
+from jaxadv.training._meta_default import meta_dataset as meta_dataset
+from jaxadv.training._meta_default import held_out_cosine as held_out_cosine
+from jaxadv.training._meta_default import restore_meta_attacker as restore_meta_attacker
+from jaxadv.training._meta_default import save_meta_attacker as save_meta_attacker
+from jaxadv.training._meta_default import surrogate as surrogate
+from jaxadv.training._meta_default import surrogate_tasks as surrogate_tasks
