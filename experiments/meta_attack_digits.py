@@ -122,6 +122,34 @@ def throughput(attack, hp, victim, images, labels, targets, batched_seconds, n_b
     return dict(batched_s_per_image=batched, loop_s_per_image=loop, speedup=loop / batched)
 
 
+def table(config, black, carriers, images, labels, correct, settings, methods=METHODS):
+    """Rows of every ``method`` in every setting (``"untargeted"``/``"targeted"``) on the
+    score-only ``black`` (``carriers``: method → black joined to its meta attacker), and the
+    throughput row after the untargeted Meta Attack (``config["loop_images"]`` digits looped)."""
+    rows = []
+    for setting in settings:
+        targeted = setting == "targeted"
+        targets = (labels + 1) % black.num_classes if targeted else None
+        max_queries = budget(config, config["iterations"][setting])
+        for method in methods:
+            attack, hp = make_attack(method, config, targeted, max_queries)
+            victim = carriers.get(method, black)
+            r, _, compiled, seconds = run_attack(attack, hp, victim, images, labels, targets)
+            row = row_of(method, setting, r, correct, max_queries, compiled, seconds)
+            rows.append(row)
+            print(f"{setting:10s} {method:26s} success {row['success']:.3f}  mean l2 "
+                  f"{row['mean_l2']:.3f}  mean queries {row['mean_queries']:.0f} / {max_queries}"
+                  f"  compile {compiled:.1f} s  run {seconds:.1f} s", flush=True)  # fmt: skip
+            if method == "Meta Attack" and setting == "untargeted" and config["loop_images"]:
+                k, n = config["loop_images"], images.shape[0]
+                speed = throughput(attack, hp, victim, images[:k], labels[:k], None, seconds, n)
+                rows.append(dict(method="throughput", setting=setting, **speed))
+                print(f"throughput: batched {speed['batched_s_per_image']:.3f} s/digit, loop "
+                      f"of batch 1 {speed['loop_s_per_image']:.3f} s/digit ({k} digits): "
+                      f"{speed['speedup']:.1f}x", flush=True)  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny run")
@@ -157,28 +185,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"cosine with the victim's white-box gradients: trained {trained_cos:.3f}, "
           f"random init {random_cos:.3f}", flush=True)  # fmt: skip
 
-    for setting in ("untargeted", "targeted"):
-        if args.only and setting != args.only:
-            continue
-        targeted = setting == "targeted"
-        targets = (labels + 1) % 10 if targeted else None
-        max_queries = budget(config, config["iterations"][setting])
-        for method in METHODS:
-            attack, hp = make_attack(method, config, targeted, max_queries)
-            victim = carriers.get(method, black)
-            r, _, compiled, seconds = run_attack(attack, hp, victim, images, labels, targets)
-            row = row_of(method, setting, r, correct, max_queries, compiled, seconds)
-            rows.append(row)
-            print(f"{setting:10s} {method:26s} success {row['success']:.3f}  mean l2 "
-                  f"{row['mean_l2']:.3f}  mean queries {row['mean_queries']:.0f} / {max_queries}"
-                  f"  compile {compiled:.1f} s  run {seconds:.1f} s", flush=True)  # fmt: skip
-            if method == "Meta Attack" and setting == "untargeted":
-                k = config["loop_images"]
-                speed = throughput(attack, hp, victim, images[:k], labels[:k], None, seconds, n)
-                rows.append(dict(method="throughput", setting=setting, **speed))
-                print(f"throughput: batched {speed['batched_s_per_image']:.3f} s/digit, loop "
-                      f"of batch 1 {speed['loop_s_per_image']:.3f} s/digit ({k} digits): "
-                      f"{speed['speedup']:.1f}x", flush=True)  # fmt: skip
+    settings = [s for s in ("untargeted", "targeted") if not args.only or s == args.only]
+    rows += table(config, black, carriers, images, labels, correct, settings)
     return rows
 
 
