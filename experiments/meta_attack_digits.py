@@ -9,10 +9,14 @@ Expected:  see experiments/README.md ("Measured: meta_attack_digits.py") for the
            between the meta attacker's outputs and the victim's white-box gradients (Table 2.6's
            idea, trained vs random); and the batched attack's time per digit against a loop of
            the same compiled attack over single digits.
-Cost:      ~10-15 min on the shared 2-core CPU for CONFIG (16 digits): each attack runs its whole
+Cost:      compilation dominates on the CPU: ten attack programs plus one batch-1 program, the
+           Meta Attack's ~1 min of CPU each (its in-program fine-tuning of a conv autoencoder);
+           ~15-25 min wall on the shared 2-core CPU at load 15 for CONFIG (8 digits, run as two
+           processes, --only untargeted and --only targeted). Each attack runs its whole
            fixed-trip loop for the batch (early stopping freezes a fooled digit, it does not end
-           the loop); ZOO and AutoZOOM spend ~budget forward passes per digit, the Meta Attack
-           adds 20 backward passes of its autoencoder per fine-tuning.
+           the loop): ~budget forward passes per digit; the Meta Attack adds 20 backward passes
+           of its autoencoder per fine-tuning. A first attempt at 16 digits and 100 / 150
+           iterations got ~2 min of CPU per process in 10 min of wall time and was stopped.
 
 Victim: the default C&W digits net (``default_victim("cw")``) behind ``models.score_only``; the
 meta attacker is ``default_meta_attacker("digits")``, meta-trained on surrogates that exclude
@@ -43,8 +47,8 @@ from jaxadv.data import load_digits
 from jaxadv.training import default_meta_attacker, default_victim, held_out_cosine
 
 CONFIG = dict(
-    num_images=16, iterations=dict(untargeted=100, targeted=150), top_q=32, finetune_interval=3,
-    finetune_steps=20, const=0.5, bandits_eps=3.0, loop_images=4,
+    num_images=8, iterations=dict(untargeted=30, targeted=45), top_q=32, finetune_interval=3,
+    finetune_steps=20, const=0.5, bandits_eps=3.0, loop_images=2,
 )  # fmt: skip
 SMOKE = dict(
     num_images=2, iterations=dict(untargeted=3, targeted=3), top_q=4, finetune_interval=3,
