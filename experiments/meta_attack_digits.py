@@ -48,11 +48,11 @@ from jaxadv.training import default_meta_attacker, default_victim, held_out_cosi
 
 CONFIG = dict(
     num_images=8, iterations=dict(untargeted=30, targeted=45), top_q=32, finetune_interval=3,
-    finetune_steps=20, const=0.5, bandits_eps=3.0, loop_images=2,
+    finetune_steps=20, const=0.5, step_size=0.1, bandits_eps=3.0, loop_images=2,
 )  # fmt: skip
 SMOKE = dict(
     num_images=2, iterations=dict(untargeted=3, targeted=3), top_q=4, finetune_interval=3,
-    finetune_steps=2, const=0.5, bandits_eps=3.0, loop_images=2,
+    finetune_steps=2, const=0.5, step_size=0.1, bandits_eps=3.0, loop_images=2,
 )  # fmt: skip
 METHODS = ("Meta Attack", "Meta Attack (random init)", "ZOO", "AutoZOOM", "Bandits")
 
@@ -72,15 +72,15 @@ def make_attack(method: str, config: dict, targeted: bool, max_queries: int):
             finetune_steps=config["finetune_steps"], max_queries=max_queries, targeted=targeted,
             const=const,
         )  # fmt: skip
-        return attack, attack.hparams()
+        return attack, attack.hparams(step_size=config["step_size"])
     if method == "ZOO":
         attack = attacks.zoo(batch=config["top_q"], max_queries=max_queries, targeted=targeted,
                              const=const, early_stop=True)  # fmt: skip
-        return attack, attack.hparams()
+        return attack, attack.hparams(step_size=config["step_size"])
     if method == "AutoZOOM":
         attack = attacks.autozoom(max_queries=max_queries, targeted=targeted, const=const,
                                   early_stop=True)  # fmt: skip
-        return attack, attack.hparams()
+        return attack, attack.hparams(step_size=config["step_size"])
     if method == "Bandits":  # blackbox_queries.py's ℓ2 settings (2×2 tiles, step 1, lr 0.001)
         attack = attacks.bandits(norm="l2", tile=2, max_queries=max_queries, targeted=targeted)
         return attack, attack.hparams(eps=config["bandits_eps"], step_size=1.0, prior_lr=1e-3)
@@ -159,11 +159,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--smoke", action="store_true", help="tiny run")
     parser.add_argument("--images", type=int, default=None, help="digits (CONFIG: 16)")
     parser.add_argument("--only", default=None, help="'untargeted' or 'targeted'")
+    parser.add_argument("--step-size", type=float, default=None, help="C&W attacks' lr (0.1)")
+    parser.add_argument("--loop-images", type=int, default=None, help="0: no throughput row")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
-    if args.images:
-        config["num_images"] = args.images
+    for name in ("images", "step_size", "loop_images"):
+        if getattr(args, name) is not None:
+            config["num_images" if name == "images" else name] = getattr(args, name)
     white, info = default_victim("cw", cache_dir=args.cache_dir, progress=True)
     module, variables, meta_info = default_meta_attacker("digits", cache_dir=args.cache_dir,
                                                          progress=True)  # fmt: skip
