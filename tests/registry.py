@@ -20,13 +20,14 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxadv import attacks, gradients, transforms
 from jaxadv.image import smoother
 from jaxadv.models.saliency import SaliencyVictim
 
-from conftest import make_mlp_victim
+from conftest import make_mlp_victim, mlp_apply
 from example_attack import RandomSignNoise
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]  # the repository
@@ -129,6 +130,28 @@ def make_black_box_with_meta_attacker() -> Any:
     module = DenseMetaAttacker()
     variables = module.init(jax.random.key(5), jnp.zeros(make_classifier().input_shape))
     return models.with_meta_attacker(models.score_only(make_classifier()), module, variables)
+@functools.lru_cache(maxsize=None)
+def make_video_classifier() -> Any:
+    """A tiny video classifier seen through its scores: the tests' tanh MLP (16 hidden units) on
+    videos (T=3, 4, 4, 1), 3 classes, its weights drawn and centred in numpy (nothing to compile
+    to build it). The ME-Sampler's victim: any classifier whose input is a video."""
+    from jaxadv import models
+    from jaxadv.models import Victim
+
+    rng = np.random.default_rng(4)
+    w1 = rng.normal(size=(48, 16)) * 2.0 / np.sqrt(48)
+    w2 = rng.normal(size=(16, 3)) * 2.0
+    sample = rng.uniform(size=(256, 48))  # centre the logits: every class is predicted somewhere
+    b2 = -np.mean(np.tanh(sample @ w1) @ w2, axis=0)
+    variables = {"w1": w1, "b1": np.zeros(16), "w2": w2, "b2": b2}
+    mlp = Victim(
+        variables={k: jnp.asarray(v, jnp.float32) for k, v in variables.items()},
+        apply_fn=mlp_apply,
+        input_shape=(3, 4, 4, 1),
+        num_classes=3,
+        bounds=(0.0, 1.0),
+    )
+    return models.score_only(mlp)
 
 
 def dual_labels(images: jax.Array, labels: jax.Array) -> Any:
@@ -145,6 +168,7 @@ VICTIMS: dict[str, Callable[[], Any]] = {
     "score-only classifier": make_score_only_classifier,
     "saliency": make_saliency_victim,
     "ensembles": make_ensembles,
+    "tiny video classifier": make_video_classifier,
 }
 
 # -- attacks ---------------------------------------------------------------------------------------
@@ -454,6 +478,17 @@ ATTACKS.update({
     ),
 })  # fmt: skip
 
+# Motion-Excited Sampler (issue 16; 4 steps of 3 queries and the final evaluation) on a tiny
+# video victim, the frame-difference motion map: batch-level checks; tests/test_motion.py runs
+# the same attack on the same victim and batch size (one compilation serves both) for exact
+# query counts and success, and checks the warp, the motion maps, the sampler and the oracle.
+ATTACKS.update({
+    "me-sampler": AttackEntry(
+        attacks.me_sampler, lambda: attacks.me_sampler(motion="difference", max_queries=13),
+        dict(eps=0.1), victim="tiny video classifier", full=False,
+    ),
+})  # fmt: skip
+
 NOT_ATTACK_FACTORIES = {
     "apgd_checkpoints": "APGD's step-size checkpoints (a tuple of step indices)",
     "autoattack": "runs the AutoAttack ensemble of registered families (tests/test_autoattack.py)",
@@ -469,6 +504,7 @@ NOT_ATTACK_FACTORIES = {
     "run_calls": "driver: runs calls through the phases",
     "run_program": "driver: runs a Program as one scan",
     "saliency_clean_outputs": "the clean outputs a saliency attack compares against",
+    "sparked_noise": "the ME-Sampler's noise: one frame warped by a motion field (an array)",
     "square_schedule": "the Square Attack's schedule of p (an array)",
     "square_side": "the Square Attack's square side for a fraction p (an array)",
     "with_context": "a Program combinator (per-example data in the carry)",

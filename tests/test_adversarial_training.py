@@ -275,6 +275,9 @@ def test_attacks_of_no_steps_are_refused():
         (["--steps", "0"], "--steps must be >= 1; got 0"),
         (["--beta", "-1"], "--beta must be >= 0; got -1.0"),
         (["--resume"], "--resume needs --checkpoint-dir"),
+        (["--method", "dual"], "--method dual needs foreground masks: use --data scenes"),
+        (["--eps-b", "0.1"], "--eps-b is the dual attack's background budget; --method is pgd"),
+        (["--data", "scenes", "--method", "dual", "--eps-b", "-1"], "--eps-b must be >= 0"),
     ],
 )
 def test_cli_bad_flags(capsys, tmp_path, flags, message):
@@ -285,3 +288,17 @@ def test_cli_bad_flags(capsys, tmp_path, flags, message):
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.slow
+def test_cli_trains_at_dual_on_the_masked_scenes(tmp_path, capsys):
+    argv = ["adv-train", "--data", "scenes", "--method", "dual", "--model", "mlp", "--train",
+            "24", "--epochs", "1", "--steps", "2", "--eval-images", "6", "--eval-steps", "2",
+            "--batch-size", "12", "--out", str(tmp_path / "v"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "trained with dual (linf eps_f 0.0313725, eps_b 0.156863, 2 steps)" in out
+    assert "held out (6 images)" in out and ", dual (eps_b 0.156863) " in out
+    variables = restore_variables(tmp_path / "v", ReluMLP(hidden=(64,), num_classes=6),
+                                  (32, 32, 3))  # fmt: skip
+    assert jax.tree.leaves(variables)

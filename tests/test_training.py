@@ -96,7 +96,7 @@ def test_random_shift_keeps_shape_and_moves_content():
 @pytest.mark.parametrize(
     "change, match",
     [
-        ({"images": np.zeros((4, 8, 8), np.float32)}, "`images` must be a batch of shape"),
+        ({"images": np.zeros((4, 8, 8), np.float32)}, "`images` must be a batch of images"),
         ({"labels": np.zeros(5, np.int32)}, r"`labels` must have shape \(4,\)"),
         ({"labels": np.array([0, 1, 2, 3], np.int32)}, r"`labels` must lie in \[0, 2\]"),
         ({"labels": np.zeros(4, np.float32)}, "`labels` must hold integer"),

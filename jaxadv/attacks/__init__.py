@@ -135,7 +135,8 @@ from jaxadv.attacks._meta_attack import MetaOracle as MetaOracle
 from jaxadv.attacks._meta_attack import meta_attack as meta_attack
 # Bandits-TD (query-based, time and data priors; ℓ∞ and ℓ2)
 from jaxadv.attacks._bandits import bandits as bandits
-# finite-difference query attacks: NES (Ilyas et al. 2018), SPSA (Uesato et al. 2018), RGF (Cheng et al. 2019)
+# finite-difference query attacks: NES (Ilyas et al. 2018), SPSA (Uesato et al. 2018),
+# RGF (Cheng et al. 2019)
 from jaxadv.attacks._fd_attacks import nes_attack as nes_attack
 from jaxadv.attacks._fd_attacks import rgf_attack as rgf_attack
 from jaxadv.attacks._fd_attacks import spsa_attack as spsa_attack
@@ -146,3 +147,9 @@ from jaxadv.attacks._dual import DualLabels as DualLabels
 from jaxadv.attacks._dual import dual_perturbation as dual_perturbation
 # EOT (issue 17, helper eot): expectation over a randomized victim's draws for every Attack
 from jaxadv.attacks._attack import with_eot as with_eot
+# Motion-Excited Sampler (issue 16): a video query attack with motion-sparked noise
+from jaxadv.attacks._me_sampler import ME_LOSSES as ME_LOSSES
+from jaxadv.attacks._me_sampler import MESampler as MESampler
+from jaxadv.attacks._me_sampler import MotionBandits as MotionBandits
+from jaxadv.attacks._me_sampler import me_sampler as me_sampler
+from jaxadv.attacks._me_sampler import sparked_noise as sparked_noise

@@ -1,7 +1,9 @@
 """Data set loaders: the embedded handwritten digits, MNIST-style IDX files and CIFAR-10; the
 saliency data sets and generated scenes are in :mod:`jaxadv.data.saliency`. Classification data
 with foreground masks (for foreground/background attacks): the generated segment scenes and
-Pascal VOC segmentation, as a ``MaskedDataset``; ``check_masks`` validates masks."""
+Pascal VOC segmentation, as a ``MaskedDataset``; ``check_masks`` validates masks. Videos
+``(n, T, H, W, C)`` as a ``VideoDataset``: the generated moving digits (with their known motion
+fields) and UCF-101 frame folders."""
 
 from jaxadv.data._cifar10 import load_cifar10
 from jaxadv.data._dataset import Dataset
@@ -17,6 +19,14 @@ from jaxadv.data._segment_scenes import (
     make_segment_scenes,
 )
 from jaxadv.data._voc import VOC_CLASS_NAMES, VOC_VOID, load_voc_segmentation
+# videos (issue 16): the record, generated moving digits with known motion, UCF-101 frame folders
+from jaxadv.data._moving_digits import (
+    MOVING_DIGITS_CLASS_NAMES,
+    load_moving_digits,
+    make_moving_digits,
+)
+from jaxadv.data._ucf101 import load_ucf101
+from jaxadv.data._video import VideoDataset, check_video_batch
 
 __all__ = [
     "Dataset",
@@ -34,4 +44,11 @@ __all__ = [
     "load_segment_scenes",
     "load_voc_segmentation",
     "make_segment_scenes",
+    # videos (issue 16)
+    "MOVING_DIGITS_CLASS_NAMES",
+    "VideoDataset",
+    "check_video_batch",
+    "load_moving_digits",
+    "load_ucf101",
+    "make_moving_digits",
 ]

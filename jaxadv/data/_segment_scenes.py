@@ -60,8 +60,9 @@ def make_segment_scenes(
       every edge (so the object lies wholly inside the image), rotation in ``[-15°, 15°]``; its
       colour lies at RMS distance 0.25–0.6 from the background mean in a random direction of RGB
       space whose every component points to the farther end of ``[0, 1]``, then is clipped to
-      ``[0, 1]`` (so it stays at least 0.25 RMS from the background mean). The class picks only the outline, in coordinates ``(u, v)``
-      rotated with the object and scaled by ``R`` (so every shape fits its circle):
+      ``[0, 1]`` (so it stays at least 0.25 RMS from the background mean). The class picks
+      only the outline, in coordinates ``(u, v)`` rotated with the object and scaled by ``R``
+      (so every shape fits its circle):
       ``disc`` ``u² + v² ≤ 1``; ``square`` ``max(|u|, |v|) ≤ 1/√2``; ``triangle`` equilateral,
       inscribed, pointing up (each edge at distance 1/2 from the centre); ``ring``
       ``0.55² ≤ u² + v² ≤ 1``; ``cross`` two bars of half length 0.95 and half width 0.3 along

@@ -38,3 +38,11 @@ from jaxadv.image._dct import dct_matrix as dct_matrix
 from jaxadv.image._dct import idct2 as idct2
 # foreground masks from saliency maps (issue 17, part A)
 from jaxadv.image._foreground import foreground_from_saliency as foreground_from_saliency
+# motion maps and the bilinear warp (issue 16: the Motion-Excited Sampler)
+from jaxadv.image._motion import WARP_COORDINATES as WARP_COORDINATES
+from jaxadv.image._motion import check_video as check_video
+from jaxadv.image._motion import frame_difference_motion as frame_difference_motion
+from jaxadv.image._motion import optical_flow as optical_flow
+from jaxadv.image._motion import sample_bilinear as sample_bilinear
+from jaxadv.image._motion import warp as warp
+from jaxadv.image._motion import warp_video as warp_video

@@ -2,7 +2,8 @@
 protocol (P_suc, conditional distortion D̄, operating characteristic), the sparse-attack tables,
 transfer success (source attacked, target evaluated), and exact minimum-norm perturbations of
 small ReLU networks (MIP), the minimum-norm evaluation protocol (robustness curves, AttackBench
-local optimality, query counts), and the saliency benchmark metrics (:mod:`jaxadv.metrics.saliency`)."""
+local optimality, query counts), and the saliency benchmark metrics
+(:mod:`jaxadv.metrics.saliency`)."""
 
 from jaxadv.metrics._classification import NORM_NAMES as NORM_NAMES
 from jaxadv.metrics._classification import accuracy as accuracy

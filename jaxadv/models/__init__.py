@@ -42,6 +42,15 @@ from jaxadv.models._victim import Victim, from_flax
 from jaxadv.models import saliency
 # Dual-perturbation attack (issue 17): a classifier carrying a saliency model for the λ·S term
 from jaxadv.models._with_saliency import WithSaliency, saliency_of, with_saliency
+# video victims (issue 16): (2+1)D convolutions and a two-stream frame model
+from jaxadv.models._video_nets import (
+    VIDEO_CLASSIFIER_NAMES,
+    FrameNet,
+    R2Plus1DNet,
+    TwoStreamNet,
+    video_classifier,
+    video_from_flax,
+)
 
 __all__ = [
     "CLASSIFIER_NAMES",
@@ -88,4 +97,11 @@ __all__ = [
     "with_input_transform",
     "with_saliency",
     "with_surrogates",
+    # video victims (issue 16)
+    "VIDEO_CLASSIFIER_NAMES",
+    "FrameNet",
+    "R2Plus1DNet",
+    "TwoStreamNet",
+    "video_classifier",
+    "video_from_flax",
 ]

@@ -31,6 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxadv.models._carrier import Carrier
 
 class MetaAttacker(nn.Module):
     """Image ``(H, W, C)`` (or a batch ``(b, H, W, C)``) → gradient estimate of the same shape.
@@ -78,7 +79,7 @@ def _is_victim(obj: Any) -> bool:
 
 
 @jax.tree_util.register_pytree_node_class
-class WithMetaAttacker:
+class WithMetaAttacker(Carrier):
     """``victim`` for queries, plus a meta attacker (``module`` and its ``variables``).
 
     Attributes:
@@ -88,25 +89,15 @@ class WithMetaAttacker:
       variables: its variables (dynamic leaves: a new checkpoint does not recompile).
     """
 
+    own = ("victim", "module", "variables")
+
     def __init__(self, victim: Any, module: nn.Module, variables: Any):
         self.victim = victim
         self.module = module
         self.variables = variables
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _OWN or name.startswith("__"):  # not set yet (copy, unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.victim, name)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.victim(x)
-
-    def batch(self, x: jax.Array) -> jax.Array:
-        return self.victim.batch(x)
-
-    def replace(self, **changes: Any) -> WithMetaAttacker:
-        """The victim's ``replace`` (a layer view, a black-box view); the meta attacker is kept."""
-        return WithMetaAttacker(self.victim.replace(**changes), self.module, self.variables)
+    def with_victim(self, victim: Any) -> WithMetaAttacker:
+        return WithMetaAttacker(victim, self.module, self.variables)
 
     def predict(self, variables: Any, x: jax.Array) -> jax.Array:
         """The meta attacker's gradient estimate at one input ``x`` with ``variables``."""
@@ -124,17 +115,14 @@ class WithMetaAttacker:
         return f"WithMetaAttacker({type(self.victim).__name__}, {type(self.module).__name__})"
 
 
-_OWN = ("victim", "module", "variables")
-
-
 def with_meta_attacker(victim: Any, module: nn.Module, variables: Any) -> WithMetaAttacker:
     """``victim`` (queried) with the attacker's meta attacker ``module`` and its ``variables``.
 
     Args:
       victim: the black-box victim (e.g. ``models.score_only(model)``) with image inputs.
       module: a Flax module mapping one input of the victim's shape to a gradient estimate of the
-        same shape (e.g. :class:`MetaAttacker`; restore trained variables with
-        ``models.restore_variables``).
+        same shape (e.g. :class:`MetaAttacker`; trained ones come from
+        ``training.default_meta_attacker`` or ``training.restore_meta_attacker``).
       variables: the module's variables.
 
     Returns:

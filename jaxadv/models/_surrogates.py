@@ -14,14 +14,12 @@ from typing import Any
 
 import jax
 
+from jaxadv.models._carrier import Carrier
 from jaxadv.models._randomized import RandomizedVictim
 from jaxadv.models._score_only import is_black_box
 
-_OWN = ("victim", "surrogates")
-
-
 @jax.tree_util.register_pytree_node_class
-class WithSurrogates:
+class WithSurrogates(Carrier):
     """``victim`` for queries, plus ``surrogates`` (white-box victims) for priors.
 
     Attributes:
@@ -30,24 +28,14 @@ class WithSurrogates:
       surrogates: a non-empty tuple of white-box victims with the victim's input shape and bounds.
     """
 
+    own = ("victim", "surrogates")
+
     def __init__(self, victim: Any, surrogates: tuple):
         self.victim = victim
         self.surrogates = tuple(surrogates)
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _OWN or name.startswith("__"):  # not set yet (copy, unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.victim, name)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.victim(x)
-
-    def batch(self, x: jax.Array) -> jax.Array:
-        return self.victim.batch(x)
-
-    def replace(self, **changes: Any) -> WithSurrogates:
-        """The victim's ``replace`` (a layer view, a black-box view); the surrogates are kept."""
-        return WithSurrogates(self.victim.replace(**changes), self.surrogates)
+    def with_victim(self, victim: Any) -> WithSurrogates:
+        return WithSurrogates(victim, self.surrogates)
 
     def tree_flatten(self):
         return (self.victim, self.surrogates), None

@@ -13,14 +13,12 @@ from typing import Any
 
 import jax
 
+from jaxadv.models._carrier import Carrier
 from jaxadv.models._randomized import RandomizedVictim
 from jaxadv.models.saliency import SaliencyVictim
 
-_OWN = ("victim", "saliency_victim")
-
-
 @jax.tree_util.register_pytree_node_class
-class WithSaliency:
+class WithSaliency(Carrier):
     """``victim`` (the classifier under attack) plus ``saliency_victim`` (maps of its inputs).
 
     Attributes:
@@ -29,24 +27,14 @@ class WithSaliency:
         input shape and bounds.
     """
 
+    own = ("victim", "saliency_victim")
+
     def __init__(self, victim: Any, saliency_victim: Any):
         self.victim = victim
         self.saliency_victim = saliency_victim
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _OWN or name.startswith("__"):  # not set yet (copy, unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.victim, name)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.victim(x)
-
-    def batch(self, x: jax.Array) -> jax.Array:
-        return self.victim.batch(x)
-
-    def replace(self, **changes: Any) -> WithSaliency:
-        """The classifier's ``replace``; the saliency model is kept."""
-        return WithSaliency(self.victim.replace(**changes), self.saliency_victim)
+    def with_victim(self, victim: Any) -> WithSaliency:
+        return WithSaliency(victim, self.saliency_victim)
 
     def tree_flatten(self):
         return (self.victim, self.saliency_victim), None

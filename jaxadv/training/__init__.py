@@ -62,3 +62,7 @@ from jaxadv.training._meta_default import restore_meta_attacker as restore_meta_
 from jaxadv.training._meta_default import save_meta_attacker as save_meta_attacker
 from jaxadv.training._meta_default import surrogate as surrogate
 from jaxadv.training._meta_default import surrogate_tasks as surrogate_tasks
+# Video victims trained on the moving digits (issue 16)
+from jaxadv.training._video_default import VideoSplits as VideoSplits
+from jaxadv.training._video_default import default_video_victim as default_video_victim
+from jaxadv.training._video_default import moving_digits_splits as moving_digits_splits

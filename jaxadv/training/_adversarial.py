@@ -179,9 +179,9 @@ def train_adversarial(
     program is compiled). The attack sees the model in inference mode (``from_flax``), as an
     evaluation does; the loss is computed in training mode. The adversarial input is the
     attack's ``x_adv``: for the library's attacks the best iterate (PGD: a fooling one of highest
-    loss if any, else the highest loss), where Madry et al.'s code takes the last. The optimiser is Adam, as in the
-    dual-perturbation paper (1e-3 for AT-PGD and AT-Dual); its attacks take 10 steps (ℓ∞) or 50
-    (ℓ2) in training.
+    loss if any, else the highest loss), where Madry et al.'s code takes the last. The optimiser
+    is Adam, as in the dual-perturbation paper (1e-3 for AT-PGD and AT-Dual); its attacks take
+    10 steps (ℓ∞) or 50 (ℓ2) in training.
 
     Args:
       module: a Flax linen classifier, ``__call__(x, train)`` from ``[b, h, w, c]`` to logits

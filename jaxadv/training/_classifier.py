@@ -28,9 +28,10 @@ from jaxadv.training._keys import check_key
 
 def _validate_data(images: Any, labels: Any, num_classes: int | None = None) -> None:
     shape = np.shape(images)
-    if len(shape) != 4:
+    if len(shape) not in (4, 5):
         raise ValueError(
-            f"`images` must be a batch of shape (n, height, width, channels); got shape {shape}."
+            "`images` must be a batch of images (n, height, width, channels) or of videos "
+            f"(n, frames, height, width, channels); got shape {shape}."
         )
     if not np.issubdtype(np.asarray(images).dtype, np.floating):
         raise ValueError(f"`images` must hold floats; got dtype {np.asarray(images).dtype}.")
@@ -155,10 +156,11 @@ def train_classifier(
     same ``key`` gives bit-identical variables.
 
     Args:
-      module: a Flax linen classifier, ``__call__(x, train)`` from ``[b, h, w, c]`` to logits.
+      module: a Flax linen classifier, ``__call__(x, train)`` from ``[b, h, w, c]`` (or videos
+        ``[b, T, h, w, c]``) to logits.
         Modules with ``batch_stats`` (BatchNorm) are trained with ``mutable=["batch_stats"]``;
         modules with dropout get a fresh ``"dropout"`` rng each step.
-      images: ``f32[n, h, w, c]``, finite.
+      images: ``f32[n, h, w, c]``, or a batch of videos ``f32[n, T, h, w, c]``, finite.
       labels: ``int[n]`` class indices in ``[0, num_classes)``.
       key: PRNG key for the initialisation, the shuffles and dropout.
       epochs: passes over the data.

@@ -36,13 +36,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
 from jaxadv import _checks
-from jaxadv.models import TRAINING_REMEDY, cache_lock, describe_module, restore_step_tree, save_step
+from jaxadv.models import cache_lock, describe_module, save_step
 from jaxadv.training._keys import check_key, seed_words
 from jaxadv.training._meta_data import GradientTask, check_tasks
-from jaxadv.training._saliency_checkpoint import _manager, check_resumable, checkpoint_path
+from jaxadv.training._saliency_checkpoint import checkpoint_path, open_run
 
 META_METHODS = ("reptile", "maml")
 
@@ -123,34 +122,6 @@ def _digest(tasks: list[GradientTask]) -> str:
         for array in (task.images, task.gradients):
             digest.update(np.ascontiguousarray(array, np.float32).tobytes())
     return digest.hexdigest()[:16]
-
-
-def _open(checkpoint_dir, resume: bool, steps: int, config: dict, state: dict, progress: bool):
-    """``(manager, state, losses, first step)``: fresh, or resumed from the latest checkpoint."""
-    directory = checkpoint_path(checkpoint_dir)
-    manager = _manager(directory, keep=2)
-    try:
-        latest = manager.latest_step()
-        if latest is None:
-            return manager, state, [], 0
-        if not resume:
-            raise ValueError(
-                f"`checkpoint_dir` {str(directory)!r} already holds checkpoints (latest: step "
-                f"{latest}); pass resume=True to continue that run, or use another directory."
-            )
-        if latest > steps:
-            raise ValueError(f"`steps` must be at least the checkpoint's step {latest} in "
-                             f"{str(directory)!r}; got {steps}.")  # fmt: skip
-        where = f"The checkpoint in `checkpoint_dir` {str(directory)!r} (step {latest})"
-        meta, _ = check_resumable(manager, latest, where, config, state, "meta-training")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        state = restore_step_tree(manager, latest, "state", abstract, meta, TRAINING_REMEDY)
-    except Exception:
-        manager.close()
-        raise
-    if progress:
-        print(f"resumed from step {latest} in {directory}", file=sys.stderr, flush=True)
-    return manager, state, [float(v) for v in meta["losses"]], latest
 
 
 def meta_train(
@@ -246,8 +217,10 @@ def meta_train(
     with lock:
         manager, losses, first = None, [], 0
         if checkpoint_dir is not None:
-            manager, state, losses, first = _open(checkpoint_dir, resume, steps, config, state,
-                                                  progress)  # fmt: skip
+            manager, state, losses, first = open_run(
+                checkpoint_dir, resume, steps, config, state, progress,
+                unit="step", writer="meta-training",
+            )  # fmt: skip
         report = max(1, steps // 10)
         began, pending = time.perf_counter(), []
         try:

@@ -62,16 +62,20 @@ def check_resumable(manager, step: int, where: str, config: dict, state: dict, w
     return meta, tree
 
 
-def _restore(manager, epoch: int, directory: Path, config: dict, state: dict):
-    where = f"The checkpoint in `checkpoint_dir` {str(directory)!r} (epoch {epoch})"
-    meta, _ = check_resumable(manager, epoch, where, config, state, "training configuration")
+def _restore(manager, step: int, directory: Path, config: dict, state: dict, unit: str,
+             writer: str):
+    where = f"The checkpoint in `checkpoint_dir` {str(directory)!r} ({unit} {step})"
+    meta, _ = check_resumable(manager, step, where, config, state, writer)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    restored = restore_step_tree(manager, epoch, "state", abstract, meta, TRAINING_REMEDY)
+    restored = restore_step_tree(manager, step, "state", abstract, meta, TRAINING_REMEDY)
     return restored, [float(v) for v in meta["losses"]]
 
-def open_run(checkpoint_dir, resume: bool, epochs: int, config: dict, state: dict, progress: bool):
+
+def open_run(checkpoint_dir, resume: bool, total: int, config: dict, state: dict, progress: bool,
+             *, unit: str = "epoch", writer: str = "training configuration"):
     """``(manager, state, losses, first epoch)`` of a run: fresh, or resumed from the latest
-    checkpoint in ``checkpoint_dir``."""
+    checkpoint in ``checkpoint_dir``. A run checkpointed by steps (meta-training) passes
+    ``unit="step"``: ``total`` is then its number of steps."""
     directory = checkpoint_path(checkpoint_dir)
     manager = _manager(directory, keep=2)
     try:
@@ -80,21 +84,22 @@ def open_run(checkpoint_dir, resume: bool, epochs: int, config: dict, state: dic
             return manager, state, [], 0
         if not resume:
             raise ValueError(
-                f"`checkpoint_dir` {str(directory)!r} already holds checkpoints (latest: epoch "
+                f"`checkpoint_dir` {str(directory)!r} already holds checkpoints (latest: {unit} "
                 f"{latest}); pass resume=True to continue that run, or use another directory."
             )
-        if latest > epochs:
+        if latest > total:
             raise ValueError(
-                f"`epochs` must be at least the checkpoint's epoch {latest} in "
-                f"{str(directory)!r}; got {epochs}."
+                f"`{unit}s` must be at least the checkpoint's {unit} {latest} in "
+                f"{str(directory)!r}; got {total}."
             )
-        state, losses = _restore(manager, latest, directory, config, state)
+        state, losses = _restore(manager, latest, directory, config, state, unit, writer)
     except Exception:
         manager.close()
         raise
     if progress:
-        print(f"resumed from epoch {latest} in {directory}", file=sys.stderr, flush=True)
+        print(f"resumed from {unit} {latest} in {directory}", file=sys.stderr, flush=True)
     return manager, state, losses, latest
+
 
 def checkpoint_path(path: Any) -> Path:
     if not isinstance(path, (str, os.PathLike)) or not str(path):
