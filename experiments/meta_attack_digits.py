@@ -161,12 +161,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--only", default=None, help="'untargeted' or 'targeted'")
     parser.add_argument("--step-size", type=float, default=None, help="C&W attacks' lr (0.1)")
     parser.add_argument("--loop-images", type=int, default=None, help="0: no throughput row")
+    parser.add_argument("--iterations", type=int, default=None, help="Meta Attack steps (both)")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
     for name in ("images", "step_size", "loop_images"):
         if getattr(args, name) is not None:
             config["num_images" if name == "images" else name] = getattr(args, name)
+    if args.iterations is not None:
+        config["iterations"] = dict(untargeted=args.iterations, targeted=args.iterations)
     white, info = default_victim("cw", cache_dir=args.cache_dir, progress=True)
     module, variables, meta_info = default_meta_attacker("digits", cache_dir=args.cache_dir,
                                                          progress=True)  # fmt: skip
