@@ -348,3 +348,59 @@ def test_me_sampler_videos_known_motion_returns_each_clips_own_field():
     lookup = module.known_motion(videos, motions)
     for i in (0, 3, 4):  # eager: the lookup is also traced inside the attack's program
         np.testing.assert_array_equal(np.asarray(lookup(jnp.asarray(videos[i]))), motions[i])
+# The Meta Attack experiment: its budget in closed form and its table on the tiny victim.
+def _meta_tiny_table(methods, settings):
+    from registry import DenseMetaAttacker
+
+    module = _load("meta_attack_digits")
+    config = dict(module.SMOKE, iterations=dict(untargeted=4, targeted=4), loop_images=2)
+    victim = make_mlp_victim()
+    images = jax.random.uniform(jax.random.key(3), (3, 4, 4, 1))
+    labels = jnp.asarray(np.argmax(np.asarray(victim.batch(images)), -1), jnp.int32)
+    correct = np.ones(3, bool)
+    black, meta = models.score_only(victim), DenseMetaAttacker()
+    variables = meta.init(jax.random.key(0), images[0])
+    carriers = {m: models.with_meta_attacker(black, meta, variables) for m in methods[:2]}
+    rows = module.table(config, black, carriers, images, labels, correct, settings, methods)
+    budget = module.budget(config, 4)
+    assert budget == (2 * 4 + 1) + 1 + 1 + (2 * 4 + 1) + 1  # fine-tunes at calls 0 and 3
+    table = [r for r in rows if r["method"] != "throughput"]
+    expected = [(s, m) for s in settings for m in methods]
+    assert [(r["setting"], r["method"]) for r in table] == expected
+    for r in table:
+        assert 0.0 <= r["success"] <= 1.0 and r["budget"] == budget, r
+        assert r["max_queries_spent"] <= budget, r
+        assert np.isnan(r["mean_l2"]) if r["success"] == 0 else r["mean_l2"] > 0, r
+    (speed,) = [r for r in rows if r["method"] == "throughput"]
+    assert speed["batched_s_per_image"] > 0 and speed["loop_s_per_image"] > 0
+    return module, rows
+
+
+def test_meta_attack_budget_is_the_published_query_count():
+    module = _load("meta_attack_digits")
+    # 100 steps, top-q 32, a symmetric fine-tuning every 3 (34 of them), then the last evaluation.
+    assert module.budget(module.CONFIG, 100) == 34 * 65 + 66 + 1
+    with pytest.raises(ValueError, match="method"):
+        module.make_attack("NES", module.CONFIG, False, 100)
+
+
+def test_meta_attack_row_counts_the_correct_digits_and_averages_the_fooled_ones():
+    from types import SimpleNamespace
+
+    module = _load("meta_attack_digits")
+    r = SimpleNamespace(
+        success=np.array([True, True, False, True]),
+        queries=np.array([10, 20, 30, 40]),
+        l2=np.array([1.0, 2.0, 3.0, 9.0]),
+    )
+    correct = np.array([True, True, True, False])  # the last was misclassified: not counted
+    row = module.row_of("ZOO", "untargeted", r, correct, 50, 0.0, 0.0)
+    assert row["success"] == pytest.approx(2 / 3)
+    assert (row["mean_l2"], row["mean_queries"], row["max_queries_spent"]) == (1.5, 15.0, 40)
+
+
+@pytest.mark.slow  # ten compilations on the tiny victim (~1 min of CPU)
+def test_meta_attack_table_every_method_on_a_tiny_victim():
+    module = _load("meta_attack_digits")
+    _, rows = _meta_tiny_table(module.METHODS, ("untargeted", "targeted"))
+    assert max(r.get("success", 0) for r in rows) > 0
