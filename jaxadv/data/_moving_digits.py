@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from jaxadv import _checks
+from jaxadv.data._generated import check_seed, check_size, class_labels
 from jaxadv.data._texture import SmoothNoise
 from jaxadv.data._video import MIN_FRAMES, VideoDataset
 
@@ -137,32 +138,11 @@ def _generate(
     _checks.check_positive_int("frames", frames)
     if frames < MIN_FRAMES:
         raise ValueError(f"`frames` must be at least {MIN_FRAMES} (motion); got {frames}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+    check_seed(seed)
     margin = (frames - 1) * _SPEED[1]
     smallest = int(np.ceil(_SPRITE + 2 * margin))
-    ok = (
-        isinstance(size, (tuple, list))
-        and len(size) == 2
-        and all(not isinstance(s, bool) and isinstance(s, (int, np.integer)) for s in size)
-    )
-    if not ok or min(size) < smallest:
-        raise ValueError(
-            f"`size` must be a pair (height, width) of integers >= {smallest} (the digit and "
-            f"its travel over {frames} frames); got {size!r}."
-        )
-    k = len(MOVING_DIGITS_CLASS_NAMES)
-    if labels is None:
-        labels = np.arange(n) % k
-    else:
-        labels = np.asarray(labels)
-        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(
-                f"`labels` must be {n} integers (one per clip); got {labels.dtype}"
-                f"{list(labels.shape)}."
-            )
-        _checks.check_labels("labels", labels, k)
-    h, w = int(size[0]), int(size[1])
+    h, w = check_size(size, smallest, f" (the digit and its travel over {frames} frames)")
+    labels = class_labels(labels, n, len(MOVING_DIGITS_CLASS_NAMES), "clip")
     sprites, digits = _digit_pool(split)
     members = [np.flatnonzero(np.isin(digits, group)) for group in DIGIT_GROUPS]
     coarse = SmoothNoise(h, w, (_COARSE[0], _COARSE[0]))

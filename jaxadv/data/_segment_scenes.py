@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from jaxadv import _checks
+from jaxadv.data._generated import check_seed, check_size, class_labels
 from jaxadv.data._masked import MaskedDataset
 from jaxadv.data._texture import SmoothNoise
 
@@ -129,29 +130,9 @@ def _generate(
     n: Any, size: Any, seed: Any, stream: tuple[int, ...], labels: Any, name: str, prefix: str
 ) -> MaskedDataset:
     _checks.check_positive_int("n", n)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
-    ok = (
-        isinstance(size, (tuple, list))
-        and len(size) == 2
-        and all(not isinstance(s, bool) and isinstance(s, (int, np.integer)) for s in size)
-    )
-    if not ok or min(size) < _MIN_SIDE:
-        raise ValueError(
-            f"`size` must be a pair (height, width) of integers >= {_MIN_SIDE}; got {size!r}."
-        )
-    h, w = int(size[0]), int(size[1])
-    k = len(SEGMENT_CLASS_NAMES)
-    if labels is None:
-        labels = np.arange(n) % k
-    else:
-        labels = np.asarray(labels)
-        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(
-                f"`labels` must be {n} integers (one per scene); got {labels.dtype}"
-                f"{list(labels.shape)}."
-            )
-        _checks.check_labels("labels", labels, k)
+    check_seed(seed)
+    h, w = check_size(size, _MIN_SIDE)
+    labels = class_labels(labels, n, len(SEGMENT_CLASS_NAMES), "scene")
     painter = _Painter(h, w)
     images = np.empty((n, h, w, 3), np.float32)
     masks = np.empty((n, h, w, 1), np.float32)

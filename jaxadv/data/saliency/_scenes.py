@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxadv import _checks
 from jaxadv.data._texture import SmoothNoise
+from jaxadv.data._generated import check_seed
 from jaxadv.data.saliency._record import SaliencyDataset, check_size
 
 # The generating process; every constant is part of the documented definition.
@@ -136,8 +137,7 @@ def _generate(
 ) -> SaliencyDataset:
     _checks.check_positive_int("n", n)
     _checks.check_positive_int("fixations_per_image", k)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+    check_seed(seed)
     h, w = check_size(size)
     if min(h, w) < _MIN_SIDE:
         raise ValueError(f"`size` must be at least {_MIN_SIDE} on each side; got {(h, w)}.")
