@@ -1,7 +1,7 @@
 """jaxadv: adversarial attacks as pure, compiled JAX functions.
 
 Attacks are written for ONE example and batched with ``jax.vmap``; step rules are optax
-``GradientTransformation``s; victims are Flax models passed as pytrees. See README.md.
+``GradientTransformation`` objects; victims are Flax models passed as pytrees. See README.md.
 """
 
 from jaxadv import attacks as attacks

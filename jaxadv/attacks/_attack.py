@@ -40,7 +40,7 @@ class HParams(NamedTuple):
         step it is 0 and the step is derived in the trace: ``step_size + rel_step_size · eps``.
       kappa: confidence κ of the C&W margin loss.
       decay: momentum decay μ of MI-FGSM.
-      sparsity: quantile of |g| kept by the ℓ1 steepest step (PGD-ℓ1).
+      sparsity: quantile of ``|g|`` kept by the ℓ1 steepest step (PGD-ℓ1).
       initial_const: C&W's first trade-off constant c.
       rel_step_size: the step as a multiple of ``eps`` (0: ``step_size`` is absolute).
     """

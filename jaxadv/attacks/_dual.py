@@ -122,9 +122,9 @@ class DualBall:
 @dataclasses.dataclass(frozen=True)
 class DualAttack(Attack):
     """The dual-perturbation attack (module docstring): an :class:`Attack` whose step rule and
-    constraint are built per example from its mask, and whose objective adds ``−λ·S``.
+    constraint are built per example from its mask, and whose objective adds ``−λ·S``. Its attributes beyond :class:`Attack`'s:
 
-    Attributes (beyond :class:`Attack`'s):
+    Attributes:
       norm: ``"linf"`` or ``"l2"``, the norm of both balls and of the steps.
       mask: the example's foreground mask, bound inside the trace by :meth:`program`; None on
         the attack a user holds.

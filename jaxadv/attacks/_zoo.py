@@ -104,9 +104,9 @@ def _free(hp):
 @dataclasses.dataclass(frozen=True)
 class ZerothOrderCW(QueryAttack):
     """ZOO / AutoZOOM (module docstring): a :class:`QueryAttack` on the penalised objective over
-    a reduced tanh latent.
+    a reduced tanh latent. Its attributes besides those of :class:`QueryAttack`:
 
-    Attributes (besides those of :class:`QueryAttack`):
+    Attributes:
       reduced: the latent's spatial size ``(h', w')`` for images ``(H, W, ...)``, each dividing
         the image's; ``"half"``: ``(H/2, W/2)``; None: the image's own shape.
       decoder: a user's decoder ``z -> D(z)`` (AutoZOOM-AE); then ``latent_shape`` is required and

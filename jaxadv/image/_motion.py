@@ -150,7 +150,7 @@ def frame_difference_motion(video: jax.Array, *, eps: float = 1e-2) -> jax.Array
         motion[t] = −I_t ∇I / (|∇I|² + eps)
 
     ``eps`` keeps flat regions finite: the displacement is at most ``|I_t| / (2√eps)`` pixels
-    (5·|I_t| with the default 1e-2, intensities in [0, 1]). A static video gives exactly zero. This
+    (``5·|I_t|`` with the default 1e-2, intensities in [0, 1]). A static video gives exactly zero. This
     is the frame-difference map weighted by the gradient, the kind of hand-crafted map the thesis
     compares motion with (Table 3.4).
 

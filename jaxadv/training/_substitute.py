@@ -63,7 +63,7 @@ class SubstituteRecord(NamedTuple):
     """What a substitute training spent and reached, one entry per substitute epoch ρ = 0..rounds.
 
     Attributes:
-      set_sizes: |S_ρ|, the number of labelled points the substitute was trained on in round ρ.
+      set_sizes: ``|S_ρ|``, the number of labelled points the substitute was trained on in round ρ.
       queries: label (or map) queries spent in round ρ: the seeds in round 0, then one per new
         point.
       agreement: after round ρ, the substitute's agreement with the victim on ``holdout`` (empty

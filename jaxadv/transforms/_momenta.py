@@ -12,7 +12,7 @@ that accompany it) write every gradient attack of their library as one paradigm:
 and obtains the rules by switching pieces on and off. This module holds the pieces; the rules
 are chains of them (``jaxadv/transforms/_update_rules.py``):
 
-* :func:`normalize_gradient` — the normaliser N (ℓ1 as in the paper, or ℓ2, ℓ∞, mean-|g|, none);
+* :func:`normalize_gradient` — the normaliser N (ℓ1 as in the paper, or ℓ2, ℓ∞, mean-``|g|``, none);
 * :func:`first_momentum` — ``m`` accumulated (the paradigm) or as an EMA (Adam), with optional
   bias correction and the Gaussian "randn" term of AdaEq2M; :func:`mi_momentum` is MI-FGSM's
   special case (ℓ1 normaliser, accumulated ``m``);
@@ -158,7 +158,7 @@ def first_momentum(
     * the Gaussian "randn" term of AdaEq2M when ``noise_scale`` σ is given: ``ξ_t ~ N(0, I)``
       (see :func:`gaussian_like`) scaled by ``ā_t = mean|u_t|``, so that σ is a noise level
       relative to the normalised gradient and the step stays invariant to the gradient's scale
-      (with the mean-|g| normaliser ``ā_t = 1`` and the term is the published code's ``σ·ξ_t``);
+      (with the mean-``|g|`` normaliser ``ā_t = 1`` and the term is the published code's ``σ·ξ_t``);
     * ``debias=True`` (EMA only) emits Adam's bias-corrected ``m_t/(1 − μ1^t)``; the state keeps
       the uncorrected ``m_t``.
 
@@ -212,7 +212,7 @@ def mi_momentum(decay: jax.Array | float = 1.0) -> optax.GradientTransformation:
     It is the paradigm's ℓ1 normaliser followed by the accumulated first momentum, i.e.
     ``optax.chain(normalize_gradient("l1"), first_momentum(decay))``: one implementation. Both
     divide by ``max(‖g‖₁, 1e-12)`` (``normalize_by_l1_norm``; the 1e-30 guard of this module is
-    only for the ℓ∞ and mean-|g| normalisers), so the numbers are those of the former separate
+    only for the ℓ∞ and mean-``|g|`` normalisers), so the numbers are those of the former separate
     ``mi_momentum``, bit for bit.
     """
     _checks.check_nonnegative("decay", decay)
@@ -383,7 +383,7 @@ def adaeq2m_published(
                  m_t = μ1·s_{t−1} + u_t + σ·ā_t·ξ_t
                  s_t = m_t / (√(V_t + ε) + ε)
 
-    with ``ā_t = mean|u_t|`` (= 1 after the mean-|g| normaliser) and ``ξ_t`` as in
+    with ``ā_t = mean|u_t|`` (= 1 after the mean-``|g|`` normaliser) and ``ξ_t`` as in
     :func:`first_momentum`. Defaults are the code's (μ1 = 1, μ2 = 0.9, σ = 0.01, ε = 1e-8).
     One deviation: the code accumulates ``s`` itself, not its square, in ``V`` and then takes a
     square root of that signed sum (NaN wherever it is negative); we square ``s``.

@@ -55,7 +55,7 @@ def l1_steepest(sparsity: jax.Array | float = 0.99) -> optax.GradientTransformat
 
     Keeps the coordinates whose ``|g|`` is at or above the ``sparsity`` quantile of ``|g|``, sets
     the rest to zero, and divides by their count so the direction has unit ℓ1 norm. As
-    ``sparsity → 1`` this is the exact ℓ1 steepest direction (one coordinate, the largest |g|);
+    ``sparsity → 1`` this is the exact ℓ1 steepest direction (one coordinate, the largest ``|g|``);
     lower values move more coordinates per step, which converges faster in practice
     (Tramèr & Boneh, NeurIPS 2019, "Adversarial training and robustness for multiple
     perturbations", SLIDE; default quantile 99%). ``sparsity`` may be traced (swept).
