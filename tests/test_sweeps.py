@@ -122,7 +122,8 @@ def test_chunked_sweep_compiles_once_and_equals_attack_sweep(setup):
     assert (small.chunks, small.chunks_run, small.chunk_size) == (chunks, chunks, chunk)
     other = Grid(attack, images, labels, params={"eps": [0.3, 0.01, 0.07]})
     run_grid(victim, other, chunk_size=4, micro_batch=2, progress=False)
-    assert TRACES == ["counted"]  # one trace for all chunks of two eps grids
+    # One trace compiles all chunks of two eps grids; one more (cached) finds the fields it uses.
+    assert TRACES == ["counted", "counted"]
     # chunking does not change a bit
     big = run_grid(victim, grid, chunk_size=16, micro_batch=2, progress=False)
     for k in big.table:
@@ -139,6 +140,9 @@ def test_chunked_sweep_compiles_once_and_equals_attack_sweep(setup):
     np.testing.assert_allclose(t["step_size"], t["eps"] / 4)  # the relative step follows eps
     assert list(t)[-len(MEASURED):] == list(MEASURED)
     assert set(t["attack"]) == {"counted"} and set(t["victim"]) == {"victim"}
+    # PGD-ℓ∞ with cross-entropy reads eps and the (relative) step, no other hyper-parameter.
+    assert [c for c in t if c in attack.params_type._fields] == ["eps", "step_size", "rel_step_size"]
+    assert set(t["norm"]) == {"linf"}
     np.testing.assert_array_equal(
         t["clean_correct"], np.argmax(victim.batch(images[t["image"]]), -1) == t["label"]
     )

@@ -23,22 +23,33 @@ from jaxadv.sweeps._table import (
 )
 
 
-def _figure():
+def _figure(panels: int = 1):
     try:
         from matplotlib.figure import Figure
     except ImportError as err:  # an optional dependency
         raise ImportError("Sweep figures need matplotlib: `pip install matplotlib`.") from err
-    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-    return fig, fig.subplots()
+    fig = Figure(figsize=(5.5 + 3.5 * (panels - 1), 3.8), layout="constrained")
+    axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
+    return fig, axes[0] if panels == 1 else list(axes)
 
 
 def _finish(fig: Any, ax: Any, path: Any) -> Any:
-    if len(ax.lines) > 1:
-        ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
+    for one in ax if isinstance(ax, list) else [ax]:
+        if len(one.lines) > 1:
+            one.legend(fontsize="small")
+        one.grid(alpha=0.3)
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
+
+
+# What a budget of each norm measures, for the axis of a panel of that norm.
+BUDGET_UNITS = {
+    "linf": "ℓ∞ norm of δ (largest change of one input value)",
+    "l2": "ℓ2 norm of δ",
+    "l1": "ℓ1 norm of δ",
+    "l0": "ℓ0 of δ (input values changed)",
+}
 
 
 def _hue_columns(cols: Mapping[str, np.ndarray], hue: Any, argument: str = "hue") -> list[str]:
@@ -73,11 +84,33 @@ def _constant(cols, names: list[str], rows: np.ndarray, label: Any, advice: str)
 
 
 def plot_robust_accuracy(
-    summary: Mapping[str, Any], x: str = "eps", *, hue: Any = None, path: Any = None
+    summary: Mapping[str, Any],
+    x: str = "eps",
+    *,
+    hue: Any = None,
+    panel: Any = "auto",
+    path: Any = None,
 ) -> Any:
-    """Robust accuracy against a budget column ``x`` of a :func:`summarize` table, one line per
-    value of ``hue`` (a column name, or several, e.g. ``"victim"``). Each line must have one row
-    per ``x`` value: filter the summary or add a column to ``hue`` otherwise."""
+    """Robust accuracy against a budget column of a :func:`summarize` table.
+
+    Budgets of different norms are not comparable, so by default each norm gets its own panel
+    (the ``norm`` column of a sweep's table), its axis labelled with what that norm's budget
+    measures (:data:`BUDGET_UNITS`).
+
+    Args:
+      summary: a :func:`summarize` table.
+      x: the budget column (numeric), e.g. ``"eps"``.
+      hue: a column name, or several, e.g. ``"victim"``: one line per value within a panel.
+        Each line must have one row per ``x`` value: filter the summary or add a column to
+        ``hue`` otherwise.
+      panel: a column with one panel per value (``"norm"``, or ``"attack"`` for one panel per
+        family); ``"auto"``: ``"norm"`` when the summary has that column, else one panel; None:
+        one panel.
+      path: where to save the figure (None: not saved).
+
+    Returns:
+      The :class:`matplotlib.figure.Figure`, one axis per panel, panels in sorted order.
+    """
     cols = _columns(summary, "summary")
     if not isinstance(x, str) or x not in cols:
         raise ValueError(
@@ -89,24 +122,39 @@ def plot_robust_accuracy(
     if cols[x].dtype.kind not in "biuf":
         raise ValueError(f"`x` must name a numeric column; {x!r} has dtype {cols[x].dtype}.")
     hue = _hue_columns(cols, hue)
-    curves = []
-    for label, rows in _lines(cols, hue, len(cols[x])):
-        xs = cols[x][rows]
-        if np.unique(xs).size != xs.size:
-            where = f" in the line {label}" if label else ""
-            raise ValueError(
-                f"`summary` has several rows per {x}={xs[0]}{where}: another coordinate varies. "
-                "Filter the summary or pass that column in `hue`."
-            )
-        order = np.argsort(xs, kind="stable")
-        curves.append((label, xs[order], cols["robust_accuracy"][rows][order]))
-    fig, ax = _figure()  # drawn once every line is known to be valid
-    for label, xs, ys in curves:
-        ax.plot(xs, ys, marker="o", label=label)
-    ax.set_xlabel(x)
-    ax.set_ylabel("robust accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    return _finish(fig, ax, path)
+    if panel == "auto":
+        panel = "norm" if "norm" in cols else None
+    panels = _hue_columns(cols, panel, "panel")
+    n = len(cols[x])
+    figures = []
+    for title, in_panel in _lines(cols, panels, n):
+        sub = {k: v[in_panel] for k, v in cols.items()}
+        curves = []
+        for label, rows in _lines(sub, hue, len(in_panel)):
+            xs = sub[x][rows]
+            if np.unique(xs).size != xs.size:
+                where = " in the line " + ", ".join(filter(None, [title, label])) if (
+                    title or label) else ""
+                raise ValueError(
+                    f"`summary` has several rows per {x}={xs[0]}{where}: another coordinate "
+                    "varies. Filter the summary or pass that column in `hue`."
+                )
+            order = np.argsort(xs, kind="stable")
+            curves.append((label, xs[order], sub["robust_accuracy"][rows][order]))
+        norm = str(sub["norm"][0]) if panels == ["norm"] else None
+        figures.append((title, norm, curves))
+    fig, axes = _figure(max(len(figures), 1))  # drawn once every line is known to be valid
+    axes = axes if isinstance(axes, list) else [axes]
+    for ax, (title, norm, curves) in zip(axes, figures):
+        for label, xs, ys in curves:
+            ax.plot(xs, ys, marker="o", label=label)
+        unit = BUDGET_UNITS.get(norm)
+        ax.set_xlabel(f"{x}: {unit}" if unit else x)
+        if title and len(figures) > 1 or norm:
+            ax.set_title(title, fontsize="medium")
+    axes[0].set_ylabel("robust accuracy")
+    axes[0].set_ylim(-0.02, 1.02)
+    return _finish(fig, axes if len(axes) > 1 else axes[0], path)
 
 
 def plot_success_vs_queries(table: Mapping[str, Any], *, hue: Any = None, path: Any = None) -> Any:

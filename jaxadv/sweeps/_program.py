@@ -106,3 +106,32 @@ def _join_steps(arrays: list[jax.Array]) -> jax.Array:
         pieces.append(jax.device_put(joined, shards[0].device))
     shape = (first.shape[0], sum(a.shape[1] for a in arrays)) + first.shape[2:]
     return jax.make_array_from_single_device_arrays(shape, first.sharding, pieces)
+
+
+_USED: dict[Any, tuple[str, ...]] = {}
+
+
+def used_fields(attack, victim, hp, x0, label, target, key_data) -> tuple[str, ...]:
+    """The hyper-parameter fields that the outputs of one entry depend on, in field order.
+
+    Found by tracing the entry (no compilation) and pruning the program backwards from its
+    outputs (``dce_jaxpr``): a field no output depends on (C&W's κ in PGD, momentum decay without
+    momentum) is not one the attack uses. Where the analysis cannot see inside an operation it
+    counts every input as used, so it can keep a field too many, never drop one in use. Cached
+    per attack and victim structure.
+    """
+    from jax.interpreters import partial_eval as pe  # public module, not in jax's main namespace
+
+    leaves = jax.tree.leaves(victim)
+    cache_key = (attack, jax.tree.structure(victim),
+                 tuple((np.shape(a), str(getattr(a, "dtype", type(a)))) for a in leaves), np.shape(x0))
+    if cache_key not in _USED:
+        fn = _phase(attack, WHOLE)
+        closed = jax.make_jaxpr(lambda hp: fn(victim, hp, x0, label, target, key_data))(hp)
+        _, used = pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
+        per_field = [len(jax.tree.leaves(getattr(hp, f))) for f in hp._fields]
+        bounds = np.cumsum([0] + per_field)
+        _USED[cache_key] = tuple(
+            f for f, lo, hi in zip(hp._fields, bounds[:-1], bounds[1:]) if any(used[lo:hi])
+        )
+    return _USED[cache_key]

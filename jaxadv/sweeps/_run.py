@@ -20,7 +20,7 @@ from jaxadv import _checks
 from jaxadv.sweeps import _sharding
 from jaxadv.sweeps._checkpoint import SweepCheckpoint, describe, digest
 from jaxadv.sweeps._grid import Entries, Grid, check_restarts_differ
-from jaxadv.sweeps._program import OUTPUTS, run_calls
+from jaxadv.sweeps._program import OUTPUTS, run_calls, used_fields
 from jaxadv.sweeps._progress import Progress
 
 _DTYPES = {"clean_correct": bool, "success": bool, "queries": np.int32, "steps": np.int32}
@@ -104,9 +104,11 @@ def run_grid(
 
     Returns:
       A :class:`SweepRun` whose ``table`` has one row per entry, in the grid's order, with the
-      columns: every field of ``attack.params_type``, ``victim``, ``attack``, ``image``,
-      ``label``, ``target`` (= label when untargeted), ``restart``, ``clean_correct``,
-      ``success``, ``loss``, ``l0``, ``l1``, ``l2``, ``linf``, ``queries``, ``steps``.
+      columns: the fields of ``attack.params_type`` that the attack uses or the grid sweeps
+      (:func:`jaxadv.sweeps.used_fields`), ``victim``, ``attack``, ``norm`` (of the budget,
+      :func:`budget_norm`), ``image``, ``label``, ``target`` (= label when untargeted),
+      ``restart``, ``clean_correct``, ``success``, ``loss``, ``l0``, ``l1``, ``l2``, ``linf``,
+      ``queries``, ``steps``.
     """
     _checks.check_positive_int("chunk_size", chunk_size)
     _checks.check_positive_int("micro_batch", micro_batch)
@@ -162,7 +164,7 @@ def run_grid(
         if store is not None:
             store.close()
     return SweepRun(
-        _table(victim_name, grid, entries, columns), num_chunks, num_chunks - done, chunk
+        _table(victim_name, victim, grid, entries, columns), num_chunks, num_chunks - done, chunk
     )
 
 
@@ -172,17 +174,24 @@ def _split(tree: Any, size: int) -> list[Any]:
     return [jax.tree.map(lambda a: a[i : i + size], tree) for i in range(0, n, size)]
 
 
-def _table(victim_name: str, grid: Grid, entries: Entries, columns: dict) -> dict[str, np.ndarray]:
+def _table(
+    victim_name: str, victim: Any, grid: Grid, entries: Entries, columns: dict
+) -> dict[str, np.ndarray]:
     n = len(entries.image)
     # The numbers each entry ran with: derived ones as the program derived them (a relative step
-    # as the absolute step of that eps); ``rel_step_size`` itself as given.
+    # as the absolute step of that eps); ``rel_step_size`` itself as given. Only the fields the
+    # attack uses, or that the grid sweeps, become columns (no C&W κ in a PGD table).
     derived = grid.attack.derive(grid.hparams)._asdict()
     derived.pop("rel_step_size", None)
     shown = {**grid.hparams._asdict(), **derived}
-    table = {field: np.asarray(leaf)[entries.setting] for field, leaf in shown.items()}
+    keep = set(_used_fields(victim, grid, entries)) | {
+        f for f, leaf in grid.hparams._asdict().items() if np.unique(np.asarray(leaf)).size > 1
+    }
+    table = {f: np.asarray(leaf)[entries.setting] for f, leaf in shown.items() if f in keep}
     table.update(
         victim=np.full(n, victim_name),
         attack=np.full(n, grid.name),
+        norm=np.full(n, budget_norm(grid.attack)),
         image=entries.image.astype(np.int64),
         label=entries.label.astype(np.int64),
         target=entries.target.astype(np.int64),
@@ -190,3 +199,26 @@ def _table(victim_name: str, grid: Grid, entries: Entries, columns: dict) -> dic
     )
     table.update({k: columns[k] for k in OUTPUTS})
     return table
+
+
+def _used_fields(victim, grid: Grid, entries: Entries) -> tuple[str, ...]:
+    if not len(entries.image):
+        return tuple(grid.hparams._fields)
+    return used_fields(
+        grid.attack, victim, jax.tree.map(lambda leaf: leaf[0], grid.hparams),
+        grid.images[entries.image[0]], entries.label[0], entries.target[0], entries.keys[0],
+    )
+
+
+_NORM_SUFFIXES = ("linf", "l2", "l1", "l0")
+
+
+def budget_norm(attack: Any) -> str:
+    """The norm of an attack's budget ``eps``, for tables and figures: the ``norm`` of the attack
+    or of its constraint, else the suffix of its name (``"cw-l2"``), else ``""`` (unknown)."""
+    for owner in (attack, getattr(attack, "constraint", None)):
+        norm = getattr(owner, "norm", None)
+        if isinstance(norm, str):
+            return norm
+    suffix = str(getattr(attack, "name", "")).rsplit("-", 1)[-1]
+    return suffix if suffix in _NORM_SUFFIXES else ""

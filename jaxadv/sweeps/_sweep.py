@@ -24,7 +24,7 @@ from jaxadv.sweeps._grid import Grid
 from jaxadv.sweeps._run import run_grid
 from jaxadv.sweeps._table import markdown_summary, summarize, write_table
 
-_FIRST = ("victim", "attack")
+_FIRST = ("victim", "attack", "norm")
 
 
 def _slug(text: str) -> str:
@@ -32,16 +32,19 @@ def _slug(text: str) -> str:
 
 
 def concat_tables(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Stacks tables row-wise; a column missing from a table is NaN (floats) there."""
+    """Stacks tables row-wise; a column missing from a table is NaN there ("" for text), as
+    a hyper-parameter of one attack family is on the rows of another."""
     names: list[str] = []
     for table in tables:
         names += [k for k in table if k not in names]
     out = {}
     for name in names:
+        text = any(np.asarray(t[name]).dtype.kind in "USO" for t in tables if name in t)
         parts = []
         for table in tables:
             n = len(next(iter(table.values())))
-            parts.append(table[name] if name in table else np.full(n, np.nan, np.float32))
+            blank = np.full(n, "") if text else np.full(n, np.nan, np.float32)
+            parts.append(table[name] if name in table else blank)
         out[name] = np.concatenate(parts)
     order = [k for k in _FIRST if k in out] + [k for k in out if k not in _FIRST]
     return {k: out[k] for k in order}

@@ -493,6 +493,10 @@ def read_table(path: Any) -> dict[str, np.ndarray]:
 # Markdown
 
 
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
 def _text(value: Any, digits: int) -> str:
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -513,9 +517,16 @@ def markdown_summary(
 ) -> str:
     """A GitHub-flavoured markdown table of ``summary`` (or any table), one line per row.
 
-    ``columns`` picks and orders the columns (default: all); floats get ``digits`` decimals,
-    except small non-zero ones (below ``10**(1 - digits)``, e.g. a step size of 0.0025), which get
-    ``digits`` significant digits; numbers are right-aligned.
+    Args:
+      summary: a table, typically from :func:`summarize`.
+      columns: the columns to show, in order (default: all).
+      digits: decimals of floats; small non-zero ones (below ``10**(1 - digits)``, e.g. a step
+        size of 0.0025) get ``digits`` significant digits instead.
+
+    Returns:
+      The markdown text, one line per row, numbers right-aligned. A NaN in a coordinate column
+      (a hyper-parameter that another attack family of a stacked table has, such as C&W's κ on a
+      PGD row) is an empty cell; a NaN statistic (no fooled case) reads ``nan``.
     """
     cols = _columns(summary, "summary")
     if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 0:
@@ -531,8 +542,12 @@ def markdown_summary(
     if not names:
         raise ValueError("`columns` must name at least one column; got none.")
     numeric = [cols[c].dtype.kind in "iuf" for c in names]
+    blank = set(names) - set(_point_stats_names())  # coordinates: NaN means "not this family's"
+
     lines = ["| " + " | ".join(names) + " |",
              "|" + "|".join("---:" if num else ":---" for num in numeric) + "|"]
     for i in range(len(cols[names[0]])):
-        lines.append("| " + " | ".join(_text(cols[c][i], digits) for c in names) + " |")
+        cells = ["" if c in blank and _is_nan(cols[c][i]) else _text(cols[c][i], digits)
+                 for c in names]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
