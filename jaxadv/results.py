@@ -61,7 +61,20 @@ class AttackResult(NamedTuple):
 
 def perturbation_norms(delta: jax.Array) -> dict[str, jax.Array]:
     """ℓ0 (count of non-zero entries), ℓ1, ℓ2 and ℓ∞ norms of one example's perturbation; all
-    four NaN when it holds NaN/inf (a NaN counted as one non-zero entry would look plausible)."""
+    four NaN when it holds NaN/inf (a NaN counted as one non-zero entry would look plausible).
+
+    Args:
+      delta: one example's perturbation, any shape.
+
+    Returns:
+      ``{"l0", "l1", "l2", "linf"}``, each a 0-d float32 array.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxadv.results import perturbation_norms
+      >>> {k: float(v) for k, v in perturbation_norms(jnp.array([3.0, 0.0, -4.0])).items()}
+      {'l0': 2.0, 'l1': 7.0, 'l2': 5.0, 'linf': 4.0}
+    """
     flat = jnp.ravel(delta)
     count = jnp.sum(flat != 0).astype(jnp.float32)
     return {

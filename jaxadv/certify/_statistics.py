@@ -91,6 +91,13 @@ def binomial_p_value(n_a: Any, n_b: Any) -> np.ndarray:
 
     At p = 1/2 the distribution is symmetric, so the two-sided p-value is twice the smaller tail,
     capped at 1.
+
+    Args:
+      n_a: successes (integer array).
+      n_b: failures (integer array, broadcast against ``n_a``).
+
+    Returns:
+      The p-values as a float64 array.
     """
     n_a, n_b = np.asarray(n_a, np.int64), np.asarray(n_b, np.int64)
     tail = stats.binom.cdf(np.minimum(n_a, n_b), n_a + n_b, 0.5)
@@ -104,6 +111,18 @@ def clopper_pearson_lower(n_a: Any, n: Any, alpha: float) -> np.ndarray:
     The same number as Cohen et al.'s ``proportion_confint(n_a, n, alpha=2α, method="beta")[0]``
     (the lower end of a two-sided 1 − 2α interval). It is the p at which
     ``P(Binomial(n, p) >= n_a) = α``.
+
+    Args:
+      n_a: successes (integer array).
+      n: trials (integer array, broadcast against ``n_a``).
+      alpha: the one-sided error probability, in (0, 1).
+
+    Returns:
+      The lower bounds in [0, 1] as a float64 array.
+
+    References:
+      Clopper & Pearson, "The use of confidence or fiducial limits illustrated in the case of the
+      binomial", Biometrika 1934.
     """
     check_alpha(alpha)
     n_a, n = np.asarray(n_a, np.int64), np.asarray(n, np.int64)
@@ -122,6 +141,13 @@ def predict_from_counts(counts: Any, alpha: float) -> PredictResult:
     Args:
       counts: ``int[num_images, num_classes]`` (``n`` draws per image).
       alpha: the failure probability, in (0, 1).
+
+    Returns:
+      A :class:`PredictResult` (prediction, or ``ABSTAIN``; abstain flags; p-values; counts).
+
+    References:
+      Cohen, Rosenfeld & Kolter, "Certified Adversarial Robustness via Randomized Smoothing",
+      ICML 2019.
     """
     check_alpha(alpha)
     counts = _counts_matrix("counts", counts)
@@ -151,6 +177,13 @@ def certify_from_counts(
       counts: ``int[num_images, num_classes]`` from ``n`` fresh draws.
       sigma: the noise level σ > 0 the counts were drawn with.
       alpha: the failure probability, in (0, 1).
+
+    Returns:
+      A :class:`CertifyResult` (class, certified ℓ2 radius, abstain flags, bounds).
+
+    References:
+      Cohen, Rosenfeld & Kolter, "Certified Adversarial Robustness via Randomized Smoothing",
+      ICML 2019.
     """
     check_alpha(alpha)
     _checks.check_positive("sigma", sigma)

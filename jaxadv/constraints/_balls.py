@@ -30,7 +30,20 @@ def _zero_radius_safe(projection, eps):
 
 
 def linf_ball(eps: jax.Array | float) -> Constraint:
-    """``‖delta‖∞ ≤ eps``; random starts uniform in the cube ``[-eps, eps]^n``."""
+    """``‖delta‖∞ ≤ eps``; random starts uniform in the cube ``[-eps, eps]^n``.
+
+    Args:
+      eps: the radius, ≥ 0 (may be traced: swept under ``vmap``).
+
+    Returns:
+      A :class:`Constraint` whose ``project`` is the Euclidean projection onto the ℓ∞ ball.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxadv.constraints import linf_ball
+      >>> linf_ball(0.5).project(jnp.array([0.2, -0.9, 1.5]), jnp.zeros(3))
+      Array([ 0.2, -0.5,  0.5], dtype=float32)
+    """
     _checks.check_nonnegative("eps", eps)
 
     def sample(key, x0):
@@ -47,6 +60,12 @@ def l2_ball(eps: jax.Array | float) -> Constraint:
 
     Uniform sampling: a Gaussian direction times ``eps·u^{1/n}`` with ``u ~ U(0, 1)``; in high
     dimension this lies close to the sphere, as the uniform distribution on the ball does.
+
+    Args:
+      eps: the radius, ≥ 0 (may be traced: swept under ``vmap``).
+
+    Returns:
+      A :class:`Constraint` whose ``project`` is the Euclidean projection onto the ℓ2 ball.
     """
     _checks.check_nonnegative("eps", eps)
 
@@ -67,6 +86,12 @@ def l1_ball(eps: jax.Array | float) -> Constraint:
 
     Uniform sampling (Barthe, Guédon, Mendelson & Naor, Ann. Probab. 2005): ``y/(‖y‖₁ + z)`` with
     ``y`` i.i.d. Laplace and ``z ~ Exp(1)`` is uniform in the unit ℓ1 ball.
+
+    Args:
+      eps: the radius, ≥ 0 (may be traced: swept under ``vmap``).
+
+    Returns:
+      A :class:`Constraint` whose ``project`` is the Euclidean projection onto the ℓ1 ball.
     """
     _checks.check_nonnegative("eps", eps)
 
@@ -82,6 +107,14 @@ def l1_ball(eps: jax.Array | float) -> Constraint:
 
 
 def norm_ball(norm: str, eps: jax.Array | float) -> Constraint:
-    """The ball of the named norm (``"linf"``, ``"l2"`` or ``"l1"``) and radius ``eps``."""
+    """The ball of the named norm (``"linf"``, ``"l2"`` or ``"l1"``) and radius ``eps``.
+
+    Args:
+      norm: ``"linf"``, ``"l2"`` or ``"l1"``.
+      eps: the radius, ≥ 0.
+
+    Returns:
+      The :class:`Constraint` of :func:`linf_ball`, :func:`l2_ball` or :func:`l1_ball`.
+    """
     _checks.check_choice("norm", norm, NORMS)
     return {"linf": linf_ball, "l2": l2_ball, "l1": l1_ball}[norm](eps)

@@ -30,7 +30,21 @@ Objective = Callable[[jax.Array, jax.Array, jax.Array, Any], jax.Array]
 
 
 def cross_entropy(logits: jax.Array, label: jax.Array) -> jax.Array:
-    """``-log softmax(logits)[label]`` for one example (non-negative)."""
+    """``-log softmax(logits)[label]`` for one example (non-negative).
+
+    Args:
+      logits: ``[classes]`` scores of one example.
+      label: the class index.
+
+    Returns:
+      A scalar; minimise its negative to leave ``label``, itself to reach it.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxadv.losses import cross_entropy
+      >>> round(float(cross_entropy(jnp.array([0.0, 0.0]), 1)), 4)  # log 2
+      0.6931
+    """
     return -jax.nn.log_softmax(logits)[label]
 
 
@@ -48,6 +62,18 @@ def cw_margin(
     Untargeted: ``max(z_label - max_{j≠label} z_j, -kappa)``; targeted with ``label`` the target
     class: ``max(max_{j≠target} z_j - z_target, -kappa)``. It reaches its floor ``-kappa`` once the
     wanted class leads by a margin ``kappa`` (the confidence).
+
+    Args:
+      logits: ``[classes]`` scores of one example.
+      label: the true class (untargeted) or the target class (targeted).
+      kappa: the confidence κ ≥ 0.
+      targeted: which of the two forms.
+
+    Returns:
+      A scalar, ``-kappa`` once the attack has succeeded with margin κ.
+
+    References:
+      Carlini & Wagner, "Towards Evaluating the Robustness of Neural Networks", IEEE S&P 2017.
     """
     own, other = logits[label], _best_other(logits, label)
     margin = other - own if targeted else own - other
@@ -66,6 +92,22 @@ def dlr(
     ``-(z_y - max_{j≠y} z_j)/(…)`` (APGD-DLR) and ``-(z_y - z_t)/(…)`` (APGD-T); these are their
     negatives. The untargeted ratio needs at least 3 classes, the targeted one 4 (a ValueError
     names the count; AutoAttack falls back to CE there, a choice left to the caller).
+
+    Args:
+      logits: ``[classes]`` scores of one example (at least 3 classes, 4 targeted).
+      label: the true class.
+      target: the target class (targeted only).
+      targeted: which of the two forms.
+
+    Returns:
+      A scalar to minimise.
+
+    Raises:
+      ValueError: too few classes, or no ``target`` for the targeted form.
+
+    References:
+      Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+      parameter-free attacks", ICML 2020.
     """
     needed = 4 if targeted else 3
     if logits.shape[-1] < needed:
@@ -109,6 +151,9 @@ def classification_objective(loss: str, *, targeted: bool) -> Objective:
       loss: ``"ce"`` (cross-entropy), ``"cw"`` (C&W margin; reads ``hp.kappa`` if present) or
         ``"dlr"`` (Croce & Hein's difference of logits ratio).
       targeted: move toward ``target`` (True) or away from ``label`` (False).
+
+    Returns:
+      A hashable callable ``(logits, label, target, hp) -> scalar``.
     """
     _checks.check_choice("loss", loss, LOSSES)
     return _ClassificationObjective(loss, bool(targeted))

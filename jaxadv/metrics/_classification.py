@@ -49,6 +49,18 @@ def accuracy(logits: Any, labels: Any) -> Any:
     Eagerly, NaN/inf logits and labels that are not class indices in ``[0, classes)`` raise
     ``ValueError``. Under ``jit`` (traced inputs) the values cannot be inspected: the accuracy is
     then NaN whenever a logit is non-finite or a label out of range (never a plausible number).
+
+    Args:
+      logits: ``[batch, classes]`` scores.
+      labels: ``[batch]`` integer class indices.
+
+    Returns:
+      A Python float eagerly (NaN for an empty batch); a 0-d array under ``jit``.
+
+    Example:
+      >>> from jaxadv.metrics import accuracy
+      >>> accuracy([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]], [0, 1, 1])
+      0.6666666666666666
     """
     if not isinstance(logits, (jax.Array, jax.core.Tracer, np.ndarray)):
         logits = np.asarray(logits)
@@ -80,6 +92,14 @@ def robust_accuracy(result: AttackResult, labels: Any, clean_correct: Any) -> fl
     class without reaching the target is not robust, though the targeted attack failed). A result
     with leading grid axes (from ``attack.sweep``: ``success[K, b]``) gives one value per grid
     point, averaging over the last (batch) axis only.
+
+    Args:
+      result: an attack's :class:`~jaxadv.results.AttackResult` for a batch (or a sweep).
+      labels: ``[batch]`` true classes.
+      clean_correct: ``[batch]`` bool, whether the victim classified each clean example correctly.
+
+    Returns:
+      A float for one batch, an array of one value per grid point for a sweep.
     """
     logits = _host("result.logits", result.logits)
     n = logits.shape[-2] if logits.ndim >= 2 else -1
@@ -94,7 +114,15 @@ def robust_accuracy(result: AttackResult, labels: Any, clean_correct: Any) -> fl
 
 
 def success_rate(result: AttackResult, mask: Any | None = None) -> float:
-    """Fraction of successful attacks, over the examples where ``mask`` is True (default: all)."""
+    """Fraction of successful attacks, over the examples where ``mask`` is True (default: all).
+
+    Args:
+      result: an :class:`~jaxadv.results.AttackResult` of one batch.
+      mask: ``[batch]`` bool (or 0/1) selecting the examples counted; None: all.
+
+    Returns:
+      The fraction as a float; NaN when the mask selects nothing.
+    """
     success = _host("result.success", result.success).astype(bool)
     if success.ndim != 1:
         raise ValueError(
@@ -111,6 +139,13 @@ def mean_norms(result: AttackResult, mask: Any | None = None) -> dict[str, float
 
     The usual choice of mask is ``result.success``: distortion is reported over successful
     attacks (as in C&W and the smooth-examples paper's D̄). NaN when the mask selects nothing.
+
+    Args:
+      result: an :class:`~jaxadv.results.AttackResult` of one batch.
+      mask: ``[batch]`` bool (or 0/1) selecting the examples averaged; None: all.
+
+    Returns:
+      ``{"l0": ..., "l1": ..., "l2": ..., "linf": ...}`` as floats.
     """
     if np.ndim(result.success) != 1:
         raise ValueError(
@@ -130,6 +165,14 @@ def summarize(result: AttackResult, labels: Any, clean_correct: Any) -> dict[str
 
     Success rate and norms are over the examples the victim classified correctly (attacking a
     misclassified example is trivially "successful" for an untargeted attack).
+
+    Args:
+      result: an :class:`~jaxadv.results.AttackResult` of one batch.
+      labels: ``[batch]`` true classes.
+      clean_correct: ``[batch]`` bool, the victim's verdict on the clean examples.
+
+    Returns:
+      ``{"robust_accuracy", "success_rate", "l0", "l1", "l2", "linf"}`` as floats.
     """
     success = _host("result.success", result.success).astype(bool)
     correct = _per_example("clean_correct", clean_correct, success.shape[-1], boolean=True)
@@ -144,6 +187,12 @@ def per_example_norms(delta: Any) -> dict[str, Any]:
     """ℓ0, ℓ1, ℓ2, ℓ∞ of each row of a batch of perturbations ``delta[b, ...]``.
 
     Eagerly a NaN/inf entry raises ``ValueError``; under ``jit`` its row's four norms are NaN.
+
+    Args:
+      delta: ``[batch, ...]`` perturbations.
+
+    Returns:
+      ``{"l0", "l1", "l2", "linf"}``, each a ``[batch]`` array.
     """
     delta = jnp.asarray(delta)
     if delta.ndim < 1:

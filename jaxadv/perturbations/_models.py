@@ -22,6 +22,9 @@ class Perturbation(Protocol):
 
     ``additive`` is True when ``theta`` IS the additive perturbation ``delta``, so norm-ball
     constraints and random starts act on it directly.
+
+    Attributes:
+      additive: whether the latent is the additive perturbation itself.
     """
 
     additive: bool
@@ -33,7 +36,11 @@ class Perturbation(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class Additive:
-    """``x = x0 + delta``, starting from ``delta = 0``."""
+    """``x = x0 + delta``, starting from ``delta = 0``.
+
+    Attributes:
+      additive: True.
+    """
 
     additive: bool = dataclasses.field(default=True, init=False)
 
@@ -51,6 +58,14 @@ class TanhBox:
     Any ``w`` maps inside the pixel box, so an unconstrained optimiser can be used
     (Carlini & Wagner, S&P 2017, §V "change of variables"). ``init`` maps ``x0`` to ``w`` through
     ``arctanh``, shrunk by ``1 − 1e-6`` so that pixels on the box edges stay finite.
+
+    Attributes:
+      low: the smallest pixel value.
+      high: the largest pixel value.
+      additive: False (the latent is ``w``, not ``delta``).
+
+    References:
+      Carlini & Wagner, "Towards Evaluating the Robustness of Neural Networks", IEEE S&P 2017.
     """
 
     low: float
@@ -67,10 +82,30 @@ class TanhBox:
 
 
 def additive() -> Additive:
-    """The additive model ``x = x0 + delta``."""
+    """The additive model ``x = x0 + delta``.
+
+    Returns:
+      An :class:`Additive`.
+    """
     return Additive()
 
 
 def tanh_box(low: float, high: float) -> TanhBox:
-    """The C&W tanh model for the pixel box ``[low, high]``."""
+    """The C&W tanh model for the pixel box ``[low, high]``.
+
+    Args:
+      low: the smallest pixel value.
+      high: the largest pixel value (> ``low``).
+
+    Returns:
+      A :class:`TanhBox`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxadv.perturbations import tanh_box
+      >>> model = tanh_box(0.0, 1.0)
+      >>> x0 = jnp.array([0.0, 0.25, 1.0])
+      >>> bool(jnp.allclose(model.to_input(model.init(x0), x0), x0, atol=1e-6))
+      True
+    """
     return TanhBox(float(low), float(high))

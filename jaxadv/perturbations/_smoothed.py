@@ -17,6 +17,14 @@ class Smoothed:
     sC&W penalises ``‖r‖²`` on the unclipped perturbation and clips ``x0 + r`` to the pixel box
     in front of the victim (paper §4.2), so the attack applies the clip. ``smoother`` is built
     from the same ``x0`` (one per example).
+
+    Attributes:
+      smoother: the smoothing operator ``ŝ_α`` of this example (:func:`jaxadv.image.smoother`).
+      additive: False (the latent is ``z``, not the perturbation).
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
     """
 
     smoother: Smoother

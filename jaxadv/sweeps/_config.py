@@ -36,7 +36,15 @@ DEFAULT_VICTIMS = ("cw", "c4", "resnet")
 
 @dataclasses.dataclass(frozen=True)
 class GridSpec:
-    """One attack structure and its grid (see :class:`jaxadv.sweeps.Grid` for the fields)."""
+    """One attack structure and its grid (see :class:`jaxadv.sweeps.Grid` for the fields).
+
+    Attributes:
+      attack: the attack (an instance of an attack family).
+      params: swept fields of ``attack.params_type``: a number or a 1-D sequence each.
+      targets: None (untargeted), ``"all"`` or per-image target classes.
+      restarts: runs per (image, target) from different random starts.
+      name: the ``attack`` column of the table (default: the attack's name).
+    """
 
     attack: Any
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -178,7 +186,17 @@ def split_spec(spec: str) -> tuple[Path, str | None]:
 
 
 def load_config(spec: str) -> SweepConfig:
-    """Imports ``CONFIG[:arg]`` and returns ``get_config(arg)`` as a :class:`SweepConfig`."""
+    """Imports ``CONFIG[:arg]`` and returns ``get_config(arg)`` as a :class:`SweepConfig`.
+
+    Args:
+      spec: ``PATH.py`` or ``PATH.py:ARG``; the file defines ``get_config(arg)``.
+
+    Returns:
+      The :class:`SweepConfig`.
+
+    Raises:
+      ValueError: the file is missing, not a ``.py`` file, or its config is malformed.
+    """
     path, arg = split_spec(spec)
     if not path.is_file():
         what = "a folder" if path.is_dir() else "no such file"

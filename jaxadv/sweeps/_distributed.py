@@ -86,6 +86,12 @@ def initialize(
     Raises:
       ValueError: for a malformed address, count or id.
       TimeoutError: when not every process joined within ``timeout_s`` seconds.
+
+    Args:
+      coordinator: ``HOST:PORT`` of process 0.
+      num_processes: processes taking part, ≥ 1.
+      process_id: this process's index in ``[0, num_processes)``.
+      timeout_s: seconds to wait for every process to join.
     """
     _check_address(coordinator)
     if isinstance(num_processes, bool) or not isinstance(num_processes, int) or num_processes < 1:
@@ -120,7 +126,12 @@ def initialize(
 
 
 def from_environment() -> dict[str, Any] | None:
-    """``coordinator``/``num_processes``/``process_id`` from ``JAXADV_*`` variables, if set."""
+    """``coordinator``/``num_processes``/``process_id`` from ``JAXADV_*`` variables, if set.
+
+    Returns:
+      ``{"coordinator", "num_processes", "process_id"}`` when ``JAXADV_COORDINATOR`` is set, else
+      None.
+    """
     values = {name: os.environ.get(var) for name, var in ENV.items()}
     if values["coordinator"] is None:
         return None

@@ -164,6 +164,14 @@ def plot_success_vs_queries(table: Mapping[str, Any], *, hue: Any = None, path: 
     classified images was fooled within ``q`` queries (restarts tried in order, see
     :func:`reduce_runs`). Every coordinate column other than ``hue`` must be constant within a
     line (filter the table, or add the column to ``hue``).
+
+    Args:
+      table: a sweep's result table (one row per run).
+      hue: a column name, or several: one line per value.
+      path: where to save the figure (None: not saved).
+
+    Returns:
+      The :class:`matplotlib.figure.Figure`.
     """
     cols = validate_table(table)
     hue = _hue_columns(cols, hue)
@@ -198,6 +206,19 @@ def plot_operating_characteristic(
     runs over restarts AND over numeric coordinates (a budget sweep: eps, steps, ...) are merged
     as the paper does: success if any run succeeded, at the smallest successful ``norm``. Text
     coordinates (``victim``, ``attack``) must be constant within a line.
+
+    Args:
+      table: a sweep's result table (one row per run).
+      norm: the distortion measured, one of ``"l0"``, ``"l1"``, ``"l2"``, ``"linf"``.
+      hue: a column name, or several: one line per value.
+      path: where to save the figure (None: not saved).
+
+    Returns:
+      The :class:`matplotlib.figure.Figure`.
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
     """
     cols = validate_table(table)
     if norm not in NORM_NAMES:

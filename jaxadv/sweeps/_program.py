@@ -119,6 +119,16 @@ def used_fields(attack, victim, hp, x0, label, target, key_data) -> tuple[str, .
     momentum) is not one the attack uses. Where the analysis cannot see inside an operation it
     counts every input as used, so it can keep a field too many, never drop one in use. Cached
     per attack and victim structure.
+
+    Args:
+      attack: the attack of a grid.
+      victim: the victim it runs on.
+      hp: one setting of ``attack.params_type`` (scalar leaves).
+      x0, label, target: one entry's image, label and target.
+      key_data: the entry's raw key data (``jax.random.key_data``).
+
+    Returns:
+      The names of the used fields, in ``hp._fields`` order.
     """
     from jax.interpreters import partial_eval as pe  # public module, not in jax's main namespace
 

@@ -215,7 +215,14 @@ _NORM_SUFFIXES = ("linf", "l2", "l1", "l0")
 
 def budget_norm(attack: Any) -> str:
     """The norm of an attack's budget ``eps``, for tables and figures: the ``norm`` of the attack
-    or of its constraint, else the suffix of its name (``"cw-l2"``), else ``""`` (unknown)."""
+    or of its constraint, else the suffix of its name (``"cw-l2"``), else ``""`` (unknown).
+
+    Args:
+      attack: any attack of the library.
+
+    Returns:
+      ``"linf"``, ``"l2"``, ``"l1"``, ``"l0"`` or ``""``.
+    """
     for owner in (attack, getattr(attack, "constraint", None)):
         norm = getattr(owner, "norm", None)
         if isinstance(norm, str):

@@ -33,7 +33,14 @@ def _slug(text: str) -> str:
 
 def concat_tables(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Stacks tables row-wise; a column missing from a table is NaN there ("" for text), as
-    a hyper-parameter of one attack family is on the rows of another."""
+    a hyper-parameter of one attack family is on the rows of another.
+
+    Args:
+      tables: tables from :func:`run_grid` (or any dicts of 1-D columns).
+
+    Returns:
+      One table, columns in first-seen order with ``victim``, ``attack``, ``norm`` first.
+    """
     names: list[str] = []
     for table in tables:
         names += [k for k in table if k not in names]
@@ -70,6 +77,9 @@ def run_sweep(
       chunk_size, micro_batch: override the config's.
       cache_dir: where default victims are cached (default: jaxadv's cache).
       progress: None (on terminals), True or False.
+
+    Returns:
+      The table of every run of every (victim, grid) pair, as :func:`concat_tables` stacks them.
     """
     config = as_config(config, default_name="sweep")
     _checks.check_directory("out_dir", out_dir)  # before any victim is trained or chunk run

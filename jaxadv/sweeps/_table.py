@@ -306,7 +306,10 @@ def summarize(table: Mapping[str, Any], *, by: str | Sequence[str] | None = None
         any run did, with the smallest successful ℓ2) — for instance ``by=["attack"]`` over an
         eps sweep gives each image's smallest successful budget.
 
-    Returns a table with the ``by`` columns and, per grid point:
+    Returns:
+      A table with the ``by`` columns and, per grid point, the columns below.
+
+    Columns per grid point:
 
     * ``n_images``; ``n_pairs``, the (image, target) pairs of correctly classified images (the
       trials of the protocol; images may have different numbers of targets);
@@ -391,6 +394,14 @@ def write_table(table: Mapping[str, Any], path: Any) -> None:
     The CSV's first line (``#dtypes,...``, skipped by ``pandas.read_csv(comment="#")``) records
     each column's dtype so :func:`read_table` restores it; floats are written with ``repr`` so the
     round trip is exact. Parquet needs pyarrow (``pip install pyarrow``).
+
+    Args:
+      table: a dict of equal-length 1-D columns.
+      path: a ``.csv`` or ``.parquet`` path; the suffix picks the format.
+
+    Raises:
+      ValueError: the table is ragged or the suffix unknown.
+      ImportError: a ``.parquet`` path without pyarrow.
     """
     cols = _columns(table)
     if _format(path) == "parquet":
@@ -439,6 +450,13 @@ def read_table(path: Any) -> dict[str, np.ndarray]:
 
     A CSV without the ``#dtypes`` line (written by another tool) is read too: each column becomes
     bool, int64, float64 or str, whichever its text fits.
+
+    Args:
+      path: a ``.csv`` or ``.parquet`` file.
+
+    Returns:
+      A dict of numpy columns, each with the dtype it was written with (``str`` for text); see
+      :func:`jaxadv.sweeps.read_dataframe` for a pandas DataFrame.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"`path` must be a str or os.PathLike; got {type(path).__name__}.")
