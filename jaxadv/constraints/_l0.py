@@ -31,7 +31,15 @@ UNITS = ("pixel", "element")
 
 
 def check_budget(name: str, k) -> None:
-    """Raises unless a concrete budget is a finite whole number ``>= 1`` (traced: skipped)."""
+    """Raises unless a concrete budget is a finite whole number ``>= 1`` (traced: skipped).
+
+    Args:
+      name: the argument's name, for the message.
+      k: the budget (a number or an array; a tracer is not checked).
+
+    Raises:
+      ValueError: naming ``name`` and the value received.
+    """
     if not _checks.is_concrete(k):
         return
     arr = np.asarray(k, dtype=np.float64)
@@ -40,7 +48,15 @@ def check_budget(name: str, k) -> None:
 
 
 def maskable_units(shape: Sequence[int], unit: str) -> int:
-    """How many units an example of ``shape`` has: its pixels (channels last) or its entries."""
+    """How many units an example of ``shape`` has: its pixels (channels last) or its entries.
+
+    Args:
+      shape: one example's shape, channels last.
+      unit: ``"pixel"`` or ``"element"``.
+
+    Returns:
+      The number of units, an int.
+    """
     _checks.check_choice("unit", unit, UNITS)
     shape = tuple(shape)
     if unit == "pixel":
@@ -54,7 +70,17 @@ def maskable_units(shape: Sequence[int], unit: str) -> int:
 
 
 def check_budget_fits(name: str, k, shape: Sequence[int], unit: str) -> None:
-    """Raises if a concrete budget exceeds the units of an example of ``shape``."""
+    """Raises if a concrete budget exceeds the units of an example of ``shape``.
+
+    Args:
+      name: the argument's name, for the message.
+      k: the budget (a tracer is not checked).
+      shape: one example's shape, channels last.
+      unit: ``"pixel"`` or ``"element"``.
+
+    Raises:
+      ValueError: ``k`` is larger than :func:`maskable_units`.
+    """
     units = maskable_units(shape, unit)
     if _checks.is_concrete(k) and np.any(np.asarray(k) > units):
         raise ValueError(
@@ -65,7 +91,21 @@ def check_budget_fits(name: str, k, shape: Sequence[int], unit: str) -> None:
 
 def top_k_mask(scores: jax.Array, k: jax.Array | float) -> jax.Array:
     """Boolean mask of the ``k`` largest ``scores`` (ties: lower flat index first); ``k`` may be
-    traced."""
+    traced.
+
+    Args:
+      scores: any shape.
+      k: how many entries to keep (may be traced).
+
+    Returns:
+      A bool array of the shape of ``scores``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxadv.constraints import top_k_mask
+      >>> top_k_mask(jnp.array([0.5, 2.0, 0.5, 1.0]), 2)
+      Array([False,  True, False,  True], dtype=bool)
+    """
     flat = jnp.ravel(scores)
     order = jnp.argsort(-flat, stable=True)
     rank = jnp.zeros(flat.shape, jnp.int32).at[order].set(jnp.arange(flat.size, dtype=jnp.int32))
@@ -82,6 +122,19 @@ def project_l0_box(
     """The Euclidean projection of ``delta`` onto ``{≤ k non-zero units} ∩ [lower, upper]``.
 
     ``lower <= 0 <= upper`` entry-wise (``±inf`` for no box). Exact (see the module docstring).
+
+    Args:
+      delta: one example's perturbation.
+      k: the number of units kept (may be traced).
+      lower: entry-wise lower bounds on ``delta`` (≤ 0).
+      upper: entry-wise upper bounds on ``delta`` (≥ 0).
+      unit: ``"element"`` or ``"pixel"`` (channels last).
+
+    Returns:
+      The projected perturbation, of the shape of ``delta``.
+
+    References:
+      Croce & Hein, "Sparse and Imperceivable Adversarial Attacks", ICCV 2019.
     """
     clipped = jnp.clip(delta, lower, upper)
     gain = jnp.square(delta) - jnp.square(delta - clipped)
@@ -135,6 +188,12 @@ def l0_ball(
         projection is exact for the intersection (Croce & Hein's ℓ0 + box projection), without it
         it keeps the ``k`` units of largest ``‖delta‖₂``. Random starts are uniform in the box,
         then projected (zero without a box).
+
+    Returns:
+      A :class:`Constraint`.
+
+    References:
+      Croce & Hein, "Sparse and Imperceivable Adversarial Attacks", ICCV 2019.
     """
     return _l0_constraint(k, None, unit, bounds)
 
@@ -158,6 +217,12 @@ def l0_linf_ball(
       eps: the ℓ∞ radius, ``> 0``.
       unit: ``"pixel"`` or ``"element"`` (see :func:`l0_ball`).
       bounds: the pixel box ``(low, high)``; None for none.
+
+    Returns:
+      A :class:`Constraint`.
+
+    References:
+      Croce & Hein, "Sparse and Imperceivable Adversarial Attacks", ICCV 2019.
     """
     _checks.check_positive("eps", eps)
     return _l0_constraint(k, eps, unit, bounds)

@@ -29,6 +29,19 @@ def project_l1_box(
 
     ``lower <= 0 <= upper`` entry-wise (the box of ``delta`` around a clean input inside the pixel
     box); ``eps >= 0`` may be traced.
+
+    Args:
+      delta: one example's perturbation.
+      eps: the ℓ1 radius, ≥ 0 (may be traced).
+      lower: entry-wise lower bounds on ``delta`` (≤ 0).
+      upper: entry-wise upper bounds on ``delta`` (≥ 0).
+
+    Returns:
+      The projected perturbation, of the shape of ``delta``.
+
+    References:
+      Croce & Hein, "Mind the box: l1-APGD for sparse adversarial attacks on image classifiers",
+      ICML 2021.
     """
     eps = jnp.asarray(eps, delta.dtype)
     lower = jnp.broadcast_to(lower, delta.shape)
@@ -63,7 +76,19 @@ def project_l1_box(
 def l1_box_ball(eps: jax.Array | float, bounds: tuple[float, float]) -> Constraint:
     """``‖delta‖₁ ≤ eps`` with ``x0 + delta`` in ``bounds``, projected exactly
     (:func:`project_l1_box`); random starts are Gaussian draws projected onto the set (the start of
-    ℓ1-APGD's reference code), which puts them on the ℓ1 sphere when the box allows."""
+    ℓ1-APGD's reference code), which puts them on the ℓ1 sphere when the box allows.
+
+    Args:
+      eps: the ℓ1 radius, ≥ 0 (may be traced).
+      bounds: the pixel box ``(low, high)``.
+
+    Returns:
+      A :class:`Constraint`.
+
+    References:
+      Croce & Hein, "Mind the box: l1-APGD for sparse adversarial attacks on image classifiers",
+      ICML 2021.
+    """
     _checks.check_nonnegative("eps", eps)
     low, high = bounds
 
