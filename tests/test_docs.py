@@ -28,8 +28,10 @@ SECTIONED = {
     "jaxadv.perturbations": None,
     "jaxadv.sweeps": None,
     "jaxadv.losses": ("jaxadv.losses._classification",),
-    "jaxadv.metrics": ("jaxadv.metrics._classification",),
-    "jaxadv.certify": ("jaxadv.certify._statistics",),
+    "jaxadv.certify": None,
+    "jaxadv.metrics": tuple(f"jaxadv.metrics._{m}" for m in (
+        "classification", "exact_min_norm", "gradient", "operating", "robustness", "sparse",
+        "transfer")),
 }
 
 

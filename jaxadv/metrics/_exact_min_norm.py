@@ -82,7 +82,15 @@ def _layers_of(network: Any) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def relu_forward(layers, x):
-    """Logits of the ReLU network ``layers`` at the flattened ``x`` (JAX, float32)."""
+    """Logits of the ReLU network ``layers`` at the flattened ``x`` (JAX, float32).
+
+    Args:
+      layers: ``[(w, b), ...]`` with ``w`` of shape ``[in, out]``; ReLU between layers.
+      x: one input, any shape (flattened).
+
+    Returns:
+      ``f32[classes]`` logits.
+    """
     h = jnp.ravel(jnp.asarray(x, jnp.float32))
     for k, (w, b) in enumerate(layers):
         h = h @ jnp.asarray(w, jnp.float32) + jnp.asarray(b, jnp.float32)

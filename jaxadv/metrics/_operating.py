@@ -59,6 +59,17 @@ def min_successful_distortion(success: Any, distortion: Any) -> tuple[np.ndarray
     An image succeeds if any run does; its distortion is the smallest over the successful runs
     (``inf`` for images no run fooled). This is how the paper compares distortion-targeting
     attacks with attacks that minimise distortion.
+
+    Args:
+      success: ``[K, b]`` bool, run ``k`` fooled image ``i``.
+      distortion: ``[K, b]`` the runs' distortions (finite where they succeeded).
+
+    Returns:
+      ``(any_success[b], smallest[b])``.
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
     """
     success = _flags("success", success)
     distortion = np.asarray(distortion, np.float64)
@@ -75,7 +86,20 @@ def min_successful_distortion(success: Any, distortion: Any) -> tuple[np.ndarray
 
 
 def success_probability(success: Any, distortion: Any, clean_correct: Any | None = None) -> float:
-    """``P_suc``: the fraction of correctly classified images the attack fooled."""
+    """``P_suc``: the fraction of correctly classified images the attack fooled.
+
+    Args:
+      success: ``[b]`` bool, whether the attack fooled each image.
+      distortion: ``[b]`` the distortion of each image's perturbation (finite where it succeeded).
+      clean_correct: ``[b]`` bool, images the victim classifies correctly (None: all).
+
+    Returns:
+      ``P_suc`` as a float (NaN for no image).
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
+    """
     ok, _ = _validated(success, distortion, clean_correct)
     return float(np.mean(ok)) if ok.size else float("nan")
 
@@ -83,7 +107,20 @@ def success_probability(success: Any, distortion: Any, clean_correct: Any | None
 def conditional_distortion(
     success: Any, distortion: Any, clean_correct: Any | None = None
 ) -> float:
-    """``D̄``: the mean distortion over the images the attack fooled (NaN if none)."""
+    """``D̄``: the mean distortion over the images the attack fooled (NaN if none).
+
+    Args:
+      success: ``[b]`` bool, whether the attack fooled each image.
+      distortion: ``[b]`` the distortion of each image's perturbation (finite where it succeeded).
+      clean_correct: ``[b]`` bool, images the victim classifies correctly (None: all).
+
+    Returns:
+      ``D̄`` as a float.
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
+    """
     ok, dist = _validated(success, distortion, clean_correct)
     return float(np.mean(dist[ok])) if np.any(ok) else float("nan")
 
@@ -95,6 +132,24 @@ def operating_characteristic(
 
     Without ``grid`` the curve is returned exactly, at 0 and at every successful image's
     distortion (it is a step function, right-continuous); with ``grid`` it is evaluated there.
+
+    Args:
+      success: ``[b]`` bool, whether the attack fooled each image.
+      distortion: ``[b]`` the distortion of each image's perturbation (finite where it succeeded).
+      clean_correct: ``[b]`` bool, images the victim classifies correctly (None: all).
+      grid: 1-D budgets to evaluate the curve at (None: the exact steps).
+
+    Returns:
+      ``(D, P)``: two 1-D arrays of the same length.
+
+    Example:
+      >>> from jaxadv.metrics import operating_characteristic
+      >>> operating_characteristic([True, False, True, True], [0.5, 9.0, 1.5, 1.0])
+      (array([0. , 0.5, 1. , 1.5]), array([0.  , 0.25, 0.5 , 0.75]))
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
     """
     ok, dist = _validated(success, distortion, clean_correct)
     n = max(ok.size, 1)
@@ -106,7 +161,20 @@ def operating_characteristic(
 
 
 def protocol_row(success: Any, distortion: Any, clean_correct: Any | None = None) -> dict:
-    """``{"P_suc": ..., "D_bar": ...}`` for one attack (a row of the paper's Table 1)."""
+    """``{"P_suc": ..., "D_bar": ...}`` for one attack (a row of the paper's Table 1).
+
+    Args:
+      success: ``[b]`` bool, whether the attack fooled each image.
+      distortion: ``[b]`` the distortion of each image's perturbation (finite where it succeeded).
+      clean_correct: ``[b]`` bool, images the victim classifies correctly (None: all).
+
+    Returns:
+      ``{"P_suc": float, "D_bar": float}``.
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
+    """
     return {
         "P_suc": success_probability(success, distortion, clean_correct),
         "D_bar": conditional_distortion(success, distortion, clean_correct),
@@ -117,6 +185,13 @@ def plot_operating_characteristics(curves: dict[str, tuple[Any, Any]], ax: Any =
     """Plots ``{name: (D, P)}`` as step curves (paper Fig. 5–7) on ``ax`` (new if None).
 
     Needs matplotlib (an optional dependency: ``pip install matplotlib``).
+
+    Args:
+      curves: ``{name: (D, P)}`` from :func:`operating_characteristic`.
+      ax: a matplotlib axis to draw on (None: a new figure).
+
+    Returns:
+      The axis.
     """
     import matplotlib.pyplot as plt
 

@@ -52,7 +52,16 @@ def adversarial_distance(
     norm: jax.Array, success: jax.Array, clean_correct: jax.Array
 ) -> jax.Array:
     """One example's distance to its nearest adversarial found: 0 when the victim already errs,
-    the attack's ``norm`` when it succeeded, ``inf`` when it failed."""
+    the attack's ``norm`` when it succeeded, ``inf`` when it failed.
+
+    Args:
+      norm: the norm of the example's best adversarial perturbation.
+      success: whether the attack found one.
+      clean_correct: whether the victim classifies the clean example correctly.
+
+    Returns:
+      A scalar (``vmap`` it over a batch).
+    """
     return jnp.where(clean_correct, jnp.where(success, norm, jnp.inf), 0.0)
 
 

@@ -29,7 +29,16 @@ CASES = ("best", "average", "worst")
 
 def target_pairs(images: Any, labels: Any, num_classes: int):
     """All (image, target ≠ label) pairs, image-major: ``(images, labels, targets, image_index)``
-    with ``n·(num_classes − 1)`` rows each (targets in increasing order per image)."""
+    with ``n·(num_classes − 1)`` rows each (targets in increasing order per image).
+
+    Args:
+      images: ``[n, ...]`` inputs.
+      labels: ``[n]`` integer classes.
+      num_classes: the number of classes, ≥ 2.
+
+    Returns:
+      ``(images, labels, targets, image_index)``, each with ``n·(num_classes − 1)`` rows.
+    """
     images, labels = np.asarray(images), np.asarray(labels)
     if labels.shape != images.shape[:1]:
         raise ValueError(
@@ -74,6 +83,18 @@ def case_table(result: AttackResult, per_image: int, by: str = "l2") -> dict[str
 
     ``result`` holds the pairs of :func:`target_pairs` (``per_image`` = num_classes − 1 targets per
     image, image-major); ``by`` picks the easiest/hardest target among successful ones.
+
+    Args:
+      result: an :class:`~jaxadv.results.AttackResult` over the pairs of :func:`target_pairs`.
+      per_image: targets per image (``num_classes − 1``).
+      by: the norm that ranks targets: ``"l0"``, ``"l1"``, ``"l2"`` or ``"linf"``.
+
+    Returns:
+      ``{"best" | "average" | "worst": {"asr", "l0", "l1", "l2", "linf"}}`` as floats.
+
+    References:
+      Fan, Wu, Li, Zhang, Li & Yang, "Sparse Adversarial Attack via Perturbation Factorization",
+      ECCV 2020 (SAPF), after Carlini & Wagner, IEEE S&P 2017.
     """
     if by not in NORM_NAMES:
         raise ValueError(f"`by` must be one of {NORM_NAMES}; got {by!r}.")
@@ -99,6 +120,12 @@ def smallest_successful_budget(results: AttackResult) -> tuple[AttackResult, np.
 
     ``results`` comes from a budget sweep (``attack.sweep``): fields ``[K, n, ...]`` with budgets
     in increasing order along K. Returns the per-example result ``[n, ...]`` and the chosen index.
+
+    Args:
+      results: an :class:`~jaxadv.results.AttackResult` with leading axes ``[K, n]``.
+
+    Returns:
+      ``(result[n, ...], chosen[n])``.
     """
     success = np.asarray(results.success, bool)
     if success.ndim != 2:
@@ -119,7 +146,19 @@ def smallest_successful_budget(results: AttackResult) -> tuple[AttackResult, np.
 
 def k_sweep(results: AttackResult, ks: Any) -> list[dict[str, float]]:
     """One row per cardinality ``k`` (paper Fig. 4): ASR (%) and mean ℓ0, ℓ1, ℓ2, ℓ∞ over the
-    successful examples. ``results`` has fields ``[K, n, ...]`` (``attack.sweep`` over ``hp.k``)."""
+    successful examples. ``results`` has fields ``[K, n, ...]`` (``attack.sweep`` over ``hp.k``).
+
+    Args:
+      results: an :class:`~jaxadv.results.AttackResult` with leading axes ``[K, n]``.
+      ks: the K cardinalities, in the order of the sweep.
+
+    Returns:
+      A list of K dicts ``{"k", "asr", "l0", "l1", "l2", "linf"}``.
+
+    References:
+      Fan, Wu, Li, Zhang, Li & Yang, "Sparse Adversarial Attack via Perturbation Factorization",
+      ECCV 2020 (SAPF), after Carlini & Wagner, IEEE S&P 2017.
+    """
     success = np.asarray(results.success, bool)
     ks = np.asarray(ks).reshape(-1)
     if success.ndim != 2 or success.shape[0] != ks.size:
@@ -137,7 +176,14 @@ def k_sweep(results: AttackResult, ks: Any) -> list[dict[str, float]]:
 
 
 def format_case_table(tables: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Table 1's layout: one row per method, ASR and ℓ0..ℓ∞ for each case."""
+    """Table 1's layout: one row per method, ASR and ℓ0..ℓ∞ for each case.
+
+    Args:
+      tables: ``{method: case_table(...)}``.
+
+    Returns:
+      The text table, one line per method.
+    """
     head = ["method"] + [f"{c[:4]} {m}" for c in CASES for m in ("ASR",) + NORM_NAMES]
     lines = [head]
     for method, table in tables.items():
