@@ -19,19 +19,20 @@ import public_api  # noqa: E402  (docs/public_api.py: the rule for public names)
 
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
-# Packages whose public functions and classes have Args/Returns (or Attributes) sections. The
-# others are still to do: attacks, models, training, gradients, transforms, data, evaluate,
-# demo, cli, image, the saliency metrics and losses.
+# Packages whose public functions and classes have Args/Returns (or Attributes) sections, with
+# the modules checked (None: all). Still to do: attacks, models, training, gradients,
+# transforms, data, evaluate, demo, cli and the image motion functions (jaxadv.image._motion).
 SECTIONED = {
     "jaxadv.results": None,
     "jaxadv.constraints": None,
     "jaxadv.perturbations": None,
     "jaxadv.sweeps": None,
-    "jaxadv.losses": ("jaxadv.losses._classification",),
+    "jaxadv.losses": None,
     "jaxadv.certify": None,
-    "jaxadv.metrics": tuple(f"jaxadv.metrics._{m}" for m in (
-        "classification", "exact_min_norm", "gradient", "operating", "robustness", "sparse",
-        "transfer")),
+    "jaxadv.metrics": None,
+    "jaxadv.image": tuple(f"jaxadv.image._{m}" for m in (
+        "bilateral", "dct", "foreground", "graph", "magnify", "sensitivity", "smoothing", "ssim",
+        "superpixels")),
 }
 
 

@@ -46,6 +46,12 @@ def default_radius(sigma_domain: float) -> int:
 
     Cutting the domain Gaussian at 2σ keeps the window small (σ = 5 gives 21 x 21) while the
     dropped offsets have a domain weight below exp(-2) ≈ 0.14 of the centre's.
+
+    Args:
+      sigma_domain: the spatial σ, > 0.
+
+    Returns:
+      The radius, a Python int.
     """
     if not _checks.is_concrete(sigma_domain):
         raise ValueError(
@@ -66,6 +72,12 @@ def bilateral_filter(
       sigma_domain: std of the spatial Gaussian, in pixels (> 0; may be a traced scalar).
       sigma_range: std of the photometric Gaussian, in units of ``x`` (> 0; may be traced).
       radius: static half-width of the window; default ``default_radius(sigma_domain)``.
+
+    Returns:
+      The filtered image, ``[h, w, c]``.
+
+    References:
+      Tomasi & Manduchi, "Bilateral Filtering for Gray and Color Images", ICCV 1998.
     """
     check_image("x", x)
     return _filter(x, x, sigma_domain, sigma_range, radius)
@@ -79,6 +91,16 @@ def guided_bilateral_filter(
     ``guide`` must be ``[h, w, c']`` with the same ``h, w``; its channel count may differ (the
     range distance is taken over all of ``guide``'s channels). ``guided_bilateral_filter(x, x,
     ...)`` equals ``bilateral_filter(x, ...)``. Gradients flow to both ``x`` and ``guide``.
+
+    Args:
+      x: ``f[h, w, c]`` the image filtered.
+      guide: ``f[h, w, c']`` the image the range kernel compares.
+      sigma_domain: the spatial σ, > 0.
+      sigma_range: the range σ, > 0.
+      radius: the window radius (None: :func:`default_radius`).
+
+    Returns:
+      The filtered image, ``[h, w, c]``.
     """
     check_image("x", x)
     check_image("guide", guide)

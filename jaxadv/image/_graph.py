@@ -118,6 +118,13 @@ def pixel_graph(
         instead of one graph on the distance over all channels (the paper's text).
 
     Bandwidths may be traced (swept); concrete values must be positive.
+
+    Returns:
+      A :class:`PixelGraph`.
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
     """
     _checks.check_choice("neighbors", neighbors, tuple(OFFSETS))
     _checks.check_choice("kernel", kernel, FEATURE_KERNELS)

@@ -58,6 +58,9 @@ def magnify(
 
     Meant for figures, not for differentiation: ``sqrt`` has an infinite slope where the local
     variance is 0 (flat regions), so gradients there are not finite.
+
+    Returns:
+      The magnified image, the shape of ``x``.
     """
     if _checks.is_concrete(beta):
         b = np.asarray(beta, dtype=np.float64)
@@ -89,6 +92,13 @@ def magnified_to_unit(m: jax.Array, *, clip: float = 3.0) -> jax.Array:
     ``magnify`` divides by a standard deviation, so its output is on a unit scale: clipping at
     ``clip`` standard deviations keeps the contrast the same from image to image (no per-image
     min-max stretch), with 0 shown as mid-grey 0.5.
+
+    Args:
+      m: an output of :func:`magnify`.
+      clip: the standard deviations kept, > 0.
+
+    Returns:
+      The image in [0, 1], the shape of ``m``.
     """
     _checks.check_positive("clip", clip)
     return (jnp.clip(m, -clip, clip) + clip) / (2.0 * clip)

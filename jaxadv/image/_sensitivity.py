@@ -33,6 +33,17 @@ def sensitivity_weights(image: jax.Array, kind: str = "variance") -> jax.Array:
     of ``w`` gets weight 1). The paper writes the deviation with an ``n²`` denominator; the
     difference is a constant factor inside the 3×3 window, removed by the normalisation except at
     the border.
+
+    Args:
+      image: ``[h, w, c]``.
+      kind: ``"uniform"`` or ``"variance"``.
+
+    Returns:
+      ``[h, w, 1]`` weights in [0, 1].
+
+    References:
+      Fan, Wu, Li, Zhang, Li & Yang, "Sparse Adversarial Attack via Perturbation Factorization",
+      ECCV 2020.
     """
     _checks.check_choice("kind", kind, WEIGHTINGS)
     image = jnp.asarray(image, jnp.float32)
@@ -54,7 +65,16 @@ def sensitivity_weights(image: jax.Array, kind: str = "variance") -> jax.Array:
 
 
 def check_weights(name: str, weights: Any, shape: tuple[int, ...]) -> None:
-    """Raises a ValueError unless ``weights`` broadcast to ``shape`` and (if concrete) are >= 0."""
+    """Raises a ValueError unless ``weights`` broadcast to ``shape`` and (if concrete) are >= 0.
+
+    Args:
+      name: the argument's name, for the message.
+      weights: the weights to check.
+      shape: the shape they must broadcast to.
+
+    Raises:
+      ValueError: naming ``name``.
+    """
     wshape = tuple(np.shape(weights))
     try:
         ok = np.broadcast_shapes(wshape, tuple(shape)) == tuple(shape)

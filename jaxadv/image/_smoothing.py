@@ -39,12 +39,22 @@ _TINY = 1e-30
 
 
 class SmoothingNotConverged(ValueError):
-    """CG stopped at ``maxiter`` above its tolerance while ``strict=True``."""
+    """CG stopped at ``maxiter`` above its tolerance while ``strict=True``.
+
+    Attributes:
+      args: the message, with the residual reached.
+    """
 
 
 class SolveStatus(NamedTuple):
     """How a linear solve ended: ``converged`` (relative residual ≤ tol in every channel), the
-    largest relative residual ``‖z − ℒ_α s‖/‖z‖`` over channels, and the iterations run."""
+    largest relative residual ``‖z − ℒ_α s‖/‖z‖`` over channels, and the iterations run.
+
+    Attributes:
+      converged: bool, every channel within the tolerance.
+      residual: the largest relative residual.
+      iterations: the iterations run.
+    """
 
     converged: jax.Array
     residual: jax.Array
@@ -52,7 +62,14 @@ class SolveStatus(NamedTuple):
 
 
 def check_alpha(alpha) -> None:
-    """α must lie in [0, 1) (concrete values only; traced values are the caller's to keep)."""
+    """α must lie in [0, 1) (concrete values only; traced values are the caller's to keep).
+
+    Args:
+      alpha: the smoothing parameter.
+
+    Raises:
+      ValueError: a concrete ``alpha`` outside [0, 1).
+    """
     if _checks.is_concrete(alpha):
         a = np.asarray(alpha, np.float64)
         if not np.all(np.isfinite(a)) or np.any((a < 0) | (a >= 1)):
@@ -60,7 +77,19 @@ def check_alpha(alpha) -> None:
 
 
 def dense_laplacian(graph: PixelGraph, alpha: jax.Array) -> jax.Array:
-    """``ℒ_α`` as ``f32[g, n, n]`` (one matrix per graph; small images only)."""
+    """``ℒ_α`` as ``f32[g, n, n]`` (one matrix per graph; small images only).
+
+    Args:
+      graph: a :class:`PixelGraph`.
+      alpha: in [0, 1).
+
+    Returns:
+      ``f32[g, n, n]``, ``n = h·w``.
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
+    """
     w = graph.dense()
     return (jnp.eye(w.shape[-1], dtype=w.dtype) - alpha * w) / (1.0 - alpha)
 
@@ -165,6 +194,21 @@ def solve_laplacian(
     differentiated through) or ``"dense"`` (explicit inverse, small images). ``tol`` is the
     relative residual that counts as converged (for ``"unrolled"`` and ``"dense"`` it only decides
     the reported status).
+
+    Args:
+      graph: a :class:`PixelGraph`.
+      alpha: in [0, 1).
+      z: ``[h, w, c]`` the signal.
+      method: ``"cg"``, ``"unrolled"`` or ``"dense"``.
+      maxiter: CG iterations at most.
+      tol: the relative residual aimed at.
+
+    Returns:
+      ``(s, status)``: the smoothed signal ``[h, w, c]`` and a :class:`SolveStatus`.
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
     """
     _checks.check_choice("method", method, METHODS)
     _checks.check_positive_int("maxiter", maxiter)
@@ -273,6 +317,27 @@ def smoother(
     ``maxiter`` and ``tol`` choose the solver (see :func:`solve_laplacian`); ``strict`` raises
     :class:`SmoothingNotConverged` when a solve misses its tolerance (under ``jit`` the error is
     raised by a host callback when the program runs, wrapped in JAX's runtime error).
+
+    Args:
+      x0: ``[h, w, c]`` the clean image that guides the graph.
+      alpha: in [0, 1).
+      bandwidth: the feature kernel's bandwidth σ_f.
+      neighbors: 4 or 8.
+      kernel: the feature kernel (see :func:`pixel_graph`).
+      spatial_bandwidth: the spatial kernel's bandwidth.
+      per_channel: one graph per channel.
+      normalize: divide by ``s_α(1)``.
+      method: the solver (see :func:`solve_laplacian`).
+      maxiter: CG iterations at most.
+      tol: the relative residual aimed at.
+      strict: raise :class:`SmoothingNotConverged` on a missed tolerance.
+
+    Returns:
+      A :class:`Smoother`.
+
+    References:
+      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
+      2020.
     """
     _checks.check_choice("method", method, METHODS)
     _checks.check_positive_int("maxiter", maxiter)

@@ -119,6 +119,13 @@ def ssim(x: jax.Array, y: jax.Array, *, data_range: float | jax.Array = 1.0) -> 
 
     Raises:
       ValueError: shapes differ, are not images, or are smaller than the 11×11 window.
+
+    Returns:
+      A float32 scalar in [-1, 1].
+
+    References:
+      Wang, Bovik, Sheikh & Simoncelli, "Image Quality Assessment: From Error Visibility to
+      Structural Similarity", IEEE TIP 2004.
     """
     _check_pair(x, y, WINDOW_SIZE, "SSIM with its 11×11 window")
     return _ssim(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), data_range)
@@ -145,7 +152,14 @@ def _downsample(x: jax.Array) -> jax.Array:
 
 
 def ms_ssim_min_size(num_scales: int = len(MS_SSIM_WEIGHTS)) -> int:
-    """The smallest side for which the 11×11 window fits the coarsest of ``num_scales`` scales."""
+    """The smallest side for which the 11×11 window fits the coarsest of ``num_scales`` scales.
+
+    Args:
+      num_scales: the number of scales.
+
+    Returns:
+      The side in pixels, a Python int.
+    """
     return (WINDOW_SIZE - 1) * 2 ** (num_scales - 1) + 1
 
 
@@ -166,6 +180,13 @@ def ms_ssim(
 
     Raises:
       ValueError: shapes differ or are too small for the number of scales, or no weights.
+
+    Returns:
+      A float32 scalar.
+
+    References:
+      Wang, Simoncelli & Bovik, "Multi-scale structural similarity for image quality assessment",
+      Asilomar 2003.
     """
     weights = tuple(float(w) for w in weights)
     if not weights:
@@ -199,6 +220,15 @@ def perceptual_distance(
     MSE losses, per-pixel means); ``"linf"``: max ``|x − x0|``; ``"ssim"``: ``1 − SSIM(x0, x)``;
     ``"msssim"``: ``1 − MS-SSIM(x0, x)``. ``x0``, ``x``: ONE example (images ``[h, w, c]`` for
     the SSIM kinds).
+
+    Args:
+      kind: one of :data:`PERCEPTUAL_DISTANCES`.
+      x0: the clean image.
+      x: the perturbed image, same shape.
+      data_range: the span of the pixel values.
+
+    Returns:
+      A scalar ≥ 0.
     """
     _checks.check_choice("kind", kind, PERCEPTUAL_DISTANCES)
     delta = x - x0
@@ -224,6 +254,16 @@ def penalized(
 
     The paper's objective (Eq. 1): ``L1[F(I*), F(G)] + λ1·L2(I, I*)`` with ``L2`` one of
     :data:`PERCEPTUAL_DISTANCES`; ``weight`` λ may be traced (swept).
+
+    Args:
+      loss_fn: the runner's ``(x, out) -> loss``.
+      x0: the clean image.
+      kind: one of :data:`PERCEPTUAL_DISTANCES`.
+      weight: λ ≥ 0 (may be traced).
+      data_range: the span of the pixel values.
+
+    Returns:
+      ``(x, out) -> loss``.
     """
     _checks.check_choice("kind", kind, PERCEPTUAL_DISTANCES)
     _checks.check_nonnegative("weight", weight)
@@ -254,6 +294,15 @@ def ssim_budget(
 
     This replaces the paper's stopping rule (Algorithm 1's loop runs while the budget holds) by a
     retraction applied after every step, so an attack never leaves the budget.
+
+    Args:
+      eps: the budget on ``1 − SSIM``, ≥ 0 (may be traced).
+      multiscale: use MS-SSIM.
+      bounds: the pixel box.
+      bisection_steps: halvings of the backtracking search.
+
+    Returns:
+      A :class:`~jaxadv.constraints.Constraint`.
     """
     _checks.check_nonnegative("eps", eps)
     _checks.check_positive_int("bisection_steps", bisection_steps)

@@ -45,6 +45,13 @@ def slic(
 
     Labels are contiguous ``0 .. m−1`` (renumbered after dropping empty clusters), with ``m``
     data-dependent but at most the number of grid centres.
+
+    Returns:
+      ``int32[h, w]`` segment labels in ``[0, num_segments_bound(shape, n_segments))``.
+
+    References:
+      Achanta, Shaji, Smith, Lucchi, Fua & Süsstrunk, "SLIC Superpixels Compared to
+      State-of-the-Art Superpixel Methods", IEEE TPAMI 2012.
     """
     _checks.check_positive_int("n_segments", n_segments)
     _checks.check_positive_int("iterations", iterations)
@@ -102,6 +109,14 @@ def _slic(image, compactness, rows: int, cols: int, iterations: int) -> jax.Arra
 
 
 def num_segments_bound(shape: tuple[int, ...], n_segments: int) -> int:
-    """The static upper bound on the number of labels :func:`slic` returns for this shape."""
+    """The static upper bound on the number of labels :func:`slic` returns for this shape.
+
+    Args:
+      shape: the image's shape ``(h, w, ...)``.
+      n_segments: the requested number of segments.
+
+    Returns:
+      A Python int.
+    """
     rows, cols = slic_grid(shape, n_segments)
     return rows * cols

@@ -30,6 +30,13 @@ def to_saliency_map(output: jax.Array, kind: str) -> jax.Array:
 
     ``"log_density"`` (DeepGaze, UNISAL): ``exp``; ``"unit"`` (SalGAN, EML-Net, TranSalNet): as it
     is; ``"signed"`` (GazeGAN's tanh head): ``(output + 1) / 2``.
+
+    Args:
+      output: the raw output, ``[h, w]`` (any shape).
+      kind: ``"log_density"``, ``"unit"`` or ``"signed"``.
+
+    Returns:
+      The map, of the shape of ``output``.
     """
     _checks.check_choice("kind", kind, OUTPUT_KINDS)
     if kind == "log_density":
@@ -54,7 +61,20 @@ def _check_pair(prediction: jax.Array, reference: jax.Array, name: str = "refere
 def kl_loss(prediction: jax.Array, reference: jax.Array, eps: float = EPS) -> jax.Array:
     """``KL(Q ‖ P) = Σ Q·log(eps + Q / (P + eps))``, ``Q`` the reference density, ``P`` the
     prediction's (each map divided by its sum): the MIT benchmark's KLdiv form with a float32 eps.
-    ≥ 0 up to eps; 0 when the maps are proportional."""
+    ≥ 0 up to eps; 0 when the maps are proportional.
+
+    Args:
+      prediction: ``[h, w]`` the predicted map (non-negative).
+      reference: ``[h, w]`` the reference map.
+      eps: the regulariser.
+
+    Returns:
+      A scalar to minimise.
+
+    References:
+      Cornia, Baraldi, Serra & Cucchiara, "Predicting Human Eye Fixations via an LSTM-based
+      Saliency Attentive Model", IEEE TIP 2018.
+    """
     _check_pair(prediction, reference)
     p, q = _density(prediction, eps), _density(reference, eps)
     return jnp.sum(q * jnp.log(eps + q / (p + eps)))
@@ -68,7 +88,20 @@ def _standardise(x: jax.Array, eps: float) -> jax.Array:
 
 
 def cc_loss(prediction: jax.Array, reference: jax.Array, eps: float = EPS) -> jax.Array:
-    """``−CC``: minus Pearson's correlation of the two maps over pixels, in ``[−1, 1]``."""
+    """``−CC``: minus Pearson's correlation of the two maps over pixels, in ``[−1, 1]``.
+
+    Args:
+      prediction: ``[h, w]`` the predicted map (non-negative).
+      reference: ``[h, w]`` the reference map.
+      eps: the regulariser.
+
+    Returns:
+      A scalar to minimise.
+
+    References:
+      Cornia, Baraldi, Serra & Cucchiara, "Predicting Human Eye Fixations via an LSTM-based
+      Saliency Attentive Model", IEEE TIP 2018.
+    """
     _check_pair(prediction, reference)
     return -jnp.mean(_standardise(prediction, eps) * _standardise(reference, eps))
 
@@ -78,6 +111,18 @@ def nss_loss(prediction: jax.Array, fixations: jax.Array, eps: float = EPS) -> j
 
     ``fixations`` is a fixation map of the prediction's shape whose entries weight the pixels
     (a binary map counts fixated pixels once, a count map counts every fixation).
+
+    Args:
+      prediction: ``[h, w]`` the predicted map.
+      fixations: ``[h, w]`` binary fixation map (at least one fixation).
+      eps: the regulariser of the standard deviation.
+
+    Returns:
+      A scalar to minimise.
+
+    References:
+      Cornia, Baraldi, Serra & Cucchiara, "Predicting Human Eye Fixations via an LSTM-based
+      Saliency Attentive Model", IEEE TIP 2018.
     """
     _check_pair(prediction, fixations, "fixations")
     weights = fixations / (jnp.sum(fixations) + eps)
@@ -87,13 +132,34 @@ def nss_loss(prediction: jax.Array, fixations: jax.Array, eps: float = EPS) -> j
 def sim_loss(prediction: jax.Array, reference: jax.Array, eps: float = EPS) -> jax.Array:
     """``−SIM = −Σ min(P, Q)`` of the two sum-normalised maps (histogram intersection, in
     ``[−1, 0]``). Unlike the MIT metric, the maps are not min-max rescaled first: that rescaling
-    moves all the gradient to the two extreme pixels."""
+    moves all the gradient to the two extreme pixels.
+
+    Args:
+      prediction: ``[h, w]`` the predicted map (non-negative).
+      reference: ``[h, w]`` the reference map.
+      eps: the regulariser.
+
+    Returns:
+      A scalar to minimise.
+    """
     _check_pair(prediction, reference)
     return -jnp.sum(jnp.minimum(_density(prediction, eps), _density(reference, eps)))
 
 
 def l1_loss(prediction: jax.Array, reference: jax.Array) -> jax.Array:
-    """The mean absolute difference of the two maps, as they are (GazeGAN's pixel term)."""
+    """The mean absolute difference of the two maps, as they are (GazeGAN's pixel term).
+
+    Args:
+      prediction: ``[h, w]`` the predicted map.
+      reference: ``[h, w]`` the reference map.
+
+    Returns:
+      A scalar to minimise.
+
+    References:
+      Che, Borji, Zhai, Min, Guo & Le Callet, "How is Gaze Influenced by Image Transformations?
+      Dataset and Model", IEEE TIP 2019.
+    """
     _check_pair(prediction, reference)
     return jnp.mean(jnp.abs(prediction - reference))
 
@@ -105,6 +171,23 @@ def soft_histogram(values: jax.Array, bins: int = 100) -> jax.Array:
     ``max(0, 1 − |l − b_k|/Δ)`` to bin ``k`` (so it splits linearly between its two nearest
     centres and every value adds exactly 1), and the counts are divided by the number of values:
     the histogram ``p_k`` of the GazeGAN paper's ACS loss.
+
+    Args:
+      values: any shape; clipped to ``[0, 1]``.
+      bins: the number of bins, ≥ 2.
+
+    Returns:
+      ``[bins]`` frequencies summing to 1.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxadv.losses import soft_histogram
+      >>> soft_histogram(jnp.array([0.0, 0.25, 0.75, 1.0]), bins=3)  # centres 0, 0.5, 1
+      Array([0.375, 0.25 , 0.375], dtype=float32)
+
+    References:
+      Che, Borji, Zhai, Min, Guo & Le Callet, "How is Gaze Influenced by Image Transformations?
+      Dataset and Model", IEEE TIP 2019.
     """
     _checks.check_positive_int("bins", bins)
     if bins < 2:
@@ -129,6 +212,19 @@ def acs_loss(
     Each map is min-max rescaled to ``[0, 1]``, its :func:`soft_histogram` taken, and the
     histogram min-max rescaled (``p̄``). It compares the distributions of map values (how peaked
     the maps are), not where the mass lies, so it complements KL/CC.
+
+    Args:
+      prediction: ``[h, w]`` the predicted map.
+      reference: ``[h, w]`` the reference map.
+      bins: histogram bins, ≥ 2.
+      eps: the regulariser.
+
+    Returns:
+      A scalar ≥ 0 to minimise.
+
+    References:
+      Che, Borji, Zhai, Min, Guo & Le Callet, "How is Gaze Influenced by Image Transformations?
+      Dataset and Model", IEEE TIP 2019.
     """
     _check_pair(prediction, reference)
     p = _min_max(soft_histogram(_min_max(prediction, eps), bins), eps)
@@ -147,7 +243,14 @@ SALIENCY_LOSSES = {
 
 
 def saliency_loss(name: str):
-    """The loss function called ``name`` (one of :data:`SALIENCY_LOSSES`)."""
+    """The loss function called ``name`` (one of :data:`SALIENCY_LOSSES`).
+
+    Args:
+      name: ``"kl"``, ``"cc"``, ``"nss"``, ``"sim"``, ``"l1"`` or ``"acs"``.
+
+    Returns:
+      The function ``(prediction, reference) -> scalar``.
+    """
     _checks.check_choice("name", name, SALIENCY_LOSSES)
     return SALIENCY_LOSSES[name]
 
@@ -157,6 +260,16 @@ def combined_loss(weights: dict[str, float]):
 
     The returned function takes ``(prediction, reference_map, fixations)``: NSS uses the
     fixations, every other loss the reference map.
+
+    Args:
+      weights: ``{loss name: weight}``, at least one entry.
+
+    Returns:
+      ``(prediction, reference_map, fixations) -> scalar``.
+
+    References:
+      Cornia, Baraldi, Serra & Cucchiara, "Predicting Human Eye Fixations via an LSTM-based
+      Saliency Attentive Model", IEEE TIP 2018.
     """
     if not weights:
         raise ValueError("`weights` must name at least one loss; got an empty mapping.")

@@ -167,6 +167,13 @@ def auc_borji(
       splits: static number of splits for ``key`` (default 100).
       step: static threshold step in (0, 1] (default 0.1).
       variant: ``"mit"`` or ``"pysaliency"``.
+
+    Returns:
+      The AUC in [0, 1], a 0-d float array.
+
+    References:
+      Bylinskii, Judd, Oliva, Torralba & Durand, "What do different evaluation metrics tell us about
+      saliency models?", IEEE TPAMI 2019.
     """
     _check_variant(variant)
     s = _as_map("saliency_map", saliency_map)
@@ -297,6 +304,13 @@ def auc_shuffled(
       other_fixations: ``[h', w']`` non-negative counts of other images' fixations.
       key, samples, splits, step: as in :func:`auc_borji` (MIT only).
       variant: ``"mit"`` or ``"pysaliency"``.
+
+    Returns:
+      The AUC in [0, 1], a 0-d float array.
+
+    References:
+      Bylinskii, Judd, Oliva, Torralba & Durand, "What do different evaluation metrics tell us about
+      saliency models?", IEEE TPAMI 2019.
     """
     _check_variant(variant)
     s = _as_map("saliency_map", saliency_map)

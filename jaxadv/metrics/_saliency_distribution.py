@@ -34,6 +34,18 @@ def cc(saliency_map, density, *, variant: str = "mit") -> jax.Array:
     ``variant="mit"``: NaN when either map is constant. ``variant="pysaliency"`` (``metrics.CC``):
     0 when the saliency map is constant and the density is not; NaN when the density is constant.
     Any real maps are accepted (negative values included).
+
+    Args:
+      saliency_map: ``f[h, w]`` the predicted map (resized to the ground truth's grid if needed).
+      density: ``f[h', w']`` the ground-truth density (non-negative).
+      variant: ``"mit"`` (the benchmark's MATLAB code) or ``"pysaliency"``.
+
+    Returns:
+      A 0-d float array (NaN where the definition is undefined, see above).
+
+    References:
+      Bylinskii, Judd, Oliva, Torralba & Durand, "What do different evaluation metrics tell us about
+      saliency models?", IEEE TPAMI 2019.
     """
     _check_variant(variant)
     s = _as_map("saliency_map", saliency_map)
@@ -69,6 +81,18 @@ def kl_div(saliency_map, density, *, variant: str = "mit") -> jax.Array:
     converted to densities (shifted up if negative, divided by the sum; zero sum → uniform) and
     ``sum(Q * log(c + Q / (P + c)))`` with pysaliency's literal ``c = 2.2204e-16``. The saliency map
     may be negative; the density may not.
+
+    Args:
+      saliency_map: ``f[h, w]`` the predicted map (resized to the ground truth's grid if needed).
+      density: ``f[h', w']`` the ground-truth density (non-negative).
+      variant: ``"mit"`` (the benchmark's MATLAB code) or ``"pysaliency"``.
+
+    Returns:
+      A 0-d float array (NaN where the definition is undefined, see above).
+
+    References:
+      Bylinskii, Judd, Oliva, Torralba & Durand, "What do different evaluation metrics tell us about
+      saliency models?", IEEE TPAMI 2019.
     """
     _check_variant(variant)
     s = _as_map("saliency_map", saliency_map, nonnegative=variant == "mit")
@@ -98,6 +122,18 @@ def sim(saliency_map, density, *, variant: str = "mit") -> jax.Array:
 
     ``variant="pysaliency"`` (``metrics.SIM``): no min-max; each map shifted up if negative and
     divided by its sum (zero sum → uniform). Differs from MIT whenever a map's minimum is not 0.
+
+    Args:
+      saliency_map: ``f[h, w]`` the predicted map (resized to the ground truth's grid if needed).
+      density: ``f[h', w']`` the ground-truth density (non-negative).
+      variant: ``"mit"`` (the benchmark's MATLAB code) or ``"pysaliency"``.
+
+    Returns:
+      A 0-d float array (NaN where the definition is undefined, see above).
+
+    References:
+      Bylinskii, Judd, Oliva, Torralba & Durand, "What do different evaluation metrics tell us about
+      saliency models?", IEEE TPAMI 2019.
     """
     _check_variant(variant)
     s = _as_map("saliency_map", saliency_map)
@@ -142,6 +178,18 @@ def emd(saliency_map, density, *, downsize: int = 32) -> jax.Array:
       saliency_map: ``[h, w]`` non-negative map (any size).
       density: ``[h', w']`` non-negative ground-truth density with a positive sum.
       downsize: static integer shrink factor (default 32; 1 compares at full resolution).
+
+    Args:
+      saliency_map: ``f[h, w]`` the predicted map (resized to the ground truth's grid if needed).
+      density: ``f[h', w']`` the ground-truth density.
+      downsize: the factor the density is shrunk by before the transport.
+
+    Returns:
+      A 0-d float array (NaN where the definition is undefined, see above).
+
+    References:
+      Rubner, Tomasi & Guibas, "The Earth Mover's Distance as a Metric for Image Retrieval",
+      IJCV 2000.
     """
     _checks.check_positive_int("downsize", downsize)
     s = _as_map("saliency_map", saliency_map, nonnegative=True)
@@ -172,6 +220,14 @@ def similarity_matrix(maps, metric: str = "cc", *, variant: str = "mit") -> jax.
     ``metric`` is ``"cc"`` or ``"sim"`` with the given ``variant``; entry ``[i, j]`` treats
     ``maps[j]`` as the reference (only pysaliency's CC of a constant map is asymmetric). Useful to
     compare models, or human maps between observers. Maps may be negative.
+
+    Args:
+      maps: ``f[n, h, w]``.
+      metric: ``"cc"`` or ``"sim"``.
+      variant: ``"mit"`` (the benchmark's MATLAB code) or ``"pysaliency"``.
+
+    Returns:
+      ``f32[n, n]``.
     """
     _check_variant(variant)
     _checks.check_choice("metric", metric, ("cc", "sim"))

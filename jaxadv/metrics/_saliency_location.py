@@ -34,6 +34,18 @@ def nss(saliency_map, fixations, *, variant: str = "mit") -> jax.Array:
     ``variant="pysaliency"``: population (ddof 0) standard deviation, not divided when the map is
     constant (NSS 0 then); averaged over fixations, counts weighing. For unique fixations
     ``NSS_mit = NSS_pysaliency * sqrt((N - 1) / N)``, N the number of pixels.
+
+    Args:
+      saliency_map: ``f[h, w]`` the predicted map (resized to the ground truth's grid if needed).
+      fixations: ``[h', w']`` fixation counts (:func:`fixation_map`).
+      variant: ``"mit"`` (the benchmark's MATLAB code) or ``"pysaliency"``.
+
+    Returns:
+      A 0-d float array (NaN where the definition is undefined, see above).
+
+    References:
+      Bylinskii, Judd, Oliva, Torralba & Durand, "What do different evaluation metrics tell us about
+      saliency models?", IEEE TPAMI 2019.
     """
     _check_variant(variant)
     s = _as_map("saliency_map", saliency_map)
@@ -70,6 +82,19 @@ def info_gain(saliency_map, fixations, baseline_map, *, variant: str = "mit") ->
     (pysaliency's conversion: shifted up if negative, divided by the sum, no min-max, no eps) and
     ``log2 P - log2 B`` is averaged over fixations, counts weighing; a fixation on a zero of ``P``
     gives ``-inf``.
+
+    Args:
+      saliency_map: ``f[h, w]`` the predicted map (resized to the ground truth's grid if needed).
+      fixations: ``[h', w']`` fixation counts.
+      baseline_map: the baseline's map, e.g. a centre bias.
+      variant: ``"mit"`` (the benchmark's MATLAB code) or ``"pysaliency"``.
+
+    Returns:
+      Bits per fixation, a 0-d float array.
+
+    References:
+      Bylinskii, Judd, Oliva, Torralba & Durand, "What do different evaluation metrics tell us about
+      saliency models?", IEEE TPAMI 2019.
     """
     _check_variant(variant)
     s = _as_map("saliency_map", saliency_map)

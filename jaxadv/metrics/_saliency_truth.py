@@ -36,6 +36,9 @@ def fixation_map(xs, ys, shape) -> jax.Array:
     Example:
       >>> fixation_map([0, 2, 2], [1, 0, 0], (2, 3)).tolist()
       [[0, 0, 2], [1, 0, 0]]
+
+    Returns:
+      ``int32[h, w]`` fixation counts.
     """
     if (
         not isinstance(shape, (tuple, list))
@@ -115,7 +118,15 @@ def _density_spatial(f, *, sigma):
 
 def resize_map(saliency_map, shape) -> jax.Array:
     """MATLAB's ``imresize(map, shape)`` (bicubic, antialiased): what every metric here applies to
-    a map whose size differs from the ground truth's (see the module docstring)."""
+    a map whose size differs from the ground truth's (see the module docstring).
+
+    Args:
+      saliency_map: ``f[h, w]``.
+      shape: the new ``(h', w')``, Python ints.
+
+    Returns:
+      ``f[h', w']``.
+    """
     s = _as_map("saliency_map", saliency_map)
     if (
         not isinstance(shape, (tuple, list))
