@@ -545,6 +545,17 @@ def markdown_summary(
       The markdown text, one line per row, numbers right-aligned. A NaN in a coordinate column
       (a hyper-parameter that another attack family of a stacked table has, such as C&W's κ on a
       PGD row) is an empty cell; a NaN statistic (no fooled case) reads ``nan``.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxadv.sweeps import markdown_summary
+      >>> table = {"attack": np.array(["pgd", "cw"]), "kappa": np.array([np.nan, 2.0]),
+      ...          "l2_best": np.array([np.nan, 0.5])}
+      >>> print(markdown_summary(table), end="")
+      | attack | kappa | l2_best |
+      |:---|---:|---:|
+      | pgd |  | nan |
+      | cw | 2.000 | 0.500 |
     """
     cols = _columns(summary, "summary")
     if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 0:
