@@ -22,7 +22,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
-    "sphinx.ext.mathjax",
 ]
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
@@ -34,14 +33,14 @@ autosummary_generate = False  # the pages are written by public_api, not by auto
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
-
-public_api.write_pages(HERE / "api")
 napoleon_use_ivar = True  # Attributes: as a field list; the members themselves are documented once
 
 # The same objects are documented in every namespace that re-exports them (``jaxadv.Attack`` and
 # ``jaxadv.attacks.Attack``), so an implicit reference such as ``HParams`` in a signature matches
-# several targets: that ambiguity is by design, and the first match is right.
+# several targets that are one object: that ambiguity is by design, and either target is right.
 suppress_warnings = ["ref.python"]
+
+public_api.write_pages(HERE / "api")
 
 
 def _drop_inherited_docstring(app, what, name, obj, options, lines):
