@@ -4,6 +4,7 @@ group-sparse and weighted variants, superpixels and weights, and bad input."""
 from __future__ import annotations
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +15,7 @@ from conftest import make_mlp_victim
 from jaxadv.attacks._sapf import SAPF, common_positions, next_lambda1, sapf, start_lambda1
 from jaxadv.image._sensitivity import sensitivity_weights
 from jaxadv.image._superpixels import slic
+from jaxadv.transforms import ADMM_RHO_MAX_CODE, lp_box_admm
 
 # Short schedules: the paper's 6 × (2000 + 2000 + 1000) steps belong in the experiment.
 SMALL = dict(steps=60, mask_steps=60, finetune_steps=30, trials=4)
@@ -90,6 +92,15 @@ def test_lambda_search_follows_a_hand_traced_sequence(search, lambda1, outcomes,
     tried, done = _trace(search, outcomes, lambda1)
     np.testing.assert_allclose(tried, expected, rtol=1e-6)
     assert done == stopped
+
+
+def test_penalty_caps_are_the_papers_by_default_and_the_codes_on_request():
+    # Paper §4.1: (ρ1, ρ2, ρ3) capped at (20, 10, 100) for (box, sphere, cardinality); the group
+    # term has no printed cap and keeps the code's 100. Code: (20, 20, 100, 0.01).
+    assert SAPF().rho_max == (20.0, 10.0, 100.0, 100.0)
+    default = inspect.signature(lp_box_admm).parameters["rho_max"].default
+    assert default == SAPF().rho_max
+    assert SAPF(rho_max=ADMM_RHO_MAX_CODE).rho_max == (20.0, 20.0, 100.0, 0.01)
 
 
 def test_sparsest_rule_is_never_less_sparse_than_the_published_last_success_rule():

@@ -206,7 +206,10 @@ class SAPF(AttackBase):
       weighting: SAPF-VI weights ``w`` (``"uniform"``, ``"variance"``, ``"variance_mean"``; see
         :func:`jaxadv.image._sensitivity.sensitivity_weights`).
       decay_every: the step decay interval (50).
-      rho_max: caps of the ADMM penalties (box, sphere, group, card) (code: 20, 20, 100, 0.01).
+      rho_max: caps of the ADMM penalties (box, sphere, group, card): the paper's (20, 10, ·, 100),
+        with the code's 100 for the group term the paper does not list;
+        ``jaxadv.transforms.ADMM_RHO_MAX_CODE`` is the published code's (20, 20, 100, 0.01), whose
+        small cardinality cap leaves ``1ᵀG = k`` mostly to ``binarize``.
       rho_growth: per-step factor of the penalties (1.01).
 
     Defaults are the paper's/code's: 6 × (2000 + 2000 + 1000) steps per example, which is
