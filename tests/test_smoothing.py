@@ -15,6 +15,7 @@ from jaxadv.image._smoothing import (
     SmoothingNotConverged,
     dense_laplacian,
     smoother,
+    smoothness_penalty,
     solve_laplacian,
 )
 
@@ -275,3 +276,17 @@ def test_cg_converges_at_high_alpha_and_strict_mode_passes(size):
             ratio = np.linalg.norm(sf, axis=0) / np.linalg.norm(zf, axis=0)
             floor = 2 * 2.0**-24 * (1 + a) / (1 - a) * ratio
             assert np.all(residual <= np.maximum(1e-5, floor)), (residual, floor)
+
+
+def test_smoothness_penalty_is_eq14_summed_over_pixel_pairs(image, signal):
+    # Σ_{i,j} w_ij ‖r̂_i − r̂_j‖², r̂ = D^{-1/2} r, with W from the pixel-pair loop (Eq. 5).
+    weights = _brute_force_weights(image, 0.2, 4, "laplacian", False)[0]
+    r = np.asarray(signal, np.float64).reshape(-1, C)
+    hat = r / np.sqrt(weights.sum(1))[:, None]
+    diffs = np.sum(np.square(hat[:, None, :] - hat[None, :, :]), axis=-1)
+    expected = np.sum(weights * diffs)
+    got = smoothness_penalty(pixel_graph(image, 0.2), signal)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    # Zero exactly on signals ∝ D^{1/2}·1 (the null space of I − 𝒲): nothing to smooth.
+    flat = np.sqrt(weights.sum(1)).reshape(H, W, 1) * np.ones((1, 1, C))
+    assert abs(float(smoothness_penalty(pixel_graph(image, 0.2), jnp.asarray(flat)))) < 1e-4

@@ -219,6 +219,19 @@ def solve_laplacian(
     return _to_channels_last(st), status
 
 
+def smoothness_penalty(graph: PixelGraph, r: jax.Array) -> jax.Array:
+    """``Σ_{i,j} w_ij ‖r̂_i − r̂_j‖²`` with ``r̂ = D^{-1/2} r`` (paper §4.2.1, Eq. 14 without μ).
+
+    The sum runs over ordered pixel pairs (each edge twice) with the unnormalised weights ``W``
+    and degrees ``D = diag(W·1)``; it equals ``2·Σ_c (‖r_c‖² − r_cᵀ 𝒲 r_c)`` with the normalised
+    ``𝒲 = D^{-1/2} W D^{-1/2}`` that ``graph`` stores (``d_i r̂_i² = r_i²``), which is how it is
+    computed: one matrix-free product, no solve. ``r`` has shape ``[h, w, c]``.
+    """
+    graph.check_signal("r", r)
+    r = jnp.asarray(r, jnp.float32)
+    return 2.0 * (jnp.sum(jnp.square(r)) - jnp.sum(r * graph.matvec(r)))
+
+
 def apply_dense(matrices: jax.Array, z: jax.Array) -> jax.Array:
     """Applies per-graph matrices ``f32[g, n, n]`` to a signal ``[h, w, c]``."""
     h, w, c = z.shape
