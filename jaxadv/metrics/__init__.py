@@ -41,3 +41,4 @@ from jaxadv.metrics import saliency as saliency
 from jaxadv.metrics._gradient import gradient_cosine as gradient_cosine
 # smooth adversarial examples (issue 20): imperceptibility metrics
 from jaxadv.metrics._imperceptibility import psnr as psnr
+from jaxadv.metrics._mad import mad as mad
