@@ -236,7 +236,8 @@ def test_signal_must_match_the_graph(image):
 @functools.partial(jax.jit, static_argnums=0)
 def _high_alpha_solves(size, alphas):
     """At each α (vmapped, one compile per size; σ_f = 0.1): ``solve_laplacian`` of a signal
-    (channel 0 constant, 1–2 random), and the strict smoother (raises unless it converged)."""
+    (channel 0 constant, 1–2 random), and at size 12 the strict smoother (raises unless it
+    converged)."""
     x0 = jax.random.uniform(jax.random.key(size), (size, size, 3))
     noise = jax.random.normal(jax.random.key(1), (size, size, 2))
     z = jnp.concatenate([jnp.ones((size, size, 1)), noise], -1)
@@ -244,6 +245,8 @@ def _high_alpha_solves(size, alphas):
 
     def one(a):
         s, status = solve_laplacian(graph, a, z, maxiter=1000, tol=1e-5)
+        if size != 12:  # the strict smoother once is enough (it costs a compile)
+            return s, status, status.converged
         strict = smoother(x0, a, 0.1, maxiter=1000, strict=True)
         return s, status, strict.status.converged
 
