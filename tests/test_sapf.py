@@ -4,6 +4,7 @@ group-sparse and weighted variants, superpixels and weights, and bad input."""
 from __future__ import annotations
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 from conftest import make_mlp_victim
 
-from jaxadv.attacks._sapf import SAPF, common_positions, sapf
+from jaxadv.attacks._sapf import SAPF, common_positions, next_lambda1, sapf, start_lambda1
 from jaxadv.image._sensitivity import sensitivity_weights
 from jaxadv.image._superpixels import slic
+from jaxadv.transforms import ADMM_RHO_MAX_CODE, lp_box_admm
 
 # Short schedules: the paper's 6 × (2000 + 2000 + 1000) steps belong in the experiment.
 SMALL = dict(steps=60, mask_steps=60, finetune_steps=30, trials=4)
@@ -50,7 +52,55 @@ def test_reaches_the_target_with_at_most_k_changed_entries():
     predicted = np.argmax(np.asarray(victim.batch(result.x_adv)), axis=-1)
     np.testing.assert_array_equal(predicted[success], np.asarray(targets)[success])
     np.testing.assert_allclose(result.x_adv, np.clip(images + result.delta, 0, 1), atol=1e-6)
-    assert np.all(np.asarray(result.steps) == SAPF(**SMALL).length)
+    # The paper's λ1 search from 1: ×10 up to 100 and stop at the first success (or at a failure
+    # at 100); only the trials run count their steps.
+    lambdas = np.asarray(result.extras["lambda1"])
+    run = np.sum(~np.isnan(lambdas), axis=1)
+    for row, n, ok in zip(lambdas, run, success):
+        np.testing.assert_allclose(row[:n], [1.0, 10.0, 100.0][:n], rtol=1e-6)
+        assert ok or n == 3, (row, ok)
+    np.testing.assert_array_equal(result.steps, run * SAPF(**SMALL).trial_length)
+
+
+def _trace(search, outcomes, lambda1=1.0, lambda1_max=100.0):
+    """The λ1 of every trial run, given each trial's outcome in turn."""
+    s, tried = start_lambda1(lambda1, lambda1_max), []
+    for ok in outcomes:
+        if bool(s.stopped):
+            break
+        tried.append(float(s.lam))
+        s = next_lambda1(s, jnp.asarray(ok), lambda1, lambda1_max, search)
+    return tried, bool(s.stopped)
+
+
+@pytest.mark.parametrize(
+    "search,lambda1,outcomes,expected,stopped",
+    [
+        # The paper: ×10 up to the bound, stop at the first success or after failing at the bound.
+        ("paper", 1e-3, [0] * 8, [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], True),
+        ("paper", 1.0, [0, 0, 1, 1], [1.0, 10.0, 100.0], True),  # was 1, 10, 100, 100, 100, 100
+        ("paper", 1.0, [1, 0], [1.0], True),
+        ("paper", 1e-3, [0, 0], [1e-3, 1e-2], False),
+        # The code's bisection: a success at the bound lowers λ1; a failure there never goes past.
+        ("bisect", 1.0, [0, 0, 1, 1, 0, 1], [1.0, 10.0, 100.0, 55.0, 32.5, 43.75], False),
+        ("bisect", 1.0, [0, 0, 0, 0], [1.0, 10.0, 100.0], True),  # was 1, 10, 100, 1000
+        # ... and stops, as the code does, on a success below 0.01·λ1(initial).
+        ("bisect", 1.0, [1] * 10, [2.0**-i for i in range(8)], True),
+    ],
+)
+def test_lambda_search_follows_a_hand_traced_sequence(search, lambda1, outcomes, expected, stopped):
+    tried, done = _trace(search, outcomes, lambda1)
+    np.testing.assert_allclose(tried, expected, rtol=1e-6)
+    assert done == stopped
+
+
+def test_penalty_caps_are_the_papers_by_default_and_the_codes_on_request():
+    # Paper §4.1: (ρ1, ρ2, ρ3) capped at (20, 10, 100) for (box, sphere, cardinality); the group
+    # term has no printed cap and keeps the code's 100. Code: (20, 20, 100, 0.01).
+    assert SAPF().rho_max == (20.0, 10.0, 100.0, 100.0)
+    default = inspect.signature(lp_box_admm).parameters["rho_max"].default
+    assert default == SAPF().rho_max
+    assert SAPF(rho_max=ADMM_RHO_MAX_CODE).rho_max == (20.0, 20.0, 100.0, 0.01)
 
 
 def test_sparsest_rule_is_never_less_sparse_than_the_published_last_success_rule():
@@ -183,5 +233,7 @@ def test_bad_calls_name_their_argument():
         sapf(mask="channel")
     with pytest.raises(ValueError, match="`select`"):
         sapf(select="first")
+    with pytest.raises(ValueError, match="`search`"):
+        sapf(search="linear")
     with pytest.raises(ValueError, match="`steps`"):
         sapf(steps=0)

@@ -39,6 +39,61 @@ from jaxadv.transforms import binarize, check_groups, lp_box_admm, sapf_step_sch
 MASKS = ("element", "pixel")
 SAPF_SELECTIONS = ("sparsest", "l2", "last")
 SAPF_LOSSES = ("cw", "ce")
+SAPF_SEARCHES = ("paper", "bisect")
+
+
+class LambdaSearch(NamedTuple):
+    """The state of SAPF's λ1 search (scalars; see :func:`next_lambda1`)."""
+
+    lam: jax.Array  # λ1 of the running trial
+    lower: jax.Array  # largest λ1 that failed (0 before any failure)
+    upper: jax.Array  # smallest λ1 that succeeded (λ1_max before any success)
+    found: jax.Array  # some trial succeeded
+    stopped: jax.Array  # the search is over: later trials are not run
+
+
+def start_lambda1(lambda1, lambda1_max) -> LambdaSearch:
+    """The search before its first trial: λ1 = ``lambda1`` within [0, ``lambda1_max``]."""
+    false = jnp.zeros((), bool)
+    return LambdaSearch(
+        jnp.asarray(lambda1, jnp.float32),
+        jnp.zeros((), jnp.float32),
+        jnp.asarray(lambda1_max, jnp.float32),
+        false,
+        false,
+    )
+
+
+def next_lambda1(s: LambdaSearch, ok, lambda1, lambda1_max, search: str) -> LambdaSearch:
+    """The λ1 search after a trial at ``s.lam`` that succeeded (``ok``) or not.
+
+    ``"paper"`` (§4.1, "following C&W"): stop at the first success; after a failure λ1 ← 10·λ1,
+    capped at ``lambda1_max``; a failure at ``lambda1_max`` ends the search (a repeat would rerun
+    the same deterministic trial). ``"bisect"`` (the published code's ``train_adptive``): after a
+    success the upper bound drops to λ1 and λ1 bisects [lower, upper]; after a failure the lower
+    bound rises to λ1 and λ1 bisects once a success is known, else ×10 capped at ``lambda1_max``
+    (the code goes past it); a failure at ``lambda1_max`` before any success ends the search, and
+    so does, as in the code, a success with λ1 < 0.01·``lambda1``. A stopped search stays put.
+    """
+    lam = s.lam
+    upper = jnp.where(ok, jnp.minimum(s.upper, lam), s.upper)
+    lower = jnp.where(ok, s.lower, jnp.maximum(s.lower, lam))
+    found = s.found | ok
+    at_cap = lam >= lambda1_max
+    grow = jnp.minimum(10.0 * lam, lambda1_max)
+    if search == "paper":
+        new, stop = grow, ok | at_cap
+    else:
+        new = jnp.where(found, 0.5 * (upper + lower), grow)
+        stop = (ok & (lam < 0.01 * lambda1)) | (~found & at_cap)
+    keep = lambda a, b: jnp.where(s.stopped, a, b)  # noqa: E731
+    return LambdaSearch(
+        keep(s.lam, jnp.where(stop, lam, new)),
+        keep(s.lower, lower),
+        keep(s.upper, upper),
+        keep(s.found, found),
+        s.stopped | stop,
+    )
 
 
 class SAPFParams(NamedTuple):
@@ -94,10 +149,8 @@ class _SapfCarry(NamedTuple):
     mask: jax.Array  # the relaxed mask G
     admm: Any  # LpBoxADMMState
     binary: jax.Array  # the binarised mask used while fine-tuning
-    lam: jax.Array
-    lower: jax.Array
-    upper: jax.Array
-    stopped: jax.Array  # the published early exit of the λ1 search fired
+    search: LambdaSearch
+    lambdas: jax.Array  # λ1 of every trial run, NaN for trials the search skipped
     trial_ok: jax.Array  # some fine-tuning iterate of the running trial succeeded
     best: _Best  # best over the finished trials
     t: jax.Array
@@ -122,11 +175,13 @@ class SAPF(AttackBase):
     holds exactly (the code keeps ``G > 0.5`` only). Every fine-tuning iterate (G binary) is a
     candidate (the code only looks at the last one), ranked across all trials as ``select`` says.
 
-    The λ1 search (``trials`` trials, bounds [0, ``lambda1_max``], from ``hp.lambda1``): after a
-    success the upper bound drops to λ1 and λ1 bisects; after a failure the lower bound rises to λ1
-    and λ1 bisects if an upper bound is known, else ×10. As in the code, the search stops when a
-    trial with λ1 < 0.01·initial succeeds (never within 6 trials from the default). The result is
-    the sparsest successful iterate (fewest non-zero entries, then smallest ℓ2; ``select="l2"``:
+    The λ1 search (at most ``trials`` trials, bounds [0, ``lambda1_max``], from ``hp.lambda1``;
+    :func:`next_lambda1`): by default the paper's (§4.1), which stops at the first successful
+    trial and after a failure multiplies λ1 by 10 up to ``lambda1_max`` (from 1e-3: 1e-3, 1e-2,
+    …, 100, then stop); ``search="bisect"`` is the published code's bisection, which goes on
+    after a success to lower λ1. Trials after the search stops are not run (their steps are not
+    counted); ``result.extras["lambda1"]`` holds the λ1 of every trial run (NaN after the stop).
+    The result is the sparsest successful iterate (fewest non-zero entries, then smallest ℓ2; ``select="l2"``:
     smallest ℓ2; ``select="last"``: the code's rule, an iterate of the last successful trial, the
     smallest-ℓ2 one); without success, the iterate with the lowest attack loss (margin or CE,
     without λ1, so trials compare). ``result.loss`` is the objective at that iterate with its
@@ -145,12 +200,16 @@ class SAPF(AttackBase):
         choice) or ``"pixel"`` (G is shared across channels, k counts pixels; ``result.l0`` still
         counts changed channel elements, at most k·c).
       select: which successful trial is returned (see above).
+      search: the λ1 search, ``"paper"`` (stop at the first success) or ``"bisect"`` (the code's).
       segments: SAPF-GS when > 0: group sparsity over a SLIC segmentation of x0 with about this
         many segments (code: 150), computed inside the compiled attack.
       weighting: SAPF-VI weights ``w`` (``"uniform"``, ``"variance"``, ``"variance_mean"``; see
         :func:`jaxadv.image._sensitivity.sensitivity_weights`).
       decay_every: the step decay interval (50).
-      rho_max: caps of the ADMM penalties (box, sphere, group, card) (code: 20, 20, 100, 0.01).
+      rho_max: caps of the ADMM penalties (box, sphere, group, card): the paper's (20, 10, ·, 100),
+        with the code's 100 for the group term the paper does not list;
+        ``jaxadv.transforms.ADMM_RHO_MAX_CODE`` is the published code's (20, 20, 100, 0.01), whose
+        small cardinality cap leaves ``1ᵀG = k`` mostly to ``binarize``.
       rho_growth: per-step factor of the penalties (1.01).
 
     Defaults are the paper's/code's: 6 × (2000 + 2000 + 1000) steps per example, which is
@@ -165,6 +224,7 @@ class SAPF(AttackBase):
     loss: str = "cw"
     mask: str = "element"
     select: str = "sparsest"
+    search: str = "paper"
     segments: int = 0
     weighting: str = "uniform"
     decay_every: int = 50
@@ -191,6 +251,7 @@ class SAPF(AttackBase):
         _checks.check_choice("loss", self.loss, SAPF_LOSSES)
         _checks.check_choice("mask", self.mask, MASKS)
         _checks.check_choice("select", self.select, SAPF_SELECTIONS)
+        _checks.check_choice("search", self.search, SAPF_SEARCHES)
         _checks.check_choice("weighting", self.weighting, WEIGHTINGS)
         if (
             isinstance(self.segments, bool)
@@ -356,10 +417,8 @@ class SAPF(AttackBase):
             return _SapfCarry(
                 **fresh_trial(),
                 trial_ok=jnp.zeros((), bool),
-                lam=hp.lambda1,
-                lower=jnp.zeros((), jnp.float32),
-                upper=hp.lambda1_max,
-                stopped=jnp.zeros((), bool),
+                search=start_lambda1(hp.lambda1, hp.lambda1_max),
+                lambdas=jnp.full((self.trials,), jnp.nan, jnp.float32),
                 best=placeholder(),
                 t=zero,
                 steps=zero,
@@ -378,7 +437,7 @@ class SAPF(AttackBase):
                 x = jnp.clip(x0 + eps, lo, hi)
                 logits = victim(x)
                 ell = attack_loss(logits)
-                return c.lam * ell, (x, logits, ell)
+                return c.search.lam * ell, (x, logits, ell)
 
             eps = c.delta * g
             (scaled, (x, logits, ell)), g_eps = jax.value_and_grad(adversarial, has_aux=True)(eps)
@@ -414,7 +473,7 @@ class SAPF(AttackBase):
                 x, perturbation, logits, objective, success, jnp.where(success, score, ell)
             )
             best = jax.tree.map(
-                lambda n, o: jnp.where(finetune & ~c.stopped, n, o),
+                lambda n, o: jnp.where(finetune & ~c.search.stopped, n, o),
                 _keep_better(c.best, candidate),
                 c.best,
             )
@@ -422,12 +481,12 @@ class SAPF(AttackBase):
 
             # End of a trial: move λ1 (bisection), start afresh from G = 1, δ = 0.
             end = tt == T - 1
-            upper = jnp.where(ok, jnp.minimum(c.upper, c.lam), c.upper)
-            lower = jnp.where(ok, c.lower, jnp.maximum(c.lower, c.lam))
-            lam = jnp.where(
-                upper < hp.lambda1_max, 0.5 * (upper + lower), jnp.where(ok, c.lam, 10.0 * c.lam)
+            moved = next_lambda1(c.search, ok, hp.lambda1, hp.lambda1_max, self.search)
+            search = jax.tree.map(lambda n, o: jnp.where(end, n, o), moved, c.search)
+            trial = c.t // T
+            lambdas = c.lambdas.at[trial].set(
+                jnp.where(c.search.stopped, c.lambdas[trial], c.search.lam)
             )
-            move = end & ~c.stopped
             fresh = fresh_trial()
             restart = lambda f, r: jnp.where(end, f, r)  # noqa: E731
             new = _SapfCarry(
@@ -436,19 +495,18 @@ class SAPF(AttackBase):
                 admm=jax.tree.map(restart, fresh["admm"], admm_state),
                 binary=restart(fresh["binary"], binary),
                 trial_ok=ok & ~end,
-                lam=jnp.where(move, lam, c.lam),
-                lower=jnp.where(move, lower, c.lower),
-                upper=jnp.where(move, upper, c.upper),
-                stopped=c.stopped | (end & ok & (c.lam < 0.01 * hp.lambda1)),
+                search=search,
+                lambdas=lambdas,
                 best=best,
                 t=c.t + 1,
-                steps=c.steps + jnp.where(c.stopped, 0, 1),
+                steps=c.steps + jnp.where(c.search.stopped, 0, 1),
             )
             return new, objective
 
         def finish(c: _SapfCarry, trace):
             # The program ends on a trial boundary, so `best` covers every trial.
-            return make_result(c.best, victim.bounds, c.steps, c.steps, trace)
+            result = make_result(c.best, victim.bounds, c.steps, c.steps, trace)
+            return result._replace(extras={"lambda1": c.lambdas})
 
         return Program(init=init, step=step, finish=finish, length=self.length)
 

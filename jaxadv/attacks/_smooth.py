@@ -21,7 +21,7 @@ from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.image import GRAPH_FEATURE_KERNELS as FEATURE_KERNELS
 from jaxadv.image import GRAPH_OFFSETS as OFFSETS
 from jaxadv.image import SMOOTHING_METHODS as METHODS
-from jaxadv.image import Smoother, smoother
+from jaxadv.image import PixelGraph, Smoother, pixel_graph, smoother, smoothness_penalty
 from jaxadv.image import check_smoothing_alpha as check_alpha
 from jaxadv.losses import classification_objective, cw_margin
 from jaxadv.perturbations import Additive, Smoothed
@@ -40,6 +40,8 @@ class SmoothHParams(NamedTuple):
       alpha: α ∈ [0, 1) of the regularised Laplacian ℒ_α (0: no smoothing).
       bandwidth: σ_f of the feature kernel of the pixel graph.
       spatial_bandwidth: σ_s of the spatial kernel (matters for 8 neighbours only).
+      mu: weight of the smoothness penalty of Eq. 14 (sC&W with ``smoothness="penalty"`` only),
+        relative to the distortion ``‖r‖²`` (the paper's μ/λ).
     """
 
     eps: jax.Array
@@ -49,6 +51,7 @@ class SmoothHParams(NamedTuple):
     alpha: jax.Array
     bandwidth: jax.Array
     spatial_bandwidth: jax.Array
+    mu: jax.Array
 
 
 # The paper's MNIST smoothing (α = 0.95, Laplacian kernel) with the published demo's λ = 10;
@@ -61,7 +64,9 @@ SMOOTH_SPEC = {
     "alpha": Spec(0.95, "finite"),
     "bandwidth": Spec(0.1, "positive"),
     "spatial_bandwidth": Spec(1.0, "positive"),
+    "mu": Spec(1.0, "nonnegative"),
 }
+SMOOTHNESS = ("constraint", "penalty")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +97,17 @@ class SmoothingConfig:
         _checks.check_choice("method", self.method, METHODS)
         _checks.check_positive_int("maxiter", self.maxiter)
         _checks.check_nonnegative("tol", self.tol)
+
+    def graph(self, x0: jax.Array, hp: SmoothHParams) -> PixelGraph:
+        """The pixel graph guided by ``x0`` (what the smoothness penalty needs; no solve)."""
+        return pixel_graph(
+            x0,
+            hp.bandwidth,
+            neighbors=self.neighbors,
+            kernel=self.kernel,
+            spatial_bandwidth=hp.spatial_bandwidth,
+            per_channel=self.per_channel,
+        )
 
     def build(self, x0: jax.Array, hp: SmoothHParams) -> Smoother:
         """The smoother guided by ``x0`` with the swept numbers of ``hp``."""
@@ -188,9 +204,16 @@ class SmoothCarliniWagner(_SmoothAttack):
     backward per step); ``SmoothingConfig(method="unrolled")`` differentiates through 50 CG
     iterations like the published code.
 
+    ``smoothness="penalty"`` is the paper's first, "straightforward" variant (§4.2.1): no latent
+    variable, C&W over ``r`` itself (Eq. 13) plus the pairwise penalty of Eq. 14, i.e. minimise
+    ``‖r‖² + μ·Σ_{i,j} w_ij ‖r̂_i − r̂_j‖² + c·ℓ(f(clip(x0 + r)), t)`` with ``μ = hp.mu``
+    (:func:`jaxadv.image.smoothness_penalty`; ``hp.alpha`` and the solver settings are unused).
+    The paper argues it propagates smoothness only locally, one graph edge per step.
+
     Defaults: the paper's MNIST settings for C&W, margin m (``kappa``) 1, Adam learning rate 0.1,
     initial constant 15, α = 0.95; 9 search steps of 100 iterations (the published code's
-    counts). ``result.converged`` says whether the smoothing's CG met its tolerance.
+    counts). ``result.converged`` says whether the smoothing's CG met its tolerance (always
+    True for the penalty, which solves nothing).
     """
 
     steps: int = 100
@@ -198,6 +221,7 @@ class SmoothCarliniWagner(_SmoothAttack):
     targeted: bool = False
     smoothing: SmoothingConfig = SmoothingConfig()
     oracle: GradientOracle = Exact()
+    smoothness: str = "constraint"
     defaults: tuple[tuple[str, float], ...] = (
         ("kappa", 1.0),
         ("step_size", 0.1),
@@ -209,6 +233,7 @@ class SmoothCarliniWagner(_SmoothAttack):
     def __post_init__(self):
         _checks.check_positive_int("steps", self.steps)
         _checks.check_positive_int("search_steps", self.search_steps)
+        _checks.check_choice("smoothness", self.smoothness, SMOOTHNESS)
 
     @property
     def length(self) -> int:
@@ -218,10 +243,14 @@ class SmoothCarliniWagner(_SmoothAttack):
         goal = target if self.targeted else label
         clipped = _ClipInput(victim)
 
-        def search_step(const, smooth: Smoother) -> Program:
+        penalty = self.smoothness == "penalty"
+
+        def search_step(const, context) -> Program:
             def loss_fn(x, logits):  # x = x0 + r, unclipped
                 margin = cw_margin(logits, goal, kappa=hp.kappa, targeted=self.targeted)
-                return jnp.sum(jnp.square(x - x0)) + const * margin
+                r = x - x0
+                extra = hp.mu * smoothness_penalty(context, r) if penalty else 0.0
+                return jnp.sum(jnp.square(r)) + extra + const * margin
 
             return descent(
                 clipped,
@@ -230,23 +259,25 @@ class SmoothCarliniWagner(_SmoothAttack):
                 success_fn=lambda logits: self.success(logits, label, target),
                 tx=optax.adam(hp.step_size),
                 constraint=unconstrained(),
-                perturbation=Smoothed(smooth),
+                perturbation=Additive() if penalty else Smoothed(context),
                 oracle=self.oracle,
                 steps=self.steps,
                 select="l2",
             )
 
-        def build(smooth: Smoother) -> Program:
+        def build(context) -> Program:
             search = constant_search(
-                lambda const: search_step(const, smooth),
+                lambda const: search_step(const, context),
                 initial_const=hp.initial_const,
                 steps=self.steps,
                 search_steps=self.search_steps,
                 bounds=victim.bounds,
             )
-            return _report_convergence(_distortion_of_clipped_input(search, x0), smooth)
+            search = _distortion_of_clipped_input(search, x0)
+            return search if penalty else _report_convergence(search, context)
 
-        return with_context(lambda: self.smoothing.build(x0, hp), build, self.length)
+        prepare = self.smoothing.graph if penalty else self.smoothing.build
+        return with_context(lambda: prepare(x0, hp), build, self.length)
 
 
 class _ClipInput:
@@ -298,8 +329,13 @@ def scw(
     search_steps: int = 9,
     targeted: bool = False,
     smoothing: SmoothingConfig = SmoothingConfig(),
+    smoothness: str = "constraint",
 ) -> SmoothCarliniWagner:
     """sC&W (see :class:`SmoothCarliniWagner` for the method, paper and defaults)."""
     return SmoothCarliniWagner(
-        steps=steps, search_steps=search_steps, targeted=targeted, smoothing=smoothing
+        steps=steps,
+        search_steps=search_steps,
+        targeted=targeted,
+        smoothing=smoothing,
+        smoothness=smoothness,
     )

@@ -18,6 +18,7 @@ from jaxadv.image._smoothing import SolveStatus as SolveStatus
 from jaxadv.image._smoothing import check_alpha as check_smoothing_alpha
 from jaxadv.image._smoothing import dense_laplacian as dense_laplacian
 from jaxadv.image._smoothing import smoother as smoother
+from jaxadv.image._smoothing import smoothness_penalty as smoothness_penalty
 from jaxadv.image._smoothing import solve_laplacian as solve_laplacian
 from jaxadv.image._sensitivity import WEIGHTINGS as SENSITIVITY_WEIGHTINGS
 from jaxadv.image._sensitivity import check_weights as check_sensitivity_weights

@@ -39,3 +39,6 @@ from jaxadv.metrics._transfer import transfer_success as transfer_success
 from jaxadv.metrics import saliency as saliency
 # Meta Attack (issue 16): cosine of estimated and white-box gradients
 from jaxadv.metrics._gradient import gradient_cosine as gradient_cosine
+# smooth adversarial examples (issue 20): imperceptibility metrics
+from jaxadv.metrics._imperceptibility import psnr as psnr
+from jaxadv.metrics._mad import mad as mad

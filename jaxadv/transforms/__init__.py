@@ -10,6 +10,7 @@ from jaxadv.transforms._normalize import sign as sign
 from jaxadv.transforms._smoothing import smooth_updates as smooth_updates
 from jaxadv.transforms._lp_box_admm import RHO_GROWTH as ADMM_RHO_GROWTH
 from jaxadv.transforms._lp_box_admm import RHO_MAX as ADMM_RHO_MAX
+from jaxadv.transforms._lp_box_admm import RHO_MAX_CODE as ADMM_RHO_MAX_CODE
 from jaxadv.transforms._lp_box_admm import LpBoxADMMState as LpBoxADMMState
 from jaxadv.transforms._lp_box_admm import binarize as binarize
 from jaxadv.transforms._lp_box_admm import check_groups as check_groups
