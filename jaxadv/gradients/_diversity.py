@@ -54,16 +54,19 @@ def diverse_input(key: jax.Array, x: jax.Array, prob: float, resize_rate: float)
     ``⌊r·S⌋ = S``); each offset is uniform on ``[0, S − rnd)`` (0 when nothing is left), as
     torchattacks. ``prob = 0`` returns ``x`` itself (bit for bit: the resized branch gets a zero
     cotangent)."""
-    k_size, k_top, k_left, k_coin = jax.random.split(key, 4)
-    u = jax.random.uniform(k_size)
+    return diverse_from_uniforms(jax.random.uniform(key, (4,)), x, prob, resize_rate)
 
-    def draw(size: int, k: jax.Array) -> tuple[jax.Array, jax.Array]:
+
+def diverse_from_uniforms(u: jax.Array, x: jax.Array, prob: float, resize_rate: float):
+    """:func:`diverse_input` from four uniforms on [0, 1) (size, top, left, coin): callers draw
+    all their uniforms at once (each draw is a threefry, slow to compile on CPU)."""
+
+    def draw(size: int, u_start: jax.Array) -> tuple[jax.Array, jax.Array]:
         low = int(size * resize_rate)
-        rnd = low + jnp.floor(u * (size - low)).astype(jnp.int32) if low < size else size
+        rnd = low + jnp.floor(u[0] * (size - low)).astype(jnp.int32) if low < size else size
         rnd = jnp.asarray(rnd, jnp.int32)
-        start = jax.random.randint(k, (), 0, jnp.maximum(size - rnd, 1))
+        start = jnp.floor(u_start * jnp.maximum(size - rnd, 1)).astype(jnp.int32)
         return rnd, start
 
-    (rnd_h, top), (rnd_w, left) = draw(x.shape[0], k_top), draw(x.shape[1], k_left)
-    coin = jax.random.uniform(k_coin) < prob
-    return jnp.where(coin, resize_and_pad(x, rnd_h, rnd_w, top, left), x)
+    (rnd_h, top), (rnd_w, left) = draw(x.shape[0], u[1]), draw(x.shape[1], u[2])
+    return jnp.where(u[3] < prob, resize_and_pad(x, rnd_h, rnd_w, top, left), x)

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxadv.gradients._diversity import diverse_input
+from jaxadv.gradients._diversity import diverse_from_uniforms
 
 
 class TransferState(NamedTuple):
@@ -98,18 +98,22 @@ class Transfer:
         return TransferState(variance=zeros, momentum=momentum, last=zeros)
 
     def inputs(self, x: jax.Array, key: jax.Array) -> jax.Array:
-        """The transformed copies ``[copies, *x.shape]`` of one input."""
-        k_mix, k_div = jax.random.split(key)
+        """The transformed copies ``[copies, *x.shape]`` of one input (one draw of uniforms:
+        Admix's picks, then four per copy for DI)."""
+        mixing = 0 if self.pool is None else self.mix_copies
+        size = mixing + (0 if self.diversity is None else 4 * self.copies)
+        u = jax.random.uniform(key, (size,)) if size else None
         if self.pool is None:
             mixes = x[None]
         else:
-            idx = jax.random.randint(k_mix, (self.mix_copies,), 0, self.pool.shape[0])
-            mixes = x[None] + self.mix_strength * jnp.asarray(self.pool)[idx]
+            pool = jnp.asarray(self.pool)
+            idx = jnp.floor(u[:mixing] * pool.shape[0]).astype(jnp.int32)
+            mixes = x[None] + self.mix_strength * pool[idx]
         copies = jnp.concatenate([mixes / 2.0**i for i in range(self.scales)])
         if self.diversity is not None:
-            keys = jax.random.split(k_div, copies.shape[0])
-            diverse = lambda k, c: diverse_input(k, c, self.diversity, self.resize_rate)  # noqa: E731
-            copies = jax.vmap(diverse)(keys, copies)
+            draws = u[mixing:].reshape(self.copies, 4)
+            diverse = lambda d, c: diverse_from_uniforms(d, c, self.diversity, self.resize_rate)  # noqa: E731
+            copies = jax.vmap(diverse)(draws, copies)
         return copies
 
     def loss(self, theta: jax.Array, key: jax.Array) -> jax.Array:
@@ -121,17 +125,19 @@ class Transfer:
 
     def __call__(self, loss_fn, theta, key, state: TransferState):
         record = loss_fn(theta)  # the iterate's own loss and aux, on the untransformed input
-        k_grad, k_offsets, k_neighbours = jax.random.split(key, 3)
+        if self.neighbours:  # offsets, the iterate, the neighbours
+            keys = jax.random.split(key, 2 + self.neighbours)
+        else:  # one draw at most (threefry compiles slowly on CPU: no split unless needed)
+            keys = (None, key)
         grad_of = jax.grad(self.loss)
         point = theta if self.lookahead is None else theta - self.lookahead * state.last
-        g_hat = grad_of(point, k_grad)
+        g_hat = grad_of(point, keys[1])
         grad = g_hat + state.variance
         variance = state.variance
         if self.neighbours:
             shape = (self.neighbours,) + theta.shape
-            offsets = self.radius * jax.random.uniform(k_offsets, shape, minval=-1.0, maxval=1.0)
-            keys = jax.random.split(k_neighbours, self.neighbours)
-            around = jax.vmap(lambda r, k: grad_of(theta + r, k))(offsets, keys)
+            offsets = self.radius * jax.random.uniform(keys[0], shape, minval=-1.0, maxval=1.0)
+            around = jax.vmap(lambda r, k: grad_of(theta + r, k))(offsets, keys[2:])
             variance = jnp.mean(around, axis=0) - g_hat
         momentum, last = state.momentum, state.last
         if self.momentum is not None:
