@@ -666,11 +666,10 @@ _ADMIX_POOL = np.random.default_rng(45).uniform(size=(4, 4, 4, 1)).astype(np.flo
 
 
 ATTACKS.update({
-    "with-transfer": AttackEntry(  # every booster at once, on targeted MI-FGSM
+    "with-transfer": AttackEntry(  # TI and SI on a rule without momentum, targeted
         attacks.with_transfer,
         lambda: attacks.with_transfer(
-            attacks.mi_fgsm(steps=2, targeted=True), diversity=0.5, translation=3, scales=2,
-            variance=2, nesterov=True,
+            attacks.bim(steps=2, targeted=True), translation=3, scales=2
         ),
         dict(eps=0.1), full=False,
     ),

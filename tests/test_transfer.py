@@ -67,16 +67,17 @@ def assert_same(a, b):
 # -- switched off, a booster is the attack itself ----------------------------------------------------
 
 
-def test_boosters_switched_off_are_mi_fgsm_bit_for_bit():
-    """TI 1×1, DI p = 0, SI one copy and variance tuning with no neighbours, all at once (each
-    runs its code: the convolution, the coin, the copy, the variance state); one compilation.
-    tests marked slow check each alone."""
+def test_boosters_switched_off_and_ni_without_momentum_are_i_fgsm_bit_for_bit():
+    """TI 1×1, DI p = 0, SI one copy, variance tuning with no neighbours and NI with μ = 0, all
+    at once on MI-FGSM (each runs its code: the convolution, the coin, the copy, the variance
+    state, the look-ahead), equal I-FGSM: one compilation. The slow tests check each alone."""
     off = attacks.with_transfer(
-        attacks.mi_fgsm(steps=STEPS), translation=1, diversity=0.0, scales=1, variance=0
+        attacks.mi_fgsm(steps=STEPS), translation=1, diversity=0.0, scales=1, variance=0,
+        nesterov=True,
     )
-    final, result = run(off)
+    final, result = run(off, decay=0.0)
     assert float(np.abs(final - REF["images"]).max()) > 0  # it moved
-    assert_same((final, result), run(attacks.mi_fgsm(steps=STEPS)))
+    assert_same((final, result), run(attacks.bim(steps=STEPS)))
 
 
 @pytest.mark.slow
@@ -88,9 +89,9 @@ def test_each_booster_switched_off_is_mi_fgsm(boost):
     assert_same(run(off), run(attacks.mi_fgsm(steps=STEPS)))
 
 
+@pytest.mark.slow
 def test_ni_with_zero_momentum_is_i_fgsm():
-    final, result = run(attacks.ni_fgsm(steps=STEPS), decay=0.0)
-    assert_same((final, result), run(attacks.bim(steps=STEPS)))
+    assert_same(run(attacks.ni_fgsm(steps=STEPS), decay=0.0), run(attacks.bim(steps=STEPS)))
 
 
 # -- torchattacks, pixel for pixel ----------------------------------------------------------------
@@ -111,6 +112,7 @@ def test_ti_ni_si_ni_equal_torchattacks():
         assert np.abs(REF[name] - REF["images"]).max() > 0.5 * float(REF["eps"])  # it moved
 
 
+@pytest.mark.slow
 def test_paper_lookahead_differs_from_the_code_one():
     """The paper's look-ahead (ℓ1-normalised momentum) is n times shorter than the code's: on
     this victim it changes the result (else the option would be untested)."""
@@ -143,40 +145,41 @@ def test_diverse_input_draws_from_its_key():
 def test_oracle_si_admix_ni_vt_against_the_closed_form():
     """``loss(x) = Σ sin(x)``: the gradient at x is cos(x). Two oracle calls with SI (2 scales),
     Admix (a one-image pool: no draw), NI (look-ahead c along the shadow MI momentum) and
-    variance tuning (3 neighbours, offsets from the documented split of the step key)."""
-    x0 = jnp.linspace(0.1, 0.9, 12).reshape(2, 2, 3)
-    pool = jnp.linspace(0.5, -0.5, 12).reshape(1, 2, 2, 3)
+    variance tuning (3 neighbours, offsets from the documented split of the step key); the
+    transcription is numpy (float64)."""
+    x0 = np.linspace(0.1, 0.9, 12).reshape(2, 2, 3)
+    pool = np.linspace(0.5, -0.5, 12).reshape(1, 2, 2, 3)
     eta, c, radius, n = 0.2, 0.3, 0.05, 3
     oracle = gradients.Transfer(
-        loss_of_input=lambda x: jnp.sum(jnp.sin(x)), x0=x0, scales=2, pool=pool,
-        mix_strength=eta, mix_copies=1, neighbours=n, radius=radius, lookahead=c,
-        momentum=transforms.mi_momentum(1.0),
+        loss_of_input=lambda x: jnp.sum(jnp.sin(x)), x0=jnp.asarray(x0, jnp.float32),
+        scales=2, pool=jnp.asarray(pool, jnp.float32), mix_strength=eta, mix_copies=1,
+        neighbours=n, radius=radius, lookahead=c, momentum=transforms.mi_momentum(1.0),
     )
 
     def closed(theta):  # the mean over copies (x + η·p)/2^i of the chain rule's cos(·)/2^i
         mixed = x0 + theta + eta * pool[0]
-        return 0.5 * (jnp.cos(mixed) + 0.5 * jnp.cos(mixed / 2))
+        return 0.5 * (np.cos(mixed) + 0.5 * np.cos(mixed / 2))
 
-    def record(theta):
-        return jnp.sum(jnp.sin(x0 + theta)), ()
+    @jax.jit
+    def call(theta, key, state):
+        record = lambda t: (jnp.sum(jnp.sin(oracle.x0 + t)), ())  # noqa: E731
+        offsets = jax.random.uniform(jax.random.split(key, 2 + n)[0], (n, 2, 2, 3), minval=-1.0)
+        return oracle(record, theta, key, state), radius * offsets
 
-    call = jax.jit(lambda theta, key, state: oracle(record, theta, key, state))
-    theta1 = jnp.zeros_like(x0)
-    k1, k2 = jax.random.key(1), jax.random.key(2)
-    (loss1, _), g1, state, queries = call(theta1, k1, oracle.init(theta1))
-    np.testing.assert_allclose(loss1, jnp.sum(jnp.sin(x0)), rtol=1e-6)  # the plain record
+    theta1 = jnp.zeros((2, 2, 3))
+    ((loss1, _), g1, state, queries), offsets = call(theta1, jax.random.key(1), oracle.init(theta1))
+    np.testing.assert_allclose(loss1, np.sum(np.sin(x0)), rtol=1e-6)  # the plain record
     assert int(queries) == 2 * (1 + n)
-    np.testing.assert_allclose(g1, closed(theta1), rtol=1e-6)  # no look-ahead, v = 0 yet
-    offsets = radius * jax.random.uniform(jax.random.split(k1, 2 + n)[0], (n, 2, 2, 3), minval=-1.0)
-    v1 = jnp.mean(jax.vmap(lambda r: closed(theta1 + r))(offsets), axis=0) - closed(theta1)
-    np.testing.assert_allclose(state.variance, v1, rtol=1e-5, atol=1e-7)
-    m1 = g1 / jnp.sum(jnp.abs(g1))
-    np.testing.assert_allclose(state.last, m1, rtol=1e-6)
-    theta2 = 0.03 * jnp.ones_like(x0)
-    _, g2, state, _ = call(theta2, k2, state)
-    np.testing.assert_allclose(g2, closed(theta2 - c * m1) + v1, rtol=1e-5, atol=1e-7)
-    g2 = closed(theta2 - c * m1) + v1
-    np.testing.assert_allclose(state.last, m1 + g2 / jnp.sum(jnp.abs(g2)), rtol=1e-5)
+    np.testing.assert_allclose(g1, closed(0.0), rtol=1e-5)  # no look-ahead, v = 0 yet
+    offsets = np.asarray(offsets, np.float64)
+    v1 = np.mean([closed(r) for r in offsets], axis=0) - closed(0.0)
+    np.testing.assert_allclose(state.variance, v1, rtol=1e-4, atol=1e-6)
+    m1 = closed(0.0) / np.sum(np.abs(closed(0.0)))
+    np.testing.assert_allclose(state.last, m1, rtol=1e-5)
+    (_, g2, state, _), _ = call(theta1 + 0.03, jax.random.key(2), state)
+    expected = closed(0.03 - c * m1) + v1
+    np.testing.assert_allclose(g2, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(state.last, m1 + expected / np.sum(np.abs(expected)), rtol=1e-4)
 
 
 def test_translation_invariant_is_a_depthwise_gaussian_convolution():
@@ -240,3 +243,24 @@ def test_kernel_larger_than_the_image_and_mismatched_pool_are_refused_when_trace
     wrong = attacks.admix_fgsm(np.zeros((2, 4, 4, 3), np.float32), steps=1)
     with pytest.raises(ValueError, match="`admix` pool images have shape"):
         wrong.batch(ref_victim(), wrong.hparams(), images, labels, jax.random.key(0))
+
+
+@pytest.mark.slow
+def test_all_boosters_at_once_keep_the_budget_and_the_verdict():
+    """DI + TI + SI + variance tuning + NI on MI-FGSM: within the ball and the box, the success
+    flag is the victim's verdict on x_adv, and the same key gives the same result."""
+    every = attacks.with_transfer(
+        attacks.mi_fgsm(steps=STEPS), diversity=0.7, translation=3, scales=2, variance=2,
+        nesterov=True,
+    )
+    victim, images = ref_victim(), jnp.asarray(REF["images"])
+    hp = every.hparams(eps=float(REF["eps"]))
+    result = every.batch(victim, hp, images, jnp.asarray(REF["labels"]), jax.random.key(1))
+    again = every.batch(victim, hp, images, jnp.asarray(REF["labels"]), jax.random.key(1))
+    assert_same(result, again)
+    delta = np.asarray(result.x_adv) - REF["images"]
+    assert np.abs(delta).max() <= float(REF["eps"]) + 1e-6
+    assert 0.0 <= float(result.x_adv.min()) and float(result.x_adv.max()) <= 1.0
+    fooled = np.argmax(np.asarray(victim.batch(result.x_adv)), -1) != REF["labels"]
+    np.testing.assert_array_equal(result.success, fooled)
+    assert np.all(np.asarray(result.queries) == STEPS * 2 * 3)  # copies × (1 + N) per step
