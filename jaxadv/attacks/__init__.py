@@ -158,7 +158,6 @@ from jaxadv.attacks._transfer import Admix as Admix
 from jaxadv.attacks._transfer import Boosters as Boosters
 from jaxadv.attacks._transfer import Diversity as Diversity
 from jaxadv.attacks._transfer import Translation as Translation
-from jaxadv.attacks._transfer import TranslatedStep as TranslatedStep
 from jaxadv.attacks._transfer import Variance as Variance
 from jaxadv.attacks._transfer import with_transfer as with_transfer
 from jaxadv.attacks._transfer_recipes import admix_fgsm as admix_fgsm

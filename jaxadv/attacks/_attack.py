@@ -101,7 +101,8 @@ class Attack(AttackBase):
       eot_samples: expectation over transformation (:func:`with_eot`): draws of a
         :class:`~jaxadv.models.RandomizedVictim` averaged per step (None: a deterministic victim).
       boosters: transfer boosters (:func:`~jaxadv.attacks.with_transfer`): each step's gradient
-        comes from a per-example :class:`~jaxadv.gradients.Transfer` oracle (None: ``oracle``).
+        comes from a per-example :class:`~jaxadv.gradients.Transfer` oracle (None: ``oracle``)
+        and TI's smoothing is chained before the step rule.
       name: a label for tables.
     """
 
@@ -177,16 +178,16 @@ class Attack(AttackBase):
 
     def single_run(self, victim, hp, x0, label, target) -> Program:
         """One run from one start (restarts are copies of it)."""
-        if self.boosters is None:
-            oracle = self.oracle_for(victim, hp, x0, label, target)
-        else:
+        oracle, tx = self.oracle_for(victim, hp, x0, label, target), self.step_rule(hp)
+        if self.boosters is not None:  # with_transfer: the transfer oracle, TI before the rule
             oracle = self.boosters.oracle(self, victim, hp, x0, label, target)
+            tx = self.boosters.step_rule(tx)
         return descent(
             victim,
             x0,
             loss_fn=self.loss_fn(victim, hp, x0, label, target),
             success_fn=lambda logits: self.success(logits, label, target),
-            tx=self.step_rule(hp),
+            tx=tx,
             constraint=self.feasible_set(hp, victim),
             perturbation=self.perturbation,
             oracle=oracle,

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import Attack, HParams
+from jaxadv.attacks._attack import Attack
 from jaxadv.attacks._recipes import SteepestStep
 from jaxadv.gradients import Exact, Transfer
 from jaxadv.perturbations import Additive
@@ -113,18 +113,6 @@ class Admix:
 
 
 @dataclasses.dataclass(frozen=True)
-class TranslatedStep:
-    """``hp -> optax chain``: TI's smoothing, then the attack's own step rule."""
-
-    translation: Translation
-    base: Callable[[HParams], optax.GradientTransformation]
-
-    def __call__(self, hp: HParams) -> optax.GradientTransformation:
-        t = self.translation
-        return optax.chain(translation_invariant(t.kernel_size, t.sigma), self.base(hp))
-
-
-@dataclasses.dataclass(frozen=True)
 class Boosters:
     """The gradient-side boosters of one attack; :meth:`oracle` builds the per-example oracle."""
 
@@ -135,6 +123,13 @@ class Boosters:
     variance: Variance | None = None
     nesterov: bool = False
     lookahead: str = "paper"
+
+    def step_rule(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
+        """The attack's step rule ``tx`` with TI's smoothing chained before it."""
+        if self.translation is None:
+            return tx
+        t = self.translation
+        return optax.chain(translation_invariant(t.kernel_size, t.sigma), tx)
 
     def oracle(self, attack: Attack, victim, hp, x0, label, target) -> Transfer:
         objective = attack.loss_fn(victim, hp, x0, label, target)
@@ -148,11 +143,7 @@ class Boosters:
                 )
         momentum = lookahead = None
         if self.nesterov:
-            ti = [] if self.translation is None else [self.translation]
-            momentum = optax.chain(
-                *[translation_invariant(t.kernel_size, t.sigma) for t in ti],
-                mi_momentum(hp.decay),
-            )
+            momentum = self.step_rule(mi_momentum(hp.decay))  # TI, then MI's momentum
             # "code": the published code's momentum is normalised by the mean |g|, n = x0.size
             # times the ℓ1-normalised one, and so is its look-ahead.
             lookahead = hp.step_size * hp.decay * (x0.size if self.lookahead == "code" else 1)
@@ -252,7 +243,4 @@ def with_transfer(
     parts = [("di", diversity), ("ti", translation), ("si", scales), ("admix", admix),
              ("vt", variance), ("ni", nesterov or None)]
     name = "+".join([attack.name] + [tag for tag, value in parts if value is not None])
-    step_rule = attack.step_rule if translation is None else TranslatedStep(
-        translation, attack.step_rule
-    )
-    return dataclasses.replace(attack, boosters=boosters, step_rule=step_rule, name=name)
+    return dataclasses.replace(attack, boosters=boosters, name=name)
