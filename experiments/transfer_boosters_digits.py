@@ -5,7 +5,8 @@ papers' ε/T) crafted on one white-box SOURCE, the ``mlp-deep`` surrogate (``tra
 epochs), judged on the default C&W victim and the ``c4``, ``resnet`` and ``mlp`` surrogates.
 Transfer success rate = fooled target among the test digits the target classifies correctly.
 Attacks: I-FGSM (``bim``), MI-FGSM and the boosters of ``attacks.with_transfer`` as recipes:
-DI (p = 0.5), TI (kernel 5: the paper's 15 is for 299-pixel images), NI, SI-NI (5 scales),
+DI (p = 0.5), TI (kernel 5: the paper's 15 is for 299-pixel images), NI and SI-NI (5 scales;
+each also with the published code's look-ahead, "-code"),
 VMI and VNI (N = 20, β = 1.5), Admix (5 scales, 3 of 64 training digits mixed at η = 0.2).
 
 Command:  python experiments/transfer_boosters_digits.py [--images 300] [--smoke]
@@ -35,7 +36,9 @@ def recipes(pool, steps: int, neighbours: int):
         "DI": attacks.di_fgsm(steps=steps),
         "TI": attacks.ti_fgsm(steps=steps, kernel_size=5),
         "NI": attacks.ni_fgsm(steps=steps),
+        "NI-code": attacks.ni_fgsm(steps=steps, lookahead="code"),
         "SI-NI": attacks.si_ni_fgsm(steps=steps),
+        "SI-NI-code": attacks.si_ni_fgsm(steps=steps, lookahead="code"),
         "VMI": attacks.vmi_fgsm(steps=steps, neighbours=neighbours),
         "VNI": attacks.vni_fgsm(steps=steps, neighbours=neighbours),
         "Admix": attacks.admix_fgsm(pool, steps=steps),
@@ -47,6 +50,7 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--eps", type=float, default=0.2)
     parser.add_argument("--smoke", action="store_true", help="16 images, 2 steps, N = 2")
+    parser.add_argument("--attacks", default="", help="comma-separated rows to run (all)")
     args = parser.parse_args(argv)
     n, steps, neighbours = (16, 2, 2) if args.smoke else (args.images, 10, 20)
     data = load_digits(size=28)
@@ -60,7 +64,10 @@ def main(argv=None):
     pool = np.asarray(data.train_images[:64])
     rows = {}
     print(f"{'attack':8s} {'source':>7s} " + " ".join(f"{t:>7s}" for t in TARGETS) + "   mean   s")
+    chosen = set(filter(None, args.attacks.split(",")))
     for name, attack in recipes(pool, steps, neighbours).items():
+        if chosen and name not in chosen:
+            continue
         start = time.perf_counter()
         hp = attack.hparams(eps=args.eps, step_size=args.eps / steps)  # the same α for all
         result = attack.batch(source, hp, images, labels, key)

@@ -228,6 +228,10 @@ def _mi():
             lambda: attacks.with_transfer(attacks.with_transfer(_mi(), scales=2), scales=3),
             "already has transfer boosters",
         ),
+        (
+            lambda: attacks.with_transfer(attacks.dual_perturbation(), variance=2),
+            "needs an attack with an `eps`",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_value_error(make, match):

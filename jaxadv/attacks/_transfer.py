@@ -158,7 +158,7 @@ class Boosters:
             mix_strength=0.0 if self.admix is None else self.admix.strength,
             mix_copies=1 if self.admix is None else self.admix.copies,
             neighbours=variance.neighbours,
-            radius=variance.beta * hp.eps,
+            radius=variance.beta * hp.eps if variance.neighbours else 0.0,
             lookahead=lookahead,
             momentum=momentum,
         )
@@ -229,6 +229,11 @@ def with_transfer(
     diversity = _as(Diversity, diversity, "diversity", Diversity)
     translation = _as(Translation, translation, "translation", Translation)
     variance = _as(Variance, variance, "variance", Variance)
+    if variance is not None and variance.neighbours and "eps" not in attack.params_type._fields:
+        raise ValueError(
+            "`variance` samples neighbours within beta·eps: it needs an attack with an `eps` "
+            f"hyper-parameter; {attack.name!r} has {attack.params_type._fields}."
+        )
     if scales is not None:
         _checks.check_positive_int("scales", scales)
     if admix is not None and not isinstance(admix, Admix):
