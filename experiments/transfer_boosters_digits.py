@@ -31,7 +31,7 @@ rate; "source" = success on the source; s = wall seconds of the attack, compilat
 
 MI-FGSM > I-FGSM holds on every target; TI is the best booster on three of four targets (the
 worst on the ResNet); DI, SI-NI and Admix fall below MI-FGSM; NI with the paper's look-ahead
-equals MI-FGSM to 0.003 (its step is n = 784 times shorter than the code's) and the code's
+equals MI-FGSM to 0.003 (its look-ahead is n = 784 times shorter than the code's) and the code's
 look-ahead is below it; VMI/VNI add ≤ 0.017. One MLP source on 28×28 digits: the published
 ordering (Inception sources on ImageNet) is mostly NOT reproduced here.
 """
