@@ -1,4 +1,5 @@
-"""Gradient oracles: the exact gradient (white-box) and query-based estimators (black-box)."""
+"""Gradient oracles: the exact gradient (white-box), the transfer oracle (DI, SI, Admix, NI, variance
+tuning on a white-box surrogate) and query-based estimators (black-box)."""
 
 from jaxadv.gradients._exact import Exact as Exact
 from jaxadv.gradients._exact import GradientOracle as GradientOracle
