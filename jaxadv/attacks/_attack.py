@@ -13,7 +13,7 @@ Expectation over transformation is a field too: :func:`with_eot` sets ``eot_samp
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -100,6 +100,9 @@ class Attack(AttackBase):
       rel_step_size: default ``step_size`` as a multiple of ``eps`` (None: use ``defaults``).
       eot_samples: expectation over transformation (:func:`with_eot`): draws of a
         :class:`~jaxadv.models.RandomizedVictim` averaged per step (None: a deterministic victim).
+      boosters: transfer boosters (:func:`~jaxadv.attacks.with_transfer`): each step's gradient
+        comes from a per-example :class:`~jaxadv.gradients.Transfer` oracle (None: ``oracle``)
+        and TI's smoothing is chained before the step rule.
       name: a label for tables.
     """
 
@@ -117,6 +120,7 @@ class Attack(AttackBase):
     defaults: tuple[tuple[str, float], ...] = ()
     rel_step_size: float | None = None
     eot_samples: int | None = None
+    boosters: Any = None
     name: str = "attack"
     params_type: ClassVar[type] = HParams
     hparam_spec: ClassVar[dict[str, Spec]] = HPARAM_SPEC
@@ -174,15 +178,19 @@ class Attack(AttackBase):
 
     def single_run(self, victim, hp, x0, label, target) -> Program:
         """One run from one start (restarts are copies of it)."""
+        oracle, tx = self.oracle_for(victim, hp, x0, label, target), self.step_rule(hp)
+        if self.boosters is not None:  # with_transfer: the transfer oracle, TI before the rule
+            oracle = self.boosters.oracle(self, victim, hp, x0, label, target)
+            tx = self.boosters.step_rule(tx)
         return descent(
             victim,
             x0,
             loss_fn=self.loss_fn(victim, hp, x0, label, target),
             success_fn=lambda logits: self.success(logits, label, target),
-            tx=self.step_rule(hp),
+            tx=tx,
             constraint=self.feasible_set(hp, victim),
             perturbation=self.perturbation,
-            oracle=self.oracle_for(victim, hp, x0, label, target),
+            oracle=oracle,
             steps=self.length,
             random_start=self.random_start,
             early_stop=self.early_stop,
