@@ -191,6 +191,8 @@ class AttackEntry:
         sweep is 0).
       eager: also run one example with ``jax.disable_jit`` (op by op, seconds each).
       full: all checks; False: the batch-level ones only (no loop over examples, no sweep).
+      slow: the entry's conformance run is in the slow suite only (its paths are covered by
+        other entries and its own tests).
       labels: ``(images, classes) -> labels`` for an attack whose labels are not the classes
         (the dual attack's ``DualLabels``); None: the classes.
     """
@@ -204,6 +206,7 @@ class AttackEntry:
     sweep: tuple[str, tuple[float, ...]] = ("eps", (0.0, 0.05, 0.2))
     eager: bool = False
     full: bool = True
+    slow: bool = False
     labels: Callable[[jax.Array, jax.Array], Any] | None = None
 
 
@@ -661,7 +664,9 @@ ATTACKS.update({
 
 
 # Transfer boosters (issue 22): each recipe and with_transfer on the classifier, batch-level
-# checks only (one compilation each); tests/test_transfer.py checks the boosters' numbers.
+# checks only (one compilation each); tests/test_transfer.py checks the boosters' numbers. The
+# default run keeps with-transfer (TI, SI), TI, NI and VNI (variance tuning + look-ahead); DI,
+# SI-NI, VMI and Admix (their oracle pieces are checked in test_transfer.py) are slow-only.
 _ADMIX_POOL = np.random.default_rng(45).uniform(size=(4, 4, 4, 1)).astype(np.float32)
 
 
@@ -678,18 +683,18 @@ ATTACKS.update({
     ),
     "ti-fgsm": AttackEntry(
         attacks.ti_fgsm, lambda: attacks.ti_fgsm(steps=2, kernel_size=3), dict(eps=0.1),
-        full=False,
+        full=False, slow=True,
     ),
     "ni-fgsm": AttackEntry(
         attacks.ni_fgsm, lambda: attacks.ni_fgsm(steps=2), dict(eps=0.1), full=False
     ),
     "si-ni-fgsm": AttackEntry(
         attacks.si_ni_fgsm, lambda: attacks.si_ni_fgsm(steps=2, scales=2), dict(eps=0.1),
-        full=False,
+        full=False, slow=True,
     ),
     "vmi-fgsm": AttackEntry(
         attacks.vmi_fgsm, lambda: attacks.vmi_fgsm(steps=2, neighbours=2), dict(eps=0.1),
-        full=False,
+        full=False, slow=True,
     ),
     "vni-fgsm": AttackEntry(
         attacks.vni_fgsm, lambda: attacks.vni_fgsm(steps=2, neighbours=2), dict(eps=0.1),
@@ -698,7 +703,7 @@ ATTACKS.update({
     "admix-fgsm": AttackEntry(
         attacks.admix_fgsm,
         lambda: attacks.admix_fgsm(_ADMIX_POOL, steps=2, scales=2, copies=2),
-        dict(eps=0.1), full=False,
+        dict(eps=0.1), full=False, slow=True,
     ),
 })  # fmt: skip
 STEP_RULES["translation_invariant"] = RuleEntry(

@@ -191,7 +191,10 @@ def test_hparams_are_float32_scalars_of_the_declared_type(name):
 COMPOSED = ("pgd", "bim")  # entries also run inside a user's jit (sharing their batch)
 
 
-@pytest.mark.parametrize("name", ATTACKS)
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if e.slow else n for n, e in ATTACKS.items()],
+)
 def test_attack_conformance(name):
     """Every check of one entry, sharing its compiled batch: the batch-level checks, and for a
     ``full`` entry the loop over examples (and the eager run) and the sweep."""
