@@ -39,6 +39,18 @@ from jaxadv.models._relu_mlp import ReluMLP, relu_mlp_layers
 from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
 from jaxadv.models._victim import Victim, from_flax
+# RobustBench's and torchvision's architectures, their normalisation and loader (issue 23)
+from jaxadv.models._normalized import IMAGENET_MEAN, IMAGENET_STD, Normalized
+from jaxadv.models._robustbench import ROBUSTBENCH_MODELS, load_robustbench
+from jaxadv.models._robustbench_nets import PreActResNet, PreActResNet18, WideResNet
+from jaxadv.models._torchvision_nets import (
+    VGG,
+    VGG16,
+    VGG19,
+    ResNet18,
+    ResNet50,
+    TorchvisionResNet,
+)
 from jaxadv.models import saliency
 # Dual-perturbation attack (issue 17): a classifier carrying a saliency model for the λ·S term
 from jaxadv.models._with_saliency import WithSaliency, saliency_of, with_saliency
@@ -104,4 +116,19 @@ __all__ = [
     "TwoStreamNet",
     "video_classifier",
     "video_from_flax",
+    # RobustBench's and torchvision's architectures (issue 23)
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Normalized",
+    "PreActResNet",
+    "PreActResNet18",
+    "ROBUSTBENCH_MODELS",
+    "ResNet18",
+    "ResNet50",
+    "TorchvisionResNet",
+    "VGG",
+    "VGG16",
+    "VGG19",
+    "WideResNet",
+    "load_robustbench",
 ]
