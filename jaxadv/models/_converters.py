@@ -22,7 +22,6 @@ are checked against the state dict's (``normalize.mean``/``normalize.std`` or ``
 from __future__ import annotations
 
 import os
-import re
 import zipfile
 from collections.abc import Mapping
 from typing import Any
@@ -109,6 +108,23 @@ def _load(state_dict: Any) -> dict[str, np.ndarray]:
 def _listing(items: list[str], sep: str = ", ") -> str:
     more = len(items) - _MAX_LISTED
     return sep.join(items[:_MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
+def _by_layer(entries: list[tuple[str, str]]) -> list[str]:
+    """``key (for flax_name)`` per entry, with the entries of one layer on one line:
+    ``layer.{weight, bias} (for flax/layer)``, so a misfit names layers, not dozens of leaves."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for key, flax_name in entries:
+        groups.setdefault(key.rpartition(".")[0], []).append((key, flax_name))
+    out = []
+    for prefix, group in groups.items():
+        flax_layer = group[0][1].partition("/")[0]
+        if len(group) == 1 or not prefix:
+            out.extend(k + (f" (for {f})" if f else "") for k, f in group)
+        else:
+            leaves = ", ".join(k.rpartition(".")[2] for k, _ in group)
+            out.append(f"{prefix}.{{{leaves}}}" + (f" (for {flax_layer})" if flax_layer else ""))
+    return out
 
 
 def torch_layer_name(module: nn.Module, flax_path: str) -> str:
@@ -228,12 +244,12 @@ def from_torch_state_dict(
     flatten_hwc = _flatten_shape(module, abstract, input_shape) if flatten_dense else None
 
     used: set[str] = set()
-    missing: list[str] = []
+    missing: list[tuple[str, str]] = []
     mismatched: list[str] = []
 
     def take(key: str, expected: tuple[int, ...], flax_name: str) -> np.ndarray | None:
         if key not in arrays:
-            missing.append(f"{key} (for {flax_name})")
+            missing.append((key, flax_name))
             return None
         used.add(key)
         value = arrays[key]
@@ -287,11 +303,11 @@ def from_torch_state_dict(
     unused = sorted(k for k in set(arrays) - used if not k.endswith(_IGNORED_SUFFIXES))
     problems = []
     if missing:
-        problems.append("missing entries: " + _listing(missing))
+        problems.append("missing entries: " + _listing(_by_layer(missing)))
     if mismatched:
         problems.append("shape mismatches: " + _listing(mismatched, "; "))
     if strict and unused:
-        problems.append("entries no layer reads: " + _listing(unused))
+        problems.append("entries no layer reads: " + _listing(_by_layer([(k, "") for k in unused])))
     if problems:
         raise ValueError(
             f"`state_dict` does not fit {describe_module(module)} on inputs of shape "
