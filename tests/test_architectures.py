@@ -147,7 +147,9 @@ def test_normalized_reads_both_robustbench_layouts_and_matches_a_numpy_forward_p
     variables = models.from_torch_state_dict(imagenet, wrapped, shape)
     cifar = dict(sd, mu=imagenet["normalize.mean"], sigma=imagenet["normalize.std"])
     jax.tree.map(
-        np.testing.assert_array_equal, models.from_torch_state_dict(cifar, wrapped, shape), variables
+        np.testing.assert_array_equal,
+        models.from_torch_state_dict(cifar, wrapped, shape),
+        variables,
     )
     x = _images(shape)
     xn = ((x - np.array(mean)) / np.array(std)).transpose(0, 3, 1, 2)

@@ -43,7 +43,9 @@ def test_a_pt_file_converts_through_from_torch_state_dict(tmp_path):
         (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
         models.from_torch_state_dict(tmp_path / "bad.pt", models.WideResNet(10, 1), (8, 8, 3))
     # {"state_dict": ...} is unwrapped and the file's entries are named in the misfit error.
-    with pytest.raises(ValueError, match=r"entries no layer reads: a\.\{bias, weight\}, h, n, t, v"):
+    with pytest.raises(
+        ValueError, match=r"entries no layer reads: a\.\{bias, weight\}, h, n, t, v"
+    ):
         models.from_torch_state_dict(DATA / "zip.pt", models.WideResNet(10, 1), (8, 8, 3))
 
 
