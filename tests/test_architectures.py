@@ -213,3 +213,20 @@ def test_a_state_dict_of_another_depth_width_or_with_a_missing_key_names_the_lay
 def test_bad_architecture_arguments_name_the_argument(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+@pytest.mark.slow
+def test_wrn_pgd_benchmark_runs_at_a_tiny_size():
+    """``benchmarks/wrn_pgd.py`` (PGD-ℓ∞ on WRN-28-10 at full size) at WRN-10-1: the report is
+    complete and the attack stayed in its budget (random weights: nothing is asserted on time)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "wrn_pgd.py"
+    spec = importlib.util.spec_from_file_location("benchmark_wrn_pgd", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.main(["--depth", "10", "--widen", "1", "--steps", "2", "--rounds", "1"])
+    assert report["model"] == "WideResNet-10-1" and report["parameters"] == 77850
+    assert 0 < report["linf_max"] <= 8 / 255 + 1e-6
+    assert report["median_call_s"] > 0 and report["peak_rss_mib"] > 0

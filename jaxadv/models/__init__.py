@@ -1,6 +1,9 @@
 """Flax victims: classifiers, their checkpoints, weight converters, input defences (a victim
 behind a transform such as the bilateral filter), and ensembles of victims (SMBEA's
-mini-batches). Saliency models (maps, not classes) are in :mod:`jaxadv.models.saliency`; training
+mini-batches). RobustBench's and torchvision's architectures (:class:`WideResNet`,
+:func:`PreActResNet18`, :func:`ResNet18`, :func:`ResNet50`, :func:`VGG16`, :func:`VGG19`) convert
+from PyTorch state dicts with :func:`from_torch_state_dict`, behind :class:`Normalized`, and
+:func:`load_robustbench` reads RobustBench's ``.pt`` files. Saliency models (maps, not classes) are in :mod:`jaxadv.models.saliency`; training
 and evaluation are in :mod:`jaxadv.training` (models import nothing above them)."""
 
 from jaxadv.models._c4_net import C4Net
