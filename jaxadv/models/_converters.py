@@ -76,8 +76,6 @@ def _load(state_dict: Any) -> dict[str, np.ndarray]:
         path = os.fspath(state_dict)
         if path.endswith(_TORCH_SUFFIXES):
             loaded = read_torch_file(path)
-            if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
-                loaded = loaded["state_dict"]  # a training checkpoint {"state_dict": ..., ...}
             if not isinstance(loaded, Mapping):
                 raise ValueError(
                     f"`state_dict` path {path!r} holds a {type(loaded).__name__}, not a state "
@@ -87,9 +85,11 @@ def _load(state_dict: Any) -> dict[str, np.ndarray]:
         return _load_npz(path)
     if not isinstance(state_dict, Mapping):
         raise ValueError(  # noqa: TRY004 (misuse raises ValueError throughout the library)
-            "`state_dict` must be a mapping from names to arrays or the path of an .npz file; "
-            f"got {type(state_dict).__name__}."
+            "`state_dict` must be a mapping from names to arrays or the path of an .npz or .pt "
+            f"file; got {type(state_dict).__name__}."
         )
+    if isinstance(state_dict.get("state_dict"), Mapping):
+        state_dict = state_dict["state_dict"]  # a training checkpoint {"state_dict": ..., ...}
     arrays = {}
     for name, value in state_dict.items():
         if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
