@@ -98,7 +98,7 @@ ROBUSTBENCH = {  # name: (torch model from RobustBench's architectures, Flax mod
     ),
     "PreActResNet-18": (
         lambda a: a["resnet"].PreActResNet18(),
-        lambda: models.PreActResNet18(10),
+        lambda: models.PreActResNet18(10, shortcut_from_activation=False),
         (32, 32, 3),
     ),
     "PreActResNet-18 (V2, bn_before_fc)": (

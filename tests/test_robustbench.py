@@ -53,7 +53,9 @@ def test_a_pt_file_converts_through_from_torch_state_dict(tmp_path):
 def tiny_wong(monkeypatch):
     """RobustBench's Wong2020Fast entry with the fixture's tiny widths (same layout)."""
     table = dict(_robustbench._MODELS[("cifar10", "Linf")])
-    tiny = _robustbench._Entry(lambda c: models.PreActResNet((1, 1, 1, 1), c, 1), None)
+    tiny = _robustbench._Entry(
+        lambda c: models.PreActResNet((1, 1, 1, 1), c, 1, shortcut_from_activation=False), None
+    )
     table["Wong2020Fast"] = tiny
     monkeypatch.setitem(_robustbench._MODELS, ("cifar10", "Linf"), table)
 

@@ -5,7 +5,9 @@
   ``(depth - 4) / 6``, widths ``16k, 32k, 64k``, a final batch norm and ReLU, global average
   pooling, one linear layer.
 * :class:`PreActResNet` (:func:`PreActResNet18`): He, Zhang, Ren & Sun, "Identity mappings in
-  deep residual networks", ECCV 2016, as RobustBench's ``PreActResNet(PreActBlock, [2, 2, 2, 2])``.
+  deep residual networks", ECCV 2016, as RobustBench's ``PreActResNet(block, [2, 2, 2, 2])``. The
+  paper's projection shortcut reads the activated input (the default here; RobustBench's
+  ``PreActBlockV2``); RobustBench's ``PreActBlock`` feeds it the raw input (an option).
 
 Flax layer paths read as PyTorch module paths with every ``_`` turned into ``.``
 (``block1_layer_0.convShortcut`` is ``block1.layer.0.convShortcut``): :func:`from_torch_state_dict`
@@ -97,8 +99,9 @@ class WideResNet(nn.Module):
 
 
 class _PreActBlock(nn.Module):
-    """RobustBench's ``PreActBlock`` (``from_activation=False``: the projection shortcut reads the
-    raw input) or ``PreActBlockV2`` (``True``: it reads the activated input, as He et al. do)."""
+    """He et al.'s pre-activation block and RobustBench's ``PreActBlockV2``
+    (``from_activation=True``: the projection shortcut reads the activated input), or
+    RobustBench's ``PreActBlock`` (``False``: it reads the raw input)."""
 
     features: int
     strides: int
@@ -128,15 +131,17 @@ class PreActResNet(nn.Module):
       width: channels of the stem and the first stage (64 in RobustBench; smaller for tests).
       bn_before_fc: a batch norm and ReLU before pooling (RobustBench's ``bn_before_fc=True``,
         layer ``bn``), as in Rice et al. (2020)'s and Kireev et al. (2021)'s models.
-      shortcut_from_activation: the projection shortcut reads the activated input
-        (``PreActBlockV2``, or ``out_shortcut=True``) instead of the raw one (``PreActBlock``).
+      shortcut_from_activation: the projection shortcut reads the activated input, as in He et
+        al.'s pre-activation units and RobustBench's ``PreActBlockV2`` (``out_shortcut=True``).
+        ``False``: it reads the raw block input, as RobustBench's ``PreActBlock`` does (the
+        layout of ``Wong2020Fast`` and ``Andriushchenko2020Understanding``).
     """
 
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
     num_classes: int = 10
     width: int = 64
     bn_before_fc: bool = False
-    shortcut_from_activation: bool = False
+    shortcut_from_activation: bool = True
 
     TORCH_NAMES: ClassVar[str] = "underscore-is-dot"
 
@@ -166,10 +171,11 @@ def PreActResNet18(  # noqa: N802
     *,
     width: int = 64,
     bn_before_fc: bool = False,
-    shortcut_from_activation: bool = False,
+    shortcut_from_activation: bool = True,
 ) -> PreActResNet:
-    """RobustBench's ``PreActResNet18`` (two blocks per stage); arguments as the attributes of
-    :class:`PreActResNet`.
+    """Pre-activation ResNet-18 (two blocks per stage); arguments as the attributes of
+    :class:`PreActResNet`. RobustBench's ``PreActResNet18()`` is
+    ``shortcut_from_activation=False``.
 
     Returns:
       A :class:`PreActResNet` with stages ``(2, 2, 2, 2)``.
