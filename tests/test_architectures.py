@@ -29,8 +29,8 @@ from jaxadv import models
 
 CIFAR = (32, 32, 3)
 
-# Default run: every architecture's layout at its smallest (one or two blocks per stage, widths of
-# 2-4 channels), each block kind with an identity and a projection shortcut.
+# Default run: every architecture's layout at its smallest (one block per stage, widen factor 1,
+# 2-4 channels); the basic and pre-activation blocks meet both an identity and a projection shortcut.
 CASES = {  # name: (module, input_shape, state dict, numpy forward)
     "wrn-10-1": (  # block1 keeps 16 channels (identity); block2/3 widen (convShortcut)
         lambda: models.WideResNet(10, 1, num_classes=5),
@@ -50,11 +50,11 @@ CASES = {  # name: (module, input_shape, state dict, numpy forward)
         lambda: resnet_state_dict((1, 1, 1, 1), False, 4, 5),
         lambda sd, x: resnet_forward(sd, x, (1, 1, 1, 1), False),
     ),
-    "resnet-bottleneck-cifar": (
-        lambda: models.TorchvisionResNet((2, 1, 1, 1), True, 5, 2, cifar_stem=True),
+    "resnet-bottleneck-cifar": (  # projection shortcuts only (identity ones: the slow cases)
+        lambda: models.TorchvisionResNet((1, 1, 1, 1), True, 5, 2, cifar_stem=True),
         (8, 8, 3),
-        lambda: resnet_state_dict((2, 1, 1, 1), True, 2, 5, cifar=True),
-        lambda sd, x: resnet_forward(sd, x, (2, 1, 1, 1), True, cifar=True),
+        lambda: resnet_state_dict((1, 1, 1, 1), True, 2, 5, cifar=True),
+        lambda sd, x: resnet_forward(sd, x, (1, 1, 1, 1), True, cifar=True),
     ),
     "vgg-bn": (
         lambda: models.VGG((1, 1, 1, 1, 1), True, 5, 2, 8),
