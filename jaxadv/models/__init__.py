@@ -1,6 +1,9 @@
 """Flax victims: classifiers, their checkpoints, weight converters, input defences (a victim
 behind a transform such as the bilateral filter), and ensembles of victims (SMBEA's
-mini-batches). Saliency models (maps, not classes) are in :mod:`jaxadv.models.saliency`; training
+mini-batches). RobustBench's and torchvision's architectures (:class:`WideResNet`,
+:func:`PreActResNet18`, :func:`ResNet18`, :func:`ResNet50`, :func:`VGG16`, :func:`VGG19`) convert
+from PyTorch state dicts with :func:`from_torch_state_dict`, behind :class:`Normalized`, and
+:func:`load_robustbench` reads RobustBench's ``.pt`` files. Saliency models (maps, not classes) are in :mod:`jaxadv.models.saliency`; training
 and evaluation are in :mod:`jaxadv.training` (models import nothing above them)."""
 
 from jaxadv.models._c4_net import C4Net
@@ -39,6 +42,18 @@ from jaxadv.models._relu_mlp import ReluMLP, relu_mlp_layers
 from jaxadv.models._resnet import BasicBlock, ResNet
 from jaxadv.models._strided_conv import Stride2Conv, conv_stride2
 from jaxadv.models._victim import Victim, from_flax
+# RobustBench's and torchvision's architectures, their normalisation and loader (issue 23)
+from jaxadv.models._normalized import IMAGENET_MEAN, IMAGENET_STD, Normalized
+from jaxadv.models._robustbench import ROBUSTBENCH_MODELS, load_robustbench
+from jaxadv.models._robustbench_nets import PreActResNet, PreActResNet18, WideResNet
+from jaxadv.models._torchvision_nets import (
+    VGG,
+    VGG16,
+    VGG19,
+    ResNet18,
+    ResNet50,
+    TorchvisionResNet,
+)
 from jaxadv.models import saliency
 # Dual-perturbation attack (issue 17): a classifier carrying a saliency model for the λ·S term
 from jaxadv.models._with_saliency import WithSaliency, saliency_of, with_saliency
@@ -104,4 +119,19 @@ __all__ = [
     "TwoStreamNet",
     "video_classifier",
     "video_from_flax",
+    # RobustBench's and torchvision's architectures (issue 23)
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Normalized",
+    "PreActResNet",
+    "PreActResNet18",
+    "ROBUSTBENCH_MODELS",
+    "ResNet18",
+    "ResNet50",
+    "TorchvisionResNet",
+    "VGG",
+    "VGG16",
+    "VGG19",
+    "WideResNet",
+    "load_robustbench",
 ]

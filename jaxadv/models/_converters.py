@@ -11,6 +11,12 @@ arrays (a ``torch.save``'d state dict exported with ``np.savez``, say). The layo
   whenever the feature map is larger than 1×1;
 * batch norm's ``weight``/``bias``/``running_mean``/``running_var`` are Flax's ``params``
   ``scale``/``bias`` and ``batch_stats`` ``mean``/``var``.
+
+Modules written in PyTorch's layout (RobustBench's and torchvision's architectures) declare
+``TORCH_NAMES = "underscore-is-dot"``: their Flax layer paths are PyTorch's module paths with
+``.`` written ``_``, so they need no name map; ``TORCH_IGNORED`` lists key prefixes their state
+dicts carry but their forward pass never reads. A :class:`Normalized` wrapper's ``mean``/``std``
+are checked against the state dict's (``normalize.mean``/``normalize.std`` or ``mu``/``sigma``).
 """
 
 from __future__ import annotations
@@ -26,8 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxadv.models._checkpoint import abstract_variables, describe_module
+from jaxadv.models._normalized import Normalized
+from jaxadv.models._torch_file import read_torch_file
 
 _IGNORED_SUFFIXES = ("num_batches_tracked",)  # PyTorch BatchNorm bookkeeping, not a weight
+_TORCH_SUFFIXES = (".pt", ".pth", ".tar", ".bin")  # torch.save files; anything else is an .npz
+_MAX_LISTED = 8  # entries named per kind of problem in an error message
+# Where RobustBench keeps a model's normalisation: ``normalize_model``'s buffers, or ``mu``/``sigma``.
+_NORMALIZATION_KEYS = (("normalize.mean", "normalize.std"), ("mu", "sigma"))
 
 
 def _layers(tree: Mapping, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], dict]:
@@ -61,12 +73,23 @@ def _load(state_dict: Any) -> dict[str, np.ndarray]:
     if isinstance(state_dict, (str, os.PathLike)):
         if not os.path.isfile(state_dict):
             raise ValueError(f"`state_dict` path {os.fspath(state_dict)!r} is not a file.")
-        return _load_npz(os.fspath(state_dict))
+        path = os.fspath(state_dict)
+        if path.endswith(_TORCH_SUFFIXES):
+            loaded = read_torch_file(path)
+            if not isinstance(loaded, Mapping):
+                raise ValueError(
+                    f"`state_dict` path {path!r} holds a {type(loaded).__name__}, not a state "
+                    "dict (a mapping from names to tensors); save model.state_dict()."
+                )
+            return _load(loaded)
+        return _load_npz(path)
     if not isinstance(state_dict, Mapping):
         raise ValueError(  # noqa: TRY004 (misuse raises ValueError throughout the library)
-            "`state_dict` must be a mapping from names to arrays or the path of an .npz file; "
-            f"got {type(state_dict).__name__}."
+            "`state_dict` must be a mapping from names to arrays or the path of an .npz or .pt "
+            f"file; got {type(state_dict).__name__}."
         )
+    if isinstance(state_dict.get("state_dict"), Mapping):
+        state_dict = state_dict["state_dict"]  # a training checkpoint {"state_dict": ..., ...}
     arrays = {}
     for name, value in state_dict.items():
         if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
@@ -77,7 +100,56 @@ def _load(state_dict: Any) -> dict[str, np.ndarray]:
                 f"`state_dict[{str(name)!r}]` must be a numeric array; got dtype {arr.dtype}."
             )
         arrays[str(name)] = arr
+    if arrays and all(k.startswith("module.") for k in arrays):  # saved from nn.DataParallel
+        arrays = {k[len("module.") :]: v for k, v in arrays.items()}
     return arrays
+
+
+def _listing(items: list[str], sep: str = ", ") -> str:
+    more = len(items) - _MAX_LISTED
+    return sep.join(items[:_MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
+def _by_layer(entries: list[tuple[str, str]]) -> list[str]:
+    """``key (for flax_name)`` per entry, with the entries of one layer on one line:
+    ``layer.{weight, bias} (for flax/layer)``, so a misfit names layers, not dozens of leaves."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for key, flax_name in entries:
+        groups.setdefault(key.rpartition(".")[0], []).append((key, flax_name))
+    out = []
+    for prefix, group in groups.items():
+        flax_layer = group[0][1].partition("/")[0]
+        if len(group) == 1 or not prefix:
+            out.extend(k + (f" (for {f})" if f else "") for k, f in group)
+        else:
+            leaves = ", ".join(k.rpartition(".")[2] for k, _ in group)
+            out.append(f"{prefix}.{{{leaves}}}" + (f" (for {flax_layer})" if flax_layer else ""))
+    return out
+
+
+def torch_layer_name(module: nn.Module, flax_path: str) -> str:
+    """The PyTorch module path of the Flax layer ``flax_path`` (dot-joined) of ``module``."""
+    if getattr(module, "TORCH_NAMES", None) == "underscore-is-dot":
+        return flax_path.replace("_", ".")
+    return flax_path
+
+
+def _take_normalization(arrays: dict[str, np.ndarray], module: Normalized) -> None:
+    """Removes the normalisation entries from ``arrays``, checking them against ``module``."""
+    for keys in _NORMALIZATION_KEYS:
+        present = [k for k in keys if k in arrays]
+        if not present:
+            continue
+        if len(present) == 1:
+            raise ValueError(f"`state_dict` has {present[0]} without {set(keys) - {present[0]}}.")
+        for key, expected in zip(keys, (module.mean, module.std)):
+            value = arrays.pop(key).astype(np.float64).ravel()
+            if value.shape != (len(expected),) or not np.allclose(value, expected, atol=1e-6):
+                raise ValueError(
+                    f"`state_dict[{key!r}]` is {value.tolist()} but the Normalized module's "
+                    f"{key.rpartition('.')[2]} is {list(expected)}; build the module with the "
+                    "state dict's normalisation (one value per channel)."
+                )
 
 
 def _load_npz(path: str) -> dict[str, np.ndarray]:
@@ -121,9 +193,16 @@ def from_torch_state_dict(
     feeds the Dense layer named by its ``flatten_dense`` attribute, with the pre-flatten map sown
     as ``intermediates/features``.
 
+    Modules in PyTorch's layout (:class:`WideResNet`, :class:`PreActResNet18`,
+    :class:`TorchvisionResNet`, :class:`VGG`) find their entries with no ``name_map``, and a
+    :class:`Normalized` wrapper converts its model's entries (at the top level or under
+    ``model.``) after checking the state dict's normalisation, if any, against its own.
+    A ``module.`` prefix on every key (``nn.DataParallel``) is dropped.
+
     Args:
       state_dict: mapping from PyTorch parameter names to arrays (numpy, or CPU torch tensors), or
-        the path of an ``.npz`` file holding them.
+        the path of an ``.npz`` file holding them, or of a ``torch.save`` file (``.pt``, ``.pth``,
+        ``.tar``, ``.bin``; read without torch; a ``{"state_dict": ...}`` checkpoint is unwrapped).
       module: the Flax module to build variables for.
       input_shape: shape of ONE example (it fixes the layer after the flatten), e.g.
         ``(28, 28, 1)``.
@@ -141,6 +220,15 @@ def from_torch_state_dict(
         ``name_map`` key, or (``strict``) unused entries; the message names them.
     """
     arrays = _load(state_dict)
+    if isinstance(module, Normalized):
+        arrays = dict(arrays)
+        _take_normalization(arrays, module)
+        if arrays and all(k.startswith("model.") for k in arrays):  # normalize_model's layout
+            arrays = {k[len("model.") :]: v for k, v in arrays.items()}
+        inner = from_torch_state_dict(arrays, module.model, input_shape, name_map, strict=strict)
+        return {collection: {"model": tree} for collection, tree in inner.items()}
+    ignored = tuple(getattr(module, "TORCH_IGNORED", ()))
+    arrays = {k: v for k, v in arrays.items() if not k.startswith(ignored)} if ignored else arrays
     abstract = abstract_variables(module, input_shape)
     layers = _layers(abstract["params"])
     stats = _layers(abstract.get("batch_stats", {}))
@@ -156,12 +244,12 @@ def from_torch_state_dict(
     flatten_hwc = _flatten_shape(module, abstract, input_shape) if flatten_dense else None
 
     used: set[str] = set()
-    missing: list[str] = []
+    missing: list[tuple[str, str]] = []
     mismatched: list[str] = []
 
     def take(key: str, expected: tuple[int, ...], flax_name: str) -> np.ndarray | None:
         if key not in arrays:
-            missing.append(f"{key} (for {flax_name})")
+            missing.append((key, flax_name))
             return None
         used.add(key)
         value = arrays[key]
@@ -173,7 +261,7 @@ def from_torch_state_dict(
     params: dict[str, Any] = {}
     batch_stats: dict[str, Any] = {}
     for name, path in sorted(dotted.items()):
-        prefix = name_map.get(name, name)
+        prefix = name_map.get(name, torch_layer_name(module, name))
         leaves = layers[path]
         new: dict[str, Any] = {}
         if path in stats:  # batch norm
@@ -215,11 +303,11 @@ def from_torch_state_dict(
     unused = sorted(k for k in set(arrays) - used if not k.endswith(_IGNORED_SUFFIXES))
     problems = []
     if missing:
-        problems.append("missing entries: " + ", ".join(missing))
+        problems.append("missing entries: " + _listing(_by_layer(missing)))
     if mismatched:
-        problems.append("shape mismatches: " + "; ".join(mismatched))
+        problems.append("shape mismatches: " + _listing(mismatched, "; "))
     if strict and unused:
-        problems.append("entries no layer reads: " + ", ".join(unused))
+        problems.append("entries no layer reads: " + _listing(_by_layer([(k, "") for k in unused])))
     if problems:
         raise ValueError(
             f"`state_dict` does not fit {describe_module(module)} on inputs of shape "
