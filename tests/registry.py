@@ -311,11 +311,6 @@ VARIANTS: dict[str, AttackEntry] = {
         attacks.rule_attack, lambda: attacks.rule_attack("adam_decay_cw", steps=2), dict(),
         eps=None, budget=None, full=False,
     ),
-    # A rule on a saliency victim (a saliency loss makes it a SaliencyRuleAttack; issue 20).
-    "rule-adaeq2m-saliency": AttackEntry(
-        attacks.rule_attack, lambda: attacks.rule_attack("adaeq2m", loss="cc", steps=2),
-        dict(eps=0.1), victim="saliency", full=False,
-    ),
 }  # fmt: skip
 ATTACKS.update(VARIANTS)
 
