@@ -21,7 +21,7 @@ import pytest
 from conftest import make_mlp_victim
 from registry import make_saliency_victim
 
-from jaxadv import attacks, transforms
+from jaxadv import attacks, models, transforms
 from jaxadv.losses import cw_margin
 
 EPS = 1e-7  # the losses' float32 regulariser
@@ -167,3 +167,31 @@ def test_l0_budget_keeps_at_most_k_pixels_inside_the_box():
         moved = np.sum(np.abs(np.asarray(result.x_adv - x0)) > 1e-7, axis=(1, 2, 3))
         assert np.all(moved <= k) and np.any(moved == k), (k, moved)
         assert np.all((np.asarray(result.x_adv) >= 0.0) & (np.asarray(result.x_adv) <= 1.0))
+
+
+def test_subspace_eq3_fuses_the_members_sampled_channels_by_omega(victim, images):
+    x0, guides = images
+    other = victim.replace(variables=jax.tree.map(lambda v: -0.5 * v, victim.variables))
+    ens = models.ensemble(
+        [victim, other], layers=("feat", "feat"), feature_weights=(3.0, 1.0), strategy="cu_bi_sn"
+    )
+    attack = attacks.subspace_attack("feat", 3, loss="mse", normalization="none", steps=2)
+    result = attack.batch(ens, attack.hparams(eps=0.2), x0, None, jax.random.key(0), guides)
+
+    def fused(x, idx):  # Σ_n ω_n · (spatial softmax of each channel of D_n(x)), channels idx
+        total = 0.0
+        for omega, member in zip((0.75, 0.25), (victim, other)):
+            a = _np(member.capture_fn(member.variables, x[None])["feat"][0])
+            flat = a.reshape(-1, a.shape[-1])
+            e = np.exp(flat - flat.max(axis=0))
+            total = total + omega * (e / e.sum(axis=0)).reshape(a.shape)[..., idx]
+        return total
+
+    for i in range(2):
+        idx = np.asarray(result.extras["channels"][i])
+        expected = np.mean((fused(result.x_adv[i], idx) - fused(guides[i], idx)) ** 2)
+        np.testing.assert_allclose(float(result.loss[i]), expected, rtol=1e-4, atol=1e-9)
+    assert np.all(np.asarray(result.linf) <= 0.2 + 1e-6)
+    mixed = models.ensemble([victim, other], layers=("feat", "map"))
+    with pytest.raises(ValueError, match="hidden layer of every ensemble member"):
+        attack.batch(mixed, attack.hparams(eps=0.2), x0, None, jax.random.key(0), guides)
