@@ -128,6 +128,12 @@ def test_rule_attack_takes_saliency_victims_and_misuse_is_named():
         attacks.rule_attack("adam_decay_cw", box="sigmoid")
     with pytest.raises(ValueError, match="`penalty` must be one of"):
         attacks.saliency_pgd(penalty="lpips")
+    classifier_attack, victim = attacks.rule_attack("pgd"), make_saliency_victim()
+    with pytest.raises(ValueError, match="Saliency victims take a saliency loss"):
+        classifier_attack.batch(
+            victim, classifier_attack.hparams(), jnp.zeros((1,) + victim.input_shape),
+            jnp.zeros((1,), jnp.int32), jax.random.key(0),
+        )  # fmt: skip
 
 
 def test_tanh_box_steps_in_w_by_the_rule_update_of_the_w_gradient():

@@ -193,6 +193,22 @@ class RuleAttack(PerceptualPenalty, Attack):
             return self.constraint(hp, bounds=victim.bounds)
         return self.constraint(hp)
 
+    def _check_classifier(self, victim) -> None:
+        if not hasattr(victim, "num_classes"):  # a saliency (or dense) victim: no classes
+            raise ValueError(
+                f"`victim` must be a classifier for a classification loss; got "
+                f"{type(victim).__name__}. Saliency victims take a saliency loss: "
+                "`rule_attack(rule, loss='kl')` (or 'cc', 'sim', 'l1', 'nss')."
+            )
+
+    def check_inputs(self, victim, images, labels, targets):
+        self._check_classifier(victim)
+        return super().check_inputs(victim, images, labels, targets)
+
+    def check_example(self, victim, x0, label, target):
+        self._check_classifier(victim)
+        return super().check_example(victim, x0, label, target)
+
     def single_run(self, victim, hp, x0, label, target) -> Program:
         run = self
         if self.box == "tanh":
@@ -216,7 +232,7 @@ _DEFAULT_EPS = {
 
 
 def _objective(rule: str, loss: str, targeted: bool, saliency: bool, feature_loss: str):
-    """The objective of ``rule`` (resolving ``loss="auto"``) and the loss's name."""
+    """The objective of ``rule`` (resolving ``loss="auto"``)."""
     cw, hot_cold = rule in _CW_RULES, rule == "hot_cold"
     if hot_cold and not targeted:
         raise ValueError(

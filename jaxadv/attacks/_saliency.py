@@ -9,8 +9,9 @@ maps where a classifier attack has classes:
   outputs, computed when not given): minimise ``−loss(f(x), f(x0))``;
 * targeted: pull the output TOWARD a guide's (``targets`` = guide images, or their outputs):
   minimise ``loss(f(x), f(guide))``;
-* Hot&Cold (``hot_cold=True``, targeted): pull toward the guide's ("hot") output and push away
-  from the clean ("cold") one: minimise ``loss(f(x), f(guide)) − loss(f(x), f(x0))``;
+* Hot&Cold (``SaliencyObjective(..., hot_cold=True)``, as ``rule_attack("hot_cold", loss=...)``
+  builds it; targeted): pull toward the guide's ("hot") output and push away from the clean
+  ("cold") one: minimise ``loss(f(x), f(guide)) − loss(f(x), f(x0))``;
 * image-space (the map, turned into a non-negative saliency map by the victim's output kind) or
   feature-space (``layer=`` a named hidden layer of the victim; the loss is then ``feature_loss``
   between activations: mean squared (default) or absolute distance, −CC, or KL of the
@@ -157,7 +158,7 @@ class SaliencyAttack(PerceptualPenalty, Attack):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.objective.hot_cold and not self.targeted:
+        if getattr(self.objective, "hot_cold", False) and not self.targeted:
             raise ValueError(
                 "Hot&Cold pulls toward a guide: build it with `targeted=True`; got "
                 "`targeted=False`."
