@@ -9,11 +9,20 @@ maps where a classifier attack has classes:
   outputs, computed when not given): minimise ``−loss(f(x), f(x0))``;
 * targeted: pull the output TOWARD a guide's (``targets`` = guide images, or their outputs):
   minimise ``loss(f(x), f(guide))``;
+* Hot&Cold (``SaliencyObjective(..., hot_cold=True)``, as ``rule_attack("hot_cold", loss=...)``
+  builds it; targeted): pull toward the guide's ("hot") output and push away from the clean
+  ("cold") one: minimise ``loss(f(x), f(guide)) − loss(f(x), f(x0))``;
 * image-space (the map, turned into a non-negative saliency map by the victim's output kind) or
-  feature-space (``layer=`` a named hidden layer of the victim; the loss is then the mean squared
-  distance between activations).
+  feature-space (``layer=`` a named hidden layer of the victim; the loss is then ``feature_loss``
+  between activations: mean squared (default) or absolute distance, −CC, or KL of the
+  activations read as one distribution, which needs non-negative activations);
+* Eq. 1's perceptual term: ``penalty=`` a kind of :data:`jaxadv.image.PERCEPTUAL_DISTANCES` adds
+  ``λ1·L2(x0, x)`` (λ1 = ``hp.penalty``) to every objective above.
 
-The losses are :mod:`jaxadv.losses._saliency`'s (KL, CC, SIM, L1). Success is the same rule in
+The image-space losses are :mod:`jaxadv.losses._saliency`'s (KL, CC, SIM, L1, NSS). NSS needs
+fixations, which an attack does not have: the reference map (clean or guide) weights the pixels
+instead (``nss_loss(map, reference)``: the mean standardised map under the reference's density),
+so untargeted NSS lowers the map where the clean map is salient. Success is the same rule in
 both spaces, on the Pearson correlation (CC) of the flattened outputs: untargeted, CC to the clean
 output below ``threshold``; targeted, the output correlates more with the guide's than with the
 clean one. ``result.logits`` holds the adversarial output (the map, or the layer's activation).
@@ -26,45 +35,79 @@ and Model", TIP 2019, and Che et al., "Adversarial attacks against deep saliency
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from jaxadv import _checks
-from jaxadv.attacks._attack import Attack
+from jaxadv.attacks._attack import HPARAM_SPEC, Attack
+from jaxadv.attacks._base import Spec
+from jaxadv.attacks._ensembles import FEATURE_LOSSES, feature_loss
+from jaxadv.attacks._penalty import PerceptualPenalty
 from jaxadv.attacks._recipes import Ball, SteepestStep
 from jaxadv.constraints import NORMS
+from jaxadv.image import PERCEPTUAL_DISTANCES
 from jaxadv.losses import SALIENCY_LOSSES, to_saliency_map
 
-SALIENCY_ATTACK_LOSSES = ("kl", "cc", "sim", "l1")  # NSS needs fixations, ACS ignores position
+SALIENCY_ATTACK_LOSSES = ("kl", "cc", "sim", "l1", "nss")  # ACS ignores position: no attack loss
 FEATURES = "features"  # the output kind of a feature-space view
+
+
+class SaliencyHParams(NamedTuple):
+    """The numbers of the saliency attacks (float32 leaves, sweepable).
+
+    Attributes: ``eps``, ``step_size``, ``decay``, ``sparsity``, ``rel_step_size`` as in
+    :class:`~jaxadv.attacks.HParams`, and ``penalty``: λ1 of Eq. 1's ``λ1·L2(x0, x)`` (used when
+    the attack has a ``penalty`` kind).
+    """
+
+    eps: jax.Array
+    step_size: jax.Array
+    decay: jax.Array
+    sparsity: jax.Array
+    penalty: jax.Array
+    rel_step_size: jax.Array = 0.0
+
+
+SALIENCY_SPEC = {
+    **{k: HPARAM_SPEC[k] for k in ("eps", "step_size", "decay", "sparsity")},
+    "penalty": Spec(0.0, "nonnegative"),
+    "rel_step_size": HPARAM_SPEC["rel_step_size"],
+}
 
 
 class SaliencyObjective(NamedTuple):
     """``(output, clean_output, guide_output, hp) -> scalar`` to minimise (hashable).
 
     Attributes:
-      loss: one of :data:`SALIENCY_ATTACK_LOSSES` (image space; feature space always uses the
-        mean squared distance).
+      loss: one of :data:`SALIENCY_ATTACK_LOSSES` (image space).
       targeted: pull toward the guide (True) or push away from the clean output (False).
       output: the victim's output kind (``"log_density"``, ``"unit"``, ``"signed"``) or
         ``"features"``; set from the victim by :meth:`SaliencyAttack.program` (None before).
+      feature_loss: the loss in feature space, one of :data:`FEATURE_LOSSES`.
+      hot_cold: Hot&Cold (targeted): ``loss(out, guide) − loss(out, clean)``.
     """
 
     loss: str
     targeted: bool
     output: str | None = None
+    feature_loss: str = "mse"
+    hot_cold: bool = False
+
+    def distance(self, out: jax.Array, reference: jax.Array) -> jax.Array:
+        """The loss between an output and a reference (small when they agree)."""
+        if self.output == FEATURES:
+            return feature_loss(self.feature_loss, out, reference)
+        return SALIENCY_LOSSES[self.loss](
+            to_saliency_map(out, self.output), to_saliency_map(reference, self.output)
+        )
 
     def __call__(self, out: jax.Array, clean: jax.Array, guide: jax.Array, hp: Any) -> jax.Array:
-        reference = guide if self.targeted else clean
-        if self.output == FEATURES:
-            value = jnp.mean((out - reference) ** 2)
-        else:
-            value = SALIENCY_LOSSES[self.loss](
-                to_saliency_map(out, self.output), to_saliency_map(reference, self.output)
-            )
+        if self.hot_cold:
+            return self.distance(out, guide) - self.distance(out, clean)
+        value = self.distance(out, guide if self.targeted else clean)
         return value if self.targeted else -value
 
 
@@ -95,7 +138,7 @@ def _check_saliency_victim(victim: Any) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class SaliencyAttack(Attack):
+class SaliencyAttack(PerceptualPenalty, Attack):
     """An :class:`Attack` on a saliency victim (module docstring).
 
     ``label``/``labels`` are the clean outputs (None: computed from the images), ``target``/
@@ -104,10 +147,22 @@ class SaliencyAttack(Attack):
     Attributes (beyond :class:`Attack`'s):
       layer: attack the named hidden layer instead of the map (feature space).
       threshold: untargeted success when the CC to the clean output falls below this.
+      penalty: Eq. 1's ``L2``, a kind of :data:`jaxadv.image.PERCEPTUAL_DISTANCES` (None: none);
+        its weight λ1 is ``hp.penalty``.
     """
 
     layer: str | None = None
     threshold: float = 0.5
+    params_type: ClassVar[type] = SaliencyHParams
+    hparam_spec: ClassVar[dict[str, Spec]] = SALIENCY_SPEC
+
+    def __post_init__(self):
+        super().__post_init__()
+        if getattr(self.objective, "hot_cold", False) and not self.targeted:
+            raise ValueError(
+                "Hot&Cold pulls toward a guide: build it with `targeted=True`; got "
+                "`targeted=False`."
+            )
 
     def view(self, victim):
         """The victim whose output the attack works on: the map, or the named layer."""
@@ -189,6 +244,13 @@ class SaliencyAttack(Attack):
         return images[0], clean[0], guide[0]
 
 
+def check_saliency_options(threshold: Any, feature_loss: str) -> None:
+    """Validates the options every saliency attack factory takes."""
+    _checks.check_choice("feature_loss", feature_loss, FEATURE_LOSSES)
+    if not (isinstance(threshold, (int, float)) and -1.0 <= threshold <= 1.0):
+        raise ValueError(f"`threshold` must be a CC value in [-1, 1]; got {threshold!r}.")
+
+
 _DEFAULT_EPS = {"linf": 17 / 255, "l2": 2.0, "l1": 40.0}  # Table 2's ℓ∞ budget; others: scaled
 
 
@@ -203,6 +265,8 @@ def saliency_pgd(
     random_start: bool = True,
     restarts: int = 1,
     threshold: float = 0.5,
+    penalty: str = "none",
+    feature_loss: str = "mse",
 ) -> SaliencyAttack:
     """PGD (or MI-FGSM with ``momentum=True``) against a saliency model, in image or feature space.
 
@@ -211,23 +275,29 @@ def saliency_pgd(
     al.'s Table 2, with steps of ``eps/4`` (``eps/steps`` with momentum). The output kind (how a
     map becomes a saliency map) is read from the victim when the attack runs, so one attack
     serves any saliency victim.
+
+    ``penalty``: Eq. 1's ``λ1·L2(x0, x)`` term, a kind of :data:`jaxadv.image.PERCEPTUAL_DISTANCES`
+    or ``"none"``; λ1 = ``hp.penalty`` (default 1 when a kind is given). ``feature_loss``: the
+    loss at ``layer`` (:data:`FEATURE_LOSSES`; ``loss`` is the image-space one).
     """
     _checks.check_choice("loss", loss, SALIENCY_ATTACK_LOSSES)
     _checks.check_choice("norm", norm, NORMS)
-    if not (isinstance(threshold, (int, float)) and -1.0 <= threshold <= 1.0):
-        raise ValueError(f"`threshold` must be a CC value in [-1, 1]; got {threshold!r}.")
+    _checks.check_choice("penalty", penalty, PERCEPTUAL_DISTANCES + ("none",))
+    check_saliency_options(threshold, feature_loss)
+    defaults = {"eps": _DEFAULT_EPS[norm], "penalty": 0.0 if penalty == "none" else 1.0}
     return SaliencyAttack(
-        objective=SaliencyObjective(loss, targeted),
+        objective=SaliencyObjective(loss, targeted, feature_loss=feature_loss),
         step_rule=SteepestStep(norm, momentum=momentum),
         constraint=Ball(norm),
         steps=steps,
         targeted=targeted,
         random_start=random_start,
         restarts=restarts,
-        defaults=(("eps", _DEFAULT_EPS[norm]),),
+        defaults=tuple(sorted(defaults.items())),
         rel_step_size=1.0 / steps if momentum else 0.25,
         layer=layer,
         threshold=float(threshold),
+        penalty=None if penalty == "none" else penalty,
         name=f"saliency-{'mi' if momentum else 'pgd'}-{norm}-{loss}"
         + (f"@{layer}" if layer else ""),
     )

@@ -27,6 +27,15 @@ at every step, as step 4 of the algorithm sits inside its loop. The "sampling st
 without replacement and ``"none"``, ``"l2"``, ``"softmax"``, ``"standardize"`` per channel.
 The paper stops when the distance exceeds the budget; here the iterate is projected (ℓ∞ by
 default) so the budget holds exactly.
+
+Eq. 3, the ensemble objective ``L3[Σ_n ω_n·S_{n,i}(x), Σ_n ω_n·S_{n,i}(r)] + λ1·L2``: pass an
+:class:`~jaxadv.models.Ensemble` of substitutes built with ``layers=`` (every member with a layer
+at the same ``layer``). Its members' activations are brought to one shape by the ensemble's
+strategy (SMBEA's Fig. 2; ``"cu_bi_sn"`` also normalises each member's channels by a spatial
+softmax, the per-member normalisation of Eq. 3) and weighted by its ω; the ``p`` channels are
+sampled from that common shape, the same indices for every member (sampling is linear, so this is
+``Σ_n ω_n·S_{n,i}``), and ``normalization`` applies to the fused maps (``"none"`` for Eq. 3 as
+written). Success is judged on the ensemble's map.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from jaxadv.attacks._saliency import pearson
 from jaxadv.attacks._ensembles import FEATURE_LOSSES, feature_loss
 from jaxadv.constraints import NORMS, intersect, norm_ball, pixel_box
 from jaxadv.losses import to_saliency_map
+from jaxadv.models import Ensemble
 from jaxadv.results import AttackResult, perturbation_norms
 from jaxadv.transforms import (
     first_momentum,
@@ -115,6 +125,15 @@ def _normalise(s: jax.Array, kind: str) -> jax.Array:
 
 
 def _layer_channels(victim: Any, layer: str) -> int:
+    if isinstance(victim, Ensemble):  # Eq. 3: the channels of the members' unified features
+        layers = {name for name in victim.layers if name is not None}
+        if layers != {layer}:
+            raise ValueError(
+                f"`layer` must be the hidden layer of every ensemble member that has one (Eq. 3's "
+                f"i; build the ensemble with `layers=`); got {layer!r}, the members' layers are "
+                f"{victim.layers}."
+            )
+        return int(victim.feature_shape[-1])
     names = tuple(getattr(victim, "layer_names", ()))
     if layer not in names:
         raise ValueError(
@@ -201,8 +220,12 @@ class SubspaceAttack(AttackBase):
     # -- traced ----------------------------------------------------------------------------------
 
     def subspace(self, victim, x, idx) -> jax.Array:
-        """``S_i(x)``: the sampled, normalised channels ``[h, w, p]`` of ONE input."""
-        a = victim.capture_fn(victim.variables, x[None])[self.layer][0]
+        """``S_i(x)``: the sampled, normalised channels ``[h, w, p]`` of ONE input (of an
+        ensemble: of ``Σ_n ω_n·S(D_n(x))``, Eq. 3)."""
+        if isinstance(victim, Ensemble):
+            a = victim.features(x)
+        else:
+            a = victim.capture_fn(victim.variables, x[None])[self.layer][0]
         a = a[..., None] if a.ndim == 2 else a
         return _normalise(jnp.take(a, idx, axis=-1), self.normalization)
 
@@ -293,7 +316,7 @@ class SubspaceAttack(AttackBase):
         return Program(init=init, step=step, finish=finish, length=self.steps)
 
     def _success(self, victim, out, x0, guide) -> jax.Array:
-        kind = getattr(victim, "output", None)
+        kind = victim.map_kind if isinstance(victim, Ensemble) else getattr(victim, "output", None)
 
         def similarity(a, b):
             if kind is not None:

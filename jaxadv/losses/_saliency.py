@@ -287,4 +287,6 @@ def combined_loss(weights: dict[str, float]):
 
 
 SAM_LOSS = {"kl": 10.0, "cc": 2.0, "nss": 1.0}  # Cornia et al., SAM (TIP 2018)
-GAZEGAN_LOSS = {"kl": 10.0, "cc": 10.0, "nss": 1.0, "l1": 1.0}  # Che et al. (TIP 2019), no GAN term
+# Che et al. (TIP 2019) without the GAN term: the published code's content terms and the paper's
+# ACS histogram loss; neither the paper nor the code gives the ACS weight (1 is ours).
+GAZEGAN_LOSS = {"kl": 10.0, "cc": 10.0, "nss": 1.0, "l1": 1.0, "acs": 1.0}

@@ -1,7 +1,9 @@
 """The content losses of saliency training, on ONE raw model output (vmapped over a batch).
 
 SAM's ``10·KL − 2·CC − NSS`` (Cornia et al., TIP 2018) for maps in [0, 1] or [−1, 1], GazeGAN's
-``10·KL − 10·CC − NSS + L1`` (Che et al., TIP 2019) on request, and the negative log-likelihood of
+``10·KL − 10·CC − NSS + L1 + ACS`` (Che et al., TIP 2019: the alternative chi-square histogram
+loss of the paper, :func:`jaxadv.losses.acs_loss`, weight 1 as neither paper nor code gives one)
+on request, and the negative log-likelihood of
 the fixations (DeepGaze, Kümmerer et al. 2017) for log densities. The adversarial terms of SalGAN
 and GazeGAN are not trained here (content losses only). Maps of another size than the data (a
 model with a coarse head) are upsampled bilinearly to the data's grid before the loss; a log
@@ -23,7 +25,7 @@ from jaxadv.losses import GAZEGAN_LOSS, OUTPUT_KINDS, SALIENCY_LOSSES, SAM_LOSS,
 
 SALIENCY_LOSS_PRESETS = {
     "sam": dict(SAM_LOSS),  # Cornia et al., TIP 2018
-    "gazegan": dict(GAZEGAN_LOSS),  # Che et al., TIP 2019, without the GAN term
+    "gazegan": dict(GAZEGAN_LOSS),  # Che et al., TIP 2019 (with ACS), without the GAN term
     "unisal": {"kl": 1.0, "nss": 0.1, "cc": 0.1},  # Droste et al., ECCV 2020
     "nll": {"nll": 1.0},  # DeepGaze (Kümmerer et al. 2017): NLL of the fixations
 }
