@@ -39,3 +39,11 @@ from jaxadv.metrics._transfer import transfer_success as transfer_success
 from jaxadv.metrics import saliency as saliency
 # Meta Attack (issue 16): cosine of estimated and white-box gradients
 from jaxadv.metrics._gradient import gradient_cosine as gradient_cosine
+# universal perturbations and adversarial patches (issue 22): fooling rate, targeted patch success
+from jaxadv.metrics._universal import apply_universal as apply_universal
+from jaxadv.metrics._universal import check_universal_inputs as check_universal_inputs
+from jaxadv.metrics._universal import fooled as universal_fooled
+from jaxadv.metrics._universal import fooling_rate as fooling_rate
+from jaxadv.metrics._universal import is_saliency as is_saliency
+from jaxadv.metrics._universal import map_similarity as map_similarity
+from jaxadv.metrics._universal import patch_success as patch_success
