@@ -145,7 +145,8 @@ def collect_lgv(
             if progress:
                 print(f"LGV epoch {epoch + 1}/{epochs}: {len(members)} models, "
                       f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *members)
+    # Stacked on the host: one eager jnp.stack per leaf would compile a program each.
+    return jax.tree.map(lambda *leaves: jnp.asarray(np.stack(jax.device_get(leaves))), *members)
 
 
 @struct.dataclass

@@ -93,6 +93,15 @@ def _deepfool_epoch(attack, norm, victim, hp, delta, images, predictions, keys, 
     return delta, jnp.sum(moved)
 
 
+@jax.jit
+def _reference(victim, images):
+    """What each image's loss refers to: the clean prediction k(x), or the clean map."""
+    out = victim.batch(images)
+    if is_saliency(victim):
+        return jax.vmap(lambda m: to_saliency_map(m, victim.output))(out)
+    return jnp.argmax(out, axis=-1).astype(jnp.int32)
+
+
 def _sgd_loss(victim, delta, x, reference, guide, loss_cap):
     """The minimised loss of one image (module docstring)."""
     out = victim(apply_universal(x, delta, victim.bounds))
@@ -219,10 +228,7 @@ def universal_perturbation(
         if guide.shape != tuple(victim.map_shape):
             raise ValueError(f"`guide` must be one map of shape {tuple(victim.map_shape)}; got "
                              f"{guide.shape}.")  # fmt: skip
-    reference = (victim.batch(images) if saliency
-                 else jnp.argmax(victim.batch(images), axis=-1).astype(jnp.int32))  # fmt: skip
-    if saliency:
-        reference = jax.vmap(lambda m: to_saliency_map(m, victim.output))(reference)
+    reference = _reference(victim, images)
     reference = np.asarray(reference)
     attack = None
     if method == "deepfool":
