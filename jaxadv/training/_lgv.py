@@ -191,6 +191,7 @@ def lgv_surrogates(
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
     batch_size: int = 64,
+    base_epochs: int | None = None,
     progress: bool = True,
 ) -> tuple[Victim, dict[str, Any]]:
     """LGV surrogates of the default digits victim ``name`` (:func:`default_victim`), cached.
@@ -201,6 +202,8 @@ def lgv_surrogates(
     and saves under the cache directory, in a folder whose name carries a fingerprint of the
     victim's checkpoint, the settings and the key; later calls restore.
 
+    ``base_epochs`` is the training epochs of the default victim (None: its default).
+
     Returns:
       ``(victim, info)``: info has ``name``, ``path``, ``restored``, ``seconds`` (None when
       restored), ``members``, ``test_accuracy`` (of the averaged victim), ``base_path`` (the
@@ -208,7 +211,8 @@ def lgv_surrogates(
     """
     key = jax.random.key(1) if key is None else key
     check_key(key)
-    base, base_info = default_victim(name, cache_dir=cache_dir, progress=progress)
+    base, base_info = default_victim(name, cache_dir=cache_dir, epochs=base_epochs,
+                                     progress=progress)  # fmt: skip
     settings = {"epochs": epochs, "per_epoch": per_epoch, "learning_rate": learning_rate,
                 "momentum": momentum, "weight_decay": weight_decay, "batch_size": batch_size}
     data = _load_default_data()

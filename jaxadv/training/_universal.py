@@ -141,9 +141,9 @@ def _check_budget(name: str, value: Any) -> float:
 
 
 def _victim_digest(victim: Any) -> str:
-    apply_fn = getattr(victim, "apply_fn", victim)
-    name = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(apply_fn))[:200]  # no memory addresses
-    return f"{type(victim).__name__} {name} sha256:{_digest(getattr(victim, 'variables', ()))}"
+    """The victim's kind, static apply and every dynamic leaf (weights), for run records."""
+    apply_fn = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(getattr(victim, "apply_fn", None)))[:200]
+    return f"{type(victim).__name__} {apply_fn} sha256:{_digest(victim)}"
 
 
 def universal_perturbation(
