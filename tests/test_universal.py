@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import make_linear_victim, make_mlp_victim
+from conftest import make_linear_victim
+from registry import make_classifier, make_saliency_victim
 
 from jaxadv import image, metrics, training
 
@@ -30,7 +31,7 @@ def _order(key, epoch, n):
 
 @pytest.fixture(scope="module")
 def mlp_data():
-    victim = make_mlp_victim()
+    victim = make_classifier()  # the tiny 4×4×1 MLP, cached across test modules
     images = np.random.default_rng(1).uniform(size=(24,) + victim.input_shape)
     return victim, images.astype(np.float32)
 
@@ -91,7 +92,7 @@ def test_deepfool_loop_equals_algorithm_1_on_an_affine_victim():
     eps, eta = 0.3, 0.02
     out = training.universal_perturbation(
         victim, x, eps=eps, norm="l2", key=KEY, epochs=1, target_fooling=1.0, overshoot=eta,
-        deepfool_steps=2, progress=False,
+        deepfool_steps=1, progress=False,
     )  # fmt: skip
     # Algorithm 1 by hand: DeepFool on an affine binary classifier is one closed-form step.
     w, b = np.asarray(victim.variables["w"], np.float64), np.asarray(victim.variables["b"])
@@ -152,8 +153,6 @@ def test_resume_is_bit_for_bit(mlp_data, tmp_path):
 # Slow (`pytest -m slow`): its own compiled epoch; the default suite's budget is 8 s for this file.
 @pytest.mark.slow
 def test_saliency_universal_guide_moves_maps_towards_the_guide():
-    from registry import make_saliency_victim
-
     victim = make_saliency_victim()
     images = np.random.default_rng(5).uniform(size=(8,) + victim.input_shape).astype(np.float32)
     guide = np.zeros(victim.map_shape, np.float32)
