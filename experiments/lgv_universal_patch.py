@@ -183,10 +183,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny run, for the tests")
     parser.add_argument("--lgv-only", action="store_true", help="only the LGV transfer table")
     parser.add_argument("--lgv-lr", type=float, nargs="+", help="LGV learning rates (0.05)")
+    parser.add_argument("--eps", type=float, nargs="+", help="transfer budgets ℓ∞ (0.2)")
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
     if args.lgv_lr:
         config["lgv_lrs"] = tuple(args.lgv_lr)
+    if args.eps:
+        config["transfer_eps"] = tuple(args.eps)
     began = time.perf_counter()
     if args.lgv_only:
         victim, _ = training.default_victim("cw", epochs=config["victim_epochs"], progress=False)
