@@ -5,6 +5,9 @@ Moosavi-Dezfooli et al. on an affine victim equals a numpy transcription of Algo
 DeepFool step on an affine binary classifier is the closed-form minimal step); the patch is
 exact where its mask is 1 and the identity elsewhere; LGV's collected weights equal a hand loop
 of optax SGD steps; an interrupted run resumes bit for bit; bad input names its argument.
+The DeepFool, ℓ2-budget, LGV, saliency-guide and patch-training tests are slow-marked (each
+compiles its own program); the default run keeps the patch operator, the ℓ∞ budget, resume and
+bad input (~11 s cold on the loaded 2-core CPU, ~2.5 s with the compilation cache warm).
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ def test_patch_bad_input_names_the_argument(mlp_data):
 # -- universal perturbations ---------------------------------------------------------------------
 
 
+# Slow (`pytest -m slow`): compiles DeepFool inside the loop's scan (~4.5 s cold on 2 cores).
+@pytest.mark.slow
 def test_deepfool_loop_equals_algorithm_1_on_an_affine_victim():
     victim = make_linear_victim(dim=6, num_classes=2, seed=3)
     x = np.random.default_rng(4).uniform(-1, 1, size=(5, 6)).astype(np.float32)
@@ -113,7 +118,8 @@ def test_deepfool_loop_equals_algorithm_1_on_an_affine_victim():
     assert np.linalg.norm(v) == pytest.approx(eps, rel=1e-6)  # the projection was used
 
 
-@pytest.mark.parametrize("norm", ["linf", "l2"])
+# ℓ2 is slow (`pytest -m slow`): another compiled epoch; ℓ∞ runs by default.
+@pytest.mark.parametrize("norm", ["linf", pytest.param("l2", marks=pytest.mark.slow)])
 def test_universal_delta_respects_its_budget_on_every_image(mlp_data, norm):
     victim, images = mlp_data
     eps = 0.25 if norm == "linf" else 0.6
@@ -232,6 +238,8 @@ class _Tiny(nn.Module):
         return nn.Dense(3)(jnp.tanh(nn.Dense(5)(x.reshape(x.shape[0], -1))))
 
 
+# Slow (`pytest -m slow`): three Flax programs compile (~7.5 s cold on 2 cores).
+@pytest.mark.slow
 def test_lgv_members_equal_a_hand_loop_of_optax_sgd():
     module = _Tiny()
     x = np.random.default_rng(6).uniform(size=(16, 4, 4, 1)).astype(np.float32)
