@@ -47,3 +47,9 @@ from jaxadv.image._motion import optical_flow as optical_flow
 from jaxadv.image._motion import sample_bilinear as sample_bilinear
 from jaxadv.image._motion import warp as warp
 from jaxadv.image._motion import warp_video as warp_video
+# adversarial patches (issue 22): pasting by a mask, placements for expectation over transformation
+from jaxadv.image._patch import Placement as Placement
+from jaxadv.image._patch import apply_patch as apply_patch
+from jaxadv.image._patch import check_patch as check_patch
+from jaxadv.image._patch import check_placement_ranges as check_placement_ranges
+from jaxadv.image._patch import sample_placement as sample_placement

@@ -42,3 +42,11 @@ from jaxadv.metrics._gradient import gradient_cosine as gradient_cosine
 # smooth adversarial examples (issue 20): imperceptibility metrics
 from jaxadv.metrics._imperceptibility import psnr as psnr
 from jaxadv.metrics._mad import mad as mad
+# universal perturbations and adversarial patches (issue 22): fooling rate, targeted patch success
+from jaxadv.metrics._universal import apply_universal as apply_universal
+from jaxadv.metrics._universal import check_universal_inputs as check_universal_inputs
+from jaxadv.metrics._universal import fooled as universal_fooled
+from jaxadv.metrics._universal import fooling_rate as fooling_rate
+from jaxadv.metrics._universal import is_saliency as is_saliency
+from jaxadv.metrics._universal import map_similarity as map_similarity
+from jaxadv.metrics._universal import patch_success as patch_success

@@ -66,3 +66,11 @@ from jaxadv.training._meta_default import surrogate_tasks as surrogate_tasks
 from jaxadv.training._video_default import VideoSplits as VideoSplits
 from jaxadv.training._video_default import default_video_victim as default_video_victim
 from jaxadv.training._video_default import moving_digits_splits as moving_digits_splits
+# Issue 22 (transfer): universal perturbations, adversarial patches, LGV surrogates
+from jaxadv.training._universal import UniversalPerturbation as UniversalPerturbation
+from jaxadv.training._universal import universal_perturbation as universal_perturbation
+from jaxadv.training._patch import PatchTraining as PatchTraining
+from jaxadv.training._patch import adversarial_patch as adversarial_patch
+from jaxadv.training._lgv import collect_lgv as collect_lgv
+from jaxadv.training._lgv import lgv_surrogates as lgv_surrogates
+from jaxadv.training._lgv import lgv_victim as lgv_victim
