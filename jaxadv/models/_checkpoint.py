@@ -369,10 +369,30 @@ def restore_variables(
       CheckpointCorruptedError: (a ``ValueError``) if a file of the checkpoint is unreadable,
         truncated or altered, or the arrays read differ from the saved checksum.
     """
+    what = f"`module` {describe_module(module)} with `input_shape` {tuple(input_shape)}"
+    return restore_tree(path, abstract_variables(module, input_shape), what=what)
+
+
+def restore_tree(path: str | os.PathLike, target: Any, *, what: str = "the expected tree") -> Any:
+    """Reads a tree saved by :func:`save_variables` at ``path`` against ``target`` (its shapes and
+    dtypes, e.g. from ``jax.eval_shape``), verified against the checksum saved with it.
+
+    Args:
+      path: checkpoint directory written by :func:`save_variables`.
+      target: the abstract (or concrete) tree the checkpoint must hold.
+      what: how an error message names ``target``.
+
+    Returns:
+      The tree with ``jax.Array`` leaves, bit-identical to the one saved.
+
+    Raises:
+      ValueError: if there is no checkpoint at ``path`` or its tree, shapes or dtypes differ from
+        ``target``'s.
+      CheckpointCorruptedError: (a ``ValueError``) if a file is unreadable, truncated or altered.
+    """
     path = _absolute(path)
     if not path.is_dir():
         raise ValueError(f"`path` {str(path)!r} holds no checkpoint (no such directory).")
-    target = abstract_variables(module, input_shape)
     record = _read_checksum_file(path)
     read_every_value(path, path, _VARIABLES_REMEDY)  # before orbax's concurrent reads
     with ocp.StandardCheckpointer() as checkpointer:
@@ -390,8 +410,7 @@ def restore_variables(
         problems = tree_differences(saved, target)
         if problems:
             raise ValueError(
-                f"The checkpoint at `path` {str(path)!r} does not match `module` "
-                f"{describe_module(module)} with `input_shape` {tuple(input_shape)}: "
+                f"The checkpoint at `path` {str(path)!r} does not match {what}: "
                 + "; ".join(problems)
                 + "."
             )

@@ -26,7 +26,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from flax import struct
 
 from jaxadv import _checks, _compile
@@ -46,10 +44,10 @@ from jaxadv.models import (
     classifier,
     default_cache_dir,
     describe_module,
-    save_variables,
+    restore_tree,
 )
 from jaxadv.training._classifier import _validate_data, accuracy
-from jaxadv.training._default import _load_default_data, default_victim
+from jaxadv.training._default import _load_default_data, _save_atomically, default_victim
 from jaxadv.training._keys import check_key, seed_words
 from jaxadv.training._saliency_train import _epoch_order
 
@@ -175,11 +173,6 @@ def lgv_victim(module: nn.Module, stacked: Any, *, input_shape: tuple[int, ...],
     return victim
 
 
-def _restore_stacked(path: Path, abstract: Any) -> Any:
-    with ocp.StandardCheckpointer() as checkpointer:
-        return jax.tree.map(jnp.asarray, checkpointer.restore(path, abstract))
-
-
 def lgv_surrogates(
     name: str = "cw",
     *,
@@ -229,8 +222,8 @@ def lgv_surrogates(
             abstract = jax.eval_shape(lambda v: collect_shape(v, epochs * per_epoch),
                                       base.variables)  # fmt: skip
             try:
-                stacked = _restore_stacked(path, abstract)
-            except Exception as err:  # unreadable or foreign: collect afresh below
+                stacked = restore_tree(path, abstract, what="the LGV members of these settings")
+            except ValueError as err:  # unreadable, corrupted or foreign: collect afresh below
                 warnings.warn(f"jaxadv: recollecting, cannot restore {path}: {err}", stacklevel=2)
                 shutil.rmtree(path, ignore_errors=True)
         if stacked is None:
@@ -238,12 +231,7 @@ def lgv_surrogates(
             stacked = collect_lgv(module, base.variables, data.train_images, data.train_labels,
                                   key=key, progress=progress, **settings)  # fmt: skip
             seconds = time.perf_counter() - start
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-            save_variables(tmp, stacked)
-            try:
-                os.rename(tmp, path)
-            except OSError:  # another process finished first: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
+            _save_atomically(path, stacked)
     victim = lgv_victim(module, stacked, input_shape=base.input_shape,
                         num_classes=base.num_classes, bounds=base.bounds)  # fmt: skip
     info = {"name": name, "path": str(path), "restored": seconds is None, "seconds": seconds,
