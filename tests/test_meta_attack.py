@@ -5,6 +5,7 @@ MLP seen score-only, the meta attacker's shapes, and clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import flax.linen as nn
@@ -147,7 +148,7 @@ def test_query_counts_are_exact_and_success_on_the_tiny_mlp():
     oracle = attack.oracle
     # Fine-tuning steps (k % 3 == 0) cost 2q probes + the evaluation, the others 1.
     assert [oracle.call_queries(k) for k in range(4)] == [2 * MLP_Q + 1, 1, 1, 2 * MLP_Q + 1]
-    length = attack.length
+    length = attack.budget_steps
     assert _cost(oracle, length) + 1 <= MLP_BUDGET < _cost(oracle, length + 1) + 1
     steps, queries = np.asarray(result.steps), np.asarray(result.queries)
     success = np.asarray(result.success)
@@ -160,6 +161,52 @@ def test_query_counts_are_exact_and_success_on_the_tiny_mlp():
             assert n == _cost(oracle, length) + 1
     fooled = np.argmax(np.asarray(victim.batch(result.x_adv)), -1) != np.asarray(labels)
     np.testing.assert_array_equal(fooled, success)
+
+
+def _batched_forms(module, variables, examples, **fields):
+    """The batched attack in the batch-uniform form (blocks of steps, fine-tuning looped over
+    the examples) and in the per-example form (a vmapped ``lax.cond``, per-example kernels)."""
+    victim = make_mlp_victim()
+    carrier = models.with_meta_attacker(models.score_only(victim), module, variables)
+    base = attacks.meta_attack(const=5.0, **fields)
+    images = jax.random.uniform(jax.random.key(5), (examples,) + victim.input_shape)
+    labels = jnp.argmax(victim.batch(images), -1)
+    hp = base.hparams(step_size=0.2)
+    results = []
+    for uniform, batching in ((True, "loop"), (False, "vmap")):
+        oracle = dataclasses.replace(base.oracle, finetune_batching=batching)
+        attack = dataclasses.replace(base, oracle=oracle, batch_uniform=uniform)
+        results.append(attack.batch(carrier, hp, images, labels, jax.random.key(0)))
+    return base, results
+
+
+def _assert_same(new, old, rtol):
+    for field in ("success", "steps", "queries", "zero_gradient", "finite"):
+        np.testing.assert_array_equal(getattr(new, field), getattr(old, field), err_msg=field)
+    for field in ("x_adv", "loss", "trace", "l2"):
+        np.testing.assert_allclose(getattr(new, field), getattr(old, field), rtol=rtol, atol=1e-5)
+
+
+def test_batch_uniform_schedule_equals_the_per_example_form():
+    # 8 steps = 2 blocks of 3 + 2 steps in `finish`; examples stop at different steps.
+    base, (new, old) = _batched_forms(
+        Linear(), _linear_variables(16, 0), 6, top_q=3, max_queries=27, finetune_steps=2
+    )
+    assert base.budget_steps == 8 and base.length == 2
+    assert np.asarray(new.trace).shape == (6, 8)
+    steps = np.asarray(old.steps)
+    assert len(set(steps.tolist())) > 1 and np.asarray(old.success).any(), steps
+    _assert_same(new, old, rtol=1e-5)
+
+
+@pytest.mark.slow  # ~60 s: two programs with the convolutional meta attacker
+def test_batch_uniform_schedule_equals_the_per_example_form_with_convolutions():
+    module = models.MetaAttacker(features=(4, 8))
+    variables = module.init(jax.random.key(0), jnp.zeros((4, 4, 1)))
+    _, (new, old) = _batched_forms(
+        module, variables, 4, top_q=4, max_queries=40, finetune_steps=3, early_stop=False
+    )
+    _assert_same(new, old, rtol=1e-4)
 
 
 @pytest.mark.slow  # ~10 s: another compilation of the MLP run
@@ -175,10 +222,10 @@ def test_targeted_and_one_sided_counts():
     attack = attacks.meta_attack(top_q=3, symmetric=False, targeted=True, max_queries=30)
     assert attack.oracle.queries_per_call == 4 and attack.targeted
     assert [attack.oracle.call_queries(k) for k in range(3)] == [4, 1, 1]
-    assert attack.length == 14  # budget 30 − 1: 4 cycles of 4+1+1 (24), then 4 + 1 = 29
+    assert attack.budget_steps == 14  # budget 30 − 1: 4 cycles of 4+1+1 (24), then 4 + 1 = 29
     late = attacks.meta_attack(top_q=3, finetune_first=False, max_queries=30)
     assert [late.oracle.call_queries(k) for k in range(4)] == [1, 1, 7, 1]
-    assert late.length == 11  # budget 29: 3 cycles of 1+1+7 (9 steps, 27), then 1 + 1 = 29
+    assert late.budget_steps == 11  # budget 29: 3 cycles of 1+1+7 (9 steps, 27), then 1 + 1 = 29
 
 
 @pytest.mark.slow  # ~10 s: another compilation of the MLP run
@@ -202,7 +249,7 @@ def test_the_convolutional_meta_attacker_fine_tunes_inside_the_attack():
     labels = jnp.argmax(victim.batch(images), -1)
     result = attack.batch(carrier, attack.hparams(), images, labels, jax.random.key(0))
     assert np.all(np.asarray(result.finite)) and np.all(np.isfinite(np.asarray(result.trace)))
-    np.testing.assert_array_equal(result.queries, _cost(attack.oracle, attack.length) + 1)
+    np.testing.assert_array_equal(result.queries, _cost(attack.oracle, attack.budget_steps) + 1)
     assert np.all(np.asarray(result.trace)[:, -1] < np.asarray(result.trace)[:, 0])
 
 
@@ -240,7 +287,7 @@ def test_true_gradient_meta_attacker_equals_white_box_top_q_coordinate_attack():
         early_stop=False,
         finetune_steps=1,
     )
-    assert attack.length == steps
+    assert attack.budget_steps == steps
     hp = attack.hparams(step_size=lr, fd_step=1e-3)
     result = attack(carrier, hp, jnp.asarray(x0, jnp.float32), label, key=jax.random.key(0))
 
