@@ -37,6 +37,7 @@ first success (queries as the paper counts them). Bandits (an ℓ2-ball attack, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -129,6 +130,31 @@ def throughput(attack, hp, victim, images, labels, targets, batched_seconds, n_b
     return dict(batched_s_per_image=batched, loop_s_per_image=loop, speedup=loop / batched)
 
 
+FORMS = {"per-example (cond, vmapped fine-tuning)": dict(batch_uniform=False, batching="vmap"),
+         "batch-uniform (blocks, looped fine-tuning)": dict(batch_uniform=True, batching="auto")}
+
+
+def throughput_forms(config, carrier, images, labels, iterations: int) -> list[dict]:
+    """Seconds per digit of the untargeted Meta Attack batched and in a batch-1 loop, in the old
+    per-example form and the batch-uniform one (``MetaAttack.batch_uniform``), side by side."""
+    rows = []
+    for form, options in FORMS.items():
+        attack, hp = make_attack("Meta Attack", config, False, budget(config, iterations))
+        oracle = dataclasses.replace(attack.oracle, finetune_batching=options["batching"])
+        attack = dataclasses.replace(attack, oracle=oracle, batch_uniform=options["batch_uniform"])
+        _, _, compiled, seconds = run_attack(attack, hp, carrier, images, labels, None)
+        k, n = config["loop_images"], images.shape[0]
+        speed = throughput(attack, hp, carrier, images[:k], labels[:k], None, seconds, n)
+        rows.append(dict(method="throughput", form=form, compile_s=compiled, **speed))
+        print(f"{form}: batched {speed['batched_s_per_image']:.3f} s/digit ({n} digits), loop of "
+              f"batch 1 {speed['loop_s_per_image']:.3f} s/digit ({k} digits): loop/batched "
+              f"{speed['speedup']:.2f}x", flush=True)  # fmt: skip
+    old, new = rows
+    print(f"batch-uniform vs per-example, batched: {old['batched_s_per_image'] / new['batched_s_per_image']:.2f}x faster; "
+          f"loop: {old['loop_s_per_image'] / new['loop_s_per_image']:.2f}x", flush=True)  # fmt: skip
+    return rows
+
+
 def table(config, black, carriers, images, labels, correct, settings, methods=METHODS):
     """Rows of every ``method`` in every setting (``"untargeted"``/``"targeted"``) on the
     score-only ``black`` (``carriers``: method → black joined to its meta attacker), and the
@@ -165,6 +191,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--step-size", type=float, default=None, help="C&W attacks' lr (0.1)")
     parser.add_argument("--loop-images", type=int, default=None, help="0: no throughput row")
     parser.add_argument("--iterations", type=int, default=None, help="Meta Attack steps (both)")
+    parser.add_argument("--throughput", action="store_true",
+                        help="only the batched vs batch-1 timing, old and new program forms")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
@@ -191,6 +219,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"{correct.mean():.3f}; meta attacker {meta_info['path']} (surrogates "
           f"{meta_info['surrogates']}); backend {jax.default_backend()}", flush=True)  # fmt: skip
 
+    if args.throughput:
+        return throughput_forms(config, carriers["Meta Attack"], images, labels,
+                                config["iterations"]["untargeted"])  # fmt: skip
     trained_cos, random_cos = held_out_cosine(module, variables, white, images, labels,
                                               key=jax.random.key(7))  # fmt: skip
     rows = [dict(method="cosine", setting="white-box gradient", trained=trained_cos,

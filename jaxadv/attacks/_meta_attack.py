@@ -21,6 +21,13 @@ variables and Adam state in the gradient oracle's state (:class:`MetaOracle`). T
 step is the published code's Adam with β1 = β2 = 0, i.e. ``−lr · g / (|g| + 1e-8)`` ≈
 ``−lr · sign(g)`` on the chosen coordinates (``transforms.coordinate_adam(lr, 0, 0)``).
 
+The program form (for speed under ``vmap``; the results are those of a per-example schedule):
+the fine-tuning schedule is the same for every example, so a program step is a block of
+``finetune_interval`` attack steps whose phases are fixed in the trace (``batch_uniform``; a
+``lax.cond`` on a per-example count would become a select under ``vmap``, every step paying the
+fine-tuning), and on CPU the fine-tuning loops over the examples (``finetune_batching``) rather
+than convolving each with its own kernels. Stopped examples are frozen either way.
+
 Queries are counted as the paper counts them: every finite-difference probe and every evaluation
 of an iterate is a query; the meta attacker's predictions are free. An example stops at its first
 success (``early_stop``) or when the next step would pass ``max_queries``.
