@@ -46,3 +46,6 @@ from jaxadv.image._motion import optical_flow as optical_flow
 from jaxadv.image._motion import sample_bilinear as sample_bilinear
 from jaxadv.image._motion import warp as warp
 from jaxadv.image._motion import warp_video as warp_video
+
+# codec-style motion vectors (issue 16: the thesis compares them with optical flow)
+from jaxadv.image._block_motion import block_motion_vectors as block_motion_vectors
