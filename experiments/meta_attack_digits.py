@@ -10,8 +10,9 @@ Expected:  untargeted and targeted success rate, mean ℓ2 and mean queries of t
            meta_attack_digits.py"), untargeted, 671 queries, success / mean ℓ2 / mean queries:
            Meta 14.3% 0.67 269, Meta (random init) 14.3% 0.75 537, ZOO 0%, AutoZOOM 85.7% 2.53
            142, Bandits 100% 2.83 177; targeted (1,006 queries): Meta, random, ZOO 0%, AutoZOOM
-           28.6%, Bandits 42.9%. Cosine: trained 0.239, random 0.008. Batched 0.4x the speed of
-           the batch-1 loop (per-example conv fine-tuning vmapped runs badly on XLA CPU).
+           28.6%, Bandits 42.9%. Cosine: trained 0.239, random 0.008. Throughput (--throughput):
+           batched 1.80 s/digit vs batch-1 loop 1.88 s/digit (1.04x) in the batch-uniform
+           program form, against 21.3 vs 7.48 (0.35x) in the old per-example form.
 Cost:      compilation dominates on the CPU: ten attack programs plus one batch-1 program, the
            Meta Attack's ~1 min of CPU each (its in-program fine-tuning of a conv autoencoder);
            ~15-25 min wall on the shared 2-core CPU at load 15 for CONFIG (8 digits, run as two
@@ -191,12 +192,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--step-size", type=float, default=None, help="C&W attacks' lr (0.1)")
     parser.add_argument("--loop-images", type=int, default=None, help="0: no throughput row")
     parser.add_argument("--iterations", type=int, default=None, help="Meta Attack steps (both)")
+    parser.add_argument("--const", type=float, default=None, help="C&W const (0.5)")
+    parser.add_argument("--methods", default=None, help="comma-separated subset of METHODS")
     parser.add_argument("--throughput", action="store_true",
                         help="only the batched vs batch-1 timing, old and new program forms")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
-    for name in ("images", "step_size", "loop_images"):
+    for name in ("images", "step_size", "loop_images", "const"):
         if getattr(args, name) is not None:
             config["num_images" if name == "images" else name] = getattr(args, name)
     if args.iterations is not None:
@@ -230,7 +233,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"random init {random_cos:.3f}", flush=True)  # fmt: skip
 
     settings = [s for s in ("untargeted", "targeted") if not args.only or s == args.only]
-    rows += table(config, black, carriers, images, labels, correct, settings)
+    methods = METHODS if args.methods is None else tuple(args.methods.split(","))
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"`--methods` must name some of {METHODS}; got {unknown}.")
+    rows += table(config, black, carriers, images, labels, correct, settings, methods)
     return rows
 
 
