@@ -156,6 +156,18 @@ def throughput_forms(config, carrier, images, labels, iterations: int) -> list[d
     return rows
 
 
+def paired(setting, meta, zoo) -> dict:
+    """Mean queries of the Meta Attack and ZOO on the digits BOTH fooled (equal success)."""
+    both = meta[0] & zoo[0]
+    row = dict(method="paired Meta vs ZOO", setting=setting, digits=int(both.sum()),
+               meta_queries=float(meta[1][both].mean()) if both.any() else float("nan"),
+               zoo_queries=float(zoo[1][both].mean()) if both.any() else float("nan"))  # fmt: skip
+    print(f"{setting}: on the {row['digits']} digits both fooled, mean queries Meta "
+          f"{row['meta_queries']:.0f}, ZOO {row['zoo_queries']:.0f} (ZOO / Meta "
+          f"{row['zoo_queries'] / row['meta_queries']:.2f})", flush=True)  # fmt: skip
+    return row
+
+
 def table(config, black, carriers, images, labels, correct, settings, methods=METHODS):
     """Rows of every ``method`` in every setting (``"untargeted"``/``"targeted"``) on the
     score-only ``black`` (``carriers``: method → black joined to its meta attacker), and the
@@ -165,12 +177,14 @@ def table(config, black, carriers, images, labels, correct, settings, methods=ME
         targeted = setting == "targeted"
         targets = (labels + 1) % black.num_classes if targeted else None
         max_queries = budget(config, config["iterations"][setting])
+        fooled = {}
         for method in methods:
             attack, hp = make_attack(method, config, targeted, max_queries)
             victim = carriers.get(method, black)
             r, _, compiled, seconds = run_attack(attack, hp, victim, images, labels, targets)
             row = row_of(method, setting, r, correct, max_queries, compiled, seconds)
             rows.append(row)
+            fooled[method] = (np.asarray(r.success) & correct, np.asarray(r.queries))
             print(f"{setting:10s} {method:26s} success {row['success']:.3f}  mean l2 "
                   f"{row['mean_l2']:.3f}  mean queries {row['mean_queries']:.0f} / {max_queries}"
                   f"  compile {compiled:.1f} s  run {seconds:.1f} s", flush=True)  # fmt: skip
@@ -181,6 +195,8 @@ def table(config, black, carriers, images, labels, correct, settings, methods=ME
                 print(f"throughput: batched {speed['batched_s_per_image']:.3f} s/digit, loop "
                       f"of batch 1 {speed['loop_s_per_image']:.3f} s/digit ({k} digits): "
                       f"{speed['speedup']:.1f}x", flush=True)  # fmt: skip
+        if "Meta Attack" in fooled and "ZOO" in fooled:
+            rows.append(paired(setting, fooled["Meta Attack"], fooled["ZOO"]))
     return rows
 
 
