@@ -5,6 +5,7 @@ MLP seen score-only, the meta attacker's shapes, and clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import flax.linen as nn
@@ -147,7 +148,7 @@ def test_query_counts_are_exact_and_success_on_the_tiny_mlp():
     oracle = attack.oracle
     # Fine-tuning steps (k % 3 == 0) cost 2q probes + the evaluation, the others 1.
     assert [oracle.call_queries(k) for k in range(4)] == [2 * MLP_Q + 1, 1, 1, 2 * MLP_Q + 1]
-    length = attack.length
+    length = attack.budget_steps
     assert _cost(oracle, length) + 1 <= MLP_BUDGET < _cost(oracle, length + 1) + 1
     steps, queries = np.asarray(result.steps), np.asarray(result.queries)
     success = np.asarray(result.success)
@@ -160,6 +161,84 @@ def test_query_counts_are_exact_and_success_on_the_tiny_mlp():
             assert n == _cost(oracle, length) + 1
     fooled = np.argmax(np.asarray(victim.batch(result.x_adv)), -1) != np.asarray(labels)
     np.testing.assert_array_equal(fooled, success)
+
+
+def _batched_forms(module, variables, examples, forms, **fields):
+    """The batched attack in each ``(batch_uniform, finetune_batching)`` form of ``forms``."""
+    victim = make_mlp_victim()
+    carrier = models.with_meta_attacker(models.score_only(victim), module, variables)
+    base = attacks.meta_attack(const=5.0, **fields)
+    images = jax.random.uniform(jax.random.key(5), (examples,) + victim.input_shape)
+    labels = jnp.argmax(victim.batch(images), -1)
+    hp = base.hparams(step_size=0.2)
+    results = []
+    for uniform, batching in forms:
+        oracle = dataclasses.replace(base.oracle, finetune_batching=batching)
+        attack = dataclasses.replace(base, oracle=oracle, batch_uniform=uniform)
+        results.append(attack.batch(carrier, hp, images, labels, jax.random.key(0)))
+    return base, results
+
+
+def _assert_same(new, old, rtol):
+    for field in ("success", "steps", "queries", "zero_gradient", "finite"):
+        np.testing.assert_array_equal(getattr(new, field), getattr(old, field), err_msg=field)
+    for field in ("x_adv", "loss", "trace", "l2"):
+        np.testing.assert_allclose(getattr(new, field), getattr(old, field), rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.slow  # ~10-60 s (load): two compilations of the attack
+def test_batch_uniform_schedule_equals_the_per_example_form():
+    # The new form (blocks of steps fixed in the trace, fine-tuning looped over the examples)
+    # against the old one (a per-example lax.cond, vmapped fine-tuning). 8 steps = 2 blocks of
+    # 3 + 2 steps in `finish`; the examples stop at different steps.
+    forms = ((True, "loop"), (False, "vmap"))
+    base, (new, old) = _batched_forms(
+        Linear(), _linear_variables(16, 0), 6, forms, top_q=3, max_queries=27, finetune_steps=2
+    )
+    assert base.budget_steps == 8 and base.length == 2
+    assert np.asarray(new.trace).shape == (6, 8)
+    steps = np.asarray(old.steps)
+    assert len(set(steps.tolist())) > 1 and np.asarray(old.success).any(), steps
+    _assert_same(new, old, rtol=1e-5)
+
+
+def test_fine_tuning_looped_under_vmap_equals_each_example_alone():
+    # A dense meta attacker keeps the compilation short; the loop does not look inside it.
+    module, x = Linear(), jax.random.uniform(jax.random.key(1), (3, 4, 4, 1))
+    variables = [_linear_variables(16, seed) for seed in range(3)]
+    variables = jax.tree.map(lambda *a: jnp.stack(a), *variables)
+    oracle = MetaOracle(top_q=4, finetune_steps=3, finetune_batching="loop")
+    tuned, tx = oracle.with_meta(module.apply, variables).tuned(), oracle.tx()
+    index = jnp.asarray([[0, 5, 9, 15]] * 3)
+    target = jax.random.normal(jax.random.key(2), (3, 4))
+
+    def one(v, x, i, t):
+        return tuned(module.apply, v, tx.init(v), x, i, t, 3, tx)[0]
+
+    looped = jax.jit(jax.vmap(one))(variables, x, index, target)
+    alone = jax.jit(one)
+    for k in range(3):
+        each = alone(*jax.tree.map(lambda a: a[k], (variables, x, index, target)))
+        mine = jax.tree.map(lambda a: a[k], looped)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), mine, each
+        )
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), looped, variables)
+    assert max(jax.tree.leaves(moved)) > 1e-3  # the fine-tuning did change the weights
+
+
+@pytest.mark.slow  # ~90 s: the convolutional meta attacker
+def test_batch_uniform_schedule_is_bit_exact_with_convolutions():
+    # The same fine-tuning batching in both: the schedule change alone changes no bit. (Looped
+    # vs vmapped convolutions round differently; a near-tie of |A(x)| can then pick another
+    # coordinate a few steps later, so they are compared on one fine-tuning above.)
+    module = models.MetaAttacker(features=(4, 8))
+    variables = module.init(jax.random.key(0), jnp.zeros((4, 4, 1)))
+    forms = ((True, "vmap"), (False, "vmap"))
+    _, (new, old) = _batched_forms(
+        module, variables, 4, forms, top_q=4, max_queries=40, finetune_steps=3, early_stop=False
+    )
+    _assert_same(new, old, rtol=0)
 
 
 @pytest.mark.slow  # ~10 s: another compilation of the MLP run
@@ -175,10 +254,10 @@ def test_targeted_and_one_sided_counts():
     attack = attacks.meta_attack(top_q=3, symmetric=False, targeted=True, max_queries=30)
     assert attack.oracle.queries_per_call == 4 and attack.targeted
     assert [attack.oracle.call_queries(k) for k in range(3)] == [4, 1, 1]
-    assert attack.length == 14  # budget 30 − 1: 4 cycles of 4+1+1 (24), then 4 + 1 = 29
+    assert attack.budget_steps == 14  # budget 30 − 1: 4 cycles of 4+1+1 (24), then 4 + 1 = 29
     late = attacks.meta_attack(top_q=3, finetune_first=False, max_queries=30)
     assert [late.oracle.call_queries(k) for k in range(4)] == [1, 1, 7, 1]
-    assert late.length == 11  # budget 29: 3 cycles of 1+1+7 (9 steps, 27), then 1 + 1 = 29
+    assert late.budget_steps == 11  # budget 29: 3 cycles of 1+1+7 (9 steps, 27), then 1 + 1 = 29
 
 
 @pytest.mark.slow  # ~10 s: another compilation of the MLP run
@@ -202,7 +281,7 @@ def test_the_convolutional_meta_attacker_fine_tunes_inside_the_attack():
     labels = jnp.argmax(victim.batch(images), -1)
     result = attack.batch(carrier, attack.hparams(), images, labels, jax.random.key(0))
     assert np.all(np.asarray(result.finite)) and np.all(np.isfinite(np.asarray(result.trace)))
-    np.testing.assert_array_equal(result.queries, _cost(attack.oracle, attack.length) + 1)
+    np.testing.assert_array_equal(result.queries, _cost(attack.oracle, attack.budget_steps) + 1)
     assert np.all(np.asarray(result.trace)[:, -1] < np.asarray(result.trace)[:, 0])
 
 
@@ -240,7 +319,7 @@ def test_true_gradient_meta_attacker_equals_white_box_top_q_coordinate_attack():
         early_stop=False,
         finetune_steps=1,
     )
-    assert attack.length == steps
+    assert attack.budget_steps == steps
     hp = attack.hparams(step_size=lr, fd_step=1e-3)
     result = attack(carrier, hp, jnp.asarray(x0, jnp.float32), label, key=jax.random.key(0))
 

@@ -3,6 +3,8 @@ UCF-101 frame-folder loader on a fabricated copy, and the (2+1)D / two-stream vi
 
 from __future__ import annotations
 
+import shutil
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +15,7 @@ from jaxadv.data import (
     VideoDataset,
     check_video_batch,
     load_moving_digits,
+    load_something_something,
     load_ucf101,
     make_moving_digits,
 )
@@ -261,3 +264,74 @@ def test_single_frame_baseline_is_blind_to_direction():
     direction = np.mean(pred % 4 == test.labels % 4)
     assert direction < 0.35, direction  # chance is 0.25
     assert accuracy(victim, test.videos[:, 0], test.labels) < 0.5
+
+
+# ---------------------------------------------------------------- Something-Something V2
+
+
+def _fabricate_something(root, frames_per_clip):
+    """A tiny SSv2 copy in the real layout (JSON annotations, frame folders named by id): frame
+    k of a clip is flat grey 20 k + 5 * its class."""
+    import json
+
+    from PIL import Image
+
+    templates = ("Approaching something with your camera", "Putting something on a surface",
+                 "Pushing something from left to right")  # fmt: skip
+    (root / "labels.json").write_text(json.dumps({t: str(i) for i, t in enumerate(templates)}))
+
+    def entry(clip, label, template, placeholders):
+        return dict(id=clip, label=label, template=template, placeholders=placeholders)
+
+    train = [entry("78687", "putting a cup on a table", "Putting [something] on a surface", ["a cup"]),
+             entry("42326", "pushing pen from left to right",
+                   "Pushing [something] from left to right", ["pen"])]  # fmt: skip
+    valid = [entry("1420", "approaching door with your camera",
+                   "Approaching [something] with your camera", ["door"])]  # fmt: skip
+    (root / "train.json").write_text(json.dumps(train))
+    (root / "validation.json").write_text(json.dumps(valid))
+    for e in train + valid:
+        clip = root / "frames" / e["id"]
+        clip.mkdir(parents=True)
+        label = next(
+            i
+            for i, t in enumerate(templates)
+            if t == e["template"].replace("[", "").replace("]", "")
+        )
+        for f in range(frames_per_clip):
+            grey = 20 * f + 5 * label
+            Image.new("RGB", (16, 12), (grey, grey, grey)).save(clip / f"{f + 1:06d}.jpg")
+    return templates
+
+
+def test_something_something_fabricated_copy(tmp_path):
+    templates = _fabricate_something(tmp_path, 10)
+    train = load_something_something(tmp_path, "train", frames=4, size=(6, 8))
+    assert train.videos.shape == (2, 4, 6, 8, 3) and train.motion is None
+    assert train.class_names == templates and train.ids == ("78687", "42326")
+    np.testing.assert_array_equal(train.labels, [1, 2])  # from the templates, brackets removed
+    expected = (20 * np.array([1, 3, 6, 8])[None, :] + 5 * np.array([1, 2])[:, None]) / 255
+    np.testing.assert_allclose(train.videos.mean(axis=(2, 3, 4)), expected, atol=2 / 255)
+    valid = load_something_something(tmp_path, "validation", frames=2, size=(12, 16))
+    np.testing.assert_array_equal(valid.labels, [0])
+    assert load_something_something(tmp_path, frames=2, size=(6, 8), limit=1).ids == ("78687",)
+
+
+def test_something_something_errors(tmp_path):
+    _fabricate_something(tmp_path, 3)
+    with pytest.raises(ValueError, match="has 3 .jpg frames"):
+        load_something_something(tmp_path, frames=4, size=(6, 8))
+    with pytest.raises(ValueError, match="`split`"):
+        load_something_something(tmp_path, "test")
+    # A clip present only as a video: a clear error naming the file and the extraction.
+    shutil.rmtree(tmp_path / "frames" / "42326")
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "42326.webm").write_bytes(b"")
+    with pytest.raises(DatasetLayoutError, match=r"42326\.webm.*ffmpeg"):
+        load_something_something(tmp_path, frames=2, size=(6, 8))
+    (tmp_path / "validation.json").write_text('[{"id": "9", "template": "Dancing [something]"}]')
+    with pytest.raises(ValueError, match="labels.json does not list"):
+        load_something_something(tmp_path, "validation", frames=2, size=(6, 8))
+    (tmp_path / "labels.json").unlink()
+    with pytest.raises(DatasetLayoutError, match="labels.json"):
+        load_something_something(tmp_path, frames=2)

@@ -22,7 +22,8 @@ The noise (``sampler``):
   repeated over the T frames and warped frame by frame by the clean video's motion field:
   ``n[t] = warp(z, motion[t])`` (:func:`jaxadv.image.warp`). The motion is computed from the
   clean video INSIDE the program (``motion="flow"``: pyramidal Lucas–Kanade;
-  ``"difference"``: the frame-difference normal flow; or any ``video -> (T, H, W, 2)``
+  ``"difference"``: the frame-difference normal flow; ``"vectors"``: codec-style block motion
+  vectors, :func:`jaxadv.image.block_motion_vectors`; or any ``video -> (T, H, W, 2)``
   function), once per run.
 * ``"single"``: the same noise frame repeated, no motion (Table 3.3's "one-noise" baseline).
 * ``"multi"``: independent noise per frame (Table 3.3's "multi-noise" baseline).
@@ -58,6 +59,7 @@ from jaxadv.gradients import probe_losses
 from jaxadv.image import (
     WARP_COORDINATES,
     check_video,
+    block_motion_vectors,
     frame_difference_motion,
     optical_flow,
     warp_video,
@@ -65,7 +67,7 @@ from jaxadv.image import (
 from jaxadv.losses import classification_objective, cw_margin
 
 SAMPLERS = ("sparked", "single", "multi")
-MOTION_SOURCES = ("flow", "difference")
+MOTION_SOURCES = ("flow", "difference", "vectors")
 ME_LOSSES = ("probability", "logits", "ce", "published")
 
 # The published settings (blackbox_attack.py): ε, image step h, exploration δ, η, prior lr, budget.
@@ -170,6 +172,8 @@ def motion_function(motion) -> Callable[[jax.Array], jax.Array]:
     if callable(motion):
         return motion
     _checks.check_choice("motion", motion, MOTION_SOURCES)
+    if motion == "vectors":  # encoder-style block matching, MPEG's 16-pixel macroblocks
+        return block_motion_vectors
     return optical_flow if motion == "flow" else frame_difference_motion
 
 
@@ -264,7 +268,8 @@ def me_sampler(
         ``"multi"`` (independent noise per frame): Table 3.3's comparison.
       motion: the motion map of the sparked sampler, computed from the clean video in the
         program: ``"flow"`` (:func:`jaxadv.image.optical_flow`), ``"difference"``
-        (:func:`jaxadv.image.frame_difference_motion`) or a function ``video -> (T, H, W, 2)``
+        (:func:`jaxadv.image.frame_difference_motion`), ``"vectors"``
+        (:func:`jaxadv.image.block_motion_vectors`, 16-pixel blocks) or a function ``video -> (T, H, W, 2)``
         (e.g. ``functools.partial(optical_flow, levels=2)``).
       targeted: move towards ``target`` (the paper's experiments are untargeted).
       loss: ``"probability"`` (C&W margin on softmax probabilities, default), ``"logits"`` (C&W

@@ -21,6 +21,13 @@ variables and Adam state in the gradient oracle's state (:class:`MetaOracle`). T
 step is the published code's Adam with β1 = β2 = 0, i.e. ``−lr · g / (|g| + 1e-8)`` ≈
 ``−lr · sign(g)`` on the chosen coordinates (``transforms.coordinate_adam(lr, 0, 0)``).
 
+The program form (for speed under ``vmap``; the results are those of a per-example schedule):
+the fine-tuning schedule is the same for every example, so a program step is a block of
+``finetune_interval`` attack steps whose phases are fixed in the trace (``batch_uniform``; a
+``lax.cond`` on a per-example count would become a select under ``vmap``, every step paying the
+fine-tuning), and on CPU the fine-tuning loops over the examples (``finetune_batching``) rather
+than convolving each with its own kernels. Stopped examples are frozen either way.
+
 Queries are counted as the paper counts them: every finite-difference probe and every evaluation
 of an iterate is a query; the meta attacker's predictions are free. An example stops at its first
 success (``early_stop``) or when the next step would pass ``max_queries``.
@@ -46,13 +53,19 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.custom_batching import custom_vmap
 
-from jaxadv import _checks
+from jaxadv import _checks, _compile
+from jaxadv.attacks._runner import Program
 from jaxadv.attacks._zoo import LogProbMargin, ZerothOrderCW
 from jaxadv.constraints import unconstrained
 from jaxadv.gradients import CoordinateEstimate, probe_losses
 from jaxadv.models import WithMetaAttacker
 from jaxadv.transforms import coordinate_adam
+
+
+PHASES = ("finetune", "predict")
+BATCHINGS = ("auto", "loop", "vmap")
 
 
 class MetaState(NamedTuple):
@@ -104,6 +117,28 @@ def finetune(predict, variables, opt_state, x, index, target, steps: int, tx):
     return jax.lax.fori_loop(0, steps, body, (variables, opt_state))
 
 
+def one_at_a_time(fn: Callable) -> Callable:
+    """``fn`` whose ``vmap`` is a loop over the examples (``lax.map``) instead of a batched trace.
+
+    Under ``vmap`` every example fine-tunes its own copy of the meta attacker, so its convolutions
+    get per-example kernels: XLA CPU runs those (grouped convolutions) slower than a batch of one
+    (measured: 92 against 71 ms of CPU per 20-step fine-tuning, experiments/README). A loop over
+    the examples keeps each convolution a plain one. Nested ``vmap``s (a grid) loop over each."""
+    looped = custom_vmap(fn)
+
+    @looped.def_vmap
+    def rule(axis_size, in_batched, *args):
+        leaves, tree = jax.tree.flatten(args)
+        batched = jax.tree.leaves(in_batched)  # a leaf shared by the examples: one copy each
+        leaves = [
+            a if b else jnp.broadcast_to(a, (axis_size,) + a.shape) for a, b in zip(leaves, batched)
+        ]
+        out = jax.lax.map(lambda each: looped(*jax.tree.unflatten(tree, each)), leaves)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return looped
+
+
 @dataclasses.dataclass(frozen=True)
 class MetaOracle:
     """The Meta Attack's gradient oracle (module docstring).
@@ -120,6 +155,12 @@ class MetaOracle:
       reset_optimizer: a fresh Adam state at every fine-tuning (the published code).
       finetune_first: fine-tune at calls 0, interval, 2·interval, …; False: at calls interval − 1,
         2·interval − 1, … (the published code's ``(step + 1) % interval == 0``).
+      phase: None: each call fine-tunes or predicts by its count (a ``lax.cond``, which ``vmap``
+        turns into computing both); ``"finetune"`` / ``"predict"``: every call does that one
+        (``MetaAttack`` builds its steps from both, the schedule being the same for every
+        example).
+      finetune_batching: how the fine-tuning runs under ``vmap``: ``"loop"`` over the examples
+        (:func:`one_at_a_time`), ``"vmap"`` (per-example kernels), ``"auto"``: loop on CPU.
       h: the finite-difference step (a query attack sets it from ``hp.fd_step``).
       predict: ``(variables, x) -> gradient estimate`` of the meta attacker.
       variables: its initial variables.
@@ -132,6 +173,8 @@ class MetaOracle:
     symmetric: bool = True
     reset_optimizer: bool = True
     finetune_first: bool = True
+    phase: str | None = None
+    finetune_batching: str = "auto"
     h: Any = 1e-4
     predict: Callable | None = None
     variables: Any = None
@@ -146,6 +189,9 @@ class MetaOracle:
             )
         if not self.finetune_lr >= 0:
             raise ValueError(f"`finetune_lr` must be non-negative; got {self.finetune_lr!r}.")
+        if self.phase is not None:
+            _checks.check_choice("phase", self.phase, PHASES)
+        _checks.check_choice("finetune_batching", self.finetune_batching, BATCHINGS)
 
     @property
     def probes(self) -> int:
@@ -162,10 +208,31 @@ class MetaOracle:
         """Calls ``k`` with ``(k + offset) % finetune_interval == 0`` fine-tune."""
         return 0 if self.finetune_first else 1
 
+    def fine_tunes(self, k: int) -> bool:
+        """Whether the ``k``-th call (0-based) fine-tunes."""
+        return (k + self.offset) % self.finetune_interval == 0
+
     def call_queries(self, k: int) -> int:
         """Queries of the ``k``-th call (0-based)."""
-        fd = (k + self.offset) % self.finetune_interval == 0
-        return self.forward_query + (self.probes if fd else 0)
+        return self.forward_query + (self.probes if self.fine_tunes(k) else 0)
+
+    def tuned(self) -> Callable:
+        """:func:`finetune`, looped over the examples under ``vmap`` if ``finetune_batching``
+        says so (``"auto"``: on CPU)."""
+        batching = self.finetune_batching
+        if batching == "auto":
+            batching = "loop" if jax.default_backend() == "cpu" else "vmap"
+        if batching == "vmap":
+            return finetune
+        tx, steps, predict = self.tx(), self.finetune_steps, self.predict
+
+        def run(variables, opt_state, x, index, target):
+            return finetune(predict, variables, opt_state, x, index, target, steps, tx)
+
+        looped = one_at_a_time(run)
+        return lambda predict, variables, opt_state, x, index, target, steps, tx: looped(
+            variables, opt_state, x, index, target
+        )
 
     def with_params(self, hp) -> MetaOracle:
         return dataclasses.replace(self, h=hp.fd_step)
@@ -198,7 +265,7 @@ class MetaOracle:
         def estimate(_):
             g = finite_differences(loss_fn, theta, loss, index, self.h, self.symmetric)
             opt_state = tx.init(state.variables) if self.reset_optimizer else state.opt_state
-            variables, opt_state = finetune(
+            variables, opt_state = self.tuned()(
                 self.predict,
                 state.variables,
                 opt_state,
@@ -214,8 +281,12 @@ class MetaOracle:
             g = prediction.ravel()[index].astype(theta.dtype)
             return g, state.variables, state.opt_state, jnp.zeros((), jnp.int32)
 
-        fd = (state.count + self.offset) % self.finetune_interval == 0
-        g, variables, opt_state, probes = jax.lax.cond(fd, estimate, predicted, None)
+        if self.phase is None:
+            fd = (state.count + self.offset) % self.finetune_interval == 0
+            g, variables, opt_state, probes = jax.lax.cond(fd, estimate, predicted, None)
+        else:
+            branch = estimate if self.phase == "finetune" else predicted
+            g, variables, opt_state, probes = branch(None)
 
         def scatter(values):
             return jnp.zeros(n, theta.dtype).at[index].set(values).reshape(theta.shape)
@@ -245,10 +316,14 @@ class MetaAttack(ZerothOrderCW):
         published code's ``loss2 = loss1.clone()``).
       max_l2: an iterate counts as successful only if also ``‖x − x0‖₂ ≤ max_l2`` (the published
         code's 20); None: no cap (the paper).
+      batch_uniform: run the fine-tuning schedule as blocks of steps whose phases are fixed in
+        the trace (:meth:`single_run`); False: a per-example ``lax.cond`` on the oracle's count
+        (the same results, slower under ``vmap``).
     """
 
     penalise_l2: bool = True
     max_l2: float | None = None
+    batch_uniform: bool = True
 
     def __post_init__(self):
         if not isinstance(self.oracle, MetaOracle):
@@ -258,13 +333,67 @@ class MetaAttack(ZerothOrderCW):
             raise ValueError(f"`max_l2` must be positive or None; got {self.max_l2!r}.")
 
     @property
-    def length(self) -> int:
+    def budget_steps(self) -> int:
         """The most steps the budget pays for (fine-tuning steps cost more than the others)."""
         budget, spent, k = self.max_queries - self.oracle.forward_query, 0, 0
         while spent + self.oracle.call_queries(k) <= budget:
             spent += self.oracle.call_queries(k)
             k += 1
         return k
+
+    @property
+    def length(self) -> int:
+        """Program steps: blocks of ``finetune_interval`` steps (``batch_uniform``; the last
+        ``budget_steps % finetune_interval`` steps run in ``finish``), else ``budget_steps``."""
+        if not self.batch_uniform:
+            return self.budget_steps
+        return self.budget_steps // self.oracle.finetune_interval
+
+    @property
+    def cpu_chunk(self) -> int:  # a program step is a block: as many attack steps per chunk
+        return max(1, _compile.MAX_CPU_UNROLL // self.oracle.finetune_interval)
+
+    def single_run(self, victim, hp, x0, label, target) -> Program:
+        if not self.batch_uniform:
+            return super().single_run(victim, hp, x0, label, target)
+
+        # The schedule is the same for every example: step k fine-tunes iff the oracle says so
+        # for call k. A block of `finetune_interval` steps with the phases fixed in the trace
+        # keeps the fine-tuning out of the other steps (a per-example `lax.cond` is a select
+        # under vmap: every step would pay it). Examples that stopped are frozen either way.
+        def built(phase):
+            oracle = dataclasses.replace(self.oracle, phase=phase)
+            attack = dataclasses.replace(self, oracle=oracle, batch_uniform=False)
+            return ZerothOrderCW.single_run(attack, victim, hp, x0, label, target)
+
+        runs = {phase: built(phase) for phase in PHASES}
+        interval = self.oracle.finetune_interval
+        pattern = [
+            runs["finetune" if self.oracle.fine_tunes(k) else "predict"].step
+            for k in range(interval)
+        ]
+        rest = self.budget_steps % interval
+
+        def steps(carry, kinds):
+            losses = []
+            for step in kinds:
+                carry, loss = step(carry)
+                losses.append(loss)
+            return carry, jnp.stack(losses)
+
+        def finish(carry, trace):  # trace: (blocks, interval)
+            trace = trace.reshape(-1)
+            if rest:
+                carry, last = steps(carry, pattern[:rest])
+                trace = jnp.concatenate([trace, last.astype(trace.dtype)])
+            return runs["predict"].finish(carry, trace)
+
+        return Program(
+            init=runs["predict"].init,
+            step=lambda carry: steps(carry, pattern),
+            finish=finish,
+            length=self.length,
+        )
 
     def check_victim(self, victim, hp) -> None:
         if not isinstance(victim, WithMetaAttacker):

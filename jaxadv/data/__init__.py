@@ -26,6 +26,7 @@ from jaxadv.data._moving_digits import (
     make_moving_digits,
 )
 from jaxadv.data._ucf101 import load_ucf101
+from jaxadv.data._something import load_something_something  # issue 16: SSv2 frame folders
 from jaxadv.data._video import VideoDataset, check_video_batch
 
 __all__ = [
@@ -50,5 +51,6 @@ __all__ = [
     "check_video_batch",
     "load_moving_digits",
     "load_ucf101",
+    "load_something_something",
     "make_moving_digits",
 ]

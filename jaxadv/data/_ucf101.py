@@ -101,19 +101,7 @@ def load_ucf101(
     videos = np.empty((len(clips), frames, *size, 3), np.float32)
     for i, (clip, _) in enumerate(clips):
         folder = _files.require(_NAME, root, clip, folder=True, hint=_FRAMES_HINT)
-        paths = _files.files(folder, ".jpg")
-        if len(paths) < frames:
-            raise ValueError(
-                f"{_NAME}: clip folder {str(folder)!r} has {len(paths)} .jpg frames; "
-                f"`frames` = {frames} asks for at least that many."
-            )
-        picks = np.floor((np.arange(frames) + 0.5) * len(paths) / frames).astype(int)
-        for t, k in enumerate(picks):
-            image = _files.read_rgb(paths[k], dataset=_NAME)
-            if image.shape[:2] != size:
-                no_map, no_points = np.zeros(image.shape[:2], np.float32), np.zeros((0, 2))
-                image = resize_item(image, no_map, no_points, size)[0]
-            videos[i, t] = image
+        videos[i] = read_frame_folder(_NAME, folder, frames, size)
     return VideoDataset(
         videos=videos,
         labels=np.array([label for _, label in clips], np.int32),
@@ -122,6 +110,26 @@ def load_ucf101(
         name=f"ucf101-{split}{fold}",
         ids=tuple(clip for clip, _ in clips),
     )
+
+
+def read_frame_folder(dataset: str, folder: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+    """``float32[frames, H, W, 3]`` in ``[0, 1]``: of the folder's ``N`` ``.jpg`` frames (name
+    order), frames ``floor((k + 0.5) N / T)`` (TSN's segment centres), resized bilinearly."""
+    paths = _files.files(folder, ".jpg")
+    if len(paths) < frames:
+        raise ValueError(
+            f"{dataset}: clip folder {str(folder)!r} has {len(paths)} .jpg frames; "
+            f"`frames` = {frames} asks for at least that many."
+        )
+    video = np.empty((frames, *size, 3), np.float32)
+    picks = np.floor((np.arange(frames) + 0.5) * len(paths) / frames).astype(int)
+    for t, k in enumerate(picks):
+        image = _files.read_rgb(paths[k], dataset=dataset)
+        if image.shape[:2] != size:
+            no_map, no_points = np.zeros(image.shape[:2], np.float32), np.zeros((0, 2))
+            image = resize_item(image, no_map, no_points, size)[0]
+        video[t] = image
+    return video
 
 
 def _read_class_index(path: Path) -> tuple[str, ...]:

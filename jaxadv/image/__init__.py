@@ -53,3 +53,6 @@ from jaxadv.image._patch import apply_patch as apply_patch
 from jaxadv.image._patch import check_patch as check_patch
 from jaxadv.image._patch import check_placement_ranges as check_placement_ranges
 from jaxadv.image._patch import sample_placement as sample_placement
+
+# codec-style motion vectors (issue 16: the thesis compares them with optical flow)
+from jaxadv.image._block_motion import block_motion_vectors as block_motion_vectors

@@ -14,8 +14,9 @@ repeats the previous field.
   Lucas Kanade feature tracker", Intel 2001), dense, in JAX: compiled, vmapped over frame pairs.
 
 The ME-Sampler paper (Zhang, Zhu, Zhu & Yang, ECCV 2020) compares optical flow with MPEG-4 motion
-vectors; compressed-domain vectors need a codec and are not computed here (a user may pass any
-``video -> (T, H, W, 2)`` function to the attack).
+vectors: :func:`jaxadv.image.block_motion_vectors` computes an encoder's full-search block
+matching (``_block_motion.py``); reading a codec's own vectors from a file needs a decoder and is
+not done here (a user may pass any ``video -> (T, H, W, 2)`` function to the attack).
 """
 
 from __future__ import annotations
