@@ -15,6 +15,14 @@ def psnr(x0: jax.Array, x_adv: jax.Array, data_range: float = 1.0) -> jax.Array:
 
     ``MSE`` is the mean of ``(x_adv − x0)²`` over every pixel and channel; identical images give
     ``inf``. Higher is less perceptible. ``vmap`` for batches.
+
+    Args:
+      x0: the clean image, any shape.
+      x_adv: the adversarial image, the shape of ``x0``.
+      data_range: the span of the pixel values (1 for [0, 1] images, 255 for 8-bit).
+
+    Returns:
+      A float32 scalar in dB (``inf`` for identical images).
     """
     _checks.check_positive("data_range", data_range)
     if jnp.shape(x0) != jnp.shape(x_adv):

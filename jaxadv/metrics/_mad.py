@@ -197,7 +197,20 @@ def combine(d_detect: jax.Array, d_appear: jax.Array) -> jax.Array:
 def mad(x0: jax.Array, x_adv: jax.Array, data_range: float = 1.0) -> jax.Array:
     """MAD of ONE image pair ``[h, w]`` or ``[h, w, c]`` (c = 1 or 3) with values in
     ``[0, data_range]``; both sides must be at least 40 pixels (two 16-pixel borders and a block
-    stride remain). 0 for identical images; lower is less perceptible. ``vmap`` for batches."""
+    stride remain). 0 for identical images; lower is less perceptible. ``vmap`` for batches.
+
+    Args:
+      x0: the reference image.
+      x_adv: the distorted image, the shape of ``x0``.
+      data_range: the span of the pixel values (1 for [0, 1] images, 255 for 8-bit).
+
+    Returns:
+      A float32 scalar, the MAD index.
+
+    References:
+      Larson & Chandler, "Most apparent distortion: full-reference image quality assessment and
+      the role of strategy", J. Electronic Imaging 19(1), 2010.
+    """
     _checks.check_positive("data_range", data_range)
     shape = jnp.shape(x0)
     if shape != jnp.shape(x_adv):

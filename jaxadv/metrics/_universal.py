@@ -24,17 +24,42 @@ _CHUNK = 256  # images per compiled evaluation
 
 
 def is_saliency(victim: Any) -> bool:
-    """Whether ``victim`` returns maps (a saliency victim) rather than logits."""
+    """Whether ``victim`` returns maps (a saliency victim) rather than logits.
+
+    Args:
+      victim: any victim.
+
+    Returns:
+      True when it has a ``map_shape`` (a saliency victim), False for a classifier.
+    """
     return hasattr(victim, "map_shape")
 
 
 def apply_universal(images: jax.Array, delta: jax.Array, bounds: tuple[float, float]):
-    """``clip(x + delta)`` for every image of ``images[n, ...]`` (module docstring)."""
+    """``clip(x + delta)`` for every image of ``images[n, ...]`` (module docstring).
+
+    Args:
+      images: ``f32[n, *shape]``.
+      delta: ``f32[*shape]``, the universal perturbation.
+      bounds: ``(low, high)``, the victim's pixel box.
+
+    Returns:
+      ``f32[n, *shape]``, the perturbed images inside the box.
+    """
     return jnp.clip(images + delta, bounds[0], bounds[1])
 
 
 def map_similarity(victim: Any, a: jax.Array, b: jax.Array) -> jax.Array:
-    """Pearson's CC between the saliency maps of a batch ``a`` and the maps ``b``."""
+    """Pearson's CC between the saliency maps of a batch ``a`` and the maps ``b``.
+
+    Args:
+      victim: a saliency victim (its ``output`` kind turns raw outputs into maps).
+      a: ``[n, ...]`` raw outputs of the victim.
+      b: ``[n, ...]`` saliency maps to compare with.
+
+    Returns:
+      ``f32[n]``, the CC of each pair.
+    """
     maps = jax.vmap(lambda m: to_saliency_map(m, victim.output))(a)
     return -jax.vmap(cc_loss)(maps, b)
 
@@ -50,7 +75,19 @@ def _fooled(victim, delta, images, threshold_kind, threshold):
 
 
 def check_universal_inputs(victim: Any, delta: Any, images: Any) -> np.ndarray:
-    """``images`` as a float32 array, after checking it against the victim and ``delta``."""
+    """``images`` as a float32 array, after checking it against the victim and ``delta``.
+
+    Args:
+      victim: the victim whose ``input_shape`` one image must have.
+      delta: a perturbation of that shape, or None (not checked).
+      images: ``[n, *input_shape]`` with n >= 1, finite.
+
+    Returns:
+      ``images`` as a float32 numpy array.
+
+    Raises:
+      ValueError: naming the argument, for a wrong shape, an empty set or non-finite values.
+    """
     shape = tuple(victim.input_shape)
     images = np.asarray(images, np.float32)
     if images.ndim != len(shape) + 1 or images.shape[1:] != shape:
@@ -68,7 +105,17 @@ def check_universal_inputs(victim: Any, delta: Any, images: Any) -> np.ndarray:
 
 
 def fooled(victim: Any, delta: Any, images: Any, *, cc_threshold: float = 0.5) -> np.ndarray:
-    """``bool[n]``: which images the universal ``delta`` fools (see :func:`fooling_rate`)."""
+    """Which images the universal ``delta`` fools (see :func:`fooling_rate`).
+
+    Args:
+      victim: a classifier or a saliency victim.
+      delta: the perturbation, the shape of one example.
+      images: ``f32[n, *input_shape]`` (n >= 1).
+      cc_threshold: saliency victims only: the CC below which a map counts as fooled.
+
+    Returns:
+      ``bool[n]``, one verdict per image.
+    """
     images = check_universal_inputs(victim, delta, images)
     if not (isinstance(cc_threshold, (int, float, np.floating)) and -1 <= cc_threshold <= 1):
         raise ValueError(f"`cc_threshold` must be a number in [-1, 1]; got {cc_threshold!r}.")
@@ -95,6 +142,9 @@ def fooling_rate(victim: Any, delta: Any, images: Any, *, cc_threshold: float = 
       delta: the perturbation, the shape of one example.
       images: ``f32[n, *input_shape]`` held-out images (n >= 1).
       cc_threshold: saliency victims only: the CC below which a map counts as fooled.
+
+    Returns:
+      The fraction in [0, 1].
     """
     return float(np.mean(fooled(victim, delta, images, cc_threshold=cc_threshold)))
 
@@ -123,11 +173,25 @@ def patch_success(
     mask: Any = None,
 ) -> float:
     """Targeted success of an adversarial patch: the fraction of ``images`` classified as
-    ``target`` once the patch is pasted at a random placement (:func:`jaxadv.image.
-    sample_placement`, one draw per image from ``key``).
+    ``target`` once the patch is pasted at a random placement
+    (:func:`jaxadv.image.sample_placement`, one draw per image from ``key``).
 
     With ``labels``, images whose true class is already ``target`` are left out (Brown et al.
-    report success on images of other classes). Returns NaN when no image is left.
+    report success on images of other classes).
+
+    Args:
+      victim: a classifier.
+      patch: ``f32[ph, pw, c]`` inside the victim's bounds.
+      images: ``f32[n, *input_shape]`` held-out images (n >= 1).
+      target: the class the patch aims for.
+      key: PRNG key of the placements.
+      labels: optional ``int[n]`` true classes (images of class ``target`` are left out).
+      scale_range: ``(low, high)`` of the uniform scale, as in training.
+      max_angle: rotations are uniform in ``[-max_angle, max_angle]`` radians.
+      mask: optional ``[ph, pw]`` mask of the patch (None: square).
+
+    Returns:
+      The fraction of the kept images classified as ``target``; NaN when none is kept.
     """
     images = check_universal_inputs(victim, None, images)
     if is_saliency(victim):
