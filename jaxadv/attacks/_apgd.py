@@ -101,6 +101,21 @@ class APGD(AttackBase):
     first success (the result keeps it), and all runs are computed: ``queries`` counts every
     forward+backward pass (``eot_iter`` per step per run); AutoAttack's sequential loops skip
     inputs already fooled. The final iterate's forward pass is not counted.
+
+    Attributes:
+      norm: ``"linf"``, ``"l2"`` or ``"l1"`` (ℓ1-APGD).
+      loss: ``"ce"``, ``"cw"``, ``"dlr"`` or ``"dlr-targeted"`` (see above).
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      steps: iterations per run.
+      restarts: runs from independent random starts (per target class for APGD-T).
+      n_target_classes: APGD-T's number of target classes (``loss="dlr-targeted"``, untargeted).
+      eot_iter: draws of a randomized victim averaged per step (1: a deterministic victim).
+      random_start: start from a random point of the budget (else from the clean input).
+      schedule: ``"paper"`` or ``"reference"`` (AutoAttack's code).
+      defaults: the default hyper-parameters, as ``((name, value), ...)`` (per norm in
+        :func:`apgd`).
+      rel_step_size: unused by APGD (its first step is ``initial_step`` times eps).
+      name: a label for tables.
     """
 
     norm: str = "linf"
@@ -380,6 +395,10 @@ def apgd(
 
     Hyper-parameters (``attack.hparams``): ``eps`` (ℓ∞ 8/255, ℓ2 0.5, ℓ1 12), ``rho`` 0.75,
     ``momentum`` 0.75 (ℓ1: 1, none), ``initial_step`` 2 (ℓ1: 1) times eps.
+
+    Returns:
+      An :class:`APGD` with the norm's default hyper-parameters, named ``"apgd-{loss}-{norm}"``
+      (``"apgd-t-{norm}"`` for APGD-T).
     """
     _checks.check_choice("norm", norm, NORMS)
     _checks.check_choice("loss", loss, LOSSES)

@@ -48,6 +48,14 @@ def checkpoints(steps: int, schedule: str = "paper") -> tuple[int, ...]:
     run collapse into one. ``"reference"``: AutoAttack's code, windows of ``⌊0.22·N⌋`` steps
     shrinking by ``⌊0.03·N⌋`` down to ``⌊0.06·N⌋`` (each at least 1). Both give
     22, 41, 57, 70, 80, 87, 93, 99 for 100 steps.
+
+    Args:
+      steps: the run's number of iterations, a positive int.
+      schedule: ``"paper"`` (default) or ``"reference"`` (AutoAttack's code).
+
+    Returns:
+      The checkpoints as a strictly increasing tuple of ints, each at most ``steps − 1`` (empty
+      for a run too short to reach the first).
     """
     _checks.check_positive_int("steps", steps)
     _checks.check_choice("schedule", schedule, SCHEDULES)

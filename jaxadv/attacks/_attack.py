@@ -71,6 +71,16 @@ def best_of(results: AttackResult, select: str) -> AttackResult:
     Successful results beat failed ones; among successful ones the lowest loss (``select="loss"``)
     or the smallest ℓ2 (``select="l2"``) wins, among failed ones the lowest loss. ``steps`` and
     ``queries`` are summed: they count the work of all restarts.
+
+    Args:
+      results: an :class:`~jaxadv.results.AttackResult` whose every field has a leading
+        ``[restarts]`` axis.
+      select: how successful results are ranked: ``"loss"`` (lowest loss) or ``"l2"`` (smallest
+        ℓ2 perturbation).
+
+    Returns:
+      The best result without the leading axis, its ``steps`` and ``queries`` the sums over all
+      restarts.
     """
     rank = jnp.where(results.success, results.l2 if select == "l2" else results.loss, results.loss)
     key = jnp.where(jnp.any(results.success), jnp.where(results.success, rank, jnp.inf), rank)
@@ -232,6 +242,9 @@ def with_eot(attack: Attack, samples: int) -> Attack:
       attack: a descent attack (:class:`Attack`: ``fgsm``, ``bim``, ``pgd``, ``mi_fgsm``, … and
         subclasses). APGD has its own ``eot_iter``.
       samples: draws per step, ≥ 1 (1: the attack on one fresh draw per step).
+
+    Returns:
+      A copy of ``attack`` with ``eot_samples=samples`` (the original is unchanged).
     """
     if not isinstance(attack, Attack):
         raise ValueError(

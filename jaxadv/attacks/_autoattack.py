@@ -341,5 +341,20 @@ def autoattack(
     victim, images, labels, key, *, norm: str = "linf", eps: float = 8 / 255, **options
 ) -> AutoAttackReport:
     """Runs :class:`AutoAttack` (``options`` are its other attributes: ``version``, ``attacks``,
-    ``steps``, ``queries``, ...) and returns its report."""
+    ``steps``, ``queries``, ...) and returns its report.
+
+    Args:
+      victim: the classifier to evaluate (a :class:`~jaxadv.models.RandomizedVictim` is
+        evaluated on one fixed draw; ``version="rand"`` averages over its draws).
+      images: ``[n, ...]`` inputs inside the victim's bounds.
+      labels: ``[n]`` integer class indices.
+      key: a JAX PRNG key seeding every attack.
+      norm: the threat model, ``"linf"`` (default), ``"l2"`` or ``"l1"``.
+      eps: the budget's radius (default 8/255, the ℓ∞ CIFAR-10 budget).
+      **options: the other attributes of :class:`AutoAttack` (their defaults there).
+
+    Returns:
+      An :class:`AutoAttackReport`: per point, robustness and the first adversarial example found;
+      per attack, the robust accuracy after it, its queries and time; the diagnostics' flags.
+    """
     return AutoAttack(norm=norm, eps=eps, **options)(victim, images, labels, key)

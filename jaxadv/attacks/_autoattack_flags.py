@@ -23,7 +23,13 @@ import numpy as np
 
 class Flag(NamedTuple):
     """One diagnostic: ``name`` (see the module docstring), how many points it concerns (0 where it
-    is about the victim as a whole) and a sentence saying what it means and what to do."""
+    is about the victim as a whole) and a sentence saying what it means and what to do.
+
+    Attributes:
+      name: the diagnostic, e.g. ``"randomized"`` or ``"zero_gradient"`` (module docstring).
+      count: how many points it concerns (0 where it is about the victim as a whole).
+      message: what it means and what to do.
+    """
 
     name: str
     count: int

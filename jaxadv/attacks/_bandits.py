@@ -67,6 +67,11 @@ def bandits(
     a 4×4×1 image (d = 16) it saturates the EG prior at ±1 within a few steps, after which
     ``sign(v)`` never changes (measured on the tests' MLP, ε = 0.1, 100 queries: 50% success with
     lr 100, 80-82% with lr 0.3-10). Scale ``prior_lr`` down with ``d`` for small images.
+
+    Returns:
+      A :class:`~jaxadv.attacks.QueryAttack` (projected steps on a
+      :class:`~jaxadv.gradients.Bandits` estimate) named ``"bandits-{norm}"``, with the defaults
+      above.
     """
     _checks.check_choice("norm", norm, BANDITS_NORMS)
     classification_objective(loss, targeted=False)  # validates the loss name

@@ -85,7 +85,14 @@ CHECKS: dict[str, Callable[[str, Any], None]] = {
 
 
 class NonFiniteOutputError(ValueError):
-    """The victim returned NaN/inf outputs where an attack needed finite ones."""
+    """The victim returned NaN/inf outputs where an attack needed finite ones.
+
+    Raised by :meth:`AttackBase.batch` with ``require_finite=True`` when an example's outputs (or
+    objective) were non-finite at every iterate; a ``ValueError``.
+
+    Args:
+      message: how many examples were affected and the index of the first.
+    """
 
 
 class AttackBase:

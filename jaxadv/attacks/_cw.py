@@ -42,6 +42,17 @@ class CarliniWagnerL2(AttackBase):
     1e-2, κ 0. The paper runs 10,000 steps per search step; the default here is 1,000 to keep
     runs affordable (fewer steps may leave larger distortions; ``steps=10_000`` is the paper's).
     Early abort of the paper is not used: the fixed-trip loop keeps all examples in lock-step.
+
+    Attributes:
+      steps: Adam steps per search step (1,000; the paper's 10,000).
+      search_steps: binary-search steps over the constant ``c`` (9).
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      oracle: the gradient oracle (exact by default).
+      defaults: the default hyper-parameters, as ``((name, value), ...)``: Adam learning rate
+        ``step_size`` 1e-2 and ``initial_const`` 1e-3.
+      rel_step_size: the learning rate as a multiple of ``eps`` (None: ``step_size`` is absolute;
+        C&W ignores ``eps``).
+      name: a label for tables.
     """
 
     steps: int = 1000
@@ -120,6 +131,17 @@ def constant_search(
     bisects, or multiplies ``c`` by 10 while no success is known. The inner descent restarts
     from its initial latent with a fresh optimiser state. The result is the best iterate over
     all search steps.
+
+    Args:
+      search_step: ``c -> Program``, the inner descent for a constant ``c`` (a 0-d float32 array).
+      initial_const: the first constant ``c`` (0-d).
+      steps: steps per search step (the inner program's ``length``).
+      search_steps: how many constants are tried, one after the other.
+      bounds: the victim's ``(low, high)`` pixel bounds, for the result.
+
+    Returns:
+      A :class:`~jaxadv.attacks.Program` of ``steps * search_steps`` steps whose result is the
+      best iterate over every search step, its ``steps`` and ``queries`` summed over them.
     """
 
     def init(key):
@@ -173,5 +195,14 @@ def constant_search(
 
 
 def cw_l2(*, steps: int = 1000, search_steps: int = 9, targeted: bool = False) -> CarliniWagnerL2:
-    """The C&W-ℓ2 attack (see :class:`CarliniWagnerL2` for the method, paper and defaults)."""
+    """The C&W-ℓ2 attack (see :class:`CarliniWagnerL2` for the method, paper and defaults).
+
+    Args:
+      steps: Adam steps per search step (1,000; the paper's 10,000).
+      search_steps: binary-search steps over the constant ``c`` (9).
+      targeted: reach the given ``target`` (True) or leave the label (False).
+
+    Returns:
+      A :class:`CarliniWagnerL2` named ``"cw-l2"``.
+    """
     return CarliniWagnerL2(steps=steps, search_steps=search_steps, targeted=targeted)

@@ -111,6 +111,19 @@ class CarliniWagnerL0(AttackBase):
     on the default digits C&W net (8 test images targeted to ``y + 1``, 50 steps, learning rate
     0.05, initial c 1, 12 rounds, shrink 0.3): 100% success, 12–90 pixels (mean 44), mean ℓ2 3.8,
     most examples stopping (a failed round) before the last round.
+
+    Attributes:
+      steps: Adam steps per search step (1,000).
+      search_steps: binary-search steps over the constant ``c`` per round (3).
+      rounds: shrink rounds, each a C&W-ℓ2 run on the allowed units (12).
+      unit: what is counted and fixed: ``"pixel"`` (all channels of a position; channels-last
+        inputs of rank ≥ 2) or ``"element"`` (one entry).
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      oracle: the gradient oracle (exact by default).
+      defaults: per-instance overrides of the defaults of :class:`CWL0Params`, as
+        ``((name, value), ...)`` (none by default).
+      rel_step_size: unused: :class:`CWL0Params` has no ``eps``.
+      name: a label for tables.
     """
 
     steps: int = 1000
@@ -266,6 +279,17 @@ def cw_l0(
 
     Hyper-parameters (``attack.hparams``): ``step_size`` 1e-2, ``kappa`` 0, ``initial_const``
     1e-3, ``shrink`` 0.3. A run costs ``rounds × search_steps × steps`` steps.
+
+    Args:
+      steps: Adam steps per search step (1,000, the reference ℓ0 code's).
+      search_steps: binary-search steps over the constant ``c`` per round (3).
+      rounds: shrink rounds (12); the first failed round ends an example's attack.
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      unit: ``"pixel"`` (default; all channels of a position, channels-last inputs) or
+        ``"element"`` (one entry).
+
+    Returns:
+      A :class:`CarliniWagnerL0` named ``"cw-l0"``.
     """
     return CarliniWagnerL0(
         steps=steps, search_steps=search_steps, rounds=rounds, targeted=targeted, unit=unit

@@ -72,6 +72,15 @@ class DecoupledDirectionNorm(AttackBase):
     Defaults (the paper's): 100 steps, γ 0.05, ε₀ 1, α 1 → 0.01. Measured on the default digits
     C&W net (the 127 of the first 128 test digits it gets right, untargeted, 100 steps;
     ``experiments/min_norm_digits.py``): 100% success, median ℓ2 1.23.
+
+    Attributes:
+      steps: iterations (100); each one forward+backward pass.
+      levels: quantise every iterate to that many grey levels of the box, an int ≥ 2 (None: off).
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      defaults: per-instance overrides of the defaults of :class:`DDNParams`, as
+        ``((name, value), ...)`` (none by default).
+      rel_step_size: unused: :class:`DDNParams` has no ``step_size``.
+      name: a label for tables.
     """
 
     steps: int = 100
@@ -154,5 +163,14 @@ def ddn(
 
     Hyper-parameters (``attack.hparams``): ``eps`` inf (the budget at which success is judged),
     ``gamma`` 0.05, ``init_norm`` 1, ``alpha_init`` 1, ``alpha_final`` 0.01.
+
+    Args:
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      steps: iterations (100, the paper's); each one forward+backward pass.
+      levels: quantise every iterate to that many grey levels of the pixel box, an int ≥ 2
+        (256 for 8-bit images); None (default): no quantisation.
+
+    Returns:
+      A :class:`DecoupledDirectionNorm` named ``"ddn"``.
     """
     return DecoupledDirectionNorm(steps=steps, levels=levels, targeted=targeted)

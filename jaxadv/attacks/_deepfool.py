@@ -68,6 +68,15 @@ class DeepFool(AttackBase):
     its forward pass, which is not counted (nor the last iterate's check).
     ``eps`` (default ``inf``) only decides ``success``: AutoAttack-style evaluation at a budget.
     Defaults: 50 steps (the reference code's maximum), overshoot 0.02.
+
+    Attributes:
+      norm: the norm of the linearised steps and of the best iterate (``"l2"``, ``"linf"``).
+      steps: the most DeepFool steps (50).
+      candidates: None (every class) or ``k ≥ 2``: the label and the ``k − 1`` other classes with
+        the highest clean logits.
+      defaults: per-instance overrides of the defaults of :class:`DeepFoolParams`, as
+        ``((name, value), ...)`` (none by default).
+      name: a label for tables.
     """
 
     norm: str = "l2"
@@ -180,5 +189,8 @@ def deepfool(*, norm: str = "l2", steps: int = 50, candidates: int | None = None
 
     Hyper-parameters (``attack.hparams``): ``overshoot`` 0.02, ``eps`` inf (the budget at which
     ``success`` is judged).
+
+    Returns:
+      An untargeted :class:`DeepFool` named ``"deepfool"``.
     """
     return DeepFool(norm=norm, steps=steps, candidates=candidates)

@@ -40,7 +40,17 @@ def unroll(attack) -> int:
 
 
 def run_program(program: Program, key: jax.Array, unroll: int = 1):
-    """Runs a program as one ``lax.scan`` with the given ``unroll``; returns its result."""
+    """Runs a program as one ``lax.scan`` with the given ``unroll``; returns its result.
+
+    Args:
+      program: the attack on one example (:class:`~jaxadv.attacks.Program`).
+      key: the JAX PRNG key passed to ``program.init``.
+      unroll: the ``unroll`` of the ``lax.scan`` over its ``program.length`` steps (1: rolled).
+
+    Returns:
+      What ``program.finish`` returns on the last carry and the stacked per-step losses (an
+      :class:`~jaxadv.results.AttackResult` for every attack of the library).
+    """
     carry, trace = jax.lax.scan(
         lambda c, _: program.step(c), program.init(key), length=program.length, unroll=unroll
     )
@@ -55,7 +65,15 @@ def run_one(attack, victim, hp, x0, label, target, key):
 
 def plan(attack) -> list[Any]:
     """The phases of a driven run: ``[WHOLE]``, or on CPU for long attacks ``[INIT, ("advance",
-    n), ..., FINISH]``."""
+    n), ..., FINISH]``.
+
+    Args:
+      attack: an attack (its ``length`` and ``cpu_chunk`` decide the loop form on this backend).
+
+    Returns:
+      The list of phases: ``[WHOLE]`` for one scan; else ``INIT``, one ``("advance", n)`` per
+      chunk (``n`` the chunk's steps; the last may be shorter) and ``FINISH``.
+    """
     if not _compile.host_loop(attack.length, chunk(attack)):
         return [WHOLE]
     full, rest = divmod(attack.length, chunk(attack))
@@ -65,7 +83,17 @@ def plan(attack) -> list[Any]:
 
 def per_example(attack, phase) -> Callable:
     """``phase`` of the attack on one example: ``fn(victim, hp, x0, label, target, key, carry,
-    trace)`` (``carry``/``trace`` None where the phase takes none)."""
+    trace)`` (``carry``/``trace`` None where the phase takes none).
+
+    Args:
+      attack: the attack whose ``program`` is built (``hp`` goes through ``attack.derive``).
+      phase: ``WHOLE``, ``INIT``, ``("advance", n)`` or ``FINISH`` (module docstring).
+
+    Returns:
+      The function of one example. It returns, per phase: ``WHOLE`` and ``FINISH`` the
+      :class:`~jaxadv.results.AttackResult`; ``INIT`` the initial carry; ``("advance", n)``
+      ``(carry, trace)`` after ``n`` unrolled steps, ``trace`` their ``[n]`` losses.
+    """
 
     def fn(victim, hp, x0, label, target, key, carry, trace):
         program = attack.program(victim, attack.derive(hp), x0, label, target)
@@ -87,6 +115,17 @@ def run_calls(attack, calls: list, run_phase: Callable, join_steps: Callable) ->
     ``run_phase(phase, inputs, carry, trace)`` runs one compiled phase on one call's inputs;
     ``join_steps(traces)`` joins the per-chunk traces of one call along the step axis. Nothing
     here waits for a result except the joins.
+
+    Args:
+      attack: the attack whose :func:`plan` gives the phases.
+      calls: per call, the inputs that ``run_phase`` takes (e.g. one shard of a sweep).
+      run_phase: ``(phase, inputs, carry, trace) -> output`` of one compiled phase (``INIT``:
+        the carry; an advance: ``(carry, trace)``; ``WHOLE``/``FINISH``: the result).
+      join_steps: ``traces -> trace``, the chunks' traces of one call joined on the step axis.
+
+    Returns:
+      One result per call, in the order of ``calls`` (what ``run_phase`` returns for ``WHOLE``
+      or ``FINISH``).
     """
     phases = plan(attack)
     if phases == [WHOLE]:

@@ -262,6 +262,9 @@ def dual_perturbation(
       loss: ``"ce"``, ``"cw"`` or ``"dlr"`` (``jaxadv.losses``), the L maximised.
       targeted: reach ``targets`` (then minimise the target's loss) instead of leaving the label.
       early_stop: freeze an example at its first success.
+
+    Returns:
+      A :class:`DualAttack` named ``"dual-{norm}"``, with the defaults above.
     """
     _checks.check_choice("norm", norm, DUAL_NORMS)
     _checks.check_positive_int("steps", steps)

@@ -80,6 +80,17 @@ class EAD(AttackBase):
 
     Defaults (the paper's): 9 search steps of 1,000 iterations, α₀ 0.01, β 1e-3, initial c 1e-3,
     κ 0, FISTA, the EN rule.
+
+    Attributes:
+      steps: (F)ISTA iterations per constant (1,000).
+      search_steps: binary-search steps over the constant ``c`` (9).
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      decision: which successful iterate is the result: ``"en"`` (smallest elastic-net distance)
+        or ``"l1"`` (smallest ℓ1).
+      fista: FISTA (True) or ISTA (False).
+      defaults: per-instance overrides of the defaults of :class:`EADParams`, as
+        ``((name, value), ...)`` (none by default).
+      name: a label for tables.
     """
 
     steps: int = 1000
@@ -189,6 +200,9 @@ def ead(
 
     Hyper-parameters (``attack.hparams``): ``step_size`` 0.01, ``kappa`` 0, ``beta`` 1e-3,
     ``initial_const`` 1e-3, ``eps`` inf (the ℓ1 budget at which ``success`` is judged).
+
+    Returns:
+      An :class:`EAD` named ``"ead"``.
     """
     return EAD(
         steps=steps, search_steps=search_steps, targeted=targeted, decision=decision, fista=fista

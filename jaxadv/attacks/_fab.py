@@ -125,6 +125,17 @@ class FAB(AttackBase):
     β 0.9 (the paper's and AutoAttack's), 100 steps. On an affine classifier these defaults end
     at 1.0052 × the minimal distance (the fixed point of the step-back cycle; η closer to 1 and β
     closer to 1 get closer: 1.0002 with η = 1.01, β = 0.98; tests/test_fab.py).
+
+    Attributes:
+      norm: the norm minimised, ``"linf"``, ``"l2"`` or ``"l1"``.
+      steps: FAB steps per restart (100).
+      restarts: runs one after another; restarts after the first start at random (above).
+      targeted: reach the user's ``target`` class (success: the victim predicts it).
+      n_target_classes: k > 0 with ``targeted=False`` is FAB-T (k runs); 0: untargeted FAB.
+      defaults: per-instance overrides of the defaults of :class:`FABParams`, as
+        ``((name, value), ...)`` (none by default).
+      rel_step_size: unused: :class:`FABParams` has no ``step_size``.
+      name: a label for tables.
     """
 
     norm: str = "linf"
@@ -306,7 +317,7 @@ def fab(
     """The FAB attack (see :class:`FAB` for the method, the modes and the paper).
 
     Args:
-      norm: "linf", "l2" or "l1": the norm minimised.
+      norm: ``"linf"``, ``"l2"`` or ``"l1"``: the norm minimised.
       targeted: reach the user's ``target`` class (success: the victim predicts it).
       n_target_classes: k > 0 with ``targeted=False`` is AutoAttack's FAB-T: k runs, one per
         class of the k largest clean logits other than the label, untargeted success.
@@ -315,6 +326,9 @@ def fab(
 
     Hyper-parameters (``attack.hparams``): ``eps`` inf (success budget), ``alpha_max`` 0.1,
     ``eta`` 1.05, ``beta`` 0.9, ``restart_radius`` inf (see :class:`FAB` for the restarts).
+
+    Returns:
+      A :class:`FAB` named ``"fab-{norm}"`` (``"fab-t-{norm}"`` for FAB-T).
 
     Example:
       >>> import jax

@@ -66,6 +66,17 @@ def nes_attack(
     budget). The 2018 paper is ℓ∞ only; the ℓ2 numbers are those of the NES baseline of Ilyas,
     Engstrom & Madry, "Prior Convictions", ICLR 2019 (ε = 5, step 0.3 = 0.06 ε; σ stays 0.001).
     Each step costs ``samples + 1`` queries.
+
+    Args:
+      norm: ``"linf"`` (default; sign steps) or ``"l2"`` (normalised steps).
+      samples: probes per gradient estimate (antithetic pairs: an even count; 50).
+      max_queries: the per-example query budget, the final evaluation included (10,000).
+      loss: the objective, ``"ce"`` (cross-entropy, default), ``"cw"`` (C&W margin) or ``"dlr"``.
+      targeted: reach the given ``target`` (True) or leave the label (False).
+
+    Returns:
+      A :class:`~jaxadv.attacks.QueryAttack` named ``"nes-{norm}"``, stopping an example at its
+      first success.
     """
     _validated(norm, loss, targeted)
     eps, rel = _NES_DEFAULTS[norm]
@@ -101,6 +112,18 @@ def spsa_attack(
     the ball, and ``samples`` = 256 probes (its ``spsa_samples=128`` directions, each evaluated
     at ±δ). ``eps`` defaults to the library's PGD values (ℓ∞ 8/255, ℓ2 0.5). Each step costs
     ``samples + 1`` queries.
+
+    Args:
+      norm: ``"linf"`` (default) or ``"l2"``: the ball projected onto.
+      samples: probes per gradient estimate (±δ pairs: an even count; 256).
+      max_queries: the per-example query budget, the final evaluation included (10,000).
+      loss: the objective, ``"cw"`` (C&W margin, default), ``"ce"`` (cross-entropy) or ``"dlr"``.
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      random_start: start from a uniform point of the ball (True, default) or the clean input.
+
+    Returns:
+      A :class:`~jaxadv.attacks.QueryAttack` named ``"spsa-{norm}"``, stopping an example at its
+      first success.
     """
     _validated(norm, loss, targeted)
     eps = {"linf": 8 / 255, "l2": 0.5}[norm]
@@ -145,6 +168,19 @@ def rgf_attack(
     unit RMS (‖u‖₂ = √D) with σ = 10⁻⁴, i.e. probes of ℓ2 length 10⁻⁴·√D ≈ 0.05: here
     ``fd_step`` is that ℓ2 length, default 0.05 (use 10⁻⁴·√D for another input size D). Each
     step costs ``samples + 1`` queries.
+
+    Args:
+      norm: ``"l2"`` (default; normalised steps) or ``"linf"`` (sign steps).
+      samples: directions per gradient estimate, ``q`` (50).
+      max_queries: the per-example query budget, the final evaluation included (10,000).
+      loss: the objective, ``"ce"`` (cross-entropy, default), ``"cw"`` (C&W margin) or ``"dlr"``.
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      orthogonal: orthonormalise the directions (needs ``samples`` ≤ the input size; False:
+        independent random unit directions).
+
+    Returns:
+      A :class:`~jaxadv.attacks.QueryAttack` named ``"rgf-{norm}"``, stopping an example at its
+      first success.
     """
     _validated(norm, loss, targeted)
     eps, rel = _RGF_DEFAULTS[norm]

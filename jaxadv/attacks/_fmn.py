@@ -130,6 +130,15 @@ class FastMinimumNorm(AttackBase):
     ℓ2 97.6% (median ℓ2 1.27), ℓ∞ 100% (median 0.081), ℓ1 98.4% (median 7.56), ℓ0 100% (median
     12 entries). The ℓ2/ℓ1 failures approach the boundary from the correct side (the linearised
     radius undershoots a curved boundary) and have not crossed it after 100 steps.
+
+    Attributes:
+      norm: the norm minimised, ``"l0"``, ``"l1"``, ``"l2"`` (default) or ``"linf"``.
+      steps: iterations (100); each one forward+backward pass.
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      defaults: per-instance overrides of the defaults of :class:`FMNParams`, as
+        ``((name, value), ...)`` (none by default).
+      rel_step_size: unused: :class:`FMNParams` has no ``step_size``.
+      name: a label for tables (:func:`fmn` names it ``"fmn-{norm}"``).
     """
 
     norm: str = "l2"
@@ -218,5 +227,14 @@ def fmn(*, norm: str = "l2", targeted: bool = False, steps: int = 100) -> FastMi
 
     Hyper-parameters (``attack.hparams``): ``eps`` inf (the budget at which success is judged),
     ``alpha_init`` 1, ``alpha_final`` 0.01, ``gamma_init`` 0.05, ``gamma_final`` 0.001.
+
+    Args:
+      norm: the norm minimised, ``"l0"`` (entries, channels counted separately), ``"l1"``,
+        ``"l2"`` (default) or ``"linf"``.
+      targeted: reach the given ``target`` (True) or leave the label (False).
+      steps: iterations (100; the paper's tables use 1,000).
+
+    Returns:
+      A :class:`FastMinimumNorm` named ``"fmn-{norm}"``.
     """
     return FastMinimumNorm(norm=norm, steps=steps, targeted=targeted, name=f"fmn-{norm}")
