@@ -87,6 +87,10 @@ class SparsePGD(Attack):
     clip is worth less than keeping another), so the constraint is ``(hp, bounds) -> Constraint``
     and ``program`` passes the victim's bounds. ``k`` is checked against the victim's example shape
     at every validated entry point.
+
+    Attributes:
+      unit: what ``hp.k`` counts: ``"pixel"`` (all channels of a pixel together; default) or
+        ``"element"`` (single entries). The other fields are those of :class:`Attack`.
     """
 
     unit: str = "pixel"

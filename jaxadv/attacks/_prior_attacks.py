@@ -52,7 +52,7 @@ class PlainStep:
     """``hp -> optax``: the raw gradient step ``−α·g`` (Algorithm 2's ``x − α_2 g̃``).
 
     Attributes:
-      None: ``α`` is ``hp.step_size``, read when the step is built.
+      none: the class has no fields; ``α`` is ``hp.step_size``, read when the step is built.
     """
 
     def __call__(self, hp) -> optax.GradientTransformation:
