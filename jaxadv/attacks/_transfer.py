@@ -235,7 +235,7 @@ def with_transfer(
         Needs a momentum attack (``mi_fgsm``); its decay is ``hp.decay``.
       lookahead: how far NI looks ahead: ``"paper"`` (Eq. 6 with the ℓ1-normalised momentum of
         Eq. 7: ``α·μ·m_t``) or ``"code"`` (the published code and torchattacks' ``NIFGSM``,
-        whose momentum is normalised by the mean |g|: ``n`` times farther for ``n`` pixels).
+        whose momentum is normalised by the mean ``|g|``: ``n`` times farther for ``n`` pixels).
 
     Cost per step: ``copies × (1 + N)`` forward+backward passes (``copies = scales`` × Admix's
     draws), plus one forward pass for the iterate's record.
