@@ -77,7 +77,17 @@ ME_MAX_QUERIES = 60_000
 
 def sparked_noise(frame: jax.Array, motion: jax.Array, *, coordinates: str = "displacement"):
     """One noise ``frame`` (H, W, C) repeated over the T frames of ``motion`` (T, H, W, 2) and
-    warped frame by frame: ``n[t] = warp(frame, motion[t])``."""
+    warped frame by frame: ``n[t] = warp(frame, motion[t])``.
+
+    Args:
+      frame: the noise frame, ``(H, W, C)``.
+      motion: the motion field, ``(T, H, W, 2)``: one field per frame.
+      coordinates: how the warp reads the motion: ``"displacement"`` (default) or
+        ``"absolute"`` (the published code's ``grid_sample`` reading, as coordinates).
+
+    Returns:
+      The warped noise video, ``(T, H, W, C)``.
+    """
     repeated = jnp.broadcast_to(frame, motion.shape[:1] + frame.shape)
     return warp_video(repeated, motion, coordinates=coordinates)
 
@@ -283,6 +293,10 @@ def me_sampler(
     Defaults (``attack.hparams()``) are the published ones for frames in [0, 1]: ε = 0.03, step
     h = 0.025 (``rel_step_size`` 0.025/0.03), η = 0.1 (``fd_step``), δ = 0.1 (``exploration``),
     prior lr 0.1. The query count of a video is 3 per iteration plus the final evaluation.
+
+    Returns:
+      A :class:`MESampler` (a :class:`QueryAttack`) named ``me-sampler-<sampler>``: ℓ∞ ball,
+      steepest (sign) steps, oracle :class:`MotionBandits`.
     """
     oracle = MotionBandits(sampler=sampler, coordinates=coordinates)
     return MESampler(

@@ -311,7 +311,9 @@ class MetaAttack(ZerothOrderCW):
     """The Meta Attack (module docstring): :class:`ZerothOrderCW` with a :class:`MetaOracle`,
     on a victim that carries a meta attacker (``models.with_meta_attacker``).
 
-    Attributes (besides those of :class:`ZerothOrderCW`; ``reduced``/``decoder`` stay None):
+    Besides those of :class:`ZerothOrderCW` (``reduced``/``decoder`` stay None):
+
+    Attributes:
       penalise_l2: minimise ``c·f(x) + ‖x − x0‖²`` (the paper); False: ``c·f(x)`` alone (the
         published code's ``loss2 = loss1.clone()``).
       max_l2: an iterate counts as successful only if also ``‖x − x0‖₂ ≤ max_l2`` (the published
@@ -454,6 +456,10 @@ def meta_attack(
       early_stop: stop each example at its first success (the published code).
 
     ``hp.step_size`` (0.01) is the coordinate step, ``hp.fd_step`` (1e-4) the difference's h.
+
+    Returns:
+      A :class:`MetaAttack` named ``meta-attack`` (``meta-attack-targeted``): unconstrained
+      C&W-style ℓ2 minimisation with a :class:`MetaOracle`, objective :class:`LogProbMargin`.
     """
     for name, value in (("max_queries", max_queries), ("top_q", top_q)):
         _checks.check_positive_int(name, value)

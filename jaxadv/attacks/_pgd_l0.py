@@ -87,6 +87,10 @@ class SparsePGD(Attack):
     clip is worth less than keeping another), so the constraint is ``(hp, bounds) -> Constraint``
     and ``program`` passes the victim's bounds. ``k`` is checked against the victim's example shape
     at every validated entry point.
+
+    Attributes:
+      unit: what ``hp.k`` counts: ``"pixel"`` (all channels of a pixel together; default) or
+        ``"element"`` (single entries). The other fields are those of :class:`Attack`.
     """
 
     unit: str = "pixel"
@@ -134,6 +138,19 @@ def pgd_l0_linf(
     Defaults: 20 steps, random start, 1 restart (the reference code's run uses 3), cross-entropy,
     ``unit="pixel"`` (``k`` counts pixels, all channels of a pixel together; ``"element"`` counts
     entries as SAPF does).
+
+    Args:
+      steps: gradient steps per run (20).
+      random_start: start from a random point of the ℓ0 + ℓ∞ set (True).
+      restarts: independent runs, in parallel; the best is kept per example (1).
+      loss: ``"ce"`` (cross-entropy; default), ``"cw"`` (C&W margin, confidence ``hp.kappa``) or
+        ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      unit: ``"pixel"`` (``k`` counts pixels; default) or ``"element"`` (``k`` counts entries).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      A :class:`SparsePGD` named ``pgd-l0-linf``.
     """
     _validated("linf", loss)  # checks the loss name
     return SparsePGD(

@@ -49,7 +49,11 @@ _PRGF_DEFAULTS = {
 
 @dataclasses.dataclass(frozen=True)
 class PlainStep:
-    """``hp -> optax``: the raw gradient step ``−α·g`` (Algorithm 2's ``x − α_2 g̃``)."""
+    """``hp -> optax``: the raw gradient step ``−α·g`` (Algorithm 2's ``x − α_2 g̃``).
+
+    Attributes:
+      none: the class has no fields; ``α`` is ``hp.step_size``, read when the step is built.
+    """
 
     def __call__(self, hp) -> optax.GradientTransformation:
         return optax.scale(-hp.step_size)
@@ -71,7 +75,23 @@ def prgf(
     noise: float = 0.0,
 ) -> QueryAttack:
     """P-RGF (module docstring): projected steepest descent on P-RGF estimates whose prior is a
-    random surrogate's gradient of the same objective (``noise``: per-draw input noise)."""
+    random surrogate's gradient of the same objective (``noise``: per-draw input noise).
+
+    Args:
+      norm: the budget's norm, ``"linf"`` (default) or ``"l2"``; it sets the defaults (module
+        docstring).
+      samples: ``q``, the biased directions per estimate (50).
+      norm_samples: ``S``, the random directions of the ‖∇f‖ estimate (10).
+      norm_every: re-estimate ‖∇f‖ every this many calls (1: every call).
+      loss: the classification loss, ``"ce"`` (default), ``"cw"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      max_queries: the per-example query budget (10 000).
+      noise: standard deviation of the Gaussian input noise added, per draw, before the
+        surrogate's gradient is taken (0: none).
+
+    Returns:
+      A :class:`QueryAttack` named ``prgf-<norm>``.
+    """
     _check_norm(norm)
     return projected_query_attack(
         norm=norm,
@@ -112,6 +132,10 @@ def prior_boosted(
       saliency: attack a saliency victim (a :class:`SaliencyQueryAttack`) or a classifier.
       targeted: towards a guide (saliency) or a class; needs ``prior="gradient"``.
       max_queries: the per-example budget (3 queries per step: two probes and the iterate).
+
+    Returns:
+      A :class:`SaliencyQueryAttack` when ``saliency``, else a :class:`QueryAttack`; named
+      ``prior-boosted-<prior>-<norm>``.
     """
     _checks.check_choice("prior", prior, PRIORS)
     _checks.check_choice("step", step, STEPS)
@@ -162,7 +186,19 @@ def subspace_bandits(
 ) -> QueryAttack:
     """Yan et al.'s subspace attack (module docstring): bandits whose exploration directions are
     gradients of a random reference model (``noise``: per-draw input noise), with steepest steps
-    (sign for ℓ∞) inside the ``norm`` ball (ℓ∞ 8/255 by default)."""
+    (sign for ℓ∞) inside the ``norm`` ball (ℓ∞ 8/255 by default).
+
+    Args:
+      norm: the budget's norm, ``"linf"`` (default) or ``"l2"``.
+      loss: the classification loss, ``"cw"`` (default), ``"ce"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      noise: standard deviation of the Gaussian input noise added, per draw, before the
+        reference model's gradient is taken (0: none).
+      max_queries: the per-example query budget (10 000).
+
+    Returns:
+      A :class:`QueryAttack` named ``subspace-bandits-<norm>``.
+    """
     _check_norm(norm)
     return projected_query_attack(
         norm=norm,

@@ -179,7 +179,16 @@ class QueryAttack(_QueryBudget, Attack):
 @dataclasses.dataclass(frozen=True)
 class SaliencyQueryAttack(_QueryBudget, SaliencyAttack):
     """A saliency-model attack (untargeted, or towards a guide map) whose gradient comes from
-    queries: :class:`~jaxadv.attacks.SaliencyAttack` under a query budget."""
+    queries: :class:`~jaxadv.attacks.SaliencyAttack` under a query budget.
+
+    Attributes:
+      max_queries: the per-example query budget (the evaluation of the returned point included).
+      steps: derived from the budget; leave at 0.
+      early_stop: stop an example at its first success (query counts are reported at success).
+      prior: how the oracle's transfer prior is computed on the victim's surrogates (None: no
+        prior). The other fields are those of :class:`~jaxadv.attacks.SaliencyAttack`, with
+        ``oracle`` a query-based estimator.
+    """
 
     def __post_init__(self):
         _QueryBudget.__post_init__(self)

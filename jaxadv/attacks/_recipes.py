@@ -24,6 +24,12 @@ class SteepestStep:
     """``hp -> optax chain``: [MI momentum] → steepest direction of ``norm`` → ``scale(-α)``.
 
     ``α`` is ``hp.eps`` for single-step attacks (``step_is_eps``), else ``hp.step_size``.
+
+    Attributes:
+      norm: the norm whose steepest direction is taken: ``"linf"`` (sign), ``"l2"``
+        (``g/‖g‖₂``) or ``"l1"`` (the sparse top-quantile step, quantile ``hp.sparsity``).
+      momentum: accumulate MI-FGSM momentum (decay ``hp.decay``) before the direction.
+      step_is_eps: step by ``hp.eps`` instead of ``hp.step_size`` (single-step attacks).
     """
 
     norm: str
@@ -43,7 +49,11 @@ class SteepestStep:
 
 @dataclasses.dataclass(frozen=True)
 class Ball:
-    """``hp -> Constraint``: the ``norm`` ball of radius ``hp.eps``."""
+    """``hp -> Constraint``: the ``norm`` ball of radius ``hp.eps``.
+
+    Attributes:
+      norm: the ball's norm, one of ``jaxadv.constraints.NORMS``.
+    """
 
     norm: str
 
@@ -62,6 +72,15 @@ def fgsm(*, norm: str = "linf", loss: str = "ce", targeted: bool = False) -> Att
     Goodfellow, Shlens & Szegedy, "Explaining and harnessing adversarial examples", ICLR 2015
     (``norm="linf"``); the ℓ2 variant (FGM) steps along ``g/‖g‖₂``. Defaults: eps 8/255,
     cross-entropy. On a linear victim one ℓ∞ step is the exact optimum of the budget.
+
+    Args:
+      norm: the budget's norm, ``"linf"`` (default), ``"l2"`` or ``"l1"``.
+      loss: the classification loss: ``"ce"`` (cross-entropy; default), ``"cw"`` (C&W margin,
+        confidence ``hp.kappa``) or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+
+    Returns:
+      A one-step :class:`Attack` named ``fgsm-<norm>``.
     """
     _validated(norm, loss)
     return Attack(
@@ -82,6 +101,16 @@ def bim(
 
     Kurakin, Goodfellow & Bengio, "Adversarial examples in the physical world", ICLR-W 2017.
     Defaults (as torchattacks): eps 8/255, step 2/255 (= eps/4), 10 steps, no random start.
+
+    Args:
+      steps: sign steps (10).
+      loss: the classification loss: ``"ce"`` (cross-entropy; default), ``"cw"`` (C&W margin,
+        confidence ``hp.kappa``) or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An ℓ∞ :class:`Attack` named ``bim``.
     """
     _validated("linf", loss)
     return Attack(
@@ -122,6 +151,19 @@ def pgd(
     ℓ1, quantile ``hp.sparsity`` = 0.99), then projection onto the ball and the pixel box.
     Restarts run in parallel (``vmap`` over keys) and the best result is kept per example.
     Defaults: ℓ∞ eps 8/255 step 2/255; ℓ2 eps 0.5 step eps/5; ℓ1 eps 10 step eps/4; 10 steps.
+
+    Args:
+      norm: the ball's norm, ``"linf"`` (default), ``"l2"`` or ``"l1"``; it sets the defaults.
+      steps: gradient steps per run (10).
+      random_start: start each run from a random point of the ball (True).
+      restarts: independent runs, in parallel; the best is kept per example (1).
+      loss: the classification loss: ``"ce"`` (cross-entropy; default), ``"cw"`` (C&W margin,
+        confidence ``hp.kappa``) or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An :class:`Attack` named ``pgd-<norm>``.
     """
     _validated(norm, loss)
     eps, rel = _PGD_DEFAULTS[norm]
@@ -148,6 +190,16 @@ def mi_fgsm(
     Dong, Liao, Pang, Su, Zhu, Hu & Li, "Boosting adversarial attacks with momentum", CVPR 2018
     (Algorithm 1): ``m ← μ·m + g/‖g‖₁``, ``x ← clip(x − α·sign(m))`` on the minimised objective.
     Defaults as the paper: μ = 1.0, 10 steps, α = eps/steps; eps 8/255.
+
+    Args:
+      steps: momentum sign steps (10); the default step is ``eps/steps``.
+      loss: the classification loss: ``"ce"`` (cross-entropy; default), ``"cw"`` (C&W margin,
+        confidence ``hp.kappa``) or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An ℓ∞ :class:`Attack` named ``mi-fgsm``.
     """
     _checks.check_positive_int("steps", steps)
     _validated("linf", loss)

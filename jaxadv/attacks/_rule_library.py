@@ -104,6 +104,10 @@ class PerceptualBudget:
     ``1 − SSIM(x0, x0 + delta) ≤ eps``, enforced by backtracking along ``delta``
     (:func:`jaxadv.image.ssim_budget`, ``bisection_steps`` halvings); ``"none"``: no budget
     (the runner still keeps the pixel box).
+
+    Attributes:
+      kind: the budget, one of :data:`BUDGETS`.
+      bisection_steps: halvings of the SSIM budgets' backtracking (12; unused by the others).
     """
 
     kind: str
@@ -135,6 +139,9 @@ class HotColdObjective:
 
     Rozsa, Rudd & Boult, "Adversarial diversity and hard positive generation", CVPR-W 2016; the
     saliency version of the library uses ``KL(map, hot map) − KL(map, clean map)``.
+
+    Attributes:
+      none: the class has no fields; called as ``(logits, label, target, hp)``, ``hp`` unused.
     """
 
     def __call__(self, logits, label, target, hp) -> jax.Array:
@@ -166,6 +173,12 @@ class RuleAttack(PerceptualPenalty, Attack):
     ``box="tanh"`` optimises C&W's variable ``w`` (``x = low + (high − low)·(tanh(w) + 1)/2``)
     instead of clipping ``x``; no budget can be projected in ``w``, so it needs the ``"none"``
     budget (the penalty bounds the perturbation) and no random start.
+
+    Attributes:
+      box: ``"clip"`` (clip ``x`` to the pixel box; default) or ``"tanh"`` (C&W's variable).
+      penalty: the kind of ``D`` of the penalty, one of
+        :data:`jaxadv.image.PERCEPTUAL_DISTANCES`, or None (no penalty). The other fields are
+        those of :class:`Attack`; ``constraint`` is usually a :class:`PerceptualBudget`.
     """
 
     box: str = "clip"
@@ -310,6 +323,10 @@ def rule_attack(
     eps 8/255 (ℓ∞), 0.5 (ℓ2), 10 (ℓ1), 10 pixels (ℓ0), 0.05 (``1 − SSIM``); step ``eps/steps``
     for the rules whose momentum accumulates (MSGD-MIM, AdaEq2M), ``eps/4`` otherwise, and 0.01
     under the ℓ0, SSIM and "none" budgets (pixel units; in ``w`` with ``box="tanh"``).
+
+    Returns:
+      A :class:`RuleAttack`, or a :class:`SaliencyRuleAttack` for a saliency loss or ``layer``;
+      named ``<rule>[-code]-<norm>[-tanh]`` (saliency: ``-<loss>[@<layer>]`` appended).
     """
     _checks.check_choice("rule", rule, RULES)
     _checks.check_positive_int("steps", steps)

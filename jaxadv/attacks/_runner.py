@@ -84,7 +84,15 @@ def _keep_better(best: _Best, new: _Best) -> _Best:
 
 class Program(NamedTuple):
     """A fixed-length attack on one example: ``init(key) -> carry``, ``step(carry) -> (carry,
-    loss)``, ``finish(carry, trace) -> AttackResult``; ``length`` steps (static)."""
+    loss)``, ``finish(carry, trace) -> AttackResult``; ``length`` steps (static).
+
+    Attributes:
+      init: ``key -> carry``, the state before the first step (a random start draws from ``key``).
+      step: ``carry -> (carry, loss)``, one step and the loss it recorded.
+      finish: ``(carry, trace) -> AttackResult``, the result from the last carry and the stacked
+        per-step losses ``trace``.
+      length: the number of steps (static).
+    """
 
     init: Callable[[jax.Array], Any]
     step: Callable[[Any], tuple[Any, jax.Array]]
@@ -147,6 +155,10 @@ def descent(
 
     The program's result is the best iterate by (success, then ``select``), including the one
     after the last step (``finish`` evaluates it with one forward pass).
+
+    Returns:
+      A :class:`Program` of length ``steps`` whose ``finish`` gives the example's
+      :class:`~jaxadv.results.AttackResult`.
     """
     _eot.check_samples(eot_samples)
     _eot.check_randomness(victim, eot_samples)
@@ -310,6 +322,16 @@ def with_context(
     involve a solve); ``build(context)`` gives the program that uses it. Keeping it in the carry
     means a host-driven run (chunks of steps, each a separate compiled call) does not recompute
     it for every chunk. ``length`` is the built program's (static) length.
+
+    Args:
+      prepare: ``() -> context``, the per-example data; called once, in ``init``.
+      build: ``context -> Program``, the program that uses it (rebuilt in every ``init``,
+        ``step`` and ``finish`` from the carried context).
+      length: the built program's number of steps (static).
+
+    Returns:
+      A :class:`Program` whose carry is ``(context, inner carry)``, with the built program's
+      steps and result.
     """
 
     def init(key):

@@ -144,7 +144,9 @@ class SaliencyAttack(PerceptualPenalty, Attack):
     ``label``/``labels`` are the clean outputs (None: computed from the images), ``target``/
     ``targets`` the guide images (``input_shape``) or the guides' outputs (the output's shape).
 
-    Attributes (beyond :class:`Attack`'s):
+    Besides :class:`Attack`'s:
+
+    Attributes:
       layer: attack the named hidden layer instead of the map (feature space).
       threshold: untargeted success when the CC to the clean output falls below this.
       penalty: Eq. 1's ``L2``, a kind of :data:`jaxadv.image.PERCEPTUAL_DISTANCES` (None: none);
@@ -279,6 +281,25 @@ def saliency_pgd(
     ``penalty``: Eq. 1's ``λ1·L2(x0, x)`` term, a kind of :data:`jaxadv.image.PERCEPTUAL_DISTANCES`
     or ``"none"``; λ1 = ``hp.penalty`` (default 1 when a kind is given). ``feature_loss``: the
     loss at ``layer`` (:data:`FEATURE_LOSSES`; ``loss`` is the image-space one).
+
+    Args:
+      loss: the image-space loss, one of :data:`SALIENCY_ATTACK_LOSSES` (``"kl"``: default).
+      norm: the ball's norm, ``"linf"`` (default; eps 17/255), ``"l2"`` (2.0) or ``"l1"`` (40).
+      targeted: pull the output toward the guides' (``targets``); else push it away from the
+        clean output.
+      layer: a named hidden layer of the victim to attack (feature space); None: the map.
+      steps: gradient steps per run (20).
+      momentum: MI-FGSM momentum (decay ``hp.decay``) with steps ``eps/steps``; else PGD steps
+        of ``eps/4``.
+      random_start: start each run from a random point of the ball (True).
+      restarts: independent runs; the best is kept per example (1).
+      threshold: untargeted success when the CC to the clean output falls below this (0.5).
+      penalty: Eq. 1's perceptual term, a kind of :data:`jaxadv.image.PERCEPTUAL_DISTANCES`, or
+        ``"none"`` (default).
+      feature_loss: the loss at ``layer``, one of :data:`FEATURE_LOSSES` (``"mse"``: default).
+
+    Returns:
+      A :class:`SaliencyAttack` named ``saliency-<pgd|mi>-<norm>-<loss>[@<layer>]``.
     """
     _checks.check_choice("loss", loss, SALIENCY_ATTACK_LOSSES)
     _checks.check_choice("norm", norm, NORMS)
@@ -304,5 +325,15 @@ def saliency_pgd(
 
 
 def clean_outputs(attack: SaliencyAttack, victim, images) -> jax.Array:
-    """The victim's outputs the attack compares against (maps, or the layer's activations)."""
+    """The victim's outputs the attack compares against (maps, or the layer's activations).
+
+    Args:
+      attack: the saliency attack; its ``layer`` picks the map or a hidden layer.
+      victim: the saliency victim.
+      images: a batch of images, ``[batch, *victim.input_shape]``.
+
+    Returns:
+      The float32 outputs of the attack's view of ``victim``, one per image: what an untargeted
+      attack takes as ``labels``.
+    """
     return attack.view(victim).batch(jnp.asarray(images, jnp.float32))

@@ -525,22 +525,58 @@ def sapf(
     trials: int = 6,
     **options: Any,
 ) -> SAPF:
-    """The SAPF attack (see :class:`SAPF` for the method, the paper and the defaults)."""
+    """The SAPF attack (see :class:`SAPF` for the method, the paper and the defaults).
+
+    Args:
+      steps: δ steps per alternation (the code's 2000).
+      mask_steps: ADMM steps on G per alternation (2000).
+      finetune_steps: δ steps with G binary (1000).
+      trials: λ1 values tried at most (6).
+      **options: the other fields of :class:`SAPF` (``loss``, ``mask``, ``select``, ``search``,
+        ``segments``, ``weighting``, …).
+
+    Returns:
+      A :class:`SAPF` (targeted).
+    """
     return SAPF(
         steps=steps, mask_steps=mask_steps, finetune_steps=finetune_steps, trials=trials, **options
     )
 
 
 def sapf_gs(*, segments: int = 150, **options: Any) -> SAPF:
-    """SAPF-GS: SAPF with group sparsity over about ``segments`` SLIC superpixels (paper §3.4)."""
+    """SAPF-GS: SAPF with group sparsity over about ``segments`` SLIC superpixels (paper §3.4).
+
+    Args:
+      segments: about how many SLIC segments of each image form the groups (the code's 150).
+      **options: the arguments of :func:`sapf` and the other fields of :class:`SAPF`.
+
+    Returns:
+      A :class:`SAPF` with ``segments`` set (its weight ``hp.lambda2``).
+    """
     return sapf(segments=segments, **options)
 
 
 def sapf_vi(*, weighting: str = "variance", **options: Any) -> SAPF:
-    """SAPF-VI: SAPF with perceptual weights ``w`` in ``‖w ⊙ δ ⊙ G‖²`` (paper §3.4)."""
+    """SAPF-VI: SAPF with perceptual weights ``w`` in ``‖w ⊙ δ ⊙ G‖²`` (paper §3.4).
+
+    Args:
+      weighting: the weights ``w``: ``"variance"`` (default), ``"variance_mean"`` or
+        ``"uniform"`` (:func:`jaxadv.image.sensitivity_weights`).
+      **options: the arguments of :func:`sapf` and the other fields of :class:`SAPF`.
+
+    Returns:
+      A :class:`SAPF` with ``weighting`` set.
+    """
     return sapf(weighting=weighting, **options)
 
 
 def common_positions(deltas: jax.Array) -> jax.Array:
-    """Positions perturbed in EVERY one of ``deltas[n, ...]`` (paper Fig. 2, right column)."""
+    """Positions perturbed in EVERY one of ``deltas[n, ...]`` (paper Fig. 2, right column).
+
+    Args:
+      deltas: ``n`` perturbations stacked on axis 0, ``[n, ...]``.
+
+    Returns:
+      A boolean array of shape ``deltas.shape[1:]``: True where every perturbation is non-zero.
+    """
     return jnp.all(jnp.asarray(deltas) != 0, axis=0)

@@ -86,6 +86,14 @@ class SignHunter(AttackBase):
 
     Defaults: ``eps`` 12/255 (ℓ∞) and 127/255 (ℓ2), the authors' CIFAR-10 budgets (MNIST: 0.3
     and 3; ImageNet: 0.05 and 5); 10,000 queries.
+
+    Attributes:
+      norm: the ball, ``"linf"`` (default) or ``"l2"``.
+      max_queries: forward passes per example, the start included (10,000).
+      targeted: reach ``target`` instead of leaving ``label``.
+      loss: ``"ce"`` (default) or ``"cw"`` (the unclipped logit margin).
+      start: each run's sign vector: ``"ones"`` (the authors' code; default) or ``"random"``.
+      defaults, rel_step_size, name: as in :class:`AttackBase`.
     """
 
     norm: str = "linf"
@@ -227,6 +235,9 @@ def signhunter(
       start: each run's sign vector: ``"ones"`` (the authors' code) or ``"random"``.
 
     Hyper-parameters (``attack.hparams``): ``eps`` (12/255 for ℓ∞, 127/255 for ℓ2).
+
+    Returns:
+      A :class:`SignHunter` named ``signhunter-<norm>``.
     """
     defaults = (("eps", 127 / 255),) if norm == "l2" else ()
     return SignHunter(

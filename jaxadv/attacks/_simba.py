@@ -92,6 +92,17 @@ class SimBA(AttackBase):
     Where the paper and the authors' code differ: Algorithm 1 tries ``+ε`` first, the code
     ``−ε`` first (``negative_first=True``). Defaults: ``eps = 0.2`` (the paper's, for images in
     [0, 1]) and 10,000 queries.
+
+    Attributes:
+      basis: ``"pixel"`` (Cartesian directions; default) or ``"dct"`` (SimBA-DCT).
+      max_queries: forward passes per example, the clean input included (10,000).
+      targeted: raise the probability of ``target`` instead of lowering the true class's.
+      freq_dims: SimBA-DCT: the side of the first low-frequency block (None: ⌈min(h, w)/8⌉).
+      stride: SimBA-DCT: the width of each following band (None: ⌈freq_dims/4⌉).
+      order: SimBA-DCT: ``"strided"`` (all directions, bands in turn; default) or ``"random"``
+        (the first block only).
+      negative_first: try ``−ε`` before ``+ε`` (the authors' code).
+      defaults, rel_step_size, name: as in :class:`AttackBase`.
     """
 
     basis: str = "pixel"
@@ -271,6 +282,9 @@ def simba(
       order: SimBA-DCT: ``"strided"`` (all directions, bands in turn) or ``"random"`` (the
         first block only).
       negative_first: try ``−ε`` before ``+ε`` (the authors' code; the paper tries ``+ε`` first).
+
+    Returns:
+      A :class:`SimBA` named ``simba`` (``simba-dct``) whose default ``hp.eps`` is ``eps``.
     """
     _checks.check_positive("eps", eps)
     return SimBA(

@@ -573,6 +573,23 @@ def smbea(
     ``attack.sweep`` and ``jaxadv.sweeps`` as for every attack. Returns an
     :class:`~jaxadv.attacks.AttackResult` whose ``extras`` hold the example after every
     mini-batch, the budgets and the memories (:class:`SMBEAttack`).
+
+    Args:
+      loss: the output-space loss: ``"kl"`` (default), ``"cc"``, ``"nss"``, ``"sim"``, ``"l1"``
+        (saliency), ``"ce"``, ``"cw"`` (classifiers) or ``"l1"``, ``"mse"`` (dense outputs).
+      targeted: pull toward the guide (saliency, dense) or the target class (classifiers).
+      steps: X, steps per mini-batch (10).
+      minibatches: N, the number of mini-batches (ensembles) the attack is called with (1).
+      norm: the budget's norm, ``"linf"`` (default), ``"l2"`` or ``"l1"``.
+      feature_loss: the loss of the feature term (used when the ensembles name layers;
+        ``"mse"``: default).
+      penalty: kind of the perceptual penalty (:data:`jaxadv.image.PERCEPTUAL_DISTANCES`), or
+        None (default: none).
+      random_start: start from a random point of the first budget; None: only for untargeted
+        saliency/dense attacks.
+
+    Returns:
+      An :class:`SMBEAttack` with the ``"smbea"`` rule (its ``extras`` are described there).
     """
     return SMBEAttack(
         loss=loss,

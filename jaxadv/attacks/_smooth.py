@@ -80,6 +80,16 @@ class SmoothingConfig:
     paper does there). ``result.converged`` reports whether the smoother's own solve (of
     ``s_α(1)``, with the same operator as every step's solves) met the tolerance; ``strict``
     checks every solve of the attack and raises when one misses it.
+
+    Attributes:
+      neighbors: the pixel graph's neighbourhood, 4 (default) or 8.
+      kernel: the feature kernel, ``"laplacian"`` (default) or ``"gaussian"``.
+      per_channel: one graph per channel (False: one graph over all channels).
+      normalize: divide by ``s_α(1)`` (Eq. 9; True).
+      method: the solver: ``"cg"`` (default), ``"unrolled"`` or ``"dense"``.
+      maxiter: CG iterations at most (50).
+      tol: the relative residual aimed at (1e-5).
+      strict: raise when a solve misses the tolerance (False).
     """
 
     neighbors: int = 4
@@ -143,6 +153,16 @@ class QuickSmoothPGD(_SmoothAttack):
     ``eps`` 5, step 3, C&W margin loss (Eq. 3), α = 0.95 with a Laplacian kernel; target
     distortions D ∈ [1, 6] are swept with :meth:`sweep`. No random start (the paper's PGD2 is
     the ℓ2 version of I-FGSM).
+
+    Attributes:
+      steps: gradient steps (10).
+      loss: the classification loss, ``"cw"`` (default; margin ``hp.kappa``), ``"ce"`` or
+        ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: freeze an example at its first success (False).
+      select: which successful iterate is best: lowest ``"loss"`` (default) or smallest ``"l2"``.
+      smoothing: the static choices of the smoothing (:class:`SmoothingConfig`).
+      defaults, rel_step_size, name: as in :class:`AttackBase` (``eps`` 5, ``step_size`` 3).
     """
 
     steps: int = 10
@@ -214,6 +234,17 @@ class SmoothCarliniWagner(_SmoothAttack):
     initial constant 15, α = 0.95; 9 search steps of 100 iterations (the published code's
     counts). ``result.converged`` says whether the smoothing's CG met its tolerance (always
     True for the penalty, which solves nothing).
+
+    Attributes:
+      steps: Adam iterations per search step (100).
+      search_steps: steps of the binary search over ``c`` (9).
+      targeted: move towards ``target`` (else away from ``label``).
+      smoothing: the static choices of the smoothing (:class:`SmoothingConfig`).
+      oracle: how the gradient is obtained (exact by default).
+      smoothness: ``"constraint"`` (``r = ŝ_α(z)``, the paper's sC&W; default) or ``"penalty"``
+        (Eq. 14's penalty on ``r``).
+      defaults, rel_step_size, name: as in :class:`AttackBase` (``kappa`` 1, ``step_size`` 0.1,
+        ``initial_const`` 15).
     """
 
     steps: int = 100
@@ -317,7 +348,18 @@ def qpgd2(
     early_stop: bool = False,
     smoothing: SmoothingConfig = SmoothingConfig(),
 ) -> QuickSmoothPGD:
-    """qPGD2 (see :class:`QuickSmoothPGD` for the method, paper and defaults)."""
+    """qPGD2 (see :class:`QuickSmoothPGD` for the method, paper and defaults).
+
+    Args:
+      steps: gradient steps (10).
+      loss: the classification loss, ``"cw"`` (default), ``"ce"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: freeze an example at its first success (False).
+      smoothing: the static choices of the smoothing (default: :class:`SmoothingConfig`'s).
+
+    Returns:
+      A :class:`QuickSmoothPGD`.
+    """
     return QuickSmoothPGD(
         steps=steps, loss=loss, targeted=targeted, early_stop=early_stop, smoothing=smoothing
     )
@@ -331,7 +373,18 @@ def scw(
     smoothing: SmoothingConfig = SmoothingConfig(),
     smoothness: str = "constraint",
 ) -> SmoothCarliniWagner:
-    """sC&W (see :class:`SmoothCarliniWagner` for the method, paper and defaults)."""
+    """sC&W (see :class:`SmoothCarliniWagner` for the method, paper and defaults).
+
+    Args:
+      steps: Adam iterations per search step (100).
+      search_steps: steps of the binary search over ``c = 1/λ`` (9).
+      targeted: move towards ``target`` (else away from ``label``).
+      smoothing: the static choices of the smoothing (default: :class:`SmoothingConfig`'s).
+      smoothness: ``"constraint"`` (default) or ``"penalty"`` (§4.2.1's variant).
+
+    Returns:
+      A :class:`SmoothCarliniWagner`.
+    """
     return SmoothCarliniWagner(
         steps=steps,
         search_steps=search_steps,

@@ -42,6 +42,16 @@ def l1_linear_solve(x, normal, point, low, high):
     linear program (a fractional knapsack), so here it is computed at once: sort by ``|normal|``,
     saturate the coordinates whose cumulative reach falls short, move the next one partly.
     Coordinates run out before the plane is reached: all movable ones end at the box.
+
+    Args:
+      x: the point to move (inside ``[low, high]``).
+      normal: the hyperplane's unit normal, shaped like ``x``.
+      point: a point of the hyperplane, shaped like ``x``.
+      low, high: the box (scalars or arrays broadcastable to ``x``).
+
+    Returns:
+      The moved point, shaped like ``x`` and clipped to ``[low, high]``: across the plane by
+      ``_PLANE_OVERSHOOT`` (1e-3), or as far as the box allows.
     """
     flat_w = jnp.ravel(normal)
     side = jnp.vdot(flat_w, jnp.ravel(x - point))
@@ -97,6 +107,12 @@ class SparseFool(AttackBase):
     DeepFool steps per iterate (DeepFool's own limit). Measured on the default digits C&W net (8
     test images targeted to ``y + 1``, 100 evaluations, 20 DeepFool steps): 100% success after 7
     evaluations on average, mean ℓ0 102 pixels, mean ℓ2 6.7, ℓ∞ 1.
+
+    Attributes:
+      steps: model evaluations in all (200).
+      deepfool_steps: DeepFool steps per iterate at most (50).
+      targeted: move towards ``target``'s region (else away from ``label``).
+      defaults, rel_step_size, name: as in :class:`AttackBase`.
     """
 
     steps: int = 200
@@ -191,5 +207,13 @@ def sparsefool(*, steps: int = 200, deepfool_steps: int = 50, targeted: bool = F
 
     Hyper-parameters (``attack.hparams``): ``lam`` 3, ``overshoot`` 0.02. ``steps`` counts model
     evaluations (each a forward pass plus the gradients DeepFool needs).
+
+    Args:
+      steps: model evaluations in all (200).
+      deepfool_steps: DeepFool steps per iterate at most (50).
+      targeted: move towards ``target``'s region (else away from ``label``).
+
+    Returns:
+      A :class:`SparseFool`.
     """
     return SparseFool(steps=steps, deepfool_steps=deepfool_steps, targeted=targeted)

@@ -32,11 +32,20 @@ _TINY = 1e-12
 
 def square_schedule(p_init: jax.Array, iteration: jax.Array, queries: int) -> jax.Array:
     """The fraction ``p`` of pixels a square covers at ``iteration`` (0-based; an array of them
-    works elementwise) of a run with a budget of ``queries`` (static): ``p_init / 2^k``, ``k`` the number of halving points ``b``
-    (:data:`HALVING_POINTS`) with ``⌊10000·iteration/queries⌋ > b``.
+    works elementwise) of a run with a budget of ``queries`` (static): ``p_init / 2^k``, ``k``
+    the number of halving points ``b`` (:data:`HALVING_POINTS`) with
+    ``⌊10000·iteration/queries⌋ > b``.
 
     The integer thresholds are computed here in exact arithmetic (no float rounding of
     ``iteration/queries``, no int32 overflow): ``⌊10000·i/q⌋ > b  ⟺  i ≥ ⌈(b+1)·q/10000⌉``.
+
+    Args:
+      p_init: the initial fraction ``hp.p_init``, in (0, 1].
+      iteration: the 0-based iteration index (int; an array of them works elementwise).
+      queries: the run's query budget (a positive Python int, static).
+
+    Returns:
+      ``p`` as float32, shaped like ``iteration``.
     """
     _checks.check_positive_int("queries", queries)
     iteration = jnp.asarray(iteration, jnp.int32)
@@ -52,6 +61,14 @@ def square_side(p: jax.Array, shape: tuple[int, ...], norm: str) -> jax.Array:
     at least 3 and odd (even sides are incremented), as the authors' code does. Capped at
     ``min(h, w)`` so that the square fits (the authors' ℓ∞ code caps at ``h − 1``, a limit of its
     window sampler; here every position of a fitting square can be drawn).
+
+    Args:
+      p: the fraction of pixels the square covers (from :func:`square_schedule`).
+      shape: the image's shape ``(h, w, c)`` (static).
+      norm: ``"linf"`` or ``"l2"``.
+
+    Returns:
+      The side as an int32 array, in ``[1, min(h, w)]`` (ℓ2: at least 3 and odd, unless capped).
     """
     _checks.check_choice("norm", norm, NORMS)
     h, w = shape[0], shape[1]
@@ -173,6 +190,14 @@ class Square(AttackBase):
     challenge (their README); their code's help gives 0.05 (ℓ∞) and 0.1 (ℓ2) as the standard
     values for ImageNet models and says robust models need higher ones. ``eps`` 8/255 (ℓ∞) and
     0.5 (ℓ2), AutoAttack's CIFAR-10 budgets; 5,000 queries (AutoAttack's).
+
+    Attributes:
+      norm: the ball, ``"linf"`` (default) or ``"l2"``.
+      queries: forward passes per example, the initial one included (5,000).
+      targeted: reach ``target`` instead of leaving ``label``.
+      loss: ``"margin"`` or ``"ce"``; None: the paper's (margin untargeted, CE targeted).
+      resample: ℓ∞ only: redraw signs that would leave the window unchanged (the authors' code).
+      defaults, rel_step_size, name: as in :class:`AttackBase`.
     """
 
     norm: str = "linf"
@@ -351,6 +376,9 @@ def square(
 
     Hyper-parameters (``attack.hparams``): ``eps`` (8/255 for ℓ∞, 0.5 for ℓ2) and ``p_init``
     (0.8).
+
+    Returns:
+      A :class:`Square` named ``square-<norm>``.
     """
     if resample and norm == "l2":
         raise ValueError("`resample=True` is an ℓ∞ option (`norm='linf'`); got norm='l2'.")

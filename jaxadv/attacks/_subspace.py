@@ -378,7 +378,22 @@ def subspace_attack(
     resample: bool = False,
 ) -> SubspaceAttack:
     """The partially-white-box subspace attack (module docstring) on ``channels`` (p) channels
-    of hidden layer ``layer`` of a substitute model; returns its :class:`SubspaceAttack`."""
+    of hidden layer ``layer`` of a substitute model; returns its :class:`SubspaceAttack`.
+
+    Args:
+      layer: the hidden layer ``i`` (a name of the victim's ``layer_names``).
+      channels: ``p``, how many of its channels are sampled.
+      loss: L3, one of ``"mse"`` (default), ``"l1"``, ``"cc"``, ``"kl"`` (``"kl"`` wants
+        ``normalization="softmax"``).
+      normalization: one of :data:`NORMALIZATIONS` (``"standardize"``: default).
+      targeted: pull toward the guide (True; default) or push away from the clean image.
+      steps: X1, the gradient steps (10).
+      norm: the budget's norm (``"linf"``, the paper's; default).
+      resample: draw fresh channels at every step (False: one draw per run).
+
+    Returns:
+      A :class:`SubspaceAttack` (random start for untargeted attacks only).
+    """
     return SubspaceAttack(
         layer=layer,
         channels=channels,

@@ -43,7 +43,12 @@ LOOKAHEADS = ("paper", "code")
 @dataclasses.dataclass(frozen=True)
 class Translation:
     """TI's kernel: an odd ``kernel_size`` and the Gaussian's ``sigma`` in pixels (None:
-    ``(k − 1)/6``, the paper's code)."""
+    ``(k − 1)/6``, the paper's code).
+
+    Attributes:
+      kernel_size: the odd side ``k`` of the Gaussian kernel (15); it must fit the image.
+      sigma: the Gaussian's standard deviation in pixels; None: ``(k − 1)/6``.
+    """
 
     kernel_size: int = 15
     sigma: float | None = None
@@ -55,7 +60,12 @@ class Translation:
 @dataclasses.dataclass(frozen=True)
 class Diversity:
     """DI: resize-and-pad with probability ``prob`` ∈ [0, 1], smallest size ``resize_rate``
-    ∈ (0, 1] of the side (torchattacks' 0.9)."""
+    ∈ (0, 1] of the side (torchattacks' 0.9).
+
+    Attributes:
+      prob: the probability ∈ [0, 1] that the input is resized and padded (0.5).
+      resize_rate: the smallest resized side as a fraction ∈ (0, 1] of the image's (0.9).
+    """
 
     prob: float = 0.5
     resize_rate: float = 0.9
@@ -73,7 +83,12 @@ class Diversity:
 @dataclasses.dataclass(frozen=True)
 class Variance:
     """Variance tuning: ``neighbours`` ``N`` ≥ 0 sampled in the ℓ∞ ball of radius ``beta·eps``
-    around the iterate (Wang & He 2021: N = 20, β = 1.5)."""
+    around the iterate (Wang & He 2021: N = 20, β = 1.5).
+
+    Attributes:
+      neighbours: ``N`` ≥ 0, the sampled neighbours per step (20; 0: no variance tuning).
+      beta: β ≥ 0, the neighbours' radius as a multiple of ``hp.eps`` (1.5).
+    """
 
     neighbours: int = 20
     beta: float = 1.5
@@ -93,7 +108,13 @@ class Admix:
     """Admix: ``copies`` images drawn per step from ``pool`` (``[P, *image_shape]``; the paper
     draws images of other classes), each added with weight ``strength`` η to the input (Wang et
     al. 2021: η = 0.2, m2 = 3). Compared (and hashed) by identity: reuse one object to reuse
-    compiled programs."""
+    compiled programs.
+
+    Attributes:
+      pool: the images to mix in, ``[P, *image_shape]`` (stored as a float32 numpy array).
+      strength: η ≥ 0, the weight of a mixed-in image (0.2).
+      copies: m2 ≥ 1, the images drawn from ``pool`` per step (3).
+    """
 
     pool: Any
     strength: float = 0.2
@@ -114,7 +135,17 @@ class Admix:
 
 @dataclasses.dataclass(frozen=True)
 class Boosters:
-    """The gradient-side boosters of one attack; :meth:`oracle` builds the per-example oracle."""
+    """The gradient-side boosters of one attack; :meth:`oracle` builds the per-example oracle.
+
+    Attributes:
+      diversity: DI's :class:`Diversity`, or None (off).
+      translation: TI's :class:`Translation`, or None (off).
+      scales: SI's number of copies ``x/2^i`` (1: off).
+      admix: an :class:`Admix`, or None (off).
+      variance: a :class:`Variance`, or None (off).
+      nesterov: NI's gradient at the Nesterov look-ahead point.
+      lookahead: how far NI looks ahead, ``"paper"`` or ``"code"`` (see :func:`with_transfer`).
+    """
 
     diversity: Diversity | None = None
     translation: Translation | None = None
@@ -204,10 +235,14 @@ def with_transfer(
         Needs a momentum attack (``mi_fgsm``); its decay is ``hp.decay``.
       lookahead: how far NI looks ahead: ``"paper"`` (Eq. 6 with the ℓ1-normalised momentum of
         Eq. 7: ``α·μ·m_t``) or ``"code"`` (the published code and torchattacks' ``NIFGSM``,
-        whose momentum is normalised by the mean |g|: ``n`` times farther for ``n`` pixels).
+        whose momentum is normalised by the mean ``|g|``: ``n`` times farther for ``n`` pixels).
 
     Cost per step: ``copies × (1 + N)`` forward+backward passes (``copies = scales`` × Admix's
     draws), plus one forward pass for the iterate's record.
+
+    Returns:
+      A copy of ``attack`` with a :class:`Boosters` and its name extended by the boosters' tags
+      (``+di``, ``+ti``, ``+si``, ``+admix``, ``+vt``, ``+ni``).
     """
     if not isinstance(attack, Attack):
         raise ValueError(

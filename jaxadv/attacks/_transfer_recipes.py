@@ -36,6 +36,18 @@ def di_fgsm(
     Xie, Zhang, Zhou, Bai, Wang, Ren & Yuille, "Improving transferability of adversarial
     examples with input diversity", CVPR 2019 (p = 0.5). The default momentum 0 is DI²-FGSM;
     ``decay=1.0`` is M-DI²-FGSM. torchattacks ``DIFGSM`` (shrink-and-pad, rate 0.9).
+
+    Args:
+      steps: momentum sign steps (10); the default step is ``eps/steps``.
+      prob: the probability that the input is resized and padded (0.5).
+      resize_rate: the smallest resized side as a fraction of the image's (0.9).
+      decay: the default momentum ``hp.decay`` (0: I-FGSM's step).
+      loss: the classification loss: ``"ce"`` (default), ``"cw"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An ℓ∞ :class:`Attack` (:func:`mi_fgsm` with boosters) named ``di-fgsm``.
     """
     attack = _base(steps, loss, targeted, early_stop, decay)
     return _named(with_transfer(attack, diversity=Diversity(prob, resize_rate)), "di-fgsm")
@@ -59,6 +71,20 @@ def ti_fgsm(
     translation-invariant attacks", CVPR 2019: kernel 15 (for 299-pixel images; it must fit
     the image), σ = (k − 1)/6. torchattacks' ``TIFGSM`` also applies DI with p = 0.5 by
     default: ``ti_fgsm(diversity=0.5)`` (TI-DI-FGSM); ``decay=1.0`` is TI-MI-FGSM.
+
+    Args:
+      steps: momentum sign steps (10); the default step is ``eps/steps``.
+      kernel_size: the odd side of the Gaussian kernel (15).
+      sigma: the Gaussian's standard deviation in pixels; None: ``(kernel_size − 1)/6``.
+      diversity: DI's probability (0: no DI).
+      resize_rate: DI's smallest resized side as a fraction of the image's (0.9).
+      decay: the default momentum ``hp.decay`` (0: I-FGSM's step).
+      loss: the classification loss: ``"ce"`` (default), ``"cw"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An ℓ∞ :class:`Attack` (:func:`mi_fgsm` with boosters) named ``ti-fgsm``.
     """
     attack = _base(steps, loss, targeted, early_stop, decay)
     boosted = with_transfer(
@@ -82,6 +108,17 @@ def ni_fgsm(
     Lin, Song, He, Wang & Hopcroft, "Nesterov accelerated gradient and scale invariance for
     adversarial attacks", ICLR 2020 (Eq. 6–8; μ = 1.0). ``lookahead="code"``: the published
     code's and torchattacks' ``NIFGSM`` look-ahead (see :func:`with_transfer`).
+
+    Args:
+      steps: momentum sign steps (10); the default step is ``eps/steps``.
+      lookahead: NI's look-ahead, ``"paper"`` (default) or ``"code"`` (see
+        :func:`with_transfer`).
+      loss: the classification loss: ``"ce"`` (default), ``"cw"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An ℓ∞ :class:`Attack` (:func:`mi_fgsm` with boosters) named ``ni-fgsm``.
     """
     attack = _base(steps, loss, targeted, early_stop, 1.0)
     return _named(with_transfer(attack, nesterov=True, lookahead=lookahead), "ni-fgsm")
@@ -100,6 +137,18 @@ def si_ni_fgsm(
 
     Lin et al., ICLR 2020 (m = 5, μ = 1.0). torchattacks ``SINIFGSM`` with
     ``lookahead="code"``.
+
+    Args:
+      steps: momentum sign steps (10); the default step is ``eps/steps``.
+      scales: ``m``, the scale copies whose gradients are averaged (5).
+      lookahead: NI's look-ahead, ``"paper"`` (default) or ``"code"`` (see
+        :func:`with_transfer`).
+      loss: the classification loss: ``"ce"`` (default), ``"cw"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An ℓ∞ :class:`Attack` (:func:`mi_fgsm` with boosters) named ``si-ni-fgsm``.
     """
     attack = _base(steps, loss, targeted, early_stop, 1.0)
     boosted = with_transfer(attack, scales=scales, nesterov=True, lookahead=lookahead)
@@ -119,6 +168,17 @@ def vmi_fgsm(
 
     Wang & He, "Enhancing the transferability of adversarial attacks through variance tuning",
     CVPR 2021 (Algorithm 1; N = 20, β = 1.5, μ = 1.0; torchattacks ``VMIFGSM`` uses N = 5).
+
+    Args:
+      steps: momentum sign steps (10); the default step is ``eps/steps``.
+      neighbours: ``N``, the neighbours sampled per step (20).
+      beta: β, their ℓ∞ radius as a multiple of ``hp.eps`` (1.5).
+      loss: the classification loss: ``"ce"`` (default), ``"cw"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An ℓ∞ :class:`Attack` (:func:`mi_fgsm` with boosters) named ``vmi-fgsm``.
     """
     attack = _base(steps, loss, targeted, early_stop, 1.0)
     boosted = with_transfer(attack, variance=Variance(neighbours, beta))
@@ -139,6 +199,19 @@ def vni_fgsm(
 
     The neighbours are sampled around the iterate and ``v`` is their mean gradient minus the
     look-ahead gradient, as torchattacks' ``VNIFGSM`` (with ``lookahead="code"``).
+
+    Args:
+      steps: momentum sign steps (10); the default step is ``eps/steps``.
+      neighbours: ``N``, the neighbours sampled per step (20).
+      beta: β, their ℓ∞ radius as a multiple of ``hp.eps`` (1.5).
+      lookahead: NI's look-ahead, ``"paper"`` (default) or ``"code"`` (see
+        :func:`with_transfer`).
+      loss: the classification loss: ``"ce"`` (default), ``"cw"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An ℓ∞ :class:`Attack` (:func:`mi_fgsm` with boosters) named ``vni-fgsm``.
     """
     attack = _base(steps, loss, targeted, early_stop, 1.0)
     boosted = with_transfer(
@@ -164,6 +237,19 @@ def admix_fgsm(
     2021 (m1 = 5 scales, m2 = 3 images, η = 0.2, μ = 1.0). ``pool`` ``[P, *image_shape]``:
     the images ``x'`` are drawn from it (the paper draws images of other classes).
     torchattacks 3.5 has no Admix.
+
+    Args:
+      pool: the images to mix in, ``[P, *image_shape]``.
+      steps: momentum sign steps (10); the default step is ``eps/steps``.
+      scales: ``m1``, the scale copies (5).
+      strength: η, the weight of a mixed-in image (0.2).
+      copies: ``m2``, the images drawn from ``pool`` per step (3).
+      loss: the classification loss: ``"ce"`` (default), ``"cw"`` or ``"dlr"``.
+      targeted: move towards ``target`` (else away from ``label``).
+      early_stop: stop moving an example at its first success (False).
+
+    Returns:
+      An ℓ∞ :class:`Attack` (:func:`mi_fgsm` with boosters) named ``admix-fgsm``.
     """
     attack = _base(steps, loss, targeted, early_stop, 1.0)
     boosted = with_transfer(attack, scales=scales, admix=Admix(pool, strength, copies))

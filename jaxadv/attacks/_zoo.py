@@ -78,7 +78,14 @@ class ReducedTanh:
 
 @dataclasses.dataclass(frozen=True)
 class LogProbMargin:
-    """``c · f(x)`` of the module docstring: the C&W margin of the log-probabilities."""
+    """``c · f(x)`` of the module docstring: the C&W margin of the log-probabilities.
+
+    Called as ``(scores, label, target, hp)``: ``hp.initial_const`` times the margin (confidence
+    ``hp.kappa``) of ``log_softmax(scores)``.
+
+    Attributes:
+      targeted: reach ``target`` (True) or leave ``label`` (False).
+    """
 
     targeted: bool
 
@@ -186,7 +193,21 @@ def zoo(
     ``hp.fd_step`` defaults to the paper's h = 1e-4. In float32 the second difference ĥ_ii at
     that h is rounding noise (on the tests' MLP objective, max relative error ~4e2 against the
     exact Hessian diagonal; 5 at 1e-3, 4e-2 at 1e-2), so ZOO-Newton wants ``fd_step`` ≈ 1e-2;
-    the first difference ĝ_i is fine at 1e-4 (~7e-3)."""
+    the first difference ĝ_i is fine at 1e-4 (~7e-3).
+
+    Args:
+      update: ``"adam"`` (ZOO-ADAM; default) or ``"newton"`` (ZOO-Newton).
+      batch: coordinates estimated per step (128).
+      max_queries: the per-example query budget (100,000).
+      targeted: reach ``target`` (else leave ``label``).
+      const: the default trade-off constant ``c`` (``hp.initial_const``; 1).
+      reduced: the attack space's spatial size ``(h', w')``, each dividing the image's; None:
+        the image's own.
+      early_stop: stop an example at its first success (False).
+
+    Returns:
+      A :class:`ZerothOrderCW` named ``zoo-<update>``.
+    """
     _checks.check_choice("update", update, UPDATES)
     return ZerothOrderCW(
         objective=LogProbMargin(bool(targeted)),
@@ -221,7 +242,23 @@ def autozoom(
     is AutoZOOM-BiLIN's: a ``reduced`` image (half each side) upsampled bilinearly; ``decoder``
     with ``latent_shape`` gives AutoZOOM-AE. Adam with learning rate ``hp.step_size`` (0.01, the
     published code's for MNIST and CIFAR-10), radius ``hp.fd_step`` (default 1e-3; the published
-    code uses 1/d). See :class:`ZerothOrderCW` and the module docstring."""
+    code uses 1/d). See :class:`ZerothOrderCW` and the module docstring.
+
+    Args:
+      directions: random directions per estimate after the first success (4).
+      max_queries: the per-example query budget (20,000).
+      targeted: reach ``target`` (else leave ``label``).
+      const: the default trade-off constant ``c`` (``hp.initial_const``; 1).
+      reduced: the latent's spatial size ``(h', w')``, each dividing the image's, or ``"half"``
+        (default); ignored with a ``decoder``.
+      decoder: a decoder ``z -> D(z)`` (AutoZOOM-AE); None: bilinear upsampling.
+      latent_shape: the shape of the decoder's input (required with ``decoder``).
+      scale: the estimate's ``b``; None: the latent's dimension.
+      early_stop: stop an example at its first success (False).
+
+    Returns:
+      A :class:`ZerothOrderCW` named ``autozoom``.
+    """
     return ZerothOrderCW(
         objective=LogProbMargin(bool(targeted)),
         step_rule=_adam,
