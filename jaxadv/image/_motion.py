@@ -78,7 +78,7 @@ def sample_bilinear(image: jax.Array, px: jax.Array, py: jax.Array) -> jax.Array
       py: ``(h, w)`` float positions along y (height, rows), in pixels, the shape of ``px``.
 
     Returns:
-      ``(h, w, C)``: ``image`` interpolated at each ``(px, py)``, in ``image``'s dtype.
+      ``(h, w, C)``: ``image`` interpolated at each ``(px, py)``.
     """
     h, w = image.shape[0], image.shape[1]
     px = jnp.clip(px, 0.0, w - 1.0)
