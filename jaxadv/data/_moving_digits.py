@@ -109,6 +109,9 @@ def load_moving_digits(
       split: ``"train"`` or ``"test"``.
       n: number of clips; ``None`` gives 4000 for train and 800 for test (500 and 100 per class).
       frames, size, seed: as in ``make_moving_digits``.
+
+    Returns:
+      A :class:`VideoDataset` named ``"moving-digits-<split>"`` with its known ``motion`` field.
     """
     _checks.check_choice("split", split, tuple(_SPLITS))
     stream, default_n = _SPLITS[split]

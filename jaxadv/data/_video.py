@@ -21,7 +21,18 @@ MIN_FRAMES = 2  # motion needs at least two frames
 
 def check_video_batch(name: str, videos: Any) -> tuple[int, ...]:
     """Raises a ``ValueError`` naming ``name`` unless ``videos`` has shape ``(n, T, H, W, C)``
-    with ``T >= 2``; returns the shape."""
+    with ``T >= 2``; returns the shape.
+
+    Args:
+      name: the argument's name, used in the error message.
+      videos: the array (or array-like) to check; only its shape is read.
+
+    Returns:
+      The shape ``(n, T, H, W, C)`` as a tuple of ints.
+
+    Raises:
+      ValueError: if ``videos`` does not have 5 axes or has fewer than 2 frames (axis 1).
+    """
     shape = tuple(np.shape(videos))
     if len(shape) != 5:
         raise ValueError(

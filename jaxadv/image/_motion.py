@@ -32,7 +32,17 @@ MIN_EIGENVALUE = 1e-4
 
 
 def check_video(video, *, name: str = "video", min_frames: int = 2) -> None:
-    """Raises a ValueError unless ``video`` is ``(T, H, W, C)`` with at least ``min_frames``."""
+    """Raises a ValueError unless ``video`` is ``(T, H, W, C)`` with at least ``min_frames``.
+
+    Args:
+      video: the array (or array-like) to check; only its shape is read.
+      name: the argument's name, used in the error message.
+      min_frames: the fewest frames (axis 0) allowed; 2 by default, as a motion map compares
+        frame ``t`` with frame ``t + 1``.
+
+    Raises:
+      ValueError: if ``video`` does not have 4 axes or has fewer than ``min_frames`` frames.
+    """
     shape = tuple(video.shape) if hasattr(video, "shape") else tuple(jnp.shape(video))
     if len(shape) != 4:
         raise ValueError(
@@ -61,6 +71,14 @@ def sample_bilinear(image: jax.Array, px: jax.Array, py: jax.Array) -> jax.Array
 
     Positions are clamped to ``[0, W − 1] × [0, H − 1]`` (the border pixel repeats). At integer
     positions the result is the pixel itself, bit for bit (the other weights are exactly 0).
+
+    Args:
+      image: ``(H, W, C)``.
+      px: ``(h, w)`` float positions along x (width, columns), in pixels.
+      py: ``(h, w)`` float positions along y (height, rows), in pixels, the shape of ``px``.
+
+    Returns:
+      ``(h, w, C)``: ``image`` interpolated at each ``(px, py)``.
     """
     h, w = image.shape[0], image.shape[1]
     px = jnp.clip(px, 0.0, w - 1.0)
@@ -106,6 +124,14 @@ def warp(image: jax.Array, flow: jax.Array, *, coordinates: str = "displacement"
         published ME-Sampler code's mapping, which feeds the motion vectors to ``grid_sample`` as
         ABSOLUTE coordinates after min-shifting and rescaling each channel to [−1, 1] over the
         field (so a constant field samples one pixel everywhere); kept for reproduction.
+
+    Returns:
+      ``(H, W, C)``, ``image``'s dtype: ``image`` sampled (:func:`sample_bilinear`) at the
+      positions ``flow`` gives.
+
+    Raises:
+      ValueError: if the shapes are not ``(H, W, C)`` and ``(H, W, 2)``, or ``coordinates`` is
+        unknown.
     """
     _check_image_flow(image, flow)
     if coordinates not in WARP_COORDINATES:
@@ -300,5 +326,14 @@ def optical_flow(
 
 
 def warp_video(noise: jax.Array, motion: jax.Array, *, coordinates: str = "displacement"):
-    """Each frame of ``noise`` (T, H, W, C) warped by its own field of ``motion`` (T, H, W, 2)."""
+    """Each frame of ``noise`` (T, H, W, C) warped by its own field of ``motion`` (T, H, W, 2).
+
+    Args:
+      noise: ``(T, H, W, C)``, the frames to warp.
+      motion: ``(T, H, W, 2)``, one flow per frame, as ``flow`` of :func:`warp`.
+      coordinates: ``"displacement"`` (default) or ``"absolute"``, as in :func:`warp`.
+
+    Returns:
+      ``(T, H, W, C)``: frame ``t`` is ``warp(noise[t], motion[t], coordinates=coordinates)``.
+    """
     return jax.vmap(lambda n, m: warp(n, m, coordinates=coordinates))(noise, motion)

@@ -23,7 +23,13 @@ _EDGE = 1e-4  # pixels: tolerance of the "inside the patch" test against float r
 
 class Placement(NamedTuple):
     """Where a patch goes: ``center`` ``f32[2]`` (row, column, in pixels), ``scale`` (pasted
-    side / patch side) and ``angle`` (radians, counter-clockwise in the (row, col) plane)."""
+    side / patch side) and ``angle`` (radians, counter-clockwise in the (row, col) plane).
+
+    Attributes:
+      center: ``f32[2]``, the patch centre ``(row, col)`` in image pixels.
+      scale: ``f32[]``, the pasted patch's side over the patch's side.
+      angle: ``f32[]``, the rotation in radians.
+    """
 
     center: jax.Array
     scale: jax.Array
@@ -32,7 +38,18 @@ class Placement(NamedTuple):
 
 def check_patch(patch_shape: Any, image_shape: Any, max_scale: float = 1.0) -> None:
     """Raises unless a patch of ``patch_shape`` ``(ph, pw[, c])`` scaled by ``max_scale`` fits
-    in an image of ``image_shape`` ``(h, w, c)``."""
+    in an image of ``image_shape`` ``(h, w, c)``.
+
+    Args:
+      patch_shape: the patch's shape ``(ph, pw)`` or ``(ph, pw, c)``, every side >= 1 and, with
+        3 axes, the image's channels.
+      image_shape: the shape of ONE image, ``(h, w, c)``.
+      max_scale: the largest scale the patch is pasted at (1: its own size).
+
+    Raises:
+      ValueError: if a shape is malformed, the channels differ, or ``ph * max_scale > h`` or
+        ``pw * max_scale > w``.
+    """
     patch_shape, image_shape = tuple(patch_shape), tuple(image_shape)
     if len(image_shape) != 3:
         raise ValueError(f"`image` must be one image [h, w, c]; got shape {image_shape}.")
@@ -117,7 +134,20 @@ def sample_placement(
     max_angle: float = 0.0,
 ) -> Placement:
     """A random :class:`Placement` (module docstring): scale ~ U(scale_range), angle ~
-    U(-max_angle, max_angle), the centre uniform where the scaled unrotated patch fits."""
+    U(-max_angle, max_angle), the centre uniform where the scaled unrotated patch fits.
+
+    Args:
+      key: a ``jax.random`` key; split into the scale's, the angle's, the row's and the
+        column's.
+      image_shape: the image's shape ``(h, w[, c])``; only ``h, w`` are read.
+      patch_shape: the patch's shape ``(ph, pw[, c])``; only ``ph, pw`` are read.
+      scale_range: ``(lo, hi)`` of the uniform scale (``(1, 1)``: always the patch's size).
+      max_angle: the largest rotation in radians, either way (0: no rotation).
+
+    Returns:
+      A :class:`Placement` of 0-d ``float32`` scale and angle and an ``f32[2]`` centre. The
+      ranges are not checked here (see :func:`check_placement_ranges`).
+    """
     h, w = image_shape[:2]
     ph, pw = patch_shape[:2]
     k_scale, k_angle, k_row, k_col = jax.random.split(key, 4)
@@ -132,7 +162,18 @@ def sample_placement(
 
 def check_placement_ranges(scale_range: Any, max_angle: Any, patch_shape, image_shape) -> None:
     """Validates a scale range ``(lo, hi)`` with ``0 < lo <= hi`` (the patch must fit at
-    ``hi``) and an angle ``0 <= max_angle <= pi``."""
+    ``hi``) and an angle ``0 <= max_angle <= pi``.
+
+    Args:
+      scale_range: ``(lo, hi)``, finite, with ``0 < lo <= hi``.
+      max_angle: a Python or numpy number of radians in ``[0, pi]``.
+      patch_shape: the patch's shape, as in :func:`check_patch`.
+      image_shape: the shape of ONE image ``(h, w, c)``, as in :func:`check_patch`.
+
+    Raises:
+      ValueError: if a range is malformed or out of bounds, or the patch does not fit at
+        scale ``hi`` (:func:`check_patch`).
+    """
     try:
         lo, hi = (float(s) for s in scale_range)
     except (TypeError, ValueError):

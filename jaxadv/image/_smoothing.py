@@ -269,14 +269,18 @@ def smoothness_penalty(graph: PixelGraph, r: jax.Array) -> jax.Array:
     The sum runs over ordered pixel pairs (each edge twice) with the unnormalised weights ``W``
     and degrees ``D = diag(W·1)``; it equals ``2·Σ_c (‖r_c‖² − r_cᵀ 𝒲 r_c)`` with the normalised
     ``𝒲 = D^{-1/2} W D^{-1/2}`` that ``graph`` stores (``d_i r̂_i² = r_i²``), which is how it is
-    computed: one matrix-free product, no solve.
+    computed: one matrix-free product, no solve. ``r`` has shape ``[h, w, c]``.
 
     Args:
-      graph: the :class:`PixelGraph` of the image.
-      r: ``[h, w, c]`` the perturbation.
+      graph: the normalised :class:`PixelGraph` of the clean image (:func:`pixel_graph`).
+      r: ``[h, w, c]`` signal (e.g. a perturbation) on the graph's pixels; with per-channel
+        graphs, ``c`` must be their number. Cast to ``float32``.
 
     Returns:
-      A float32 scalar, the penalty (0 on the graph's constant-per-component signals).
+      A 0-d ``float32`` array, the penalty (>= 0 up to rounding), differentiable in ``r``.
+
+    Raises:
+      ValueError: if ``r``'s shape does not match the graph (:meth:`PixelGraph.check_signal`).
     """
     graph.check_signal("r", r)
     r = jnp.asarray(r, jnp.float32)

@@ -131,7 +131,16 @@ def read_failure(path: str | os.PathLike, err: BaseException, remedy: str) -> Ex
 def save_step(manager: ocp.CheckpointManager, step: int, item: str, tree: Any, meta: dict) -> None:
     """Saves ``tree`` (as the ``item`` of a ``StandardSave``) and the JSON record ``meta`` as
     one step of an orbax ``CheckpointManager`` whose handlers are ``{item: Standard, "meta":
-    Json}``, with the checksum of ``tree`` added to the record (key ``"checksum"``)."""
+    Json}``, with the checksum of ``tree`` added to the record (key ``"checksum"``).
+
+    Args:
+      manager: the orbax ``CheckpointManager`` to save into.
+      step: the step number (the step's folder name).
+      item: the name of the tree's item in the step (a handler of ``manager``).
+      tree: the pytree of arrays to save.
+      meta: a JSON-able dict, the step's record; deep-copied (the caller may go on changing
+        it while the save runs asynchronously), and its copy gets ``"checksum"``.
+    """
     # A deep copy: the save is asynchronous, and a caller that goes on appending to the lists of
     # its record would otherwise change what is written (a resumed run then reads a later record).
     meta = {**copy.deepcopy(meta), "checksum": tree_checksum(tree)}
@@ -172,7 +181,19 @@ def read_every_value(directory: Path, where: str | os.PathLike, remedy: str) -> 
 
 def restore_step_meta(manager: ocp.CheckpointManager, step: int, remedy: str) -> dict:
     """The JSON record of a step saved by :func:`save_step`; an unreadable or missing record
-    raises :class:`CheckpointCorruptedError` naming the step's folder."""
+    raises :class:`CheckpointCorruptedError` naming the step's folder.
+
+    Args:
+      manager: the orbax ``CheckpointManager`` the step was saved in.
+      step: the step number.
+      remedy: what to do about a corrupted step, appended to the error's message.
+
+    Returns:
+      The record as a dict (with its ``"checksum"``).
+
+    Raises:
+      CheckpointCorruptedError: if the record is missing, unreadable or not a JSON object.
+    """
     where = Path(manager.directory) / str(step)
     try:
         meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
@@ -187,7 +208,25 @@ def restore_step_tree(
     manager: ocp.CheckpointManager, step: int, item: str, abstract: Any, meta: dict, remedy: str
 ) -> Any:
     """The tree of a step saved by :func:`save_step`, read against ``abstract`` (shapes and
-    dtypes) and verified against the checksum in its record ``meta``."""
+    dtypes) and verified against the checksum in its record ``meta``.
+
+    Args:
+      manager: the orbax ``CheckpointManager`` the step was saved in.
+      step: the step number.
+      item: the name of the tree's item in the step.
+      abstract: a pytree of the expected shapes and dtypes (e.g. ``jax.ShapeDtypeStruct``
+        leaves) to restore into.
+      meta: the step's record (:func:`restore_step_meta`); its ``"checksum"`` is verified, and
+        a record without one warns that the restore is unverified.
+      remedy: what to do about a corrupted step, appended to the error's message.
+
+    Returns:
+      The restored pytree.
+
+    Raises:
+      CheckpointCorruptedError: if a file cannot be read or the arrays differ from the
+        checksum.
+    """
     where = Path(manager.directory) / str(step)
     read_every_value(where / item, where, remedy)
     try:
@@ -202,7 +241,20 @@ def restore_step_tree(
 
 def step_item_metadata(manager: ocp.CheckpointManager, step: int, item: str, remedy: str) -> Any:
     """The saved shapes and dtypes of ``item`` in a step (orbax's metadata), or a
-    :class:`CheckpointCorruptedError` when they cannot be read."""
+    :class:`CheckpointCorruptedError` when they cannot be read.
+
+    Args:
+      manager: the orbax ``CheckpointManager`` the step was saved in.
+      step: the step number.
+      item: the name of the tree's item in the step.
+      remedy: what to do about a corrupted step, appended to the error's message.
+
+    Returns:
+      The item's metadata tree (orbax's, with shape and dtype per leaf).
+
+    Raises:
+      CheckpointCorruptedError: if the item's arrays or metadata cannot be read or are missing.
+    """
     where = Path(manager.directory) / str(step)
     read_every_value(where / item, where, remedy)  # before orbax's concurrent reads
     try:
@@ -226,7 +278,11 @@ _VARIABLES_REMEDY = (
 
 
 def default_cache_dir() -> Path:
-    """Where jaxadv caches trained victims: ``$JAXADV_CACHE_DIR``, else ``~/.cache/jaxadv``."""
+    """Where jaxadv caches trained victims: ``$JAXADV_CACHE_DIR``, else ``~/.cache/jaxadv``.
+
+    Returns:
+      That directory as an absolute, user-expanded ``Path`` (not created here).
+    """
     path = os.environ.get("JAXADV_CACHE_DIR") or os.path.join("~", ".cache", "jaxadv")
     return Path(path).expanduser().resolve()
 
@@ -240,6 +296,12 @@ def cache_lock(path: str | os.PathLike) -> Iterator[None]:
     training the same weights. The lock is an ``flock`` on a ``.lock`` file beside the entry; on a
     platform without ``fcntl`` it is a no-op (the atomic rename of the save still keeps the cache
     consistent).
+
+    Args:
+      path: the cache entry; the lock file is ``.<name>.lock`` in its parent, which is created.
+
+    Yields:
+      None, once the lock is held; it is released when the body exits.
     """
     try:
         import fcntl
@@ -329,7 +391,16 @@ def _differences(saved: dict, expected: dict) -> list[str]:
 
 def tree_differences(saved: Any, expected: Any) -> list[str]:
     """What differs between two variable trees (abstract or concrete): entries missing from
-    ``saved``, extra in it, or of another shape or dtype; one line per kind, empty if none."""
+    ``saved``, extra in it, or of another shape or dtype; one line per kind, empty if none.
+
+    Args:
+      saved: the tree found (e.g. a checkpoint's metadata); leaves need ``shape`` and ``dtype``.
+      expected: the tree wanted (e.g. :func:`abstract_variables` of the module).
+
+    Returns:
+      A list of at most three strings (missing entries, extra entries, shape/dtype mismatches),
+      each naming the entries by their ``/``-joined paths.
+    """
     return _differences(_entries(saved), _entries(expected))
 
 
@@ -339,7 +410,14 @@ def _listing(names: list[str]) -> str:
 
 
 def describe_module(module: nn.Module) -> str:
-    """One-line ``Name(field=value, ...)`` of a linen module (its repr spans many lines)."""
+    """One-line ``Name(field=value, ...)`` of a linen module (its repr spans many lines).
+
+    Args:
+      module: a Flax linen module.
+
+    Returns:
+      Its class name and every dataclass field but ``parent`` and ``name``, with their reprs.
+    """
     fields = [
         f"{f.name}={getattr(module, f.name)!r}"
         for f in dataclasses.fields(module)

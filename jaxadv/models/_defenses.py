@@ -81,6 +81,14 @@ def with_input_transform(victim: Victim, transform: Callable[[jax.Array], jax.Ar
         ``flax.struct.dataclass``) is carried in the new victim's ``variables`` as
         ``{"victim": victim.variables, "transform": transform}``; any other callable must be
         hashable and is kept static (see the module docstring).
+
+    Returns:
+      A :class:`Victim` with ``victim``'s input shape, classes and bounds whose logits are
+      ``victim``'s network applied to the transformed images.
+
+    Raises:
+      ValueError: if ``victim`` is not a :class:`Victim`, ``transform`` is not callable, or a
+        non-pytree ``transform`` is unhashable.
     """
     if not isinstance(victim, Victim):
         raise ValueError(f"`victim` must be a jaxadv.models.Victim; got {type(victim).__name__}.")
@@ -112,6 +120,22 @@ def bilateral_defense(
     The σ's are dynamic leaves of the new victim's variables (``BilateralTransform``): a sweep
     over them compiles once. ``radius`` is static; its default ``default_radius(sigma_domain)`` is
     1 (a 3 x 3 window) for the paper's σ_d = 0.5 and needs a concrete ``sigma_domain``.
+
+    Args:
+      victim: a :class:`Victim` of images ``[h, w, c]``.
+      sigma_domain: std of the spatial Gaussian in pixels, > 0 (0.5, the paper's); may be a
+        traced or array value (a leaf of the new victim's variables).
+      sigma_range: std of the photometric Gaussian in pixel-value units, > 0 (0.2, the paper's
+        for images in [0, 1]); a leaf like ``sigma_domain``.
+      radius: the window's half-width, a positive int (static); None:
+        ``default_radius(sigma_domain)``.
+
+    Returns:
+      :func:`with_input_transform` of ``victim`` and a ``BilateralTransform`` of these values.
+
+    Raises:
+      ValueError: if ``victim`` does not take ``[h, w, c]`` images, or a σ or ``radius`` is
+        not positive.
     """
     if len(victim.input_shape) != 3:
         raise ValueError(

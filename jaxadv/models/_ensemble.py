@@ -273,6 +273,10 @@ def ensemble(
       feature_shape: ``(H, W, C)`` of the unified features; default the largest height and
         width and the smallest channel count among the chosen layers.
 
+    Returns:
+      The :class:`Ensemble`: its ``weights`` and ``feature_weights`` normalised ``f32[K]``,
+      its input shape and bounds those of the victims.
+
     Raises:
       ValueError: naming the argument, what was expected and what was received, for victims
         that disagree on input shape, bounds or output kind, bad weights, unknown layer names

@@ -151,5 +151,12 @@ def with_meta_attacker(victim: Any, module: nn.Module, variables: Any) -> WithMe
 
 
 def meta_attacker_of(victim: Any) -> WithMetaAttacker | None:
-    """The victim itself if it carries a meta attacker, else None."""
+    """The victim itself if it carries a meta attacker, else None.
+
+    Args:
+      victim: any victim; one made by :func:`with_meta_attacker` carries a meta attacker.
+
+    Returns:
+      ``victim`` if it is a :class:`WithMetaAttacker`, else None.
+    """
     return victim if isinstance(victim, WithMetaAttacker) else None

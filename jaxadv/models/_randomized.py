@@ -97,6 +97,19 @@ def with_input_noise(victim: Victim, sigma: float) -> RandomizedVictim:
     classifier of randomized smoothing, Cohen et al. 2019, evaluated on single draws).
 
     ``sigma`` is a dynamic leaf of the new victim's variables (sweepable without recompiling).
+
+    Args:
+      victim: the deterministic :class:`Victim` to put behind the noise.
+      sigma: the noise's standard deviation in pixel-value units, >= 0 (0: no noise, though
+        the result still takes a key).
+
+    Returns:
+      A :class:`RandomizedVictim` with ``victim``'s input shape, classes and bounds: a call
+      under ``key`` adds ``sigma`` times standard normal noise drawn from ``key`` to the input
+      (not clipped to the bounds) before ``victim``'s network.
+
+    Raises:
+      ValueError: if ``victim`` is not a :class:`Victim` or ``sigma`` is negative.
     """
     if not isinstance(victim, Victim):
         raise ValueError(f"`victim` must be a jaxadv.models.Victim; got {type(victim).__name__}.")

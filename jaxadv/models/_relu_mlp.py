@@ -35,6 +35,13 @@ class ReluMLP(nn.Module):
 def relu_mlp_layers(variables: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     """The ``(W[in, out], b[out])`` pairs of a :class:`ReluMLP`'s variables, input layer first.
 
+    Args:
+      variables: a ``ReluMLP``'s Flax variables (``{"params": ...}``) or their ``params`` dict,
+        with exactly the layers ``hidden_0, ..., hidden_{n-1}`` and ``logits``.
+
+    Returns:
+      A list of ``(kernel, bias)`` numpy ``float64`` arrays, one per layer, ``logits`` last.
+
     Raises:
       ValueError: if ``variables`` are not those of a ``ReluMLP`` (no ``hidden_i``/``logits``).
     """

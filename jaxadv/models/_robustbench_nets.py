@@ -177,6 +177,13 @@ def PreActResNet18(  # noqa: N802
     :class:`PreActResNet`. RobustBench's ``PreActResNet18()`` is
     ``shortcut_from_activation=False``.
 
+    Args:
+      num_classes: number of output logits (10).
+      width: channels of the stem and the first stage (64 in RobustBench; smaller for tests).
+      bn_before_fc: a batch norm and ReLU before pooling (RobustBench's ``bn_before_fc=True``).
+      shortcut_from_activation: the projection shortcut reads the activated input (True, as in
+        ``PreActBlockV2``); False: the raw block input (RobustBench's ``PreActBlock``).
+
     Returns:
       A :class:`PreActResNet` with stages ``(2, 2, 2, 2)``.
     """

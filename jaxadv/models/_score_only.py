@@ -29,7 +29,14 @@ OUTPUTS = ("logits", "probabilities", "log_probabilities")
 
 
 class GradientAccessError(ValueError):
-    """An attack or user code tried to differentiate through a black-box (score-only) victim."""
+    """An attack or user code tried to differentiate through a black-box (score-only) victim.
+
+    Raised at trace time by the JVP rule of a :func:`score_only` or :func:`hard_label` view.
+
+    Args:
+      *args: the message, as for ``ValueError`` (the view's message names the remedies: a
+        query-based attack, or the unwrapped victim).
+    """
 
 
 def _refuse(name: str) -> Callable:
@@ -114,7 +121,20 @@ def score_only(victim: Any, output: str = "logits") -> Any:
 
 def hard_label(victim: Any) -> Any:
     """A decision-only view of a classifier: each query returns the one-hot vector of the
-    predicted class (top-1 label only), and no gradient (:class:`GradientAccessError`)."""
+    predicted class (top-1 label only), and no gradient (:class:`GradientAccessError`).
+
+    Args:
+      victim: a classifier (a :class:`~jaxadv.models.Victim` with ``num_classes``), not a
+        randomized victim (fix a draw with ``with_key`` first) nor an existing black-box view.
+
+    Returns:
+      The view, of ``victim``'s type, shapes and bounds; its outputs are one-hot
+      ``[num_classes]`` vectors in the logits' dtype.
+
+    Raises:
+      ValueError: if ``victim`` has no ``num_classes`` (e.g. a saliency model), is randomized,
+        is not a jaxadv victim, or is already a black-box view.
+    """
     if not hasattr(victim, "num_classes"):
         raise ValueError(
             f"`victim` must be a classifier for a hard-label view; got {type(victim).__name__} "
@@ -124,5 +144,12 @@ def hard_label(victim: Any) -> Any:
 
 
 def is_black_box(victim: Any) -> bool:
-    """Whether ``victim`` is a score-only or hard-label view."""
+    """Whether ``victim`` is a score-only or hard-label view.
+
+    Args:
+      victim: any object; a victim made by :func:`score_only` or :func:`hard_label` is a view.
+
+    Returns:
+      True if ``victim``'s ``apply_fn`` is such a view's, else False.
+    """
     return isinstance(getattr(victim, "apply_fn", None), _ScoreOnlyApply)

@@ -108,5 +108,13 @@ def with_surrogates(victim: Any, *surrogates: Any) -> WithSurrogates:
 
 
 def surrogates_of(victim: Any) -> tuple:
-    """The surrogates a victim carries (an empty tuple for a plain victim)."""
+    """The surrogates a victim carries (an empty tuple for a plain victim).
+
+    Args:
+      victim: any victim; one made by :func:`with_surrogates` carries surrogates.
+
+    Returns:
+      The tuple of its surrogate victims if ``victim`` is a :class:`WithSurrogates`, else
+      ``()``.
+    """
     return tuple(getattr(victim, "surrogates", ())) if isinstance(victim, WithSurrogates) else ()

@@ -233,6 +233,12 @@ def VGG19(  # noqa: N802
 ) -> VGG:
     """torchvision's ``vgg19`` (``batch_norm=True``: ``vgg19_bn``); arguments as :func:`VGG16`.
 
+    Args:
+      num_classes: number of output logits.
+      batch_norm: batch norm after each convolution.
+      width: channels of the first stage (64 as published; smaller for tests).
+      hidden: units of the hidden classifier layers (4096 as published).
+
     Returns:
       A :class:`VGG` with configuration E (16 convolutions).
     """

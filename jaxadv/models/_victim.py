@@ -70,6 +70,25 @@ def from_flax(
     The module is always applied with ``train=False``: BatchNorm uses its running statistics and
     dropout is off. (Train-mode BatchNorm under a per-example ``vmap`` would normalise each example
     by its own statistics: silently wrong.)
+
+    Args:
+      module: the Flax linen classifier; ``module.apply(variables, x, train=False)`` maps a
+        batch ``[b, *input_shape]`` to logits ``[b, num_classes]``.
+      variables: its Flax variables dict, with a ``"params"`` collection (and e.g.
+        ``"batch_stats"``).
+      input_shape: shape of ONE example, e.g. ``(28, 28, 1)``.
+      num_classes: the number of logits the module returns per example.
+      bounds: ``(low, high)`` with ``low < high``, the pixel interval inputs live in (default
+        ``(0, 1)``).
+
+    Returns:
+      A :class:`Victim` of ``module`` and ``variables``, applied in inference mode.
+
+    Raises:
+      ValueError: if ``variables`` has no ``"params"``, ``bounds`` is not increasing,
+        ``num_classes`` is not a positive integer, or the module does not map a batch of
+        ``input_shape`` examples to ``[batch, num_classes]`` logits (checked by shape
+        inference, without compute).
     """
     if not isinstance(variables, dict) or "params" not in variables:
         raise ValueError(

@@ -80,6 +80,12 @@ class FrameNet(nn.Module):
     With ``centre``, pixels in ``[0, 1]`` are shifted by -0.5 first.
 
     The stream of :class:`TwoStreamNet`, and on its own the single-frame baseline.
+
+    Attributes:
+      num_classes: number of output logits (8).
+      widths: channels of each block (``(8, 16, 32)``).
+      centre: shift the pixels by -0.5 before the first block (True; False for inputs already
+        centred on 0, such as frame differences).
     """
 
     num_classes: int = 8
@@ -141,7 +147,18 @@ VIDEO_CLASSIFIER_NAMES = tuple(_REGISTRY)
 
 def video_classifier(name: str, num_classes: int = 8) -> nn.Module:
     """The named video classifier module (untrained): ``"r21d"`` (:class:`R2Plus1DNet`) or
-    ``"two_stream"`` (:class:`TwoStreamNet`), ``[b, T, H, W, C]`` to ``[b, num_classes]``."""
+    ``"two_stream"`` (:class:`TwoStreamNet`), ``[b, T, H, W, C]`` to ``[b, num_classes]``.
+
+    Args:
+      name: one of :data:`VIDEO_CLASSIFIER_NAMES`.
+      num_classes: a positive number of output logits (8).
+
+    Returns:
+      The Flax module, with its default widths; initialise it with ``module.init``.
+
+    Raises:
+      ValueError: if ``name`` is unknown or ``num_classes`` is not a positive integer.
+    """
     _checks.check_choice("name", name, VIDEO_CLASSIFIER_NAMES)
     _checks.check_positive_int("num_classes", num_classes)
     return _REGISTRY[name](int(num_classes))
@@ -156,6 +173,17 @@ def video_from_flax(
     bounds: tuple[float, float] = (0.0, 1.0),
 ) -> Victim:
     """:func:`from_flax` for a video classifier: a ``Victim`` of ONE video ``(T, H, W, C)``.
+
+    Args:
+      module: the Flax video classifier, ``[b, T, H, W, C]`` to ``[b, num_classes]`` (e.g.
+        :func:`video_classifier`).
+      variables: its Flax variables dict, with a ``"params"`` collection.
+      input_shape: ``(T, H, W, C)`` of ONE video, a tuple or list of positive ints, ``T >= 2``.
+      num_classes: the number of logits the module returns per video.
+      bounds: ``(low, high)``, the pixel interval inputs live in (default ``(0, 1)``).
+
+    Returns:
+      A :class:`Victim` whose ``input_shape`` is ``input_shape`` as a tuple.
 
     Raises:
       ValueError: if ``input_shape`` is not ``(T, H, W, C)`` of positive sizes with ``T >= 2``,

@@ -91,5 +91,12 @@ def with_saliency(victim: Any, saliency_victim: Any) -> WithSaliency:
 
 
 def saliency_of(victim: Any) -> Any:
-    """The saliency model a victim carries (None for a plain victim)."""
+    """The saliency model a victim carries (None for a plain victim).
+
+    Args:
+      victim: any victim; one made by :func:`with_saliency` carries a saliency model.
+
+    Returns:
+      Its ``saliency_victim`` if ``victim`` is a :class:`WithSaliency`, else None.
+    """
     return victim.saliency_victim if isinstance(victim, WithSaliency) else None

@@ -44,19 +44,47 @@ GAZEGAN_UNUSED_PREFIXES = (
 
 
 def torch_conv_to_hwio(weight: np.ndarray) -> np.ndarray:
-    """PyTorch ``Conv2d`` weight ``(out, in, kh, kw)`` → Flax kernel ``(kh, kw, in, out)``."""
+    """PyTorch ``Conv2d`` weight ``(out, in, kh, kw)`` → Flax kernel ``(kh, kw, in, out)``.
+
+    Args:
+      weight: a numpy array ``(out, in, kh, kw)``.
+
+    Returns:
+      The ``(kh, kw, in, out)`` transpose (a numpy view, same dtype).
+    """
     return np.transpose(weight, (2, 3, 1, 0))
 
 
 def torch_conv_transpose_to_hwio(weight: np.ndarray) -> np.ndarray:
     """PyTorch ``ConvTranspose2d`` weight ``(in, out, kh, kw)`` → the ``(kh, kw, in, out)`` kernel
-    of :class:`TorchConvTranspose` (flipped spatially: see the module docstring)."""
+    of :class:`TorchConvTranspose` (flipped spatially: see the module docstring).
+
+    Args:
+      weight: a numpy array ``(in, out, kh, kw)``.
+
+    Returns:
+      ``weight[:, :, ::-1, ::-1]`` transposed to ``(kh, kw, in, out)`` (a numpy view, same
+      dtype).
+    """
     return np.transpose(weight[:, :, ::-1, ::-1], (2, 3, 0, 1))
 
 
 def load_state_dict(source: Mapping[str, Any] | str | os.PathLike) -> dict[str, np.ndarray]:
     """Name → numpy array from a mapping (numpy arrays or CPU torch tensors), or the path of an
-    ``.npz`` or ``.safetensors`` file. A ``module.`` prefix on every key is dropped."""
+    ``.npz`` or ``.safetensors`` file. A ``module.`` prefix on every key is dropped.
+
+    Args:
+      source: a mapping from names to numpy arrays, array-likes or CPU torch tensors, or the
+        path of an existing ``.npz`` or ``.safetensors`` file (the latter needs ``safetensors``).
+
+    Returns:
+      A new dict from string names to numpy arrays, without the ``module.`` prefix when every
+      key has it.
+
+    Raises:
+      ValueError: if the path is not a file or has another extension, or ``source`` is neither
+        a mapping nor a path.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
@@ -247,8 +275,19 @@ def gazegan_from_torch_state_dict(
     Entries starting with ``GAZEGAN_UNUSED_PREFIXES`` (the constant-1 attention convolutions,
     ``res_3``, ``res_4``) are skipped: the published forward pass does not use them.
 
-    Args and Returns: as :func:`salgan_from_torch_state_dict` (``input_shape`` e.g.
-      ``(480, 640, 3)``).
+    Args:
+      state_dict: mapping from names to arrays (or CPU torch tensors), or an ``.npz`` /
+        ``.safetensors`` path.
+      module: the :class:`GazeGAN` to build variables for (its ``width`` must match the weights).
+      input_shape: shape of ONE image, e.g. ``(480, 640, 3)``.
+      strict: raise on entries no layer reads (those under ``GAZEGAN_UNUSED_PREFIXES`` aside).
+
+    Returns:
+      ``{"params": ...}`` with float32 leaves.
+
+    Raises:
+      ValueError: on a missing entry, a wrongly shaped one, or (``strict``) an unused one; the
+        message names them.
     """
     _check_module(module, GazeGAN)
 

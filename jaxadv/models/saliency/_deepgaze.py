@@ -40,7 +40,16 @@ FROZEN_PREFIX = "frozen_"
 
 def gaussian_log_center_bias(height: int, width: int, sigma: float = 0.25) -> np.ndarray:
     """A log density over ``height × width`` pixels: a Gaussian centred on the image with standard
-    deviations ``sigma · (height, width)`` (a stand-in for DeepGaze's empirical MIT1003 bias)."""
+    deviations ``sigma · (height, width)`` (a stand-in for DeepGaze's empirical MIT1003 bias).
+
+    Args:
+      height: the number of pixel rows.
+      width: the number of pixel columns.
+      sigma: the standard deviations as fractions of the height and the width (0.25).
+
+    Returns:
+      ``float32[height, width]``, normalised so that its ``logsumexp`` is 0.
+    """
     ys = (np.arange(height) - (height - 1) / 2) / (sigma * height)
     xs = (np.arange(width) - (width - 1) / 2) / (sigma * width)
     logits = -0.5 * (ys[:, None] ** 2 + xs[None, :] ** 2)
@@ -165,6 +174,16 @@ def trainable_mask(params: Mapping[str, Any]) -> Any:
 
     For ``optax.masked(tx, trainable_mask(params))`` (or ``optax.multi_transform``): DeepGaze's
     feature extractor (``frozen_features``) is not trained.
+
+    Args:
+      params: a Flax params dict (``variables["params"]``).
+
+    Returns:
+      A dict with ``params``'s top-level keys; each value is ``params``'s subtree with every leaf
+      replaced by ``False`` if the key starts with ``frozen_``, else ``True``.
+
+    Raises:
+      ValueError: if ``params`` is not a mapping.
     """
     if not isinstance(params, Mapping):
         raise ValueError(
@@ -182,6 +201,15 @@ def with_log_center_bias(variables: Mapping[str, Any], log_center_bias: Any) -> 
 
     The array is a log density up to a constant (e.g. ``log`` of an empirical fixation histogram
     plus a small floor); it is normalised so that its ``logsumexp`` is 0.
+
+    Args:
+      variables: DeepGazeII variables with ``constants/log_center_bias``; not modified.
+      log_center_bias: ``[h, w]`` array-like of finite log densities, the shape of the old bias
+        (the images' height and width).
+
+    Returns:
+      A shallow copy of ``variables`` whose ``constants`` hold the normalised bias as
+      ``float32``; the other collections are shared with ``variables``.
 
     Raises:
       ValueError: if ``variables`` has no ``constants/log_center_bias``, or the array has another
