@@ -33,7 +33,16 @@ from jaxadv.gradients._nes import probe_losses
 
 
 def sphere_directions(key: jax.Array, count: int, shape: tuple[int, ...]) -> jax.Array:
-    """``count`` directions uniform on the unit sphere of arrays of ``shape`` (stacked on axis 0)."""
+    """``count`` directions uniform on the unit sphere of arrays of ``shape`` (stacked on axis 0).
+
+    Args:
+      key: the PRNG key of the Gaussian draws (normalised to unit ℓ2 norm).
+      count: how many directions.
+      shape: the shape of one direction.
+
+    Returns:
+      ``[count, *shape]`` array (JAX's default float dtype), each slice of unit ℓ2 norm.
+    """
     u = jax.random.normal(key, (count,) + tuple(shape))
     norms = jnp.sqrt(jnp.sum(jnp.square(u.reshape(count, -1)), axis=1))
     return u / norms.reshape((count,) + (1,) * len(shape))
@@ -98,5 +107,15 @@ class AutoZOOM:
 
 def autozoom(directions: int = 4, beta: float = 1e-3, scale: float | None = None) -> AutoZOOM:
     """AutoZOOM's estimator: one direction per call, ``directions`` once the attack has bound a
-    success test (:func:`jaxadv.attacks.autozoom` does) and it first holds."""
+    success test (:func:`jaxadv.attacks.autozoom` does) and it first holds.
+
+    Args:
+      directions: ``q`` after the switch (the fine-tuning phase); before it, 1.
+      beta: the smoothing radius β (a query attack replaces it with ``hp.fd_step``).
+      scale: the constant ``b`` of the estimate; None: the latent's dimension ``d`` (unbiased
+        for a linear loss).
+
+    Returns:
+      An :class:`AutoZOOM` oracle (with no success test bound: ``found=None``).
+    """
     return AutoZOOM(directions=directions, beta=beta, scale=scale)

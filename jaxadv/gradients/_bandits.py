@@ -178,5 +178,19 @@ def bandits(
 ) -> Bandits:
     """The Bandits-TD estimator: ``"eg"`` prior updates for ℓ∞ attacks, ``"gd"`` for ℓ2; a data
     prior of ``tile × tile`` blocks (1: none). In a query attack the numbers come from its
-    hyper-parameters (``fd_step``, ``exploration``, ``prior_lr``)."""
+    hyper-parameters (``fd_step``, ``exploration``, ``prior_lr``).
+
+    Args:
+      prior_update: ``"eg"`` (exponentiated gradients, ℓ∞) or ``"gd"`` (gradient step, ℓ2).
+      tile: side in pixels of the data prior's blocks; must divide the image's height and width
+        (1: no data prior).
+      published_code: form the estimate as the published code does (``δ`` times the paper's
+        ``Δ``); False: the paper's ``Δ``.
+      fd_eta: the probes' finite-difference radius η (replaced by ``hp.fd_step`` in an attack).
+      exploration: the exploration scale δ (replaced by ``hp.exploration``).
+      prior_lr: the prior's online learning rate (replaced by ``hp.prior_lr``).
+
+    Returns:
+      A :class:`Bandits` oracle.
+    """
     return Bandits(prior_update, tile, published_code, fd_eta, exploration, prior_lr)

@@ -39,7 +39,18 @@ def resize_and_pad(
     x: jax.Array, rnd_h: jax.Array, rnd_w: jax.Array, top: jax.Array, left: jax.Array
 ) -> jax.Array:
     """``x`` (``[H, W, C]``) resized bilinearly to ``rnd_h × rnd_w`` and placed with its corner
-    at ``(top, left)`` on a zero canvas of ``x``'s shape (sizes and offsets may be traced)."""
+    at ``(top, left)`` on a zero canvas of ``x``'s shape (sizes and offsets may be traced).
+
+    Args:
+      x: ``[H, W, C]`` image.
+      rnd_h: the resized height in pixels (int, may be traced).
+      rnd_w: the resized width in pixels.
+      top: the row of the resized image's top-left corner on the canvas.
+      left: its column.
+
+    Returns:
+      ``[H, W, C]`` array of ``x``'s dtype: zero outside the placed image.
+    """
     h, w = x.shape[0], x.shape[1]
     a_h = _interpolation(h, h, rnd_h, top).astype(x.dtype)
     a_w = _interpolation(w, w, rnd_w, left).astype(x.dtype)
@@ -53,7 +64,17 @@ def diverse_input(key: jax.Array, x: jax.Array, prob: float, resize_rate: float)
     ⌊u·(S − ⌊r·S⌋)⌋`` with ``u ~ U[0, 1)``, i.e. uniform on ``[⌊r·S⌋, S)`` (``S`` itself when
     ``⌊r·S⌋ = S``); each offset is uniform on ``[0, S − rnd)`` (0 when nothing is left), as
     torchattacks. ``prob = 0`` returns ``x`` itself (bit for bit: the resized branch gets a zero
-    cotangent)."""
+    cotangent).
+
+    Args:
+      key: the PRNG key of the four uniforms (size, top, left, coin).
+      x: ``[H, W, C]`` image.
+      prob: the probability ``p`` of transforming.
+      resize_rate: ``r`` ≤ 1, the smallest size as a fraction of the image's side.
+
+    Returns:
+      ``[H, W, C]``: the resized-and-padded image or ``x``.
+    """
     return diverse_from_uniforms(jax.random.uniform(key, (4,)), x, prob, resize_rate)
 
 

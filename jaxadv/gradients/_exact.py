@@ -47,7 +47,12 @@ class GradientOracle(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class Exact:
-    """Reverse-mode autodiff through the victim: one forward+backward pass (one query) per call."""
+    """Reverse-mode autodiff through the victim: one forward+backward pass (one query) per call.
+
+    Attributes:
+      queries_per_call: 1 (one forward+backward pass). Class constant.
+      forward_query: 0 (a white-box budget counts forward+backward passes). Class constant.
+    """
 
     queries_per_call: ClassVar[int] = 1
     forward_query: ClassVar[int] = 0
@@ -68,5 +73,9 @@ class Exact:
 
 
 def exact() -> Exact:
-    """The exact-gradient oracle."""
+    """The exact-gradient oracle.
+
+    Returns:
+      An :class:`Exact` oracle (it has no fields: all are equal).
+    """
     return Exact()

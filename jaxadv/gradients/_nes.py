@@ -21,7 +21,15 @@ from jaxadv import _checks
 
 
 def probe_losses(loss_fn, points: jax.Array) -> jax.Array:
-    """The loss at each of ``points`` (stacked on axis 0): one batched forward pass."""
+    """The loss at each of ``points`` (stacked on axis 0): one batched forward pass.
+
+    Args:
+      loss_fn: ``theta -> (loss, aux)``, vmapped over the points (aux is dropped).
+      points: ``[n, *theta.shape]`` probe points.
+
+    Returns:
+      ``[n]`` losses.
+    """
     losses, _ = jax.vmap(loss_fn)(points)
     return losses
 
@@ -39,6 +47,9 @@ def antithetic_estimate(plus: jax.Array, minus: jax.Array, directions: jax.Array
       plus, minus: the losses at ``θ + σ u_i`` and ``θ − σ u_i``, shape ``[n/2]``.
       directions: the ``u_i`` stacked on axis 0, shape ``[n/2, *θ.shape]``.
       sigma: the probe radius σ.
+
+    Returns:
+      The estimate, shape ``θ.shape``.
     """
     weights = (plus - minus) / (2 * sigma * plus.shape[0])
     return jnp.tensordot(weights, directions, axes=1)
@@ -104,5 +115,13 @@ class NES(Antithetic):
 
 
 def nes(samples: int = 50, sigma: float = 1e-3) -> NES:
-    """The NES estimator with ``samples`` antithetic probes of radius ``sigma``."""
+    """The NES estimator with ``samples`` antithetic probes of radius ``sigma``.
+
+    Args:
+      samples: probes per estimate ``n`` (even: ``n/2`` antithetic pairs).
+      sigma: the smoothing radius σ (a query attack replaces it with ``hp.fd_step``).
+
+    Returns:
+      An :class:`NES` oracle.
+    """
     return NES(samples, sigma)

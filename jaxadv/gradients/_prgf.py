@@ -48,7 +48,16 @@ class PRGFState(NamedTuple):
 
 def prgf_lambda(alpha: jax.Array, dim: int, samples: int) -> jax.Array:
     """The optimal bias λ* of P-RGF (module docstring) for cosine ``alpha`` (≥ 0), input
-    dimension ``dim`` and ``samples`` directions."""
+    dimension ``dim`` and ``samples`` directions.
+
+    Args:
+      alpha: the (estimated) cosine α between the prior and the true gradient, ≥ 0.
+      dim: the input dimension ``D``.
+      samples: the number ``q`` of biased directions.
+
+    Returns:
+      λ* in ``[0, 1]``, an array of ``alpha``'s shape (1 where ``alpha`` ≥ 1).
+    """
     a2 = jnp.square(alpha)
     span = dim + 2 * samples - 2
     inner = (1 - a2) * (a2 * span - 1) / (2 * a2 * dim * samples - a2 * a2 * dim * span - 1)
@@ -149,5 +158,16 @@ class PRGF:
 
 
 def prgf(samples: int = 50, norm_samples: int = 10, norm_every: int = 1, sigma=1e-4) -> PRGF:
-    """The P-RGF estimator with ``samples`` biased directions (module docstring)."""
+    """The P-RGF estimator with ``samples`` biased directions (module docstring).
+
+    Args:
+      samples: ``q``, the biased directions per estimate.
+      norm_samples: ``S``, the random directions of the ‖∇f‖ estimate.
+      norm_every: re-estimate ‖∇f‖ every this many calls (1: every call, the paper's reading;
+        10: the authors' code).
+      sigma: the probe radius σ (a query attack replaces it with ``hp.fd_step``).
+
+    Returns:
+      A :class:`PRGF` oracle without a prior (a query attack binds ``prior_fn``).
+    """
     return PRGF(samples, norm_samples, norm_every, sigma)

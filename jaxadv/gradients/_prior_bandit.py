@@ -92,5 +92,13 @@ class PriorBandit:
 
 def prior_bandit(normalization: str = "l1") -> PriorBandit:
     """The prior-guided bandit estimator (``"l1"``: Che et al.'s Algorithm 2; ``"l2"``: Yan et
-    al.'s subspace attack)."""
+    al.'s subspace attack).
+
+    Args:
+      normalization: ``"l1"`` or ``"l2"``, the norm that normalises ``g̃ ± τu``.
+
+    Returns:
+      A :class:`PriorBandit` oracle with default numbers and no prior (a query attack sets
+      both).
+    """
     return PriorBandit(normalization)

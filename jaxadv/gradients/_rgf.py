@@ -40,6 +40,9 @@ def rgf_estimate(loss_at_theta, probe_losses, directions, sigma) -> jax.Array:
       directions: the ``u_i`` stacked on axis 0, shape ``[q, *θ.shape]`` (unit vectors for the
         published estimator; any directions for variants such as P-RGF's).
       sigma: the probe radius σ.
+
+    Returns:
+      The estimate, shape ``θ.shape``.
     """
     weights = (probe_losses - loss_at_theta) / (sigma * probe_losses.shape[0])
     return jnp.tensordot(weights, directions, axes=1)
@@ -67,6 +70,17 @@ def rgf_directions(key, samples: int, shape, dtype=jnp.float32, orthogonal=False
 
     With ``orthogonal=True`` they are also mutually orthonormal (Gram-Schmidt on Gaussian
     vectors: a uniformly random orthonormal frame, each direction uniform on the sphere).
+
+    Args:
+      key: the PRNG key of the Gaussian draws.
+      samples: how many directions ``q``.
+      shape: the shape of one direction.
+      dtype: their dtype.
+      orthogonal: also orthonormalise them (needs ``samples`` ≤ ``prod(shape)``, else
+        ``ValueError``).
+
+    Returns:
+      ``[samples, *shape]`` array, each slice of unit ℓ2 norm.
     """
     size = math.prod(shape)
     if orthogonal and samples > size:
@@ -109,5 +123,14 @@ class RGF(ProbeEstimator):
 
 
 def rgf(samples: int = 50, sigma: float = 1e-3, *, orthogonal: bool = False) -> RGF:
-    """The RGF estimator with ``samples`` unit directions of radius ``sigma``."""
+    """The RGF estimator with ``samples`` unit directions of radius ``sigma``.
+
+    Args:
+      samples: directions per estimate ``q`` (≥ 1).
+      sigma: the probe radius σ (a query attack replaces it with ``hp.fd_step``).
+      orthogonal: orthonormalise the directions (needs ``samples ≤`` the input size).
+
+    Returns:
+      An :class:`RGF` oracle.
+    """
     return RGF(samples, sigma, orthogonal)

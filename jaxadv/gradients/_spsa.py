@@ -41,5 +41,13 @@ class SPSA(Antithetic):
 
 
 def spsa(samples: int = 256, sigma: float = 0.01) -> SPSA:
-    """The SPSA estimator with ``samples`` antithetic ±1 probes of size ``sigma`` (δ)."""
+    """The SPSA estimator with ``samples`` antithetic ±1 probes of size ``sigma`` (δ).
+
+    Args:
+      samples: probes per estimate ``n`` (even: ``n/2`` pairs ``θ ± δv``).
+      sigma: the perturbation size δ (a query attack replaces it with ``hp.fd_step``).
+
+    Returns:
+      An :class:`SPSA` oracle.
+    """
     return SPSA(samples, sigma)

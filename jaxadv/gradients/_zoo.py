@@ -101,5 +101,13 @@ class ZOO:
 
 
 def zoo(coordinates: int = 128, h: float = 1e-4) -> ZOO:
-    """ZOO's estimator on ``coordinates`` random coordinates per call, step ``h``."""
+    """ZOO's estimator on ``coordinates`` random coordinates per call, step ``h``.
+
+    Args:
+      coordinates: coordinates ``B`` estimated per call (distinct, drawn uniformly).
+      h: the finite-difference step (a query attack replaces it with ``hp.fd_step``).
+
+    Returns:
+      A :class:`ZOO` oracle.
+    """
     return ZOO(coordinates, h)

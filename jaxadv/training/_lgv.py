@@ -98,8 +98,25 @@ def collect_lgv(
     SGD from ``variables``, stacked on a leading axis.
 
     Within an epoch of ``s = n // batch_size`` steps, a copy is taken after every
-    ``s // per_epoch`` steps (``per_epoch`` copies). Returns the module's variables dict with
-    every leaf ``[K, ...]``.
+    ``s // per_epoch`` steps (``per_epoch`` copies).
+
+    Args:
+      module: the classifier's flax module (called with ``train=True`` during SGD).
+      variables: its trained variables (a dict with ``"params"``; other collections, e.g.
+        BatchNorm statistics, are updated as mutable).
+      images: ``[n, ...]`` training images.
+      labels: ``[n]`` integer labels.
+      key: PRNG key: the data order and the dropout keys (module docstring).
+      epochs: SGD epochs.
+      per_epoch: copies collected per epoch (at most the epoch's steps).
+      learning_rate: SGD's constant learning rate.
+      momentum: SGD's momentum, in ``[0, 1)``.
+      weight_decay: ``wd``: ``wd · params`` is added to the gradient before SGD (non-negative).
+      batch_size: mini-batch size (capped at ``n``; a last partial batch is dropped).
+      progress: print one line per epoch to stderr.
+
+    Returns:
+      The module's variables dict with every leaf ``[K, ...]``, ``K = epochs · per_epoch``.
     """
     check_key(key)
     for name, value in (("epochs", epochs), ("per_epoch", per_epoch),
@@ -160,7 +177,18 @@ class _AveragedApply:
 
 def lgv_victim(module: nn.Module, stacked: Any, *, input_shape: tuple[int, ...],
                num_classes: int, bounds: tuple[float, float] = (0.0, 1.0)) -> Victim:  # fmt: skip
-    """A victim whose logits are the mean of the members' (``stacked``: leaves ``[K, ...]``)."""
+    """A victim whose logits are the mean of the members' (``stacked``: leaves ``[K, ...]``).
+
+    Args:
+      module: the members' flax module (applied with ``train=False``).
+      stacked: the members' variables stacked on a leading axis (:func:`collect_lgv`'s result).
+      input_shape: one input's shape.
+      num_classes: the classes (checked against the members' output).
+      bounds: the pixel box.
+
+    Returns:
+      A :class:`~jaxadv.models.Victim` whose logits are the mean over the ``K`` members.
+    """
     leaves = jax.tree.leaves(stacked)
     if not leaves or len({np.shape(leaf)[0] for leaf in leaves if np.ndim(leaf)}) != 1:
         raise ValueError("`stacked` must hold the members' variables stacked on one leading axis.")
@@ -195,7 +223,18 @@ def lgv_surrogates(
     and saves under the cache directory, in a folder whose name carries a fingerprint of the
     victim's checkpoint, the settings and the key; later calls restore.
 
-    ``base_epochs`` is the training epochs of the default victim (None: its default).
+    Args:
+      name: the default victim's name (a :func:`default_victim` classifier).
+      cache_dir: where the members are kept; default :func:`jaxadv.models.default_cache_dir`.
+      key: PRNG key of the collection; default ``jax.random.key(1)``.
+      epochs: SGD epochs of the collection.
+      per_epoch: models collected per epoch.
+      learning_rate: SGD's constant learning rate.
+      momentum: SGD's momentum.
+      weight_decay: SGD's weight decay.
+      batch_size: mini-batch size.
+      base_epochs: the training epochs of the default victim (None: its default).
+      progress: print progress to stderr (of the victim's training too).
 
     Returns:
       ``(victim, info)``: info has ``name``, ``path``, ``restored``, ``seconds`` (None when

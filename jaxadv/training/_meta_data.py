@@ -173,7 +173,15 @@ def _task_path(path: Any) -> Path:
 
 
 def save_gradient_task(path: str | os.PathLike, task: GradientTask) -> Path:
-    """Writes ``task`` to the directory ``path`` (which must not exist); returns its path."""
+    """Writes ``task`` to the directory ``path`` (which must not exist); returns its path.
+
+    Args:
+      path: the directory to create (``~`` expanded); ``ValueError`` if it exists.
+      task: a :class:`GradientTask` (checked as :func:`check_tasks` does).
+
+    Returns:
+      The absolute, resolved :class:`~pathlib.Path` written.
+    """
     check_tasks("task", [task])
     path = _task_path(path)
     if path.exists():
@@ -187,6 +195,12 @@ def save_gradient_task(path: str | os.PathLike, task: GradientTask) -> Path:
 
 def load_gradient_task(path: str | os.PathLike) -> GradientTask:
     """Reads a task written by :func:`save_gradient_task`, verified against its checksum.
+
+    Args:
+      path: the task's directory (``~`` expanded).
+
+    Returns:
+      The :class:`GradientTask`, its arrays as numpy arrays.
 
     Raises:
       ValueError: no task at ``path``.

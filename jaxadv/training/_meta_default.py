@@ -55,7 +55,15 @@ _REMEDY = "Delete that folder: the default meta attacker is trained again."
 
 def meta_dataset(name: str):
     """The data set ``name`` with ``train_images``, ``train_labels``, ``test_images``,
-    ``test_labels``, ``num_classes`` (digits 28×28×1, or segment scenes 32×32×3 with 6 classes)."""
+    ``test_labels``, ``num_classes`` (digits 28×28×1, or segment scenes 32×32×3 with 6 classes).
+
+    Args:
+      name: ``"digits"`` or ``"scenes"`` (``META_DATASETS``).
+
+    Returns:
+      An object with those attributes: the digits as :func:`jaxadv.data.load_digits` gives them
+      (``size=28``), or a namespace of 1200 training and 300 test segment scenes.
+    """
     _checks.check_choice("dataset", name, META_DATASETS)
     if name == "digits":
         from jaxadv.data import load_digits
@@ -72,7 +80,21 @@ def meta_dataset(name: str):
 
 def surrogate(name: str, dataset: str, *, key: jax.Array, epochs: int = 3,
               cache_dir: str | os.PathLike | None = None, progress: bool = False):
-    """The surrogate classifier ``name`` trained on ``dataset`` (cached): ``(victim, info)``."""
+    """The surrogate classifier ``name`` trained on ``dataset`` (cached): ``(victim, info)``.
+
+    Args:
+      name: one of ``SURROGATE_NAMES``: ``"mlp"`` (one hidden layer of 128), ``"mlp-deep"``
+        (two of 64) or a classifier of the zoo.
+      dataset: ``"digits"`` or ``"scenes"`` (:func:`meta_dataset`).
+      key: PRNG key of the training run.
+      epochs: training epochs (batches of 64, learning rate 1e-3).
+      cache_dir: where trained variables are kept; default
+        :func:`jaxadv.models.default_cache_dir`.
+      progress: print training progress to stderr.
+
+    Returns:
+      ``(victim, info)`` as :func:`jaxadv.training.default_victim` documents.
+    """
     _checks.check_choice("surrogate", name, SURROGATE_NAMES)
     _checks.check_positive_int("epochs", epochs)
     data = meta_dataset(dataset)
@@ -89,7 +111,23 @@ def surrogate_tasks(dataset: str, names=DEFAULT_SURROGATES, *, key: jax.Array, i
                     epochs: int = 3, estimator: str = "white-box",
                     cache_dir: str | os.PathLike | None = None,
                     progress: bool = False) -> list[GradientTask]:  # fmt: skip
-    """One task per surrogate: its gradients at the first ``images`` training images."""
+    """One task per surrogate: its gradients at the first ``images`` training images.
+
+    Args:
+      dataset: ``"digits"`` or ``"scenes"`` (:func:`meta_dataset`).
+      names: the surrogates (:func:`surrogate`'s names), a non-empty list; default
+        ``DEFAULT_SURROGATES`` (without the default victim's ``"cw"``).
+      key: PRNG key of the surrogates' training.
+      images: how many training images (from the first) the gradients are taken at.
+      epochs: the surrogates' training epochs.
+      estimator: ``"white-box"`` or ``"zoo"`` (:func:`collect_gradients`).
+      cache_dir: where the surrogates are kept; default
+        :func:`jaxadv.models.default_cache_dir`.
+      progress: print training progress to stderr.
+
+    Returns:
+      A list of :class:`GradientTask`, one per name, in order (standardised gradients).
+    """
     _checks.check_positive_int("images", images)
     if isinstance(names, str) or not names:
         raise ValueError(f"`names` must be a non-empty list of surrogate names; got {names!r}.")
@@ -105,7 +143,20 @@ def surrogate_tasks(dataset: str, names=DEFAULT_SURROGATES, *, key: jax.Array, i
 
 def held_out_cosine(module, variables, victim: Victim, images, labels, *, key: jax.Array):
     """Mean cosine between the meta attacker's outputs and ``victim``'s white-box gradients at
-    ``images``, next to that of a randomly initialised meta attacker: ``(trained, random)``."""
+    ``images``, next to that of a randomly initialised meta attacker: ``(trained, random)``.
+
+    Args:
+      module: the meta attacker's flax module.
+      variables: its trained variables.
+      victim: the held-out classifier whose white-box (standardised) gradients are the truth.
+      images: ``[n, *victim.input_shape]`` images.
+      labels: ``[n]`` their labels (the margin loss's classes).
+      key: PRNG key of the random initialisation.
+
+    Returns:
+      ``(trained, random)``: two floats, the mean :func:`jaxadv.metrics.gradient_cosine` over
+      the images for ``variables`` and for a fresh ``module.init``.
+    """
     from jaxadv.metrics import gradient_cosine
 
     truth = collect_gradients(victim, images, labels, name="held-out").gradients
@@ -122,7 +173,16 @@ def _manager(path: Path) -> ocp.CheckpointManager:
 
 
 def save_meta_attacker(path: str | os.PathLike, variables: Any, record: dict) -> Path:
-    """Writes meta-attacker variables (and a JSON ``record``) as a one-step orbax checkpoint."""
+    """Writes meta-attacker variables (and a JSON ``record``) as a one-step orbax checkpoint.
+
+    Args:
+      path: the directory to create (``~`` expanded); ``ValueError`` if it exists.
+      variables: the meta attacker's variables.
+      record: a JSON-serialisable dict stored next to them (settings, losses).
+
+    Returns:
+      The absolute, resolved :class:`~pathlib.Path` written.
+    """
     path = Path(path).expanduser().resolve()
     if path.exists():
         raise ValueError(f"`path` {str(path)!r} already exists; choose another or delete it.")
@@ -134,7 +194,17 @@ def save_meta_attacker(path: str | os.PathLike, variables: Any, record: dict) ->
 
 def restore_meta_attacker(path: str | os.PathLike, module, input_shape) -> tuple[Any, dict]:
     """``(variables, record)`` saved by :func:`save_meta_attacker`, checked against ``module``'s
-    variables for images of ``input_shape`` and verified against their checksum."""
+    variables for images of ``input_shape`` and verified against their checksum.
+
+    Args:
+      path: the checkpoint's directory (``~`` expanded); ``ValueError`` if there is none.
+      module: the meta attacker's flax module, whose variables' structure the checkpoint must
+        match (``ValueError`` otherwise).
+      input_shape: the shape of ONE image the module is initialised with.
+
+    Returns:
+      ``(variables, record)``: the variables as JAX arrays and the saved JSON record.
+    """
     path = Path(path).expanduser().resolve()
     if not path.is_dir():
         raise ValueError(f"`path` {str(path)!r} holds no meta attacker (no such directory).")
@@ -155,6 +225,15 @@ def default_meta_attacker(dataset: str = "digits", *, steps: int = 200,
                           cache_dir: str | os.PathLike | None = None, progress: bool = True):
     """A :class:`~jaxadv.models.MetaAttacker` meta-trained (Reptile, the paper's settings) on
     the surrogates ``DEFAULT_SURROGATES`` of ``dataset``, cached under the cache directory.
+
+    Args:
+      dataset: ``"digits"`` or ``"scenes"`` (:func:`meta_dataset`).
+      steps: meta-training steps (Reptile; 8 pairs per task and step, from 512 images per
+        surrogate).
+      features: the :class:`~jaxadv.models.MetaAttacker`'s channel widths.
+      cache_dir: where the surrogates and the meta attacker are kept; default
+        :func:`jaxadv.models.default_cache_dir`.
+      progress: print training progress to stderr.
 
     Returns:
       ``(module, variables, info)``; ``info`` has ``path``, ``restored``, ``train_seconds``,

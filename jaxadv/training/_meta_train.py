@@ -61,7 +61,16 @@ class MetaTraining(NamedTuple):
 
 
 def predict_gradients(module: nn.Module, variables: Any, images: jax.Array) -> jax.Array:
-    """The meta attacker's output for a batch ``[b, h, w, c]``: ``module`` maps ONE image."""
+    """The meta attacker's output for a batch ``[b, h, w, c]``: ``module`` maps ONE image.
+
+    Args:
+      module: the meta attacker (e.g. :class:`~jaxadv.models.MetaAttacker`), applied per image.
+      variables: its variables dict.
+      images: ``[b, h, w, c]`` images.
+
+    Returns:
+      ``[b, ...]``: the module's output (a predicted gradient) for each image, vmapped.
+    """
     return jax.vmap(lambda x: module.apply(variables, x))(images)
 
 

@@ -22,7 +22,14 @@ def check_dataset(name: str, data: Any) -> SaliencyDataset:
     return data
 
 def fixation_counts(data: SaliencyDataset) -> np.ndarray:
-    """``float32[n, h, w]``: how many fixations of each (stacked) item fell on each pixel."""
+    """``float32[n, h, w]``: how many fixations of each (stacked) item fell on each pixel.
+
+    Args:
+      data: a stacked ``SaliencyDataset`` (all items of one size).
+
+    Returns:
+      ``float32[n, h, w]`` fixation counts, one map per item.
+    """
     return np.stack([data.fixation_map(i, counts=True) for i in range(len(data))]).astype(
         np.float32
     )
@@ -35,6 +42,13 @@ def densities(data: SaliencyDataset) -> np.ndarray:
 
 def mean_density(data: SaliencyDataset) -> np.ndarray:
     """The mean of the (sum-normalised) ground-truth maps of stacked ``data``: ``float32[h, w]``,
-    the data set's own centre bias, a stronger content-blind baseline than a fixed Gaussian."""
+    the data set's own centre bias, a stronger content-blind baseline than a fixed Gaussian.
+
+    Args:
+      data: a stacked, non-empty ``SaliencyDataset`` (else ``ValueError``).
+
+    Returns:
+      ``float32[h, w]``: the mean of the maps, each scaled to sum 1 (an all-zero map counts as 0).
+    """
     data = check_dataset("data", data)
     return densities(data).mean(axis=0, dtype=np.float64).astype(np.float32)

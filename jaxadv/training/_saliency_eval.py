@@ -137,7 +137,16 @@ def _batch_maps():
 def predict_saliency(victim: SaliencyVictim, images: Any, batch_size: int = 32) -> np.ndarray:
     """Non-negative saliency maps ``float32[n, h', w']`` of ``images`` (``to_saliency_map`` of
     the victim's output: a density for log-density models). Batches are zero-padded to
-    ``batch_size``, so one program is compiled per victim and batch size."""
+    ``batch_size``, so one program is compiled per victim and batch size.
+
+    Args:
+      victim: the saliency model.
+      images: ``[n, *victim.input_shape]`` images.
+      batch_size: images per forward pass (at most ``n`` are used).
+
+    Returns:
+      ``float32[n, h', w']``: one non-negative map per image, at the model's output size.
+    """
     _checks.check_positive_int("batch_size", batch_size)
     _checks.check_batch_shape("images", np.shape(images), victim.input_shape)
     images = np.asarray(images, np.float32)
@@ -162,7 +171,18 @@ def evaluate_saliency(
 ) -> dict[str, float]:
     """Benchmark metrics of ``victim``'s maps on stacked ``data``: :func:`predict_saliency`'s
     maps scored by :func:`evaluate_saliency_maps` (``kwargs``: ``n_other``, ``splits``,
-    ``variant``)."""
+    ``variant``).
+
+    Args:
+      victim: the saliency model.
+      data: a stacked ``SaliencyDataset`` with at least 2 items.
+      key: PRNG key of the sAUC draws.
+      batch_size: images per forward pass of :func:`predict_saliency`.
+      **kwargs: ``n_other``, ``splits``, ``variant`` of :func:`evaluate_saliency_maps`.
+
+    Returns:
+      :func:`evaluate_saliency_maps`' dict: the metric means, ``"n"`` and ``"undefined"``.
+    """
     data = check_dataset("data", data)
     maps = predict_saliency(victim, data.images, batch_size)
     return evaluate_saliency_maps(maps, data, key=key, **kwargs)
@@ -171,7 +191,18 @@ def center_bias_baselines(
     train: SaliencyDataset, test: SaliencyDataset, *, key: jax.Array, **kwargs: Any
 ) -> dict[str, dict[str, float]]:
     """The content-blind baselines scored on ``test``: the scenes' Gaussian centre bias
-    (``scene_center_bias``) and the mean training density (:func:`mean_density`)."""
+    (``scene_center_bias``) and the mean training density (:func:`mean_density`).
+
+    Args:
+      train: a stacked ``SaliencyDataset`` whose mean density is the second baseline.
+      test: a stacked ``SaliencyDataset`` the baselines are scored on (at least 2 items).
+      key: PRNG key of the sAUC draws (the same for both baselines).
+      **kwargs: ``n_other``, ``splits``, ``variant`` of :func:`evaluate_saliency_maps`.
+
+    Returns:
+      ``{"centre bias": scores, "mean train density": scores}``, each scores dict as
+      :func:`evaluate_saliency_maps` returns it.
+    """
     test = check_dataset("test", test)
     size = tuple(test.images.shape[1:3])
     return {
@@ -180,7 +211,15 @@ def center_bias_baselines(
     }
 
 def format_saliency_table(rows: Mapping[str, Mapping[str, float]]) -> str:
-    """A Markdown table ``model | CC ↑ | NSS ↑ | sAUC ↑ | KL ↓ | SIM ↑`` of metric rows."""
+    """A Markdown table ``model | CC ↑ | NSS ↑ | sAUC ↑ | KL ↓ | SIM ↑`` of metric rows.
+
+    Args:
+      rows: model name -> its scores (as :func:`evaluate_saliency_maps` returns them; at least
+        ``"cc"``, ``"nss"``, ``"sauc"``, ``"kl"``, ``"sim"``), one table row each, in order.
+
+    Returns:
+      The table as lines joined by newlines (values to 3 decimals; no trailing newline).
+    """
     header = "| model | CC ↑ | NSS ↑ | sAUC ↑ | KL ↓ | SIM ↑ |"
     lines = [header, "|---|---|---|---|---|---|"]
     for name, row in rows.items():

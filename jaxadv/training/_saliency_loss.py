@@ -109,6 +109,10 @@ def saliency_image_loss(
         ``to_saliency_map(output)`` with ``density``; NSS with ``counts``; L1 with ``density``
         divided by its maximum (the [0, 1] scale of the published ground-truth maps); NLL is
         ``−mean log p`` over the fixations, ``p`` the output as a density over the pixels.
+
+    Returns:
+      A scalar of ``output``'s dtype: ``Σ weight · term`` over ``weights``' terms (each term
+      oriented so that lower is better), the output first resized to the ground truth's grid.
     """
     output = _to_data_grid(output, density.shape, kind)
     s = to_saliency_map(output, kind)

@@ -93,14 +93,28 @@ class SubstituteRecord(NamedTuple):
 class SubstituteTraining(NamedTuple):
     """What :func:`train_substitute` returns: the substitute, white-box, with the victim's input
     shape, classes (or map shape and output kind) and bounds (a :class:`Victim`, or a
-    ``SaliencyVictim`` for a saliency victim), and its :class:`SubstituteRecord`."""
+    ``SaliencyVictim`` for a saliency victim), and its :class:`SubstituteRecord`.
+
+    Attributes:
+      victim: the trained substitute (:class:`~jaxadv.models.Victim` or ``SaliencyVictim``).
+      record: its :class:`SubstituteRecord` (the run's history).
+    """
 
     victim: Any
     record: SubstituteRecord
 
 
 def periodic_step_size(lam: float, rho: int, tau: int | None) -> float:
-    """λ_ρ = λ·(−1)^⌊ρ/τ⌋ (the paper's periodic step size); ``tau`` None: λ every round."""
+    """λ_ρ = λ·(−1)^⌊ρ/τ⌋ (the paper's periodic step size); ``tau`` None: λ every round.
+
+    Args:
+      lam: the step size λ of the Jacobian augmentation.
+      rho: the substitute round ρ (the first is 0).
+      tau: the period τ in rounds after which the sign flips; None: no flipping.
+
+    Returns:
+      λ_ρ as a float: ``lam`` or ``-lam``.
+    """
     return float(lam) if tau is None else float(lam) * (-1.0) ** (rho // tau)
 
 

@@ -27,7 +27,15 @@ START_SCALE = 0.001  # the reference code's x + 0.001 · randn start
 
 
 def kl_divergence(clean_logits: jax.Array, adv_logits: jax.Array) -> jax.Array:
-    """``KL(softmax(clean) ‖ softmax(adv))`` over the last axis (one value per example)."""
+    """``KL(softmax(clean) ‖ softmax(adv))`` over the last axis (one value per example).
+
+    Args:
+      clean_logits: ``[..., classes]`` logits of the clean inputs, ``f(x)``.
+      adv_logits: ``[..., classes]`` logits of the adversarial inputs, ``f(x')``.
+
+    Returns:
+      ``[...]``: the KL divergence (in nats) of each example.
+    """
     log_p = jax.nn.log_softmax(clean_logits, axis=-1)
     log_q = jax.nn.log_softmax(adv_logits, axis=-1)
     return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
@@ -36,7 +44,17 @@ def kl_divergence(clean_logits: jax.Array, adv_logits: jax.Array) -> jax.Array:
 def trades_loss(
     clean_logits: jax.Array, adv_logits: jax.Array, labels: jax.Array, beta: float
 ) -> jax.Array:
-    """TRADES' outer loss of a batch: ``mean(CE(f(x), y)) + β · mean(KL(f(x) ‖ f(x')))``."""
+    """TRADES' outer loss of a batch: ``mean(CE(f(x), y)) + β · mean(KL(f(x) ‖ f(x')))``.
+
+    Args:
+      clean_logits: ``[batch, classes]`` logits of the clean inputs, ``f(x)``.
+      adv_logits: ``[batch, classes]`` logits of the inner attack's inputs, ``f(x')``.
+      labels: ``[batch]`` integer class indices ``y``.
+      beta: the weight β of the KL (boundary) term.
+
+    Returns:
+      A scalar: the loss, differentiable through both sets of logits.
+    """
     natural = optax.softmax_cross_entropy_with_integer_labels(clean_logits, labels)
     return jnp.mean(natural) + beta * jnp.mean(kl_divergence(clean_logits, adv_logits))
 
@@ -63,6 +81,10 @@ class TradesKL(Attack):
     of success here: ``success`` is always False, so the kept iterate is the one of largest KL
     (the reference code keeps the last; with ascent steps they mostly coincide). Build it with
     :func:`trades_attack`.
+
+    Attributes:
+      objective: unused (None): :meth:`loss_fn` is the KL. The other fields are
+        :class:`~jaxadv.attacks.Attack`'s, set by :func:`trades_attack`.
     """
 
     def loss_fn(self, victim, hp, x0, label, target) -> Callable:
@@ -79,6 +101,13 @@ def trades_attack(*, norm: str = "linf", steps: int = 10) -> TradesKL:
     Defaults: the paper's CIFAR-10 setting, ε = 0.031 and step 0.007 (≈ ε/4.4), 10 steps; the
     step is relative, ``rel_step_size = 0.007/0.031``, so it follows ``eps``. (Their MNIST
     setting: ε 0.3, step 0.01, 40 steps.)
+
+    Args:
+      norm: the ball's norm, one of ``jaxadv.constraints.NORMS`` (``"linf"``: sign steps).
+      steps: ascent steps (positive).
+
+    Returns:
+      A :class:`TradesKL` attack, with a random start ``0.001 · N(0, I)`` and default ε 0.031.
     """
     _checks.check_choice("norm", norm, NORMS)
     _checks.check_positive_int("steps", steps)

@@ -31,7 +31,15 @@ _SETTINGS = {
 
 
 class VideoSplits(NamedTuple):
-    """Train and test videos in the field names :func:`cached_victim` reads."""
+    """Train and test videos in the field names :func:`cached_victim` reads.
+
+    Attributes:
+      train_images: the training clips, ``[n, frames, h, w, channels]``.
+      train_labels: their ``[n]`` integer labels.
+      test_images: the test clips, same layout.
+      test_labels: their labels.
+      num_classes: the number of classes.
+    """
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -41,7 +49,11 @@ class VideoSplits(NamedTuple):
 
 
 def moving_digits_splits() -> VideoSplits:
-    """The default moving-digits splits (4000 train, 800 test clips of 8×32×32×1)."""
+    """The default moving-digits splits (4000 train, 800 test clips of 8×32×32×1).
+
+    Returns:
+      :class:`VideoSplits` from :func:`jaxadv.data.load_moving_digits` (8 frames of 32×32).
+    """
     from jaxadv.data import load_moving_digits  # lazily: only needed to build a victim
 
     train = load_moving_digits("train", frames=_FRAMES, size=_SIZE)
