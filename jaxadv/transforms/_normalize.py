@@ -83,7 +83,7 @@ def l1_steepest(sparsity: jax.Array | float = 0.99) -> optax.GradientTransformat
     the plain top-quantile step above.
 
     Args:
-      sparsity: the quantile of ``|g|`` (in ``[0, 1]``, nonnegative; may be traced) at or above
+      sparsity: the quantile of ``|g|`` (in ``[0, 1]``; may be traced) at or above
         which a coordinate is kept; default 0.99, SLIDE's 99th percentile.
 
     Returns:
