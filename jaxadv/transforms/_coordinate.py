@@ -55,7 +55,19 @@ def coordinate_adam(
     eps: jax.Array | float = 1e-8,
 ) -> optax.GradientTransformation:
     """ZOO-ADAM (module docstring): Adam with per-coordinate moments and step counters, moving
-    only the chosen coordinates. The paper's η, β1, β2, ε are 0.01, 0.9, 0.999, 1e-8."""
+    only the chosen coordinates. The paper's η, β1, β2, ε are 0.01, 0.9, 0.999, 1e-8.
+
+    Args:
+      learning_rate: the step size ``η``; default 0.01.
+      b1: the first moment's decay ``β1``; default 0.9.
+      b2: the second moment's decay ``β2``; default 0.999.
+      eps: ``ε``, added to ``√v̂_i`` in the denominator; default 1e-8.
+
+    Returns:
+      An ``optax.GradientTransformation`` with :class:`CoordinateAdamState`; its update takes a
+      :class:`~jaxadv.gradients.CoordinateEstimate` (or a plain array) and returns the step
+      ``δ`` (already negated: add it to the latent), zero on the coordinates not chosen.
+    """
 
     def init_fn(params):
         zeros = jnp.zeros_like(params)
@@ -79,7 +91,16 @@ def coordinate_adam(
 
 def coordinate_newton(learning_rate: jax.Array | float = 1e-2) -> optax.GradientTransformation:
     """ZOO-Newton (module docstring): ``−η ĝ_i/ĥ_ii`` on the chosen coordinates with positive
-    curvature, ``−η ĝ_i`` on those without, nothing elsewhere. Stateless."""
+    curvature, ``−η ĝ_i`` on those without, nothing elsewhere. Stateless.
+
+    Args:
+      learning_rate: the step size ``η``; default 0.01.
+
+    Returns:
+      A stateless ``optax.GradientTransformation``; its update takes a
+      :class:`~jaxadv.gradients.CoordinateEstimate` (or a plain array) and returns the step
+      (already negated: add it to the latent), zero on the coordinates not chosen.
+    """
 
     def update_fn(updates, state, params=None):
         del params

@@ -54,7 +54,14 @@ class LpBoxADMMState(NamedTuple):
 
 
 def project_box(a: jax.Array) -> jax.Array:
-    """Euclidean projection onto ``[0, 1]ⁿ`` (paper Eq. 11)."""
+    """Euclidean projection onto ``[0, 1]ⁿ`` (paper Eq. 11).
+
+    Args:
+      a: an array of any shape.
+
+    Returns:
+      ``a`` clipped entrywise to ``[0, 1]``.
+    """
     return jnp.clip(a, 0.0, 1.0)
 
 
@@ -63,6 +70,12 @@ def project_sphere(a: jax.Array) -> jax.Array:
 
     ``n`` is the number of entries of ``a`` (paper Eq. 13). The centre itself has no unique
     projection; it maps to the corner ``1`` (any point of the sphere would do).
+
+    Args:
+      a: an array of any shape (all its entries form one vector).
+
+    Returns:
+      The projection, an array of ``a``'s shape.
     """
     centred = a - 0.5
     norm = jnp.sqrt(jnp.sum(jnp.square(centred)))
@@ -74,7 +87,17 @@ def project_sphere(a: jax.Array) -> jax.Array:
 def group_soft_threshold(
     a: jax.Array, groups: jax.Array, num_groups: int, threshold: jax.Array
 ) -> jax.Array:
-    """The prox of ``threshold · Σᵢ ‖aⁱ‖₂``: ``aⁱ ← max(0, 1 − threshold/‖aⁱ‖₂) · aⁱ`` per group."""
+    """The prox of ``threshold · Σᵢ ‖aⁱ‖₂``: ``aⁱ ← max(0, 1 − threshold/‖aⁱ‖₂) · aⁱ`` per group.
+
+    Args:
+      a: the array to shrink.
+      groups: integer label map of ``a``'s shape, each entry's group in ``0 .. num_groups−1``.
+      num_groups: the number of groups.
+      threshold: the shrinkage threshold (scalar; may be traced).
+
+    Returns:
+      The shrunk array, of ``a``'s shape (a group of zero norm stays zero).
+    """
     flat, ids = jnp.ravel(a), jnp.ravel(groups)
     norms = jnp.sqrt(jax.ops.segment_sum(jnp.square(flat), ids, num_segments=num_groups))
     safe = jnp.where(norms > 0, norms, 1.0)
@@ -93,6 +116,13 @@ def binarize(mask: jax.Array, k: jax.Array) -> jax.Array:
 
     The published code keeps ``G > 0.5``; capping at the ``k`` largest makes ``1ᵀG ≤ k`` hold
     exactly even when the relaxation has not fully converged. ``k`` may be traced.
+
+    Args:
+      mask: the relaxed mask ``G`` (any shape; its entries are ranked together).
+      k: the largest number of ones (rounded to the nearest integer).
+
+    Returns:
+      A 0/1 array of ``mask``'s shape and dtype with at most ``k`` ones.
     """
     flat = jnp.ravel(mask)
     rank = jnp.argsort(jnp.argsort(-flat, stable=True), stable=True)
@@ -105,6 +135,17 @@ def check_groups(name: str, groups: Any, shape: tuple[int, ...]) -> int:
 
     Labels must be integers covering ``0 .. m−1`` (every label used) and ``groups`` must have the
     mask's shape.
+
+    Args:
+      name: the argument's name, as error messages show it.
+      groups: the group label map (concrete; converted with ``np.asarray``).
+      shape: the mask's shape, which ``groups`` must have.
+
+    Returns:
+      The number of groups ``m``.
+
+    Raises:
+      ValueError: on a wrong shape, non-integer labels, or labels that are not ``0 .. m−1``.
     """
     arr = np.asarray(groups)
     if arr.shape != tuple(shape):
@@ -165,6 +206,8 @@ def lp_box_admm(
     quadratics with either caps, and on 9/12 indefinite ones with the paper's caps (11/12 within
     5%; the code's caps: 6/12, 7/12).
 
+    Numbers may be traced arrays (swept under ``vmap``, or wrapped by ``optax.inject_hyperparams``).
+
     Args:
       k: the cardinality ``1ᵀG = k`` (may be traced).
       learning_rate: the step size η, a number or an ``optax`` schedule of the update count (SAPF:
@@ -179,7 +222,9 @@ def lp_box_admm(
       num_groups: the number of groups; needed when ``groups`` is traced (else ``max + 1``).
       lambda2: weight of the group-sparsity term ``λ2 Σᵢ ‖Gⁱ‖₂`` (code default 1e-3).
 
-    Numbers may be traced arrays (swept under ``vmap``, or wrapped by ``optax.inject_hyperparams``).
+    Returns:
+      An ``optax.GradientTransformation`` with :class:`LpBoxADMMState`; its update takes ``∇f(G)``
+      and ``params=G`` and returns the step ``G' − G`` to add to the mask.
     """
     _checks.check_positive("k", k)
     _checks.check_positive("rho", rho)
@@ -266,7 +311,17 @@ def sapf_step_schedule(
     every: int = 50,
     floor: jax.Array | float = 1e-3,
 ) -> optax.Schedule:
-    """SAPF's step size: ``max(init · decay^⌊count/every⌋, floor)`` (published code defaults)."""
+    """SAPF's step size: ``max(init · decay^⌊count/every⌋, floor)`` (published code defaults).
+
+    Args:
+      init_value: the initial step size ``init`` (SAPF: 0.1).
+      decay: the factor applied every ``every`` updates; default 0.9.
+      every: the number of updates between decays, a positive integer; default 50.
+      floor: the smallest step size; default 1e-3.
+
+    Returns:
+      An ``optax.Schedule``, the step size as a function of the update count.
+    """
     _checks.check_positive_int("every", every)
 
     def schedule(count):

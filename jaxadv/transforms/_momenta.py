@@ -47,7 +47,14 @@ _TINY = 1e-30
 
 
 def check_unit_interval(name: str, value: Any) -> None:
-    """Raises a ValueError if a concrete decay factor (μ or β) lies outside [0, 1]."""
+    """Raises a ValueError if a concrete decay factor (μ or β) lies outside [0, 1].
+
+    A traced value is not checked. NaN and inf count as outside.
+
+    Args:
+      name: the argument's name, as the error message shows it.
+      value: the decay factor (scalar or array; every entry is checked).
+    """
     if not _checks.is_concrete(value):
         return
     arr = np.asarray(value, dtype=np.float64)
@@ -86,6 +93,13 @@ def normalize_gradient(kind: str = "l1") -> optax.GradientTransformation:
 
     Every kind but ``"none"`` is invariant to scaling ``g`` by ``c > 0`` (Property 1).
     An all-zero gradient stays zero.
+
+    Args:
+      kind: one of ``"l1"`` (default), ``"l2"``, ``"linf"``, ``"mean_abs"``, ``"none"``.
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` dividing the update tree by its size of that
+      kind (``optax.identity()`` for ``"none"``).
     """
     _checks.check_choice("normalizer", kind, NORMALIZERS)
     if kind == "l1":
@@ -164,6 +178,18 @@ def first_momentum(
 
     ``decay`` μ1 ∈ [0, 1] and ``noise_scale`` may be traced (swept). ``key`` seeds the noise
     (default ``jax.random.key(0)``).
+
+    Args:
+      decay: the momentum decay μ1 in ``[0, 1]``; default 1.0 (plain accumulation).
+      ema: if True, weight the update by ``1 − μ1`` (an exponential moving average); default
+        False (weight 1).
+      debias: if True (needs ``ema=True``), emit the bias-corrected ``m_t/(1 − μ1^t)``.
+      noise_scale: the relative level σ >= 0 of the Gaussian term; None (default): no noise.
+      key: a PRNG key or an integer seed for the noise; None: ``jax.random.key(0)``.
+
+    Returns:
+      An ``optax.GradientTransformation`` with :class:`FirstMomentumState` that emits ``m_t``
+      (bias-corrected when ``debias``).
     """
     check_unit_interval("decay", decay)
     if debias and not ema:
@@ -214,6 +240,13 @@ def mi_momentum(decay: jax.Array | float = 1.0) -> optax.GradientTransformation:
     divide by ``max(‖g‖₁, 1e-12)`` (``normalize_by_l1_norm``; the 1e-30 guard of this module is
     only for the ℓ∞ and mean-``|g|`` normalisers), so the numbers are those of the former separate
     ``mi_momentum``, bit for bit.
+
+    Args:
+      decay: the momentum decay factor μ >= 0; default 1.0, the paper's.
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain`` of the ℓ1 normaliser and
+      :func:`first_momentum`, whose state is the chain's) that emits ``m``.
     """
     _checks.check_nonnegative("decay", decay)
     return optax.chain(normalize_gradient("l1"), _first_momentum(decay))
@@ -254,6 +287,15 @@ def second_momentum(
       JMLR 2011; the published code's Adam-vanilla rule). ``decay`` is unused.
 
     ``V_0 = 0``. ``decay`` μ2 ∈ [0, 1] may be traced (swept).
+
+    Args:
+      kind: ``"plus"`` (default), ``"decay"`` or ``"vanilla"``, as above.
+      decay: the decay μ2 in ``[0, 1]``; default 0.9 (unused by ``"vanilla"``).
+      debias: if True (kind ``"plus"`` only), emit ``V_t/(1 − μ2^t)``; default False.
+
+    Returns:
+      An ``optax.GradientTransformation`` with :class:`SecondMomentumState` that emits ``V_t``
+      (bias-corrected when ``debias``).
     """
     _checks.check_choice("kind", kind, SECOND_MOMENTA)
     check_unit_interval("decay", decay)
@@ -298,7 +340,12 @@ def second_momentum(
 
 
 class ScaleByMomentaState(NamedTuple):
-    """State of :func:`scale_by_momenta`: the states of its first and second momenta."""
+    """State of :func:`scale_by_momenta`: the states of its first and second momenta.
+
+    Attributes:
+      first: the state of the first momentum (of ``optax.identity()`` when it is None).
+      second: the state of the second momentum.
+    """
 
     first: optax.OptState
     second: optax.OptState
@@ -328,6 +375,16 @@ def scale_by_momenta(
 
     The state keeps both inner states (:class:`ScaleByMomentaState`), i.e. ``m`` and ``V``
     explicitly.
+
+    Args:
+      first: the first momentum (e.g. :func:`first_momentum`), or None to use ``u_t`` itself.
+      second: the second momentum (e.g. :func:`second_momentum`).
+      eps_root: ``ε`` added to ``V_t`` under the square root (>= 0); default 0.
+      eps: ``ε`` added to the square root (>= 0); default 0.
+
+    Returns:
+      An ``optax.GradientTransformation`` with :class:`ScaleByMomentaState` that emits
+      ``M_t/(√(V_t + eps_root) + eps)`` (zero where the denominator is zero).
     """
     _checks.check_nonnegative("eps_root", eps_root)
     _checks.check_nonnegative("eps", eps)
@@ -387,6 +444,17 @@ def adaeq2m_published(
     :func:`first_momentum`. Defaults are the code's (μ1 = 1, μ2 = 0.9, σ = 0.01, ε = 1e-8).
     One deviation: the code accumulates ``s`` itself, not its square, in ``V`` and then takes a
     square root of that signed sum (NaN wherever it is negative); we square ``s``.
+
+    Args:
+      decay1: μ1 in ``[0, 1]``, the weight of the carried step ``s_{t−1}``; default 1.0.
+      decay2: μ2 in ``[0, 1]``, the decay of ``V``; default 0.9.
+      noise_scale: σ >= 0, the relative level of the Gaussian term; default 0.01.
+      eps: ε >= 0, used both under and after the square root; default 1e-8.
+      key: a PRNG key or an integer seed for the noise; None: ``jax.random.key(0)``.
+
+    Returns:
+      An ``optax.GradientTransformation`` with :class:`PublishedAdaEq2MState` that emits the
+      step ``s_t``.
     """
     check_unit_interval("decay1", decay1)
     check_unit_interval("decay2", decay2)

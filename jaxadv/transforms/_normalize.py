@@ -26,6 +26,9 @@ def sign() -> optax.GradientTransformation:
     """``g ↦ sign(g)``: the steepest direction under the ℓ∞ norm (FGSM, BIM, PGD-ℓ∞).
 
     Same as ``optax.scale_by_sign``, re-exported under the name the attack literature uses.
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` mapping each leaf to its elementwise sign.
     """
     return optax.scale_by_sign()
 
@@ -41,12 +44,22 @@ def _scale_by_norm(ord_: int | float) -> optax.GradientTransformation:
 
 
 def normalize_by_l2_norm() -> optax.GradientTransformation:
-    """``g ↦ g / ‖g‖₂``: the steepest direction under the ℓ2 norm (FGM-ℓ2, PGD-ℓ2)."""
+    """``g ↦ g / ‖g‖₂``: the steepest direction under the ℓ2 norm (FGM-ℓ2, PGD-ℓ2).
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` dividing the update tree by its ℓ2 norm (the
+      norm of the whole tree, floored at 1e-12 so an all-zero gradient gives a zero step).
+    """
     return _scale_by_norm(2)
 
 
 def normalize_by_l1_norm() -> optax.GradientTransformation:
-    """``g ↦ g / ‖g‖₁``: the normalisation MI-FGSM applies before accumulating momentum."""
+    """``g ↦ g / ‖g‖₁``: the normalisation MI-FGSM applies before accumulating momentum.
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` dividing the update tree by its ℓ1 norm (the
+      norm of the whole tree, floored at 1e-12 so an all-zero gradient gives a zero step).
+    """
     return _scale_by_norm(1)
 
 
@@ -68,6 +81,15 @@ def l1_steepest(sparsity: jax.Array | float = 0.99) -> optax.GradientTransformat
     bound with ``g > 0``, is saturated and left out. Without this, the step keeps picking
     saturated pixels and stalls (the projection undoes each step). Without ``box`` the rule is
     the plain top-quantile step above.
+
+    Args:
+      sparsity: the quantile of ``|g|`` (in ``[0, 1]``; may be traced) at or above
+        which a coordinate is kept; default 0.99, SLIDE's 99th percentile.
+
+    Returns:
+      A stateless ``optax.GradientTransformationExtraArgs`` whose update accepts the optional
+      keyword ``box=(lower, upper)`` (requires ``params``) and returns the sparse direction, a
+      tree like the update with unit ℓ1 norm (zero on an all-zero or fully saturated gradient).
     """
     _checks.check_nonnegative("sparsity", sparsity)
 

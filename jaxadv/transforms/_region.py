@@ -30,6 +30,14 @@ def region_steepest(mask: jax.Array, norm: str) -> optax.GradientTransformation:
     ``mask`` (``F``, values in {0, 1}, broadcasting against every leaf; may be traced) is one
     example's: chain it per example inside the traced attack. With ``F = 1`` it is ``sign()`` /
     ``normalize_by_l2_norm()`` exactly. Chain with :func:`region_scale` (the descent signs).
+
+    Args:
+      mask: the foreground mask ``F`` of one example (values in {0, 1}; a value above 0.5 counts
+        as foreground), broadcasting against every leaf of the update.
+      norm: ``"linf"`` (sign) or ``"l2"`` (division by the region's ℓ2 norm).
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` giving each region's normalised direction.
     """
     _checks.check_choice("norm", norm, REGION_NORMS)
     direction = sign() if norm == "linf" else normalize_by_l2_norm()
@@ -46,7 +54,18 @@ def region_steepest(mask: jax.Array, norm: str) -> optax.GradientTransformation:
 
 def region_scale(mask: jax.Array, scale_f, scale_b) -> optax.GradientTransformation:
     """``u ↦ scale_f·u`` on the foreground ``F`` and ``scale_b·u`` on the background (the two
-    step sizes of the dual-perturbation attack, negated to descend; may be traced)."""
+    step sizes of the dual-perturbation attack, negated to descend; may be traced).
+
+    Args:
+      mask: the foreground mask ``F`` of one example (a value above 0.5 counts as foreground),
+        broadcasting against every leaf of the update.
+      scale_f: the factor applied on the foreground (scalar; may be traced).
+      scale_b: the factor applied on the background (scalar; may be traced).
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` scaling each region by its own factor (the
+      result keeps each leaf's dtype).
+    """
     fg = _foreground(mask)
 
     def update_fn(updates, state, params=None):

@@ -95,6 +95,16 @@ def scale_by_long_term_memory(
     it after :func:`normalize_gradient` and before ``optax.scale(−α)`` (or use :func:`smbea_step`).
     ``mu1``, ``mu2`` ∈ [0, 1], ``eps`` and ``eps_root`` may be traced (swept); the carry weights
     β1, β2 enter through :func:`next_minibatch`.
+
+    Args:
+      mu1: μ1 in ``[0, 1]``, the decay of the short-term first momentum (an EMA); default 0.9.
+      mu2: μ2 in ``[0, 1]``, the decay of the short-term second momentum (an EMA); default 0.999.
+      eps: ε >= 0 added after the square root; default 1e-8 (SMBEA's Algorithm 1).
+      eps_root: ε >= 0 added under the square root; default 0.
+
+    Returns:
+      An ``optax.GradientTransformation`` with :class:`LongTermMemoryState` that emits the step
+      direction (zero where the denominator is zero; not yet scaled by ``−α``).
     """
     check_unit_interval("mu1", mu1)
     check_unit_interval("mu2", mu2)
@@ -155,6 +165,9 @@ def next_minibatch(state: Any, hp: Any) -> Any:
       hp: anything with ``beta1`` and ``beta2`` fields (:class:`MemoryHParams`, the SMBEA
         attack's hyper-parameters), each in [0, 1]; they may be traced.
 
+    Returns:
+      ``state`` with every :class:`LongTermMemoryState` in it replaced by its carried memory.
+
     Raises:
       ValueError: when ``state`` holds no :class:`LongTermMemoryState`, or a concrete β lies
         outside [0, 1].
@@ -190,7 +203,20 @@ def smbea_step(
     """SMBEA's whole step rule: ``ĝ = g/‖g‖₁`` (Algorithm 1, step 5; any normaliser of
     :func:`normalize_gradient`), then :func:`scale_by_long_term_memory`, then ``−α``: the
     emitted updates are ADDED to the adversarial example. Call :func:`next_minibatch` on its
-    state between mini-batches."""
+    state between mini-batches.
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+      mu1: μ1 in ``[0, 1]``, the decay of the first momentum; default 0.9.
+      mu2: μ2 in ``[0, 1]``, the decay of the second momentum; default 0.999.
+      eps: ε >= 0 added after the square root; default 1e-8.
+      eps_root: ε >= 0 added under the square root; default 0.
+      normalizer: the normaliser, a kind of :func:`normalize_gradient`; default ``"l1"``.
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain`` of the normaliser,
+      :func:`scale_by_long_term_memory` and ``optax.scale(−α)``).
+    """
     _checks.check_nonnegative("step_size", step_size)
     return optax.chain(
         normalize_gradient(normalizer),
@@ -203,6 +229,14 @@ def constraint_schedule(t1: jax.Array | float, beta3: jax.Array | float, n: int)
     """The perceptual budgets ``T^(1..n)`` of Algorithm 2: ``T^(i) = T^(i−1) + β3^i·T^(1)``.
 
     Returns ``f32[n]``; ``T^(1) = t1``. ``t1`` and ``beta3`` ∈ [0, 1] may be traced.
+
+    Args:
+      t1: the first mini-batch's budget ``T^(1)`` (>= 0).
+      beta3: β3 in ``[0, 1]``, how fast the budget loosens.
+      n: the number of mini-batches, a positive integer.
+
+    Returns:
+      ``f32[n]``, the budgets ``T^(1), …, T^(n)``.
     """
     _checks.check_positive_int("n", n)
     _checks.check_nonnegative("t1", t1)

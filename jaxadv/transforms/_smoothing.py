@@ -16,6 +16,13 @@ def smooth_updates(smoother: Smoother) -> optax.GradientTransformation:
     normalize_by_l2_norm(), optax.scale(-α))`` is the step of qPGD2. The smoother depends on the
     clean image, so build this transformation per example (inside the per-example function that
     ``vmap`` batches). Stateless.
+
+    Args:
+      smoother: a :class:`jaxadv.image.Smoother` built from the clean image of the example; it
+        is applied to the update tree as it is.
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` returning ``smoother(updates)``.
     """
 
     def update_fn(updates, state, params=None):

@@ -41,6 +41,14 @@ def gaussian_kernel(kernel_size: int = 15, sigma: Any = None) -> jax.Array:
     ``sigma`` is the standard deviation in pixels; None: ``(k − 1)/6``, the kernel of the
     published code and of torchattacks (``linspace(−3, 3, k)`` standard deviations, ``nsig = 3``:
     the kernel spans ±3σ). A 1×1 kernel is ``[[1]]``: TI is then the identity.
+
+    Args:
+      kernel_size: the side ``k`` of the kernel, an odd integer >= 1; default 15 (the paper's
+        for 299-pixel ImageNet images).
+      sigma: the standard deviation in pixels, positive (may be traced); None: ``(k − 1)/6``.
+
+    Returns:
+      A float32 ``[k, k]`` array whose entries sum to 1.
     """
     _check_kernel(kernel_size, sigma)
     half = (kernel_size - 1) / 2
@@ -60,7 +68,16 @@ def gaussian_kernel(kernel_size: int = 15, sigma: Any = None) -> jax.Array:
 
 def smooth_image(grad: jax.Array, kernel: jax.Array) -> jax.Array:
     """``grad`` (one example, ``[H, W, C]``) convolved channel by channel with ``kernel``
-    (``[k, k]``), zero padding, same size: a depthwise convolution."""
+    (``[k, k]``), zero padding, same size: a depthwise convolution.
+
+    Args:
+      grad: one example's gradient, ``[H, W, C]``.
+      kernel: the ``[k, k]`` kernel (e.g. from :func:`gaussian_kernel`), with ``k`` at most
+        ``min(H, W)``.
+
+    Returns:
+      The smoothed gradient, ``[H, W, C]`` in the dtype of ``grad``.
+    """
     if grad.ndim != 3:
         raise ValueError(
             "`translation_invariant` smooths images of one example, shape (H, W, C); got an "
@@ -96,6 +113,16 @@ def translation_invariant(
     in pixels (None: ``(k − 1)/6``, the paper's code and torchattacks' ``TIFGSM`` with
     ``nsig = 3``; it may be traced). Zero padding keeps the size (torchattacks' ``padding="same"``).
     The paper's default for 299-pixel ImageNet images is ``kernel_size = 15``. Stateless.
+
+    Args:
+      kernel_size: the side of the Gaussian kernel, an odd integer >= 1 and at most the image's
+        side; default 15.
+      sigma: the Gaussian's standard deviation in pixels (positive; may be traced); None:
+        ``(kernel_size − 1)/6``.
+
+    Returns:
+      A stateless ``optax.GradientTransformation`` convolving every leaf (each ``[H, W, C]``)
+      with the kernel.
     """
     _check_kernel(kernel_size, sigma)
 

@@ -81,7 +81,15 @@ def _descend(*parts, step_size) -> optax.GradientTransformation:
 
 def sgd_ifgsm(step_size: Number) -> optax.GradientTransformation:
     """SGD-IFGSM (library attack 5; PGD, attack 11, is the same step from a random start):
-    ``x ← x − α·sign(g_t)``. Kurakin, Goodfellow & Bengio, ICLR-W 2017."""
+    ``x ← x − α·sign(g_t)``. Kurakin, Goodfellow & Bengio, ICLR-W 2017.
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain``) that emits the step to ADD to the
+      perturbation (already scaled by ``−α``).
+    """
     return _descend(sign(), step_size=step_size)
 
 
@@ -91,6 +99,14 @@ def sgd_ifgv(step_size: Number, *, normalizer: str = "linf") -> optax.GradientTr
     The iterative fast gradient *value* method of Rozsa, Rudd & Boult (CVPR-W 2016): the raw
     gradient scaled so that its largest entry is ±1 (``normalizer="linf"``); any normaliser of
     :func:`normalize_gradient` may be chosen (``"none"``: the raw value, as the published code).
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+      normalizer: the normaliser N, a kind of :func:`normalize_gradient`; default ``"linf"``.
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain``) that emits the step to ADD to the
+      perturbation (already scaled by ``−α``).
     """
     return _descend(normalize_gradient(normalizer), step_size=step_size)
 
@@ -101,6 +117,15 @@ def msgd_mim(
     """MSGD-MIM (library attack 4): ``m_t = μ1·m_{t−1} + N(g_t)``, ``x ← x − α·sign(m_t)``.
 
     Momentum iterative FGSM (Dong et al., CVPR 2018); μ1 = 1 as in that paper.
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+      mu1: μ1 in ``[0, 1]``, the decay of the first momentum (accumulated); default 1.0.
+      normalizer: the normaliser N, a kind of :func:`normalize_gradient`; default ``"l1"``.
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain``) that emits the step to ADD to the
+      perturbation (already scaled by ``−α``).
     """
     return _descend(
         normalize_gradient(normalizer), first_momentum(mu1), sign(), step_size=step_size
@@ -119,7 +144,18 @@ def adagrad_plus_im(
     step_size: Number, mu2: Number = 0.9, eps: Number = _EPS, *, normalizer: str = "l1"
 ) -> optax.GradientTransformation:
     """AdaGrad-plus-IM (library attack 7): the raw (normalised) gradient over the "plus" second
-    momentum — ``V_t = μ2·V_{t−1} + (1−μ2)·ĝ_t²``, ``x ← x − α·ĝ_t/√(V_t + ε)``."""
+    momentum — ``V_t = μ2·V_{t−1} + (1−μ2)·ĝ_t²``, ``x ← x − α·ĝ_t/√(V_t + ε)``.
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+      mu2: μ2 in ``[0, 1]``, the decay of the second momentum; default 0.9.
+      eps: ε, added to ``V_t`` under the square root; default 1e-20 (a guard against 0/0).
+      normalizer: the normaliser N, a kind of :func:`normalize_gradient`; default ``"l1"``.
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain``) that emits the step to ADD to the
+      perturbation (already scaled by ``−α``).
+    """
     return _adaptive(None, "plus", mu2, eps, normalizer, step_size)
 
 
@@ -127,7 +163,18 @@ def adagrad_decay_im(
     step_size: Number, mu2: Number = 0.9, eps: Number = _EPS, *, normalizer: str = "l1"
 ) -> optax.GradientTransformation:
     """AdaGrad-decay-IM (library attack 8): ``V_t = μ2·Ē_{t−1} + (1−μ2)·ĝ_t²`` (Ē: mean of the
-    past ĝ², the slides' RMSProp/Adadelta line), ``x ← x − α·ĝ_t/√(V_t + ε)``."""
+    past ĝ², the slides' RMSProp/Adadelta line), ``x ← x − α·ĝ_t/√(V_t + ε)``.
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+      mu2: μ2 in ``[0, 1]``, the decay of the second momentum; default 0.9.
+      eps: ε, added to ``V_t`` under the square root; default 1e-20 (a guard against 0/0).
+      normalizer: the normaliser N, a kind of :func:`normalize_gradient`; default ``"l1"``.
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain``) that emits the step to ADD to the
+      perturbation (already scaled by ``−α``).
+    """
     return _adaptive(None, "decay", mu2, eps, normalizer, step_size)
 
 
@@ -135,7 +182,18 @@ def adam_vanilla_im(
     step_size: Number, mu1: Number = 0.9, eps: Number = _EPS, *, normalizer: str = "l1"
 ) -> optax.GradientTransformation:
     """Adam-vanilla-IM (library attack 3): ``m_t = μ1·m_{t−1} + (1−μ1)·ĝ_t``,
-    ``m̂_t = m_t/(1 − μ1^t)``, ``V_t = V_{t−1} + ĝ_t²``, ``x ← x − α·m̂_t/√(V_t + ε)``."""
+    ``m̂_t = m_t/(1 − μ1^t)``, ``V_t = V_{t−1} + ĝ_t²``, ``x ← x − α·m̂_t/√(V_t + ε)``.
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+      mu1: μ1 in ``[0, 1]``, the decay of the first momentum (an EMA); default 0.9.
+      eps: ε, added to ``V_t`` under the square root; default 1e-20 (a guard against 0/0).
+      normalizer: the normaliser N, a kind of :func:`normalize_gradient`; default ``"l1"``.
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain``) that emits the step to ADD to the
+      perturbation (already scaled by ``−α``).
+    """
     first = first_momentum(mu1, ema=True, debias=True)
     return _adaptive(first, "vanilla", 0.0, eps, normalizer, step_size)
 
@@ -150,7 +208,19 @@ def adam_decay_im(
 ) -> optax.GradientTransformation:
     """Adam-decay-IM (library attack 2; Adam-decay-C&W, attack 12, takes the same steps):
     ``m_t = μ1·m_{t−1} + (1−μ1)·ĝ_t``, ``m̂_t = m_t/(1 − μ1^t)``,
-    ``V_t = μ2·Ē_{t−1} + (1−μ2)·ĝ_t²``, ``x ← x − α·m̂_t/√(V_t + ε)``."""
+    ``V_t = μ2·Ē_{t−1} + (1−μ2)·ĝ_t²``, ``x ← x − α·m̂_t/√(V_t + ε)``.
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+      mu1: μ1 in ``[0, 1]``, the decay of the first momentum (an EMA); default 0.9.
+      mu2: μ2 in ``[0, 1]``, the decay of the second momentum; default 0.9.
+      eps: ε, added to ``V_t`` under the square root; default 1e-20 (a guard against 0/0).
+      normalizer: the normaliser N, a kind of :func:`normalize_gradient`; default ``"l1"``.
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain``) that emits the step to ADD to the
+      perturbation (already scaled by ``−α``).
+    """
     first = first_momentum(mu1, ema=True, debias=True)
     return _adaptive(first, "decay", mu2, eps, normalizer, step_size)
 
@@ -179,6 +249,22 @@ def adaeq2m(
     the published code instead (normaliser ``mean|g|``, the emitted step carried in place of
     ``m``; see :func:`adaeq2m_published`, ε = 1e-8 by default). ``key`` seeds ξ (attacks reseed
     it per run). ``normalizer`` defaults to the variant's (``"l1"`` / ``"mean_abs"``).
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+      mu1: μ1 in ``[0, 1]``, the decay of the first momentum (accumulated); default 1.0.
+      mu2: μ2 in ``[0, 1]``, the decay of the second momentum; default 0.9.
+      eps: ε, added under the square root (the code variant adds it after the root too);
+        None: 1e-20 (``"paper"``) or 1e-8 (``"code"``).
+      noise_scale: σ >= 0, the relative level of the Gaussian term; default 0.01.
+      normalizer: the normaliser N, a kind of :func:`normalize_gradient`; None: the
+        variant's, ``"l1"`` (``"paper"``) or ``"mean_abs"`` (``"code"``).
+      variant: ``"paper"`` (default) or ``"code"`` (:func:`adaeq2m_published`).
+      key: a PRNG key or an integer seed for ξ; None: ``jax.random.key(0)``.
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain``) that emits the step to ADD to the
+      perturbation (already scaled by ``−α``).
     """
     return _adaeq2m(step_size, mu1, mu2, eps, noise_scale, normalizer, variant, key)
 
@@ -194,7 +280,22 @@ def adaeq2m_v2(
 ) -> optax.GradientTransformation:
     """AdaEq2M-V2 (library attack 9): :func:`adaeq2m` without the Gaussian term,
     ``m_t = μ1·m_{t−1} + ĝ_t``, ``V_t = μ2·V_{t−1} + (1 − μ2)·ĝ_t²``,
-    ``x ← x − α·m_t/√(V_t + ε)``. ``variant="code"``: the carried-step form with σ = 0."""
+    ``x ← x − α·m_t/√(V_t + ε)``. ``variant="code"``: the carried-step form with σ = 0.
+
+    Args:
+      step_size: the step size α >= 0 (may be traced).
+      mu1: μ1 in ``[0, 1]``, the decay of the first momentum (accumulated); default 1.0.
+      mu2: μ2 in ``[0, 1]``, the decay of the second momentum; default 0.9.
+      eps: ε, added under the square root (the code variant adds it after the root too);
+        None: 1e-20 (``"paper"``) or 1e-8 (``"code"``).
+      normalizer: the normaliser N, a kind of :func:`normalize_gradient`; None: the
+        variant's, ``"l1"`` (``"paper"``) or ``"mean_abs"`` (``"code"``).
+      variant: ``"paper"`` (default) or ``"code"`` (:func:`adaeq2m_published`).
+
+    Returns:
+      An ``optax.GradientTransformation`` (an ``optax.chain``) that emits the step to ADD to the
+      perturbation (already scaled by ``−α``).
+    """
     return _adaeq2m(step_size, mu1, mu2, eps, None, normalizer, variant, None)
 
 
