@@ -202,6 +202,11 @@ def check_masks(name: str, masks: Any, images_shape: Sequence[int]) -> None:
     finite and either 0 or 1. Returns nothing.
 
     Example: ``check_masks("masks", masks, images.shape)``.
+
+    Args:
+      name: the argument's name, for the message.
+      masks: the masks to check.
+      images_shape: the shape of the images they belong to (one image or a batch).
     """
     images_shape = tuple(int(s) for s in images_shape)
     if len(images_shape) < 3:

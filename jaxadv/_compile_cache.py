@@ -85,7 +85,11 @@ class CacheCount:
 
 @contextlib.contextmanager
 def count_cache_use() -> Iterator[CacheCount]:
-    """Counts persistent-cache hits and writes of the compilations inside the ``with`` block."""
+    """Counts persistent-cache hits and writes of the compilations inside the ``with`` block.
+
+    Yields:
+      A :class:`CacheCount` whose ``hits`` and ``writes`` grow while the block runs.
+    """
     count = CacheCount()
 
     def listener(event: str, **kwargs) -> None:

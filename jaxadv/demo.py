@@ -39,7 +39,14 @@ DEMO_ATTACKS: tuple[tuple[str, Callable[[], Any], dict[str, float]], ...] = (
 )
 
 def unmatched(only: tuple[str, ...] | None) -> list[str]:
-    """The words of ``only`` that start no demo attack's label (case-insensitive)."""
+    """The words of ``only`` that start no demo attack's label (case-insensitive).
+
+    Args:
+      only: words given to ``--only`` (None: none).
+
+    Returns:
+      The words that select no attack (empty when every word selects one).
+    """
     return [
         word
         for word in only or ()
@@ -62,8 +69,18 @@ def run_demo(
 ) -> list[dict[str, Any]]:
     """Runs the demo and prints its table to ``out``; returns the rows as dicts.
 
-    ``epochs`` overrides the victim's training length (a different cached checkpoint); ``only``
-    keeps the attacks whose label starts with one of the given words (case-insensitive).
+    Args:
+      model: the default victim's name (``"cw"``, ``"c4"`` or ``"resnet"``).
+      num_images: test digits attacked.
+      seed: PRNG seed of the attacks.
+      cache_dir: where trained victims are kept (None: the default cache).
+      only: keep the attacks whose label starts with one of these words (case-insensitive).
+      epochs: overrides the victim's training length (a different cached checkpoint).
+      out: where the table is printed.
+
+    Returns:
+      One dict per attack: ``attack``, ``robust_accuracy``, ``success_rate``, the mean norms,
+      ``images_per_s``, ``compile_s``.
     """
     missing = unmatched(only)
     if missing:
@@ -141,6 +158,14 @@ def run_demo(
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
+    """The demo's rows as an aligned text table.
+
+    Args:
+      rows: the dicts :func:`run_demo` returns.
+
+    Returns:
+      The table, one line per row under a header of :data:`COLUMNS`.
+    """
     lines = [COLUMNS]
     for r in rows:
         lines.append(

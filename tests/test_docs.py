@@ -3,6 +3,7 @@ builds with no warning (slow: Sphinx), and the documented packages keep their Ar
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import importlib
 import inspect
@@ -19,21 +20,8 @@ import public_api  # noqa: E402  (docs/public_api.py: the rule for public names)
 
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
-# Packages whose public functions and classes have Args/Returns (or Attributes) sections, with
-# the modules checked (None: all). Still to do: attacks, models, training, gradients,
-# transforms, data, evaluate, demo, cli and the image motion functions (jaxadv.image._motion).
-SECTIONED = {
-    "jaxadv.results": None,
-    "jaxadv.constraints": None,
-    "jaxadv.perturbations": None,
-    "jaxadv.sweeps": None,
-    "jaxadv.losses": None,
-    "jaxadv.certify": None,
-    "jaxadv.metrics": None,
-    "jaxadv.image": tuple(f"jaxadv.image._{m}" for m in (
-        "bilateral", "dct", "foreground", "graph", "magnify", "sensitivity", "smoothing", "ssim",
-        "superpixels")),
-}
+# Every public module's functions and classes have Args/Returns (or Attributes) sections.
+SECTIONED = {module: None for module in public_api.public_modules()}
 
 
 def modules_with_examples() -> list[str]:
@@ -60,10 +48,27 @@ def test_quick_start_runs():
     assert result.attempted >= 10 and result.failed == 0
 
 
+def _fields(cls) -> list[str]:
+    """The data a class holds: dataclass or NamedTuple fields, else its constructor's
+    parameters (none: a marker class or a behaviour-only dataclass)."""
+    if dataclasses.is_dataclass(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+    if hasattr(cls, "_fields"):
+        return list(cls._fields)
+    if issubclass(cls, BaseException):
+        return []
+    try:
+        return [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+    except (TypeError, ValueError):
+        return []
+
+
 def _needs(obj) -> list[str]:
     doc = inspect.getdoc(obj) or ""
     if inspect.isclass(obj):
-        return [] if "Attributes:" in doc or "Args:" in doc else ["Attributes"]
+        if "Attributes:" in doc or "Args:" in doc or not _fields(obj):
+            return []
+        return ["Attributes"]
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):

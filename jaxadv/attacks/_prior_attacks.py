@@ -49,11 +49,8 @@ _PRGF_DEFAULTS = {
 
 @dataclasses.dataclass(frozen=True)
 class PlainStep:
-    """``hp -> optax``: the raw gradient step ``−α·g`` (Algorithm 2's ``x − α_2 g̃``).
-
-    Attributes:
-      none: the class has no fields; ``α`` is ``hp.step_size``, read when the step is built.
-    """
+    """``hp -> optax``: the raw gradient step ``−α·g`` (Algorithm 2's ``x − α_2 g̃``), with
+    ``α = hp.step_size`` read when the step is built."""
 
     def __call__(self, hp) -> optax.GradientTransformation:
         return optax.scale(-hp.step_size)

@@ -139,9 +139,7 @@ class HotColdObjective:
 
     Rozsa, Rudd & Boult, "Adversarial diversity and hard positive generation", CVPR-W 2016; the
     saliency version of the library uses ``KL(map, hot map) − KL(map, clean map)``.
-
-    Attributes:
-      none: the class has no fields; called as ``(logits, label, target, hp)``, ``hp`` unused.
+    Called as ``(logits, label, target, hp)``; ``hp`` is unused.
     """
 
     def __call__(self, logits, label, target, hp) -> jax.Array:

@@ -27,6 +27,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line, ``python -m jaxadv COMMAND ...`` (``--help`` lists the commands).
+
+    Args:
+      argv: the arguments after the program name (None: ``sys.argv[1:]``).
+
+    Returns:
+      The exit status: 0 on success, 2 on a usage error.
+    """
     parser = _Parser(prog="python -m jaxadv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(

@@ -127,6 +127,12 @@ def scene_center_bias(size: tuple[int, int] = (64, 64)) -> np.ndarray:
     An axis-aligned Gaussian on the image centre with std 0.25 × the height (vertically) and
     0.25 × the width (horizontally), evaluated at pixel centres. As a prediction it is the
     content-blind baseline a saliency model must beat.
+
+    Args:
+      size: ``(h, w)`` of the map.
+
+    Returns:
+      ``float32[h, w]``, non-negative, summing to 1.
     """
     h, w = check_size(size)
     return _center_bias(h, w).astype(np.float32)
