@@ -222,7 +222,9 @@ def plot_transfer_matrix(matrix: TransferMatrix, *, path: Any = None, digits: in
     try:
         from matplotlib.figure import Figure
     except ImportError as err:
-        raise ImportError("The transfer heat map needs matplotlib: `pip install matplotlib`.") from err
+        raise ImportError(
+            "The transfer heat map needs matplotlib: `pip install matplotlib`."
+        ) from err
     a, s, t = matrix.rate.shape
     cols = min(a, 3)
     rows = -(-a // cols)

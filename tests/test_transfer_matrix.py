@@ -17,8 +17,10 @@ from jaxadv.transfer import TransferMatrix, plot_transfer_matrix, transfer_matri
 def _threshold_victim(threshold: float) -> Victim:
     """Two classes on R²: class 0 iff x₁ > threshold (logits ±(x₁ − threshold))."""
     return Victim(
-        variables={"w": jnp.array([[1.0, 0.0], [-1.0, 0.0]]),
-                   "b": jnp.array([-threshold, threshold])},  # fmt: skip
+        variables={
+            "w": jnp.array([[1.0, 0.0], [-1.0, 0.0]]),
+            "b": jnp.array([-threshold, threshold]),
+        },  # fmt: skip
         apply_fn=linear_apply,
         input_shape=(2,),
         num_classes=2,
@@ -76,9 +78,7 @@ def test_matrix_equals_each_cell_run_alone(zoo):
     for a, (name, atk) in enumerate(suite.items()):
         for s, source in enumerate(sources.values()):
             for t, target in enumerate(victims.values()):
-                cell = metrics.transfer_success(
-                    atk, source, target, hps[name], images, labels, key
-                )
+                cell = metrics.transfer_success(atk, source, target, hps[name], images, labels, key)
                 np.testing.assert_array_equal(out.fooled[a, s, t], cell.fooled)
                 np.testing.assert_array_equal(out.clean_correct[t], cell.clean_correct)
                 np.testing.assert_array_equal(out.source_success[a, s], cell.source_success)
