@@ -658,3 +658,54 @@ ATTACKS.update({
         labels=dual_labels, full=False,
     ),
 })  # fmt: skip
+
+
+# Transfer boosters (issue 22): each recipe and with_transfer on the classifier, batch-level
+# checks only (one compilation each); tests/test_transfer.py checks the boosters' numbers.
+_ADMIX_POOL = np.random.default_rng(45).uniform(size=(4, 4, 4, 1)).astype(np.float32)
+
+
+ATTACKS.update({
+    "with-transfer": AttackEntry(  # every booster at once, on targeted MI-FGSM
+        attacks.with_transfer,
+        lambda: attacks.with_transfer(
+            attacks.mi_fgsm(steps=2, targeted=True), diversity=0.5, translation=3, scales=2,
+            variance=2, nesterov=True,
+        ),
+        dict(eps=0.1), full=False,
+    ),
+    "di-fgsm": AttackEntry(
+        attacks.di_fgsm, lambda: attacks.di_fgsm(steps=2, prob=1.0), dict(eps=0.1), full=False
+    ),
+    "ti-fgsm": AttackEntry(
+        attacks.ti_fgsm, lambda: attacks.ti_fgsm(steps=2, kernel_size=3), dict(eps=0.1),
+        full=False,
+    ),
+    "ni-fgsm": AttackEntry(
+        attacks.ni_fgsm, lambda: attacks.ni_fgsm(steps=2), dict(eps=0.1), full=False
+    ),
+    "si-ni-fgsm": AttackEntry(
+        attacks.si_ni_fgsm, lambda: attacks.si_ni_fgsm(steps=2, scales=2), dict(eps=0.1),
+        full=False,
+    ),
+    "vmi-fgsm": AttackEntry(
+        attacks.vmi_fgsm, lambda: attacks.vmi_fgsm(steps=2, neighbours=2), dict(eps=0.1),
+        full=False,
+    ),
+    "vni-fgsm": AttackEntry(
+        attacks.vni_fgsm, lambda: attacks.vni_fgsm(steps=2, neighbours=2), dict(eps=0.1),
+        full=False,
+    ),
+    "admix-fgsm": AttackEntry(
+        attacks.admix_fgsm,
+        lambda: attacks.admix_fgsm(_ADMIX_POOL, steps=2, scales=2, copies=2),
+        dict(eps=0.1), full=False,
+    ),
+})  # fmt: skip
+STEP_RULES["translation_invariant"] = RuleEntry(
+    T.translation_invariant, dict(sigma=0.8), dict(kernel_size=3)
+)
+NOT_STEP_RULE_FACTORIES.update({
+    "gaussian_kernel": "TI's kernel (an array)",
+    "smooth_image": "TI's convolution of one image (an array)",
+})

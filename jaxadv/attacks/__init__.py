@@ -153,3 +153,18 @@ from jaxadv.attacks._me_sampler import MESampler as MESampler
 from jaxadv.attacks._me_sampler import MotionBandits as MotionBandits
 from jaxadv.attacks._me_sampler import me_sampler as me_sampler
 from jaxadv.attacks._me_sampler import sparked_noise as sparked_noise
+# Transfer boosters (issue 22): DI, TI, SI, Admix, NI, variance tuning on any descent attack
+from jaxadv.attacks._transfer import Admix as Admix
+from jaxadv.attacks._transfer import Boosters as Boosters
+from jaxadv.attacks._transfer import Diversity as Diversity
+from jaxadv.attacks._transfer import Translation as Translation
+from jaxadv.attacks._transfer import TranslatedStep as TranslatedStep
+from jaxadv.attacks._transfer import Variance as Variance
+from jaxadv.attacks._transfer import with_transfer as with_transfer
+from jaxadv.attacks._transfer_recipes import admix_fgsm as admix_fgsm
+from jaxadv.attacks._transfer_recipes import di_fgsm as di_fgsm
+from jaxadv.attacks._transfer_recipes import ni_fgsm as ni_fgsm
+from jaxadv.attacks._transfer_recipes import si_ni_fgsm as si_ni_fgsm
+from jaxadv.attacks._transfer_recipes import ti_fgsm as ti_fgsm
+from jaxadv.attacks._transfer_recipes import vmi_fgsm as vmi_fgsm
+from jaxadv.attacks._transfer_recipes import vni_fgsm as vni_fgsm

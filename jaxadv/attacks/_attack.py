@@ -13,7 +13,7 @@ Expectation over transformation is a field too: :func:`with_eot` sets ``eot_samp
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -100,6 +100,8 @@ class Attack(AttackBase):
       rel_step_size: default ``step_size`` as a multiple of ``eps`` (None: use ``defaults``).
       eot_samples: expectation over transformation (:func:`with_eot`): draws of a
         :class:`~jaxadv.models.RandomizedVictim` averaged per step (None: a deterministic victim).
+      boosters: transfer boosters (:func:`~jaxadv.attacks.with_transfer`): each step's gradient
+        comes from a per-example :class:`~jaxadv.gradients.Transfer` oracle (None: ``oracle``).
       name: a label for tables.
     """
 
@@ -117,6 +119,7 @@ class Attack(AttackBase):
     defaults: tuple[tuple[str, float], ...] = ()
     rel_step_size: float | None = None
     eot_samples: int | None = None
+    boosters: Any = None
     name: str = "attack"
     params_type: ClassVar[type] = HParams
     hparam_spec: ClassVar[dict[str, Spec]] = HPARAM_SPEC
@@ -174,6 +177,10 @@ class Attack(AttackBase):
 
     def single_run(self, victim, hp, x0, label, target) -> Program:
         """One run from one start (restarts are copies of it)."""
+        if self.boosters is None:
+            oracle = self.oracle_for(victim, hp, x0, label, target)
+        else:
+            oracle = self.boosters.oracle(self, victim, hp, x0, label, target)
         return descent(
             victim,
             x0,
@@ -182,7 +189,7 @@ class Attack(AttackBase):
             tx=self.step_rule(hp),
             constraint=self.feasible_set(hp, victim),
             perturbation=self.perturbation,
-            oracle=self.oracle_for(victim, hp, x0, label, target),
+            oracle=oracle,
             steps=self.length,
             random_start=self.random_start,
             early_stop=self.early_stop,

@@ -30,3 +30,8 @@ from jaxadv.gradients._rgf import rgf_directions as rgf_directions
 from jaxadv.gradients._spsa import SPSA as SPSA
 from jaxadv.gradients._nes import antithetic_estimate as antithetic_estimate
 from jaxadv.gradients._spsa import spsa as spsa
+# Transfer boosters (issue 22): input diversity, scale copies, Admix, look-ahead, variance tuning
+from jaxadv.gradients._diversity import diverse_input as diverse_input
+from jaxadv.gradients._diversity import resize_and_pad as resize_and_pad
+from jaxadv.gradients._transfer import Transfer as Transfer
+from jaxadv.gradients._transfer import TransferState as TransferState

@@ -57,3 +57,7 @@ from jaxadv.transforms._coordinate import coordinate_newton as coordinate_newton
 from jaxadv.transforms._region import REGION_NORMS as REGION_NORMS
 from jaxadv.transforms._region import region_scale as region_scale
 from jaxadv.transforms._region import region_steepest as region_steepest
+# Translation invariance (TI, issue 22): the gradient smoothed by a Gaussian kernel
+from jaxadv.transforms._translation import gaussian_kernel as gaussian_kernel
+from jaxadv.transforms._translation import smooth_image as smooth_image
+from jaxadv.transforms._translation import translation_invariant as translation_invariant
