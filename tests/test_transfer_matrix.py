@@ -68,7 +68,7 @@ def test_matrix_equals_each_cell_run_alone(zoo):
     sources = {k: victims[k] for k in ("mlp0", "mlp1")}
     # MI-FGSM is deterministic; PGD's random start checks that every cell gets the same keys
     # as attack.batch(..., key) would.
-    suite = {"mi": attacks.mi_fgsm(steps=2), "pgd": attacks.pgd(steps=2)}
+    suite = {"mi": attacks.mi_fgsm(steps=1), "pgd": attacks.pgd(steps=1)}
     hps = {name: atk.hparams(eps=0.3) for name, atk in suite.items()}
     key = jax.random.key(3)
     out = transfer_matrix(suite, sources, victims, images, labels, key, hparams=hps)
@@ -126,3 +126,22 @@ def test_bad_input_names_the_argument(zoo):
         transfer_matrix({"bim": bim}, victims, {"odd": odd}, images, labels, key)
     with pytest.raises(ValueError, match="`labels`"):
         transfer_matrix({"bim": bim}, victims, None, images, labels[:3], key)
+
+
+# Slow: trains three tiny MLPs and compiles the smoke matrix (about 25 s of CPU).
+@pytest.mark.slow
+def test_experiment_smoke(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "transfer_matrix.py"
+    spec = importlib.util.spec_from_file_location("transfer_matrix_experiment", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    matrix, timing = module.main(["--smoke", "--out", str(tmp_path)])
+    assert matrix.attacks == ("I-FGSM", "MI-FGSM", "DI-MI-FGSM")
+    assert matrix.rate.shape == (3, 3, 3) and timing["attacked_examples"] == 3 * 3 * 8
+    assert np.all((matrix.rate >= 0) | np.isnan(matrix.rate)) and np.nanmax(matrix.rate) <= 1
+    text = (tmp_path / "transfer_matrix_smoke.md").read_text()
+    assert text.count("(rows: source, columns: target)") == 3
+    assert "| I-FGSM |" in text and (tmp_path / "transfer_matrix_smoke.png").stat().st_size > 0
