@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--victims", type=int, default=5, help="the first N of the zoo")
+    parser.add_argument("--attacks", type=int, default=6, help="the first N attacks")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     import _torch_zoo
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         victims[f"{arch}/{seed}"] = victim
         twins.append(_torch_zoo.twin(arch, victim, images[:8]))
-    suite = jaxadv_attacks()
+    suite = dict(list(jaxadv_attacks().items())[: args.attacks])
     hps = {k: a.hparams(eps=EPS, step_size=EPS / STEPS) for k, a in suite.items()}
     key = jax.random.key(0)
     x_j, y_j = jnp.asarray(images), jnp.asarray(labels)
