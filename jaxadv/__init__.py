@@ -19,6 +19,8 @@ from jaxadv import training as training
 from jaxadv import transforms as transforms
 # Randomized smoothing (issue 17, helper D)
 from jaxadv import certify as certify
+# The transfer matrix: sources × targets × attacks in one compiled call (issue 22)
+from jaxadv import transfer as transfer
 from jaxadv._compile_cache import enable_compilation_cache as enable_compilation_cache
 from jaxadv.attacks import Attack as Attack
 from jaxadv.attacks import HParams as HParams
