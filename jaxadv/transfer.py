@@ -218,6 +218,14 @@ def plot_transfer_matrix(matrix: TransferMatrix, *, path: Any = None, digits: in
 
     Draws on a fresh :class:`matplotlib.figure.Figure` (no pyplot state), saves it to ``path``
     when given, and returns it. matplotlib is imported here (an optional dependency).
+
+    Args:
+      matrix: the :class:`TransferMatrix` to draw.
+      path: where to save the figure (None: not saved).
+      digits: decimals of the rate printed in each cell (NaN cells show "–").
+
+    Returns:
+      The matplotlib ``Figure``.
     """
     try:
         from matplotlib.figure import Figure
