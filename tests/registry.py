@@ -258,8 +258,9 @@ ATTACKS: dict[str, AttackEntry] = {
         eps=None, budget="l0", full=False,
     ),
     "qpgd2": AttackEntry(
+        # no eager run: qPGD2 is a descent attack (mi-fgsm's eager run covers that loop form)
         attacks.qpgd2, lambda: attacks.qpgd2(steps=2), dict(eps=0.5), budget=None,
-        sweep=("eps", (0.0, 1.0)), eager=True,
+        sweep=("eps", (0.0, 1.0)),
     ),
     "scw": AttackEntry(
         # step 0.05: at 0.01 two search steps reach the same first iterate (Adam's first step
