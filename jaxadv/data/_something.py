@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from jaxadv import _checks
-from jaxadv.data._ucf101 import read_frame_folder
-from jaxadv.data._video import MIN_FRAMES, VideoDataset
+from jaxadv.data._ucf101 import check_clip_request, read_frame_folder
+from jaxadv.data._video import VideoDataset
 from jaxadv.data.saliency import _files
-from jaxadv.data.saliency._record import check_size
 
 _NAME = "Something-Something V2"
 SPLITS = {"train": "train.json", "validation": "validation.json"}
@@ -73,12 +72,7 @@ def load_something_something(
         frames.
     """
     _checks.check_choice("split", split, tuple(SPLITS))
-    _checks.check_positive_int("frames", frames)
-    if frames < MIN_FRAMES:
-        raise ValueError(f"`frames` must be at least {MIN_FRAMES}; got {frames}.")
-    size = check_size(size)
-    if limit is not None:
-        _checks.check_positive_int("limit", limit)
+    size = check_clip_request(frames, size, limit)
     root = _files.check_root(_NAME, root)
     class_names = _read_labels(_files.require(_NAME, root, "labels.json", folder=False))
     path = _files.require(_NAME, root, SPLITS[split], folder=False)

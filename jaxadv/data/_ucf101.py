@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,18 @@ from jaxadv import _checks
 from jaxadv.data._video import MIN_FRAMES, VideoDataset
 from jaxadv.data.saliency import _files
 from jaxadv.data.saliency._record import check_size, resize_item
+
+
+def check_clip_request(frames: Any, size: Any, limit: Any) -> tuple[int, int]:
+    """Checks a frame-folder loader's ``frames`` (≥ 2: motion needs two), ``size`` and ``limit``
+    (None or ≥ 1); returns ``size`` as ``(h, w)``."""
+    _checks.check_positive_int("frames", frames)
+    if frames < MIN_FRAMES:
+        raise ValueError(f"`frames` must be at least {MIN_FRAMES}; got {frames}.")
+    if limit is not None:
+        _checks.check_positive_int("limit", limit)
+    return check_size(size)
+
 
 _NAME = "UCF-101"
 _LISTS = "ucfTrainTestlist"
@@ -74,12 +87,7 @@ def load_ucf101(
     """
     _checks.check_choice("split", split, ("train", "test"))
     _checks.check_choice("fold", fold, (1, 2, 3))
-    _checks.check_positive_int("frames", frames)
-    if frames < MIN_FRAMES:
-        raise ValueError(f"`frames` must be at least {MIN_FRAMES}; got {frames}.")
-    size = check_size(size)
-    if limit is not None:
-        _checks.check_positive_int("limit", limit)
+    size = check_clip_request(frames, size, limit)
     root = _files.check_root(_NAME, root)
     class_names = _read_class_index(_files.require(_NAME, root, f"{_LISTS}/classInd.txt",
                                                    folder=False))
