@@ -36,6 +36,10 @@ published code (CZHQuality/AAA-Pix2pix, a preliminary version) has no long-term 
 its ensemble is the raw sum of two models' outputs, which ``combine="raw"`` with equal weights
 reproduces. ε sits outside the root as Algorithm 1 writes it (``eps_inside_root=True`` for the
 subspace paper's form).
+
+Transfer boosters (:func:`~jaxadv.attacks.with_transfer` on an SMBEAttack): TI smooths the
+gradient before the normaliser (``translation``); DI takes it through a random resize-and-pad of
+the ensemble's input (``diversity``; the trace keeps the objective at the plain iterate).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from jaxadv.attacks._ensembles import (
 )
 from jaxadv.attacks._saliency import pearson
 from jaxadv.constraints import NORMS, intersect, norm_ball, pixel_box
+from jaxadv.gradients import diverse_input
 from jaxadv.image import PERCEPTUAL_DISTANCES, perceptual_distance
 from jaxadv.losses import SALIENCY_LOSSES, classification_objective, to_saliency_map
 from jaxadv.models import Ensemble
@@ -73,6 +78,7 @@ from jaxadv.transforms import (
     constraint_schedule,
     next_minibatch,
     smbea_step,
+    translation_invariant,
 )
 
 OUTPUT_LOSSES = {
@@ -138,6 +144,7 @@ class _Carry(NamedTuple):
     xs: jax.Array  # [N, ...] the example after each finished mini-batch
     ms: jax.Array  # [N, ...] m_X of each finished mini-batch
     vs: jax.Array
+    key: Any  # DI's key stream (None without DI)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +200,8 @@ class SMBEAttack(AttackBase):
       cpu_chunk: loop-form hint for the driver: steps per compiled chunk on CPU (None: its
         default). Large source models whose unrolled steps compile slowly ask for 1.
       rel_step_size: the default α as a multiple of ``eps`` (Algorithm 1's ``eps/4``).
+      translation: TI's :class:`~jaxadv.attacks.Translation`, or None (set by ``with_transfer``).
+      diversity: DI's :class:`~jaxadv.attacks.Diversity`, or None (set by ``with_transfer``).
     """
 
     loss: str = "kl"
@@ -211,6 +220,8 @@ class SMBEAttack(AttackBase):
     cpu_chunk: int | None = None
     defaults: tuple[tuple[str, float], ...] = ()
     rel_step_size: float | None = 0.25
+    translation: Any = None
+    diversity: Any = None
     name: str = "smbea"
     params_type: ClassVar[type] = SMBEAHParams
     hparam_spec: ClassVar[dict[str, Spec]] = HPARAM_SPEC
@@ -249,23 +260,25 @@ class SMBEAttack(AttackBase):
             value = SALIENCY_LOSSES[self.loss](p, q)
         return value if self.targeted else -value
 
-    def objective(self, ens: Ensemble, hp, x0, label, target, refs):
-        """``delta -> L_i(x0 + delta)`` for one mini-batch's ensemble and its references."""
+    def objective(self, ens: Ensemble, hp, x0, label, target, refs, view=None):
+        """``delta -> L_i(x0 + delta)`` for one mini-batch's ensemble and its references; the
+        ensemble sees ``view(x)`` where given (DI), the penalty always ``x``."""
         ref_out, ref_feat = refs
         low, high = ens.bounds
 
         def loss(delta):
             x = x0 + delta
+            seen = x if view is None else view(x)
             if self.fusion == "outputs":
-                value = self._output_term(ens, ens(x), ref_out, label, target, hp)
+                value = self._output_term(ens, ens(seen), ref_out, label, target, hp)
             else:
                 value = 0.0
-                for n, out in enumerate(ens.member_outputs(x)):
+                for n, out in enumerate(ens.member_outputs(seen)):
                     ref = None if ref_out is None else ref_out[n]
                     term = self._output_term(ens, out, ref, label, target, hp)
                     value = value + ens.weights[n] * term
             if ens.has_features:
-                feat = feature_loss(self.feature_loss, ens.features(x), ref_feat)
+                feat = feature_loss(self.feature_loss, ens.features(seen), ref_feat)
                 value = value + hp.feature_weight * (feat if self.targeted else -feat)
             if self.penalty is not None:
                 value = value + hp.penalty * perceptual_distance(
@@ -287,15 +300,19 @@ class SMBEAttack(AttackBase):
         return out, feat
 
     def step_rule(self, hp) -> optax.GradientTransformation:
-        """The step inside a mini-batch: SMBEA's (with the memory) or a baseline rule."""
+        """The step inside a mini-batch: SMBEA's (with the memory) or a baseline rule; TI's
+        smoothing chained before it."""
         if self.rule != "smbea":
-            return RuleStep(self.rule)(hp)
-        eps_kw = (
-            dict(eps=0.0, eps_root=hp.smoothing)
-            if self.eps_inside_root
-            else dict(eps=hp.smoothing)
-        )
-        return smbea_step(hp.step_size, hp.mu1, hp.mu2, normalizer=self.normalizer, **eps_kw)
+            tx = RuleStep(self.rule)(hp)
+        else:
+            eps_kw = dict(eps=0.0, eps_root=hp.smoothing) if self.eps_inside_root else dict(
+                eps=hp.smoothing
+            )
+            tx = smbea_step(hp.step_size, hp.mu1, hp.mu2, normalizer=self.normalizer, **eps_kw)
+        if self.translation is None:
+            return tx
+        t = self.translation
+        return optax.chain(translation_invariant(t.kernel_size, t.sigma), tx)
 
     # -- the program: N mini-batches of X steps, one flat loop -----------------------------------
 
@@ -315,7 +332,17 @@ class SMBEAttack(AttackBase):
             return intersect(norm_ball(self.norm, budget), pixel_box(low, high))
 
         def value_and_grad(ens, refs):
-            return jax.value_and_grad(self.objective(ens, hp, x0, label, target, refs))
+            loss = self.objective(ens, hp, x0, label, target, refs)
+            d = self.diversity
+            if d is None:
+                return lambda delta, key: jax.value_and_grad(loss)(delta)
+
+            def diverse(delta, key):  # DI's gradient; the value at the plain iterate
+                view = lambda x: diverse_input(key, x, d.prob, d.resize_rate)  # noqa: E731
+                grad = jax.grad(self.objective(ens, hp, x0, label, target, refs, view))(delta)
+                return loss(delta), grad
+
+            return diverse
 
         if stacked is None:  # different structures: lax.switch picks the mini-batch's ensemble
 
@@ -323,12 +350,12 @@ class SMBEAttack(AttackBase):
                 return tuple(self.references(e, x0, target) for e in ensembles)
 
             branches = [
-                lambda delta, refs, k=k: value_and_grad(ensembles[k], refs[k])(delta)
+                lambda delta, refs, key, k=k: value_and_grad(ensembles[k], refs[k])(delta, key)
                 for k in range(n)
             ]
 
-            def gradient(i, refs, delta):
-                return jax.lax.switch(i, branches, delta, refs)
+            def gradient(i, refs, delta, key):
+                return jax.lax.switch(i, branches, delta, refs, key)
 
             def last_refs(refs):
                 return refs[-1]
@@ -338,10 +365,10 @@ class SMBEAttack(AttackBase):
             def references():
                 return jax.lax.map(lambda ens: self.references(ens, x0, target), stacked)
 
-            def gradient(i, refs, delta):
+            def gradient(i, refs, delta, key):
                 pick = lambda leaf: leaf[i]  # noqa: E731
                 ens, refs = jax.tree.map(pick, stacked), jax.tree.map(pick, refs)
-                return value_and_grad(ens, refs)(delta)
+                return value_and_grad(ens, refs)(delta, key)
 
             def last_refs(refs):
                 return jax.tree.map(lambda leaf: leaf[-1], refs)
@@ -364,13 +391,17 @@ class SMBEAttack(AttackBase):
                 xs=record,
                 ms=record,
                 vs=record,
+                key=None if self.diversity is None else jax.random.fold_in(key, 1),
             )
 
         def step(carry: _Carry):
             t = lockstep(carry.t)
             i = t // steps
             last = t % steps == steps - 1  # the mini-batch's last step
-            value, grad = gradient(i, carry.refs, carry.delta)
+            key = draw = carry.key
+            if key is not None:
+                key, draw = jax.random.split(key)
+            value, grad = gradient(i, carry.refs, carry.delta, draw)
             updates, opt_state = tx.update(grad, carry.opt_state, carry.delta)
             delta = feasible(budgets[i]).project(optax.apply_updates(carry.delta, updates), x0)
             if self.rule == "smbea":
@@ -389,6 +420,7 @@ class SMBEAttack(AttackBase):
                 xs=at_end(carry.xs.at[i].set(x0 + delta), carry.xs),
                 ms=at_end(carry.ms.at[i].set(m), carry.ms),
                 vs=at_end(carry.vs.at[i].set(v), carry.vs),
+                key=key,
             )
             return carry, value
 

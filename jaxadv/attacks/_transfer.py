@@ -33,6 +33,7 @@ import optax
 from jaxadv import _checks
 from jaxadv.attacks._attack import Attack
 from jaxadv.attacks._recipes import SteepestStep
+from jaxadv.attacks._smbea import SMBEAttack
 from jaxadv.gradients import Exact, Transfer
 from jaxadv.perturbations import Additive
 from jaxadv.transforms import mi_momentum, translation_invariant
@@ -205,8 +206,28 @@ def _as(kind: type, value: Any, name: str, make: Callable[[Any], Any]):
     return make(value)
 
 
+def _smbea_with_transfer(attack: SMBEAttack, diversity, translation, others) -> SMBEAttack:
+    """SMBEA takes TI (its step rule's gradient) and DI (its ensembles' input) only."""
+    refused = [name for name, value in others.items() if value]
+    if refused:
+        raise ValueError(
+            f"SMBEA takes only the `diversity` (DI) and `translation` (TI) boosters; got "
+            f"{refused}: SI and Admix would average gradients of rescaled/mixed copies through a "
+            "mini-batch's fused ensemble objective and its references, variance tuning and NI "
+            "assume the MI-FGSM momentum, which SMBEA's long-term memory replaces."
+        )
+    if attack.translation is not None or attack.diversity is not None:
+        raise ValueError(f"`attack` {attack.name!r} already has transfer boosters; give them all "
+                         "in one call to `with_transfer`.")
+    diversity = _as(Diversity, diversity, "diversity", Diversity)
+    translation = _as(Translation, translation, "translation", Translation)
+    parts = [("di", diversity), ("ti", translation)]
+    name = "+".join([attack.name] + [tag for tag, value in parts if value is not None])
+    return dataclasses.replace(attack, diversity=diversity, translation=translation, name=name)
+
+
 def with_transfer(
-    attack: Attack,
+    attack: Attack | SMBEAttack,
     *,
     diversity: float | Diversity | None = None,
     translation: int | Translation | None = None,
@@ -221,6 +242,8 @@ def with_transfer(
     Args:
       attack: a descent attack on an additive ℓp budget with the exact gradient (``bim``,
         ``pgd``, ``mi_fgsm``, … and :class:`Attack` subclasses); not an EOT or query attack.
+        Or an :class:`~jaxadv.attacks.SMBEAttack`, which takes ``diversity`` (on each
+        mini-batch's ensemble input) and ``translation`` (before its normaliser) only.
       diversity: DI (Xie et al., CVPR 2019): the probability ``p`` (resize rate 0.9) or a
         :class:`Diversity`. ``p = 0``: the attack itself.
       translation: TI (Dong et al., CVPR 2019): an odd kernel size or a :class:`Translation`;
@@ -244,10 +267,14 @@ def with_transfer(
       A copy of ``attack`` with a :class:`Boosters` and its name extended by the boosters' tags
       (``+di``, ``+ti``, ``+si``, ``+admix``, ``+vt``, ``+ni``).
     """
+    if isinstance(attack, SMBEAttack):
+        others = dict(scales=scales is not None and scales != 1, admix=admix is not None,
+                      variance=bool(variance), nesterov=nesterov)
+        return _smbea_with_transfer(attack, diversity, translation, others)
     if not isinstance(attack, Attack):
         raise ValueError(
             "`attack` must be a jaxadv.attacks.Attack (a descent attack: bim, pgd, mi_fgsm, "
-            f"...); got {type(attack).__name__}."
+            f"...) or an SMBEAttack; got {type(attack).__name__}."
         )
     if attack.boosters is not None:
         raise ValueError(f"`attack` {attack.name!r} already has transfer boosters; give them all "
