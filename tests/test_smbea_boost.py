@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxadv.attacks import Admix, smbea, with_transfer
+from jaxadv.attacks import Admix, Translation, smbea, with_transfer
 from jaxadv.gradients import diverse_input
 from jaxadv.models._ensemble import ensemble
 from jaxadv.transforms._translation import gaussian_kernel
@@ -26,15 +26,61 @@ IMAGES = RNG.uniform(size=(3, 4, 4, 1)).astype(np.float32)
 LABELS = np.array([0, 1, 2], np.int32)
 
 
-def test_ti_1x1_and_di_p0_leave_smbea_unchanged_bit_for_bit():
-    attack = smbea(loss="ce", steps=2, minibatches=2)
-    batches = (ensemble([LIN]), ensemble([LIN2]))  # one structure: stacked
-    boosted = with_transfer(attack, translation=1, diversity=0.0)
-    assert boosted.name == "smbea+di+ti"
-    hp = attack.hparams(eps=0.3, step_size=0.05)
-    key = jax.random.key(0)
-    a = attack.batch(batches, hp, IMAGES, LABELS, key)
-    b = boosted.batch(batches, hp, IMAGES, LABELS, key)
+def _run(attack, victim, x0, label, key, hp=None):
+    """``attack``'s program on one example, step by step (inside one jit, see ``_results``)."""
+    hp = attack.hparams(eps=0.3, step_size=0.05) if hp is None else hp
+    program = attack.program(victim, hp, x0, label, label)
+    carry, trace = program.init(key), []
+    for _ in range(program.length):
+        carry, value = program.step(carry)
+        trace.append(value)
+    return program.finish(carry, jnp.stack(trace))
+
+
+KEY = jax.random.key(5)
+X0, LABEL = jnp.asarray(IMAGES[0]), jnp.int32(0)
+PLAIN = smbea(loss="ce", steps=1, minibatches=2)
+NEUTRAL = with_transfer(PLAIN, translation=1, diversity=0.0)
+TI3 = with_transfer(smbea(loss="ce", steps=1), translation=Translation(3, 1.0))
+DI1 = with_transfer(smbea(loss="ce", steps=1), diversity=1.0)
+
+
+def _objective(ens, view=lambda x: x):
+    """Untargeted SMBEA on logits minimises −CE of the fused logits (label 0)."""
+    return lambda x: jax.nn.log_softmax(ens(view(x)))[0]
+
+
+def draw(key):
+    """DI's first draw: the init key folded with 1, then split (the program's key stream)."""
+    return jax.random.split(jax.random.fold_in(key, 1))[1]
+
+
+@pytest.fixture(scope="module")
+def results():
+    """Every run of this module in ONE compilation: SMBEA and SMBEA with TI 1×1 + DI p = 0 on
+    two stacked mini-batches; one step of TI 3×3 and of DI p = 1 on one ensemble; the
+    gradients of the hand steps (plain and at DI's drawn resize)."""
+    stacked = (ensemble([LIN]), ensemble([LIN2]))
+    ens = BATCHES[0]
+
+    @jax.jit
+    def run(key):
+        return dict(
+            plain=_run(PLAIN, stacked, X0, LABEL, key),
+            neutral=_run(NEUTRAL, stacked, X0, LABEL, key),
+            ti=_run(TI3, BATCHES[0], X0, LABEL, key),
+            di=_run(DI1, ens, X0, LABEL, key),
+            g=jax.grad(_objective(ens))(X0),
+            g_di=jax.grad(_objective(ens, lambda x: diverse_input(draw(key), x, 1.0, 0.9)))(X0),
+            value=_objective(ens)(X0),
+        )
+
+    return run(KEY)
+
+
+def test_ti_1x1_and_di_p0_leave_smbea_unchanged_bit_for_bit(results):
+    assert NEUTRAL.name == "smbea+di+ti"
+    a, b = results["plain"], results["neutral"]
     assert float(jnp.max(jnp.abs(a.delta))) > 0  # the attack moved
     for name in ("x_adv", "trace", "loss", "logits"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
@@ -42,12 +88,13 @@ def test_ti_1x1_and_di_p0_leave_smbea_unchanged_bit_for_bit():
         np.testing.assert_array_equal(a.extras[name], b.extras[name], err_msg=name)
 
 
-def _first_step(attack, ens, x0, label, key):
-    """One SMBEA step of ``attack`` on ``ens`` (one mini-batch), through its own program."""
-    hp = attack.hparams(eps=0.3, step_size=0.05)
-    program = attack.program(ens, hp, x0, label, label)
-    carry, _ = program.step(program.init(key))
-    return carry.delta
+@pytest.mark.slow
+def test_neutral_boosters_through_the_batch_driver_and_lax_switch():
+    hp = PLAIN.hparams(eps=0.3, step_size=0.05)
+    a = PLAIN.batch(BATCHES, hp, IMAGES, LABELS, KEY)
+    b = NEUTRAL.batch(BATCHES, hp, IMAGES, LABELS, KEY)
+    for name in ("x_adv", "trace", "loss", "logits"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
 def _hand_step(grad, x0, alpha=0.05):
@@ -57,37 +104,25 @@ def _hand_step(grad, x0, alpha=0.05):
     return np.clip(x0 - alpha * np.sign(grad), 0.0, 1.0) - x0
 
 
-def _objective(ens, view=lambda x: x):
-    """Untargeted SMBEA on logits minimises −CE of the fused logits (label 0)."""
-    return lambda x: jax.nn.log_softmax(ens(view(x)))[0]
-
-
-def test_ti_and_di_first_steps_match_a_hand_step():
-    ens, x0, label = BATCHES[0], jnp.asarray(IMAGES[0]), jnp.int32(0)
-    key = jax.random.key(5)
-    # TI 3×3 (σ = 1): the step follows sign(W ∗ g), W the Gaussian, zero padding (numpy here)
-    attack = with_transfer(smbea(loss="ce", steps=1), translation=dict_free_ti())
-    delta = jax.jit(lambda k: _first_step(attack, ens, x0, label, k))(key)
-    g = np.asarray(jax.grad(_objective(ens))(x0), np.float64)[..., 0]
+def test_ti_first_step_follows_the_smoothed_gradient(results):
+    """TI 3×3 (σ = 1): the step follows sign(W ∗ g), W the Gaussian, zero padding (numpy)."""
+    g = np.asarray(results["g"], np.float64)[..., 0]
     w = np.asarray(gaussian_kernel(3, 1.0), np.float64)
     padded = np.pad(g, 1)
     smooth = sum(w[i, j] * padded[i:i + 4, j:j + 4] for i in range(3) for j in range(3))
-    np.testing.assert_allclose(delta[..., 0], _hand_step(smooth, x0[..., 0]), rtol=1e-5, atol=1e-6)
+    delta = results["ti"].delta[..., 0]
+    np.testing.assert_allclose(delta, _hand_step(smooth, X0[..., 0]), rtol=1e-5, atol=1e-6)
     assert not np.array_equal(np.sign(smooth), np.sign(g))  # TI changed the direction
-    # DI p = 1: the gradient is taken at T(x), T drawn from the program's DI key stream
-    attack = with_transfer(smbea(loss="ce", steps=1), diversity=1.0)
-    delta = jax.jit(lambda k: _first_step(attack, ens, x0, label, k))(key)
-    draw = jax.random.split(jax.random.fold_in(key, 1))[1]
-    g = jax.grad(_objective(ens, lambda x: diverse_input(draw, x, 1.0, 0.9)))(x0)
-    np.testing.assert_allclose(delta, _hand_step(np.asarray(g), x0), rtol=1e-5, atol=1e-6)
-    g_plain = jax.grad(_objective(ens))(x0)
-    assert not np.array_equal(np.sign(g), np.sign(g_plain))  # DI changed the direction
 
 
-def dict_free_ti():
-    from jaxadv.attacks import Translation
-
-    return Translation(3, 1.0)
+def test_di_first_step_follows_the_gradient_at_the_drawn_resize(results):
+    """DI p = 1: the gradient at T(x), T drawn from the program's DI key stream; the trace
+    keeps the objective at the plain iterate."""
+    g = np.asarray(results["g_di"])
+    delta = results["di"].delta
+    np.testing.assert_allclose(delta, _hand_step(g, X0), rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(np.sign(g), np.sign(results["g"]))  # DI changed the direction
+    np.testing.assert_allclose(results["di"].trace[0], results["value"], rtol=1e-6)
 
 
 @pytest.mark.parametrize(
