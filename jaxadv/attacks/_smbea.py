@@ -49,7 +49,6 @@ from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxadv import _checks
@@ -64,6 +63,7 @@ from jaxadv.attacks._ensembles import (
     stack,
 )
 from jaxadv.attacks._saliency import pearson
+from jaxadv.attacks._smbea_inputs import check_smbea_inputs
 from jaxadv.constraints import NORMS, intersect, norm_ball, pixel_box
 from jaxadv.gradients import diverse_input
 from jaxadv.image import PERCEPTUAL_DISTANCES, perceptual_distance
@@ -510,74 +510,16 @@ class SMBEAttack(AttackBase):
             )
         return int(ens.output_shape[-1])
 
-    def _check(self, victim, x, label, target, lead: tuple[int, ...]):
-        ens = as_tuple(victim)[0]
-        what = "x0" if not lead else "images"
-        if tuple(jnp.shape(x)) != lead + tuple(ens.input_shape):
-            raise ValueError(
-                f"`{what}` must have shape {lead + tuple(ens.input_shape)}; got "
-                f"{tuple(jnp.shape(x))}."
-            )
-        _checks.check_in_bounds(what, x, ens.bounds)
-        suffix = "s" if lead else ""
-        if not self.targeted and target is not None:
-            raise ValueError(
-                f"`target{suffix}` must be None for an untargeted SMBEA (it would be ignored); "
-                "build the attack with `targeted=True` to reach a class or a guide."
-            )
-        if ens.output == "logits":
-            goal = ("target" if self.targeted else "label") + suffix
-            value = target if self.targeted else label
-            if value is None:
-                raise ValueError(f"`{goal}` (a class index) is required here; got None.")
-            if jnp.shape(value) != lead:
-                raise ValueError(f"`{goal}` must have shape {lead}; got {jnp.shape(value)}.")
-            _checks.check_labels(goal, value, int(ens.output_shape[-1]))
-            if self.targeted and label is not None:
-                _check_target_differs(label, target, suffix)
-        elif self.targeted:
-            if target is None:
-                raise ValueError(
-                    f"A targeted SMBEA needs `target{suffix}`, the guide image(s); got None."
-                )
-            if jnp.shape(target) != lead + tuple(ens.input_shape):
-                raise ValueError(
-                    f"`target{suffix}` must be the guide image(s) of shape "
-                    f"{lead + tuple(ens.input_shape)}; got {jnp.shape(target)}."
-                )
-            _checks.check_in_bounds(f"target{suffix}", target, ens.bounds)
-        x = jnp.asarray(x, jnp.float32)
-        label = jnp.zeros(lead, jnp.int32) if label is None else jnp.asarray(label, jnp.int32)
-        if ens.output != "logits":
-            target = x if target is None else jnp.asarray(target, jnp.float32)
-        else:
-            target = label if target is None else jnp.asarray(target, jnp.int32)
-        return x, label, target
-
     def check_inputs(self, victim, images, labels, targets):
         """A batch: ``labels`` the true classes (classifier ensembles, required untargeted;
         unused, may be None, for saliency/dense ones), ``targets`` the classes to reach
         (targeted classifiers) or the guide images (targeted saliency/dense)."""
         b = jnp.shape(images)[0] if jnp.ndim(images) else 0
-        return self._check(victim, images, labels, targets, (b,))
+        return check_smbea_inputs(self, victim, images, labels, targets, (b,))
 
     def check_example(self, victim, x0, label, target):
         """ONE input: ``label``/``target`` as :meth:`check_inputs` says for one example."""
-        return self._check(victim, x0, label, target, ())
-
-
-def _check_target_differs(label, target, suffix: str) -> None:
-    """A targeted classifier attack whose target is the true class would count the clean example
-    as a success (AttackBase refuses it for the other families)."""
-    if jnp.shape(label) != jnp.shape(target) or not _checks.is_concrete((label, target)):
-        return  # a shape error is named by the label checks; values are unknown under jit
-    same = np.flatnonzero(np.ravel(np.asarray(label) == np.asarray(target)))
-    if same.size:
-        where = f" at {same.size} position(s), first at index {same[0]}" if suffix else ""
-        raise ValueError(
-            f"`target{suffix}` must differ from the true `label{suffix}` in a targeted SMBEA; "
-            f"they are equal{where}."
-        )
+        return check_smbea_inputs(self, victim, x0, label, target, ())
 
 
 def _memory(opt_state) -> LongTermMemoryState:
