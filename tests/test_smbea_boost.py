@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxadv.attacks import Admix, Translation, smbea, with_transfer
+from jaxadv.attacks import Admix, SMBEAttack, Translation, smbea, with_transfer
 from jaxadv.gradients import diverse_input
 from jaxadv.models._ensemble import ensemble
 from jaxadv.transforms._translation import gaussian_kernel
@@ -140,3 +140,5 @@ def test_boosters_smbea_does_not_take_are_refused_by_name(kwargs, named):
     twice = with_transfer(smbea(loss="ce"), translation=3)
     with pytest.raises(ValueError, match="already has transfer boosters"):
         with_transfer(twice, diversity=0.5)
+    with pytest.raises(ValueError, match="`diversity` must be a jaxadv.attacks.Diversity"):
+        SMBEAttack(diversity=0.5)

@@ -239,6 +239,11 @@ class SMBEAttack(AttackBase):
         _checks.check_choice("normalizer", self.normalizer, NORMALIZERS)
         if self.penalty is not None:
             _checks.check_choice("penalty", self.penalty, PERCEPTUAL_DISTANCES)
+        for field, kind, attr in (("translation", "Translation", "kernel_size"),
+                                  ("diversity", "Diversity", "prob")):
+            if getattr(self, field) is not None and not hasattr(getattr(self, field), attr):
+                raise ValueError(f"`{field}` must be a jaxadv.attacks.{kind} or None (use "
+                                 f"`with_transfer`); got {getattr(self, field)!r}.")
         if not (isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0):
             raise ValueError(f"`threshold` must be a CC value in [-1, 1]; got {self.threshold!r}.")
 
