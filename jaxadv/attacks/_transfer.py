@@ -12,6 +12,9 @@ make its perturbations transfer better. They enter an :class:`Attack` at two sea
 What an iterate is judged on (loss, logits, success) stays the plain surrogate at the
 untransformed input: the oracle makes one extra forward pass for it.
 
+SMBEA (:class:`~jaxadv.attacks.SMBEAttack`) takes DI (on each mini-batch's ensemble input, features
+included) and TI (before its normaliser) only; the others are refused by name.
+
 NI and the momentum. NI (Lin et al. 2020, Eq. 6–8) evaluates the gradient at the look-ahead
 ``x + α·μ·g_t`` (ascent form; here ``θ − α·μ·m_t`` on the minimised objective), ``m_t`` the
 MI-FGSM momentum. The oracle keeps a shadow of the step rule's momentum — the same transforms
