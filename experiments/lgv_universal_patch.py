@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxadv import attacks, metrics, training
+from jaxadv import attacks, metrics, models, training
 from jaxadv.data import load_digits
 
 CONFIG = dict(
@@ -131,7 +131,15 @@ def lgv_rows(config: dict, source, data) -> list[dict]:
         _log(f"LGV lr {lr}: {info['members']} models, test accuracy of the averaged logits "
              f"{info['test_accuracy']:.3f} ({time.perf_counter() - start:.0f} s)")  # fmt: skip
         label = f"LGV ({info['members']} models)"
-        sources.append((label if lr == 0.05 else f"{label}, lr {lr}", lgv))
+        label = label if lr == 0.05 else f"{label}, lr {lr}"
+        sources.append((label + ", averaged logits", lgv))
+        if config.get("lgv_random", True):
+            # The paper's form: one member drawn at random per attack step.
+            random_lgv, _ = training.lgv_surrogates(
+                "cw", epochs=config["lgv_epochs"], per_epoch=config["lgv_per_epoch"],
+                learning_rate=lr, base_epochs=epochs, progress=False, form="random",
+            )  # fmt: skip
+            sources.append((label + ", one random member per step", random_lgv))
     targets = {
         "C4 net": training.default_victim("c4", epochs=epochs, progress=False)[0],
         "ResNet": training.default_victim("resnet", epochs=epochs, progress=False)[0],
@@ -146,7 +154,9 @@ def lgv_rows(config: dict, source, data) -> list[dict]:
         for name, surrogate in sources:
             # The source is attacked once; every target sees the same adversarial examples
             # (metrics.transfer_success would attack again per target).
-            result = attack.batch(surrogate, hp, images, labels, jax.random.key(2))
+            randomized = isinstance(surrogate, models.RandomizedVictim)
+            run = attacks.with_eot(attack, samples=1) if randomized else attack
+            result = run.batch(surrogate, hp, images, labels, jax.random.key(2))
             row = dict(eps=eps, source=name, **{"white-box": float(np.mean(result.success))})
             for target_name, target in targets.items():
                 clean = np.asarray(_predict(target, images)) == np.asarray(labels)

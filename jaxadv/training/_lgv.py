@@ -279,7 +279,8 @@ def lgv_surrogates(
     batch_size: int = 64,
     base_epochs: int | None = None,
     progress: bool = True,
-) -> tuple[Victim, dict[str, Any]]:
+    form: str = "average",
+) -> tuple[Victim | RandomizedVictim, dict[str, Any]]:
     """LGV surrogates of the default digits victim ``name`` (:func:`default_victim`), cached.
 
     SGD from the trained victim's weights on the embedded digits' training set (module
@@ -300,14 +301,19 @@ def lgv_surrogates(
       batch_size: mini-batch size.
       base_epochs: the training epochs of the default victim (None: its default).
       progress: print progress to stderr (of the victim's training too).
+      form: ``"average"``: the averaged-logits :class:`Victim` (:func:`lgv_victim`);
+        ``"random"``: the paper's one-member-per-step :class:`RandomizedVictim`
+        (:func:`lgv_random_victim`, attack it with ``attacks.with_eot(attack, samples=1)``).
 
     Returns:
       ``(victim, info)``: info has ``name``, ``path``, ``restored``, ``seconds`` (None when
-      restored), ``members``, ``test_accuracy`` (of the averaged victim), ``base_path`` (the
+      restored), ``members``, ``test_accuracy`` (of the averaged victim, either form), ``base_path`` (the
       victim's checkpoint) and the ``settings``.
     """
     key = jax.random.key(1) if key is None else key
     check_key(key)
+    if form not in ("average", "random"):
+        raise ValueError(f"`form` must be 'average' or 'random'; got {form!r}.")
     base, base_info = default_victim(name, cache_dir=cache_dir, epochs=base_epochs,
                                      progress=progress)  # fmt: skip
     settings = {"epochs": epochs, "per_epoch": per_epoch, "learning_rate": learning_rate,
@@ -342,6 +348,9 @@ def lgv_surrogates(
             "members": epochs * per_epoch, "base_path": base_info["path"],
             "test_accuracy": accuracy(victim, data.test_images, data.test_labels),
             "settings": settings}  # fmt: skip
+    if form == "random":
+        victim = lgv_random_victim(module, stacked, input_shape=base.input_shape,
+                                   num_classes=base.num_classes, bounds=base.bounds)  # fmt: skip
     return victim, info
 
 
