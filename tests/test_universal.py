@@ -312,3 +312,5 @@ def test_lgv_random_victim_steps_along_one_drawn_member():
     assert (same[0] & ~same[1]).any() and (same[1] & ~same[0]).any(), "both members drawn"
     with pytest.raises(ValueError, match="`stacked`"):
         training.lgv_random_victim(module, {}, input_shape=(4, 4, 1), num_classes=3)
+    with pytest.raises(ValueError, match="`form` must be 'average' or 'random'"):
+        training.lgv_surrogates(form="mean")
