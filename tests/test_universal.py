@@ -21,7 +21,7 @@ import pytest
 from conftest import make_linear_victim
 from registry import make_classifier, make_saliency_victim
 
-from jaxadv import image, metrics, training
+from jaxadv import attacks, image, metrics, models, training
 
 KEY = jax.random.key(0)
 
@@ -277,3 +277,40 @@ def test_lgv_members_equal_a_hand_loop_of_optax_sgd():
     np.testing.assert_allclose(jax.jit(lambda v: v.batch(x[:3]))(victim), mean, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="`per_epoch` must be at most"):
         training.collect_lgv(module, variables, x, y, key=KEY, per_epoch=5, batch_size=4)
+
+
+class _FlatDense(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        return nn.Dense(3)(x.reshape(x.shape[0], -1))
+
+
+def test_lgv_random_victim_steps_along_one_drawn_member():
+    # Two members of a tiny affine net: one BIM step through with_eot(samples=1) must equal, per
+    # example, the same step on exactly one member (bit for bit), and both members get drawn.
+    module = _FlatDense()
+    x = np.random.default_rng(8).uniform(size=(12, 4, 4, 1)).astype(np.float32)
+    y = jnp.asarray(np.arange(12) % 3, jnp.int32)
+    members = [module.init(jax.random.key(s), x[:1]) for s in (1, 2)]
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *members)
+    victim = training.lgv_random_victim(module, stacked, input_shape=(4, 4, 1), num_classes=3)
+    singles = [models.from_flax(module, m, input_shape=(4, 4, 1), num_classes=3)
+               for m in members]  # fmt: skip
+    key = jax.random.key(3)
+    i = int(training.lgv_member_index(key, 2))
+    np.testing.assert_array_equal(victim.batch(x[:2], key), singles[i].batch(x[:2]))
+    attack = attacks.bim(steps=1)
+    hp = attack.hparams(eps=0.1)
+    got = np.asarray(attacks.with_eot(attack, samples=1).batch(victim, hp, x, y, KEY).x_adv)
+    same = np.stack([np.all(got == np.asarray(attack.batch(s, hp, x, y, KEY).x_adv),
+                            axis=(1, 2, 3)) for s in singles])  # fmt: skip
+    # An example some member already misclassifies may end at x0 (its draw was fooled there).
+    correct = np.all([np.argmax(s.batch(x), -1) == y for s in singles], axis=0)
+    assert correct.sum() >= 4
+    assert same.any(axis=0)[correct].all(), "an example matched neither member's step"
+    assert (same.any(axis=0) | np.all(got == x, axis=(1, 2, 3))).all()
+    assert (same[0] & ~same[1]).any() and (same[1] & ~same[0]).any(), "both members drawn"
+    with pytest.raises(ValueError, match="`stacked`"):
+        training.lgv_random_victim(module, {}, input_shape=(4, 4, 1), num_classes=3)
+    with pytest.raises(ValueError, match="`form` must be 'average' or 'random'"):
+        training.lgv_surrogates(form="mean")

@@ -74,3 +74,6 @@ from jaxadv.training._patch import adversarial_patch as adversarial_patch
 from jaxadv.training._lgv import collect_lgv as collect_lgv
 from jaxadv.training._lgv import lgv_surrogates as lgv_surrogates
 from jaxadv.training._lgv import lgv_victim as lgv_victim
+# LGV, the paper's attack form (one random member per step)
+from jaxadv.training._lgv import lgv_member_index as lgv_member_index
+from jaxadv.training._lgv import lgv_random_victim as lgv_random_victim

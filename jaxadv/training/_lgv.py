@@ -5,10 +5,17 @@ From a trained classifier, SGD continues with a high constant learning rate and 
 collected along the way: ``per_epoch`` times per epoch for ``epochs`` epochs (the paper: 10
 epochs at learning rate 0.05, 4 per epoch, SGD with momentum 0.9 and weight decay 1e-4, batch
 256, on ImageNet ResNet-50; here scaled to the digits: 10 epochs of batches of 64). The collected
-models are the transfer source: :func:`lgv_victim` averages their logits (one victim, the members'
-variables stacked on a leading axis and vmapped, so K members compile as one). The paper's
-attack instead takes the gradient of one member per iteration, cycling in a shuffled order;
-averaging all of them is the paper's ensemble alternative and costs K forward passes.
+models are the transfer source, in two forms:
+
+* :func:`lgv_random_victim`, the paper's attack form (Gubri et al., Sec. 3: at each attack
+  iteration ONE collected model is drawn at random): a
+  :class:`~jaxadv.models.RandomizedVictim` whose key picks the member uniformly, attacked with
+  ``attacks.with_eot(attack, samples=1)`` (each step draws a fresh key, hence a fresh member;
+  one forward+backward pass per step). The paper's code cycles through the members in shuffled
+  order; drawing with replacement is the paper's wording and the default here.
+* :func:`lgv_victim` averages their logits (one victim, the members' variables stacked on a
+  leading axis and vmapped, so K members compile as one): an ensemble alternative costing K
+  forward passes per step.
 
 Each SGD step is ``optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum))`` on the
 mean cross-entropy of a mini-batch in training mode (dropout on, BatchNorm statistics updated,
@@ -39,6 +46,7 @@ from flax import struct
 
 from jaxadv import _checks, _compile
 from jaxadv.models import (
+    RandomizedVictim,
     Victim,
     cache_lock,
     classifier,
@@ -201,6 +209,63 @@ def lgv_victim(module: nn.Module, stacked: Any, *, input_shape: tuple[int, ...],
     return victim
 
 
+@struct.dataclass
+class _MemberApply:
+    """The logits of ONE member of stacked variables, the member drawn uniformly from ``key``."""
+
+    module: nn.Module = struct.field(pytree_node=False)
+
+    def __call__(self, variables: Any, x: jax.Array, key: jax.Array) -> jax.Array:
+        i = lgv_member_index(key, jax.tree.leaves(variables)[0].shape[0])
+        member = jax.tree.map(lambda leaf: leaf[i], variables)
+        return self.module.apply(member, x, train=False)
+
+
+def lgv_member_index(key: jax.Array, members: int) -> jax.Array:
+    """The member :func:`lgv_random_victim` applies under ``key`` (of ``members`` stacked).
+
+    Args:
+      key: the draw's key.
+      members: ``K``, the number of stacked members.
+
+    Returns:
+      An ``int32[]`` in ``[0, K)``, uniform over the keys.
+    """
+    return jax.random.randint(key, (), 0, members)
+
+
+def lgv_random_victim(module: nn.Module, stacked: Any, *, input_shape: tuple[int, ...],
+                      num_classes: int,
+                      bounds: tuple[float, float] = (0.0, 1.0)) -> RandomizedVictim:  # fmt: skip
+    """LGV as the paper attacks with it: a randomized victim whose key draws ONE member.
+
+    Attack it with ``attacks.with_eot(attack, samples=1)``: every step draws a fresh key, so the
+    gradient of each iteration is that of one member picked uniformly at random (with
+    replacement; module docstring). ``victim.with_key(key)`` is the member
+    :func:`lgv_member_index` names, as a plain victim. A batch call applies one member to the
+    whole batch.
+
+    Args:
+      module: the members' flax module (applied with ``train=False``).
+      stacked: the members' variables stacked on a leading axis (:func:`collect_lgv`'s result).
+      input_shape: one input's shape.
+      num_classes: the classes (checked against the members' output).
+      bounds: the pixel box.
+
+    Returns:
+      A :class:`~jaxadv.models.RandomizedVictim`.
+
+    Raises:
+      ValueError: if ``stacked`` has no common leading axis or the members do not return
+        ``num_classes`` logits.
+    """
+    # The averaged victim's checks are the same (shapes, classes).
+    lgv_victim(module, stacked, input_shape=input_shape, num_classes=num_classes, bounds=bounds)
+    return RandomizedVictim(variables=stacked, apply_fn=_MemberApply(module),
+                            input_shape=tuple(input_shape), num_classes=int(num_classes),
+                            bounds=(float(bounds[0]), float(bounds[1])))  # fmt: skip
+
+
 def lgv_surrogates(
     name: str = "cw",
     *,
@@ -214,7 +279,8 @@ def lgv_surrogates(
     batch_size: int = 64,
     base_epochs: int | None = None,
     progress: bool = True,
-) -> tuple[Victim, dict[str, Any]]:
+    form: str = "average",
+) -> tuple[Victim | RandomizedVictim, dict[str, Any]]:
     """LGV surrogates of the default digits victim ``name`` (:func:`default_victim`), cached.
 
     SGD from the trained victim's weights on the embedded digits' training set (module
@@ -235,14 +301,19 @@ def lgv_surrogates(
       batch_size: mini-batch size.
       base_epochs: the training epochs of the default victim (None: its default).
       progress: print progress to stderr (of the victim's training too).
+      form: ``"average"``: the averaged-logits :class:`Victim` (:func:`lgv_victim`);
+        ``"random"``: the paper's one-member-per-step :class:`RandomizedVictim`
+        (:func:`lgv_random_victim`, attack it with ``attacks.with_eot(attack, samples=1)``).
 
     Returns:
       ``(victim, info)``: info has ``name``, ``path``, ``restored``, ``seconds`` (None when
-      restored), ``members``, ``test_accuracy`` (of the averaged victim), ``base_path`` (the
+      restored), ``members``, ``test_accuracy`` (of the averaged victim, either form), ``base_path`` (the
       victim's checkpoint) and the ``settings``.
     """
     key = jax.random.key(1) if key is None else key
     check_key(key)
+    if form not in ("average", "random"):
+        raise ValueError(f"`form` must be 'average' or 'random'; got {form!r}.")
     base, base_info = default_victim(name, cache_dir=cache_dir, epochs=base_epochs,
                                      progress=progress)  # fmt: skip
     settings = {"epochs": epochs, "per_epoch": per_epoch, "learning_rate": learning_rate,
@@ -277,6 +348,9 @@ def lgv_surrogates(
             "members": epochs * per_epoch, "base_path": base_info["path"],
             "test_accuracy": accuracy(victim, data.test_images, data.test_labels),
             "settings": settings}  # fmt: skip
+    if form == "random":
+        victim = lgv_random_victim(module, stacked, input_shape=base.input_shape,
+                                   num_classes=base.num_classes, bounds=base.bounds)  # fmt: skip
     return victim, info
 
 
