@@ -207,10 +207,8 @@ def _line(row: dict) -> str:
     return f"[{row['table']}] {row['victim']:10s} {row['setting']:26s} {rest}"
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    from jaxadv.data import load_moving_digits  # the script's data and victims
-    from jaxadv.training import default_video_victim
-
+def parse_config(argv: list[str] | None = None) -> tuple[dict, argparse.Namespace]:
+    """The run's config from the command line (CONFIG or SMOKE, overridden by the options)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="2 videos, 13 queries, r21d only")
     parser.add_argument("--targeted", action="store_true", help="one random target per video")
@@ -218,6 +216,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--victims", default=None, help="comma list of r21d,two_stream")
     parser.add_argument("--videos", type=int, default=None)
     parser.add_argument("--queries", type=int, default=None)
+    parser.add_argument("--eps", type=float, default=None, help="l_inf radius (thesis: 0.03)")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG, targeted=args.targeted)
@@ -229,6 +228,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
         config["num_videos"] = args.videos
     if args.queries:
         config["max_queries"] = args.queries
+    if args.eps is not None:
+        if not 0.0 < args.eps <= 1.0:
+            raise ValueError(f"--eps must be in (0, 1], got {args.eps}")
+        config["eps"] = args.eps
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    from jaxadv.data import load_moving_digits  # the script's data and victims
+    from jaxadv.training import default_video_victim
+
+    config, args = parse_config(argv)
     data = load_moving_digits("test", n=config["num_videos"])
     victims = {}
     for name in config["victims"]:

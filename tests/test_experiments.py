@@ -348,6 +348,18 @@ def test_me_sampler_videos_known_motion_returns_each_clips_own_field():
     lookup = module.known_motion(videos, motions)
     for i in (0, 3, 4):  # eager: the lookup is also traced inside the attack's program
         np.testing.assert_array_equal(np.asarray(lookup(jnp.asarray(videos[i]))), motions[i])
+
+
+def test_me_sampler_videos_eps_option_sets_the_radius_and_rejects_bad_values():
+    module = _load("me_sampler_videos")
+    config, _ = module.parse_config(["--eps", "0.03", "--videos", "16", "--queries", "3000"])
+    assert config["eps"] == 0.03 and config["num_videos"] == 16 and config["max_queries"] == 3000
+    assert module.parse_config([])[0]["eps"] == module.CONFIG["eps"]  # default unchanged
+    for bad in ("0", "-0.1", "1.5"):
+        with pytest.raises(ValueError, match="--eps"):
+            module.parse_config(["--eps", bad])
+
+
 # The Meta Attack experiment: its budget in closed form and its table on the tiny victim.
 def _meta_tiny_table(methods, settings):
     from registry import DenseMetaAttacker
