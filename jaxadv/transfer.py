@@ -32,8 +32,7 @@ import numpy as np
 from jaxadv import _checks, _compile
 from jaxadv.attacks import AttackBase, SaliencyAttack
 from jaxadv.data.saliency import SaliencyDataset
-from jaxadv.losses import to_saliency_map
-from jaxadv.training import SALIENCY_METRIC_NAMES, evaluate_saliency_maps
+from jaxadv.training import SALIENCY_METRIC_NAMES, evaluate_saliency_maps, predict_saliency
 
 
 class TransferMatrix(NamedTuple):
@@ -296,10 +295,11 @@ def saliency_transfer_matrix(
     attack; the diagonal is white-box. Clean and adversarial maps are scored with the same
     ``metric_key``, so sAUC's random negatives are the same draws for both (a paired drop).
 
-    As in :func:`transfer_matrix`, every (attack, source) program and every target's forward
-    pass are one compiled call, and example ``i`` of every cell uses
-    ``jax.random.split(key, b)[i]``, so a cell's images equal ``attack.batch(source, hp,
-    data.images, None, key)``'s. The scoring runs on the host.
+    Unlike :func:`transfer_matrix` this is not one compiled call: each cell's images ARE
+    ``attack.batch(source, hp, data.images, None, key)``, whose compilation is cached per
+    attack and victim architecture (sources of one architecture share it, and so does a later
+    ``attack.batch`` on them), the maps are :func:`jaxadv.training.predict_saliency`'s, and the
+    scoring runs on the host (numpy draws), which dominates for a few models.
 
     Args:
       attacks: name → untargeted saliency attack.
@@ -343,13 +343,16 @@ def saliency_transfer_matrix(
     _checks.check_key("metric_key", metric_key)
     hps = _check_attacks(attack_names, attack_list, hparams, source_list)
     images = jnp.asarray(data.images, jnp.float32)
-    for victim in source_list:  # bounds, finite clean outputs, per source and attack view
-        for attack in attack_list:
-            attack.check_inputs(victim, images, None, None)
-    keys = jax.random.split(key, images.shape[0])
-    adv_maps, clean_maps, success = _saliency_sweep(
-        attack_list, source_list, target_list, hps, images, keys
-    )
+    clean_maps = [predict_saliency(t, images) for t in target_list]
+    adv_maps, success = [], []
+    for attack, hp in zip(attack_list, hps):
+        per_source, hits = [], []
+        for source in source_list:
+            result = attack.batch(source, hp, images, None, key)
+            hits.append(np.asarray(result.success))
+            per_source.append([predict_saliency(t, result.x_adv) for t in target_list])
+        adv_maps.append(per_source)
+        success.append(np.stack(hits))
 
     def score(maps):
         scores = evaluate_saliency_maps(
@@ -368,31 +371,8 @@ def saliency_transfer_matrix(
         targets=target_names,
         clean={m: clean[:, i] for i, m in enumerate(SALIENCY_METRIC_NAMES)},
         adversarial={m: adversarial[..., i] for i, m in enumerate(SALIENCY_METRIC_NAMES)},
-        source_success=np.asarray(success),
+        source_success=np.stack(success),
     )
-
-
-@_compile.jit_static(0)
-def _saliency_sweep(attacks, sources, targets, hps, images, keys):
-    """``(adv_maps[A][S][T], clean_maps[T], source_success[A, S, B])`` as one program; maps stay
-    nested lists (targets may differ in map size)."""
-
-    def maps(victim, x):
-        return to_saliency_map(victim.batch(x), victim.output)
-
-    clean_maps = [maps(t, images) for t in targets]
-    adv_maps, success = [], []
-    for attack, hp in zip(attacks, hps):
-        run = jax.vmap(attack.run, in_axes=(None, None, 0, 0, 0, 0))
-        per_source, hits = [], []
-        for source in sources:
-            clean = attack.view(source).batch(images)  # the untargeted attack's reference
-            result = run(source, hp, images, clean, clean, keys)
-            hits.append(result.success)
-            per_source.append([maps(t, result.x_adv) for t in targets])
-        adv_maps.append(per_source)
-        success.append(jnp.stack(hits))
-    return adv_maps, clean_maps, jnp.stack(success)
 
 
 def plot_transfer_matrix(matrix: TransferMatrix, *, path: Any = None, digits: int = 2) -> Any:

@@ -3,51 +3,40 @@ recomputed with numpy from attacks run alone, and the clear errors."""
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+# The victims, images and attack of test_saliency_attacks' first test: in the default run the
+# attack's compiled program is shared (compiling it alone costs ~5 s on 2 busy cores).
+from test_saliency_attacks import SHAPE, _images, _victim
+
 from jaxadv import attacks, transfer
 from jaxadv.data.saliency import SaliencyDataset
 from jaxadv.losses import to_saliency_map
-from jaxadv.models.saliency import from_flax_saliency
 
-SHAPE = (6, 6, 3)
-B = 3
-
-
-class Tiny(nn.Module):
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        h = nn.tanh(nn.Conv(4, (3, 3))(x))
-        self.sow("intermediates", "hidden", h)
-        return jax.nn.sigmoid(nn.Conv(1, (3, 3))(h)[..., 0])
-
-
-def _victim(seed):
-    module = Tiny()
-    variables = module.init(jax.random.key(seed), jnp.zeros((1,) + SHAPE))
-    return from_flax_saliency(module, variables, input_shape=SHAPE, output="unit")
+B = 4
 
 
 def _data():
     rng = np.random.default_rng(0)
-    images = rng.uniform(size=(B,) + SHAPE).astype(np.float32)
+    images = np.asarray(_images(B, 1))
     maps = rng.uniform(size=(B,) + SHAPE[:2]).astype(np.float32)
     maps /= maps.sum(axis=(1, 2), keepdims=True)
-    fixations = tuple(rng.integers(0, SHAPE[0], size=(4, 2)).astype(np.int32) for _ in range(B))
+    # 4 distinct fixated pixels per image: sAUC's draws have one shape (one compilation).
+    pixels = [rng.permutation(SHAPE[0] * SHAPE[1])[:4] for _ in range(B)]
+    fixations = tuple(np.stack([p % SHAPE[1], p // SHAPE[1]], 1).astype(np.int32) for p in pixels)
     return SaliencyDataset(images, maps, fixations, tuple(f"s{i}" for i in range(B)), "hand")
 
 
 @pytest.fixture(scope="module")
 def case():
-    victims = {"a": _victim(0), "b": _victim(1)}
-    attack = attacks.saliency_pgd(loss="cc", steps=3)
+    victims = {"a": _victim(seed=0), "b": _victim(seed=1)}
+    attack = attacks.saliency_pgd(loss="cc", steps=10)
     data = _data()
     key = jax.random.key(5)
-    hp = attack.hparams(eps=0.2)
+    hp = attack.hparams(eps=0.1)
     m = transfer.saliency_transfer_matrix(
         {"pgd": attack}, victims, None, data, key, hparams={"pgd": hp}, splits=5
     )
