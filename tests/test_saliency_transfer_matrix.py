@@ -68,7 +68,12 @@ def test_cc_drop_equals_numpy_on_attacks_run_alone(case):
 def test_zero_budget_drops_nothing_and_the_sauc_draws_are_paired(case):
     victims, attack, _, data, key, _ = case
     m = transfer.saliency_transfer_matrix(
-        {"pgd": attack}, victims, None, data, key, hparams={"pgd": attack.hparams(eps=0.0)},
+        {"pgd": attack},
+        victims,
+        None,
+        data,
+        key,
+        hparams={"pgd": attack.hparams(eps=0.0)},
         splits=5,
     )
     for metric in ("cc", "sauc", "nss", "kl", "sim"):
