@@ -18,6 +18,10 @@ grouped convolution, measured 2.1× slower than two separate ones on XLA CPU (C&
 Example ``i`` of every (attack, source) cell uses ``jax.random.split(key, b)[i]``, the key
 ``attack.batch(..., key)`` would give it, so a cell equals
 :func:`jaxadv.metrics.transfer_success` run alone with the same key.
+
+Saliency victims have no classes to flip: :func:`saliency_transfer_matrix` measures instead how
+far each target's benchmark scores against the ground truth (CC, sAUC, ...) drop on the images an
+untargeted saliency attack crafted on each source.
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxadv import _checks, _compile
-from jaxadv.attacks import AttackBase, SaliencyAttack
-from jaxadv.data.saliency import SaliencyDataset
-from jaxadv.training import SALIENCY_METRIC_NAMES, evaluate_saliency_maps, predict_saliency
+from jaxadv.attacks import AttackBase
+from jaxadv.attacks import SaliencyAttack as _SaliencyAttack
+from jaxadv.data.saliency import SaliencyDataset as _SaliencyDataset
+from jaxadv.training import SALIENCY_METRIC_NAMES as _METRICS
+from jaxadv.training import evaluate_saliency_maps as _evaluate_maps
+from jaxadv.training import predict_saliency as _predict_saliency
 
 
 class TransferMatrix(NamedTuple):
@@ -272,10 +279,10 @@ def _check_saliency_victims(argument: str, names, victims, input_shape) -> None:
 
 
 def saliency_transfer_matrix(
-    attacks: Mapping[str, SaliencyAttack],
+    attacks: Mapping[str, Any],
     sources: Mapping[str, Any],
     targets: Mapping[str, Any] | None,
-    data: SaliencyDataset,
+    data: Any,
     key: jax.Array,
     *,
     hparams: Mapping[str, Any] | None = None,
@@ -319,7 +326,7 @@ def saliency_transfer_matrix(
     source_names, source_list = _named("sources", sources, "saliency victims")
     targets = sources if targets is None else targets
     target_names, target_list = _named("targets", targets, "saliency victims")
-    if not isinstance(data, SaliencyDataset):
+    if not isinstance(data, _SaliencyDataset):
         raise ValueError(f"`data` must be a SaliencyDataset; got {type(data).__name__}.")
     if not isinstance(data.images, np.ndarray):
         raise ValueError(
@@ -332,7 +339,7 @@ def saliency_transfer_matrix(
     _check_saliency_victims("sources", source_names, source_list, input_shape)
     _check_saliency_victims("targets", target_names, target_list, input_shape)
     for name, attack in zip(attack_names, attack_list):
-        if not isinstance(attack, SaliencyAttack):
+        if not isinstance(attack, _SaliencyAttack):
             raise ValueError(
                 f"`attacks[{name!r}]` must be a saliency attack (e.g. "
                 f"`jaxadv.attacks.saliency_pgd()`); got {type(attack).__name__}. Classifiers "
@@ -343,22 +350,22 @@ def saliency_transfer_matrix(
     _checks.check_key("metric_key", metric_key)
     hps = _check_attacks(attack_names, attack_list, hparams, source_list)
     images = jnp.asarray(data.images, jnp.float32)
-    clean_maps = [predict_saliency(t, images) for t in target_list]
+    clean_maps = [_predict_saliency(t, images) for t in target_list]
     adv_maps, success = [], []
     for attack, hp in zip(attack_list, hps):
         per_source, hits = [], []
         for source in source_list:
             result = attack.batch(source, hp, images, None, key)
             hits.append(np.asarray(result.success))
-            per_source.append([predict_saliency(t, result.x_adv) for t in target_list])
+            per_source.append([_predict_saliency(t, result.x_adv) for t in target_list])
         adv_maps.append(per_source)
         success.append(np.stack(hits))
 
     def score(maps):
-        scores = evaluate_saliency_maps(
+        scores = _evaluate_maps(
             np.asarray(maps), data, key=metric_key, n_other=n_other, splits=splits
         )
-        return [scores[m] for m in SALIENCY_METRIC_NAMES]
+        return [scores[m] for m in _METRICS]
 
     clean = np.array([score(m) for m in clean_maps], np.float32)  # [T, M]
     adversarial = np.array(
@@ -369,8 +376,8 @@ def saliency_transfer_matrix(
         attacks=attack_names,
         sources=source_names,
         targets=target_names,
-        clean={m: clean[:, i] for i, m in enumerate(SALIENCY_METRIC_NAMES)},
-        adversarial={m: adversarial[..., i] for i, m in enumerate(SALIENCY_METRIC_NAMES)},
+        clean={m: clean[:, i] for i, m in enumerate(_METRICS)},
+        adversarial={m: adversarial[..., i] for i, m in enumerate(_METRICS)},
         source_success=np.stack(success),
     )
 
