@@ -18,6 +18,10 @@ grouped convolution, measured 2.1× slower than two separate ones on XLA CPU (C&
 Example ``i`` of every (attack, source) cell uses ``jax.random.split(key, b)[i]``, the key
 ``attack.batch(..., key)`` would give it, so a cell equals
 :func:`jaxadv.metrics.transfer_success` run alone with the same key.
+
+Saliency victims have no classes to flip: :func:`saliency_transfer_matrix` measures instead how
+far each target's benchmark scores against the ground truth (CC, sAUC, ...) drop on the images an
+untargeted saliency attack crafted on each source.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ import numpy as np
 
 from jaxadv import _checks, _compile
 from jaxadv.attacks import AttackBase
+from jaxadv.attacks import SaliencyAttack as _SaliencyAttack
+from jaxadv.data.saliency import SaliencyDataset as _SaliencyDataset
+from jaxadv.training import SALIENCY_METRIC_NAMES as _METRICS
+from jaxadv.training import evaluate_saliency_maps as _evaluate_maps
+from jaxadv.training import predict_saliency as _predict_saliency
 
 
 class TransferMatrix(NamedTuple):
@@ -211,6 +220,166 @@ def _sweep(attacks, sources, targets, hps, images, labels, keys):
             )
         )
     return jnp.stack(fooled), clean_correct, jnp.stack(success)
+
+
+class SaliencyTransferMatrix(NamedTuple):
+    """What :func:`saliency_transfer_matrix` measured: benchmark scores of the targets' maps
+    against the ground truth, clean and on the adversarial images of every (attack, source).
+
+    Attributes:
+      attacks, sources, targets: the names, in the order of the axes below.
+      clean: metric name (``SALIENCY_METRIC_NAMES``: cc, nss, sauc, kl, sim) → ``f32[T]``, the
+        mean score of target ``t``'s maps of the clean images.
+      adversarial: metric name → ``f32[A, S, T]``, the mean score of target ``t``'s maps of the
+        images attack ``a`` crafted on source ``s``.
+      source_success: ``bool[A, S, B]``, the attack's own success on its source (CC of the
+        source's map to its clean map below the attack's ``threshold``).
+    """
+
+    attacks: tuple[str, ...]
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    clean: dict[str, np.ndarray]
+    adversarial: dict[str, np.ndarray]
+    source_success: np.ndarray
+
+    def drop(self, metric: str = "cc") -> np.ndarray:
+        """``f32[A, S, T]``: clean minus adversarial score (positive: the attack hurt the target;
+        for KL, where lower is better, a negative drop is the harm)."""
+        _checks.check_choice("metric", metric, tuple(self.clean))
+        return self.clean[metric][None, None] - self.adversarial[metric]
+
+    def table(self, attack: str, metric: str = "cc", digits: int = 3) -> str:
+        """The markdown table of one attack's drops: rows sources, columns targets, with the
+        clean score of each target in the header."""
+        _checks.check_choice("attack", attack, self.attacks)
+        drop = self.drop(metric)[self.attacks.index(attack)]
+        heads = [f"{t} ({self.clean[metric][i]:.{digits}f})" for i, t in enumerate(self.targets)]
+        lines = [
+            f"| Δ{metric} source \\ target (clean) | " + " | ".join(heads) + " |",
+            "|---" * (len(self.targets) + 1) + "|",
+        ]
+        for s, name in enumerate(self.sources):
+            lines.append(f"| {name} | " + " | ".join(f"{d:+.{digits}f}" for d in drop[s]) + " |")
+        return "\n".join(lines)
+
+
+def _check_saliency_victims(argument: str, names, victims, input_shape) -> None:
+    for name, victim in zip(names, victims):
+        if not all(hasattr(victim, a) for a in ("output", "map_shape", "batch", "input_shape")):
+            raise ValueError(
+                f"`{argument}[{name!r}]` must be a saliency victim "
+                f"(jaxadv.models.saliency.from_flax_saliency); got {type(victim).__name__}."
+            )
+        if tuple(victim.input_shape) != input_shape:
+            raise ValueError(
+                f"`{argument}[{name!r}]` must take the images of `data`, of shape {input_shape}; "
+                f"got input shape {tuple(victim.input_shape)}."
+            )
+
+
+def saliency_transfer_matrix(
+    attacks: Mapping[str, Any],
+    sources: Mapping[str, Any],
+    targets: Mapping[str, Any] | None,
+    data: Any,
+    key: jax.Array,
+    *,
+    hparams: Mapping[str, Any] | None = None,
+    metric_key: jax.Array | None = None,
+    n_other: int = 10,
+    splits: int = 100,
+) -> SaliencyTransferMatrix:
+    """The saliency half of the transfer matrix: how far untargeted saliency attacks crafted on
+    each source lower every target's benchmark scores against the ground truth.
+
+    Each untargeted :class:`~jaxadv.attacks.SaliencyAttack` (e.g.
+    :func:`~jaxadv.attacks.saliency_pgd`, or one wrapped by ``with_transfer``) pushes the
+    source's map away from its clean map (Che et al., arXiv 1904.01231); the adversarial images
+    are then shown to every target, and its maps are scored against ``data``'s ground truth with
+    :func:`jaxadv.training.evaluate_saliency_maps` (CC, NSS, sAUC, KL, SIM; MIT conventions).
+    The drop ``clean − adversarial`` per (attack, source, target) cell is the transfer of the
+    attack; the diagonal is white-box. Clean and adversarial maps are scored with the same
+    ``metric_key``, so sAUC's random negatives are the same draws for both (a paired drop).
+
+    Unlike :func:`transfer_matrix` this is not one compiled call: each cell's images ARE
+    ``attack.batch(source, hp, data.images, None, key)``, whose compilation is cached per
+    attack and victim architecture (sources of one architecture share it, and so does a later
+    ``attack.batch`` on them), the maps are :func:`jaxadv.training.predict_saliency`'s, and the
+    scoring runs on the host (numpy draws), which dominates for a few models.
+
+    Args:
+      attacks: name → untargeted saliency attack.
+      sources: name → saliency victim the attacks see white-box.
+      targets: name → saliency victim the images are shown to; None: the sources.
+      data: the images (stacked, ``float32[b, h, w, 3]``: a loader's ``size=`` or the
+        generated scenes) with their ground truth; at least 2 items (sAUC).
+      key: PRNG key of the attacks.
+      hparams: name → one hyper-parameter setting of that attack (default ``attack.hparams()``).
+      metric_key: PRNG key of sAUC's draws (default ``jax.random.key(1)``).
+      n_other, splits: sAUC's other images and random splits (``evaluate_saliency_maps``).
+
+    Returns:
+      :class:`SaliencyTransferMatrix` (numpy arrays).
+    """
+    attack_names, attack_list = _named("attacks", attacks, "saliency attacks")
+    source_names, source_list = _named("sources", sources, "saliency victims")
+    targets = sources if targets is None else targets
+    target_names, target_list = _named("targets", targets, "saliency victims")
+    if not isinstance(data, _SaliencyDataset):
+        raise ValueError(f"`data` must be a SaliencyDataset; got {type(data).__name__}.")
+    if not isinstance(data.images, np.ndarray):
+        raise ValueError(
+            "`data` must hold stacked images (load it with `size=(h, w)`, or the generated "
+            f"scenes); got a list of {len(data.images)} per-item images."
+        )
+    if len(data) < 2:
+        raise ValueError(f"`data` must hold at least 2 images (sAUC); got {len(data)}.")
+    input_shape = tuple(data.images.shape[1:])
+    _check_saliency_victims("sources", source_names, source_list, input_shape)
+    _check_saliency_victims("targets", target_names, target_list, input_shape)
+    for name, attack in zip(attack_names, attack_list):
+        if not isinstance(attack, _SaliencyAttack):
+            raise ValueError(
+                f"`attacks[{name!r}]` must be a saliency attack (e.g. "
+                f"`jaxadv.attacks.saliency_pgd()`); got {type(attack).__name__}. Classifiers "
+                "take `transfer_matrix`."
+            )
+    _checks.check_key("key", key)
+    metric_key = jax.random.key(1) if metric_key is None else metric_key
+    _checks.check_key("metric_key", metric_key)
+    hps = _check_attacks(attack_names, attack_list, hparams, source_list)
+    images = jnp.asarray(data.images, jnp.float32)
+    clean_maps = [_predict_saliency(t, images) for t in target_list]
+    adv_maps, success = [], []
+    for attack, hp in zip(attack_list, hps):
+        per_source, hits = [], []
+        for source in source_list:
+            result = attack.batch(source, hp, images, None, key)
+            hits.append(np.asarray(result.success))
+            per_source.append([_predict_saliency(t, result.x_adv) for t in target_list])
+        adv_maps.append(per_source)
+        success.append(np.stack(hits))
+
+    def score(maps):
+        scores = _evaluate_maps(
+            np.asarray(maps), data, key=metric_key, n_other=n_other, splits=splits
+        )
+        return [scores[m] for m in _METRICS]
+
+    clean = np.array([score(m) for m in clean_maps], np.float32)  # [T, M]
+    adversarial = np.array(
+        [[[score(m) for m in per_target] for per_target in per_source] for per_source in adv_maps],
+        np.float32,
+    ).reshape(len(attack_list), len(source_list), len(target_list), -1)  # [A, S, T, M]
+    return SaliencyTransferMatrix(
+        attacks=attack_names,
+        sources=source_names,
+        targets=target_names,
+        clean={m: clean[:, i] for i, m in enumerate(_METRICS)},
+        adversarial={m: adversarial[..., i] for i, m in enumerate(_METRICS)},
+        source_success=np.stack(success),
+    )
 
 
 def plot_transfer_matrix(matrix: TransferMatrix, *, path: Any = None, digits: int = 2) -> Any:
