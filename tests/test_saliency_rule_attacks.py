@@ -162,6 +162,7 @@ def test_tanh_box_steps_in_w_by_the_rule_update_of_the_w_gradient():
     np.testing.assert_allclose(carry.theta, by_hand(w0), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # two compiled ℓ0 runs (~3 s); the ℓ0 projection itself is tested in test_l0_constraints
 def test_l0_budget_keeps_at_most_k_pixels_inside_the_box():
     victim = make_mlp_victim()
     attack = attacks.rule_attack("adaeq2m_cw", norm="l0", steps=4)
@@ -175,6 +176,7 @@ def test_l0_budget_keeps_at_most_k_pixels_inside_the_box():
         assert np.all((np.asarray(result.x_adv) >= 0.0) & (np.asarray(result.x_adv) <= 1.0))
 
 
+@pytest.mark.slow  # a feature ensemble's compile (~3 s)
 def test_subspace_eq3_fuses_the_members_sampled_channels_by_omega(victim, images):
     x0, guides = images
     other = victim.replace(variables=jax.tree.map(lambda v: -0.5 * v, victim.variables))
