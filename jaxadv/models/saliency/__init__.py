@@ -2,20 +2,28 @@
 uniform victim interface (maps that are log-densities, [0, 1] or [-1, 1]) with named hidden
 layers, and weight converters from PyTorch-style state dicts."""
 
+from jaxadv.models.saliency._attention import (  # issue 18
+    PyramidSpatialAttention,
+    SqueezeExcitation,
+)
 from jaxadv.models.saliency._convert import (
     GAZEGAN_UNUSED_PREFIXES,
+    densesal_from_torch_state_dict,  # issue 18
     gazegan_from_torch_state_dict,
     load_state_dict,
     salgan_from_torch_state_dict,
     torch_conv_to_hwio,
     torch_conv_transpose_to_hwio,
 )
+from jaxadv.models.saliency._dcnsal import DCNSal  # issue 18
 from jaxadv.models.saliency._deepgaze import (
     DeepGazeII,
     gaussian_log_center_bias,
     trainable_mask,
     with_log_center_bias,
 )
+from jaxadv.models.saliency._deform import DeformConv, deform_conv2d  # issue 18
+from jaxadv.models.saliency._densesal import DenseNetFeatures, DenseSal  # issue 18
 from jaxadv.models.saliency._gazegan import GazeGAN
 from jaxadv.models.saliency._layers import TorchConvTranspose
 from jaxadv.models.saliency._salgan import SalGAN, SalGANDiscriminator
@@ -32,12 +40,20 @@ __all__ = [
     "SALIENCY_MODEL_NAMES",
     "SAM",
     "UNISAL",
+    "DCNSal",
     "DeepGazeII",
+    "DeformConv",
+    "DenseNetFeatures",
+    "DenseSal",
     "GazeGAN",
+    "PyramidSpatialAttention",
     "SalGAN",
     "SalGANDiscriminator",
     "SaliencyVictim",
+    "SqueezeExcitation",
     "TorchConvTranspose",
+    "deform_conv2d",
+    "densesal_from_torch_state_dict",
     "from_flax_saliency",
     "gaussian_log_center_bias",
     "gazegan_from_torch_state_dict",

@@ -1,4 +1,5 @@
-"""PyTorch-style state dicts (name → array) to Flax variables for SalGAN and GazeGAN generators.
+"""PyTorch-style state dicts (name → array) to Flax variables for the SalGAN, GazeGAN and DenseSal
+saliency models.
 
 Pretrained saliency weights cannot be downloaded here, so they arrive as name-mapped arrays in an
 ``.npz`` or ``.safetensors`` file (or a dict). Layouts (verified numerically in the tests against
@@ -28,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxadv.models._checkpoint import abstract_variables, describe_module
+from jaxadv.models._converters import from_torch_state_dict
+from jaxadv.models.saliency._densesal import DenseSal
 from jaxadv.models.saliency._gazegan import GazeGAN
 from jaxadv.models.saliency._salgan import SalGAN
 
@@ -306,3 +309,60 @@ def gazegan_from_torch_state_dict(
         ignored_prefixes=GAZEGAN_UNUSED_PREFIXES,
         strict=strict,
     )
+
+
+def densesal_from_torch_state_dict(
+    state_dict: Mapping[str, Any] | str | os.PathLike,
+    module: DenseSal,
+    input_shape: tuple[int, ...],
+    *,
+    readout: Mapping[str, Any] | None = None,
+    strict: bool = True,
+) -> dict[str, Any]:
+    """Flax variables for :class:`DenseSal` from a torchvision-layout state dict.
+
+    The backbone reads torchvision's DenseNet names unchanged (``features.conv0.weight``,
+    ``features.denseblock1.denselayer1.norm1.running_mean``, ...: the Flax layer paths joined
+    with dots), the readout ``readout1.*`` and ``readout2.*``; an ImageNet ``classifier.*`` is
+    ignored and ``num_batches_tracked`` skipped. Conversion itself is
+    ``jaxadv.models.from_torch_state_dict`` (OIHW → HWIO, batch norm into ``batch_stats``).
+    With ``readout`` (variables of the same module, e.g. from ``saliency_model``), a
+    backbone-only state dict such as a torchvision ImageNet checkpoint is read and the readout
+    taken from ``readout``: the usual start for fine-tuning.
+
+    Args:
+      state_dict: mapping from names to arrays (or CPU torch tensors), or an ``.npz`` /
+        ``.safetensors`` path.
+      module: the :class:`DenseSal` the weights are for (``width`` and ``block_config`` must
+        match them: DenseNet-121 is ``width=64, block_config=(6, 12, 24, 16)``).
+      input_shape: shape of ONE image, e.g. ``(224, 224, 3)``.
+      readout: variables of ``module`` supplying the readout when the state dict has none, or
+        None (the state dict then holds the readout too).
+      strict: raise on entries no layer reads.
+
+    Returns:
+      ``{"params": ..., "batch_stats": ...}`` with float32 leaves.
+
+    Raises:
+      ValueError: if ``module`` is not a :class:`DenseSal`, or on a missing, wrongly shaped or
+        (``strict``) unused entry; the message names them.
+    """
+    _check_module(module, DenseSal)
+    arrays = {
+        k: v for k, v in load_state_dict(state_dict).items() if not k.startswith("classifier.")
+    }
+    if readout is None:
+        return from_torch_state_dict(arrays, module, input_shape, strict=strict)
+    if not isinstance(readout, Mapping) or not {"params", "batch_stats"} <= set(readout):
+        raise ValueError(
+            "`readout` must be the variables of the DenseSal module ({'params': ..., "
+            f"'batch_stats': ...}}); got {type(readout).__name__}."
+        )
+    backbone = {
+        k[len("features.") :] if k.startswith("features.") else k: v for k, v in arrays.items()
+    }
+    converted = from_torch_state_dict(backbone, module.backbone(), input_shape, strict=strict)
+    variables = {name: dict(tree) for name, tree in readout.items()}
+    for collection in ("params", "batch_stats"):
+        variables[collection]["features"] = converted[collection]
+    return variables

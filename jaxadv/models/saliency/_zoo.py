@@ -11,7 +11,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxadv import _checks, _compile
+from jaxadv.models.saliency._dcnsal import DCNSal
 from jaxadv.models.saliency._deepgaze import DeepGazeII
+from jaxadv.models.saliency._densesal import DenseSal
 from jaxadv.models.saliency._gazegan import GazeGAN
 from jaxadv.models.saliency._salgan import SalGAN
 from jaxadv.models.saliency._salicon import SALICON
@@ -31,6 +33,10 @@ _REGISTRY = {
     "deepgaze": _deepgaze,
     "gazegan": lambda width, shape: GazeGAN(width=width),
     "unisal": lambda width, shape: UNISAL(width=width),
+    # Issue 18: the DCN, attention and DenseNet forms of Table 2 (shared/papers/000).
+    "dcnsal": lambda width, shape: DCNSal(width=width),
+    "attsal": lambda width, shape: DCNSal(width=width, deformable=False),
+    "densesal": lambda width, shape: DenseSal(width=width, block_config=(2, 2, 2)),
 }
 
 SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
@@ -45,10 +51,14 @@ def saliency_model(
       name: ``"salicon"`` (:class:`SALICON`, Huang et al. 2015), ``"salgan"`` (:class:`SalGAN`,
         Pan et al. 2017), ``"sam"`` (:class:`SAM`, Cornia et al. 2018), ``"deepgaze"``
         (:class:`DeepGazeII`, Kümmerer et al. 2017), ``"gazegan"`` (:class:`GazeGAN`, Che et al.
-        2019) or ``"unisal"`` (:class:`UNISAL`, Droste et al. 2020).
+        2019), ``"unisal"`` (:class:`UNISAL`, Droste et al. 2020), ``"dcnsal"`` (:class:`DCNSal`:
+        VGG-16, DCNv2 (Zhu et al. 2019), squeeze-and-excitation and pyramid spatial attention),
+        ``"attsal"`` (:class:`DCNSal` with standard convolutions: the attention-only member) or
+        ``"densesal"`` (:class:`DenseSal`, a three-block DenseNet-BC, Huang et al. 2017).
       key: PRNG key for the initialisation.
       input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
-        (SALICON and GazeGAN: multiples of 64; UNISAL 32; SalGAN 16; DeepGaze and SAM 8).
+        (SALICON and GazeGAN: multiples of 64; UNISAL 32; SalGAN, DCNSal and DenseSal 16;
+        DeepGaze and SAM 8).
       width: channels of the model's first layer (the published models use 64; UNISAL 32). All
         other widths scale with it.
 
@@ -70,4 +80,3 @@ def saliency_model(
         init = jax.jit(functools.partial(module.init, train=False))
         variables = init(key, jnp.zeros((1,) + shape, jnp.float32))
     return module, variables
-
