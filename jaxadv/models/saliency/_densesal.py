@@ -152,7 +152,7 @@ class DenseSal(nn.Module):
         Returns:
           A :class:`DenseNetFeatures` with this model's sizes.
         """
-        return DenseNetFeatures(**self._backbone_sizes())
+        return DenseNetFeatures(**self._backbone_sizes(), parent=None)
 
     def _backbone_sizes(self) -> dict:
         return {
