@@ -22,6 +22,16 @@ from jaxadv.models.saliency import (
 )
 
 _DN = ("NHWC", "HWIO", "NHWC")
+# Each check is one small jitted program compiled at XLA optimisation level 0 (an eager call
+# compiles every operation separately: seconds per test on the 2-core CPU).
+_FAST = {"xla_backend_optimization_level": 0}
+_deform = jax.jit(
+    deform_conv2d, static_argnames=("stride", "padding", "dilation"), compiler_options=_FAST
+)
+
+
+def _jit(f):
+    return jax.jit(f, compiler_options=_FAST)
 
 
 def _conv(x, kernel, stride, padding, dilation):
@@ -78,23 +88,19 @@ def _deform_loop(x, offsets, mask, kernel, stride, padding, dilation):
     return out
 
 
-@pytest.mark.parametrize(
-    "stride, padding, dilation, groups", [(1, 1, 1, 1), (2, 2, 2, 2)], ids=["plain", "strided"]
-)
-def test_deform_conv_with_zero_offsets_and_unit_mask_is_a_convolution(
-    stride, padding, dilation, groups
-):
+def test_deform_conv_with_zero_offsets_and_unit_mask_is_a_convolution():
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(2, 7, 6, 4)), jnp.float32)
     kernel = jnp.asarray(rng.normal(size=(3, 3, 4, 5)), jnp.float32)
-    want = _conv(x, kernel, stride, padding, dilation)
-    ho, wo = want.shape[1:3]
-    offsets = jnp.zeros((2, ho, wo, 2 * groups * 9))
-    mask = jnp.ones((2, ho, wo, groups * 9))
-    got = deform_conv2d(x, offsets, kernel, mask, stride=stride, padding=padding, dilation=dilation)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for stride, padding, dilation, groups in ((1, 1, 1, 1), (2, 2, 2, 2)):
+        want = _conv(x, kernel, stride, padding, dilation)
+        ho, wo = want.shape[1:3]
+        offsets = jnp.zeros((2, ho, wo, 2 * groups * 9))
+        mask = jnp.ones((2, ho, wo, groups * 9))
+        got = _deform(x, offsets, kernel, mask, stride=stride, padding=padding, dilation=dilation)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     # DCNv1 (no mask) is the same at unit modulation.
-    got = deform_conv2d(x, offsets, kernel, stride=stride, padding=padding, dilation=dilation)
+    got = _deform(x, offsets, kernel, stride=stride, padding=padding, dilation=dilation)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -103,15 +109,14 @@ def test_deform_conv_module_starts_as_half_a_convolution():
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(1, 6, 5, 4)), jnp.float32)
     layer = DeformConv(3, 3, offset_groups=2)
-    variables = layer.init(jax.random.key(0), x)
-    params = variables["params"]
+    params = jax.jit(layer.init, compiler_options=_FAST)(jax.random.key(0), x)["params"]
     assert (
         not np.any(params["conv_offset"]["kernel"])
         and params["conv_offset"]["kernel"].shape[-1] == 3 * 2 * 9
     )
     params = {**params, "bias": jnp.arange(3.0)}
     want = 0.5 * _conv(x, params["kernel"], 1, 1, 1) + jnp.arange(3.0)
-    np.testing.assert_allclose(layer.apply({"params": params}, x), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_jit(layer.apply)({"params": params}, x), want, rtol=1e-5, atol=1e-5)
 
 
 def test_deform_conv_matches_direct_loop_with_random_offsets_and_masks():
@@ -124,7 +129,7 @@ def test_deform_conv_matches_direct_loop_with_random_offsets_and_masks():
     offsets = rng.uniform(-3, 3, size=(2, ho, wo, 2 * groups * 9))
     mask = rng.uniform(0, 1, size=(2, ho, wo, groups * 9))
     want = _deform_loop(x, offsets, mask, kernel, stride, padding, dilation)
-    got = deform_conv2d(
+    got = _deform(
         *(jnp.asarray(a, jnp.float32) for a in (x, offsets, kernel, mask)),
         stride=stride,
         padding=padding,
@@ -141,7 +146,7 @@ def test_deform_conv_samples_outside_the_image_read_zero():
     offsets[0, 0, 1] = (-0.25, 0.0)  # a quarter row above: 3/4 of the border pixel
     offsets[0, 3, 3] = (0.0, 0.5)  # half a column right of the last one: 1/2
     offsets[0, 1, 1] = (-10.0, 7.0)  # far away: 0
-    got = np.asarray(deform_conv2d(x, jnp.asarray(offsets), kernel))[0, ..., 0]
+    got = np.asarray(_deform(x, jnp.asarray(offsets), kernel))[0, ..., 0]
     want = np.ones((4, 4))
     want[0, 0], want[0, 1], want[3, 3], want[1, 1] = 0.0, 0.75, 0.5, 0.0
     np.testing.assert_allclose(got, want, atol=1e-6)
@@ -162,7 +167,8 @@ def test_deform_conv_offset_gradient_matches_finite_differences():
         def loss(o, m):
             return jnp.sum(weights * deform_conv2d(x, o, kernel, m))
 
-        g_off, g_mask = jax.grad(loss, argnums=(0, 1))(offsets, mask)
+        g_off, g_mask = _jit(jax.grad(loss, argnums=(0, 1)))(offsets, mask)
+        loss = _jit(loss)
         eps = 1e-6
         for idx in [(0, 0, 0, 0), (0, 1, 2, 5), (0, 2, 1, 17), (0, 0, 2, 8)]:
             e = jnp.zeros_like(offsets).at[idx].set(eps)
@@ -203,7 +209,7 @@ def test_squeeze_excitation_matches_hand_computation():
     se = SqueezeExcitation(reduction=4)
     abstract = jax.eval_shape(se.init, jax.random.key(0), jnp.zeros(x.shape))
     params = jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape), jnp.float32), abstract)
-    got = se.apply(params, jnp.asarray(x, jnp.float32))
+    got = _jit(se.apply)(params, jnp.asarray(x, jnp.float32))
     p = params["params"]
     w1, b1 = np.asarray(p["fc1"]["kernel"])[0, 0], np.asarray(p["fc1"]["bias"])
     w2, b2 = np.asarray(p["fc2"]["kernel"])[0, 0], np.asarray(p["fc2"]["bias"])
@@ -220,7 +226,9 @@ def test_pyramid_spatial_attention_matches_hand_computation():
     psa = PyramidSpatialAttention(scales=(1, 2))
     abstract = jax.eval_shape(psa.init, jax.random.key(0), jnp.zeros(x.shape))
     params = jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape), jnp.float32), abstract)
-    got, state = psa.apply(params, jnp.asarray(x, jnp.float32), mutable=["intermediates"])
+    got, state = _jit(lambda p, x: psa.apply(p, x, mutable=["intermediates"]))(
+        params, jnp.asarray(x, jnp.float32)
+    )
     p = params["params"]
     maps = []
     for s in (1, 2):
@@ -361,7 +369,7 @@ def test_densesal_converter_round_trip():
     assert "features.denseblock1.denselayer2.conv2.weight" in sd  # torchvision's names
     variables = densesal_from_torch_state_dict(sd, module, shape)
     images = rng.random((2,) + shape).astype(np.float32)
-    apply = jax.jit(lambda v, x: module.apply(v, x))
+    apply = _jit(module.apply)
     got = apply(variables, images)
     want = _np_densesal(sd, images, block_config)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
