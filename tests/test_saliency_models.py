@@ -22,6 +22,8 @@ from jaxadv.models._strided_conv import Stride2Conv
 from jaxadv.models.saliency import (
     GAZEGAN_UNUSED_PREFIXES,
     SALICON,
+    DCNSal,
+    DenseSal,
     SALIENCY_MODEL_NAMES,
     SAM,
     UNISAL,
@@ -66,6 +68,21 @@ ZOO = {
         UNISAL(width=4, blocks=(1, 1, 1, 1, 1, 1, 1)),
         (32, 32, 3),
         ("feat_4x", "feat_2x", "post_cnn", "adaptation_map"),
+    ),
+    "dcnsal": (
+        DCNSal(width=2),
+        (32, 32, 3),
+        ("encoder/relu5_3", "head2_relu", "attention/attention", "logits"),
+    ),
+    "attsal": (
+        DCNSal(width=2, deformable=False),
+        (32, 32, 3),
+        ("encoder/relu5_3", "se", "attention/attention", "logits"),
+    ),
+    "densesal": (
+        DenseSal(width=4, block_config=(1, 1, 1)),
+        (32, 32, 3),
+        ("features/block1", "backbone", "readout"),
     ),
 }
 
@@ -152,7 +169,9 @@ def test_zoo_model_jit_matches_eager_slow(name):
 
 # The two heaviest compiles (UNISAL ~45 s, GazeGAN ~27 s on the 2-core CPU) run with `-m slow`
 # to keep the default suite within its budget; the other four cover the same checks by default.
-_HEAVY = ("unisal", "gazegan")
+# Issue 18's members (DCNv2/attention, DenseNet) also run with `-m slow`: their layers have
+# default checks of their own in test_victim_library_layers.py.
+_HEAVY = ("unisal", "gazegan", "dcnsal", "attsal", "densesal")
 
 
 @pytest.mark.parametrize(
