@@ -406,3 +406,35 @@ def test_densesal_shape_rules():
     ):
         jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 24, 32, 3)))
     assert isinstance(module.backbone(), nn.Module)
+
+
+class _OneDeformConv(nn.Module):
+    """A DeformConv under the PyTorch module name ``dcn`` (mmcv's ModulatedDeformConv2dPack)."""
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        return DeformConv(3, 3, offset_groups=2, name="dcn")(x)
+
+
+def test_deform_conv_reads_mmcv_weights():
+    # mmcv's ModulatedDeformConv2dPack keeps weight, bias, conv_offset.weight, conv_offset.bias;
+    # the offset conv's 3·G·K outputs are the offsets (G, K, (dy, dx)) then the mask logits.
+    from jaxadv.models import from_torch_state_dict
+
+    rng = np.random.default_rng(7)
+    sd = {
+        "dcn.weight": rng.normal(size=(3, 4, 3, 3)),
+        "dcn.bias": rng.normal(size=(3,)),
+        "dcn.conv_offset.weight": rng.normal(0, 0.5, size=(54, 4, 3, 3)),
+        "dcn.conv_offset.bias": rng.normal(size=(54,)),
+    }
+    sd = {k: v.astype(np.float32) for k, v in sd.items()}
+    x = rng.normal(size=(1, 5, 4, 4)).astype(np.float32)
+    variables = from_torch_state_dict(sd, _OneDeformConv(), x.shape[1:])
+    got = _jit(_OneDeformConv().apply)(variables, jnp.asarray(x))
+    predicted = _np_conv(x.transpose(0, 3, 1, 2), sd["dcn.conv_offset.weight"], 1, 1)
+    predicted = (predicted + sd["dcn.conv_offset.bias"][None, :, None, None]).transpose(0, 2, 3, 1)
+    offsets, mask = predicted[..., :36], 1 / (1 + np.exp(-predicted[..., 36:]))
+    kernel = sd["dcn.weight"].transpose(2, 3, 1, 0)
+    want = _deform_loop(x, offsets, mask, kernel, 1, 1, 1) + sd["dcn.bias"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -157,8 +157,10 @@ class DeformConv(nn.Module):
     layer computes half of a standard convolution with the same kernel.
 
     Parameters: ``conv_offset/kernel``, ``conv_offset/bias``, ``kernel`` ``[k, k, cin,
-    features]`` and ``bias``, the tensors of mmcv's ``ModulatedDeformConv2dPack`` (``weight``
-    transposed to HWIO).
+    features]`` and ``bias``, the tensors of mmcv's ``ModulatedDeformConv2dPack`` (``weight``,
+    ``bias``, ``conv_offset.weight``, ``conv_offset.bias``): ``jaxadv.models.from_torch_state_dict``
+    converts them as it converts any convolution (OIHW → HWIO), checked in the tests against a
+    direct loop.
 
     Attributes:
       features: output channels.
