@@ -123,8 +123,8 @@ def test_deform_conv_matches_direct_loop_with_random_offsets_and_masks():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(2, 5, 6, 4))
     kernel = rng.normal(size=(3, 3, 4, 3))
-    stride, padding, dilation, groups = 2, 1, 1, 2
-    ho, wo = 3, 3
+    stride, padding, dilation, groups = 2, 2, 2, 2
+    ho, wo = 3, 3  # (5 + 4 - 4 - 1) // 2 + 1 and (6 + 4 - 4 - 1) // 2 + 1
     # Offsets up to ±3 px: many taps land partly or wholly outside the 5×6 image.
     offsets = rng.uniform(-3, 3, size=(2, ho, wo, 2 * groups * 9))
     mask = rng.uniform(0, 1, size=(2, ho, wo, groups * 9))
