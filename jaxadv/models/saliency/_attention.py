@@ -9,7 +9,9 @@ spatial attention (positions), NHWC.
   scales; at each scale ``n`` a 1×1 convolution gives one logit per position and a softmax over
   the positions gives the importance map ``l^n``; the maps are upsampled to the full grid and
   averaged into ``L``, which re-weights ``X`` in residual form, ``X' = (1 + L) ⊙ X``, so that
-  the attention can only emphasise positions, never erase the features.
+  the attention can only emphasise positions, never erase the features. (PAGE-Net is not
+  among the project's stored papers: this is our reading of its §3.1, and the hand-computed
+  test checks the module against this definition, not against PAGE-Net's code.)
 
 Table 2 of Che et al.'s robustness study (``shared/papers/000``, "Code repository of victim
 models") lists "Squeeze-and-Excitation & Pyramid Spatial Attention" for its DCN models; the
