@@ -1,9 +1,13 @@
 r"""Table 1 of "Smooth adversarial examples" (Zhang, Avrithis, Furon & Amsaleg, EURASIP JIS 2020):
 P_suc and D̄ of FGSM, I-FGSM, PGD2, C&W, qPGD2 and sC&W on the default digit classifiers, and the
 bilateral-filter column of its Table 3 (the same adversarial images against the victim behind a
-bilateral filter, σ_d 0.5 and σ_r 0.2, each attack at its single paper budget).
+bilateral filter, σ_d 0.5 and σ_r 0.2, each attack at its single paper budget); with
+``--adversarial``, its Table 2 (every attack, white box, against the victim adversarially trained
+against FGSM) and the adversarial-training column of Table 3 (the images crafted on the plain
+victim, shown to the adversarially trained one).
 
 Command:   python experiments/smooth_table1.py                    (tiny smoke run: --smoke)
+           add --adversarial for Table 2 and Table 3's adversarial-training column
            add --figure oc.png for the operating characteristics (paper Fig. 5)
 Expected:  the paper's MNIST column (C4): FGSM 0.89/5.02, I-FGSM 1.00/2.69, PGD2 1.00/1.71,
            C&W 1.00/2.49, qPGD2 0.97/3.36, sC&W 1.00/1.97 (P_suc/D̄). Its finding to check: sC&W
@@ -21,6 +25,12 @@ Settings are the paper's MNIST ones: FGSM/I-FGSM ℓ∞ budgets up to 0.3 (I-FGS
 steps), PGD2 and qPGD2 budgets D ∈ [1, 6] with step 0.6·eps (3 at eps = 5), C&W-type margin loss
 with m = 1, Adam rate 0.1 and initial constant 15 for C&W (with its tanh box) and sC&W,
 smoothing with a Laplacian kernel (σ_f = 0.1), α = 0.95, at most 50 CG iterations.
+
+Adversarial training (paper §5.4): the paper's MNIST C4 is "adversarially trained against FGSM"
+(accuracy 0.99) without further detail. Here the plain victim is fine-tuned on FGSM examples made
+inside each train step (``train_adversarial``, Madry et al.'s loss on the adversarial examples
+only) at ε = 0.3, the top of the FGSM sweep, for ``at_epochs`` epochs; its checkpoints are the
+cache (``<cache>/smooth-table-at-<model>``), so a second run restores it.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -35,8 +46,8 @@ import numpy as np
 
 from jaxadv import attacks, metrics
 from jaxadv.data import load_digits
-from jaxadv.models import bilateral_defense
-from jaxadv.training import default_victim
+from jaxadv.models import bilateral_defense, classifier, default_cache_dir, from_flax
+from jaxadv.training import default_victim, train_adversarial
 
 CONFIG = dict(
     models=("c4", "cw"),
@@ -47,6 +58,9 @@ CONFIG = dict(
     pgd_steps=10,
     cw_steps=50,
     search_steps=9,
+    at_eps=0.3,
+    at_epochs=3,
+    at_images=None,
 )
 SMOKE = dict(
     models=("c4",),
@@ -57,6 +71,9 @@ SMOKE = dict(
     pgd_steps=3,
     cw_steps=5,
     search_steps=2,
+    at_eps=0.3,
+    at_epochs=1,
+    at_images=128,
 )
 
 
@@ -85,19 +102,37 @@ def table_attacks(config: dict) -> list[tuple[str, object, dict, int | None]]:
     ]
 
 
-def run_victim(model: str, config: dict, cache_dir: str | None, key: jax.Array) -> dict:
-    """Runs every attack on one victim; returns Table 1 rows, operating characteristics, and
-    the transfer rows of Table 3 (the same adversarial images shown to the victim behind a
-    bilateral filter, σ_d 0.5 and σ_r 0.2, at the paper's single budget per attack)."""
+def fgsm_trained_victim(model: str, config: dict, cache_dir: str | None, key: jax.Array):
+    """The ``model`` victim fine-tuned on FGSM examples (ε = ``at_eps``) made inside each train
+    step; the checkpoints under ``<cache>/smooth-table-at-<model>`` are the cache."""
     victim, _ = default_victim(model, cache_dir=cache_dir, epochs=config["epochs"], progress=False)
-    defended = bilateral_defense(victim, sigma_domain=0.5, sigma_range=0.2)
     data = load_digits(size=28)
-    images = jnp.asarray(data.test_images[: config["num_images"]])
-    labels = jnp.asarray(data.test_labels[: config["num_images"]])
-    correct = np.argmax(np.asarray(victim.batch(images)), -1) == np.asarray(labels)
-    # Transfer counts the images both the attacked and the defended victim classify correctly.
-    both = correct & (np.argmax(np.asarray(defended.batch(images)), -1) == np.asarray(labels))
-    rows, curves, transfer = [], {}, []
+    count = config["at_images"] or len(data.train_images)
+    fgsm = attacks.fgsm()
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    size = "all" if config["at_images"] is None else str(count)
+    module = classifier(model)
+    run = train_adversarial(
+        module, data.train_images[:count], data.train_labels[:count], attack=fgsm,
+        hp=fgsm.hparams(eps=config["at_eps"]), key=key, variables=victim.variables,
+        epochs=config["at_epochs"], batch_size=64, progress=False, resume=True,
+        checkpoint_dir=cache / f"smooth-table-at-{model}-{size}",
+    )  # fmt: skip
+    return from_flax(module, run.variables, input_shape=(28, 28, 1), num_classes=10)
+
+
+def attack_victim(victim, config: dict, images, labels, key, transfer_to: dict) -> dict:
+    """Every attack of the table on ``victim`` (white box): its rows and operating
+    characteristics, and for each victim of ``transfer_to`` the rows of the same adversarial
+    images shown to it at the paper's single budget per attack (Table 3's scenario). Transfer
+    counts only the images both victims classify correctly."""
+    labels_np = np.asarray(labels)
+    correct = np.argmax(np.asarray(victim.batch(images)), -1) == labels_np
+    both = {
+        name: correct & (np.argmax(np.asarray(other.batch(images)), -1) == labels_np)
+        for name, other in transfer_to.items()
+    }
+    rows, curves, transfer = [], {}, {name: [] for name in transfer_to}
     for name, attack, hp, budget in table_attacks(config):
         start = time.perf_counter()
         run = attack.batch if budget is None else attack.sweep
@@ -111,12 +146,38 @@ def run_victim(model: str, config: dict, cache_dir: str | None, key: jax.Array) 
         converged = bool(np.all(result.converged))
         rows.append(dict(attack=name, **row, seconds=seconds, cg_converged=converged))
         curves[name] = metrics.operating_characteristic(success, distortion, correct)
-        fooled = np.argmax(np.asarray(defended.batch(single.x_adv)), -1) != np.asarray(labels)
-        transfer.append(
-            dict(attack=name, **metrics.protocol_row(fooled, np.asarray(single.l2), both))
-        )
-        print(f"  {model}/{name}: {rows[-1]} transfer {transfer[-1]}", file=sys.stderr, flush=True)
+        for other_name, other in transfer_to.items():
+            fooled = np.argmax(np.asarray(other.batch(single.x_adv)), -1) != labels_np
+            transfer[other_name].append(
+                dict(attack=name, **metrics.protocol_row(fooled, np.asarray(single.l2),
+                                                         both[other_name]))  # fmt: skip
+            )
+        print(f"  {name}: {rows[-1]}", file=sys.stderr, flush=True)
     return dict(rows=rows, curves=curves, transfer=transfer, accuracy=float(np.mean(correct)))
+
+
+def run_victim(
+    model: str, config: dict, cache_dir: str | None, key: jax.Array, adversarial: bool = False
+) -> dict:
+    """Runs every attack on one victim; returns Table 1 rows, operating characteristics, and
+    the transfer rows of Table 3 (the same adversarial images shown to the victim behind a
+    bilateral filter, σ_d 0.5 and σ_r 0.2, at the paper's single budget per attack). With
+    ``adversarial``, also Table 2 (``at_rows``: the attacks against the FGSM-trained victim)
+    and Table 3's second column (``at_transfer``: the plain victim's images shown to it)."""
+    victim, _ = default_victim(model, cache_dir=cache_dir, epochs=config["epochs"], progress=False)
+    transfer_to = {"bilateral": bilateral_defense(victim, sigma_domain=0.5, sigma_range=0.2)}
+    if adversarial:
+        transfer_to["adversarial"] = fgsm_trained_victim(model, config, cache_dir, key)
+    data = load_digits(size=28)
+    images = jnp.asarray(data.test_images[: config["num_images"]])
+    labels = jnp.asarray(data.test_labels[: config["num_images"]])
+    out = attack_victim(victim, config, images, labels, key, transfer_to)
+    out["at_transfer"] = out["transfer"].pop("adversarial", None)
+    out["transfer"] = out["transfer"]["bilateral"]
+    if adversarial:
+        white_box = attack_victim(transfer_to["adversarial"], config, images, labels, key, {})
+        out["at_rows"], out["at_accuracy"] = white_box["rows"], white_box["accuracy"]
+    return out
 
 
 def format_table(tables: dict, key: str = "rows") -> str:
@@ -140,16 +201,33 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--figure", default=None, help="save operating characteristics here")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--adversarial", action="store_true",
+        help="also Table 2 and Table 3's column: the victim adversarially trained against FGSM",
+    )  # fmt: skip
+    parser.add_argument("--models", nargs="*", default=None, help="victims (default: c4 cw)")
+    parser.add_argument("--images", type=int, default=None, help="test digits per victim")
     args = parser.parse_args(argv)
-    config = SMOKE if args.smoke else CONFIG
+    config = dict(SMOKE if args.smoke else CONFIG)
+    if args.models:
+        config["models"] = tuple(args.models)
+    if args.images:
+        config["num_images"] = args.images
     tables = {}
     for model in config["models"]:
-        tables[model] = run_victim(model, config, args.cache_dir, jax.random.key(args.seed))
+        key = jax.random.key(args.seed)
+        tables[model] = run_victim(model, config, args.cache_dir, key, args.adversarial)
     accuracy = ", ".join(f"{m} {t['accuracy']:.1%}" for m, t in tables.items())
     print(f"Table 1 layout: white box (clean accuracy of the attacked images: {accuracy})")
     print(format_table(tables))
     print("\nTable 3 layout: transfer to the victim behind a bilateral filter (σ_d 0.5, σ_r 0.2)")
     print(format_table(tables, "transfer"))
+    if args.adversarial:
+        accuracy = ", ".join(f"{m} {t['at_accuracy']:.1%}" for m, t in tables.items())
+        print(f"\nTable 2 layout: white box on the FGSM-trained victims (clean accuracy: {accuracy})")
+        print(format_table(tables, "at_rows"))
+        print("\nTable 3 layout: transfer from the plain victim to the FGSM-trained one")
+        print(format_table(tables, "at_transfer"))
     print("(D̄: mean ℓ2 distortion over the successful images)")
     if args.figure:
         import matplotlib.pyplot as plt
