@@ -65,6 +65,21 @@ def test_orthogonal_rgf_cosine_is_the_projected_norm_ratio_under_vmap():
     assert queries.tolist() == [q + 1, q + 1]
 
 
+def test_zoo_cosine_is_the_chosen_coordinates_norm_ratio():
+    oracle, theta, key = gradients.zoo(coordinates=5, h=1.0), jnp.zeros((4, 4, 2)), jax.random.key(2)
+
+    @jax.jit
+    def both(key):  # one program: the metric, and the coordinates the same call chose
+        chosen = oracle(linear, theta, key, oracle.init(theta))[1].chosen
+        return metrics.estimator_cosine(oracle, linear, theta, key)[0], chosen
+
+    cos, chosen = both(key)
+    chosen = np.asarray(chosen)
+    w = np.asarray(W)
+    assert chosen.sum() == 5
+    assert float(cos) == pytest.approx(np.linalg.norm(w[chosen]) / np.linalg.norm(w), rel=1e-4)
+
+
 def test_gradient_cosine_per_example_and_bad_oracle():
     a = np.random.default_rng(1).normal(size=(3, 5)).astype(np.float32)
     b = np.random.default_rng(2).normal(size=(3, 5)).astype(np.float32)

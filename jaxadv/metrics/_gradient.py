@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxadv.gradients import CoordinateEstimate
+
 
 def gradient_cosine(estimated: Any, reference: Any) -> np.ndarray:
     """Cosine similarity of ``estimated[i]`` and ``reference[i]`` (each flattened), per example.
@@ -50,7 +52,7 @@ def estimator_cosine(
 
     ``vmap`` it over examples (and keys) for a batch, as every metric of the library. The exact
     gradient is reverse-mode autodiff of the same ``loss_fn``; the cosine is 0 where either
-    vector is zero.
+    vector is zero. ZOO's estimate counts as its gradient on the chosen coordinates, 0 elsewhere.
 
     Args:
       oracle: a gradient oracle of :mod:`jaxadv.gradients` (``init(theta)`` and
@@ -75,5 +77,7 @@ def estimator_cosine(
     theta = jnp.asarray(theta, jnp.float32)
     state = oracle.init(theta) if state is None else state
     _, estimate, _, queries = oracle(loss_fn, theta, key, state)
+    if isinstance(estimate, CoordinateEstimate):  # ZOO: known on the chosen coordinates
+        estimate = estimate.grad
     exact = jax.grad(lambda t: loss_fn(t)[0])(theta)
     return _cosine(jnp.asarray(estimate, jnp.float32), exact), jnp.asarray(queries, jnp.int32)
