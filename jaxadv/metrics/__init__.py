@@ -39,6 +39,8 @@ from jaxadv.metrics._transfer import transfer_success as transfer_success
 from jaxadv.metrics import saliency as saliency
 # Meta Attack (issue 16): cosine of estimated and white-box gradients
 from jaxadv.metrics._gradient import gradient_cosine as gradient_cosine
+# ... and of any gradient oracle's estimate (issue 20: Table 2.6 for every estimator)
+from jaxadv.metrics._gradient import estimator_cosine as estimator_cosine
 # smooth adversarial examples (issue 20): imperceptibility metrics
 from jaxadv.metrics._imperceptibility import psnr as psnr
 from jaxadv.metrics._mad import mad as mad

@@ -7,6 +7,7 @@ first-order MAML meta-training, a cached default). The models themselves are in
 from jaxadv.training._classifier import accuracy as accuracy
 from jaxadv.training._classifier import random_shift as random_shift
 from jaxadv.training._classifier import train_classifier as train_classifier
+from jaxadv.training._default import cached_victim as cached_victim
 from jaxadv.training._default import default_victim as default_victim
 from jaxadv.training._small_relu import small_relu_victim as small_relu_victim
 # Papernot et al.'s substitute training (black-box, label queries only)

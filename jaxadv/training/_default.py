@@ -132,9 +132,33 @@ def cached_victim(
     """``module`` trained on ``data`` with ``settings``, restored from the cache when there.
 
     The cache entry's folder ``{name}-{dataset}-e{epochs}-{fingerprint}`` names everything that
-    determines the weights; the victim's pixel box is [0, 1]. Returns ``(victim, info)`` as
-    :func:`default_victim` documents.
+    determines the weights; the victim's pixel box is [0, 1]. :func:`default_victim` is this
+    function on the embedded digits; call it directly for another data set.
+
+    Args:
+      name: a short name of the model, the first part of the cache folder's name.
+      module: the Flax classifier, as :func:`train_classifier` takes it.
+      settings: :func:`train_classifier`'s keyword arguments (``epochs``, ``batch_size``,
+        ``learning_rate``) and optionally ``shift``, the pixels of random-shift augmentation.
+      data: a :class:`jaxadv.data.Dataset` (its train split trains, its test split scores).
+      dataset: a short name of the data, part of the cache folder's name.
+      key: PRNG key of the training run.
+      cache_dir: where trained variables are kept; None: :func:`jaxadv.models.default_cache_dir`.
+      progress: print training progress to stderr.
+
+    Returns:
+      ``(victim, info)`` as :func:`default_victim` documents.
     """
+    from jaxadv.data import Dataset  # lazily, as in _load_default_data
+
+    check_key(key)
+    if not isinstance(settings, dict) or "epochs" not in settings:
+        raise ValueError(
+            f"`settings` must be a dict of train_classifier's arguments with 'epochs'; got "
+            f"{settings!r}."
+        )
+    if not isinstance(data, Dataset):
+        raise ValueError(f"`data` must be a jaxadv.data.Dataset; got {type(data).__name__}.")
     input_shape = tuple(data.train_images.shape[1:])
     root = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser().resolve()
     fingerprint = _fingerprint(name, module, settings, key, data)
