@@ -56,3 +56,23 @@ from jaxadv.image._patch import sample_placement as sample_placement
 
 # codec-style motion vectors (issue 16: the thesis compares them with optical flow)
 from jaxadv.image._block_motion import block_motion_vectors as block_motion_vectors
+
+# the 19 image transformations of the saliency paper, JPEG and Canny in JAX (issue 18)
+from jaxadv.image._canny import canny as canny
+from jaxadv.image._jpeg import jpeg as jpeg
+from jaxadv.image._jpeg import quantization_tables as jpeg_quantization_tables
+from jaxadv.image._transformations import INVALID_AUGMENTATIONS as INVALID_AUGMENTATIONS
+from jaxadv.image._transformations import TRANSFORMATION_NAMES as TRANSFORMATION_NAMES
+from jaxadv.image._transformations import VALID_AUGMENTATIONS as VALID_AUGMENTATIONS
+from jaxadv.image._transformations import adjust_contrast as adjust_contrast
+from jaxadv.image._transformations import affine_warp as affine_warp
+from jaxadv.image._transformations import boundary as boundary
+from jaxadv.image._transformations import crop_band as crop_band
+from jaxadv.image._transformations import gaussian_noise as gaussian_noise
+from jaxadv.image._transformations import motion_blur as motion_blur
+from jaxadv.image._transformations import motion_kernel as motion_kernel
+from jaxadv.image._transformations import rotate as rotate
+from jaxadv.image._transformations import transform_density as transform_density
+from jaxadv.image._transformations import transform_fixations as transform_fixations
+from jaxadv.image._transformations import transform_image as transform_image
+from jaxadv.image._transformations import transform_points as transform_points
