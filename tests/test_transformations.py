@@ -102,6 +102,7 @@ def test_rotation_matches_scipy(image, angle):
     np.testing.assert_allclose(ours, ref, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_inversion_and_mirroring_are_exact_flips(image):
     x = jnp.asarray(image)
     np.testing.assert_array_equal(transform_image("Inversion", x), image[::-1, ::-1])

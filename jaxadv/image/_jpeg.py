@@ -93,6 +93,12 @@ def quantization_tables(quality) -> tuple[jax.Array, jax.Array]:
 
     Returns:
       ``(luma, chroma)``, each ``f32[8, 8]`` with integer entries in [1, 255].
+
+    Example:
+      >>> from jaxadv.image import jpeg_quantization_tables
+      >>> luma, chroma = jpeg_quantization_tables(50)  # the standard tables themselves
+      >>> int(luma[0, 0]), int(chroma[0, 0])
+      (16, 17)
     """
     check_quality(quality)
     q = jnp.clip(jnp.asarray(quality, jnp.float32), 1.0, 100.0)
@@ -179,11 +185,6 @@ def jpeg(
     Raises:
       ValueError: for a quality outside [0, 100] or an image that is not ``[h, w, 1 or 3]``.
 
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from jaxadv.image import jpeg
-      >>> jpeg(jnp.full((16, 16, 3), 0.5), 5).shape
-      (16, 16, 3)
     """
     if jnp.ndim(image) != 3 or image.shape[-1] not in (1, 3):
         raise ValueError(

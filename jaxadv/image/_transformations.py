@@ -5,23 +5,23 @@ and model" (TIP 2019), as summarised in the saliency-robustness paper's "1st Cha
 (``shared/papers/000``): each transformation is one MATLAB call on a CAT2000 image, which is the
 specification followed here (values in [0, 1], one image ``f32[h, w, c]``; batch with ``vmap``):
 
-==============  ==================================================  ===============================
-name            MATLAB                                              here
-==============  ==================================================  ===============================
-Reference       the image                                           identity
-MotionBlur1/2   ``imfilter(img, fspecial('motion', 15, 0))``,        :func:`motion_blur` (zero
-                ``(35, 90)``                                        borders, as ``imfilter``)
-Noise1/2        ``imnoise(img, 'gaussian', 0, 0.1)``, ``0.2``       :func:`gaussian_noise` (clipped)
-JPEG1/2         ``imwrite(..., 'Quality', 5)``, ``0``               :func:`jaxadv.image.jpeg`
-Contrast1/2     ``imadjust(img, [], [0.3, 0.7])``, ``[0.4, 0.6]``   :func:`adjust_contrast`
-Rotation1/2     ``imrotate(img, -45, 'bilinear', 'loose')``, -135   :func:`rotate` + fit
-Shearing1/2/3   ``imwarp(img, affine2d(T))``                        :func:`affine_warp` + fit
-Inversion       ``imrotate(img, -180, 'bilinear', 'loose')``        :func:`rotate` (an exact flip)
-Mirroring       the mirror image                                    left–right flip
-Boundary        ``edge(img, 'canny', 0.3, sqrt(2))``                :func:`boundary`
-Cropping1/2     a 1080×200 band off the left / 200×1920 off the     :func:`crop_band` + fit
-                top of a 1920×1080 image
-==============  ==================================================  ===============================
+* Reference: the image itself (identity).
+* MotionBlur1/2: ``imfilter(img, fspecial('motion', 15, 0))`` and ``(35, 90)``, zero borders as
+  ``imfilter`` (:func:`jaxadv.image.motion_blur`).
+* Noise1/2: ``imnoise(img, 'gaussian', 0, 0.1)`` and ``0.2``, clipped
+  (:func:`jaxadv.image.gaussian_noise`).
+* JPEG1/2: ``imwrite(img, f, 'Quality', 5)`` and ``0`` (:func:`jaxadv.image.jpeg`).
+* Contrast1/2: ``imadjust(img, [], [0.3, 0.7])`` and ``[0.4, 0.6]``
+  (:func:`jaxadv.image.adjust_contrast`).
+* Rotation1/2: ``imrotate(img, -45, 'bilinear', 'loose')`` and ``-135``
+  (:func:`jaxadv.image.rotate`, then the fit below).
+* Shearing1/2/3: ``imwarp(img, affine2d(T))`` with the table's ``T``
+  (:func:`jaxadv.image.affine_warp`, then the fit).
+* Inversion: ``imrotate(img, -180, 'bilinear', 'loose')``, an exact flip of both axes.
+* Mirroring: the left-right mirror image.
+* Boundary: ``edge(img, 'canny', 0.3, sqrt(2))`` (:func:`jaxadv.image.boundary`).
+* Cropping1/2: a 1080×200 band off the left, a 200×1920 band off the top of the 1920×1080 image
+  (:func:`jaxadv.image.crop_band`, then the fit).
 
 Choices the table leaves open, made here and kept uniform:
 
@@ -55,16 +55,15 @@ set :data:`VALID_AUGMENTATIONS` and the label-damaging set :data:`INVALID_AUGMEN
 
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxadv._checks import check_in_bounds, check_key
-from jaxadv.image._canny import canny
+from jaxadv._checks import check_in_bounds
+from jaxadv.image._geometric import _fit, _fit_image, _loose_affine, _warp, rotation_matrix
 from jaxadv.image._jpeg import jpeg
-from jaxadv.image._motion import sample_bilinear
+from jaxadv.image._photometric import adjust_contrast, boundary, gaussian_noise, motion_blur
 
 TRANSFORMATION_NAMES = (
     "Reference",
@@ -120,9 +119,6 @@ SHEAR_MATRICES = {
 }
 # Bands off a 1920×1080 CAT2000 image, as fractions of the side they are taken from.
 CROP_BANDS = {"Cropping1": ("left", 200 / 1920), "Cropping2": ("top", 200 / 1080)}
-CANNY_THRESHOLD, CANNY_SIGMA = 0.3, math.sqrt(2.0)
-GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # MATLAB rgb2gray
-CROP_SIDES = ("left", "right", "top", "bottom")
 GEOMETRIC = (*ROTATION_ANGLES, *SHEAR_MATRICES, "Mirroring", *CROP_BANDS)
 
 
@@ -157,269 +153,6 @@ def _check_map(arr, name: str) -> None:
             f"`{name}` must be one map of shape [h, w] (rank 2; batch with jax.vmap); got shape "
             f"{tuple(jnp.shape(arr))}."
         )
-
-
-# ----------------------------------------------------------------------------- photometric
-
-
-def motion_kernel(length: int, angle: float) -> np.ndarray:
-    """MATLAB's ``fspecial('motion', length, angle)``: a line of ``length`` pixels at ``angle``
-    degrees (counter-clockwise from the x axis), anti-aliased across its width, summing to 1.
-
-    Args:
-      length: the line's length in pixels, ≥ 1.
-      angle: its direction in degrees.
-
-    Returns:
-      ``f64[kh, kw]``: the kernel (``[1, 15]`` for (15, 0); ``[35, 1]`` for (35, 90)).
-    """
-    length = max(1.0, float(length))
-    half = (length - 1) / 2
-    phi = math.radians(math.fmod(math.fmod(angle, 180.0) + 180.0, 180.0))
-    cosphi, sinphi = math.cos(phi), math.sin(phi)
-    xsign = 1.0 if cosphi > 0 else (-1.0 if cosphi < 0 else 0.0)
-    eps = np.finfo(float).eps
-    sx = math.trunc(half * cosphi + xsign - length * eps)
-    sy = math.trunc(half * sinphi + 1.0 - length * eps)
-    xs = np.arange(0, sx + xsign, xsign) if xsign != 0 else np.array([0.0])
-    if xsign != 0:
-        xs = xs[(xs <= sx) if xsign > 0 else (xs >= sx)]
-    x, y = np.meshgrid(xs, np.arange(0, sy + 1.0))
-    dist = y * cosphi - x * sinphi
-    rad = np.hypot(x, y)
-    last = (rad >= half) & (np.abs(dist) <= 1.0)
-    x2last = half - np.abs((x[last] + dist[last] * sinphi) / cosphi)
-    dist[last] = np.sqrt(dist[last] ** 2 + x2last**2)
-    dist = 1.0 + eps - np.abs(dist)
-    dist[dist < 0] = 0.0
-    r, c = dist.shape
-    k = np.zeros((2 * r - 1, 2 * c - 1))
-    k[:r, :c] = np.rot90(dist, 2)
-    k[r - 1 :, c - 1 :] = dist
-    k = k / (k.sum() + eps * length * length)
-    if cosphi > 0:
-        k = np.flipud(k)
-    return k
-
-
-def filter2d(image: jax.Array, kernel) -> jax.Array:
-    """MATLAB's ``imfilter(image, kernel)``: correlation per channel, zero borders, same size.
-
-    Args:
-      image: ``f32[h, w, c]``.
-      kernel: ``[kh, kw]`` (static); its centre tap is ``floor((k + 1) / 2)``, 1-based.
-
-    Returns:
-      ``f32[h, w, c]``.
-    """
-    k = jnp.asarray(np.asarray(kernel, np.float32))
-    kh, kw = k.shape
-    c = image.shape[-1]
-    ch, cw = (kh + 1) // 2 - 1, (kw + 1) // 2 - 1
-    rhs = jnp.tile(k[:, :, None, None], (1, 1, 1, c))
-    out = jax.lax.conv_general_dilated(
-        image[None].astype(jnp.float32),
-        rhs,
-        window_strides=(1, 1),
-        padding=((ch, kh - 1 - ch), (cw, kw - 1 - cw)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=c,
-        precision=jax.lax.Precision.HIGHEST,
-    )
-    return out[0]
-
-
-def motion_blur(image: jax.Array, length: int = 15, angle: float = 0.0) -> jax.Array:
-    """``imfilter(image, fspecial('motion', length, angle))`` (MotionBlur1 is (15, 0), MotionBlur2
-    (35, 90)).
-
-    Args:
-      image: ``f32[h, w, c]``.
-      length: the blur's length in pixels (static).
-      angle: its direction in degrees (static).
-
-    Returns:
-      ``f32[h, w, c]``; near the borders the zero padding darkens the image, as in MATLAB.
-    """
-    return filter2d(image, motion_kernel(length, angle))
-
-
-def gaussian_noise(image: jax.Array, key: jax.Array, variance=0.01) -> jax.Array:
-    """``imnoise(image, 'gaussian', 0, variance)``: ``clip(image + √variance · N(0, 1), 0, 1)``.
-
-    Args:
-      image: ``f32[h, w, c]`` in [0, 1].
-      key: one PRNG key.
-      variance: the noise variance (may be traced); Noise1 is 0.1, Noise2 0.2.
-
-    Returns:
-      ``f32[h, w, c]`` in [0, 1].
-    """
-    check_key("key", key)
-    noise = jax.random.normal(key, image.shape, jnp.float32)
-    return jnp.clip(image + jnp.sqrt(jnp.asarray(variance, jnp.float32)) * noise, 0.0, 1.0)
-
-
-def adjust_contrast(image: jax.Array, low=0.0, high=1.0) -> jax.Array:
-    """``imadjust(image, [], [low, high])``: the full input range [0, 1] mapped linearly onto
-    ``[low, high]`` (γ = 1). Contrast1 is (0.3, 0.7), Contrast2 (0.4, 0.6).
-
-    Args:
-      image: ``f32[h, w, c]`` in [0, 1].
-      low: the output for 0 (may be traced).
-      high: the output for 1 (may be traced).
-
-    Returns:
-      ``f32[h, w, c]``: ``low + (high − low) · image``.
-    """
-    return low + (high - low) * jnp.clip(image, 0.0, 1.0)
-
-
-def to_gray(image: jax.Array) -> jax.Array:
-    """MATLAB's ``rgb2gray`` of an ``[h, w, 3]`` image (a 1-channel image is returned as is).
-
-    Args:
-      image: ``f32[h, w, c]`` with ``c`` 1 or 3.
-
-    Returns:
-      ``f32[h, w]``.
-    """
-    if image.shape[-1] == 1:
-        return image[..., 0]
-    if image.shape[-1] != 3:
-        raise ValueError(f"`image` must have 1 or 3 channels; got shape {tuple(image.shape)}.")
-    return jnp.tensordot(image, jnp.asarray(GRAY_WEIGHTS, image.dtype), axes=1)
-
-
-def boundary(image: jax.Array, threshold=CANNY_THRESHOLD, sigma: float = CANNY_SIGMA) -> jax.Array:
-    """Canny edges of the grey image, repeated over the channels (``edge(gray, 'canny', 0.3,
-    sqrt(2))``, see :func:`jaxadv.image.canny`).
-
-    Args:
-      image: ``f32[h, w, c]``, ``c`` 1 or 3.
-      threshold: Canny's high threshold (may be traced).
-      sigma: its smoothing σ (static).
-
-    Returns:
-      ``f32[h, w, c]`` of 0 and 1.
-    """
-    edges = canny(to_gray(image), threshold, sigma)
-    return jnp.broadcast_to(edges[..., None], image.shape)
-
-
-# ----------------------------------------------------------------------------- geometric
-
-
-def _loose_affine(linear: np.ndarray, h: int, w: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """The forward map (2×3, pixel centres, (x, y)) of a linear map about the image centre onto
-    its bounding-box canvas, and that canvas's (H, W)."""
-    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], float)
-    ext = np.ptp(corners @ linear.T, axis=0)
-    size_w, size_h = (int(e + 0.5) for e in ext)
-    c_in = np.array([(w - 1) / 2, (h - 1) / 2])
-    c_out = np.array([(size_w - 1) / 2, (size_h - 1) / 2])
-    return np.concatenate([linear, (c_out - linear @ c_in)[:, None]], 1), (size_h, size_w)
-
-
-def _sample_zero(image: jax.Array, px: jax.Array, py: jax.Array) -> jax.Array:
-    """Bilinear samples with zeros outside the image."""
-    padded = jnp.pad(image, ((1, 1), (1, 1), (0, 0)))
-    return sample_bilinear(padded, px + 1.0, py + 1.0)
-
-
-def _warp(image: jax.Array, forward: np.ndarray, out_shape: tuple[int, int]) -> jax.Array:
-    """Samples ``image`` on an ``out_shape`` canvas through the inverse of the forward map."""
-    a = forward[:, :2]
-    inv = np.linalg.inv(a)
-    offset = -inv @ forward[:, 2]
-    hh, ww = out_shape
-    ys, xs = np.meshgrid(
-        np.arange(hh, dtype=np.float64), np.arange(ww, dtype=np.float64), indexing="ij"
-    )
-    px = inv[0, 0] * xs + inv[0, 1] * ys + offset[0]
-    py = inv[1, 0] * xs + inv[1, 1] * ys + offset[1]
-    # positions within 1e-9 of an integer are snapped, so that flips and crops are exact
-    px = np.where(np.abs(px - np.round(px)) < 1e-9, np.round(px), px)
-    py = np.where(np.abs(py - np.round(py)) < 1e-9, np.round(py), py)
-    return _sample_zero(image, jnp.asarray(px, jnp.float32), jnp.asarray(py, jnp.float32))
-
-
-def rotation_matrix(angle: float) -> np.ndarray:
-    """The 2×2 map on (x right, y down) that turns an image counter-clockwise on screen by
-    ``angle`` degrees (MATLAB ``imrotate``'s sign).
-
-    Args:
-      angle: degrees; negative turns clockwise.
-
-    Returns:
-      ``f64[2, 2]``.
-    """
-    a = math.radians(angle)
-    m = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
-    m[np.abs(m) < 1e-12] = 0.0
-    return np.round(m, 15)
-
-
-def affine_warp(image: jax.Array, matrix) -> jax.Array:
-    """``imwarp(image, affine2d(matrix))`` on the loose canvas (the whole transformed image):
-    bilinear, zeros outside.
-
-    Args:
-      image: ``f32[h, w, c]``.
-      matrix: MATLAB's 3×3 ``affine2d`` matrix (row vectors: ``[u v 1] = [x y 1] · T``; static);
-        its translation is irrelevant on a loose canvas.
-
-    Returns:
-      The canvas, ``f32[H, W, c]`` with ``(H, W)`` the bounding box of the transformed image.
-    """
-    t = np.asarray(matrix, float)
-    if t.shape != (3, 3) or abs(np.linalg.det(t[:2, :2])) < 1e-12:
-        raise ValueError(f"`matrix` must be an invertible 3x3 affine2d matrix; got {t.tolist()}.")
-    forward, shape = _loose_affine(t[:2, :2].T, image.shape[0], image.shape[1])
-    return _warp(image, forward, shape)
-
-
-def rotate(image: jax.Array, angle: float) -> jax.Array:
-    """``imrotate(image, angle, 'bilinear', 'loose')``: turned ``angle`` degrees counter-clockwise
-    on screen, on the canvas that holds all of it, zeros outside.
-
-    Args:
-      image: ``f32[h, w, c]``.
-      angle: degrees (static); Rotation1 is −45, Rotation2 −135, Inversion −180.
-
-    Returns:
-      ``f32[H, W, c]``, the loose canvas (``[h, w, c]`` for multiples of 180°).
-    """
-    forward, shape = _loose_affine(rotation_matrix(angle), image.shape[0], image.shape[1])
-    return _warp(image, forward, shape)
-
-
-def crop_band(image: jax.Array, side: str, band: int) -> jax.Array:
-    """The image without a band of ``band`` pixels along one side.
-
-    Args:
-      image: ``f32[h, w, c]``.
-      side: ``"left"``, ``"right"``, ``"top"`` or ``"bottom"``.
-      band: the band's width in pixels, ``0 ≤ band <`` the image's extent across it.
-
-    Returns:
-      ``f32[h, w − band, c]`` (left/right) or ``f32[h − band, w, c]`` (top/bottom).
-    """
-    if side not in CROP_SIDES:
-        raise ValueError(f"`side` must be one of {CROP_SIDES}; got {side!r}.")
-    extent = image.shape[1] if side in ("left", "right") else image.shape[0]
-    if not isinstance(band, (int, np.integer)) or not 0 <= band < extent:
-        raise ValueError(
-            f"`band` must be an integer in [0, {extent}) for an image of shape "
-            f"{tuple(image.shape)} cropped from the {side}; got {band!r}."
-        )
-    h, w = image.shape[0], image.shape[1]
-    return {
-        "left": image[:, band:],
-        "right": image[:, : w - band],
-        "top": image[band:],
-        "bottom": image[: h - band],
-    }[side]
 
 
 def _geometry(name: str, h: int, w: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -459,21 +192,6 @@ def crop_band_size(name: str, h: int, w: int) -> int:
     return max(1, int(round(frac * (w if side == "left" else h))))
 
 
-def _fit(canvas_hw: tuple[int, int], h: int, w: int) -> tuple[int, int, int, int]:
-    """Letterbox: the canvas scaled by ``min(h/H, w/W)`` → ``(fh, fw, top, left)``."""
-    hh, ww = canvas_hw
-    s = min(h / hh, w / ww)
-    fh, fw = min(h, max(1, int(round(hh * s)))), min(w, max(1, int(round(ww * s))))
-    return fh, fw, (h - fh) // 2, (w - fw) // 2
-
-
-def _fit_image(canvas: jax.Array, h: int, w: int) -> jax.Array:
-    fh, fw, top, left = _fit(canvas.shape[:2], h, w)
-    if (fh, fw) != canvas.shape[:2]:
-        canvas = jax.image.resize(canvas, (fh, fw, canvas.shape[2]), "linear", antialias=True)
-    return jnp.pad(canvas, ((top, h - fh - top), (left, w - fw - left), (0, 0)))
-
-
 def _geometric_image(name: str, image: jax.Array) -> jax.Array:
     h, w = image.shape[0], image.shape[1]
     forward, shape = _geometry(name, h, w)
@@ -504,13 +222,12 @@ def transform_image(name: str, image: jax.Array, *, key: jax.Array | None = None
         key for Noise, or an image too small for a crop band.
 
     Example:
-      >>> import jax, jax.numpy as jnp
+      >>> import jax.numpy as jnp
       >>> from jaxadv.image import transform_image
       >>> x = jnp.linspace(0.0, 1.0, 48).reshape(4, 4, 3)
-      >>> transform_image("Rotation1", x).shape
-      (4, 4, 3)
-      >>> float(transform_image("Contrast1", x).max())
-      0.7
+      >>> y = transform_image("Contrast1", x)  # imadjust(x, [], [0.3, 0.7])
+      >>> y.shape, round(float(y.min()), 4), round(float(y.max()), 4)
+      ((4, 4, 3), 0.3, 0.7)
     """
     check_name(name)
     _check_image(image)
