@@ -33,12 +33,15 @@ from jaxadv.image._ssim import penalized as penalized
 from jaxadv.image._ssim import perceptual_distance as perceptual_distance
 from jaxadv.image._ssim import ssim as ssim
 from jaxadv.image._ssim import ssim_budget as ssim_budget
+
 # the orthonormal 2-D DCT-II (SimBA-DCT's basis)
 from jaxadv.image._dct import dct2 as dct2
 from jaxadv.image._dct import dct_matrix as dct_matrix
 from jaxadv.image._dct import idct2 as idct2
+
 # foreground masks from saliency maps (issue 17, part A)
 from jaxadv.image._foreground import foreground_from_saliency as foreground_from_saliency
+
 # motion maps and the bilinear warp (issue 16: the Motion-Excited Sampler)
 from jaxadv.image._motion import WARP_COORDINATES as WARP_COORDINATES
 from jaxadv.image._motion import check_video as check_video
@@ -47,6 +50,7 @@ from jaxadv.image._motion import optical_flow as optical_flow
 from jaxadv.image._motion import sample_bilinear as sample_bilinear
 from jaxadv.image._motion import warp as warp
 from jaxadv.image._motion import warp_video as warp_video
+
 # adversarial patches (issue 22): pasting by a mask, placements for expectation over transformation
 from jaxadv.image._patch import Placement as Placement
 from jaxadv.image._patch import apply_patch as apply_patch
