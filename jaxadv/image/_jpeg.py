@@ -101,7 +101,12 @@ def quantization_tables(quality) -> tuple[jax.Array, jax.Array]:
       (16, 17)
     """
     check_quality(quality)
-    q = jnp.clip(jnp.asarray(quality, jnp.float32), 1.0, 100.0)
+    return _tables(jnp.asarray(quality, jnp.float32))
+
+
+@jax.jit
+def _tables(quality: jax.Array) -> tuple[jax.Array, jax.Array]:
+    q = jnp.clip(quality, 1.0, 100.0)
     q = jnp.floor(q)  # libjpeg takes an int
     scale = jnp.where(q < 50, jnp.floor(5000.0 / q), 200.0 - 2.0 * q)
 
