@@ -33,12 +33,15 @@ from jaxadv.image._ssim import penalized as penalized
 from jaxadv.image._ssim import perceptual_distance as perceptual_distance
 from jaxadv.image._ssim import ssim as ssim
 from jaxadv.image._ssim import ssim_budget as ssim_budget
+
 # the orthonormal 2-D DCT-II (SimBA-DCT's basis)
 from jaxadv.image._dct import dct2 as dct2
 from jaxadv.image._dct import dct_matrix as dct_matrix
 from jaxadv.image._dct import idct2 as idct2
+
 # foreground masks from saliency maps (issue 17, part A)
 from jaxadv.image._foreground import foreground_from_saliency as foreground_from_saliency
+
 # motion maps and the bilinear warp (issue 16: the Motion-Excited Sampler)
 from jaxadv.image._motion import WARP_COORDINATES as WARP_COORDINATES
 from jaxadv.image._motion import check_video as check_video
@@ -47,6 +50,7 @@ from jaxadv.image._motion import optical_flow as optical_flow
 from jaxadv.image._motion import sample_bilinear as sample_bilinear
 from jaxadv.image._motion import warp as warp
 from jaxadv.image._motion import warp_video as warp_video
+
 # adversarial patches (issue 22): pasting by a mask, placements for expectation over transformation
 from jaxadv.image._patch import Placement as Placement
 from jaxadv.image._patch import apply_patch as apply_patch
@@ -56,3 +60,23 @@ from jaxadv.image._patch import sample_placement as sample_placement
 
 # codec-style motion vectors (issue 16: the thesis compares them with optical flow)
 from jaxadv.image._block_motion import block_motion_vectors as block_motion_vectors
+
+# the 19 image transformations of the saliency paper, JPEG and Canny in JAX (issue 18)
+from jaxadv.image._canny import canny as canny
+from jaxadv.image._jpeg import jpeg as jpeg
+from jaxadv.image._jpeg import quantization_tables as jpeg_quantization_tables
+from jaxadv.image._transformations import INVALID_AUGMENTATIONS as INVALID_AUGMENTATIONS
+from jaxadv.image._transformations import TRANSFORMATION_NAMES as TRANSFORMATION_NAMES
+from jaxadv.image._transformations import VALID_AUGMENTATIONS as VALID_AUGMENTATIONS
+from jaxadv.image._photometric import adjust_contrast as adjust_contrast
+from jaxadv.image._geometric import affine_warp as affine_warp
+from jaxadv.image._photometric import boundary as boundary
+from jaxadv.image._geometric import crop_band as crop_band
+from jaxadv.image._photometric import gaussian_noise as gaussian_noise
+from jaxadv.image._photometric import motion_blur as motion_blur
+from jaxadv.image._photometric import motion_kernel as motion_kernel
+from jaxadv.image._geometric import rotate as rotate
+from jaxadv.image._transformations import transform_density as transform_density
+from jaxadv.image._transformations import transform_fixations as transform_fixations
+from jaxadv.image._transformations import transform_image as transform_image
+from jaxadv.image._transformations import transform_points as transform_points

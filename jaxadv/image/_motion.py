@@ -135,9 +135,7 @@ def warp(image: jax.Array, flow: jax.Array, *, coordinates: str = "displacement"
     """
     _check_image_flow(image, flow)
     if coordinates not in WARP_COORDINATES:
-        raise ValueError(
-            f"`coordinates` must be one of {WARP_COORDINATES}; got {coordinates!r}."
-        )
+        raise ValueError(f"`coordinates` must be one of {WARP_COORDINATES}; got {coordinates!r}.")
     h, w = image.shape[0], image.shape[1]
     flow = flow.astype(image.dtype)
     if coordinates == "absolute":
