@@ -578,3 +578,22 @@ def test_sample_photographs():
         assert picture.shape == (32, 48, 3) and picture.dtype == np.float32
         # Same picture: the channel means survive antialiased shrinking.
         np.testing.assert_allclose(picture.mean((0, 1)), full[name].mean((0, 1)), atol=0.02)
+
+
+def test_transformed_scenes_move_objects_and_keep_the_centre_bias():
+    plain = make_scenes(2, size=(24, 32), seed=3)
+    same = make_scenes(2, size=(24, 32), seed=3, transformation="Reference")
+    np.testing.assert_array_equal(same.images, plain.images)
+    np.testing.assert_allclose(same.maps, plain.maps, atol=1e-6)
+    mirrored = make_scenes(2, size=(24, 32), seed=3, transformation="Mirroring")
+    np.testing.assert_array_equal(mirrored.images, plain.images[:, :, ::-1])
+    np.testing.assert_array_equal(mirrored.object_masks, plain.object_masks[:, :, ::-1])
+    # the centre bias is symmetric about the screen's centre, so the whole density mirrors too
+    np.testing.assert_allclose(mirrored.maps, plain.maps[:, :, ::-1], atol=1e-6)
+    rotated = make_scenes(2, size=(24, 32), seed=3, transformation="Rotation1")
+    np.testing.assert_allclose(rotated.maps.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    assert rotated.maps.min() > 0 and 0.0 <= rotated.images.min() and rotated.images.max() <= 1.0
+    for xy in rotated.fixations:
+        assert xy.min() >= 0 and (xy[:, 0] < 32).all() and (xy[:, 1] < 24).all()
+    with pytest.raises(ValueError, match="transformation"):
+        make_scenes(2, size=(24, 32), transformation="Blur")

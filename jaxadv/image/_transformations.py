@@ -195,7 +195,9 @@ def crop_band_size(name: str, h: int, w: int) -> int:
 def _geometric_image(name: str, image: jax.Array) -> jax.Array:
     h, w = image.shape[0], image.shape[1]
     forward, shape = _geometry(name, h, w)
-    return _fit_image(_warp(image, forward, shape), h, w)
+    # bilinear sampling and the antialiased shrink are convex combinations of pixels, but their
+    # float32 weights can sum to 1 + 2e-7: clip so a [0, 1] image stays one
+    return jnp.clip(_fit_image(_warp(image, forward, shape), h, w), 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- public API

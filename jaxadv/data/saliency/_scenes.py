@@ -34,6 +34,7 @@ _BACKGROUND_KNOTS = 5  # the smooth noise is bilinear over a 5×5 grid of random
 _GRAIN = 0.02  # std of per-pixel noise, objects included
 _SPLITS = {"train": (1, 1000), "test": (2, 200)}  # RNG stream, default size
 _MIN_SIDE = 12
+_TRANSFORMED_STREAM = 19  # the generator word of a transformed scene's fixations
 
 
 def make_scenes(
@@ -42,6 +43,7 @@ def make_scenes(
     size: tuple[int, int] = (64, 64),
     seed: int = 0,
     fixations_per_image: int = 32,
+    transformation: str | None = None,
 ) -> SaliencyDataset:
     """Generates ``n`` scenes with a known fixation density and fixations drawn from it.
 
@@ -71,11 +73,24 @@ def make_scenes(
     Scene ``i`` is drawn from its own generator, ``np.random.default_rng([seed, i])``, so the
     first scenes do not depend on ``n`` and the result depends only on the arguments.
 
+    **Transformed scenes** (``transformation``, one of Che et al.'s 19 in
+    :data:`jaxadv.image.TRANSFORMATION_NAMES`): the same scenes as shown after the
+    transformation, with the density a viewer of the transformed image has in this model. The
+    image goes through :func:`jaxadv.image.transform_image`; the objects' component ``Σ w_j N_j``
+    moves with it (:func:`jaxadv.image.transform_density`: geometric transformations carry it,
+    photometric ones leave it, as the study found gaze tolerates blur, noise and compression
+    artefacts); the centre bias and the uniform term stay where the viewer's are, on the
+    screen's centre. So a rotation or a crop moves the objects' fixations away from the centre
+    bias, which is what makes mapping the reference density onto a transformed image a wrong
+    label (the paper's label-damaging augmentations). Fixations are drawn afresh from the new
+    density (generator ``[seed, i, 19]``) and the object masks move like fixation maps.
+
     Args:
       n: number of scenes.
       size: ``(h, w)``, each at least 12.
       seed: a non-negative integer.
       fixations_per_image: number of fixations drawn per scene.
+      transformation: None (the scenes as generated) or a transformation's name.
 
     Returns:
       A stacked ``SaliencyDataset`` named ``"scenes"``: ``float32[n, h, w, 3]`` images in
@@ -86,7 +101,7 @@ def make_scenes(
     Raises:
       ValueError: for a bad argument.
     """
-    return _generate(n, size, seed, (), fixations_per_image, "scenes", "scene")
+    return _generate(n, size, seed, (), fixations_per_image, "scenes", "scene", transformation)
 
 
 def load_scenes(
@@ -96,6 +111,7 @@ def load_scenes(
     size: tuple[int, int] = (64, 64),
     seed: int = 0,
     fixations_per_image: int = 32,
+    transformation: str | None = None,
 ) -> SaliencyDataset:
     """A deterministic train or test split of the generated scenes (see ``make_scenes``).
 
@@ -110,6 +126,8 @@ def load_scenes(
       size: ``(h, w)``, each at least 12.
       seed: a non-negative integer.
       fixations_per_image: number of fixations drawn per scene.
+      transformation: None, or a transformation's name: the split as seen after it
+        (``make_scenes`` says how the density follows).
 
     Returns:
       A stacked ``SaliencyDataset`` named ``"scenes-train"`` or ``"scenes-test"`` with names
@@ -118,7 +136,9 @@ def load_scenes(
     _checks.check_choice("split", split, tuple(_SPLITS))
     stream, default_n = _SPLITS[split]
     n = default_n if n is None else n
-    return _generate(n, size, seed, (stream,), fixations_per_image, f"scenes-{split}", split)
+    suffix = "" if transformation is None else f"-{transformation}"
+    return _generate(n, size, seed, (stream,), fixations_per_image, f"scenes-{split}{suffix}",
+                     split, transformation)  # fmt: skip
 
 
 def scene_center_bias(size: tuple[int, int] = (64, 64)) -> np.ndarray:
@@ -138,11 +158,52 @@ def scene_center_bias(size: tuple[int, int] = (64, 64)) -> np.ndarray:
     return _center_bias(h, w).astype(np.float32)
 
 
+def _draw_fixations(rng: np.random.Generator, density: np.ndarray, k: int) -> np.ndarray:
+    h, w = density.shape
+    flat = rng.choice(h * w, size=int(k), p=density.ravel())
+    return np.stack([flat % w, flat // w], axis=1).astype(np.int32)
+
+
+def _transform(name, images, objects, masks, canvas, words, k):
+    """The scenes as seen after transformation ``name``: images transformed (Noise keyed by
+    ``(words, i)``), the object component of the density moved with the image, the centre bias
+    and the uniform term left where the viewer's are (the screen's centre), the object masks
+    moved like fixation maps (a pixel stays an object pixel where any object pixel lands), and
+    fixations drawn afresh from the new density (a generator of its own per scene, so that the
+    untransformed scenes keep their fixations)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxadv.image import transform_density, transform_fixations, transform_image
+
+    seed = np.random.default_rng([*words, _TRANSFORMED_STREAM]).integers(2**31)
+    keys = jax.random.split(jax.random.key(seed), len(images))
+    moved_images = jax.jit(jax.vmap(lambda x, key: transform_image(name, x, key=key)))(
+        jnp.asarray(images), keys)
+    moved_objects = jax.jit(jax.vmap(lambda o: transform_density(name, o)))(
+        jnp.asarray(objects, jnp.float32))
+    moved_masks = jax.jit(jax.vmap(lambda m: transform_fixations(name, m)))(
+        jnp.asarray(masks, jnp.float32))
+    maps = np.empty(objects.shape, np.float32)
+    fixations = []
+    for i, moved in enumerate(np.asarray(moved_objects, np.float64)):
+        density = canvas.density(np.maximum(moved, 0.0))
+        maps[i] = density
+        rng = np.random.default_rng([*words, i, _TRANSFORMED_STREAM])
+        fixations.append(_draw_fixations(rng, density, k))
+    return np.asarray(moved_images), maps, np.asarray(moved_masks) > 0, fixations
+
+
 def _generate(
-    n: Any, size: Any, seed: Any, stream: tuple[int, ...], k: Any, name: str, prefix: str
+    n: Any, size: Any, seed: Any, stream: tuple[int, ...], k: Any, name: str, prefix: str,
+    transformation: str | None = None,
 ) -> SaliencyDataset:
     _checks.check_positive_int("n", n)
     _checks.check_positive_int("fixations_per_image", k)
+    if transformation is not None:
+        from jaxadv.image import TRANSFORMATION_NAMES
+
+        _checks.check_choice("transformation", transformation, TRANSFORMATION_NAMES)
     check_seed(seed)
     h, w = check_size(size)
     if min(h, w) < _MIN_SIDE:
@@ -152,12 +213,19 @@ def _generate(
     maps = np.empty((n, h, w), np.float32)
     masks = np.empty((n, h, w), bool)
     fixations = []
+    objects_of = np.empty((n, h, w)) if transformation is not None else None
     for i in range(n):
         rng = np.random.default_rng([int(seed), *stream, i])
-        image, density, mask = canvas.scene(rng)
+        image, density, mask, objects = canvas.scene(rng)
+        if transformation is not None:  # the fixations come from the transformed scene below
+            images[i], objects_of[i], masks[i] = image, objects, mask
+            continue
         images[i], maps[i], masks[i] = image, density, mask
-        flat = rng.choice(h * w, size=int(k), p=density.ravel())
-        fixations.append(np.stack([flat % w, flat // w], axis=1).astype(np.int32))
+        fixations.append(_draw_fixations(rng, density, k))
+    if transformation is not None:
+        images, maps, masks, fixations = _transform(
+            transformation, images, objects_of, masks, canvas, (int(seed), *stream), k
+        )
     return SaliencyDataset(
         images=images,
         maps=maps,
@@ -188,7 +256,10 @@ class _Canvas:
         cell_h, cell_w = h / _GRID, w / _GRID
         count = rng.integers(1, _MAX_OBJECTS + 1)
         cells = rng.permutation(_GRID * _GRID)[:count]
+        # The density is summed term by term in this order (its bits are part of the data);
+        # the objects' component alone is kept too, for transformed scenes.
         density = _CENTER_BIAS_WEIGHT * self.center_bias + _UNIFORM_WEIGHT / (h * w)
+        objects = np.zeros((h, w))
         for cell in cells:
             radius = rng.uniform(*_RADIUS) * min(cell_h, cell_w)
             # The centre is placed so that the whole object stays inside its cell.
@@ -219,10 +290,18 @@ class _Canvas:
             spread = np.exp(-(dx**2 + dy**2) / (2.0 * (_SPREAD * radius) ** 2))
             weight = contrast * (_TEXTURE_GAIN if striped else 1.0)
             density = density + weight * spread / spread.sum()
+            objects = objects + weight * spread / spread.sum()
 
         image = image + rng.normal(scale=_GRAIN, size=(h, w, 3))
         image = np.clip(image, 0.0, 1.0).astype(np.float32)
-        return image, density / density.sum(), mask
+        return image, density / density.sum(), mask, objects
+
+    def density(self, objects: np.ndarray) -> np.ndarray:
+        """The fixation density of a scene whose object component is ``objects`` (unnormalised,
+        summing to Σ w_j): the mixture with the centre bias and the uniform term, summing to 1."""
+        h, w = self.h, self.w
+        density = _CENTER_BIAS_WEIGHT * self.center_bias + _UNIFORM_WEIGHT / (h * w) + objects
+        return density / density.sum()
 
 
 def _center_bias(h: int, w: int) -> np.ndarray:
