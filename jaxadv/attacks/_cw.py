@@ -248,8 +248,10 @@ def _merge(best: AttackResult, new: AttackResult, first, select: str) -> AttackR
     def rank(r):
         return jnp.where(r.success, r.l2 if select == "l2" else r.loss, r.loss)
 
-    better = first | (new.success & ~best.success) | (
-        (new.success == best.success) & (rank(new) < rank(best))
+    better = (
+        first
+        | (new.success & ~best.success)
+        | ((new.success == best.success) & (rank(new) < rank(best)))
     )
     kept = jax.tree.map(lambda n, b: jnp.where(better, n, b), new, best)
     return kept._replace(
@@ -319,7 +321,9 @@ def _finished_search(search_step, initial_const, steps, search_steps, select) ->
         earlier = trace[: total - steps].reshape((-1,) + last.trace.shape[1:])
         first = jnp.asarray(search_steps == 1)
         result = _merge(carry.best, last._replace(trace=carry.best.trace), first, select)
-        return result._replace(trace=jnp.concatenate([earlier.astype(last.trace.dtype), last.trace]))
+        return result._replace(
+            trace=jnp.concatenate([earlier.astype(last.trace.dtype), last.trace])
+        )
 
     return Program(init=init, step=step, finish=finish, length=total)
 
