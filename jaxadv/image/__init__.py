@@ -56,3 +56,10 @@ from jaxadv.image._patch import sample_placement as sample_placement
 
 # codec-style motion vectors (issue 16: the thesis compares them with optical flow)
 from jaxadv.image._block_motion import block_motion_vectors as block_motion_vectors
+
+# real codec motion vectors and video decoding through PyAV, optional (issue 16)
+from jaxadv.image._codec_motion import codec_motion_vectors as codec_motion_vectors
+from jaxadv.image._codec_motion import encode_video as encode_video
+from jaxadv.image._codec_motion import have_pyav as have_pyav
+from jaxadv.image._codec_motion import read_codec_motion as read_codec_motion
+from jaxadv.image._codec_motion import read_video as read_video
