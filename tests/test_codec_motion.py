@@ -35,9 +35,12 @@ def _matches(field):
     np.testing.assert_array_equal(field[-1], field[-2])  # the last field repeats
 
 
-def test_mpeg4_vectors_of_a_known_translation(tmp_path):
+@pytest.mark.parametrize("codec,suffix", [("mpeg4", "avi"), ("libx264", "mp4")])
+def test_codec_vectors_of_a_known_translation(tmp_path, codec, suffix):
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg has no {codec} encoder")
     video = translated_video()
-    path = image.encode_video(video, str(tmp_path / "shift.avi"))
+    path = image.encode_video(video, str(tmp_path / f"shift.{suffix}"), codec=codec)
     frames, field = image.read_codec_motion(path)
     assert frames.shape == (T, H, W, 3)
     error = np.abs(frames - video).mean()  # lossy (4:2:0 chroma), but the same frames
@@ -57,3 +60,23 @@ def test_in_memory_path_under_jit_and_vmap_and_the_me_sampler_source():
     both = np.asarray(jax.vmap(image.codec_motion_vectors)(np.stack([video, video[:, ::-1]])))
     np.testing.assert_array_equal(both[0], field)
     assert motion_function("codec") is image.codec_motion_vectors
+
+
+def test_something_something_decodes_a_webm_clip(tmp_path):
+    if "libvpx" not in av.codecs_available:
+        pytest.skip("this FFmpeg has no VP8 encoder")
+    import shutil
+
+    from jaxadv.data import load_something_something
+    from test_video_data import _fabricate_something
+
+    _fabricate_something(tmp_path, 6)
+    folders = load_something_something(tmp_path, frames=3, size=(12, 16))
+    shutil.rmtree(tmp_path / "frames" / "42326")
+    (tmp_path / "videos").mkdir()
+    frames = np.stack([np.full((12, 16, 3), 20 * f + 10) for f in range(6)]) / 255.0
+    image.encode_video(frames, str(tmp_path / "videos" / "42326.webm"), codec="libvpx")
+    webm = load_something_something(tmp_path, frames=3, size=(12, 16))
+    assert webm.ids == folders.ids
+    np.testing.assert_allclose(webm.videos[1], folders.videos[1], atol=6 / 255)
+    np.testing.assert_array_equal(webm.videos[0], folders.videos[0])

@@ -29,7 +29,7 @@ import numpy as np
 from jaxadv import _checks
 from jaxadv.image._motion import check_video
 
-CODECS = ("mpeg4", "h264", "libx264")
+CODECS = ("mpeg4", "h264", "libx264", "libvpx", "libvpx-vp9")  # VP8/9: no exported vectors
 
 
 def _av() -> Any:
@@ -77,7 +77,8 @@ def encode_video(video, target, *, codec: str = "mpeg4", rate: int = 25, gop: in
       target: a path (its suffix names the container, e.g. ``.avi``/``.mp4``) or a writable
         binary buffer (written as AVI).
       codec: ``"mpeg4"`` (MPEG-4 Part 2, the thesis's; default), ``"h264"``/``"libx264"``
-        (where the installed FFmpeg has an H.264 encoder).
+        (where the installed FFmpeg has an H.264 encoder), ``"libvpx"``/``"libvpx-vp9"`` (WebM;
+        their decoders export no motion vectors).
       rate: frames per second of the stream.
       gop: frames between key frames (None: one key frame, the first).
 
