@@ -53,11 +53,11 @@ from jaxadv.training import default_meta_attacker, default_victim, held_out_cosi
 
 CONFIG = dict(
     num_images=8, iterations=dict(untargeted=30, targeted=45), top_q=32, finetune_interval=3,
-    finetune_steps=20, const=0.5, step_size=0.1, bandits_eps=3.0, loop_images=2,
+    finetune_steps=20, const=0.5, step_size=0.1, bandits_eps=3.0, loop_images=2, search_steps=1,
 )  # fmt: skip
 SMOKE = dict(
     num_images=2, iterations=dict(untargeted=3, targeted=3), top_q=4, finetune_interval=3,
-    finetune_steps=2, const=0.5, step_size=0.1, bandits_eps=3.0, loop_images=2,
+    finetune_steps=2, const=0.5, step_size=0.1, bandits_eps=3.0, loop_images=2, search_steps=1,
 )  # fmt: skip
 METHODS = ("Meta Attack", "Meta Attack (random init)", "ZOO", "AutoZOOM", "Bandits")
 
@@ -70,17 +70,17 @@ def budget(config: dict, iterations: int) -> int:
 
 def make_attack(method: str, config: dict, targeted: bool, max_queries: int):
     """The attack of ``method`` at the shared settings, and its hyper-parameters."""
-    const = config["const"]
+    const, search = config["const"], config.get("search_steps", 1)
     if method.startswith("Meta"):
         attack = attacks.meta_attack(
             top_q=config["top_q"], finetune_interval=config["finetune_interval"],
             finetune_steps=config["finetune_steps"], max_queries=max_queries, targeted=targeted,
-            const=const,
+            const=const, search_steps=search,
         )  # fmt: skip
         return attack, attack.hparams(step_size=config["step_size"])
     if method == "ZOO":
         attack = attacks.zoo(batch=config["top_q"], max_queries=max_queries, targeted=targeted,
-                             const=const, early_stop=True)  # fmt: skip
+                             const=const, early_stop=True, search_steps=search)  # fmt: skip
         return attack, attack.hparams(step_size=config["step_size"])
     if method == "AutoZOOM":
         attack = attacks.autozoom(max_queries=max_queries, targeted=targeted, const=const,
@@ -157,14 +157,20 @@ def throughput_forms(config, carrier, images, labels, iterations: int) -> list[d
 
 
 def paired(setting, meta, zoo) -> dict:
-    """Mean queries of the Meta Attack and ZOO on the digits BOTH fooled (equal success)."""
+    """Mean queries and ℓ2 of the Meta Attack and ZOO on the digits BOTH fooled (equal success)
+    (``meta``/``zoo``: (fooled, queries, l2) per digit)."""
     both = meta[0] & zoo[0]
+
+    def mean(values):
+        return float(values[both].mean()) if both.any() else float("nan")
+
     row = dict(method="paired Meta vs ZOO", setting=setting, digits=int(both.sum()),
-               meta_queries=float(meta[1][both].mean()) if both.any() else float("nan"),
-               zoo_queries=float(zoo[1][both].mean()) if both.any() else float("nan"))  # fmt: skip
+               meta_queries=mean(meta[1]), zoo_queries=mean(zoo[1]), meta_l2=mean(meta[2]),
+               zoo_l2=mean(zoo[2]))  # fmt: skip
     print(f"{setting}: on the {row['digits']} digits both fooled, mean queries Meta "
           f"{row['meta_queries']:.0f}, ZOO {row['zoo_queries']:.0f} (ZOO / Meta "
-          f"{row['zoo_queries'] / row['meta_queries']:.2f})", flush=True)  # fmt: skip
+          f"{row['zoo_queries'] / row['meta_queries']:.2f}); mean l2 Meta {row['meta_l2']:.3f}, "
+          f"ZOO {row['zoo_l2']:.3f}", flush=True)  # fmt: skip
     return row
 
 
@@ -184,7 +190,8 @@ def table(config, black, carriers, images, labels, correct, settings, methods=ME
             r, _, compiled, seconds = run_attack(attack, hp, victim, images, labels, targets)
             row = row_of(method, setting, r, correct, max_queries, compiled, seconds)
             rows.append(row)
-            fooled[method] = (np.asarray(r.success) & correct, np.asarray(r.queries))
+            fooled[method] = (np.asarray(r.success) & correct, np.asarray(r.queries),
+                              np.asarray(r.l2))  # fmt: skip
             print(f"{setting:10s} {method:26s} success {row['success']:.3f}  mean l2 "
                   f"{row['mean_l2']:.3f}  mean queries {row['mean_queries']:.0f} / {max_queries}"
                   f"  compile {compiled:.1f} s  run {seconds:.1f} s", flush=True)  # fmt: skip
@@ -209,13 +216,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--loop-images", type=int, default=None, help="0: no throughput row")
     parser.add_argument("--iterations", type=int, default=None, help="Meta Attack steps (both)")
     parser.add_argument("--const", type=float, default=None, help="C&W const (0.5)")
+    parser.add_argument("--search-steps", type=int, default=None,
+                        help="C&W binary search over the const for Meta Attack and ZOO (1)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of METHODS")
     parser.add_argument("--throughput", action="store_true",
                         help="only the batched vs batch-1 timing, old and new program forms")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
-    for name in ("images", "step_size", "loop_images", "const"):
+    for name in ("images", "step_size", "loop_images", "const", "search_steps"):
         if getattr(args, name) is not None:
             config["num_images" if name == "images" else name] = getattr(args, name)
     if args.iterations is not None:

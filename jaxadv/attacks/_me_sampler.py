@@ -23,8 +23,9 @@ The noise (``sampler``):
   ``n[t] = warp(z, motion[t])`` (:func:`jaxadv.image.warp`). The motion is computed from the
   clean video INSIDE the program (``motion="flow"``: pyramidal Lucas–Kanade;
   ``"difference"``: the frame-difference normal flow; ``"vectors"``: codec-style block motion
-  vectors, :func:`jaxadv.image.block_motion_vectors`; or any ``video -> (T, H, W, 2)``
-  function), once per run.
+  vectors, :func:`jaxadv.image.block_motion_vectors`; ``"codec"``: a real MPEG-4 encoder's
+  vectors, :func:`jaxadv.image.codec_motion_vectors`, through PyAV when it is installed; or any
+  ``video -> (T, H, W, 2)`` function), once per run.
 * ``"single"``: the same noise frame repeated, no motion (Table 3.3's "one-noise" baseline).
 * ``"multi"``: independent noise per frame (Table 3.3's "multi-noise" baseline).
 
@@ -39,8 +40,9 @@ Paper and published code differ in two places, both options here:
   on logits (``"logits"``). The thesis text behind Table 3.5 is not among the papers here (only
   its caption is); the default follows the code's loss being computed on probabilities.
 
-The code also refreshes its MPEG-4 motion vectors every 10 iterations from a codec
-(compressed-domain vectors are not computed here) and averages logits over clips (the victim's
+The code also refreshes its MPEG-4 motion vectors every 10 iterations from a codec (here
+``motion="codec"`` encodes the clean clip once per run, without B-frames, and reads its vectors
+back; they are not refreshed) and averages logits over clips (the victim's
 business).
 """
 
@@ -60,6 +62,7 @@ from jaxadv.image import (
     WARP_COORDINATES,
     check_video,
     block_motion_vectors,
+    codec_motion_vectors,
     frame_difference_motion,
     optical_flow,
     warp_video,
@@ -67,7 +70,7 @@ from jaxadv.image import (
 from jaxadv.losses import classification_objective, cw_margin
 
 SAMPLERS = ("sparked", "single", "multi")
-MOTION_SOURCES = ("flow", "difference", "vectors")
+MOTION_SOURCES = ("flow", "difference", "vectors", "codec")
 ME_LOSSES = ("probability", "logits", "ce", "published")
 
 # The published settings (blackbox_attack.py): ε, image step h, exploration δ, η, prior lr, budget.
@@ -184,6 +187,8 @@ def motion_function(motion) -> Callable[[jax.Array], jax.Array]:
     _checks.check_choice("motion", motion, MOTION_SOURCES)
     if motion == "vectors":  # encoder-style block matching, MPEG's 16-pixel macroblocks
         return block_motion_vectors
+    if motion == "codec":  # a real MPEG-4 encoder's vectors (PyAV, optional)
+        return codec_motion_vectors
     return optical_flow if motion == "flow" else frame_difference_motion
 
 
@@ -279,8 +284,9 @@ def me_sampler(
       motion: the motion map of the sparked sampler, computed from the clean video in the
         program: ``"flow"`` (:func:`jaxadv.image.optical_flow`), ``"difference"``
         (:func:`jaxadv.image.frame_difference_motion`), ``"vectors"``
-        (:func:`jaxadv.image.block_motion_vectors`, 16-pixel blocks) or a function ``video -> (T, H, W, 2)``
-        (e.g. ``functools.partial(optical_flow, levels=2)``).
+        (:func:`jaxadv.image.block_motion_vectors`, 16-pixel blocks), ``"codec"``
+        (:func:`jaxadv.image.codec_motion_vectors`, MPEG-4 through PyAV) or a function ``video ->
+        (T, H, W, 2)`` (e.g. ``functools.partial(optical_flow, levels=2)``).
       targeted: move towards ``target`` (the paper's experiments are untargeted).
       loss: ``"probability"`` (C&W margin on softmax probabilities, default), ``"logits"`` (C&W
         margin on logits), ``"ce"`` (cross-entropy) or ``"published"`` (the code's

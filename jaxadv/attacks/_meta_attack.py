@@ -39,9 +39,10 @@ standardised and the step is a sign); it re-creates the fine-tuning Adam at ever
 (``reset_optimizer=True``, our default too; False carries its moments on); its ``loss2 =
 loss1.clone()`` means the ℓ2 distance is never penalised (``penalise_l2=False`` minimises
 ``c · f(x)`` alone); it counts success only when also ``‖x − x0‖₂ ≤ 20`` (``max_l2=20``); and
-its first fine-tuning is at the ``finetune_interval``-th step (``finetune_first=False``). Not
-offered: its binary search over ``c`` (fixed per run; sweep ``initial_const``), and on
-fine-tuning steps it steps at the fine-tuned attacker's new top-q coordinates (the estimate is 0
+its first fine-tuning is at the ``finetune_interval``-th step (``finetune_first=False``). The
+binary search over ``c`` is ``search_steps`` (each search step a whole run from the clean image
+with the meta attacker as trained, its early stop kept, the queries of all runs summed). Not
+offered: on fine-tuning steps it steps at the fine-tuned attacker's new top-q coordinates (the estimate is 0
 at those not probed), where we step at the probed ones.
 """
 
@@ -344,8 +345,8 @@ class MetaAttack(ZerothOrderCW):
         return k
 
     @property
-    def length(self) -> int:
-        """Program steps: blocks of ``finetune_interval`` steps (``batch_uniform``; the last
+    def run_length(self) -> int:
+        """Program steps of one run: blocks of ``finetune_interval`` steps (``batch_uniform``; the last
         ``budget_steps % finetune_interval`` steps run in ``finish``), else ``budget_steps``."""
         if not self.batch_uniform:
             return self.budget_steps
@@ -356,6 +357,9 @@ class MetaAttack(ZerothOrderCW):
         return max(1, _compile.MAX_CPU_UNROLL // self.oracle.finetune_interval)
 
     def single_run(self, victim, hp, x0, label, target) -> Program:
+        if self.search_steps > 1:  # one run (one search step)
+            one = dataclasses.replace(self, search_steps=1)
+            return one.single_run(victim, hp, x0, label, target)
         if not self.batch_uniform:
             return super().single_run(victim, hp, x0, label, target)
 
@@ -365,7 +369,7 @@ class MetaAttack(ZerothOrderCW):
         # under vmap: every step would pay it). Examples that stopped are frozen either way.
         def built(phase):
             oracle = dataclasses.replace(self.oracle, phase=phase)
-            attack = dataclasses.replace(self, oracle=oracle, batch_uniform=False)
+            attack = dataclasses.replace(self, oracle=oracle, batch_uniform=False, search_steps=1)
             return ZerothOrderCW.single_run(attack, victim, hp, x0, label, target)
 
         runs = {phase: built(phase) for phase in PHASES}
@@ -394,7 +398,7 @@ class MetaAttack(ZerothOrderCW):
             init=runs["predict"].init,
             step=lambda carry: steps(carry, pattern),
             finish=finish,
-            length=self.length,
+            length=self.run_length,
         )
 
     def check_victim(self, victim, hp) -> None:
@@ -436,6 +440,7 @@ def meta_attack(
     penalise_l2: bool = True,
     max_l2: float | None = None,
     early_stop: bool = True,
+    search_steps: int = 1,
 ) -> MetaAttack:
     """The Meta Attack (Du et al., ICLR 2020; module docstring) on a victim built with
     ``models.with_meta_attacker(black_box, module, variables)``.
@@ -454,6 +459,9 @@ def meta_attack(
       penalise_l2: the paper's ``+ ‖δ‖²`` (False: the published code's unpenalised loss).
       max_l2: count success only within this ℓ2 distance (the published code's 20); None: no cap.
       early_stop: stop each example at its first success (the published code).
+      search_steps: C&W's binary search over ``c`` from ``const`` (:class:`ZerothOrderCW`): this
+        many runs of ``max_queries`` each, their queries summed; 1: ``c`` fixed (the published
+        default; its search starts from 0.01).
 
     ``hp.step_size`` (0.01) is the coordinate step, ``hp.fd_step`` (1e-4) the difference's h.
 
@@ -483,6 +491,7 @@ def meta_attack(
         select="l2",
         penalise_l2=penalise_l2,
         max_l2=None if max_l2 is None else float(max_l2),
+        search_steps=search_steps,
         defaults=(("step_size", 1e-2), ("initial_const", const), ("fd_step", 1e-4)),
         name="meta-attack" + ("-targeted" if targeted else ""),
     )

@@ -18,8 +18,9 @@ log-probabilities (not probabilities). ``c`` is ``hp.initial_const``, κ ``hp.ka
 * AutoZOOM: :class:`~jaxadv.gradients.AutoZOOM` (random unit vectors in the reduced space, radius
   ``hp.fd_step``; ``q = 1`` until the first success, then ``directions``) with Adam.
 
-Differences from the papers: ``c`` is fixed per run (the papers search over it; sweep
-``initial_const`` instead), and ZOO's hierarchical attack and importance sampling, and AutoZOOM's
+The papers search ``c`` by C&W's binary search: ``search_steps`` (default 1: ``c`` fixed per
+run) runs the attack once per constant (:func:`~jaxadv.attacks.constant_search`), the queries
+of all runs summed. Differences from the papers: ZOO's hierarchical attack and importance sampling, and AutoZOOM's
 Adam reset at the first success (published code), are not implemented. Runs do not stop at the
 first success by default (``early_stop=False``): the rest of the budget fine-tunes the distortion
 and the smallest-ℓ2 successful iterate is returned (``result.queries`` is then the budget spent).
@@ -35,7 +36,9 @@ import jax.numpy as jnp
 
 from jaxadv import _checks
 from jaxadv import gradients as grads
+from jaxadv.attacks._cw import constant_search
 from jaxadv.attacks._query import QueryAttack
+from jaxadv.attacks._runner import Program
 from jaxadv.constraints import unconstrained
 from jaxadv.losses import cw_margin
 from jaxadv.perturbations import TanhBox
@@ -119,14 +122,21 @@ class ZerothOrderCW(QueryAttack):
       decoder: a user's decoder ``z -> D(z)`` (AutoZOOM-AE); then ``latent_shape`` is required and
         ``reduced`` is ignored.
       latent_shape: the shape of the decoder's input.
+      search_steps: C&W's binary search over the constant ``c`` (``hp.initial_const`` the
+        first; :func:`~jaxadv.attacks.constant_search` with ``close="finish"``): each search
+        step is one whole run of the attack (``max_queries`` each, its early stop kept), the
+        result the best run by (success, then ℓ2), ``steps`` and ``queries`` summed over the
+        runs. 1 (default): one run at ``c``, no search.
     """
 
     reduced: tuple[int, int] | str | None = None
     decoder: Callable[[jax.Array], jax.Array] | None = None
     latent_shape: tuple[int, ...] | None = None
+    search_steps: int = 1
 
     def __post_init__(self):
         super().__post_init__()
+        _checks.check_positive_int("search_steps", self.search_steps)
         if self.decoder is not None and self.latent_shape is None:
             raise ValueError("`latent_shape` is required with a `decoder`; got None.")
         if isinstance(self.reduced, str):
@@ -156,6 +166,34 @@ class ZerothOrderCW(QueryAttack):
             )
         return ReducedTanh(low, high, size + shape[2:])
 
+    @property
+    def run_length(self) -> int:
+        """Program steps of one run (one search step)."""
+        return QueryAttack.length.fget(self)
+
+    @property
+    def length(self) -> int:
+        """Program steps: ``search_steps`` runs of :attr:`run_length` steps."""
+        return self.search_steps * self.run_length
+
+    def program(self, victim, hp, x0, label, target) -> Program:
+        if self.search_steps == 1:
+            return super().program(victim, hp, x0, label, target)
+        one = dataclasses.replace(self, search_steps=1)
+
+        def search_step(const) -> Program:
+            return one.program(victim, hp._replace(initial_const=const), x0, label, target)
+
+        return constant_search(
+            search_step,
+            initial_const=hp.initial_const,
+            steps=one.length,
+            search_steps=self.search_steps,
+            bounds=victim.bounds,
+            close="finish",
+            select=self.select,
+        )
+
     def check_victim(self, victim, hp) -> None:
         # The estimator checks itself against a latent of the right shape (ZOO: `batch` ≤ d).
         self.oracle.init(jnp.zeros(self.latent(victim).latent_shape))
@@ -171,7 +209,9 @@ class ZerothOrderCW(QueryAttack):
         if isinstance(oracle, grads.AutoZOOM):  # the switch to q directions: the first success
             found = lambda aux: self.success(aux[1], label, target)  # noqa: E731  aux = (x, scores)
             oracle = dataclasses.replace(oracle, found=found)
-        bound = dataclasses.replace(self, perturbation=self.latent(victim), oracle=oracle)
+        bound = dataclasses.replace(
+            self, perturbation=self.latent(victim), oracle=oracle, search_steps=1
+        )
         return QueryAttack.single_run(bound, victim, hp, x0, label, target)
 
 
@@ -184,6 +224,7 @@ def zoo(
     const: float = 1.0,
     reduced: tuple[int, int] | None = None,
     early_stop: bool = False,
+    search_steps: int = 1,
 ) -> ZerothOrderCW:
     """ZOO (Chen et al., AISec 2017): ``batch`` coordinates per step (the paper's 128, ``2·batch
     + 1`` queries), ZOO-ADAM (``update="adam"``) or ZOO-Newton (``"newton"``), constant ``const``,
@@ -204,6 +245,8 @@ def zoo(
       reduced: the attack space's spatial size ``(h', w')``, each dividing the image's; None:
         the image's own.
       early_stop: stop an example at its first success (False).
+      search_steps: the binary search over ``c`` (:class:`ZerothOrderCW`; the paper's C&W
+        search): this many runs of ``max_queries`` each, from ``c = const``; 1: no search.
 
     Returns:
       A :class:`ZerothOrderCW` named ``zoo-<update>``.
@@ -219,6 +262,7 @@ def zoo(
         early_stop=early_stop,
         select="l2",
         reduced=reduced,
+        search_steps=search_steps,
         defaults=(("step_size", 1e-2), ("initial_const", const), ("fd_step", 1e-4)),
         name=f"zoo-{update}",
     )

@@ -7,9 +7,10 @@ the 174 templates (``"Putting something on a surface"``) to its class index as a
 clip, where ``template`` carries the placeholders in brackets (``"Putting [something] on a
 surface"``) and ``placeholders`` the objects that fill them. A clip's class is its template with
 the brackets removed, looked up in ``labels.json``. Pipelines extract each video into one folder
-of JPEG frames named by its id; this reads that layout. Decoding ``.webm`` needs a video reader
-that the project does not depend on: a clip found only as ``<id>.webm`` is refused with the
-command that extracts it.
+of JPEG frames named by its id; this reads that layout. A clip found only as ``<id>.webm`` is
+decoded with PyAV when it is installed (``pip install av``, optional: ``jaxadv.image.read_video``)
+and its frames picked as from a folder; without PyAV it is refused with the command that
+extracts it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from jaxadv import _checks
 from jaxadv.data._ucf101 import check_clip_request, read_frame_folder
 from jaxadv.data._video import VideoDataset
 from jaxadv.data.saliency import _files
+from jaxadv.data.saliency._record import resize_item
+from jaxadv.image import have_pyav, read_video
 
 _NAME = "Something-Something V2"
 SPLITS = {"train": "train.json", "validation": "validation.json"}
@@ -86,10 +89,13 @@ def load_something_something(
         hint = ""
         if not (root / relative).is_dir():
             webm = next(root.glob(f"**/{clip['id']}.webm"), None)
+            if webm is not None and have_pyav():
+                videos[i] = _decoded(webm, frames, size)
+                continue
             if webm is not None:
                 hint = (
-                    f"Only {str(webm)!r} is there: this loader reads frame folders (no video "
-                    f"decoder is a dependency); extract it, e.g. mkdir -p {root / relative} && "
+                    f"Only {str(webm)!r} is there and PyAV is not installed (`pip install av` "
+                    f"decodes it); or extract it, e.g. mkdir -p {root / relative} && "
                     f"ffmpeg -i {webm} {root / relative}/%06d.jpg."
                 )
         folder = _files.require(_NAME, root, relative, folder=True, hint=hint)
@@ -102,6 +108,29 @@ def load_something_something(
         name=f"something-something-v2-{split}",
         ids=tuple(clip["id"] for clip in clips),
     )
+
+
+def _decoded(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+    """``float32[frames, H, W, 3]`` of a video file, picked as :func:`read_frame_folder` picks
+    (TSN's segment centres) and resized bilinearly."""
+    try:
+        video = read_video(str(path))
+    except Exception as error:  # PyAV's own errors: name the file
+        raise ValueError(f"{_NAME}: could not decode {str(path)!r}: {error}") from error
+    if video.shape[0] < frames:
+        raise ValueError(
+            f"{_NAME}: video {str(path)!r} has {video.shape[0]} frames; `frames` = {frames} asks "
+            "for at least that many."
+        )
+    picks = np.floor((np.arange(frames) + 0.5) * video.shape[0] / frames).astype(int)
+    out = np.empty((frames, *size, 3), np.float32)
+    no_points = np.zeros((0, 2))
+    for t, k in enumerate(picks):
+        image = video[k]
+        if image.shape[:2] != tuple(size):
+            image = resize_item(image, np.zeros(image.shape[:2], np.float32), no_points, size)[0]
+        out[t] = image
+    return out
 
 
 def template_class(template: str) -> str:

@@ -80,3 +80,9 @@ from jaxadv.image._transformations import transform_density as transform_density
 from jaxadv.image._transformations import transform_fixations as transform_fixations
 from jaxadv.image._transformations import transform_image as transform_image
 from jaxadv.image._transformations import transform_points as transform_points
+# real codec motion vectors and video decoding through PyAV, optional (issue 16)
+from jaxadv.image._codec_motion import codec_motion_vectors as codec_motion_vectors
+from jaxadv.image._codec_motion import encode_video as encode_video
+from jaxadv.image._codec_motion import have_pyav as have_pyav
+from jaxadv.image._codec_motion import read_codec_motion as read_codec_motion
+from jaxadv.image._codec_motion import read_video as read_video
