@@ -26,11 +26,15 @@ steps), PGD2 and qPGD2 budgets D ∈ [1, 6] with step 0.6·eps (3 at eps = 5), C
 with m = 1, Adam rate 0.1 and initial constant 15 for C&W (with its tanh box) and sC&W,
 smoothing with a Laplacian kernel (σ_f = 0.1), α = 0.95, at most 50 CG iterations.
 
-Adversarial training (paper §5.4): the paper's MNIST C4 is "adversarially trained against FGSM"
-(accuracy 0.99) without further detail. Here the plain victim is fine-tuned on FGSM examples made
-inside each train step (``train_adversarial``, Madry et al.'s loss on the adversarial examples
-only) at ε = 0.3, the top of the FGSM sweep, for ``at_epochs`` epochs; its checkpoints are the
-cache (``<cache>/smooth-table-at-<model>``), so a second run restores it.
+Adversarial training (paper §5.4): the paper's networks are "adversarially trained against FGSM"
+following Goodfellow et al. [41], on a training set of one-step attacked images (clean accuracy
+0.99 on MNIST, 0.94 on ImageNet). Here the plain victim is fine-tuned with Goodfellow et al.'s
+mixed loss (``train_adversarial(method="goodfellow")``: half clean, half FGSM examples made
+inside each train step) at ε = ``at_eps`` (0.3 on the digits, the top of the FGSM sweep) for
+``at_epochs`` epochs; its checkpoints are the cache (``<cache>/smooth-table-at-...``), so a
+second run restores it. (The morning of 2026-12-07 it used Madry et al.'s loss on the FGSM
+examples alone: the fine-tuned victims kept 44% (digits) and 17% (scenes) clean accuracy, far
+from the paper's, which is why the mix is the default now.)
 """
 
 from __future__ import annotations
@@ -143,11 +147,12 @@ def fgsm_trained_victim(victim, model: str, data, config: dict, cache_dir: str |
     fgsm = attacks.fgsm()
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     shape = data.train_images.shape[1:]
-    tag = f"{model}-{data.name}-{shape[0]}-{count}-eps{config['at_eps']:g}"
+    tag = f"{model}-{data.name}-{shape[0]}-{count}-eps{config['at_eps']:g}-goodfellow"
     module = classifier(model, data.num_classes)
     run = train_adversarial(
         module, data.train_images[:count], data.train_labels[:count], attack=fgsm,
         hp=fgsm.hparams(eps=config["at_eps"]), key=key, variables=victim.variables,
+        method="goodfellow", clean_weight=0.5,
         epochs=config["at_epochs"], batch_size=64, progress=False, resume=True,
         checkpoint_dir=cache / f"smooth-table-at-{tag}",
     )  # fmt: skip

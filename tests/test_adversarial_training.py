@@ -145,6 +145,27 @@ def test_smoke_tiny_run_learns_and_resumes_bit_for_bit(tmp_path, capsys):
     assert whole.losses[-1] < whole.losses[0]
 
 
+def test_goodfellow_loss_mixes_the_clean_and_the_adversarial_losses():
+    """One step on the whole batch: α = 1 reports the initial model's clean cross-entropy (by
+    hand), α = 0 a larger one (the adversarial examples'), and α = 0.3 their mix (the attack sees
+    the same model and keys whatever α is; one compiled step serves every α)."""
+    teacher = make_mlp_victim()
+    x = np.asarray(jax.random.uniform(jax.random.key(0), (32, 4, 4, 1)))
+    y = np.asarray(jnp.argmax(teacher.batch(x), -1))
+    module, attack, key = ReluMLP(hidden=(8,), num_classes=3), pgd(steps=1), jax.random.key(1)
+    run = functools.partial(
+        train_adversarial, module, x, y, attack=attack, hp=attack.hparams(eps=0.1), key=key,
+        batch_size=32, epochs=1, progress=False,
+    )  # fmt: skip
+    loss = {a: run(method="goodfellow", clean_weight=a).losses[0] for a in (0.0, 0.3, 1.0)}
+    variables = module.init(jax.random.split(key)[0], x[:1], train=False)
+    logits = module.apply(variables, jnp.asarray(x), train=False)
+    clean = float(optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())
+    assert loss[1.0] == pytest.approx(clean, rel=1e-5)
+    assert loss[1.0] < loss[0.0]  # the attack raised the loss it mixes in
+    assert loss[0.3] == pytest.approx(0.3 * loss[1.0] + 0.7 * loss[0.0], rel=1e-5)
+
+
 def test_fine_tuning_starts_from_the_given_variables_and_checks_them():
     """``variables=`` starts from a trained model: with a negligible step the result is that
     model; variables of another module are refused, naming the difference."""
@@ -272,6 +293,7 @@ def test_trades_training_step_loss_is_the_formula_on_its_batch():
         (dict(attack_labels=np.zeros(5, np.int32)), r"`attack_labels` must have a leading .* 8"),
         (dict(attack_labels=(np.zeros(8), np.zeros((7, 4, 4, 1)))), r"leaf \[1\] has shape \(7"),
         (dict(method="fgsm"), r"`method`"),
+        (dict(method="goodfellow", clean_weight=1.5), r"`clean_weight` must be a number in"),
     ],
 )
 def test_bad_arguments_are_named(change, message):

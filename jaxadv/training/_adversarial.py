@@ -1,6 +1,6 @@
 """Adversarial training with any attack of the library, the attack run inside the train step.
 
-Two methods:
+Three methods:
 
 * ``"madry"``: Madry, Makelov, Schmidt, Tsipras & Vladu, "Towards deep learning models resistant
   to adversarial attacks", ICLR 2018: the loss is the cross-entropy on adversarial examples only
@@ -8,6 +8,11 @@ Two methods:
   :func:`~jaxadv.attacks.pgd` this is AT-PGD; with the dual-perturbation attack (labels passed as
   ``DualLabels(label, mask)`` through ``attack_labels``) it is AT-Dual of Tian, Zhou, Xu &
   Vorobeychik (the "dual-perturbation" paper, appendix C).
+* ``"goodfellow"``: Goodfellow, Shlens & Szegedy, "Explaining and harnessing adversarial
+  examples", ICLR 2015 (§6): ``α·CE(f(x), y) + (1 − α)·CE(f(x'), y)``, clean and adversarial
+  examples mixed with α = ``clean_weight`` (their 0.5). With FGSM this is the "adversarially
+  trained against FGSM" network of the smooth-adversarial-examples paper's Table 2, whose clean
+  accuracy stays near the plain network's.
 * ``"trades"``: Zhang et al. 2019 (``_trades.py``): ``CE(f(x), y) + β·KL(f(x) ‖ f(x'))`` with
   ``x'`` from an attack maximising that KL (:func:`trades_attack`).
 
@@ -49,7 +54,7 @@ from jaxadv.training._saliency_checkpoint import checkpoint_path, open_run
 from jaxadv.training._saliency_train import _digest, _epoch_order
 from jaxadv.training._trades import trades_loss
 
-METHODS = ("madry", "trades")
+METHODS = ("madry", "goodfellow", "trades")
 # The dual-perturbation paper's budgets (appendix C): attack steps in training and in evaluation.
 TRAIN_STEPS = {"linf": 10, "l2": 50}
 EVAL_STEPS = {"linf": 20, "l2": 100}
@@ -117,6 +122,11 @@ def _make_step(module: nn.Module, attack: AttackBase, method: str, input_shape, 
         adv_logits, updates = apply_train(params, collections, x_adv, dropout_key)
         if method == "madry":
             loss = optax.softmax_cross_entropy_with_integer_labels(adv_logits, y).mean()
+        elif method == "goodfellow":  # ``beta`` carries the clean weight α
+            collections = {**collections, **updates}
+            clean_logits, updates = apply_train(params, collections, x, dropout_key)
+            ce = optax.softmax_cross_entropy_with_integer_labels
+            loss = beta * ce(clean_logits, y).mean() + (1.0 - beta) * ce(adv_logits, y).mean()
         else:
             collections = {**collections, **updates}
             clean_logits, updates = apply_train(params, collections, x, dropout_key)
@@ -182,6 +192,7 @@ def train_adversarial(
     key: jax.Array,
     method: str = "madry",
     beta: float = 6.0,
+    clean_weight: float = 0.5,
     attack_labels: Any = None,
     variables: Any = None,
     bounds: tuple[float, float] = (0.0, 1.0),
@@ -215,8 +226,12 @@ def train_adversarial(
         AT-Dual.
       hp: its hyper-parameters (``attack.hparams(eps=...)``), one setting.
       key: PRNG key of the initialisation, the data order, the attacks' and dropout's keys.
-      method: ``"madry"`` (loss on the attack's outputs) or ``"trades"``.
-      beta: TRADES' weight β of the KL term (>= 0; the paper's 6 by default); unused by madry.
+      method: ``"madry"`` (loss on the attack's outputs), ``"goodfellow"`` (clean and
+        adversarial losses mixed) or ``"trades"``.
+      beta: TRADES' weight β of the KL term (>= 0; the paper's 6 by default); unused by the
+        other methods.
+      clean_weight: goodfellow's weight α in [0, 1] of the clean loss (their 0.5); unused by
+        the other methods.
       attack_labels: what the attack takes as labels, a pytree whose every leaf has a leading
         example axis of length ``n``, sliced per batch like the images (e.g. ``DualLabels(labels,
         masks)``); None: ``labels``.
@@ -248,6 +263,9 @@ def train_adversarial(
     _checks.check_choice("method", method, METHODS)
     if not (isinstance(beta, (int, float, np.floating)) and beta >= 0):
         raise ValueError(f"`beta` must be a number >= 0; got {beta!r}.")
+    if not (isinstance(clean_weight, (int, float, np.floating)) and 0 <= clean_weight <= 1):
+        raise ValueError(f"`clean_weight` must be a number in [0, 1]; got {clean_weight!r}.")
+    weight = {"trades": beta, "goodfellow": clean_weight}.get(method, 0.0)
     for name, value in (("epochs", epochs), ("batch_size", batch_size),
                         ("checkpoint_every", checkpoint_every)):  # fmt: skip
         _checks.check_positive_int(name, value)
@@ -294,6 +312,7 @@ def train_adversarial(
         "hp": {f: np.asarray(v).tolist() for f, v in zip(hp._fields, hp)},
         "method": method,
         "beta": float(beta) if method == "trades" else None,
+        "clean_weight": float(clean_weight) if method == "goodfellow" else None,
         "optimizer": "optax.adam",
         "learning_rate": float(learning_rate),
         "lr_drop_every": lr_drop_every,
@@ -327,7 +346,7 @@ def train_adversarial(
                     p, c, o, *stats = step(
                         state["params"], state["collections"], state["opt_state"], hp,
                         images[idx], labels[idx], jax.tree.map(lambda a: a[idx], attack_labels),
-                        jax.random.fold_in(epoch_key, i), np.float32(beta), lr,
+                        jax.random.fold_in(epoch_key, i), np.float32(weight), lr,
                     )  # fmt: skip
                     state = {"params": p, "collections": c, "opt_state": o}
                     outs.append(stats)
