@@ -417,3 +417,11 @@ def test_meta_attack_table_every_method_on_a_tiny_victim():
     module = _load("meta_attack_digits")
     _, rows = _meta_tiny_table(module.METHODS, ("untargeted", "targeted"))
     assert max(r.get("success", 0) for r in rows) > 0
+
+
+@pytest.mark.slow  # issue 18's saliency experiments: a few minutes of CPU together
+@pytest.mark.parametrize("name", ["saliency_robustness", "saliency_augmentation", "gazegan_ablation"])
+def test_saliency_transformation_experiments_smoke(name):
+    out = _load(name).main(["--smoke"])
+    leaves = [v for v in jax.tree.leaves(out) if isinstance(v, float)]
+    assert leaves and all(np.isfinite(leaves)), name

@@ -407,6 +407,32 @@ def _assert_same_tree(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.slow  # GazeGAN traced twice: ~4 s
+def test_gazegan_without_csc_drops_exactly_the_csc_features():
+    """``csc=False`` (the paper's ablation) removes the four 1×1 CSC convolutions and narrows the
+    decoders that read their features by the CSC channels (4w into de_conv4, 2w into de_conv5);
+    the map keeps its shape."""
+    from flax.traverse_util import flatten_dict
+
+    x = jnp.zeros((1, 64, 64, 3))
+
+    def shapes(module):
+        return flatten_dict(jax.eval_shape(module.init, jax.random.key(0), x)["params"])
+
+    w = 2
+    with_csc, without = shapes(GazeGAN(width=w)), shapes(GazeGAN(width=w, csc=False))
+    assert sorted(set(with_csc) - set(without)) == sorted(
+        (f"de_conv{i}{g}_csc", p) for i in (1, 2) for g in ("", "_g") for p in ("bias", "kernel")
+    )
+    assert set(without) <= set(with_csc)
+    narrower = {k[0]: with_csc[k].shape[2] - without[k].shape[2]
+                for k in without if with_csc[k].shape != without[k].shape}  # fmt: skip
+    assert narrower == {"de_conv4": 4 * w, "de_conv4_g": 4 * w, "de_conv5": 2 * w, "de_conv5_g": 2 * w}
+    module = GazeGAN(width=w, csc=False)
+    out = jax.eval_shape(module.apply, jax.eval_shape(module.init, jax.random.key(0), x), x)
+    assert out.shape == (1, 64, 64)
+
+
 def test_gazegan_converter_round_trip(tmp_path):
     module, shape = GazeGAN(width=2), (64, 64, 3)
     params = jax.tree.map(np.asarray, _victim("gazegan").variables["params"])

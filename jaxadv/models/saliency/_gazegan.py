@@ -73,11 +73,18 @@ class ResnetBlock(nn.Module):
         return x + conv(nn.relu(conv(x, "conv_a")), "conv_b")
 
 
-def _center_surround(deep: jax.Array, shallow: jax.Array, conv: nn.Conv) -> jax.Array:
-    """CSC: ReLU(bilinear ×4 of a 1×1 convolution of ``deep`` + ``shallow``)."""
+def _center_surround(deep: jax.Array, shallow: jax.Array, conv: nn.Conv, on: bool):
+    """CSC: ReLU(bilinear ×4 of a 1×1 convolution of ``deep`` + ``shallow``); None when off."""
+    if not on:
+        return None
     y = conv(deep)
     y = resize_bilinear(y, (4 * y.shape[1], 4 * y.shape[2]))
     return nn.relu(y + shallow)
+
+
+def _cat(*parts: jax.Array | None) -> jax.Array:
+    """Channel concatenation of the parts that are there (a CSC output is None when off)."""
+    return jnp.concatenate([p for p in parts if p is not None], -1)
 
 
 def _size_problem(height: int, width: int) -> str | None:
@@ -116,10 +123,13 @@ class GazeGAN(nn.Module):
         global encoder starts at ``2 * width``, the bottleneck has ``16 * width``).
       output_channels: channels of the map (``output_nc``; 1 for saliency). The returned map is
         channel 0.
+      csc: with the centre-surround connections (the paper's proposal); False gives the plain
+        pix2pixHD-style U-Nets of its CSC ablation (the decoders see no CSC features).
     """
 
     width: int = 64
     output_channels: int = 1
+    csc: bool = True
     output_kind: ClassVar[str] = "signed"
 
     @nn.compact
@@ -150,10 +160,10 @@ class GazeGAN(nn.Module):
         d2_g = _decoder_conv(jnp.concatenate([d1_g, e4_g], -1), 8 * w, e3_g, "de_conv2_g")
         csc2_g = nn.Conv(2 * w, (1, 1), name="de_conv2_g_csc")
         d3_g = _decoder_conv(jnp.concatenate([d2_g, e3_g], -1), 4 * w, e2_g, "de_conv3_g")
-        s1_g = _center_surround(d1_g, d3_g, csc1_g)
-        d4_g = _decoder_conv(jnp.concatenate([d3_g, e2_g, s1_g], -1), 2 * w, e1_g, "de_conv4_g")
-        s2_g = _center_surround(d2_g, d4_g, csc2_g)
-        d5_g = _decoder_conv(jnp.concatenate([d4_g, e1_g, s2_g], -1), out, x_half, "de_conv5_g")
+        s1_g = _center_surround(d1_g, d3_g, csc1_g, self.csc)
+        d4_g = _decoder_conv(_cat(d3_g, e2_g, s1_g), 2 * w, e1_g, "de_conv4_g")
+        s2_g = _center_surround(d2_g, d4_g, csc2_g, self.csc)
+        d5_g = _decoder_conv(_cat(d4_g, e1_g, s2_g), out, x_half, "de_conv5_g")
         self._sow_all(e1_g=e1_g, e2_g=e2_g, e3_g=e3_g, e4_g=e4_g, e5_g=e5_g, res4_g=r)
         self._sow_all(d1_g=d1_g, d2_g=d2_g, d3_g=d3_g, d4_g=d4_g)
         self.sow("intermediates", "global_map", jnp.tanh(dimr(d5_g))[..., 0])
@@ -174,10 +184,10 @@ class GazeGAN(nn.Module):
         d2 = _decoder_conv(jnp.concatenate([d1, e5], -1), 8 * w, e4, "de_conv2")
         csc2 = nn.Conv(2 * w, (1, 1), name="de_conv2_csc")
         d3 = _decoder_conv(jnp.concatenate([d2, e4], -1), 4 * w, e3, "de_conv3")
-        s1 = _center_surround(d1, d3, csc1)
-        d4 = _decoder_conv(jnp.concatenate([d3, e3, s1], -1), 2 * w, e2, "de_conv4")
-        s2 = _center_surround(d2, d4, csc2)
-        d5 = _decoder_conv(jnp.concatenate([d4, e2, s2], -1), w, e1, "de_conv5")
+        s1 = _center_surround(d1, d3, csc1, self.csc)
+        d4 = _decoder_conv(_cat(d3, e3, s1), 2 * w, e2, "de_conv4")
+        s2 = _center_surround(d2, d4, csc2, self.csc)
+        d5 = _decoder_conv(_cat(d4, e2, s2), w, e1, "de_conv5")
         d6 = _decoder_conv(jnp.concatenate([d5, e1], -1), out, x, "de_conv6")
         self._sow_all(e1=e1, e2=e2, e3=e3, e4=e4, e5=e5, e6=e6, res4=r)
         self._sow_all(d1=d1, d2=d2, d3=d3, d4=d4, d5=d5, d6=d6)

@@ -1,0 +1,99 @@
+r"""GazeGAN's two proposals ablated: the cross-scale centre-surround connections (CSC) and the
+alternative chi-square histogram loss (ACS), Che et al., "How is gaze influenced by image
+transformations? Dataset and model", IEEE TIP 2019 (``shared/papers/000``, "1st Challenge:
+Solution 1").
+
+Four GazeGAN generators, equal in everything else (width, data, key, steps): with and without
+CSC (``GazeGAN(csc=False)`` drops the four 1×1 CSC convolutions and their features, leaving the
+pix2pixHD-style local/global U-Nets), each trained with GazeGAN's content loss
+``10·KL − 10·CC − NSS + L1 + ACS`` and without its ACS term. Scored on held-out generated scenes
+(sAUC / CC / NSS / KL) as generated and averaged over the scenes as seen after each of the 19
+transformations (``load_scenes(..., transformation=name)``), plus the ACS distance between the
+predicted maps and the ground-truth densities (how well the histogram of map values matches the
+ground truth's, which is what the histogram loss trains: the paper's histogram figure).
+
+Command:   JAXADV_CACHE_DIR=... python experiments/gazegan_ablation.py [--smoke] [--epochs 4]
+Cost:      four trainings of GazeGAN at 64×64 (width 4, 400 scenes) and 20 test sets: about
+           15 min on 2 idle CPU cores. Smoke: width 2, 8 scenes, 1 epoch, 2 transformations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxadv.data.saliency import load_scenes
+from jaxadv.image import TRANSFORMATION_NAMES
+from jaxadv.losses import GAZEGAN_LOSS, acs_loss
+from jaxadv.models.saliency import GazeGAN, from_flax_saliency
+from jaxadv.training import evaluate_saliency, predict_saliency, train_saliency
+
+CONFIG = dict(size=(64, 64), train=400, test=48, width=4, epochs=4, batch_size=16,
+              transformations=TRANSFORMATION_NAMES)  # fmt: skip
+SMOKE = dict(size=(64, 64), train=8, test=4, width=2, epochs=1, batch_size=8,
+             transformations=("Reference", "Mirroring"))  # fmt: skip
+LOSSES = {"with ACS": dict(GAZEGAN_LOSS), "without ACS": {**GAZEGAN_LOSS, "acs": 0.0}}
+METRICS = ("sauc", "cc", "nss", "kl")  # evaluate_saliency's keys
+
+
+def histogram_distance(victim, data) -> float:
+    """Mean ACS distance between the predicted maps and the ground-truth densities."""
+    maps = jnp.asarray(predict_saliency(victim, data.images))
+    return float(jnp.mean(jax.jit(jax.vmap(acs_loss))(maps, jnp.asarray(data.maps))))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny run, for the tests")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    config = dict(SMOKE if args.smoke else CONFIG)
+    if args.epochs:
+        config["epochs"] = args.epochs
+    key = jax.random.key(args.seed)
+    train = load_scenes("train", config["train"], size=config["size"])
+    tests = {t: load_scenes("test", config["test"], size=config["size"], transformation=t)
+             for t in config["transformations"]}  # fmt: skip
+    shape = train.images.shape[1:]
+    rows = {}
+    for csc in (True, False):
+        module = GazeGAN(width=config["width"], csc=csc)
+        variables = module.init(jax.random.fold_in(key, 1), jnp.zeros((1,) + shape))
+        for loss_name, loss in LOSSES.items():
+            start = time.perf_counter()
+            run = train_saliency(module, variables, train, key=jax.random.fold_in(key, 2),
+                                 epochs=config["epochs"], batch_size=config["batch_size"],
+                                 loss=loss, progress=False)  # fmt: skip
+            victim = from_flax_saliency(module, run.variables, input_shape=shape)
+            scores = {t: evaluate_saliency(victim, d, key=jax.random.fold_in(key, 3))
+                      for t, d in tests.items()}  # fmt: skip
+            label = f"{'CSC' if csc else 'no CSC'}, {loss_name}"
+            rows[label] = {
+                "reference": {m: scores["Reference"][m] for m in METRICS},
+                "transformed": {m: float(np.mean([s[m] for t, s in scores.items()
+                                                  if t != "Reference"])) for m in METRICS},
+                "acs": histogram_distance(victim, tests["Reference"]),
+            }  # fmt: skip
+            print(f"  {label}: {time.perf_counter() - start:.0f} s, final loss "
+                  f"{run.losses[-1]:.3f}", file=sys.stderr, flush=True)  # fmt: skip
+    n_t = len(config["transformations"]) - 1
+    print(f"GazeGAN (width {config['width']}, {config['size'][0]}×{config['size'][1]}, "
+          f"{config['train']} scenes × {config['epochs']} epochs); {config['test']} test scenes, "
+          f"as generated and averaged over {n_t} transformations")  # fmt: skip
+    head = "".join(f"{m:>7}" for m in METRICS)
+    print(f"{'variant':<24}{head}  |{head}  | ACS to truth ↓")
+    for label, r in rows.items():
+        print(f"{label:<24}" + "".join(f"{r['reference'][m]:7.3f}" for m in METRICS) + "  |"
+              + "".join(f"{r['transformed'][m]:7.3f}" for m in METRICS)
+              + f"  | {r['acs']:.3f}")  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
