@@ -254,7 +254,7 @@ ATTACKS: dict[str, AttackEntry] = {
     ),
     "one-pixel": AttackEntry(
         attacks.one_pixel, lambda: attacks.one_pixel(steps=2, population=6, targeted=True),
-        eps=None, sweep=("scale", (0.5, 1.0)), slow=True,
+        eps=None, budget=None, sweep=("scale", (0.5, 1.0)), slow=True,
     ),
     "corner-search": AttackEntry(
         attacks.corner_search, lambda: attacks.corner_search(steps=3, targeted=True),
