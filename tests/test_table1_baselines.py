@@ -136,16 +136,16 @@ def test_de_generation_equals_a_hand_computed_generation():
     pop = rng.uniform(-1, 1, size=(7, 3)).astype(np.float32)
     fitness = (pop**2).sum(1)
     key, scale = jax.random.key(3), 0.5
-    idx = np.asarray(jax.jit(de_indices, static_argnums=1)(key, 7))
+    generation = jax.jit(lambda p, f, k: (de_indices(k, 7), de_generation(
+        p, f, k, scale, lambda c: (jnp.sum(c**2, 1), c), jnp.full(3, -0.8), jnp.full(3, 0.8)
+    )))  # one compilation for both
+    idx, (new_pop, new_fit, replaced, _) = generation(jnp.asarray(pop), jnp.asarray(fitness), key)
+    idx = np.asarray(idx)
     for i, r in enumerate(idx):  # three distinct partners, none the member itself
         assert len(set(r.tolist()) | {i}) == 4
     children = np.clip(pop[idx[:, 0]] + scale * (pop[idx[:, 1]] - pop[idx[:, 2]]), -0.8, 0.8)
     child_fit = (children**2).sum(1)
     keep = child_fit < fitness
-    generation = jax.jit(lambda p, f, k: de_generation(
-        p, f, k, scale, lambda c: (jnp.sum(c**2, 1), c), jnp.full(3, -0.8), jnp.full(3, 0.8)
-    ))
-    new_pop, new_fit, replaced, _ = generation(jnp.asarray(pop), jnp.asarray(fitness), key)
     np.testing.assert_allclose(new_pop, np.where(keep[:, None], children, pop), atol=1e-6)
     np.testing.assert_allclose(new_fit, np.where(keep, child_fit, fitness), atol=1e-6)
     np.testing.assert_array_equal(replaced, keep)

@@ -34,10 +34,10 @@ def de_indices(key, population):
     Returns:
       ``[population, 3]`` int32 indices ``(r1, r2, r3)``.
     """
-    keys = jax.random.split(key, population)
-    own = jnp.arange(population)
-    picks = jax.vmap(lambda k: jax.random.choice(k, population - 1, (3,), replace=False))(keys)
-    return jnp.where(picks >= own[:, None], picks + 1, picks).astype(jnp.int32)
+    # a uniform random order of the other members per row (the member itself sorts last)
+    u = jax.random.uniform(key, (population, population))
+    u = jnp.where(jnp.eye(population, dtype=bool), 2.0, u)
+    return jnp.argsort(u, axis=1)[:, :3].astype(jnp.int32)
 
 
 def de_generation(pop, fitness, key, scale, evaluate, low, high):
