@@ -155,8 +155,8 @@ def test_de_generation_equals_a_hand_computed_generation():
 @pytest.mark.slow  # compiles a program (seconds on a shared CPU)
 def test_one_pixel_finds_the_only_pixel_that_flips_a_linear_victim():
     w = np.zeros((2, 9), np.float32)
-    w[1, 5] = 4.0  # class 1 wins only if pixel (1, 2) exceeds 0.25 + (its clean value 0)
-    w[0] = 1.0 / 9
+    w[1, 5] = 4.0  # class 1 (logit 4·x5 − 1) beats class 0 (mean of x) only through pixel
+    w[0] = 1.0 / 9  # (1, 2) = x5 > 1/(4 − 1/9); no other single pixel can flip it
     victim = Victim(variables={"w": jnp.asarray(w), "b": jnp.array([0.0, -1.0])},
                     apply_fn=linear_apply, input_shape=(3, 3, 1), num_classes=2,
                     bounds=(0.0, 1.0))
@@ -167,7 +167,7 @@ def test_one_pixel_finds_the_only_pixel_that_flips_a_linear_victim():
     assert bool(result.success)
     changed = np.flatnonzero(np.asarray(result.delta).ravel())
     np.testing.assert_array_equal(changed, [5])
-    assert float(result.x_adv[1, 2, 0]) > 0.25 + 1 / 9 * 0 - 1e-6
+    assert float(result.x_adv[1, 2, 0]) > 1 / (4 - 1 / 9)
 
 
 # -- CornerSearch -----------------------------------------------------------------------------------
