@@ -247,6 +247,23 @@ ATTACKS: dict[str, AttackEntry] = {
         attacks.sapf, lambda: attacks.sapf(**_SAPF_SMALL), dict(k=4.0, lambda1=1.0),
         eps=None, budget="l0", sweep=("k", (1.0, 8.0)),
     ),
+    # issue 20: SAPF's Table 1 baselines (their own checks are in test_table1_baselines.py)
+    "jsma": AttackEntry(
+        attacks.jsma, lambda: attacks.jsma(steps=3), dict(gamma=0.5),
+        eps=None, budget=None, sweep=("theta", (0.5, 1.0)), slow=True,
+    ),
+    "one-pixel": AttackEntry(
+        attacks.one_pixel, lambda: attacks.one_pixel(steps=2, population=6, targeted=True),
+        eps=None, budget=None, sweep=("scale", (0.5, 1.0)), slow=True,
+    ),
+    "corner-search": AttackEntry(
+        attacks.corner_search, lambda: attacks.corner_search(steps=3, targeted=True),
+        dict(k=2.0), eps=None, budget="l0", sweep=("k", (1.0, 3.0)), slow=True,
+    ),
+    "strattack": AttackEntry(
+        attacks.str_attack, lambda: attacks.str_attack(steps=3), dict(const=5.0),
+        eps=None, budget=None, sweep=("group_weight", (0.0, 0.5)), slow=True,
+    ),
     # SAPF-GS and -VI are SAPF's program with groups or weights: batch-level checks (their
     # host-driven phases compile in seconds each; sapf above runs every check on the same loop).
     "sapf-gs": AttackEntry(
@@ -499,6 +516,12 @@ NOT_ATTACK_FACTORIES = {
     "best_of": "reduces stacked restarts to the best result",
     "common_positions": "an analysis helper over SAPF results",
     "constant_search": "C&W's search as a Program combinator (used by cw_l2 and scw)",
+    "corner_rank_weights": "CornerSearch's sampling weights over ranked changes (an array)",
+    "corner_ranking": "CornerSearch's one-pixel corner changes, ranked (arrays)",
+    "de_generation": "One-Pixel's differential-evolution generation (arrays)",
+    "de_indices": "One-Pixel's DE partner indices per member (an array)",
+    "group_soft_threshold": "StrAttack's closed-form group proximal step (an array)",
+    "saliency_pair": "JSMA's pairwise saliency-map search (indices)",
     "hyperplane_box_projection": "FAB's projection onto a hyperplane inside a box (an array)",
     "descent": "the descent loop as a Program (the building block of most families)",
     "l1_linear_solve": "SparseFool's inner linear solve",

@@ -49,6 +49,25 @@ from jaxadv.attacks._sapf import common_positions as common_positions
 from jaxadv.attacks._sapf import sapf as sapf
 from jaxadv.attacks._sapf import sapf_gs as sapf_gs
 from jaxadv.attacks._sapf import sapf_vi as sapf_vi
+# issue 20: the sparse baselines of SAPF's Table 1 (JSMA, One-Pixel, CornerSearch, StrAttack)
+from jaxadv.attacks._jsma import JSMA as JSMA
+from jaxadv.attacks._jsma import JSMAParams as JSMAParams
+from jaxadv.attacks._jsma import jsma as jsma
+from jaxadv.attacks._jsma import saliency_pair as saliency_pair
+from jaxadv.attacks._one_pixel import OnePixel as OnePixel
+from jaxadv.attacks._one_pixel import OnePixelParams as OnePixelParams
+from jaxadv.attacks._one_pixel import de_generation as de_generation
+from jaxadv.attacks._one_pixel import de_indices as de_indices
+from jaxadv.attacks._one_pixel import one_pixel as one_pixel
+from jaxadv.attacks._corner_search import CornerSearch as CornerSearch
+from jaxadv.attacks._corner_search import CornerSearchParams as CornerSearchParams
+from jaxadv.attacks._corner_search import corner_ranking as corner_ranking
+from jaxadv.attacks._corner_search import corner_search as corner_search
+from jaxadv.attacks._corner_search import rank_weights as corner_rank_weights
+from jaxadv.attacks._str_attack import StrAttack as StrAttack
+from jaxadv.attacks._str_attack import StrAttackParams as StrAttackParams
+from jaxadv.attacks._str_attack import group_soft_threshold as group_soft_threshold
+from jaxadv.attacks._str_attack import str_attack as str_attack
 from jaxadv.attacks._saliency import SALIENCY_ATTACK_LOSSES as SALIENCY_ATTACK_LOSSES
 from jaxadv.attacks._saliency import SaliencyAttack as SaliencyAttack
 from jaxadv.attacks._saliency import SaliencyObjective as SaliencyObjective
