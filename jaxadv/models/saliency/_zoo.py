@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jaxadv import _checks, _compile
 from jaxadv.models.saliency._deepgaze import DeepGazeII
 from jaxadv.models.saliency._gazegan import GazeGAN
+from jaxadv.models.saliency._pix2pixhd import Pix2PixHDGlobal, Pix2PixHDLocal
 from jaxadv.models.saliency._salgan import SalGAN
 from jaxadv.models.saliency._salicon import SALICON
 from jaxadv.models.saliency._sam import SAM
@@ -24,6 +25,25 @@ def _deepgaze(width: int, input_shape: tuple[int, ...]) -> nn.Module:
     return DeepGazeII(width=width, initial_sigma=8.0 * min(input_shape[:2]) / 768)
 
 
+def _downsampling(input_shape: tuple[int, ...], scale: int) -> int:
+    """pix2pixHD's 4 stride-2 stages, fewer where the image (after ``scale``) is too small for
+    them: the bottleneck keeps at least 4 pixels a side."""
+    side = min(input_shape[:2]) // scale
+    n = 0
+    while n < 4 and side % 2 ** (n + 1) == 0 and side // 2 ** (n + 1) >= 4:
+        n += 1
+    return max(n, 1)
+
+
+def _pix2pix_local(lstm_steps: int):
+    def build(width: int, input_shape: tuple[int, ...]) -> nn.Module:
+        return Pix2PixHDLocal(
+            width=width, downsampling=_downsampling(input_shape, 2), lstm_steps=lstm_steps
+        )
+
+    return build
+
+
 _REGISTRY = {
     "salicon": lambda width, shape: SALICON(width=width),
     "salgan": lambda width, shape: SalGAN(width=width),
@@ -31,6 +51,12 @@ _REGISTRY = {
     "deepgaze": _deepgaze,
     "gazegan": lambda width, shape: GazeGAN(width=width),
     "unisal": lambda width, shape: UNISAL(width=width),
+    # issue 18: pix2pixHD's generators (single-stream, two-stream, two-stream + ConvLSTM)
+    "pix2pix_global": lambda width, shape: Pix2PixHDGlobal(
+        width=width, downsampling=_downsampling(shape, 1)
+    ),
+    "pix2pix_local": _pix2pix_local(0),
+    "pix2pix_local_lstm": _pix2pix_local(3),
 }
 
 SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
@@ -45,10 +71,15 @@ def saliency_model(
       name: ``"salicon"`` (:class:`SALICON`, Huang et al. 2015), ``"salgan"`` (:class:`SalGAN`,
         Pan et al. 2017), ``"sam"`` (:class:`SAM`, Cornia et al. 2018), ``"deepgaze"``
         (:class:`DeepGazeII`, Kümmerer et al. 2017), ``"gazegan"`` (:class:`GazeGAN`, Che et al.
-        2019) or ``"unisal"`` (:class:`UNISAL`, Droste et al. 2020).
+        2019), ``"unisal"`` (:class:`UNISAL`, Droste et al. 2020), ``"pix2pix_global"``
+        (:class:`Pix2PixHDGlobal`, Wang et al. 2018), ``"pix2pix_local"`` (its two-stream
+        :class:`Pix2PixHDLocal`) or ``"pix2pix_local_lstm"`` (the same with a 3-step ConvLSTM
+        refinement). pix2pixHD's generators get its 4 stride-2 stages, fewer on small images
+        (the bottleneck keeps at least 4 pixels a side).
       key: PRNG key for the initialisation.
       input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
-        (SALICON and GazeGAN: multiples of 64; UNISAL 32; SalGAN 16; DeepGaze and SAM 8).
+        (SALICON and GazeGAN: multiples of 64; UNISAL 32; SalGAN 16; DeepGaze and SAM 8;
+        pix2pix: multiples of 4, of 8 for the two-stream ones).
       width: channels of the model's first layer (the published models use 64; UNISAL 32). All
         other widths scale with it.
 
