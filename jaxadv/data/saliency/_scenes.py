@@ -42,6 +42,7 @@ def make_scenes(
     size: tuple[int, int] = (64, 64),
     seed: int = 0,
     fixations_per_image: int = 32,
+    off_center: bool = False,
 ) -> SaliencyDataset:
     """Generates ``n`` scenes with a known fixation density and fixations drawn from it.
 
@@ -76,6 +77,9 @@ def make_scenes(
       size: ``(h, w)``, each at least 12.
       seed: a non-negative integer.
       fixations_per_image: number of fixations drawn per scene.
+      off_center: scenes where the centre bias does not predict fixations: objects only in the
+        8 outer cells of the grid (never the centre one) and no centre-bias component in the
+        density (``p ∝ Σ_j w_j · N_j + 0.05 · U``); the images are drawn as otherwise.
 
     Returns:
       A stacked ``SaliencyDataset`` named ``"scenes"``: ``float32[n, h, w, 3]`` images in
@@ -86,7 +90,7 @@ def make_scenes(
     Raises:
       ValueError: for a bad argument.
     """
-    return _generate(n, size, seed, (), fixations_per_image, "scenes", "scene")
+    return _generate(n, size, seed, (), fixations_per_image, "scenes", "scene", off_center)
 
 
 def load_scenes(
@@ -96,6 +100,7 @@ def load_scenes(
     size: tuple[int, int] = (64, 64),
     seed: int = 0,
     fixations_per_image: int = 32,
+    off_center: bool = False,
 ) -> SaliencyDataset:
     """A deterministic train or test split of the generated scenes (see ``make_scenes``).
 
@@ -110,6 +115,8 @@ def load_scenes(
       size: ``(h, w)``, each at least 12.
       seed: a non-negative integer.
       fixations_per_image: number of fixations drawn per scene.
+      off_center: objects off the centre cell and no centre bias in the density (see
+        ``make_scenes``); the name gains ``"-off-center"``.
 
     Returns:
       A stacked ``SaliencyDataset`` named ``"scenes-train"`` or ``"scenes-test"`` with names
@@ -118,7 +125,8 @@ def load_scenes(
     _checks.check_choice("split", split, tuple(_SPLITS))
     stream, default_n = _SPLITS[split]
     n = default_n if n is None else n
-    return _generate(n, size, seed, (stream,), fixations_per_image, f"scenes-{split}", split)
+    name = f"scenes-{split}" + ("-off-center" if off_center else "")
+    return _generate(n, size, seed, (stream,), fixations_per_image, name, split, off_center)
 
 
 def scene_center_bias(size: tuple[int, int] = (64, 64)) -> np.ndarray:
@@ -139,11 +147,20 @@ def scene_center_bias(size: tuple[int, int] = (64, 64)) -> np.ndarray:
 
 
 def _generate(
-    n: Any, size: Any, seed: Any, stream: tuple[int, ...], k: Any, name: str, prefix: str
+    n: Any,
+    size: Any,
+    seed: Any,
+    stream: tuple[int, ...],
+    k: Any,
+    name: str,
+    prefix: str,
+    off_center: bool = False,
 ) -> SaliencyDataset:
     _checks.check_positive_int("n", n)
     _checks.check_positive_int("fixations_per_image", k)
     check_seed(seed)
+    if not isinstance(off_center, (bool, np.bool_)):
+        raise ValueError(f"`off_center` must be True or False; got {off_center!r}.")
     h, w = check_size(size)
     if min(h, w) < _MIN_SIDE:
         raise ValueError(f"`size` must be at least {_MIN_SIDE} on each side; got {(h, w)}.")
@@ -154,7 +171,7 @@ def _generate(
     fixations = []
     for i in range(n):
         rng = np.random.default_rng([int(seed), *stream, i])
-        image, density, mask = canvas.scene(rng)
+        image, density, mask = canvas.scene(rng, bool(off_center))
         images[i], maps[i], masks[i] = image, density, mask
         flat = rng.choice(h * w, size=int(k), p=density.ravel())
         fixations.append(np.stack([flat % w, flat // w], axis=1).astype(np.int32))
@@ -178,8 +195,11 @@ class _Canvas:
         self.noise = SmoothNoise(h, w, (_BACKGROUND_KNOTS, _BACKGROUND_KNOTS))
         self.center_bias = _center_bias(h, w)
 
-    def scene(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(image f32[h, w, 3], density f64[h, w], object mask bool[h, w])`` of one scene."""
+    def scene(
+        self, rng: np.random.Generator, off_center: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(image f32[h, w, 3], density f64[h, w], object mask bool[h, w])`` of one scene;
+        ``off_center``: no object in the centre cell and no centre-bias component."""
         h, w = self.h, self.w
         mean = rng.uniform(*_BACKGROUND_MEAN, size=3)
         image = mean + _BACKGROUND_SMOOTH * self.noise.draw(rng)
@@ -187,8 +207,13 @@ class _Canvas:
 
         cell_h, cell_w = h / _GRID, w / _GRID
         count = rng.integers(1, _MAX_OBJECTS + 1)
-        cells = rng.permutation(_GRID * _GRID)[:count]
-        density = _CENTER_BIAS_WEIGHT * self.center_bias + _UNIFORM_WEIGHT / (h * w)
+        if off_center:
+            outer = np.delete(np.arange(_GRID * _GRID), (_GRID * _GRID) // 2)
+            cells = rng.permutation(outer)[:count]
+            density = np.full((h, w), _UNIFORM_WEIGHT / (h * w))
+        else:
+            cells = rng.permutation(_GRID * _GRID)[:count]
+            density = _CENTER_BIAS_WEIGHT * self.center_bias + _UNIFORM_WEIGHT / (h * w)
         for cell in cells:
             radius = rng.uniform(*_RADIUS) * min(cell_h, cell_w)
             # The centre is placed so that the whole object stays inside its cell.
