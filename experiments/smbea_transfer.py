@@ -65,9 +65,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxadv.attacks import SMBEAttack
+from jaxadv.attacks import SMBEAttack, saliency_pgd
 from jaxadv.data import load_digits
-from jaxadv.data.saliency import load_scenes
+from jaxadv.data.saliency import load_scenes, scene_center_bias
 from jaxadv.models import default_cache_dir, ensemble, from_flax
 from jaxadv.training import (
     evaluate_saliency_maps,
@@ -93,6 +93,21 @@ COLUMNS = (1, 3, 5)
 # Table 1's ℓ1 budgets are mean |δ| per entry (T^(1), T^(3), T^(5) = 3.4/6.6/7.8e-2 on LSUN,
 # 1.0/2.0/2.4e-2 on Cityscapes); β3 = 0.73 gives the schedule 1 : 1.92 : 2.41 of T^(1).
 L1 = dict(norm="l1", eps=3.4e-2, digit_eps=1.0e-2, beta3=0.73)
+# --library (issue 18): mini-batches drawn from a library of different forms (VGG encoder-decoder,
+# pix2pixHD ResNet generator, its two-stream enhancer with a ConvLSTM refinement, an
+# adversarially trained SalGAN), on off-centre scenes, in Table 1's Cityscapes ℓ1 budgets
+# (1.0/2.0/2.4e-2); held out: DeepGaze II (another family) and the plain two-stream enhancer.
+LIBRARY = dict(
+    library=((("salgan", 0), ("pix2pix_global", 0)),
+             (("salgan+at", 0), ("pix2pix_local_lstm", 0))),
+    held_out=(("deepgaze", 2), ("pix2pix_local", 2)), off_center=True, eps=1.0e-2,
+    classifiers=False,
+)  # fmt: skip
+LIBRARY_SMOKE = dict(
+    library=((("salgan", 0), ("pix2pix_global", 0)), (("salgan+at", 0),)),
+    held_out=(("pix2pix_local", 2),), off_center=True, classifiers=False, size=(32, 32),
+)  # fmt: skip
+AT_EPS, AT_STEPS = 8 / 255, 3
 
 # label -> SMBEAttack options, hyper-parameters (α is the same T^(1)/10 for every one)
 METHODS = (
@@ -159,10 +174,20 @@ def _run_methods(batches, images, config, loss, labels=None, methods=METHODS):
 
 
 def _saliency_model(name, seed, train, config, cache_dir):
-    tag = f"{name}-s{seed}-w{config['width']}-{config['size'][0]}-n{config['train_scenes']}"
+    """The zoo model ``name`` trained on ``train``; a name ending in ``+at`` is adversarially
+    trained (saliency PGD-ℓ∞ of ``AT_STEPS`` steps at ``AT_EPS`` inside the train step)."""
+    base, at = name.removesuffix("+at"), name.endswith("+at")
+    tag = f"{base}-s{seed}-w{config['width']}-{config['size'][0]}-n{config['train_scenes']}"
+    tag += ("-offc" if config.get("off_center") else "") + ("-at" if at else "")
+    if config.get("epochs") != CONFIG["epochs"]:
+        tag += f"-e{config['epochs']}"
     directory = cache_dir / "smbea" / tag
+    extra = {}
+    if at:
+        attack = saliency_pgd(steps=AT_STEPS)
+        extra = dict(attack=attack, attack_hparams=attack.hparams(eps=AT_EPS))
     victim, _ = train_zoo_saliency(
-        name,
+        base,
         train,
         key=jax.random.key(seed),
         width=config["width"],
@@ -170,23 +195,34 @@ def _saliency_model(name, seed, train, config, cache_dir):
         checkpoint_dir=directory,
         resume=True,
         progress=False,
+        **extra,
     )
     return victim
 
 
 def saliency_table(config: dict, cache_dir: Path) -> dict[str, Any]:
-    train = load_scenes("train", n=config["train_scenes"], size=config["size"])
-    test = load_scenes("test", n=config["images"], size=config["size"])
+    size, off_center = config["size"], config.get("off_center", False)
+    train = load_scenes("train", n=config["train_scenes"], size=size, off_center=off_center)
+    test = load_scenes("test", n=config["images"], size=size, off_center=off_center)
     start = time.perf_counter()
-    seeds = {s: [_saliency_model(n, s, train, config, cache_dir) for n in config["sources"]]
-             for s in (0, 1)}  # fmt: skip
+    if config.get("library"):
+        # mini-batch i: the ensemble library[i mod len(library)], models of different families
+        library = [[_saliency_model(n, s, train, config, cache_dir) for n, s in members]
+                   for members in config["library"]]  # fmt: skip
+        batches = [
+            ensemble(library[i % len(library)], combine="density")
+            for i in range(config["minibatches"])
+        ]
+    else:
+        seeds = {s: [_saliency_model(n, s, train, config, cache_dir) for n in config["sources"]]
+                 for s in (0, 1)}  # fmt: skip
+        # mini-batch i: one model of each source architecture, seed i mod 2 (consecutive
+        # mini-batches hold different models; one structure: the attack scans over them)
+        batches = [ensemble(seeds[i % 2], combine="density") for i in range(config["minibatches"])]
     held = {
         f"{n}#{s}": _saliency_model(n, s, train, config, cache_dir) for n, s in config["held_out"]
     }
     _log(f"saliency models ready: {time.perf_counter() - start:.0f} s")
-    # mini-batch i: one model of each source architecture, seed i mod 2 (consecutive mini-batches
-    # hold different models; one structure, so the attack scans over the stacked ensembles)
-    batches = [ensemble(seeds[i % 2], combine="density") for i in range(config["minibatches"])]
     images = jnp.asarray(test.images)
     outputs, budgets = _run_methods(batches, images, config, loss="kl")
     key = jax.random.key(1)
@@ -199,6 +235,11 @@ def saliency_table(config: dict, cache_dir: Path) -> dict[str, Any]:
                 c: evaluate_saliency_maps(predict_saliency(victim, xs[c - 1]), test, key=key)
                 for c in _columns(len(budgets))
             }
+    rows["centre bias (content-blind)"] = {
+        "clean": evaluate_saliency_maps(
+            np.broadcast_to(scene_center_bias(size), test.maps.shape), test, key=key
+        )
+    }
     return {"rows": rows, "budgets": budgets, "norm": config.get("norm", "linf")}
 
 
@@ -325,13 +366,19 @@ def _budget(table: dict, t: float) -> str:
     return f"{t:.2e}" if table.get("norm") == "l1" else f"{t * 255:.1f}/255"
 
 
-def format_tables(saliency: dict, classifiers: dict) -> str:
+def format_tables(saliency: dict, classifiers: dict | None) -> str:
     lines = []
     budgets = saliency["budgets"]
     cols = _columns(len(budgets))
     head = " | ".join(f"{m} @{c}" for m in ("ΔCC", "ΔsAUC", "ΔSIM") for c in cols)
     for victim, rows in saliency["rows"].items():
         clean = rows["clean"]
+        if len(rows) == 1:  # a baseline map, not attacked
+            lines.append(
+                f"\nBaseline **{victim}**: CC {clean['cc']:.3f}, sAUC {clean['sauc']:.3f}, "
+                f"SIM {clean['sim']:.3f}, NSS {clean['nss']:.3f}"
+            )
+            continue
         lines.append(
             f"\nHeld-out saliency victim **{victim}** (clean CC {clean['cc']:.3f}, sAUC "
             f"{clean['sauc']:.3f}, SIM {clean['sim']:.3f}); {_budget_label(saliency)} "
@@ -347,6 +394,8 @@ def format_tables(saliency: dict, classifiers: dict) -> str:
                 f"{clean[m] - by_col[c][m]:+.3f}" for m in ("cc", "sauc", "sim") for c in cols
             ]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    if classifiers is None:
+        return "\n".join(lines)
     budgets = classifiers["budgets"]
     lines.append(
         "\nHeld-out digit classifiers: accuracy drop (clean accuracy in the header); "
@@ -381,21 +430,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--smoke", action="store_true", help="tiny run, for the tests")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--norm", choices=("linf", "l1"), default="linf")
+    parser.add_argument(
+        "--library", action="store_true",
+        help="issue 18: mini-batches from a library of different forms, off-centre scenes, "
+        "Table 1's Cityscapes l1 budgets (implies --norm l1), saliency only",
+    )  # fmt: skip
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
-    if args.norm == "l1":
+    if args.norm == "l1" or args.library:
         config.update(L1)
+    if args.library:
+        config.update(LIBRARY_SMOKE if args.smoke else LIBRARY)
+    if args.epochs is not None:
+        config["epochs"] = args.epochs
     cache_dir = default_cache_dir() if args.cache_dir is None else Path(args.cache_dir)
     began = time.perf_counter()
     saliency = saliency_table(config, cache_dir)
     _log(f"saliency table: {time.perf_counter() - began:.0f} s")
-    classifiers = classifier_table(config)
+    classifiers = classifier_table(config) if config.get("classifiers", True) else None
     table = format_tables(saliency, classifiers)
     print(
         f"\nSMBEA transfer: {config['minibatches']} mini-batches of 2 source models, "
         f"{config['steps']} steps each, β3 = {config.get('beta3', BETA3)}, "
         f"{config.get('norm', 'linf')}; {config['images']} scenes of "
-        f"{config['size'][0]}×{config['size'][1]}, {config['digit_images']} digits"
+        f"{config['size'][0]}×{config['size'][1]}"
+        + ("" if classifiers is None else f", {config['digit_images']} digits")
     )
     print(table)
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
