@@ -71,7 +71,10 @@ from jaxadv.data.saliency import load_scenes, scene_center_bias
 from jaxadv.models import default_cache_dir, ensemble, from_flax
 from jaxadv.training import (
     evaluate_saliency_maps,
+    fixation_counts,
     predict_saliency,
+    resolve_saliency_loss,
+    saliency_image_loss,
     train_classifier,
     train_zoo_saliency,
 )
@@ -241,6 +244,45 @@ def saliency_table(config: dict, cache_dir: Path) -> dict[str, Any]:
         )
     }
     return {"rows": rows, "budgets": budgets, "norm": config.get("norm", "linf")}
+
+
+def at_check(config: dict, cache_dir: Path, name: str = "salgan", seed: int = 0) -> str:
+    """The adversarially trained member against its plainly trained twin (same seed, data,
+    epochs): each one's training loss (against the scenes' truth) on clean test scenes and on
+    white-box saliency PGD-ℓ∞ outputs (KL away from the clean map, 10 steps, at ``AT_EPS`` and
+    twice it), and CC to the truth."""
+    size, off_center = config["size"], config.get("off_center", False)
+    train = load_scenes("train", n=config["train_scenes"], size=size, off_center=off_center)
+    test = load_scenes("test", n=config["images"], size=size, off_center=off_center)
+    images = jnp.asarray(test.images)
+    density = test.maps / test.maps.sum(axis=(1, 2), keepdims=True)
+    counts = fixation_counts(test).astype(np.float32)
+    attack = saliency_pgd(steps=10)
+    lines = [
+        f"\nAdversarial training check ({name}#{seed}, white-box saliency PGD-ℓ∞ KL, 10 steps; "
+        f"{len(test)} test scenes): training loss against the truth (lower is better) and CC\n",
+        "| model | loss clean | loss @8/255 | loss @16/255 | CC clean | CC @8/255 | CC @16/255 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label in (name, f"{name}+at"):
+        victim = _saliency_model(label, seed, train, config, cache_dir)
+        weights = resolve_saliency_loss(None, victim.output)
+        loss = jax.jit(jax.vmap(lambda m, d, c, k=victim.output: saliency_image_loss(
+            m, d, c, kind=k, weights=weights)))  # fmt: skip
+        xs = [images] + [
+            attack.batch(victim, attack.hparams(eps=e), images, None, jax.random.key(7)).x_adv
+            for e in (AT_EPS, 2 * AT_EPS)
+        ]
+        maps = [victim.batch(x) for x in xs]
+        losses = [float(jnp.mean(loss(m, density, counts))) for m in maps]
+        ccs = [
+            evaluate_saliency_maps(np.asarray(m), test, key=jax.random.key(1))["cc"] for m in maps
+        ]
+        lines.append(
+            f"| {label}#{seed} | " + " | ".join(f"{v:.4f}" for v in losses) + " | "
+            + " | ".join(f"{v:.3f}" for v in ccs) + " |"
+        )
+    return "\n".join(lines)
 
 
 # -- classifiers ---------------------------------------------------------------------------------
@@ -436,6 +478,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "Table 1's Cityscapes l1 budgets (implies --norm l1), saliency only",
     )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
+    parser.add_argument(
+        "--at-check", action="store_true",
+        help="with --library: only compare the adversarially trained SalGAN with its plain twin",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
     if args.norm == "l1" or args.library:
@@ -446,6 +492,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         config["epochs"] = args.epochs
     cache_dir = default_cache_dir() if args.cache_dir is None else Path(args.cache_dir)
     began = time.perf_counter()
+    if args.at_check:
+        table = at_check(config, cache_dir)
+        print(table + f"\n\ntotal {time.perf_counter() - began:.0f} s")
+        return {"table": table, "config": config}
     saliency = saliency_table(config, cache_dir)
     _log(f"saliency table: {time.perf_counter() - began:.0f} s")
     classifiers = classifier_table(config) if config.get("classifiers", True) else None
