@@ -227,7 +227,8 @@ def saliency_table(config: dict, cache_dir: Path) -> dict[str, Any]:
     }
     _log(f"saliency models ready: {time.perf_counter() - start:.0f} s")
     images = jnp.asarray(test.images)
-    outputs, budgets = _run_methods(batches, images, config, loss="kl")
+    methods = config.get("methods", METHODS)
+    outputs, budgets = _run_methods(batches, images, config, loss="kl", methods=methods)
     key = jax.random.key(1)
     rows: dict[str, dict] = {}
     for name, victim in held.items():
@@ -478,6 +479,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "Table 1's Cityscapes l1 budgets (implies --norm l1), saliency only",
     )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
+    parser.add_argument("--minibatches", type=int, default=None, help="N, mini-batches")
+    parser.add_argument(
+        "--methods", default=None,
+        help="comma-separated subset of the attacks (labels of METHODS); random noise always runs",
+    )  # fmt: skip
     parser.add_argument(
         "--at-check", action="store_true",
         help="with --library: only compare the adversarially trained SalGAN with its plain twin",
@@ -490,6 +496,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         config.update(LIBRARY_SMOKE if args.smoke else LIBRARY)
     if args.epochs is not None:
         config["epochs"] = args.epochs
+    if args.minibatches is not None:
+        config["minibatches"] = args.minibatches
+    if args.methods is not None:
+        labels = [m.strip() for m in args.methods.split(",")]
+        known = [label for label, _, _ in METHODS]
+        for label in labels:
+            if label not in known:
+                raise ValueError(f"`--methods` must name attacks of {known}; got {label!r}.")
+        config["methods"] = tuple(row for row in METHODS if row[0] in labels)
     cache_dir = default_cache_dir() if args.cache_dir is None else Path(args.cache_dir)
     began = time.perf_counter()
     if args.at_check:
