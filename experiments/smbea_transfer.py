@@ -109,6 +109,7 @@ LIBRARY = dict(
 LIBRARY_SMOKE = dict(
     library=((("salgan", 0), ("pix2pix_global", 0)), (("salgan+at", 0),)),
     held_out=(("pix2pix_local", 2),), off_center=True, classifiers=False, size=(32, 32),
+    eps=1.0e-2,
 )  # fmt: skip
 AT_EPS, AT_STEPS = 8 / 255, 3
 
