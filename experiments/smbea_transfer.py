@@ -37,6 +37,16 @@ Command:   python experiments/smbea_transfer.py            (--smoke: a tiny run 
            Table 1's are 1 : 2.0 : 2.4 (Cityscapes) and 1 : 1.94 : 2.29 (LSUN); the
            adversarially trained classifier is the ℓ∞ one). Measured 2026-12-07 (2274 s under
            load 12-16): experiments/README.md and experiments/results/smbea_transfer_l1.md.
+           python experiments/smbea_transfer.py --library --minibatches 3 \
+               --methods "ensemble MIM,Liu's ensemble,SMBEA"   (issue 18: the saliency table
+           only, mini-batches alternating two ensembles of different forms, A = SalGAN + pix2pixHD
+           global generator, B = adversarially trained SalGAN + two-stream pix2pixHD with a
+           ConvLSTM refinement; held out: DeepGaze II and the plain two-stream pix2pixHD, of a
+           third seed; off-centre scenes (``load_scenes(off_center=True)``), where the
+           content-blind centre bias scores CC < 0 (its row in the table); Table 1's
+           Cityscapes ℓ1 budgets T^(1) = 1.0e-2 mean |δ|, T^(3) = 1.92e-2 (paper 2.0e-2));
+           ``--at-check``: the adversarially trained SalGAN against its plain twin under a
+           white-box attack. Measured 2026-12-07: experiments/README.md.
 Expected:  every attack beats random noise on the classifiers by far; the adversarially trained
            classifier loses far less accuracy than its standard twin. Measured (2026-11-28,
            experiments/README.md): on the digits all five attacks are within ±0.03 of
