@@ -45,8 +45,8 @@ Command:   python experiments/smbea_transfer.py            (--smoke: a tiny run 
            family), of a third seed; off-centre scenes (``load_scenes(off_center=True)``), where the
            content-blind centre bias scores CC < 0 (its row in the table); Table 1's
            Cityscapes ℓ1 budgets T^(1) = 1.0e-2 mean |δ|, T^(3) = 1.92e-2 (paper 2.0e-2));
-           ``--at-check``: the adversarially trained SalGAN against its plain twin under a
-           white-box attack. Measured 2026-12-07: experiments/README.md.
+           ``--at-check [--at-model pix2pix_global]``: the adversarially trained SalGAN (or
+           another zoo model) against its plain twin under a white-box attack. Measured 2026-12-07: experiments/README.md.
 Expected:  every attack beats random noise on the classifiers by far; the adversarially trained
            classifier loses far less accuracy than its standard twin. Measured (2026-11-28,
            experiments/README.md): on the digits all five attacks are within ±0.03 of
@@ -79,6 +79,7 @@ from jaxadv.attacks import SMBEAttack, saliency_pgd
 from jaxadv.data import load_digits
 from jaxadv.data.saliency import load_scenes, scene_center_bias
 from jaxadv.models import default_cache_dir, ensemble, from_flax
+from jaxadv.models.saliency import SALIENCY_MODEL_NAMES
 from jaxadv.training import (
     evaluate_saliency_maps,
     fixation_counts,
@@ -501,7 +502,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )  # fmt: skip
     parser.add_argument(
         "--at-check", action="store_true",
-        help="with --library: only compare the adversarially trained SalGAN with its plain twin",
+        help="with --library: only compare an adversarially trained zoo model with its plain twin",
+    )  # fmt: skip
+    parser.add_argument(
+        "--at-model", default="salgan",
+        help="--at-check's zoo model (SalGAN, as in the library; pix2pix_global depends far "
+        "more on its input at this size)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
@@ -522,8 +528,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         config["methods"] = tuple(row for row in METHODS if row[0] in labels)
     cache_dir = default_cache_dir() if args.cache_dir is None else Path(args.cache_dir)
     began = time.perf_counter()
+    if args.at_model not in SALIENCY_MODEL_NAMES:
+        raise ValueError(
+            f"`--at-model` must be one of {SALIENCY_MODEL_NAMES}; got {args.at_model!r}."
+        )
     if args.at_check:
-        table = at_check(config, cache_dir)
+        table = at_check(config, cache_dir, name=args.at_model)
         print(table + f"\n\ntotal {time.perf_counter() - began:.0f} s")
         return {"table": table, "config": config}
     saliency = saliency_table(config, cache_dir)

@@ -62,3 +62,13 @@ def test_smbea_transfer_library_smoke(tmp_path, monkeypatch):
     assert "salgan+at#0" in check and "salgan#0" in check
     with pytest.raises(ValueError, match="`--methods` must name attacks"):
         module.main(args + ["--methods", "FGSM"])
+
+
+def test_smbea_transfer_refuses_unknown_at_model(monkeypatch):
+    # the check runs before any model is trained or loaded
+    spec = importlib.util.spec_from_file_location("smbea_transfer", EXPERIMENT)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "smbea_transfer", module)
+    spec.loader.exec_module(module)
+    with pytest.raises(ValueError, match="`--at-model` must be one of"):
+        module.main(["--smoke", "--library", "--at-check", "--at-model", "resnet"])
