@@ -292,8 +292,9 @@ def at_check(config: dict, cache_dir: Path, name: str = "salgan", seed: int = 0)
         ]
         maps = [victim.batch(x) for x in xs]
         losses = [float(jnp.mean(loss(m, density, counts))) for m in maps]
-        ccs = [
-            evaluate_saliency_maps(np.asarray(m), test, key=jax.random.key(1))["cc"] for m in maps
+        ccs = [  # as densities (a tanh generator's raw maps are in [-1, 1])
+            evaluate_saliency_maps(predict_saliency(victim, x), test, key=jax.random.key(1))["cc"]
+            for x in xs
         ]
         lines.append(
             f"| {label}#{seed} | " + " | ".join(f"{v:.4f}" for v in losses) + " | "
