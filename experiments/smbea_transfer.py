@@ -498,6 +498,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
     parser.add_argument("--minibatches", type=int, default=None, help="N, mini-batches")
     parser.add_argument(
+        "--eps", type=float, default=None,
+        help="the scenes' first budget T^(1) (ℓ∞, or mean |δ| per entry in ℓ1; --library: "
+        "3.4e-2 is Table 1's LSUN column)",
+    )  # fmt: skip
+    parser.add_argument(
         "--methods", default=None,
         help="comma-separated subset of the attacks (labels of METHODS); random noise always runs",
     )  # fmt: skip
@@ -520,6 +525,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         config["epochs"] = args.epochs
     if args.minibatches is not None:
         config["minibatches"] = args.minibatches
+    if args.eps is not None:
+        if not args.eps > 0:
+            raise ValueError(f"`--eps` must be > 0; got {args.eps}.")
+        config["eps"] = args.eps
     if args.methods is not None:
         labels = [m.strip() for m in args.methods.split(",")]
         known = [label for label, _, _ in METHODS]

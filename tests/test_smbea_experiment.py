@@ -64,7 +64,7 @@ def test_smbea_transfer_library_smoke(tmp_path, monkeypatch):
         module.main(args + ["--methods", "FGSM"])
 
 
-def test_smbea_transfer_refuses_unknown_at_model(monkeypatch):
+def test_smbea_transfer_refuses_bad_flags(monkeypatch):
     # the check runs before any model is trained or loaded
     spec = importlib.util.spec_from_file_location("smbea_transfer", EXPERIMENT)
     module = importlib.util.module_from_spec(spec)
@@ -72,3 +72,5 @@ def test_smbea_transfer_refuses_unknown_at_model(monkeypatch):
     spec.loader.exec_module(module)
     with pytest.raises(ValueError, match="`--at-model` must be one of"):
         module.main(["--smoke", "--library", "--at-check", "--at-model", "resnet"])
+    with pytest.raises(ValueError, match="`--eps` must be > 0"):
+        module.main(["--smoke", "--library", "--eps", "0"])
