@@ -46,7 +46,8 @@ Command:   python experiments/smbea_transfer.py            (--smoke: a tiny run 
            content-blind centre bias scores CC < 0 (its row in the table); Table 1's
            Cityscapes ℓ1 budgets T^(1) = 1.0e-2 mean |δ|, T^(3) = 1.92e-2 (paper 2.0e-2));
            ``--at-check [--at-model pix2pix_global]``: the adversarially trained SalGAN (or
-           another zoo model) against its plain twin under a white-box attack. Measured 2026-12-07: experiments/README.md.
+           another zoo model) against its plain twin under a white-box attack; ``--at-model``
+           also names the library's adversarially trained member. Measured 2026-12-07: experiments/README.md.
 Expected:  every attack beats random noise on the classifiers by far; the adversarially trained
            classifier loses far less accuracy than its standard twin. Measured (2026-11-28,
            experiments/README.md): on the digits all five attacks are within ±0.03 of
@@ -512,8 +513,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )  # fmt: skip
     parser.add_argument(
         "--at-model", default="salgan",
-        help="--at-check's zoo model (SalGAN, as in the library; pix2pix_global depends far "
-        "more on its input at this size)",
+        help="the adversarially trained zoo model: --library's member and --at-check's model "
+        "(default SalGAN; pix2pix_global depends far more on its input at this size)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
@@ -541,6 +542,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.at_model not in SALIENCY_MODEL_NAMES:
         raise ValueError(
             f"`--at-model` must be one of {SALIENCY_MODEL_NAMES}; got {args.at_model!r}."
+        )
+    if args.library:  # the library's adversarially trained member
+        at_member = f"{args.at_model}+at"
+        config["library"] = tuple(
+            tuple((at_member if n == "salgan+at" else n, s) for n, s in members)
+            for members in config["library"]
         )
     if args.at_check:
         table = at_check(config, cache_dir, name=args.at_model)
