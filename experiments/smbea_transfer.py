@@ -37,6 +37,17 @@ Command:   python experiments/smbea_transfer.py            (--smoke: a tiny run 
            Table 1's are 1 : 2.0 : 2.4 (Cityscapes) and 1 : 1.94 : 2.29 (LSUN); the
            adversarially trained classifier is the ℓ∞ one). Measured 2026-12-07 (2274 s under
            load 12-16): experiments/README.md and experiments/results/smbea_transfer_l1.md.
+           python experiments/smbea_transfer.py --library --minibatches 3 \
+               --methods "ensemble MIM,Liu's ensemble,SMBEA"   (issue 18: the saliency table
+           only, mini-batches alternating two ensembles of different forms, A = SalGAN + pix2pixHD
+           global generator, B = adversarially trained SalGAN + two-stream pix2pixHD with a
+           ConvLSTM refinement; held out: DeepGaze II (another family) and SalGAN (a source
+           family), of a third seed; off-centre scenes (``load_scenes(off_center=True)``), where the
+           content-blind centre bias scores CC < 0 (its row in the table); Table 1's
+           Cityscapes ℓ1 budgets T^(1) = 1.0e-2 mean |δ|, T^(3) = 1.92e-2 (paper 2.0e-2));
+           ``--at-check [--at-model pix2pix_global]``: the adversarially trained SalGAN (or
+           another zoo model) against its plain twin under a white-box attack; ``--at-model``
+           also names the library's adversarially trained member. Measured 2026-12-07: experiments/README.md.
 Expected:  every attack beats random noise on the classifiers by far; the adversarially trained
            classifier loses far less accuracy than its standard twin. Measured (2026-11-28,
            experiments/README.md): on the digits all five attacks are within ±0.03 of
@@ -65,13 +76,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxadv.attacks import SMBEAttack
+from jaxadv.attacks import SMBEAttack, saliency_pgd
 from jaxadv.data import load_digits
-from jaxadv.data.saliency import load_scenes
+from jaxadv.data.saliency import load_scenes, scene_center_bias
 from jaxadv.models import default_cache_dir, ensemble, from_flax
+from jaxadv.models.saliency import SALIENCY_MODEL_NAMES
 from jaxadv.training import (
     evaluate_saliency_maps,
+    fixation_counts,
     predict_saliency,
+    resolve_saliency_loss,
+    saliency_image_loss,
     train_classifier,
     train_zoo_saliency,
 )
@@ -93,6 +108,24 @@ COLUMNS = (1, 3, 5)
 # Table 1's ℓ1 budgets are mean |δ| per entry (T^(1), T^(3), T^(5) = 3.4/6.6/7.8e-2 on LSUN,
 # 1.0/2.0/2.4e-2 on Cityscapes); β3 = 0.73 gives the schedule 1 : 1.92 : 2.41 of T^(1).
 L1 = dict(norm="l1", eps=3.4e-2, digit_eps=1.0e-2, beta3=0.73)
+# --library (issue 18): mini-batches drawn from a library of different forms (VGG encoder-decoder,
+# pix2pixHD ResNet generator, its two-stream enhancer with a ConvLSTM refinement, an
+# adversarially trained SalGAN), on off-centre scenes, in Table 1's Cityscapes ℓ1 budgets
+# (1.0/2.0/2.4e-2); held out: DeepGaze II (another family) and the plain two-stream enhancer.
+LIBRARY = dict(
+    library=((("salgan", 0), ("pix2pix_global", 0)),
+             (("pix2pix_local_lstm", 0), ("salgan+at", 0))),
+    held_out=(("deepgaze", 2), ("salgan", 2)), off_center=True, eps=1.0e-2,
+    classifiers=False,
+)  # fmt: skip
+LIBRARY_SMOKE = dict(
+    library=((("salgan", 0), ("pix2pix_global", 0)), (("salgan+at", 0),)),
+    held_out=(("pix2pix_local", 2),), off_center=True, classifiers=False, size=(32, 32),
+    eps=1.0e-2,
+)  # fmt: skip
+# adversarial training: FGSM from a random start with α = 1.25 ε (Wong, Rice & Kolter, "Fast is
+# better than free", ICLR 2020), one attack step per train step (the CPU budget of this run)
+AT_EPS, AT_STEPS, AT_ALPHA = 8 / 255, 1, 1.25
 
 # label -> SMBEAttack options, hyper-parameters (α is the same T^(1)/10 for every one)
 METHODS = (
@@ -159,10 +192,22 @@ def _run_methods(batches, images, config, loss, labels=None, methods=METHODS):
 
 
 def _saliency_model(name, seed, train, config, cache_dir):
-    tag = f"{name}-s{seed}-w{config['width']}-{config['size'][0]}-n{config['train_scenes']}"
+    """The zoo model ``name`` trained on ``train``; a name ending in ``+at`` is adversarially
+    trained (saliency PGD-ℓ∞, KL away from the clean map, ``AT_STEPS`` steps of ``AT_ALPHA ·
+    AT_EPS`` from a random start in the ``AT_EPS`` ball, inside the train step)."""
+    base, at = name.removesuffix("+at"), name.endswith("+at")
+    tag = f"{base}-s{seed}-w{config['width']}-{config['size'][0]}-n{config['train_scenes']}"
+    tag += ("-offc" if config.get("off_center") else "") + (f"-at{AT_STEPS}" if at else "")
+    if config.get("epochs") != CONFIG["epochs"]:
+        tag += f"-e{config['epochs']}"
     directory = cache_dir / "smbea" / tag
+    extra = {}
+    if at:
+        attack = saliency_pgd(steps=AT_STEPS)
+        hp = attack.hparams(eps=AT_EPS, step_size=AT_ALPHA * AT_EPS)
+        extra = dict(attack=attack, attack_hparams=hp)
     victim, _ = train_zoo_saliency(
-        name,
+        base,
         train,
         key=jax.random.key(seed),
         width=config["width"],
@@ -170,25 +215,37 @@ def _saliency_model(name, seed, train, config, cache_dir):
         checkpoint_dir=directory,
         resume=True,
         progress=False,
+        **extra,
     )
     return victim
 
 
 def saliency_table(config: dict, cache_dir: Path) -> dict[str, Any]:
-    train = load_scenes("train", n=config["train_scenes"], size=config["size"])
-    test = load_scenes("test", n=config["images"], size=config["size"])
+    size, off_center = config["size"], config.get("off_center", False)
+    train = load_scenes("train", n=config["train_scenes"], size=size, off_center=off_center)
+    test = load_scenes("test", n=config["images"], size=size, off_center=off_center)
     start = time.perf_counter()
-    seeds = {s: [_saliency_model(n, s, train, config, cache_dir) for n in config["sources"]]
-             for s in (0, 1)}  # fmt: skip
-    held = {
+    held = {  # first: a library member trained by a parallel run (--at-check) does not block it
         f"{n}#{s}": _saliency_model(n, s, train, config, cache_dir) for n, s in config["held_out"]
     }
+    if config.get("library"):
+        # mini-batch i: the ensemble library[i mod len(library)], models of different families
+        library = [[_saliency_model(n, s, train, config, cache_dir) for n, s in members]
+                   for members in config["library"]]  # fmt: skip
+        batches = [
+            ensemble(library[i % len(library)], combine="density")
+            for i in range(config["minibatches"])
+        ]
+    else:
+        seeds = {s: [_saliency_model(n, s, train, config, cache_dir) for n in config["sources"]]
+                 for s in (0, 1)}  # fmt: skip
+        # mini-batch i: one model of each source architecture, seed i mod 2 (consecutive
+        # mini-batches hold different models; one structure: the attack scans over them)
+        batches = [ensemble(seeds[i % 2], combine="density") for i in range(config["minibatches"])]
     _log(f"saliency models ready: {time.perf_counter() - start:.0f} s")
-    # mini-batch i: one model of each source architecture, seed i mod 2 (consecutive mini-batches
-    # hold different models; one structure, so the attack scans over the stacked ensembles)
-    batches = [ensemble(seeds[i % 2], combine="density") for i in range(config["minibatches"])]
     images = jnp.asarray(test.images)
-    outputs, budgets = _run_methods(batches, images, config, loss="kl")
+    methods = config.get("methods", METHODS)
+    outputs, budgets = _run_methods(batches, images, config, loss="kl", methods=methods)
     key = jax.random.key(1)
     rows: dict[str, dict] = {}
     for name, victim in held.items():
@@ -199,7 +256,52 @@ def saliency_table(config: dict, cache_dir: Path) -> dict[str, Any]:
                 c: evaluate_saliency_maps(predict_saliency(victim, xs[c - 1]), test, key=key)
                 for c in _columns(len(budgets))
             }
+    rows["centre bias (content-blind)"] = {
+        "clean": evaluate_saliency_maps(
+            np.broadcast_to(scene_center_bias(size), test.maps.shape), test, key=key
+        )
+    }
     return {"rows": rows, "budgets": budgets, "norm": config.get("norm", "linf")}
+
+
+def at_check(config: dict, cache_dir: Path, name: str = "salgan", seed: int = 0) -> str:
+    """The adversarially trained member against its plainly trained twin (same seed, data,
+    epochs): each one's training loss (against the scenes' truth) on clean test scenes and on
+    white-box saliency PGD-ℓ∞ outputs (KL away from the clean map, 10 steps, at ``AT_EPS`` and
+    twice it), and CC to the truth."""
+    size, off_center = config["size"], config.get("off_center", False)
+    train = load_scenes("train", n=config["train_scenes"], size=size, off_center=off_center)
+    test = load_scenes("test", n=config["images"], size=size, off_center=off_center)
+    images = jnp.asarray(test.images)
+    density = test.maps / test.maps.sum(axis=(1, 2), keepdims=True)
+    counts = fixation_counts(test).astype(np.float32)
+    attack = saliency_pgd(steps=10)
+    lines = [
+        f"\nAdversarial training check ({name}#{seed}, white-box saliency PGD-ℓ∞ KL, 10 steps; "
+        f"{len(test)} test scenes): training loss against the truth (lower is better) and CC\n",
+        "| model | loss clean | loss @8/255 | loss @16/255 | CC clean | CC @8/255 | CC @16/255 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label in (name, f"{name}+at"):
+        victim = _saliency_model(label, seed, train, config, cache_dir)
+        weights = resolve_saliency_loss(None, victim.output)
+        loss = jax.jit(jax.vmap(lambda m, d, c, k=victim.output: saliency_image_loss(
+            m, d, c, kind=k, weights=weights)))  # fmt: skip
+        xs = [images] + [
+            attack.batch(victim, attack.hparams(eps=e), images, None, jax.random.key(7)).x_adv
+            for e in (AT_EPS, 2 * AT_EPS)
+        ]
+        maps = [victim.batch(x) for x in xs]
+        losses = [float(jnp.mean(loss(m, density, counts))) for m in maps]
+        ccs = [  # as densities (a tanh generator's raw maps are in [-1, 1])
+            evaluate_saliency_maps(predict_saliency(victim, x), test, key=jax.random.key(1))["cc"]
+            for x in xs
+        ]
+        lines.append(
+            f"| {label}#{seed} | " + " | ".join(f"{v:.4f}" for v in losses) + " | "
+            + " | ".join(f"{v:.3f}" for v in ccs) + " |"
+        )
+    return "\n".join(lines)
 
 
 # -- classifiers ---------------------------------------------------------------------------------
@@ -325,13 +427,19 @@ def _budget(table: dict, t: float) -> str:
     return f"{t:.2e}" if table.get("norm") == "l1" else f"{t * 255:.1f}/255"
 
 
-def format_tables(saliency: dict, classifiers: dict) -> str:
+def format_tables(saliency: dict, classifiers: dict | None) -> str:
     lines = []
     budgets = saliency["budgets"]
     cols = _columns(len(budgets))
     head = " | ".join(f"{m} @{c}" for m in ("ΔCC", "ΔsAUC", "ΔSIM") for c in cols)
     for victim, rows in saliency["rows"].items():
         clean = rows["clean"]
+        if len(rows) == 1:  # a baseline map, not attacked
+            lines.append(
+                f"\nBaseline **{victim}**: CC {clean['cc']:.3f}, sAUC {clean['sauc']:.3f}, "
+                f"SIM {clean['sim']:.3f}, NSS {clean['nss']:.3f}"
+            )
+            continue
         lines.append(
             f"\nHeld-out saliency victim **{victim}** (clean CC {clean['cc']:.3f}, sAUC "
             f"{clean['sauc']:.3f}, SIM {clean['sim']:.3f}); {_budget_label(saliency)} "
@@ -347,6 +455,8 @@ def format_tables(saliency: dict, classifiers: dict) -> str:
                 f"{clean[m] - by_col[c][m]:+.3f}" for m in ("cc", "sauc", "sim") for c in cols
             ]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    if classifiers is None:
+        return "\n".join(lines)
     budgets = classifiers["budgets"]
     lines.append(
         "\nHeld-out digit classifiers: accuracy drop (clean accuracy in the header); "
@@ -381,21 +491,78 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--smoke", action="store_true", help="tiny run, for the tests")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--norm", choices=("linf", "l1"), default="linf")
+    parser.add_argument(
+        "--library", action="store_true",
+        help="issue 18: mini-batches from a library of different forms, off-centre scenes, "
+        "Table 1's Cityscapes l1 budgets (implies --norm l1), saliency only",
+    )  # fmt: skip
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
+    parser.add_argument("--minibatches", type=int, default=None, help="N, mini-batches")
+    parser.add_argument(
+        "--eps", type=float, default=None,
+        help="the scenes' first budget T^(1) (ℓ∞, or mean |δ| per entry in ℓ1; --library: "
+        "3.4e-2 is Table 1's LSUN column)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--methods", default=None,
+        help="comma-separated subset of the attacks (labels of METHODS); random noise always runs",
+    )  # fmt: skip
+    parser.add_argument(
+        "--at-check", action="store_true",
+        help="with --library: only compare an adversarially trained zoo model with its plain twin",
+    )  # fmt: skip
+    parser.add_argument(
+        "--at-model", default="salgan",
+        help="the adversarially trained zoo model: --library's member and --at-check's model "
+        "(default SalGAN; pix2pix_global depends far more on its input at this size)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
-    if args.norm == "l1":
+    if args.norm == "l1" or args.library:
         config.update(L1)
+    if args.library:
+        config.update(LIBRARY_SMOKE if args.smoke else LIBRARY)
+    if args.epochs is not None:
+        config["epochs"] = args.epochs
+    if args.minibatches is not None:
+        config["minibatches"] = args.minibatches
+    if args.eps is not None:
+        if not args.eps > 0:
+            raise ValueError(f"`--eps` must be > 0; got {args.eps}.")
+        config["eps"] = args.eps
+    if args.methods is not None:
+        labels = [m.strip() for m in args.methods.split(",")]
+        known = [label for label, _, _ in METHODS]
+        for label in labels:
+            if label not in known:
+                raise ValueError(f"`--methods` must name attacks of {known}; got {label!r}.")
+        config["methods"] = tuple(row for row in METHODS if row[0] in labels)
     cache_dir = default_cache_dir() if args.cache_dir is None else Path(args.cache_dir)
     began = time.perf_counter()
+    if args.at_model not in SALIENCY_MODEL_NAMES:
+        raise ValueError(
+            f"`--at-model` must be one of {SALIENCY_MODEL_NAMES}; got {args.at_model!r}."
+        )
+    if args.library:  # the library's adversarially trained member
+        at_member = f"{args.at_model}+at"
+        config["library"] = tuple(
+            tuple((at_member if n == "salgan+at" else n, s) for n, s in members)
+            for members in config["library"]
+        )
+    if args.at_check:
+        table = at_check(config, cache_dir, name=args.at_model)
+        print(table + f"\n\ntotal {time.perf_counter() - began:.0f} s")
+        return {"table": table, "config": config}
     saliency = saliency_table(config, cache_dir)
     _log(f"saliency table: {time.perf_counter() - began:.0f} s")
-    classifiers = classifier_table(config)
+    classifiers = classifier_table(config) if config.get("classifiers", True) else None
     table = format_tables(saliency, classifiers)
     print(
         f"\nSMBEA transfer: {config['minibatches']} mini-batches of 2 source models, "
         f"{config['steps']} steps each, β3 = {config.get('beta3', BETA3)}, "
         f"{config.get('norm', 'linf')}; {config['images']} scenes of "
-        f"{config['size'][0]}×{config['size'][1]}, {config['digit_images']} digits"
+        f"{config['size'][0]}×{config['size'][1]}"
+        + ("" if classifiers is None else f", {config['digit_images']} digits")
     )
     print(table)
     print(f"\ntotal {time.perf_counter() - began:.0f} s")

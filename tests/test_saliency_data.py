@@ -562,6 +562,27 @@ def test_true_density_beats_center_bias_on_cc_and_nss(scenes):
     assert cc_true > cc_center + 0.3 and nss_true > 2 * nss_center and nss_true > 1.0
 
 
+def test_off_center_scenes_defeat_the_center_bias():
+    # issue 18: no object in the centre cell, no centre-bias component in the density.
+    off = load_scenes("test", 40, size=(24, 24), off_center=True)
+    assert off.name == "scenes-test-off-center"
+    assert not off.object_masks[:, 8:16, 8:16].any()  # the centre cell of the 3x3 grid
+    assert off.object_masks.any(axis=(1, 2)).all()
+    np.testing.assert_allclose(off.maps.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    # No centre component: the image centre is below the map's mean in every scene (it is
+    # above it in most default scenes, where the centre bias adds mass there).
+    assert np.all(off.maps[:, 12, 12] < off.maps.mean(axis=(1, 2)))
+    center = scene_center_bias((24, 24)).ravel()
+    cc = [np.corrcoef(center, m.ravel())[0, 1] for m in off.maps]
+    default = load_scenes("test", 40, size=(24, 24))
+    cc_default = [np.corrcoef(center, m.ravel())[0, 1] for m in default.maps]
+    assert np.mean(cc) < 0.0 < np.mean(cc_default)
+    # The same images' background colours: only the object layout and the density change.
+    assert not np.array_equal(off.images, default.images)
+    with pytest.raises(ValueError, match="`off_center` must be True or False"):
+        make_scenes(2, size=(24, 24), off_center="yes")
+
+
 # --------------------------------------------------------------------------------------------
 # Photographs
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,10 @@ from jaxadv.models.saliency import (
     SAM,
     UNISAL,
     DeepGazeII,
+    ConvLSTM,
     GazeGAN,
+    Pix2PixHDGlobal,
+    Pix2PixHDLocal,
     SalGAN,
     SalGANDiscriminator,
     TorchConvTranspose,
@@ -83,6 +86,16 @@ ZOO = {
         DenseSal(width=4, block_config=(1, 1, 1)),
         (32, 32, 3),
         ("features/block1", "backbone", "readout"),
+    ),
+    # issue 18: pix2pixHD's generators (as the zoo builds them for 32x32 images)
+    "pix2pix_global": (
+        Pix2PixHDGlobal(width=2, downsampling=3), (32, 32, 3), ("stem", "down3", "res", "up3")
+    ),
+    "pix2pix_local": (
+        Pix2PixHDLocal(width=2, downsampling=2), (32, 32, 3), ("global/res", "local", "fused")
+    ),
+    "pix2pix_local_lstm": (
+        Pix2PixHDLocal(width=2, downsampling=2, lstm_steps=3), (32, 32, 3), ("fused", "lstm")
     ),
 }
 
@@ -169,9 +182,11 @@ def test_zoo_model_jit_matches_eager_slow(name):
 
 # The two heaviest compiles (UNISAL ~45 s, GazeGAN ~27 s on the 2-core CPU) run with `-m slow`
 # to keep the default suite within its budget; the other four cover the same checks by default.
-# Issue 18's members (DCNv2/attention, DenseNet) also run with `-m slow`: their layers have
-# default checks of their own in test_victim_library_layers.py.
-_HEAVY = ("unisal", "gazegan", "dcnsal", "attsal", "densesal")
+# Issue 18's members (DCNv2/attention, DenseNet, pix2pixHD) also run with `-m slow`: their
+# layers have default checks of their own (test_victim_library_layers.py, the ConvLSTM and
+# pix2pix tests below).
+_HEAVY = ("unisal", "gazegan", "dcnsal", "attsal", "densesal", "pix2pix_global", "pix2pix_local",
+          "pix2pix_local_lstm")  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -309,6 +324,57 @@ def test_pools_match_brute_force():
         [[x[0, i : i + 2, j : j + 2].max(axis=(0, 1)) for j in range(6)] for i in range(5)]
     )
     np.testing.assert_array_equal(max_pool_2x2_same_stride1(jnp.asarray(x))[0], want)
+
+
+def test_conv_lstm_matches_a_hand_computed_recurrence():
+    # issue 18: on a 1x1 map a 3x3 'same' convolution reads only its centre tap, so two steps of
+    # the ConvLSTM are scalar recurrences that numpy computes by hand.
+    lstm = ConvLSTM(features=1, num_steps=2)
+    x = jnp.full((1, 1, 1, 1), 0.7)
+    rng = np.random.default_rng(0)
+    variables = jax.tree.map(
+        lambda leaf: jnp.asarray(rng.normal(size=leaf.shape), jnp.float32),
+        jax.eval_shape(lstm.init, jax.random.key(0), x),
+    )
+    got = float(jax.jit(lstm.apply, compiler_options=_FAST_COMPILE)(variables, x)[0, 0, 0, 0])
+    p = variables["params"]
+    w = np.asarray(p["W"]["kernel"][1, 1, 0]) * 0.7 + np.asarray(p["W"]["bias"])
+    u_k, u_b = np.asarray(p["U"]["kernel"][1, 1, 0]), np.asarray(p["U"]["bias"])
+
+    def sigmoid(z):
+        return 1.0 / (1.0 + np.exp(-z))
+
+    h = c = 0.0
+    for _ in range(2):
+        i, f, g, o = w + u_k * h + u_b
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+    np.testing.assert_allclose(got, h, rtol=1e-5, atol=1e-6)
+
+
+def test_pix2pix_shapes_init_determinism_and_bad_sizes():
+    # issue 18: the tiny generators' variables (abstract: no compilation) and one jitted init.
+    local = Pix2PixHDLocal(width=2, downsampling=1, global_blocks=1, local_blocks=1, lstm_steps=1)
+    x = jnp.zeros((1, 16, 16, 3))
+    shapes = jax.eval_shape(lambda k: local.init(k, x), jax.random.key(0))["params"]
+    assert shapes["global"]["stem_conv"]["kernel"].shape == (7, 7, 3, 4)  # twice the width
+    assert shapes["conv_lstm"]["W"]["kernel"].shape == (3, 3, 4, 16)  # 4 gates of 2·width
+    assert shapes["head"]["kernel"].shape == (7, 7, 2, 1)
+    out = jax.eval_shape(lambda k: local.init_with_output(k, x)[0], jax.random.key(0))
+    assert out.shape == (1, 16, 16)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        jax.eval_shape(lambda k: local.init(k, jnp.zeros((1, 18, 16, 3))), jax.random.key(0))
+
+
+@pytest.mark.slow  # one init compilation: ~9 s on the loaded 2-core CPU
+def test_pix2pix_init_is_deterministic():
+    x = jnp.zeros((1, 16, 16, 3))
+    small = Pix2PixHDGlobal(width=2, downsampling=1, blocks=1)
+    init = jax.jit(lambda k: small.init(k, x))
+    a, b, c = init(jax.random.key(3)), init(jax.random.key(3)), init(jax.random.key(4))
+    for la, lb in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(la), np.asarray(lb))
+    assert not np.array_equal(a["params"]["stem_conv"]["kernel"], c["params"]["stem_conv"]["kernel"])
 
 
 def test_learned_gaussian_priors():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from jaxadv import cli
+from jaxadv.attacks import saliency_pgd
 from jaxadv.data.saliency import load_scenes, scene_center_bias
 from jaxadv.training import (
     evaluate_saliency_maps,
@@ -122,6 +123,22 @@ def test_progress_lines_only_when_asked(data, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and lines[-1].startswith("epoch 2/2  loss ")
     assert "elapsed" in lines[-1] and "ETA 0.0 s" in lines[-1]
+
+
+@pytest.mark.slow  # the step with the attack inside compiles for ~20 s on the loaded CPU
+def test_adversarial_training_runs_the_attack_inside_the_step(data, fresh):
+    # issue 18: with a zero budget the attack returns the images themselves, so adversarial
+    # training is plain training bit for bit; with a budget it trains on other images.
+    attack = saliency_pgd(steps=1, random_start=False)
+    zero = _train(TinySaliency(), data, attack=attack, attack_hparams=attack.hparams(eps=0.0))
+    jax.tree.map(np.testing.assert_array_equal, zero.variables, fresh.variables)
+    assert zero.losses == fresh.losses
+    at = _train(TinySaliency(), data, attack=attack, attack_hparams=attack.hparams(eps=0.05))
+    assert all(np.isfinite(at.losses)) and at.losses != fresh.losses
+    with pytest.raises(ValueError, match="`attack` must be an untargeted attack"):
+        _train(TinySaliency(), data, attack=saliency_pgd(targeted=True))
+    with pytest.raises(ValueError, match="`attack_hparams` must be None without an `attack`"):
+        _train(TinySaliency(), data, attack_hparams=attack.hparams())
 
 
 def _loss_fn(kind, weights):

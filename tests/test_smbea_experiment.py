@@ -40,3 +40,37 @@ def test_smbea_transfer_smoke(tmp_path, monkeypatch):
         assert list(rows) == ["clean"] + methods
         assert all(0.0 <= acc <= 1.0 for m in methods for acc in rows[m].values())
     assert "| SMBEA |" in out["table"]
+
+
+@pytest.mark.slow  # trains four tiny zoo models (one adversarially) and compiles one attack
+def test_smbea_transfer_library_smoke(tmp_path, monkeypatch):
+    # issue 18: mini-batches from a library of different forms, off-centre scenes, ℓ1 budgets.
+    spec = importlib.util.spec_from_file_location("smbea_transfer", EXPERIMENT)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "smbea_transfer", module)
+    spec.loader.exec_module(module)
+    args = ["--smoke", "--library", "--cache-dir", str(tmp_path), "--minibatches", "2"]
+    out = module.main(args + ["--methods", "SMBEA"])
+    rows = out["saliency"]["rows"]
+    assert set(rows) == {"pix2pix_local#2", "centre bias (content-blind)"}
+    assert set(rows["pix2pix_local#2"]) == {"clean", "random noise", "SMBEA"}
+    assert out["saliency"]["norm"] == "l1" and out["config"]["off_center"]
+    # off-centre scenes: the content-blind centre bias does not predict the fixations
+    assert rows["centre bias (content-blind)"]["clean"]["cc"] < 0.05
+    np.testing.assert_allclose(out["saliency"]["budgets"][0], 1.0e-2, rtol=1e-5)
+    check = module.main(args + ["--at-check"])["table"]
+    assert "salgan+at#0" in check and "salgan#0" in check
+    with pytest.raises(ValueError, match="`--methods` must name attacks"):
+        module.main(args + ["--methods", "FGSM"])
+
+
+def test_smbea_transfer_refuses_bad_flags(monkeypatch):
+    # the check runs before any model is trained or loaded
+    spec = importlib.util.spec_from_file_location("smbea_transfer", EXPERIMENT)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "smbea_transfer", module)
+    spec.loader.exec_module(module)
+    with pytest.raises(ValueError, match="`--at-model` must be one of"):
+        module.main(["--smoke", "--library", "--at-check", "--at-model", "resnet"])
+    with pytest.raises(ValueError, match="`--eps` must be > 0"):
+        module.main(["--smoke", "--library", "--eps", "0"])

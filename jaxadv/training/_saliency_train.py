@@ -5,6 +5,11 @@ A jitted train step driven by a host loop over mini-batches, as for the classifi
 
 * **Frozen parts**: parameters that ``trainable_mask`` marks (top-level ``frozen_*``
   submodules, e.g. DeepGaze's feature extractor) get zero updates through ``optax.partition``.
+* **Adversarial training** (``attack=``): the loss is taken on adversarial images only, made
+  by a saliency attack of the library run inside the compiled step against the model's current
+  parameters (in inference mode) and cut from the gradient, Madry et al.'s min-max (ICLR 2018)
+  on saliency losses. Che et al. list such adversarially trained members (GazeGAN₂ and
+  SAM-ResNet "with AT") in the library of source models of their SMBEA paper (AAAI 2020).
 * **Resumable runs**: every ``checkpoint_every`` epochs a checkpoint is written
   (``_saliency_checkpoint.py``). The data order of epoch ``e`` is a permutation drawn from
   ``(key, e)`` alone and the step size is constant, so a run resumed from any checkpoint ends with
@@ -18,6 +23,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -30,10 +36,11 @@ import numpy as np
 import optax
 
 from jaxadv import _checks, _compile
+from jaxadv.attacks import AttackBase
 from jaxadv.data.saliency import SaliencyDataset
 from jaxadv.losses import OUTPUT_KINDS
 from jaxadv.models import cache_lock, describe_module, save_step
-from jaxadv.models.saliency import trainable_mask
+from jaxadv.models.saliency import from_flax_saliency, trainable_mask
 from jaxadv.training._keys import check_key, seed_words
 from jaxadv.training._saliency_checkpoint import checkpoint_path, open_run
 from jaxadv.training._saliency_data import check_dataset, densities, fixation_counts
@@ -61,11 +68,20 @@ def _optimizer(factory: Callable[..., optax.GradientTransformation], learning_ra
     return optax.partition({"train": inner, "frozen": optax.set_to_zero()}, _labels)
 
 @functools.lru_cache(maxsize=16)
-def _make_step(module: nn.Module, weights: tuple, mutable: tuple, factory: Callable):
+def _make_step(
+    module: nn.Module,
+    weights: tuple,
+    mutable: tuple,
+    factory: Callable,
+    attack: Any = None,
+    input_shape: tuple[int, ...] | None = None,
+):
     """The compiled train step, cached: repeated trainings of a module compile once.
 
     The step size lives in the optimiser state (``inject_hyperparams`` reads it from there), so
-    the step is built with a placeholder value and no step size is compiled in.
+    the step is built with a placeholder value and no step size is compiled in. With an
+    ``attack`` the step first replaces the images by the attack's output against the current
+    parameters (``hp`` and ``key`` are then its arguments; without one they are ignored).
     """
     tx = _optimizer(factory, 0.0)
     kind = module.output_kind
@@ -82,8 +98,17 @@ def _make_step(module: nn.Module, weights: tuple, mutable: tuple, factory: Calla
         return jnp.mean(per_image(out, density, counts)), collections
 
     # CPU: XLA's own convolution kernels (the option the classifier trainer uses too).
+    def adversarial(params, collections, x, hp, key):
+        if attack is None:
+            return x
+        victim = from_flax_saliency(
+            module, {"params": params, **collections}, input_shape=input_shape
+        )
+        return jax.lax.stop_gradient(attack.batch(victim, hp, x, None, key).x_adv)
+
     @_compile.jit
-    def step(params, collections, opt_state, x, density, counts):
+    def step(params, collections, opt_state, x, density, counts, hp=None, key=None):
+        x = adversarial(params, collections, x, hp, key)
         (loss, collections), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, collections, x, density, counts
         )
@@ -123,6 +148,8 @@ def train_saliency(
     checkpoint_every: int = 1,
     resume: bool = False,
     progress: bool = True,
+    attack: AttackBase | None = None,
+    attack_hparams: Any = None,
 ) -> SaliencyTraining:
     """Trains a saliency model on fixation data and returns its variables and loss history.
 
@@ -153,6 +180,11 @@ def train_saliency(
         is none). Without it a directory that holds checkpoints is refused, so that a run never
         overwrites another by accident.
       progress: print one line per epoch (loss, epoch time, elapsed, ETA) to stderr.
+      attack: adversarial training (module docstring): an untargeted saliency attack of the
+        library (e.g. ``saliency_pgd()``) run on every mini-batch inside the step against the
+        current parameters; the loss is taken on its outputs. None: plain training.
+      attack_hparams: the attack's hyper-parameters (``attack.hparams(...)``); None: its
+        defaults. Step ``i`` of epoch ``e`` draws the attack's key from ``(key, e, i)``.
 
     Returns:
       :class:`SaliencyTraining` ``(variables, losses)``.
@@ -184,6 +216,16 @@ def train_saliency(
             f"{kind!r}."
         )
     weights = resolve_saliency_loss(loss, kind)
+    if attack is not None:
+        if not isinstance(attack, AttackBase) or getattr(attack, "targeted", False):
+            raise ValueError(
+                "`attack` must be an untargeted attack of the library (e.g. "
+                f"jaxadv.attacks.saliency_pgd()); got {attack!r}."
+            )
+        attack_hparams = attack.hparams() if attack_hparams is None else attack_hparams
+        attack.check_params(attack_hparams)
+    elif attack_hparams is not None:
+        raise ValueError("`attack_hparams` must be None without an `attack`; got a value.")
     images = np.asarray(data.images, np.float32)
     n, h, w, _ = images.shape
     out = jax.eval_shape(
@@ -203,10 +245,11 @@ def train_saliency(
     params = variables["params"]
     collections = {k: v for k, v in variables.items() if k not in ("params", "intermediates")}
     mutable = ("batch_stats",) if "batch_stats" in collections else ()
+    step_args = (module, tuple(weights.items()), mutable, optimizer, attack, (h, w, 3))
     try:
-        step = _make_step(module, tuple(weights.items()), mutable, optimizer)
+        step = _make_step(*step_args)
     except TypeError:  # an unhashable module: build an uncached step
-        step = _make_step.__wrapped__(module, tuple(weights.items()), mutable, optimizer)
+        step = _make_step.__wrapped__(*step_args)
     opt_state = _optimizer(optimizer, learning_rate).init(params)
     state = {"params": params, "collections": collections, "opt_state": opt_state}
     key_words = seed_words(key)
@@ -221,6 +264,9 @@ def train_saliency(
         "data": f"{data.name} n={n} sha256:{_digest((images, density, counts))}",
         "initial_variables": f"sha256:{_digest(dict(variables))}",
     }
+    if attack is not None:  # (absent for plain runs: their checkpoints stay valid)
+        config["attack"] = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(attack))
+        config["attack_hparams"] = [float(v) for v in jax.tree.leaves(attack_hparams)]
 
     # One process at a time per checkpoint folder: a parallel run of the same training waits,
     # then resumes (restores) the finished run instead of writing beside it.
@@ -242,6 +288,9 @@ def train_saliency(
                 step_losses = []  # device scalars: read once per epoch, no per-step sync
                 for i in range(steps):
                     idx = order[i * batch_size : (i + 1) * batch_size]
+                    extra = ()
+                    if attack is not None:
+                        extra = (attack_hparams, jax.random.fold_in(key, epoch * steps + i))
                     p, c, o, value = step(
                         state["params"],
                         state["collections"],
@@ -249,6 +298,7 @@ def train_saliency(
                         images[idx],
                         density[idx],
                         counts[idx],
+                        *extra,
                     )
                     state = {"params": p, "collections": c, "opt_state": o}
                     step_losses.append(value)

@@ -44,6 +44,7 @@ def make_scenes(
     seed: int = 0,
     fixations_per_image: int = 32,
     transformation: str | None = None,
+    off_center: bool = False,
 ) -> SaliencyDataset:
     """Generates ``n`` scenes with a known fixation density and fixations drawn from it.
 
@@ -91,6 +92,9 @@ def make_scenes(
       seed: a non-negative integer.
       fixations_per_image: number of fixations drawn per scene.
       transformation: None (the scenes as generated) or a transformation's name.
+      off_center: scenes where the centre bias does not predict fixations: objects only in the
+        8 outer cells of the grid (never the centre one) and no centre-bias component in the
+        density (``p ∝ Σ_j w_j · N_j + 0.05 · U``); the images are drawn as otherwise.
 
     Returns:
       A stacked ``SaliencyDataset`` named ``"scenes"``: ``float32[n, h, w, 3]`` images in
@@ -101,7 +105,8 @@ def make_scenes(
     Raises:
       ValueError: for a bad argument.
     """
-    return _generate(n, size, seed, (), fixations_per_image, "scenes", "scene", transformation)
+    return _generate(n, size, seed, (), fixations_per_image, "scenes", "scene", transformation,
+                     off_center)  # fmt: skip
 
 
 def load_scenes(
@@ -112,6 +117,7 @@ def load_scenes(
     seed: int = 0,
     fixations_per_image: int = 32,
     transformation: str | None = None,
+    off_center: bool = False,
 ) -> SaliencyDataset:
     """A deterministic train or test split of the generated scenes (see ``make_scenes``).
 
@@ -127,7 +133,9 @@ def load_scenes(
       seed: a non-negative integer.
       fixations_per_image: number of fixations drawn per scene.
       transformation: None, or a transformation's name: the split as seen after it
-        (``make_scenes`` says how the density follows).
+        (``make_scenes`` says how the density follows); the name gains ``"-<name>"``.
+      off_center: objects off the centre cell and no centre bias in the density (see
+        ``make_scenes``); the name gains ``"-off-center"``.
 
     Returns:
       A stacked ``SaliencyDataset`` named ``"scenes-train"`` or ``"scenes-test"`` with names
@@ -136,9 +144,10 @@ def load_scenes(
     _checks.check_choice("split", split, tuple(_SPLITS))
     stream, default_n = _SPLITS[split]
     n = default_n if n is None else n
-    suffix = "" if transformation is None else f"-{transformation}"
-    return _generate(n, size, seed, (stream,), fixations_per_image, f"scenes-{split}{suffix}",
-                     split, transformation)  # fmt: skip
+    name = f"scenes-{split}" + ("-off-center" if off_center else "")
+    name += "" if transformation is None else f"-{transformation}"
+    return _generate(n, size, seed, (stream,), fixations_per_image, name, split, transformation,
+                     off_center)  # fmt: skip
 
 
 def scene_center_bias(size: tuple[int, int] = (64, 64)) -> np.ndarray:
@@ -164,7 +173,7 @@ def _draw_fixations(rng: np.random.Generator, density: np.ndarray, k: int) -> np
     return np.stack([flat % w, flat // w], axis=1).astype(np.int32)
 
 
-def _transform(name, images, objects, masks, canvas, words, k):
+def _transform(name, images, objects, masks, canvas, words, k, off_center):
     """The scenes as seen after transformation ``name``: images transformed (Noise keyed by
     ``(words, i)``), the object component of the density moved with the image, the centre bias
     and the uniform term left where the viewer's are (the screen's centre), the object masks
@@ -187,7 +196,7 @@ def _transform(name, images, objects, masks, canvas, words, k):
     maps = np.empty(objects.shape, np.float32)
     fixations = []
     for i, moved in enumerate(np.asarray(moved_objects, np.float64)):
-        density = canvas.density(np.maximum(moved, 0.0))
+        density = canvas.density(np.maximum(moved, 0.0), off_center)
         maps[i] = density
         rng = np.random.default_rng([*words, i, _TRANSFORMED_STREAM])
         fixations.append(_draw_fixations(rng, density, k))
@@ -197,6 +206,7 @@ def _transform(name, images, objects, masks, canvas, words, k):
 def _generate(
     n: Any, size: Any, seed: Any, stream: tuple[int, ...], k: Any, name: str, prefix: str,
     transformation: str | None = None,
+    off_center: bool = False,
 ) -> SaliencyDataset:
     _checks.check_positive_int("n", n)
     _checks.check_positive_int("fixations_per_image", k)
@@ -205,6 +215,9 @@ def _generate(
 
         _checks.check_choice("transformation", transformation, TRANSFORMATION_NAMES)
     check_seed(seed)
+    if not isinstance(off_center, (bool, np.bool_)):
+        raise ValueError(f"`off_center` must be True or False; got {off_center!r}.")
+    off_center = bool(off_center)
     h, w = check_size(size)
     if min(h, w) < _MIN_SIDE:
         raise ValueError(f"`size` must be at least {_MIN_SIDE} on each side; got {(h, w)}.")
@@ -216,7 +229,7 @@ def _generate(
     objects_of = np.empty((n, h, w)) if transformation is not None else None
     for i in range(n):
         rng = np.random.default_rng([int(seed), *stream, i])
-        image, density, mask, objects = canvas.scene(rng)
+        image, density, mask, objects = canvas.scene(rng, off_center)
         if transformation is not None:  # the fixations come from the transformed scene below
             images[i], objects_of[i], masks[i] = image, objects, mask
             continue
@@ -224,7 +237,7 @@ def _generate(
         fixations.append(_draw_fixations(rng, density, k))
     if transformation is not None:
         images, maps, masks, fixations = _transform(
-            transformation, images, objects_of, masks, canvas, (int(seed), *stream), k
+            transformation, images, objects_of, masks, canvas, (int(seed), *stream), k, off_center
         )
     return SaliencyDataset(
         images=images,
@@ -246,8 +259,10 @@ class _Canvas:
         self.noise = SmoothNoise(h, w, (_BACKGROUND_KNOTS, _BACKGROUND_KNOTS))
         self.center_bias = _center_bias(h, w)
 
-    def scene(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(image f32[h, w, 3], density f64[h, w], object mask bool[h, w])`` of one scene."""
+    def scene(self, rng: np.random.Generator, off_center: bool = False) -> tuple[np.ndarray, ...]:
+        """``(image f32[h, w, 3], density f64[h, w], object mask bool[h, w], objects f64[h, w])``
+        of one scene (``objects``: the density's object component, unnormalised);
+        ``off_center``: no object in the centre cell and no centre-bias component."""
         h, w = self.h, self.w
         mean = rng.uniform(*_BACKGROUND_MEAN, size=3)
         image = mean + _BACKGROUND_SMOOTH * self.noise.draw(rng)
@@ -255,10 +270,14 @@ class _Canvas:
 
         cell_h, cell_w = h / _GRID, w / _GRID
         count = rng.integers(1, _MAX_OBJECTS + 1)
-        cells = rng.permutation(_GRID * _GRID)[:count]
+        if off_center:
+            outer = np.delete(np.arange(_GRID * _GRID), (_GRID * _GRID) // 2)
+            cells = rng.permutation(outer)[:count]
+        else:
+            cells = rng.permutation(_GRID * _GRID)[:count]
         # The density is summed term by term in this order (its bits are part of the data);
         # the objects' component alone is kept too, for transformed scenes.
-        density = _CENTER_BIAS_WEIGHT * self.center_bias + _UNIFORM_WEIGHT / (h * w)
+        density = self._context(off_center)
         objects = np.zeros((h, w))
         for cell in cells:
             radius = rng.uniform(*_RADIUS) * min(cell_h, cell_w)
@@ -296,11 +315,18 @@ class _Canvas:
         image = np.clip(image, 0.0, 1.0).astype(np.float32)
         return image, density / density.sum(), mask, objects
 
-    def density(self, objects: np.ndarray) -> np.ndarray:
+    def _context(self, off_center: bool) -> np.ndarray:
+        """The density's terms that do not depend on the objects: the centre bias (unless
+        ``off_center``) and the uniform term."""
+        uniform = _UNIFORM_WEIGHT / (self.h * self.w)
+        if off_center:
+            return np.full((self.h, self.w), uniform)
+        return _CENTER_BIAS_WEIGHT * self.center_bias + uniform
+
+    def density(self, objects: np.ndarray, off_center: bool = False) -> np.ndarray:
         """The fixation density of a scene whose object component is ``objects`` (unnormalised,
-        summing to Σ w_j): the mixture with the centre bias and the uniform term, summing to 1."""
-        h, w = self.h, self.w
-        density = _CENTER_BIAS_WEIGHT * self.center_bias + _UNIFORM_WEIGHT / (h * w) + objects
+        summing to Σ w_j): the mixture with the context terms, summing to 1."""
+        density = self._context(off_center) + objects
         return density / density.sum()
 
 

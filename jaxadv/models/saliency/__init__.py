@@ -26,6 +26,9 @@ from jaxadv.models.saliency._deform import DeformConv, deform_conv2d  # issue 18
 from jaxadv.models.saliency._densesal import DenseNetFeatures, DenseSal  # issue 18
 from jaxadv.models.saliency._gazegan import GazeGAN
 from jaxadv.models.saliency._layers import TorchConvTranspose
+from jaxadv.models.saliency._pix2pixhd import ConvLSTM as ConvLSTM  # issue 18
+from jaxadv.models.saliency._pix2pixhd import Pix2PixHDGlobal as Pix2PixHDGlobal  # issue 18
+from jaxadv.models.saliency._pix2pixhd import Pix2PixHDLocal as Pix2PixHDLocal  # issue 18
 from jaxadv.models.saliency._salgan import SalGAN, SalGANDiscriminator
 from jaxadv.models.saliency._salicon import SALICON
 from jaxadv.models.saliency._sam import SAM
@@ -36,6 +39,9 @@ from jaxadv.models.saliency._zoo import SALIENCY_MODEL_NAMES, saliency_model
 __all__ = [
     "GAZEGAN_UNUSED_PREFIXES",
     "OUTPUT_KINDS",
+    "ConvLSTM",
+    "Pix2PixHDGlobal",
+    "Pix2PixHDLocal",
     "SALICON",
     "SALIENCY_MODEL_NAMES",
     "SAM",

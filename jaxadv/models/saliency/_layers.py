@@ -117,6 +117,17 @@ def spatial_log_softmax(logits: jax.Array) -> jax.Array:
     return logits - jax.nn.logsumexp(logits, axis=(1, 2), keepdims=True)
 
 
+def conv_lstm_step(gates: jax.Array, cell: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One ConvLSTM update (Shi et al., NeurIPS 2015, no peepholes) from its summed gate inputs.
+
+    ``gates`` holds ``W * X + U * H`` for the four gates in the order i, f, c, o along the last
+    axis; returns ``(H', C')`` with ``C' = σ(f)·C + σ(i)·tanh(c)`` and ``H' = σ(o)·tanh(C')``.
+    """
+    i, f, c, o = jnp.split(gates, 4, axis=-1)
+    cell = nn.sigmoid(f) * cell + nn.sigmoid(i) * jnp.tanh(c)
+    return nn.sigmoid(o) * jnp.tanh(cell), cell
+
+
 def gaussian_blur(x: jax.Array, sigma: jax.Array, radius: int) -> jax.Array:
     """Separable Gaussian blur of ``[b, h, w, c]`` with replicate (edge) padding.
 

@@ -14,7 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxadv.models.saliency._layers import VGG16, check_input_grid, resize_bilinear
+from jaxadv.models.saliency._layers import (
+    VGG16,
+    check_input_grid,
+    conv_lstm_step,
+    resize_bilinear,
+)
 
 _KERAS_EPSILON = 1e-7
 
@@ -57,9 +62,7 @@ class AttentiveConvLSTM(nn.Module):
         for _ in range(self.num_steps):
             e = v_a(jnp.tanh(w_a(hidden) + u_a_x)).reshape(b, h * w)
             attention = jax.nn.softmax(e, axis=-1).reshape(b, h, w, 1)
-            i, f, c, o = jnp.split(w_gates(x * attention) + u_gates(hidden), 4, axis=-1)
-            cell = nn.sigmoid(f) * cell + nn.sigmoid(i) * jnp.tanh(c)
-            hidden = nn.sigmoid(o) * jnp.tanh(cell)
+            hidden, cell = conv_lstm_step(w_gates(x * attention) + u_gates(hidden), cell)
         self.sow("intermediates", "attention", attention[..., 0])
         return hidden
 

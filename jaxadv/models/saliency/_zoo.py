@@ -15,6 +15,7 @@ from jaxadv.models.saliency._dcnsal import DCNSal
 from jaxadv.models.saliency._deepgaze import DeepGazeII
 from jaxadv.models.saliency._densesal import DenseSal
 from jaxadv.models.saliency._gazegan import GazeGAN
+from jaxadv.models.saliency._pix2pixhd import Pix2PixHDGlobal, Pix2PixHDLocal
 from jaxadv.models.saliency._salgan import SalGAN
 from jaxadv.models.saliency._salicon import SALICON
 from jaxadv.models.saliency._sam import SAM
@@ -24,6 +25,25 @@ from jaxadv.models.saliency._unisal import UNISAL
 def _deepgaze(width: int, input_shape: tuple[int, ...]) -> nn.Module:
     # The published blur (8 px on the half-size map of ~768-row images), scaled to these images.
     return DeepGazeII(width=width, initial_sigma=8.0 * min(input_shape[:2]) / 768)
+
+
+def _downsampling(input_shape: tuple[int, ...], scale: int) -> int:
+    """pix2pixHD's 4 stride-2 stages, fewer where the image (after ``scale``) is too small for
+    them: the bottleneck keeps at least 4 pixels a side."""
+    side = min(input_shape[:2]) // scale
+    n = 0
+    while n < 4 and side % 2 ** (n + 1) == 0 and side // 2 ** (n + 1) >= 4:
+        n += 1
+    return max(n, 1)
+
+
+def _pix2pix_local(lstm_steps: int):
+    def build(width: int, input_shape: tuple[int, ...]) -> nn.Module:
+        return Pix2PixHDLocal(
+            width=width, downsampling=_downsampling(input_shape, 2), lstm_steps=lstm_steps
+        )
+
+    return build
 
 
 _REGISTRY = {
@@ -37,6 +57,12 @@ _REGISTRY = {
     "dcnsal": lambda width, shape: DCNSal(width=width),
     "attsal": lambda width, shape: DCNSal(width=width, deformable=False),
     "densesal": lambda width, shape: DenseSal(width=width, block_config=(2, 2, 2)),
+    # issue 18: pix2pixHD's generators (single-stream, two-stream, two-stream + ConvLSTM)
+    "pix2pix_global": lambda width, shape: Pix2PixHDGlobal(
+        width=width, downsampling=_downsampling(shape, 1)
+    ),
+    "pix2pix_local": _pix2pix_local(0),
+    "pix2pix_local_lstm": _pix2pix_local(3),
 }
 
 SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
@@ -53,12 +79,16 @@ def saliency_model(
         (:class:`DeepGazeII`, Kümmerer et al. 2017), ``"gazegan"`` (:class:`GazeGAN`, Che et al.
         2019), ``"unisal"`` (:class:`UNISAL`, Droste et al. 2020), ``"dcnsal"`` (:class:`DCNSal`:
         VGG-16, DCNv2 (Zhu et al. 2019), squeeze-and-excitation and pyramid spatial attention),
-        ``"attsal"`` (:class:`DCNSal` with standard convolutions: the attention-only member) or
-        ``"densesal"`` (:class:`DenseSal`, a three-block DenseNet-BC, Huang et al. 2017).
+        ``"attsal"`` (:class:`DCNSal` with standard convolutions: the attention-only member),
+        ``"densesal"`` (:class:`DenseSal`, a three-block DenseNet-BC, Huang et al. 2017),
+        ``"pix2pix_global"`` (:class:`Pix2PixHDGlobal`, Wang et al. 2018), ``"pix2pix_local"``
+        (its two-stream :class:`Pix2PixHDLocal`) or ``"pix2pix_local_lstm"`` (the same with a
+        3-step ConvLSTM refinement). pix2pixHD's generators get its 4 stride-2 stages, fewer on
+        small images (the bottleneck keeps at least 4 pixels a side).
       key: PRNG key for the initialisation.
       input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
         (SALICON and GazeGAN: multiples of 64; UNISAL 32; SalGAN, DCNSal and DenseSal 16;
-        DeepGaze and SAM 8).
+        DeepGaze and SAM 8; pix2pix: multiples of 4, of 8 for the two-stream ones).
       width: channels of the model's first layer (the published models use 64; UNISAL 32). All
         other widths scale with it.
 
