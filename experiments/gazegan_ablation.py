@@ -13,6 +13,7 @@ predicted maps and the ground-truth densities (how well the histogram of map val
 ground truth's, which is what the histogram loss trains: the paper's histogram figure).
 
 Command:   JAXADV_CACHE_DIR=... python experiments/gazegan_ablation.py [--smoke] [--epochs 4]
+           [--acs-weight 0.1]
 Cost:      four trainings of GazeGAN at 64×64 (width 4, 400 scenes) and 20 test sets: about
            15 min on 2 idle CPU cores. Smoke: width 2, 8 scenes, 1 epoch, 2 transformations.
 """
@@ -37,7 +38,6 @@ CONFIG = dict(size=(64, 64), train=400, test=48, width=4, epochs=4, batch_size=1
               transformations=TRANSFORMATION_NAMES)  # fmt: skip
 SMOKE = dict(size=(64, 64), train=8, test=4, width=2, epochs=1, batch_size=8,
              transformations=("Reference", "Mirroring"))  # fmt: skip
-LOSSES = {"with ACS": dict(GAZEGAN_LOSS), "without ACS": {**GAZEGAN_LOSS, "acs": 0.0}}
 METRICS = ("sauc", "cc", "nss", "kl")  # evaluate_saliency's keys
 
 
@@ -52,7 +52,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny run, for the tests")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--acs-weight", type=float, default=GAZEGAN_LOSS["acs"],
+                        help="weight of the ACS term (the loss preset's 1.0)")
     args = parser.parse_args(argv)
+    if not args.acs_weight > 0:
+        parser.error(f"--acs-weight must be > 0; got {args.acs_weight}")
+    losses = {"with ACS": {**GAZEGAN_LOSS, "acs": args.acs_weight},
+              "without ACS": {**GAZEGAN_LOSS, "acs": 0.0}}  # fmt: skip
     config = dict(SMOKE if args.smoke else CONFIG)
     if args.epochs:
         config["epochs"] = args.epochs
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     for csc in (True, False):
         module = GazeGAN(width=config["width"], csc=csc)
         variables = module.init(jax.random.fold_in(key, 1), jnp.zeros((1,) + shape))
-        for loss_name, loss in LOSSES.items():
+        for loss_name, loss in losses.items():
             start = time.perf_counter()
             run = train_saliency(module, variables, train, key=jax.random.fold_in(key, 2),
                                  epochs=config["epochs"], batch_size=config["batch_size"],
