@@ -332,3 +332,16 @@ def test_warm_started_solves_equal_cold_ones_within_the_tolerance_in_fewer_itera
     np.testing.assert_allclose(warm[0], cold[0], atol=2e-5)
     np.testing.assert_allclose(gwarm, gdense, atol=2e-5)
     np.testing.assert_allclose(gcold, gdense, atol=2e-5)
+
+
+def test_a_warm_start_worse_than_zero_starts_from_zero(image):
+    """z = 0 with a non-zero guess (a saturated loss's zero gradient after a non-zero one):
+    the solve starts that channel from 0 and ends at once with the exact answer 0 (it looped
+    forever before: the restart's target sat below the inner loop's floor)."""
+    graph = pixel_graph(image, 0.2)
+    zero, guess = jnp.zeros((H, W, C)), jnp.ones((H, W, C))
+    s, status = jax.jit(lambda z, g: solve_laplacian(graph, ALPHA, z, tol=1e-6, start=(g, g)))(
+        zero, guess
+    )
+    np.testing.assert_array_equal(s, zero)
+    assert bool(status.converged) and int(status.iterations) == 0

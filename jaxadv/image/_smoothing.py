@@ -175,10 +175,14 @@ def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None):
     always ends holding the true residual of its iterate, which the status reads (no further
     product with ℒ_α)."""
     zz = _channel_dot(z, z)
-    if x is None:  # from 0 the residual is z itself: no product
-        state, floor = (jnp.zeros_like(z), z, z, zz), jnp.maximum(1e-14 * zz, 1e-18)
-    else:
-        state, floor = _start(matvec, z, x, zz)
+    cold = (jnp.zeros_like(z), z, z, zz)  # from 0 the residual is z itself: no product
+    floor = jnp.maximum(1e-14 * zz, 1e-18)
+    if x is None:
+        state = cold
+    else:  # a channel whose guess is worse than 0 (e.g. z = 0) starts from 0
+        warm, _ = _start(matvec, z, x, zz)
+        better = warm[3] < zz
+        state = jax.tree.map(lambda w, c: jnp.where(better, w, c), warm, cold)
     target = jnp.maximum(jnp.square(0.5 * tol) * zz, floor)
 
     def inner_cond(carry):
@@ -191,7 +195,9 @@ def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None):
 
     def outer_cond(carry):
         i, (x, _, _, rr) = carry
-        return (i < maxiter) & jnp.any(rr > jnp.square(_accepted(alpha, z, x, tol)) * zz)
+        # Above the inner loop's floor too, so that a restart always takes an iteration.
+        accepted = jnp.maximum(jnp.square(_accepted(alpha, z, x, tol)) * zz, floor)
+        return (i < maxiter) & jnp.any(rr > accepted)
 
     def outer_body(carry):
         i, (x, *_) = jax.lax.while_loop(inner_cond, inner_body, carry)
