@@ -176,6 +176,7 @@ def test_bad_structure_is_named():
         attacks.scw().batch(None, attacks.pgd().hparams(), None, None, jax.random.key(0))
 
 
+@pytest.mark.slow  # four attack compilations: ~1 min on the shared CPU
 def test_warm_started_solves_give_the_cold_started_attacks(mlp_victim, mlp_batch):
     """sC&W and qPGD2 with warm-started CG solves (the default) against cold starts, same
     seed: equal up to the solves' tolerance."""
