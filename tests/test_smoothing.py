@@ -345,3 +345,27 @@ def test_a_warm_start_worse_than_zero_starts_from_zero(image):
     )
     np.testing.assert_array_equal(s, zero)
     assert bool(status.converged) and int(status.iterations) == 0
+
+
+@pytest.mark.slow  # ~20 s on the shared CPU
+def test_warm_started_smooth_updates_equal_the_stateless_transform(image, signal):
+    """qPGD2's ``smooth_updates(warm_start=True)`` over a few slowly changing updates gives the
+    stateless transform's results within the solve tolerance (dense solves as the reference)."""
+    from jaxadv.transforms import smooth_updates
+
+    smooth = smoother(image, ALPHA, 0.2, tol=1e-6)
+    dense = smoother(image, ALPHA, 0.2, method="dense")
+    warm, cold = smooth_updates(smooth, warm_start=True), smooth_updates(smooth)
+
+    @jax.jit
+    def run(signal):
+        ws, cs, out = warm.init(signal), cold.init(signal), []
+        for k in range(3):
+            g = signal * (1.0 + 0.1 * k)
+            (a, ws), (b, cs) = warm.update(g, ws), cold.update(g, cs)
+            out.append((a, b, dense(g)))
+        return out
+
+    for a, b, exact in run(signal):
+        np.testing.assert_allclose(a, exact, atol=2e-5)
+        np.testing.assert_allclose(b, exact, atol=2e-5)
