@@ -321,7 +321,7 @@ class _TwoPassCWL0(type(cw_l0())):
     share_pass = False  # the closing step takes its own gradient pass (the replaced form)
 
 
-def test_cw_l0_takes_one_victim_pass_per_step_and_equals_the_two_pass_form(linear_problem):
+def test_cw_l0_takes_one_victim_pass_per_step(linear_problem):
     victim, x0, _, _, _ = linear_problem
     starts = jax.random.uniform(jax.random.key(3), (3,) + x0.shape, minval=0.3, maxval=0.7)
     labels = jnp.argmax(victim.batch(starts), axis=-1)
@@ -337,6 +337,15 @@ def test_cw_l0_takes_one_victim_pass_per_step_and_equals_the_two_pass_form(linea
         # The linear victim's forward and its input gradient are one matrix product each.
         counts.append(str(jaxpr).count("dot_general"))
     assert counts == [2, 4]  # one forward+backward pass per step, where two were
+
+
+@pytest.mark.slow  # two attack compilations: ~10 s on the shared CPU
+def test_cw_l0_one_pass_form_equals_the_two_pass_form(linear_problem):
+    victim, x0, _, _, _ = linear_problem
+    starts = jax.random.uniform(jax.random.key(3), (3,) + x0.shape, minval=0.3, maxval=0.7)
+    labels = jnp.argmax(victim.batch(starts), axis=-1)
+    settings = dict(steps=3, search_steps=2, rounds=3, unit="element", targeted=True)
+    one, two = cw_l0(**settings), _TwoPassCWL0(**settings)
     results = [
         jax.vmap(rolled, in_axes=(None, None, None, 0, 0, 0, None))(
             attack,
