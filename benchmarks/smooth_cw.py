@@ -13,9 +13,16 @@ per size, timed in interleaved rounds in this one process (ratios paired within 
 - ``victim fwd+bwd``: one gradient of the batch's loss — the cost of a C&W iteration's core;
 - ``smoothing fwd+bwd``: ŝ_α applied to the batch and differentiated (two CG solves of at most 50
   iterations, the implicit adjoint) — what sC&W adds per iteration;
-- ``C&W`` and ``sC&W`` (implicit CG, tolerance 1e-5, at most 50 iterations) and ``sC&W unrolled``
-  (exactly 50 iterations, differentiated through them as the published code does): whole attacks
-  of ``--steps`` iterations (one search step), reported per iteration.
+- ``C&W`` and ``sC&W`` (implicit CG, tolerance 1e-5, at most 50 iterations, each iteration's two
+  solves warm-started from the previous iteration's solutions), ``sC&W cold`` (the same, every
+  solve from 0: the form before issue 19) and ``sC&W unrolled`` (exactly 50 iterations,
+  differentiated through them as the published code does): whole attacks of ``--steps``
+  iterations (one search step), reported per iteration.
+
+Before the timings, each size prints the CG iterations per solve of one sC&W run, warm and cold
+(same images, same tolerance; every solve counted: the forward and adjoint ones of every
+iteration, and the smoother's own solve of ``s_α(1)``), and the largest difference of their
+``x_adv``.
 
 The ratios printed at the end are sC&W / C&W per iteration (the issue's target: ≤ 1.5) and
 smoothing / victim. benchmarks/README.md records measured numbers.
@@ -35,8 +42,10 @@ for _path in (str(_HERE), str(_HERE.parent)):  # _timing, and the jaxadv of this
 import _timing
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxadv import attacks, image
+from jaxadv.image import _smoothing
 from jaxadv.losses import cross_entropy
 from jaxadv.models import _cw_net
 from jaxadv.models._victim import from_flax
@@ -77,16 +86,53 @@ def _rows(size: int, batch: int, steps: int, seed: int = 0) -> list[_timing.Row]
     ]
     cw = attacks.cw_l2(steps=steps, search_steps=1)
     implicit = attacks.scw(steps=steps, search_steps=1)
+    cold = attacks.scw(
+        steps=steps, search_steps=1, smoothing=attacks.SmoothingConfig(warm_start=False)
+    )
     unrolled = attacks.scw(
         steps=steps,
         search_steps=1,
         smoothing=attacks.SmoothingConfig(method="unrolled", maxiter=CG_ITERATIONS),
     )
-    for name, attack in (("C&W", cw), ("sC&W", implicit), ("sC&W unrolled", unrolled)):
+    named = (("C&W", cw), ("sC&W", implicit), ("sC&W cold", cold), ("sC&W unrolled", unrolled))
+    for name, attack in named:
         hp = attack.hparams(step_size=0.01, initial_const=1.0)
         run = attack.compile_batch(victim, hp, images, labels)  # compiled here, apart
         rows.append(_timing.Row(name, lambda run=run, hp=hp: run(hp, images, labels, key).x_adv))
     return rows
+
+
+def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
+    """CG iterations per solve of one sC&W run, warm-started and cold (every solve of the run,
+    counted by a host callback wrapped around the solver while these programs are traced)."""
+    k_victim, k_images, _ = jax.random.split(jax.random.key(seed), 3)
+    victim = _victim(size, k_victim)
+    images = jax.random.uniform(k_images, (batch, size, size, 3))
+    labels = jnp.argmax(victim.batch(images), -1).astype(jnp.int32)
+    solver = _smoothing._cg_to_tolerance
+    counts: list = []
+
+    def counted(*args):
+        x, status = solver(*args)
+        jax.debug.callback(lambda it: counts.append(np.asarray(it).ravel()), status.iterations)
+        return x, status
+
+    out = {}
+    _smoothing._cg_to_tolerance = counted
+    try:
+        for warm in (True, False):
+            attack = attacks.scw(
+                steps=steps, search_steps=1, smoothing=attacks.SmoothingConfig(warm_start=warm)
+            )
+            hp = attack.hparams(step_size=0.01, initial_const=1.0)
+            counts.clear()
+            x_adv = attack.batch(victim, hp, images, labels, jax.random.key(seed)).x_adv
+            every = np.concatenate(counts)
+            out["warm" if warm else "cold"] = (float(every.mean()), every.size, np.asarray(x_adv))
+    finally:
+        _smoothing._cg_to_tolerance = solver
+    out["max |x_adv warm - cold|"] = float(np.max(np.abs(out["warm"][2] - out["cold"][2])))
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -96,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="16×16, batch 2, 2 rounds")
+    parser.add_argument("--no-count", action="store_true", help="skip the CG iteration counts")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.batch, args.steps, args.rounds = [16], [2], 12, 2
@@ -105,6 +152,14 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"backend: {jax.default_backend()}; α = {ALPHA}, at most {CG_ITERATIONS} CG iterations")
     report = {}
     for size, batch in zip(args.sizes, batches):
+        iters = None if args.no_count else cg_iterations(size, batch, args.steps)
+        print(
+            ""
+            if iters is None
+            else f"\n{size}×{size}×3, batch {batch}: CG iterations per solve, warm "
+            f"{iters['warm'][0]:.1f} / cold {iters['cold'][0]:.1f} ({iters['warm'][1]} solves); "
+            f"max |x_adv warm − cold| = {iters['max |x_adv warm - cold|']:.2e}"
+        )
         rows = _rows(size, batch, args.steps)
         compile_s, _ = _timing.first_calls(rows)
         times = _timing.interleaved(rows, args.rounds)
@@ -118,7 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name:<22}{med * 1e3:>18.2f}  {spread:<16}{compile_s[name]:>8.1f}")
         ratios = {
             "sC&W / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W"),
+            "sC&W cold / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W cold"),
             "sC&W unrolled / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W unrolled"),
+            "sC&W / sC&W cold": _timing.paired_speed_ratio(times, "sC&W cold", "sC&W"),
             "smoothing / victim": _timing.paired_speed_ratio(
                 times, "victim fwd+bwd", "smoothing fwd+bwd"
             ),
@@ -126,7 +183,9 @@ def main(argv: list[str] | None = None) -> dict:
         for name, values in ratios.items():
             med, lo, hi = _timing.summary(values)
             print(f"{name:<22}{med:>18.2f}  ({lo:.2f}–{hi:.2f})   ratio of times")
-        report[size] = dict(per_iteration=per_iter, ratios=ratios, compile_s=compile_s)
+        report[size] = dict(
+            per_iteration=per_iter, ratios=ratios, compile_s=compile_s, cg_iterations=iters
+        )
     return report
 
 

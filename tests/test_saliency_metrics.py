@@ -580,3 +580,23 @@ def test_bad_input_names_the_argument():
         sal.emd(s, np.zeros((3, 4)))
     with pytest.raises(ValueError, match=r"`maps` must be a stack of maps"):
         sal.similarity_matrix(s)
+
+
+def test_keyed_shuffled_negatives_are_the_first_of_the_stable_sort():
+    """The sort-free choice of the MIT negatives (issue 19) picks the same set as the stable
+    argsort it replaced: the ``k`` listed entries of least priority, ties by position."""
+    from jaxadv.metrics._saliency_auc import _first_by_priority
+
+    rng = np.random.default_rng(0)
+    n, trials = 24, 64
+    # Few distinct priorities (ties everywhere), including 0 and values near 1.
+    priority = (rng.integers(0, 6, (trials, n)) / 6.0 + rng.integers(0, 2, (trials, 1)) * 0.1)
+    priority = priority.astype(np.float32)
+    listed = rng.random((trials, n)) < 0.6
+    k = np.array([rng.integers(0, max(1, int(m.sum())) + 1) for m in listed])
+    got = jax.jit(jax.vmap(_first_by_priority))(priority, listed, k)
+    for p, m, kk, g in zip(priority, listed, k, np.asarray(got)):
+        order = np.argsort(np.where(m, p, 2.0), kind="stable")
+        want = np.zeros(n, bool)
+        want[order[: min(kk, int(m.sum()))]] = True
+        np.testing.assert_array_equal(g, want)

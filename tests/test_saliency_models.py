@@ -594,3 +594,23 @@ def test_factory_initialises_every_model(name):
     victim = from_flax_saliency(module, variables, input_shape=shape)
     maps = victim.batch(_images(2, shape))
     assert bool(jnp.all(jnp.isfinite(maps)))
+
+
+def test_saliency_model_compiles_its_init_once_per_structure():
+    """A second ``saliency_model`` call with the same name, width and shape reuses the compiled
+    init (issue 19): no retrace, and the key still decides the variables."""
+    from jaxadv.models.saliency import _zoo
+
+    def make(seed):
+        return saliency_model("deepgaze", key=jax.random.key(seed), input_shape=(8, 8, 3), width=2)
+
+    module, first = make(0)
+    size = _zoo._init._cache_size()
+    again, same = make(0)
+    _, other = make(1)
+    assert _zoo._init._cache_size() == size and again == module
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(same)):
+        np.testing.assert_array_equal(a, b)
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(other))
+    )

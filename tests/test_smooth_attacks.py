@@ -174,3 +174,22 @@ def test_bad_structure_is_named():
         attacks.qpgd2(loss="hinge")
     with pytest.raises(ValueError, match=r"`hp` must be a SmoothHParams"):
         attacks.scw().batch(None, attacks.pgd().hparams(), None, None, jax.random.key(0))
+
+
+@pytest.mark.slow  # four attack compilations: ~1 min on the shared CPU
+def test_warm_started_solves_give_the_cold_started_attacks(mlp_victim, mlp_batch):
+    """sC&W and qPGD2 with warm-started CG solves (the default) against cold starts, same
+    seed: equal up to the solves' tolerance."""
+    images, labels = mlp_batch
+    images, labels = images[:2], labels[:2]
+    for make in (
+        lambda cfg: attacks.scw(steps=4, search_steps=2, smoothing=cfg),
+        lambda cfg: attacks.qpgd2(steps=4, smoothing=cfg),
+    ):
+        results = []
+        for warm in (True, False):
+            attack = make(attacks.SmoothingConfig(tol=1e-6, warm_start=warm))
+            hp = attack.hparams(alpha=0.9)
+            results.append(attack.batch(mlp_victim, hp, images, labels, jax.random.key(0)))
+        np.testing.assert_allclose(results[0].x_adv, results[1].x_adv, atol=1e-4)
+        np.testing.assert_array_equal(results[0].success, results[1].success)

@@ -293,3 +293,79 @@ def test_smoothness_penalty_is_eq14_summed_over_pixel_pairs(image, signal):
     # Zero exactly on signals ∝ D^{1/2}·1 (the null space of I − 𝒲): nothing to smooth.
     flat = np.sqrt(weights.sum(1)).reshape(H, W, 1) * np.ones((1, 1, C))
     assert abs(float(smoothness_penalty(pixel_graph(image, 0.2), jnp.asarray(flat)))) < 1e-4
+
+
+def test_warm_started_solves_equal_cold_ones_within_the_tolerance_in_fewer_iterations(
+    image, signal
+):
+    """A warm start (issue 19) changes where CG starts, not where it stops: the solution and the
+    adjoint-solve gradient agree with the cold start's and the dense solve's within the
+    tolerance, and a guess near the answer takes fewer iterations."""
+    weights = jax.random.normal(jax.random.key(2), (H, W, C))
+    tol = 1e-6
+
+    @jax.jit  # one program
+    def run(image, signal):
+        graph = pixel_graph(image, 0.2)
+        dense, _ = solve_laplacian(graph, ALPHA, signal, method="dense")
+        near = dense + 1e-3 * jnp.sign(signal)  # the previous iteration's solution, say
+        gdense = jax.grad(
+            lambda z: jnp.sum(weights * solve_laplacian(graph, ALPHA, z, method="dense")[0])
+        )(signal)
+
+        def grad(start):
+            return jax.grad(
+                lambda z: jnp.sum(
+                    weights * solve_laplacian(graph, ALPHA, z, tol=tol, start=start)[0]
+                )
+            )(signal)
+
+        cold = solve_laplacian(graph, ALPHA, signal, tol=tol)
+        warm = solve_laplacian(graph, ALPHA, signal, tol=tol, start=(near, near))
+        return dense, gdense, cold, warm, grad(None), grad((near, gdense + 1e-3))
+
+    dense, gdense, cold, warm, gcold, gwarm = run(image, signal)
+    for s, status in (cold, warm):
+        assert bool(status.converged) and float(status.residual) <= tol
+        np.testing.assert_allclose(s, dense, atol=2e-5)
+    assert int(warm[1].iterations) < int(cold[1].iterations)
+    np.testing.assert_allclose(warm[0], cold[0], atol=2e-5)
+    np.testing.assert_allclose(gwarm, gdense, atol=2e-5)
+    np.testing.assert_allclose(gcold, gdense, atol=2e-5)
+
+
+def test_a_warm_start_worse_than_zero_starts_from_zero(image):
+    """z = 0 with a non-zero guess (a saturated loss's zero gradient after a non-zero one):
+    the solve starts that channel from 0 and ends at once with the exact answer 0 (it looped
+    forever before: the restart's target sat below the inner loop's floor)."""
+    graph = pixel_graph(image, 0.2)
+    zero, guess = jnp.zeros((H, W, C)), jnp.ones((H, W, C))
+    s, status = jax.jit(lambda z, g: solve_laplacian(graph, ALPHA, z, tol=1e-6, start=(g, g)))(
+        zero, guess
+    )
+    np.testing.assert_array_equal(s, zero)
+    assert bool(status.converged) and int(status.iterations) == 0
+
+
+@pytest.mark.slow  # ~20 s on the shared CPU
+def test_warm_started_smooth_updates_equal_the_stateless_transform(image, signal):
+    """qPGD2's ``smooth_updates(warm_start=True)`` over a few slowly changing updates gives the
+    stateless transform's results within the solve tolerance (dense solves as the reference)."""
+    from jaxadv.transforms import smooth_updates
+
+    smooth = smoother(image, ALPHA, 0.2, tol=1e-6)
+    dense = smoother(image, ALPHA, 0.2, method="dense")
+    warm, cold = smooth_updates(smooth, warm_start=True), smooth_updates(smooth)
+
+    @jax.jit
+    def run(signal):
+        ws, cs, out = warm.init(signal), cold.init(signal), []
+        for k in range(3):
+            g = signal * (1.0 + 0.1 * k)
+            (a, ws), (b, cs) = warm.update(g, ws), cold.update(g, cs)
+            out.append((a, b, dense(g)))
+        return out
+
+    for a, b, exact in run(signal):
+        np.testing.assert_allclose(a, exact, atol=2e-5)
+        np.testing.assert_allclose(b, exact, atol=2e-5)

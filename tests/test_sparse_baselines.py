@@ -315,3 +315,48 @@ def test_bad_budgets_radii_and_settings_name_the_argument(mlp_victim, mlp_batch,
         sparsefool(deepfool_steps=0)
     with pytest.raises(ValueError, match=r"`hp` must be a SparseFoolParams .* got L0LinfParams"):
         sparsefool()(mlp_victim, attack.hparams(k=1, eps=0.1), images[0], labels[0], key)
+
+
+class _TwoPassCWL0(type(cw_l0())):
+    share_pass = False  # the closing step takes its own gradient pass (the replaced form)
+
+
+def test_cw_l0_takes_one_victim_pass_per_step(linear_problem):
+    victim, x0, _, _, _ = linear_problem
+    starts = jax.random.uniform(jax.random.key(3), (3,) + x0.shape, minval=0.3, maxval=0.7)
+    labels = jnp.argmax(victim.batch(starts), axis=-1)
+    settings = dict(steps=3, search_steps=2, rounds=3, unit="element", targeted=True)
+    one, two = cw_l0(**settings), _TwoPassCWL0(**settings)
+    assert one.length == two.length == 3 * (3 * 2 + 1)
+    counts = []
+    for attack in (one, two):
+        hp = attack.hparams(step_size=0.05, initial_const=0.1, shrink=0.5)
+        program = attack.program(victim, hp, x0, labels[0], 1 - labels[0])
+        carry = jax.tree.map(lambda a: jnp.stack([a, a]), program.init(jax.random.key(0)))
+        jaxpr = jax.make_jaxpr(jax.vmap(program.step))(carry)
+        # The linear victim's forward and its input gradient are one matrix product each.
+        counts.append(str(jaxpr).count("dot_general"))
+    assert counts == [2, 4]  # one forward+backward pass per step, where two were
+
+
+@pytest.mark.slow  # two attack compilations: ~10 s on the shared CPU
+def test_cw_l0_one_pass_form_equals_the_two_pass_form(linear_problem):
+    victim, x0, _, _, _ = linear_problem
+    starts = jax.random.uniform(jax.random.key(3), (3,) + x0.shape, minval=0.3, maxval=0.7)
+    labels = jnp.argmax(victim.batch(starts), axis=-1)
+    settings = dict(steps=3, search_steps=2, rounds=3, unit="element", targeted=True)
+    one, two = cw_l0(**settings), _TwoPassCWL0(**settings)
+    results = [
+        jax.vmap(rolled, in_axes=(None, None, None, 0, 0, 0, None))(
+            attack,
+            victim,
+            attack.hparams(step_size=0.05, initial_const=0.1, shrink=0.5),
+            starts,
+            labels,
+            1 - labels,
+            jax.random.key(0),
+        )
+        for attack in (one, two)
+    ]
+    assert np.min(np.asarray(results[0].l0)) < x0.size  # the rounds shrank a support
+    assert_results_close(*results)

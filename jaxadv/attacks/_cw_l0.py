@@ -51,6 +51,7 @@ class _MaskedTanh:
     tanh: TanhBox
     allowed: jax.Array
     start: jax.Array
+    closing: jax.Array | bool = False  # a round's closing step: the latent is the input itself
     additive: bool = dataclasses.field(default=False, init=False)
 
     def init(self, x0):
@@ -58,7 +59,41 @@ class _MaskedTanh:
         return self.tanh.init(self.start)
 
     def to_input(self, w, x0):
-        return jnp.where(self.allowed, self.tanh.to_input(w, x0), x0)
+        return jnp.where(
+            self.closing, w, jnp.where(self.allowed, self.tanh.to_input(w, x0), x0)
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Probe:
+    """An oracle that, on a round's closing step, differentiates at ``point`` instead.
+
+    The closing step's descent runs only for its one forward+backward pass: the latent becomes
+    ``point`` (the round's best input; the perturbation passes it through unchanged there) and
+    the gradient it returns is kept in the oracle state, where the closing step reads it. On
+    other steps it is ``inner`` unchanged. Holds traced arrays: built inside the traced program.
+    """
+
+    inner: GradientOracle
+    closing: jax.Array
+    point: jax.Array
+
+    @property
+    def queries_per_call(self):
+        return self.inner.queries_per_call
+
+    @property
+    def forward_query(self):
+        return self.inner.forward_query
+
+    def init(self, theta):
+        return self.inner.init(theta), jnp.zeros_like(theta)
+
+    def __call__(self, loss_fn, theta, key, state):
+        inner_state, _ = state
+        theta = jnp.where(self.closing, self.point, theta)
+        (loss, aux), grad, inner_state, queries = self.inner(loss_fn, theta, key, inner_state)
+        return (loss, aux), grad, (inner_state, grad), queries
 
 
 class _L0Carry(NamedTuple):
@@ -102,9 +137,11 @@ class CarliniWagnerL0(AttackBase):
     rather than one unit (the paper) or up to ``0.3·√changed`` units (the reference); each round
     binary-searches c (``search_steps``) from the previous success's constant instead of
     doubling it; usefulness uses the signed margin drop rather than the reference's
-    ``|Σδ|·Σ|g|``. The usefulness gradient is computed in every step and used at round ends (a
-    per-example branch under ``vmap`` runs both sides), so a step costs two forward+backward
-    passes; ``queries`` counts the ones used.
+    ``|Σδ|·Σ|g|``. Each round ends with one closing step whose forward+backward pass is the
+    usefulness gradient (the descent's pass, taken at the round's best input: a per-example
+    branch under ``vmap`` would run both sides), so every step costs one pass and a round
+    ``steps × search_steps + 1``; ``queries`` counts the passes used. The closing step's trace
+    entry is the C&W loss of the round's best input.
 
     Defaults: 1,000 Adam steps (learning rate 1e-2) per search step as the reference ℓ0 code,
     initial c 1e-3, κ 0, ``unit="pixel"``; ours: 3 search steps, 12 rounds, shrink 0.3. Measured
@@ -137,6 +174,9 @@ class CarliniWagnerL0(AttackBase):
     name: str = "cw-l0"
     params_type: ClassVar[type] = CWL0Params
     hparam_spec: ClassVar[dict[str, Spec]] = CW_L0_SPEC
+    # Whether the closing step's usefulness gradient rides on the descent's pass (False: its own
+    # pass, the form this replaced; tests compare the two).
+    share_pass: ClassVar[bool] = True
 
     def __post_init__(self):
         _checks.check_positive_int("steps", self.steps)
@@ -149,7 +189,8 @@ class CarliniWagnerL0(AttackBase):
 
     @property
     def round_length(self) -> int:
-        return self.steps * self.search_steps
+        """Steps per round: the round's descent steps and its closing step."""
+        return self.steps * self.search_steps + 1
 
     @property
     def length(self) -> int:
@@ -159,18 +200,30 @@ class CarliniWagnerL0(AttackBase):
         goal = target if self.targeted else label
         tanh = tanh_box(*victim.bounds)
         success_fn = lambda logits: self.success(logits, label, target)  # noqa: E731
+        # A one-step search restarts its descent on every step, the closing one too, which
+        # drops the oracle state holding the probe's gradient: then the closing step takes its
+        # own gradient (a second pass on that step only).
+        shared = self.share_pass and self.steps > 1
 
-        def raw_margin(x):  # unclamped (κ = ∞), so it has a gradient past the boundary too
-            return cw_margin(victim(x), goal, kappa=jnp.inf, targeted=self.targeted)
+        def raw_margin(logits):  # unclamped (κ = ∞), so it has a gradient past the boundary too
+            return cw_margin(logits, goal, kappa=jnp.inf, targeted=self.targeted)
 
-        def round_program(allowed, start, const) -> Program:
-            perturbation = _MaskedTanh(tanh, allowed, start)
+        def round_program(allowed, start, const, closing=False, point=None) -> Program:
+            perturbation = _MaskedTanh(tanh, allowed, start, closing)
+            oracle = self.oracle if point is None else _Probe(self.oracle, closing, point)
 
             def search_step(c):
 
                 def loss_fn(x, logits):
                     margin = cw_margin(logits, goal, kappa=hp.kappa, targeted=self.targeted)
-                    return jnp.sum(jnp.square(x - x0)) + c * margin
+                    loss = jnp.sum(jnp.square(x - x0)) + c * margin
+                    if point is None:
+                        return loss
+                    # The closing step: the value stays the C&W loss (the trace's entry), the
+                    # gradient is the raw margin's, the usefulness of the round's best input.
+                    raw = raw_margin(logits)
+                    probe = jax.lax.stop_gradient(loss) + raw - jax.lax.stop_gradient(raw)
+                    return jnp.where(closing, probe, loss)
 
                 return descent(
                     victim,
@@ -180,7 +233,7 @@ class CarliniWagnerL0(AttackBase):
                     tx=optax.adam(hp.step_size),
                     constraint=unconstrained(),
                     perturbation=perturbation,
-                    oracle=self.oracle,
+                    oracle=oracle,
                     steps=self.steps,
                     select="l2",
                 )
@@ -201,11 +254,13 @@ class CarliniWagnerL0(AttackBase):
                 return jnp.broadcast_to(unit_mask[..., None], x0.shape)
             return unit_mask
 
-        def shrink(allowed, best):
-            """The next allowed set: drop unchanged units, then the least useful fraction."""
+        def shrink(allowed, best, grad):
+            """The next allowed set: drop unchanged units, then the least useful fraction.
+
+            ``grad`` is the raw margin's gradient at ``best.x``."""
             low, high = victim.bounds
             changed = per_unit(jnp.abs(best.delta) > _UNCHANGED * (high - low)) > 0
-            usefulness = -per_unit(jax.grad(raw_margin)(best.x) * best.delta)
+            usefulness = -per_unit(grad * best.delta)
             eligible = (per_unit(allowed) > 0) & changed
             count = jnp.sum(eligible)
             n_fix = jnp.maximum(1, jnp.floor(hp.shrink * count))
@@ -216,7 +271,7 @@ class CarliniWagnerL0(AttackBase):
             key, inner_key = jax.random.split(key)
             allowed = jnp.ones(x0.shape, bool)
             const = jnp.asarray(hp.initial_const, jnp.float32)
-            search = round_program(allowed, x0, const).init(inner_key)
+            search = round_program(allowed, x0, const, False, x0).init(inner_key)
             zero = jnp.zeros((), jnp.int32)
             return _L0Carry(
                 search=search,
@@ -232,34 +287,43 @@ class CarliniWagnerL0(AttackBase):
             )
 
         def step(carry: _L0Carry):
-            search, loss = round_program(carry.allowed, carry.start, carry.const).step(carry.search)
+            # A round is `steps × search_steps` descent steps, then one closing step. Under vmap
+            # a per-example branch runs both sides, so the two share the step's one
+            # forward+backward pass: on the closing step the descent's pass is taken at the
+            # round's best input with the raw margin's gradient (`_Probe`), and the descent's
+            # own update is dropped.
             t = carry.t + 1
-            # At the end of a round (also the end of its last search step, so `search.best`
-            # covers the whole round): keep a success and shrink, or stop at the first failure.
-            found = search.best
+            closing = t % self.round_length == 0
+            found = carry.search.best  # on the closing step: the whole round's best
+            program = round_program(carry.allowed, carry.start, carry.const, closing, found.x)
+            search, loss = program.step(carry.search)
+            if shared:
+                grad = search.inner.oracle_state[1]
+            else:
+                grad = jax.grad(lambda x: raw_margin(victim(x)))(found.x)
+            # Closing: keep a success and shrink, or stop at the first failure.
             ok = found.success & ~carry.done
             take = ok | (~carry.done & ~carry.last.success)  # a success, or round 1's failure
             last = jax.tree.map(lambda n, o: jnp.where(take, n, o), found, carry.last)
-            allowed = jnp.where(ok, shrink(carry.allowed, found), carry.allowed)
+            allowed = jnp.where(ok, shrink(carry.allowed, found, grad), carry.allowed)
             start = jnp.where(ok, found.x, carry.start)
-            const = jnp.where(ok, search.upper, carry.const)
+            const = jnp.where(ok, carry.search.upper, carry.const)
             key, inner_key = jax.random.split(carry.key)
             counted = jnp.where(carry.done, 0, 1)
             closed = _L0Carry(
-                search=round_program(allowed, start, const).init(inner_key),
+                search=round_program(allowed, start, const, False, x0).init(inner_key),
                 allowed=allowed,
                 start=start,
                 const=const,
                 last=last,
                 done=carry.done | ~found.success,
                 t=t,
-                steps=carry.steps + counted * search.steps,
-                queries=carry.queries + counted * (search.queries + ok.astype(jnp.int32)),
+                steps=carry.steps + counted * carry.search.steps,
+                queries=carry.queries + counted * (carry.search.queries + ok.astype(jnp.int32)),
                 key=key,
             )
             running = carry._replace(search=search, t=t)
-            boundary = t % self.round_length == 0
-            return jax.tree.map(lambda c, r: jnp.where(boundary, c, r), closed, running), loss
+            return jax.tree.map(lambda c, r: jnp.where(closing, c, r), closed, running), loss
 
         def finish(carry: _L0Carry, trace):
             return make_result(carry.last, victim.bounds, carry.steps, carry.queries, trace)
@@ -278,7 +342,7 @@ def cw_l0(
     """The C&W-ℓ0 attack (see :class:`CarliniWagnerL0` for the method, paper and defaults).
 
     Hyper-parameters (``attack.hparams``): ``step_size`` 1e-2, ``kappa`` 0, ``initial_const``
-    1e-3, ``shrink`` 0.3. A run costs ``rounds × search_steps × steps`` steps.
+    1e-3, ``shrink`` 0.3. A run costs ``rounds × (search_steps × steps + 1)`` steps.
 
     Args:
       steps: Adam steps per search step (1,000, the reference ℓ0 code's).

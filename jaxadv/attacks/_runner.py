@@ -52,6 +52,7 @@ class _Carry(NamedTuple):
     queries: jax.Array
     best: _Best
     moved: jax.Array  # whether any gradient so far had a non-zero entry
+    hint: Any = None  # a warm-started perturbation model's guesses (``descent``), else None
 
 
 def _nonzero(tree) -> jax.Array:
@@ -185,9 +186,15 @@ def descent(
     low, high = victim.bounds
     extra_args = {"box": (low - x0, high - x0)} if perturbation.additive else {}
 
-    def evaluate(theta, keys):
+    # A perturbation model whose solves are warm-started (``warm_start`` True: ``Smoothed``)
+    # names its guesses ``init_hint(theta, x0)``, evaluates with them via ``with_hint(hint)``
+    # and gives the next step's from this step's ``next_hint(hint, x, x0, grad)``; the carry
+    # holds them.
+    hinted = bool(getattr(perturbation, "warm_start", False))
+
+    def evaluate(theta, keys, model=perturbation):
         """``(loss, (x, logits, scores))``; success is judged on ``scores`` (see eot_samples)."""
-        x = perturbation.to_input(theta, x0)
+        x = model.to_input(theta, x0)
         if eot_samples is None:
             logits = victim(x)
             return loss_fn(x, logits), (x, logits, logits)
@@ -237,12 +244,14 @@ def descent(
             queries=jnp.zeros((), jnp.int32),
             best=best,
             moved=jnp.zeros((), bool),
+            hint=perturbation.init_hint(theta, x0) if hinted else None,
         )
 
     def step(carry: _Carry):
         key, oracle_key, keys = next_keys(carry.key)
+        model = perturbation.with_hint(carry.hint) if hinted else perturbation
         (loss, aux), grad, oracle_state, queries = oracle(
-            lambda theta: evaluate(theta, keys), carry.theta, oracle_key, carry.oracle_state
+            lambda theta: evaluate(theta, keys, model), carry.theta, oracle_key, carry.oracle_state
         )
         new = candidate(carry.theta, loss, aux)
         queries = queries * draws
@@ -272,6 +281,7 @@ def descent(
             queries=carry.queries + jnp.where(idle, 0, queries).astype(jnp.int32),
             best=best,
             moved=carry.moved | _nonzero(grad),
+            hint=model.next_hint(carry.hint, aux[0], x0, grad) if hinted else None,
         )
         return carry, loss
 
@@ -279,7 +289,8 @@ def descent(
         # The iterate after the last step has not been evaluated yet: one more forward pass.
         # A query-based oracle pays for it, unless early stopping froze the example at a success
         # (that iterate was already evaluated and counted).
-        loss, aux = evaluate(carry.theta, next_keys(carry.key)[2])
+        model = perturbation.with_hint(carry.hint) if hinted else perturbation
+        loss, aux = evaluate(carry.theta, next_keys(carry.key)[2], model)
         best = _keep_better(carry.best, candidate(carry.theta, loss, aux))
         known = early_stop & carry.done & carry.best.success
         queries = carry.queries + jnp.where(known, 0, oracle.forward_query * draws)

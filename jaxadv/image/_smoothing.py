@@ -155,24 +155,34 @@ def _cg_iteration(matvec, state, floor):
     return x, r, r + beta * p, jnp.where(active, rr_new, rr)
 
 
-def _start(matvec, z, x):
+def _start(matvec, z, x, zz=None):
     r = z - matvec(x)
     rr = _channel_dot(r, r)
-    # Float32 cannot reduce the residual below ~1e-7 of its start; 1e-18 keeps 1/floor² finite.
-    floor = jnp.maximum(1e-14 * rr, 1e-18)
+    zz = rr if zz is None else zz
+    # Float32 cannot reduce the residual below ~1e-7 of ‖z‖; 1e-18 keeps 1/floor² finite.
+    floor = jnp.maximum(1e-14 * zz, 1e-18)
     return (x, r, r, rr), floor
 
 
-def _cg_to_tolerance(matvec, alpha, z, tol, maxiter):
-    """CG from 0 until every channel's TRUE residual is accepted (``_accepted``: ≤ tol·‖z‖, or
-    float32's floor) or ``maxiter`` iterations in all.
+def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None):
+    """CG from ``x`` (a warm start; None: 0) until every channel's TRUE residual is accepted
+    (``_accepted``: ≤ tol·‖z‖, or float32's floor) or ``maxiter`` iterations in all.
 
     The inner loop watches the recursively updated residual and aims at tol/2; in float32 that
     estimate drifts from the true residual (at α ≥ 0.99 it stopped with the true one 2–10× above
     tol). So when it stops, the outer loop recomputes the true residual and, if it is not yet
-    accepted, restarts CG from the current iterate (iterative refinement)."""
-    state, floor = _start(matvec, z, jnp.zeros_like(z))
-    zz = state[3]
+    accepted, restarts CG from the current iterate (iterative refinement). The loop therefore
+    always ends holding the true residual of its iterate, which the status reads (no further
+    product with ℒ_α)."""
+    zz = _channel_dot(z, z)
+    cold = (jnp.zeros_like(z), z, z, zz)  # from 0 the residual is z itself: no product
+    floor = jnp.maximum(1e-14 * zz, 1e-18)
+    if x is None:
+        state = cold
+    else:  # a channel whose guess is worse than 0 (e.g. z = 0) starts from 0
+        warm, _ = _start(matvec, z, x, zz)
+        better = warm[3] < zz
+        state = jax.tree.map(lambda w, c: jnp.where(better, w, c), warm, cold)
     target = jnp.maximum(jnp.square(0.5 * tol) * zz, floor)
 
     def inner_cond(carry):
@@ -185,14 +195,18 @@ def _cg_to_tolerance(matvec, alpha, z, tol, maxiter):
 
     def outer_cond(carry):
         i, (x, _, _, rr) = carry
-        return (i < maxiter) & jnp.any(rr > jnp.square(_accepted(alpha, z, x, tol)) * zz)
+        # Above the inner loop's floor too, so that a restart always takes an iteration.
+        accepted = jnp.maximum(jnp.square(_accepted(alpha, z, x, tol)) * zz, floor)
+        return (i < maxiter) & jnp.any(rr > accepted)
 
     def outer_body(carry):
         i, (x, *_) = jax.lax.while_loop(inner_cond, inner_body, carry)
         return i, _start(matvec, z, x)[0]  # the true residual, and a fresh search direction
 
-    iterations, (x, *_) = jax.lax.while_loop(outer_cond, outer_body, (0, state))
-    return x, _status(matvec, alpha, z, x, tol, iterations)
+    iterations, (x, _, _, rr) = jax.lax.while_loop(outer_cond, outer_body, (0, state))
+    residual = jnp.sqrt(rr / jnp.maximum(zz, _TINY))
+    converged = jnp.all(residual <= _accepted(alpha, z, x, tol))
+    return x, SolveStatus(converged, jnp.max(residual), jnp.asarray(iterations, jnp.int32))
 
 
 def _cg_fixed(matvec, z, maxiter):
@@ -213,6 +227,7 @@ def solve_laplacian(
     method: str = "cg",
     maxiter: int = 50,
     tol: float = 1e-5,
+    start: tuple[jax.Array, jax.Array] | None = None,
 ) -> tuple[jax.Array, SolveStatus]:
     """``s_α(z) = ℒ_α⁻¹ z`` for a signal ``z`` of shape ``[h, w, c]``, and how the solve ended.
 
@@ -224,6 +239,12 @@ def solve_laplacian(
     (see :class:`SolveStatus`; ~2.5e-5 at α = 0.99 and ~8e-5 at α = 0.997 for ‖s‖ ≈ ‖z‖) no
     float32 answer can be checked to meet ``tol``, and the floor is accepted instead.
 
+    ``start`` warm-starts ``"cg"``: ``(guess, adjoint_guess)``, first iterates of the solve and
+    of the backward pass's adjoint solve (e.g. the previous iteration's solutions when ``z``
+    changes little between iterations). Both stop on the same true residual as from 0, so the
+    result differs from the cold start's by no more than the tolerance allows; the guesses are
+    not differentiated.
+
     Args:
       graph: a :class:`PixelGraph`.
       alpha: in [0, 1).
@@ -231,6 +252,7 @@ def solve_laplacian(
       method: ``"cg"``, ``"unrolled"`` or ``"dense"``.
       maxiter: CG iterations at most.
       tol: the relative residual aimed at.
+      start: ``(guess, adjoint_guess)``, both ``[h, w, c]``, for ``"cg"`` (None: from 0).
 
     Returns:
       ``(s, status)``: the smoothed signal ``[h, w, c]`` and a :class:`SolveStatus`.
@@ -256,10 +278,22 @@ def solve_laplacian(
         st = _cg_fixed(matvec, zt, maxiter)
         return _to_channels_last(st), _status(matvec, alpha, zt, st, tol, maxiter)
 
-    def solve(matvec, b):
-        return _cg_to_tolerance(matvec, alpha, b, tol, maxiter)
+    if start is None:
+        guesses = (None, None)
+    else:
+        guesses = tuple(
+            _to_channels_first(jax.lax.stop_gradient(jnp.asarray(g, jnp.float32))) for g in start
+        )
 
-    st, status = jax.lax.custom_linear_solve(matvec, zt, solve, symmetric=True, has_aux=True)
+    def solve(matvec, b):
+        return _cg_to_tolerance(matvec, alpha, b, tol, maxiter, guesses[0])
+
+    def transpose_solve(vecmat, b):  # ℒ_α is symmetric: the adjoint system is the same one
+        return _cg_to_tolerance(vecmat, alpha, b, tol, maxiter, guesses[1])
+
+    st, status = jax.lax.custom_linear_solve(
+        matvec, zt, solve, transpose_solve=transpose_solve, has_aux=True
+    )
     return _to_channels_last(st), status
 
 
@@ -325,8 +359,13 @@ class Smoother:
     tol: float = struct.field(pytree_node=False, default=1e-5)
     strict: bool = struct.field(pytree_node=False, default=False)
 
-    def solve(self, z: jax.Array) -> tuple[jax.Array, SolveStatus]:
-        """``(ŝ_α(z), status)``; raises :class:`SmoothingNotConverged` when strict."""
+    def solve(self, z: jax.Array, start=None) -> tuple[jax.Array, SolveStatus]:
+        """``(ŝ_α(z), status)``; raises :class:`SmoothingNotConverged` when strict.
+
+        ``start`` warm-starts the CG solves (see :func:`solve_laplacian`): ``(guess,
+        adjoint_guess)``, where ``guess`` approximates ``s_α(z)`` (before the normalisation)
+        and ``adjoint_guess`` the gradient with respect to ``z`` that the backward pass returns;
+        ignored by the other methods."""
         self.graph.check_signal("z", z)
         z = jnp.asarray(z, jnp.float32)
         if self.inverse is not None:
@@ -336,7 +375,13 @@ class Smoother:
             status = _status(matvec, self.alpha, zt, st, self.tol, 0)
         else:
             s, status = solve_laplacian(
-                self.graph, self.alpha, z, method=self.method, maxiter=self.maxiter, tol=self.tol
+                self.graph,
+                self.alpha,
+                z,
+                method=self.method,
+                maxiter=self.maxiter,
+                tol=self.tol,
+                start=start if self.method == "cg" else None,
             )
         if self.strict:
             _raise_unless_converged(status, self.maxiter, self.tol)

@@ -290,9 +290,10 @@ def auc_shuffled(
     split ``s`` the priorities ``u = jax.random.uniform(jax.random.fold_in(key, s), (h', w'))``;
     the other-fixated pixels in increasing ``u`` (a uniform random permutation, as MATLAB's
     ``randperm``; equal ``u`` by flat index) and the first ``Noth`` are the negatives. Each split
-    sorts the other-fixated pixels only, in a buffer sized eagerly to the next power of two of
-    their number; under jit/vmap (traced maps) it holds all ``h' w'`` pixels and is slower on CPU
-    (pass ``samples``, or call eagerly, when that matters).
+    selects them without a sort (the AUC depends on the set only: a bisection for the ``Noth``-th
+    smallest ``u``), over the other-fixated pixels only, in a buffer sized eagerly to the next
+    power of two of their number; under jit/vmap (traced maps) it holds all ``h' w'`` pixels and
+    is slower on CPU (pass ``samples``, or call eagerly, when that matters).
 
     ``variant="pysaliency"`` (pysaliency ``sAUC`` / ``AUC(nonfixations='shuffled')``): every
     fixation (counts weigh) against *every* other fixation (counts weigh: duplicates kept), exact
@@ -344,15 +345,13 @@ def _auc_shuffled_mit(s, f, other, key, samples, *, splits, step, capacity):
     n_other = jnp.sum(elsewhere)
     n_oth = jnp.minimum(jnp.sum(fixated), n_other)
     if samples is None:
-        # The other-fixated pixels in index order, so that each split sorts only them.
+        # The other-fixated pixels in index order, so that each split scans only them.
         others = _compact(elsewhere, capacity)
         listed = jnp.arange(capacity) < n_other  # capacity >= their number
-        first_noth = jnp.arange(capacity) < n_oth
 
         def negatives(i):
             priority = jax.random.uniform(jax.random.fold_in(key, i), f.shape).ravel()
-            order = jnp.argsort(jnp.where(listed, priority[others], 2.0))  # stable: ties by index
-            return values[others[order]], first_noth
+            return values[others], _first_by_priority(priority[others], listed, n_oth)
 
         aucs = _split_aucs(values, fixated, negatives, splits, step)
     else:
@@ -362,3 +361,28 @@ def _auc_shuffled_mit(s, f, other, key, samples, *, splits, step, capacity):
         )
     bad = ~jnp.any(fixated) | (n_oth == 0) | _is_constant(s) | bad_input
     return _nan_where(bad, jnp.mean(aucs))
+
+
+def _first_by_priority(priority, listed, k):
+    """The ``k`` listed entries of least ``priority`` (equal priorities by position), as a mask:
+    the first ``k`` of the stable sort by priority, found without sorting (issue 19).
+
+    The AUC of a split depends on the set of negatives only, so their order is not needed. The
+    threshold priority (the k-th smallest) is found by bisection on the float32 bit patterns,
+    which order non-negative floats as their values: 31 counting passes over the buffer instead
+    of a sort of it.
+    """
+    bits = jax.lax.bitcast_convert_type(priority.astype(jnp.float32), jnp.int32)
+
+    def halve(_, bounds):
+        low, high = bounds  # count(bits <= high) >= k; count(bits <= low - 1) < k
+        mid = low + (high - low) // 2
+        enough = jnp.sum(listed & (bits <= mid)) >= k
+        return jnp.where(enough, low, mid + 1), jnp.where(enough, mid, high)
+
+    top = jnp.asarray(jnp.iinfo(jnp.int32).max, jnp.int32)
+    _, threshold = jax.lax.fori_loop(0, 31, halve, (jnp.zeros((), jnp.int32), top))
+    below = listed & (bits < threshold)
+    tied = listed & (bits == threshold)
+    need = k - jnp.sum(below)
+    return below | (tied & (jnp.cumsum(tied) <= need))

@@ -105,8 +105,15 @@ def saliency_model(
         )
     module = _REGISTRY[name](int(width), shape)
     # One jitted init (an eager one compiles every initialiser and layer separately), with the
-    # threefry lowering that XLA CPU compiles ~3x faster; it still costs seconds per model.
+    # threefry lowering that XLA CPU compiles ~3x faster; it still costs seconds per model, so
+    # it is compiled once per module and input shape (the module is a static argument).
     with _compile.fast_threefry():
-        init = jax.jit(functools.partial(module.init, train=False))
-        variables = init(key, jnp.zeros((1,) + shape, jnp.float32))
+        variables = _init(module, key, jnp.zeros((1,) + shape, jnp.float32))
     return module, variables
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init(module: nn.Module, key: jax.Array, x: jax.Array) -> dict[str, Any]:
+    """``module.init`` in inference mode, jitted once per (module, shapes) (issue 19)."""
+    return module.init(key, x, train=False)
+
