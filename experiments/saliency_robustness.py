@@ -25,43 +25,26 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from saliency_transfer_matrix import _log, _trained  # noqa: E402  (the zoo as that table trains it)
+
 from jaxadv.data.saliency import load_scenes
 from jaxadv.image import TRANSFORMATION_NAMES
 from jaxadv.metrics.saliency import similarity_matrix
-from jaxadv.models import default_cache_dir
 from jaxadv.models.saliency import SALIENCY_MODEL_NAMES
-from jaxadv.training import evaluate_saliency, train_zoo_saliency
+from jaxadv.training import evaluate_saliency
 
 CONFIG = dict(width=4, size=(32, 32), train_scenes=300, epochs=5, images=32)
 SMOKE = dict(width=2, size=(32, 32), train_scenes=8, epochs=1, images=4)
 # SALICON and GazeGAN need 64×64 inputs at least; UNISAL trains slowest (--models adds any).
 DEFAULT_MODELS = ("salgan", "sam", "deepgaze")
 METRICS = (("sauc", "sAUC ↑"), ("cc", "CC ↑"), ("nss", "NSS ↑"), ("kl", "KL ↓"))
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _trained(name: str, train, config: dict, cache: bool):
-    tag = "{}-w{width}-{size[0]}x{size[1]}-n{train_scenes}-e{epochs}".format(name, **config)
-    start = time.perf_counter()
-    victim, training = train_zoo_saliency(
-        name,
-        train,
-        key=jax.random.key(0),
-        width=config["width"],
-        epochs=config["epochs"],
-        checkpoint_dir=default_cache_dir() / "saliency" / tag if cache else None,
-        resume=cache,  # a cached finished run is restored
-    )
-    _log(f"{name}: {time.perf_counter() - start:.1f} s, final loss {training.losses[-1]:.3f}")
-    return victim
 
 
 def density_similarity(scenes: dict) -> dict[str, np.ndarray]:

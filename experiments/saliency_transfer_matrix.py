@@ -39,7 +39,7 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _trained(name: str, train, config: dict):
+def _trained(name: str, train, config: dict, cache: bool = True):
     tag = "{}-w{width}-{size[0]}x{size[1]}-n{train_scenes}-e{epochs}".format(name, **config)
     start = time.perf_counter()
     victim, training = train_zoo_saliency(
@@ -48,8 +48,8 @@ def _trained(name: str, train, config: dict):
         key=jax.random.key(0),
         width=config["width"],
         epochs=config["epochs"],
-        checkpoint_dir=default_cache_dir() / "saliency" / tag,
-        resume=True,  # a cached finished run is restored
+        checkpoint_dir=default_cache_dir() / "saliency" / tag if cache else None,
+        resume=cache,  # a cached finished run is restored
     )
     _log(f"{name}: {time.perf_counter() - start:.1f} s, final loss {training.losses[-1]:.3f}")
     return victim
