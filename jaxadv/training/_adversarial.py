@@ -312,7 +312,6 @@ def train_adversarial(
         "hp": {f: np.asarray(v).tolist() for f, v in zip(hp._fields, hp)},
         "method": method,
         "beta": float(beta) if method == "trades" else None,
-        "clean_weight": float(clean_weight) if method == "goodfellow" else None,
         "optimizer": "optax.adam",
         "learning_rate": float(learning_rate),
         "lr_drop_every": lr_drop_every,
@@ -321,6 +320,8 @@ def train_adversarial(
         "data": f"n={n} sha256:{_digest((images, labels, attack_labels))}",
         "start": None if variables is None else f"sha256:{_digest((params, collections))}",
     }
+    if method == "goodfellow":  # only here, so that earlier runs' checkpoints still resume
+        config["clean_weight"] = float(clean_weight)
 
     lock = contextlib.nullcontext() if checkpoint_dir is None else cache_lock(
         checkpoint_path(checkpoint_dir)
