@@ -13,7 +13,8 @@ predicted maps and the ground-truth densities (how well the histogram of map val
 ground truth's, which is what the histogram loss trains: the paper's histogram figure).
 
 Command:   JAXADV_CACHE_DIR=... python experiments/gazegan_ablation.py [--smoke] [--epochs 4]
-           [--acs-weight 0.1]
+           [--acs-weight 0.1]; --gradient-norms prints each content term's gradient norm at
+           GazeGAN's initialisation instead (why ACS dominates the preset's loss)
 Cost:      four trainings of GazeGAN at 64×64 (width 4, 400 scenes) and 20 test sets: about
            15 min on 2 idle CPU cores. Smoke: width 2, 8 scenes, 1 epoch, 2 transformations.
 """
@@ -21,6 +22,7 @@ Cost:      four trainings of GazeGAN at 64×64 (width 4, 400 scenes) and 20 test
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 
@@ -32,7 +34,13 @@ from jaxadv.data.saliency import load_scenes
 from jaxadv.image import TRANSFORMATION_NAMES
 from jaxadv.losses import GAZEGAN_LOSS, acs_loss
 from jaxadv.models.saliency import GazeGAN, from_flax_saliency
-from jaxadv.training import evaluate_saliency, predict_saliency, train_saliency
+from jaxadv.training import (
+    evaluate_saliency,
+    fixation_counts,
+    predict_saliency,
+    saliency_image_loss,
+    train_saliency,
+)
 
 CONFIG = dict(size=(64, 64), train=400, test=48, width=4, epochs=4, batch_size=16,
               transformations=TRANSFORMATION_NAMES)  # fmt: skip
@@ -47,6 +55,25 @@ def histogram_distance(victim, data) -> float:
     return float(jnp.mean(jax.jit(jax.vmap(acs_loss))(maps, jnp.asarray(data.maps))))
 
 
+def gradient_norms(module, variables, data, terms=("kl", "cc", "nss", "l1", "acs")) -> dict:
+    """The norm of each content term's gradient (weight 1) with respect to the parameters, on
+    ``data`` at ``variables``: how much each term steers the first steps."""
+    x, maps = jnp.asarray(data.images), jnp.asarray(data.maps)
+    counts = jnp.asarray(fixation_counts(data))
+
+    def loss(params, term):
+        out = module.apply({**variables, "params": params}, x)
+        per_image = functools.partial(saliency_image_loss, kind=module.output_kind,
+                                      weights={term: 1.0})  # fmt: skip
+        return jnp.mean(jax.vmap(per_image)(out, maps, counts))
+
+    norms = {}
+    for term in terms:
+        grads = jax.grad(loss)(variables["params"], term)
+        norms[term] = float(jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads))))
+    return norms
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny run, for the tests")
@@ -54,6 +81,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--acs-weight", type=float, default=GAZEGAN_LOSS["acs"],
                         help="weight of the ACS term (the loss preset's 1.0)")
+    parser.add_argument("--gradient-norms", action="store_true",
+                        help="only print each content term's gradient norm at initialisation")
     args = parser.parse_args(argv)
     if not args.acs_weight > 0:
         parser.error(f"--acs-weight must be > 0; got {args.acs_weight}")
@@ -64,6 +93,13 @@ def main(argv: list[str] | None = None) -> dict:
         config["epochs"] = args.epochs
     key = jax.random.key(args.seed)
     train = load_scenes("train", config["train"], size=config["size"])
+    if args.gradient_norms:  # GazeGAN with CSC at its initialisation, on 16 training scenes
+        module = GazeGAN(width=config["width"])
+        variables = module.init(jax.random.fold_in(key, 1), jnp.zeros((1,) + train.images.shape[1:]))
+        norms = gradient_norms(module, variables, train.subset(range(16)))
+        print("gradient norm of each content term (weight 1) at initialisation, 16 scenes: "
+              + ", ".join(f"{t} {n:.3g}" for t, n in norms.items()))  # fmt: skip
+        return norms
     tests = {t: load_scenes("test", config["test"], size=config["size"], transformation=t)
              for t in config["transformations"]}  # fmt: skip
     shape = train.images.shape[1:]
