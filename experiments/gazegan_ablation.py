@@ -93,12 +93,14 @@ def main(argv: list[str] | None = None) -> dict:
         config["epochs"] = args.epochs
     key = jax.random.key(args.seed)
     train = load_scenes("train", config["train"], size=config["size"])
-    if args.gradient_norms:  # GazeGAN with CSC at its initialisation, on 16 training scenes
+    if args.gradient_norms:  # GazeGAN with CSC at its initialisation, on (up to) 16 scenes
         module = GazeGAN(width=config["width"])
-        variables = module.init(jax.random.fold_in(key, 1), jnp.zeros((1,) + train.images.shape[1:]))
-        norms = gradient_norms(module, variables, train.subset(range(16)))
-        print("gradient norm of each content term (weight 1) at initialisation, 16 scenes: "
-              + ", ".join(f"{t} {n:.3g}" for t, n in norms.items()))  # fmt: skip
+        shape = train.images.shape[1:]
+        variables = module.init(jax.random.fold_in(key, 1), jnp.zeros((1,) + shape))
+        scenes = train.subset(range(min(16, len(train))))
+        norms = gradient_norms(module, variables, scenes)
+        print(f"gradient norm of each content term (weight 1) at initialisation, {len(scenes)} "
+              "scenes: " + ", ".join(f"{t} {n:.3g}" for t, n in norms.items()))  # fmt: skip
         return norms
     tests = {t: load_scenes("test", config["test"], size=config["size"], transformation=t)
              for t in config["transformations"]}  # fmt: skip
