@@ -425,3 +425,32 @@ def test_saliency_transformation_experiments_smoke(name):
     out = _load(name).main(["--smoke"])
     leaves = [v for v in jax.tree.leaves(out) if isinstance(v, float)]
     assert leaves and all(np.isfinite(leaves)), name
+
+
+@pytest.mark.slow  # one small model trained, 19 transformations scored
+def test_saliency_robustness_on_a_fabricated_cat2000(tmp_path):
+    from test_saliency_data import make_cat
+
+    make_cat(tmp_path)
+    out = _load("saliency_robustness").main(["--smoke", "--cat2000", str(tmp_path)])
+    rows = out["rows"]["deepgaze"]
+    assert set(rows) == set(_load("saliency_robustness").TRANSFORMATION_NAMES)
+    assert all(np.isfinite(v) for r in rows.values() for v in r.values())
+    assert out["similarity"]["cc"][0, 0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_cat2000_ground_truth_moves_with_a_mirrored_image(tmp_path):
+    from test_saliency_data import make_cat
+
+    from jaxadv.data.saliency import load_cat2000
+
+    make_cat(tmp_path)
+    data = load_cat2000(tmp_path, size=(16, 24))
+    module = _load("saliency_robustness")
+    mirrored = module.moved_with_the_image(data, "Mirroring", jax.random.key(0))
+    np.testing.assert_allclose(mirrored.images, data.images[:, :, ::-1], atol=1e-6)
+    np.testing.assert_allclose(mirrored.maps, data.maps[:, :, ::-1], atol=1e-6)
+    for xy, moved in zip(data.fixations, mirrored.fixations):
+        np.testing.assert_array_equal(moved, np.stack([23 - xy[:, 0], xy[:, 1]], 1))
+    cropped = module.moved_with_the_image(data, "Cropping1", jax.random.key(0))
+    assert all(len(m) <= len(xy) for m, xy in zip(cropped.fixations, data.fixations))
