@@ -22,6 +22,7 @@ from jaxadv.models._strided_conv import Stride2Conv
 from jaxadv.models.saliency import (
     GAZEGAN_UNUSED_PREFIXES,
     SALICON,
+    CSCNet,
     DCNSal,
     DenseSal,
     SALIENCY_MODEL_NAMES,
@@ -97,6 +98,8 @@ ZOO = {
     "pix2pix_local_lstm": (
         Pix2PixHDLocal(width=2, downsampling=2, lstm_steps=3), (32, 32, 3), ("fused", "lstm")
     ),
+    # issue 18: Table 2's remaining members (tests/test_victim_library_models.py)
+    "cscnet": (CSCNet(width=2), (64, 64, 3), ("e6", "csc1_attention/attention", "d6")),
 }
 
 
@@ -186,7 +189,7 @@ def test_zoo_model_jit_matches_eager_slow(name):
 # layers have default checks of their own (test_victim_library_layers.py, the ConvLSTM and
 # pix2pix tests below).
 _HEAVY = ("unisal", "gazegan", "dcnsal", "attsal", "densesal", "pix2pix_global", "pix2pix_local",
-          "pix2pix_local_lstm")  # fmt: skip
+          "pix2pix_local_lstm", "cscnet")  # fmt: skip
 
 
 @pytest.mark.parametrize(

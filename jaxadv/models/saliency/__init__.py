@@ -4,6 +4,7 @@ layers, and weight converters from PyTorch-style state dicts."""
 
 from jaxadv.models.saliency._attention import (  # issue 18
     PyramidSpatialAttention,
+    SoftmaxSpatialAttention,
     SqueezeExcitation,
 )
 from jaxadv.models.saliency._convert import (
@@ -24,7 +25,7 @@ from jaxadv.models.saliency._deepgaze import (
 )
 from jaxadv.models.saliency._deform import DeformConv, deform_conv2d  # issue 18
 from jaxadv.models.saliency._densesal import DenseNetFeatures, DenseSal  # issue 18
-from jaxadv.models.saliency._gazegan import GazeGAN
+from jaxadv.models.saliency._gazegan import CSCNet, GazeGAN
 from jaxadv.models.saliency._layers import TorchConvTranspose
 from jaxadv.models.saliency._pix2pixhd import ConvLSTM as ConvLSTM  # issue 18
 from jaxadv.models.saliency._pix2pixhd import Pix2PixHDGlobal as Pix2PixHDGlobal  # issue 18
@@ -39,6 +40,7 @@ from jaxadv.models.saliency._zoo import SALIENCY_MODEL_NAMES, saliency_model
 __all__ = [
     "GAZEGAN_UNUSED_PREFIXES",
     "OUTPUT_KINDS",
+    "CSCNet",
     "ConvLSTM",
     "Pix2PixHDGlobal",
     "Pix2PixHDLocal",
@@ -56,6 +58,7 @@ __all__ = [
     "SalGAN",
     "SalGANDiscriminator",
     "SaliencyVictim",
+    "SoftmaxSpatialAttention",
     "SqueezeExcitation",
     "TorchConvTranspose",
     "deform_conv2d",

@@ -13,6 +13,12 @@ spatial attention (positions), NHWC.
   among the project's stored papers: this is our reading of its §3.1, and the hand-computed
   test checks the module against this definition, not against PAGE-Net's code.)
 
+* Softmax spatial attention (the "Softmax Spatial Attention" of SAM, Cornia et al. IEEE TIP
+  2018, §III-B, and of CSC-Net in the library below): a 1×1 convolution gives one logit per
+  position, a softmax over the positions gives ``A`` (summing to 1), and the features are
+  re-weighted by ``h·w·A``, i.e. by ``A`` relative to the uniform map: a constant logit map
+  leaves the features unchanged.
+
 Table 2 of Che et al.'s robustness study (``shared/papers/000``, "Code repository of victim
 models") lists "Squeeze-and-Excitation & Pyramid Spatial Attention" for its DCN models; the
 modules here are the published definitions above, since that code is not available.
@@ -98,3 +104,23 @@ class PyramidSpatialAttention(nn.Module):
         attention = sum(maps) / len(maps)
         self.sow("intermediates", "attention", attention[..., 0])
         return (1.0 + attention) * x
+
+
+class SoftmaxSpatialAttention(nn.Module):
+    """Softmax spatial attention: ``x · (h·w·A)`` with ``A = softmax`` over the ``h·w`` positions
+    of a 1×1 convolution ``logits`` of ``x`` (no bias: a softmax ignores a constant).
+
+    The rescaling by ``h·w`` makes a uniform attention (constant logits, e.g. a zero kernel) the
+    identity, so the module can only move the features' weight between positions. ``A`` is sown
+    as ``intermediates/attention`` (``[b, h, w]``, each map summing to 1).
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.ndim != 4:
+            raise ValueError(f"`x` must be a batch [b, h, w, c]; got shape {tuple(x.shape)}.")
+        b, h, w, _ = x.shape
+        logits = nn.Conv(1, (1, 1), use_bias=False, name="logits")(x)[..., 0]
+        attention = jax.nn.softmax(logits.reshape(b, h * w), axis=-1).reshape(b, h, w)
+        self.sow("intermediates", "attention", attention)
+        return x * (h * w) * attention[..., None]

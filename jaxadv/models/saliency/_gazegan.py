@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxadv.models._strided_conv import Stride2Conv
+from jaxadv.models.saliency._attention import SoftmaxSpatialAttention
 from jaxadv.models.saliency._layers import (
     TorchConvTranspose,
     avg_pool_3x3_stride2,
@@ -73,13 +74,20 @@ class ResnetBlock(nn.Module):
         return x + conv(nn.relu(conv(x, "conv_a")), "conv_b")
 
 
-def _center_surround(deep: jax.Array, shallow: jax.Array, conv: nn.Conv, on: bool):
-    """CSC: ReLU(bilinear ×4 of a 1×1 convolution of ``deep`` + ``shallow``); None when off."""
+def _center_surround(
+    deep: jax.Array, shallow: jax.Array, conv: nn.Conv, on: bool, attention: str | None = None
+):
+    """CSC: ReLU(bilinear ×4 of a 1×1 convolution of ``deep`` + ``shallow``); None when off.
+
+    With ``attention`` (a layer name), the CSC features then pass through a
+    :class:`SoftmaxSpatialAttention` of that name (CSC-Net's softmax spatial attention).
+    """
     if not on:
         return None
     y = conv(deep)
     y = resize_bilinear(y, (4 * y.shape[1], 4 * y.shape[2]))
-    return nn.relu(y + shallow)
+    y = nn.relu(y + shallow)
+    return y if attention is None else SoftmaxSpatialAttention(name=attention)(y)
 
 
 def _cat(*parts: jax.Array | None) -> jax.Array:
@@ -125,11 +133,16 @@ class GazeGAN(nn.Module):
         channel 0.
       csc: with the centre-surround connections (the paper's proposal); False gives the plain
         pix2pixHD-style U-Nets of its CSC ablation (the decoders see no CSC features).
+      spatial_attention: a softmax spatial attention (:class:`SoftmaxSpatialAttention`) on each
+        CSC output (layers ``csc1_g_attention``, ``csc2_g_attention``, ``csc1_attention``,
+        ``csc2_attention``): :class:`CSCNet`'s form. Off for GazeGAN (its published attention is
+        identically 1, module docstring). Needs ``csc``.
     """
 
     width: int = 64
     output_channels: int = 1
     csc: bool = True
+    spatial_attention: bool = False
     output_kind: ClassVar[str] = "signed"
 
     @nn.compact
@@ -140,7 +153,15 @@ class GazeGAN(nn.Module):
         problem = _size_problem(*x.shape[1:3])
         if problem:
             raise ValueError(problem)
+        if self.spatial_attention and not self.csc:
+            raise ValueError(
+                "`spatial_attention` weighs the CSC features and needs `csc=True`; got csc=False."
+            )
         w, out = self.width, self.output_channels
+
+        def att(name: str) -> str | None:
+            return f"{name}_attention" if self.spatial_attention else None
+
         dimr = nn.Conv(out, (3, 3), padding=1, name="dimr_conv1")
         x = 2.0 * x - 1.0
 
@@ -160,9 +181,9 @@ class GazeGAN(nn.Module):
         d2_g = _decoder_conv(jnp.concatenate([d1_g, e4_g], -1), 8 * w, e3_g, "de_conv2_g")
         csc2_g = nn.Conv(2 * w, (1, 1), name="de_conv2_g_csc")
         d3_g = _decoder_conv(jnp.concatenate([d2_g, e3_g], -1), 4 * w, e2_g, "de_conv3_g")
-        s1_g = _center_surround(d1_g, d3_g, csc1_g, self.csc)
+        s1_g = _center_surround(d1_g, d3_g, csc1_g, self.csc, att("csc1_g"))
         d4_g = _decoder_conv(_cat(d3_g, e2_g, s1_g), 2 * w, e1_g, "de_conv4_g")
-        s2_g = _center_surround(d2_g, d4_g, csc2_g, self.csc)
+        s2_g = _center_surround(d2_g, d4_g, csc2_g, self.csc, att("csc2_g"))
         d5_g = _decoder_conv(_cat(d4_g, e1_g, s2_g), out, x_half, "de_conv5_g")
         self._sow_all(e1_g=e1_g, e2_g=e2_g, e3_g=e3_g, e4_g=e4_g, e5_g=e5_g, res4_g=r)
         self._sow_all(d1_g=d1_g, d2_g=d2_g, d3_g=d3_g, d4_g=d4_g)
@@ -184,9 +205,9 @@ class GazeGAN(nn.Module):
         d2 = _decoder_conv(jnp.concatenate([d1, e5], -1), 8 * w, e4, "de_conv2")
         csc2 = nn.Conv(2 * w, (1, 1), name="de_conv2_csc")
         d3 = _decoder_conv(jnp.concatenate([d2, e4], -1), 4 * w, e3, "de_conv3")
-        s1 = _center_surround(d1, d3, csc1, self.csc)
+        s1 = _center_surround(d1, d3, csc1, self.csc, att("csc1"))
         d4 = _decoder_conv(_cat(d3, e3, s1), 2 * w, e2, "de_conv4")
-        s2 = _center_surround(d2, d4, csc2, self.csc)
+        s2 = _center_surround(d2, d4, csc2, self.csc, att("csc2"))
         d5 = _decoder_conv(_cat(d4, e2, s2), w, e1, "de_conv5")
         d6 = _decoder_conv(jnp.concatenate([d5, e1], -1), out, x, "de_conv6")
         self._sow_all(e1=e1, e2=e2, e3=e3, e4=e4, e5=e5, e6=e6, res4=r)
@@ -196,3 +217,25 @@ class GazeGAN(nn.Module):
     def _sow_all(self, **values: jax.Array) -> None:
         for name, value in values.items():
             self.sow("intermediates", name, value)
+
+
+class CSCNet(GazeGAN):
+    """CSC-Net: GazeGAN's two U-Nets with centre-surround connections and a softmax spatial
+    attention on every CSC output; ``[b, h, w, c]`` in ``[0, 1]`` → ``[b, h, w]`` in [−1, 1].
+
+    ``model_10`` of Table 2 of Che et al.'s robustness study (``shared/papers/000``, "Code
+    repository of victim models": CSC_Net, U-Net backbone, multi-stream, standard convolution,
+    softmax spatial attention, no refinement, no adversarial training). Its code is not
+    published, so the layout is ours and follows the table's columns: the multi-stream U-Net is
+    GazeGAN's global (half-size image) and local (full image) U-Nets joined as in GazeGAN (Che
+    et al., IEEE TIP 2019), with the cross-scale centre-surround connections of :class:`GazeGAN`,
+    and the softmax spatial attention is the one GazeGAN's code places after each CSC ReLU,
+    taken as a softmax over the positions (:class:`SoftmaxSpatialAttention`; the published
+    ``nn.Softmax()`` over a single channel is identically 1). With the attention logits' kernels
+    at zero (uniform attention) CSC-Net computes exactly GazeGAN with the same other weights.
+
+    Named layers: GazeGAN's, plus ``csc1_g_attention/attention``, ``csc2_g_attention/attention``,
+    ``csc1_attention/attention`` and ``csc2_attention/attention`` (the attention maps ``A``).
+    """
+
+    spatial_attention: bool = True

@@ -14,7 +14,7 @@ from jaxadv import _checks, _compile
 from jaxadv.models.saliency._dcnsal import DCNSal
 from jaxadv.models.saliency._deepgaze import DeepGazeII
 from jaxadv.models.saliency._densesal import DenseSal
-from jaxadv.models.saliency._gazegan import GazeGAN
+from jaxadv.models.saliency._gazegan import CSCNet, GazeGAN
 from jaxadv.models.saliency._pix2pixhd import Pix2PixHDGlobal, Pix2PixHDLocal
 from jaxadv.models.saliency._salgan import SalGAN
 from jaxadv.models.saliency._salicon import SALICON
@@ -63,6 +63,8 @@ _REGISTRY = {
     ),
     "pix2pix_local": _pix2pix_local(0),
     "pix2pix_local_lstm": _pix2pix_local(3),
+    # issue 18: Table 2's model 10 (CSC_Net)
+    "cscnet": lambda width, shape: CSCNet(width=width),
 }
 
 SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
@@ -84,10 +86,12 @@ def saliency_model(
         ``"pix2pix_global"`` (:class:`Pix2PixHDGlobal`, Wang et al. 2018), ``"pix2pix_local"``
         (its two-stream :class:`Pix2PixHDLocal`) or ``"pix2pix_local_lstm"`` (the same with a
         3-step ConvLSTM refinement). pix2pixHD's generators get its 4 stride-2 stages, fewer on
-        small images (the bottleneck keeps at least 4 pixels a side).
+        small images (the bottleneck keeps at least 4 pixels a side); ``"cscnet"``
+        (:class:`CSCNet`, Table 2's CSC_Net: GazeGAN's two U-Nets and CSC with a softmax spatial
+        attention on each CSC output).
       key: PRNG key for the initialisation.
       input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
-        (SALICON and GazeGAN: multiples of 64; UNISAL 32; SalGAN, DCNSal and DenseSal 16;
+        (SALICON, GazeGAN and CSC-Net: multiples of 64; UNISAL 32; SalGAN, DCNSal and DenseSal 16;
         DeepGaze and SAM 8; pix2pix: multiples of 4, of 8 for the two-stream ones).
       width: channels of the model's first layer (the published models use 64; UNISAL 32). All
         other widths scale with it.
