@@ -18,11 +18,17 @@ import pytest
 
 from jaxadv.models.saliency import (
     CSCNet,
+    DCNInception,
+    DCNSal,
+    DCNTwoStream,
     GazeGAN,
+    InceptionResNetBlock,
+    InceptionResNetFeatures,
     SoftmaxSpatialAttention,
 )
 
 _FAST = {"xla_backend_optimization_level": 0}
+_OPTIMISED = {"xla_backend_optimization_level": 2}  # see _map_checks
 
 
 def _abstract(module, shape):
@@ -58,20 +64,23 @@ def _zero(tree, keep=lambda path: True):
 
 
 def _map_checks(module, variables, x):
-    """Maps of the batch, the input gradient of <w, map 0>, and the named intermediates: one
-    compiled program."""
+    """Maps of the batch, the input gradient of <w, map 0>, and the named intermediates."""
 
-    def run(variables, x):
-        def maps_fn(x):
-            return module.apply(variables, x)
-
-        maps, pullback = jax.vjp(maps_fn, x)
+    def grads(variables, x):
+        maps, pullback = jax.vjp(lambda x: module.apply(variables, x), x)
         w = jnp.asarray(np.random.default_rng(3).normal(size=maps.shape[1:]), jnp.float32)
-        (grads,) = pullback(jnp.stack([w] + [jnp.zeros_like(w)] * (x.shape[0] - 1)))
-        _, state = module.apply(variables, x, mutable=["intermediates"])
-        return maps, grads, state["intermediates"]
+        (g,) = pullback(jnp.stack([w] + [jnp.zeros_like(w)] * (x.shape[0] - 1)))
+        return maps, g
 
-    return jax.jit(run, compiler_options=_FAST)(variables, x)
+    def intermediates(variables, x):
+        return module.apply(variables, x, mutable=["intermediates"])[1]["intermediates"]
+
+    # The gradient program at XLA optimisation level 2: at level 0 (the suite's, or compiled together
+    # with the intermediates) the Inception-ResNet encoder's input gradient comes out partly
+    # NaN on XLA CPU (jax 0.10.2), while eager and level-2 programs give finite gradients on
+    # the same weights: a compiler fault, not the model's.
+    maps, g = jax.jit(grads, compiler_options=_OPTIMISED)(variables, x)
+    return maps, g, jax.jit(intermediates, compiler_options=_FAST)(variables, x)
 
 
 def _flat_names(tree, prefix=""):
@@ -161,3 +170,124 @@ def test_cscnet_with_uniform_attention_is_gazegan():
     got, want = both(uniform, plain, x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert not np.allclose(maps, want, atol=1e-4)  # the attention changes the map
+
+
+# ---------------------------------------------------------------------------------------------
+# Inception-ResNet: the block, DCN_Inception, DCN_2 and DCN_LSTM_1
+
+
+def _np_conv_same(x, kernel, bias):
+    """A stride-1 ``same`` convolution of NHWC numpy arrays with an HWIO kernel (odd size)."""
+    k = kernel.shape[0]
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    h, w = x.shape[1:3]
+    out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
+    for i in range(k):
+        for j in range(k):
+            out += xp[:, i : i + h, j : j + w] @ kernel[i, j]
+    return out + bias
+
+
+def test_inception_resnet_block_matches_numpy_and_zero_scale_is_the_shortcut():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 5, 6, 4)).astype(np.float32)
+    block = InceptionResNetBlock(3, scale=0.3)
+    variables = _draw(jax.eval_shape(block.init, jax.random.key(0), x), seed=5)
+    run = jax.jit(lambda v, x, s: InceptionResNetBlock(3, scale=s).apply(v, x),
+                  static_argnums=2, compiler_options=_FAST)  # fmt: skip
+    p = jax.tree.map(np.asarray, variables["params"])
+
+    def conv(y, name):
+        return np.maximum(_np_conv_same(y, p[name]["kernel"], p[name]["bias"]), 0)
+
+    b0 = conv(x, "branch0_1x1")
+    b1 = conv(conv(x, "branch1_1x1"), "branch1_3x3")
+    b2 = conv(conv(conv(x, "branch2_1x1"), "branch2_3x3a"), "branch2_3x3b")
+    up = _np_conv_same(
+        np.concatenate([b0, b1, b2], -1), p["project"]["kernel"], p["project"]["bias"]
+    )
+    np.testing.assert_allclose(
+        run(variables, x, 0.3), np.maximum(x + 0.3 * up, 0), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_array_equal(run(variables, x, 0.0), np.maximum(x, 0))
+    with pytest.raises(ValueError, match="`scale` must be a number >= 0"):
+        InceptionResNetBlock(3, scale=-0.1).init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="`x` must be a batch"):
+        InceptionResNetBlock(3).init(jax.random.key(0), x[0])
+    with pytest.raises(ValueError, match="`blocks` must be three integers >= 0"):
+        InceptionResNetFeatures(2, blocks=(1, 1)).init(jax.random.key(0), x)
+
+
+def test_dcn_inception_map_gradients_and_layers():
+    shape = (16, 16, 3)
+    module = DCNInception(width=2)
+    variables = _draw(_abstract(module, shape))
+    layers = ("backbone/stem", "backbone/stage3", "backbone/reduction2", "logits")
+    maps, grads, inter = _map_checks(module, variables, _images(2, shape))
+    _check_maps(maps, grads, inter, shape, layers, "unit")
+    assert inter["backbone"]["stage3"][0].shape == (2, 2, 2, 8)  # stride 8, 4 · width
+    with pytest.raises(ValueError, match="DCNInception needs image height and width"):
+        _abstract(module, (20, 16, 3))
+
+
+@pytest.mark.slow  # the DCNv2 stream's gradient program at optimisation level 2: ~30 s each
+@pytest.mark.parametrize("lstm_steps", [0, 2])
+def test_dcn_two_stream_maps_gradients_and_layers(lstm_steps):
+    shape = (16, 16, 3)
+    module = DCNTwoStream(width=2, lstm_steps=lstm_steps)
+    variables = _draw(_abstract(module, shape))
+    layers = ("vgg/attention/attention", "vgg/head2_relu", "inception/stage3", "fused", "logits")
+    layers += ("lstm",) if lstm_steps else ()
+    maps, grads, inter = _map_checks(module, variables, _images(2, shape))
+    _check_maps(maps, grads, inter, shape, layers, "unit")
+    assert inter["fused"][0].shape == (2, 2, 2, 16)  # both streams' 4 · width channels
+    assert ("lstm_cell" in variables["params"]) == bool(lstm_steps)
+    if lstm_steps:
+        assert inter["lstm"][0].shape == (2, 2, 2, 8)
+
+
+def test_dcn_2_with_its_inception_half_zeroed_is_dcnsal():
+    shape = (16, 16, 3)
+    module = DCNTwoStream(width=2)
+    variables = _draw(_abstract(module, shape))
+    x = _images(2, shape)
+    assert "lstm_cell" not in variables["params"]
+
+    params = dict(variables["params"])
+    kernel = params["readout"]["kernel"]
+    params["readout"] = {"kernel": kernel.at[:, :, 8:].set(0.0), "bias": params["readout"]["bias"]}
+    single = {"params": {**params["vgg"], "readout": {"kernel": kernel[:, :, :8],
+                                                      "bias": params["readout"]["bias"]}}}  # fmt: skip
+    both = jax.jit(
+        lambda a, b, x: (module.apply(a, x), DCNSal(width=2).apply(b, x)), compiler_options=_FAST
+    )
+    got, want = both({"params": params}, single, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    full = jax.jit(module.apply, compiler_options=_FAST)(variables, x)
+    assert not np.allclose(full, want, atol=1e-4)  # the Inception-ResNet stream does count
+
+
+def test_dcn_lstm_1_stream_independence():
+    shape = (16, 16, 3)
+    module = DCNTwoStream(width=2, lstm_steps=2)
+    variables = _draw(_abstract(module, shape))
+    x = _images(2, shape)
+    # With the ConvLSTM's input kernel zero on the Inception-ResNet channels, the map does not
+    # depend on that stream: redrawing its weights changes nothing (and does with the full kernel).
+    params = dict(variables["params"])
+    cell = dict(params["lstm_cell"])
+    cell["W"] = {"kernel": cell["W"]["kernel"].at[:, :, 8:].set(0.0), "bias": cell["W"]["bias"]}
+    blind = {**params, "lstm_cell": cell}
+    other = _draw(_abstract(module, shape), seed=9)["params"]["inception"]
+    run = jax.jit(jax.vmap(module.apply, in_axes=(0, None)), compiler_options=_FAST)
+    stack = jax.tree.map(lambda *a: jnp.stack(a), {"params": blind},
+                         {"params": {**blind, "inception": other}},
+                         {"params": {**params, "inception": other}})  # fmt: skip
+    out = run(stack, x)
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out[1], out[2], atol=1e-4)
+    with pytest.raises(ValueError, match="`lstm_steps` must be an integer >= 0"):
+        _abstract(DCNTwoStream(width=2, lstm_steps=-1), shape)
+    with pytest.raises(ValueError, match="DCNTwoStream needs image height and width"):
+        _abstract(module, (24, 16, 3))

@@ -26,6 +26,12 @@ from jaxadv.models.saliency._deepgaze import (
 from jaxadv.models.saliency._deform import DeformConv, deform_conv2d  # issue 18
 from jaxadv.models.saliency._densesal import DenseNetFeatures, DenseSal  # issue 18
 from jaxadv.models.saliency._gazegan import CSCNet, GazeGAN
+from jaxadv.models.saliency._inception import (  # issue 18
+    DCNInception,
+    DCNTwoStream,
+    InceptionResNetBlock,
+    InceptionResNetFeatures,
+)
 from jaxadv.models.saliency._layers import TorchConvTranspose
 from jaxadv.models.saliency._pix2pixhd import ConvLSTM as ConvLSTM  # issue 18
 from jaxadv.models.saliency._pix2pixhd import Pix2PixHDGlobal as Pix2PixHDGlobal  # issue 18
@@ -48,12 +54,16 @@ __all__ = [
     "SALIENCY_MODEL_NAMES",
     "SAM",
     "UNISAL",
+    "DCNInception",
     "DCNSal",
+    "DCNTwoStream",
     "DeepGazeII",
     "DeformConv",
     "DenseNetFeatures",
     "DenseSal",
     "GazeGAN",
+    "InceptionResNetBlock",
+    "InceptionResNetFeatures",
     "PyramidSpatialAttention",
     "SalGAN",
     "SalGANDiscriminator",

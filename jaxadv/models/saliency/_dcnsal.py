@@ -44,6 +44,8 @@ class DCNSal(nn.Module):
         ``8 · width``).
       se_reduction: the squeeze-and-excitation ratio ``r`` (16 in Hu et al.).
       attention_scales: pooling factors of the pyramid spatial attention.
+      features_only: return the attention's output ``[b, h/8, w/8, 4·width]`` (no readout):
+        the VGG-16 stream of the two-stream :class:`DCNTwoStream`.
     """
 
     width: int = 64
@@ -51,6 +53,7 @@ class DCNSal(nn.Module):
     offset_groups: int = 1
     se_reduction: int = 16
     attention_scales: tuple[int, ...] = (1, 2)
+    features_only: bool = False
     output_kind: ClassVar[str] = "unit"
 
     @nn.compact
@@ -70,6 +73,8 @@ class DCNSal(nn.Module):
         y = SqueezeExcitation(self.se_reduction, name="se_block")(y)
         self.sow("intermediates", "se", y)
         y = PyramidSpatialAttention(self.attention_scales, name="attention")(y)
+        if self.features_only:
+            return y
         logits = nn.Conv(1, (1, 1), name="readout")(y)
         self.sow("intermediates", "logits", logits[..., 0])
         return nn.sigmoid(resize_bilinear(logits, x.shape[1:3]))[..., 0]

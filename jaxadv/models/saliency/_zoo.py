@@ -15,6 +15,7 @@ from jaxadv.models.saliency._dcnsal import DCNSal
 from jaxadv.models.saliency._deepgaze import DeepGazeII
 from jaxadv.models.saliency._densesal import DenseSal
 from jaxadv.models.saliency._gazegan import CSCNet, GazeGAN
+from jaxadv.models.saliency._inception import DCNInception, DCNTwoStream
 from jaxadv.models.saliency._pix2pixhd import Pix2PixHDGlobal, Pix2PixHDLocal
 from jaxadv.models.saliency._salgan import SalGAN
 from jaxadv.models.saliency._salicon import SALICON
@@ -65,6 +66,10 @@ _REGISTRY = {
     "pix2pix_local_lstm": _pix2pix_local(3),
     # issue 18: Table 2's model 10 (CSC_Net)
     "cscnet": lambda width, shape: CSCNet(width=width),
+    # issue 18: Table 2's Inception-ResNet members (models 12, 6 and 5)
+    "dcn_inception": lambda width, shape: DCNInception(width=width),
+    "dcn_2": lambda width, shape: DCNTwoStream(width=width),
+    "dcn_lstm_1": lambda width, shape: DCNTwoStream(width=width, lstm_steps=3),
 }
 
 SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
@@ -88,10 +93,14 @@ def saliency_model(
         3-step ConvLSTM refinement). pix2pixHD's generators get its 4 stride-2 stages, fewer on
         small images (the bottleneck keeps at least 4 pixels a side); ``"cscnet"``
         (:class:`CSCNet`, Table 2's CSC_Net: GazeGAN's two U-Nets and CSC with a softmax spatial
-        attention on each CSC output).
+        attention on each CSC output), ``"dcn_inception"`` (:class:`DCNInception`, Table 2's
+        DCN_Inception: an Inception-ResNet encoder, Szegedy et al. 2017), ``"dcn_2"``
+        (:class:`DCNTwoStream`, DCN_2: DCNSal's VGG-16/DCNv2/SE/attention stream and the
+        Inception-ResNet stream) or ``"dcn_lstm_1"`` (the same with a 3-step ConvLSTM on the
+        fused streams, DCN_LSTM_1).
       key: PRNG key for the initialisation.
       input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
-        (SALICON, GazeGAN and CSC-Net: multiples of 64; UNISAL 32; SalGAN, DCNSal and DenseSal 16;
+        (SALICON, GazeGAN and CSC-Net: multiples of 64; UNISAL 32; SalGAN, DCNSal, DenseSal and the two-stream DCNs 16; DCN_Inception 8;
         DeepGaze and SAM 8; pix2pix: multiples of 4, of 8 for the two-stream ones).
       width: channels of the model's first layer (the published models use 64; UNISAL 32). All
         other widths scale with it.
