@@ -46,6 +46,9 @@ from jaxadv.models.saliency import SALIENCY_MODEL_NAMES
 
 # Epochs per model: the slow ones (per-step cost on 2 CPU cores) get fewer passes.
 EPOCHS = dict(salicon=4, salgan=5, sam=3, deepgaze=8, gazegan=2, unisal=2)
+# issue 18's later members (--models NAME): the GazeGAN-sized CSC-Net gets GazeGAN's passes, the
+# two-stream DCNs half of DCNSal's 8 (each step costs both streams), DCN-SAM-VGG SAM's 3.
+EXTRA_EPOCHS = dict(cscnet=2, dcn_inception=8, dcn_2=4, dcn_lstm_1=4, dcn_sam_vgg=3)
 CONFIG = dict(size=(64, 64), train=1000, test=200, width=8, epochs=EPOCHS, batch_size=16, lr=1e-3)
 SMOKE = dict(
     size=(32, 32), train=8, test=4, width=2, epochs=dict(deepgaze=1), batch_size=8, lr=1e-3
@@ -57,7 +60,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--smoke", action="store_true", help="tiny run, for the tests")
     parser.add_argument("--models", nargs="*", default=None, choices=SALIENCY_MODEL_NAMES)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs for every model (default: EPOCHS)"
+    )
     args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"`--epochs` must be an integer >= 1; got {args.epochs}.")
     config = SMOKE if args.smoke else CONFIG
     models = args.models or list(config["epochs"])
     train = load_scenes("train", config["train"], size=config["size"])
@@ -73,7 +81,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             train,
             key=jax.random.fold_in(key, 2),
             width=config["width"],
-            epochs=config["epochs"].get(name, max(config["epochs"].values())),
+            epochs=args.epochs
+            or config["epochs"].get(name, EXTRA_EPOCHS.get(name, max(config["epochs"].values()))),
             batch_size=config["batch_size"],
             learning_rate=config["lr"],
             progress=not args.smoke,

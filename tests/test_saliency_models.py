@@ -25,6 +25,7 @@ from jaxadv.models.saliency import (
     CSCNet,
     DCNInception,
     DCNSal,
+    DCNSAMVGG,
     DCNTwoStream,
     DenseSal,
     SALIENCY_MODEL_NAMES,
@@ -107,6 +108,7 @@ ZOO = {
     "dcn_lstm_1": (
         DCNTwoStream(width=2, lstm_steps=3), (16, 16, 3), ("vgg/head2_relu", "fused", "lstm")
     ),
+    "dcn_sam_vgg": (DCNSAMVGG(width=2), (32, 32, 3), ("relu5_4", "attentive_lstm/attention")),
 }
 
 
@@ -128,6 +130,8 @@ def _variables(module, shape, seed=0):
             return jnp.asarray(unisal_gaussian_init() + rng.normal(0, 0.05, leaf.shape), leaf.dtype)
         if "priors" in name:  # SAM's centres and standard deviations
             return jnp.asarray(rng.uniform(0.2, 0.7, leaf.shape), leaf.dtype)
+        if "output_conv" in name and leaf.ndim == 1:  # SAM's ReLU readout: start it on
+            return jnp.full(leaf.shape, 0.5, leaf.dtype)
         if leaf.ndim == 0:  # DeepGaze's blur sigma and centre-bias weight
             return jnp.asarray(1.0, leaf.dtype)
         if "var" in name:
@@ -212,7 +216,8 @@ def test_zoo_model_jit_matches_eager_slow(name):
 # layers have default checks of their own (test_victim_library_layers.py, the ConvLSTM and
 # pix2pix tests below).
 _HEAVY = ("unisal", "gazegan", "dcnsal", "attsal", "densesal", "pix2pix_global", "pix2pix_local",
-          "pix2pix_local_lstm", "cscnet", "dcn_inception", "dcn_2", "dcn_lstm_1")  # fmt: skip
+          "pix2pix_local_lstm", "cscnet", "dcn_inception", "dcn_2", "dcn_lstm_1",
+          "dcn_sam_vgg")  # fmt: skip
 
 
 @pytest.mark.parametrize(

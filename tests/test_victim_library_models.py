@@ -11,6 +11,7 @@ check is one program compiled at XLA optimisation level 0.
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,12 +21,15 @@ from jaxadv.models.saliency import (
     CSCNet,
     DCNInception,
     DCNSal,
+    DCNSAMVGG,
     DCNTwoStream,
     GazeGAN,
     InceptionResNetBlock,
     InceptionResNetFeatures,
     SoftmaxSpatialAttention,
 )
+from jaxadv.models.saliency._layers import VGG16, VGG19_BLOCKS
+from jaxadv.models.saliency._sam import _sam_head
 
 _FAST = {"xla_backend_optimization_level": 0}
 _OPTIMISED = {"xla_backend_optimization_level": 2}  # see _map_checks
@@ -93,9 +97,10 @@ def _flat_names(tree, prefix=""):
     return names
 
 
-def _check_maps(maps, grads, intermediates, shape, layers, kind):
+def _check_maps(maps, grads, intermediates, shape, layers, kind, atol=1e-8):
+    """``atol``: how far the two images' maps must be apart somewhere."""
     assert maps.shape == (2, *shape[:2]) and maps.dtype == jnp.float32
-    assert not np.allclose(maps[0], maps[1])
+    assert float(jnp.max(jnp.abs(maps[0] - maps[1]))) > atol
     low = 0.0 if kind == "unit" else -1.0
     assert float(maps.min()) >= low and float(maps.max()) <= 1.0
     assert bool(jnp.all(jnp.isfinite(grads))) and float(jnp.max(jnp.abs(grads[0]))) > 0.0
@@ -291,3 +296,75 @@ def test_dcn_lstm_1_stream_independence():
         _abstract(DCNTwoStream(width=2, lstm_steps=-1), shape)
     with pytest.raises(ValueError, match="DCNTwoStream needs image height and width"):
         _abstract(module, (24, 16, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# DCN-SAM-VGG
+
+
+class _PlainBlock5(nn.Module):
+    """DCN-SAM-VGG's layout with block 5 as standard 3×3 convolutions (the reference)."""
+
+    width: int
+
+    @nn.compact
+    def __call__(self, x):
+        y = VGG16(self.width, dilated=True, blocks=VGG19_BLOCKS[:4], name="backbone")(x)
+        for i in range(1, 5):
+            y = nn.relu(nn.Conv(8 * self.width, (3, 3), padding=1, name=f"conv5_{i}")(y))
+        return _sam_head(self, y, x.shape[1:3], 2, 3)
+
+
+def test_dcn_sam_vgg_structure_and_bad_input():
+    module = DCNSAMVGG(width=1, num_steps=2, num_gaussians=3)
+    params = _abstract(module, (16, 16, 3))["params"]
+    assert {"conv4_4", "conv3_4"} <= set(params["backbone"]) and "conv5_1" not in params["backbone"]
+    assert {f"conv5_{i}" for i in range(1, 5)} <= set(params)
+    assert params["conv5_4"]["conv_offset"]["kernel"].shape == (3, 3, 8, 27)
+    assert {"attentive_lstm", "priors1", "priors2", "prior_conv2", "output_conv"} <= set(params)
+    with pytest.raises(ValueError, match="DCNSAMVGG needs image height and width"):
+        _abstract(module, (12, 16, 3))
+    with pytest.raises(ValueError, match="`offset_groups` \\(3\\) must divide"):
+        _abstract(DCNSAMVGG(width=1, offset_groups=3), (16, 16, 3))
+
+
+@pytest.mark.slow  # two SAM-sized programs: ~13 s on the loaded 2-core CPU
+def test_dcn_sam_vgg_with_still_offsets_is_vgg19_with_half_weight_block5():
+    shape = (16, 16, 3)
+    module = DCNSAMVGG(width=1, num_steps=2, num_gaussians=3)
+    variables = _draw(_abstract(module, shape))
+    # Offsets and mask logits zero: every DCNv2 layer is half a convolution with its kernel.
+    still = _zero(variables, lambda p: "conv_offset" in p)
+    reference = {"params": dict(still["params"])}
+    for i in range(1, 5):
+        layer = still["params"][f"conv5_{i}"]
+        reference["params"][f"conv5_{i}"] = {"kernel": 0.5 * layer["kernel"], "bias": layer["bias"]}
+    x = _images(2, shape)
+    both = jax.jit(
+        lambda a, b, x: (
+            module.apply(a, x, mutable=["intermediates"]),
+            _PlainBlock5(width=1).apply(b, x),
+        ),
+        compiler_options=_FAST,
+    )
+    (got, inter), want = both(still, reference, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    inter = inter["intermediates"]
+    assert got.shape == (2, 16, 16) and float(got.min()) >= 0.0 and float(got.max()) <= 1.0
+    assert inter["relu5_4"][0].shape == (2, 2, 2, 8)
+    attention = inter["attentive_lstm"]["attention"][0]
+    np.testing.assert_allclose(jnp.sum(attention, axis=(1, 2)), 1.0, rtol=1e-5)
+
+
+@pytest.mark.slow  # a SAM-sized gradient program: ~15 s on the loaded 2-core CPU
+def test_dcn_sam_vgg_maps_gradients_and_layers():
+    shape = (32, 32, 3)  # on a 2×2 grid the priors dominate: the maps of two images nearly agree
+    module = DCNSAMVGG(width=2, num_steps=2, num_gaussians=3)
+    variables = _draw(_abstract(module, shape))
+    # SAM's ReLU readout is off everywhere for some draws (a zero map): start it on
+    out = variables["params"]["output_conv"]
+    out["bias"] = jnp.full_like(out["bias"], 1.0)
+    layers = ("backbone/relu4_4", "relu5_4", "attentive_lstm/attention", "lstm", "readout")
+    maps, grads, inter = _map_checks(module, variables, _images(2, shape))
+    # random weights: the Gaussian priors dominate, the maps of two images differ by ~1e-6
+    _check_maps(maps, grads, inter, shape, layers, "unit", atol=1e-7)

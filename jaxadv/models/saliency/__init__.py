@@ -39,6 +39,7 @@ from jaxadv.models.saliency._pix2pixhd import Pix2PixHDLocal as Pix2PixHDLocal  
 from jaxadv.models.saliency._salgan import SalGAN, SalGANDiscriminator
 from jaxadv.models.saliency._salicon import SALICON
 from jaxadv.models.saliency._sam import SAM
+from jaxadv.models.saliency._sam import DCNSAMVGG as DCNSAMVGG  # issue 18
 from jaxadv.models.saliency._unisal import UNISAL
 from jaxadv.models.saliency._victim import OUTPUT_KINDS, SaliencyVictim, from_flax_saliency
 from jaxadv.models.saliency._zoo import SALIENCY_MODEL_NAMES, saliency_model
@@ -55,6 +56,7 @@ __all__ = [
     "SAM",
     "UNISAL",
     "DCNInception",
+    "DCNSAMVGG",
     "DCNSal",
     "DCNTwoStream",
     "DeepGazeII",

@@ -19,6 +19,8 @@ from jaxadv.models._layers import max_pool_2x2
 
 # (convolutions, channel multiple of the width) per VGG-16 block (Simonyan & Zisserman 2015, D).
 VGG16_BLOCKS = ((2, 1), (2, 2), (3, 4), (3, 8), (3, 8))
+# The same for VGG-19 (configuration E): four convolutions in blocks 3-5.
+VGG19_BLOCKS = ((2, 1), (2, 2), (4, 4), (4, 8), (4, 8))
 
 
 def check_input_grid(model: str, shape: Sequence[int], multiple: int, minimum: int) -> None:
@@ -229,15 +231,18 @@ class VGG16(nn.Module):
       dilated: SAM's variant (Cornia et al. 2018, §III-A): pools after blocks 1-3 only, a 2×2
         stride-1 ``same`` pool after block 4 and dilation 2 in block 5, for output stride 8.
         Overrides ``num_pools``.
+      blocks: ``(convolutions, channel multiple)`` per block: VGG-16's (default),
+        ``VGG19_BLOCKS``, or a prefix of either (the first blocks only).
     """
 
     width: int = 64
     num_pools: int = 5
     dilated: bool = False
+    blocks: tuple[tuple[int, int], ...] = VGG16_BLOCKS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        for block, (convs, mult) in enumerate(VGG16_BLOCKS, start=1):
+        for block, (convs, mult) in enumerate(self.blocks, start=1):
             dilation = 2 if self.dilated and block == 5 else 1
             for i in range(1, convs + 1):
                 x = nn.Conv(

@@ -14,8 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxadv.models.saliency._deform import DeformConv
 from jaxadv.models.saliency._layers import (
     VGG16,
+    VGG19_BLOCKS,
     check_input_grid,
     conv_lstm_step,
     resize_bilinear,
@@ -132,18 +134,76 @@ class SAM(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         del train  # no batch norm or dropout
         check_input_grid("SAM", x.shape, 8, 8)
-        wide = 8 * self.width
         feats = VGG16(self.width, dilated=True, name="backbone")(x)
-        y = AttentiveConvLSTM(wide, wide, self.num_steps, name="attentive_lstm")(feats)
-        self.sow("intermediates", "lstm", y)
-        b, h, w, _ = y.shape
-        for k in (1, 2):
-            priors = SAMGaussianPriors(self.num_gaussians, name=f"priors{k}")(h, w)
-            y = jnp.concatenate([y, jnp.broadcast_to(priors, (b, h, w, priors.shape[-1]))], -1)
-            y = nn.Conv(wide, (5, 5), padding=8, kernel_dilation=4, name=f"prior_conv{k}")(y)
-            y = nn.relu(y)
-            self.sow("intermediates", f"learned_priors{k}", y)
-        m = nn.relu(nn.Conv(1, (1, 1), name="output_conv")(y))
-        self.sow("intermediates", "readout", m[..., 0])
-        m = resize_bilinear(m, x.shape[1:3])[..., 0]
-        return m / (jnp.max(m, axis=(1, 2), keepdims=True) + _KERAS_EPSILON)
+        return _sam_head(self, feats, x.shape[1:3], self.num_steps, self.num_gaussians)
+
+
+def _sam_head(module: nn.Module, feats: jax.Array, size, num_steps: int, num_gaussians: int):
+    """SAM's head on stride-8 features (called inside ``module``'s compact ``__call__``, whose
+    layers it creates and sows): attentive ConvLSTM, two Gaussian-prior blocks, the 1×1 ReLU
+    readout, bilinear upsampling to ``size`` and division by the maximum."""
+    wide = feats.shape[-1]
+    y = AttentiveConvLSTM(wide, wide, num_steps, name="attentive_lstm")(feats)
+    module.sow("intermediates", "lstm", y)
+    b, h, w, _ = y.shape
+    for k in (1, 2):
+        priors = SAMGaussianPriors(num_gaussians, name=f"priors{k}")(h, w)
+        y = jnp.concatenate([y, jnp.broadcast_to(priors, (b, h, w, priors.shape[-1]))], -1)
+        y = nn.Conv(wide, (5, 5), padding=8, kernel_dilation=4, name=f"prior_conv{k}")(y)
+        y = nn.relu(y)
+        module.sow("intermediates", f"learned_priors{k}", y)
+    m = nn.relu(nn.Conv(1, (1, 1), name="output_conv")(y))
+    module.sow("intermediates", "readout", m[..., 0])
+    m = resize_bilinear(m, size)[..., 0]
+    return m / (jnp.max(m, axis=(1, 2), keepdims=True) + _KERAS_EPSILON)
+
+
+class DCNSAMVGG(nn.Module):
+    """DCN-SAM-VGG: a VGG-19 encoder whose last block is modulated deformable convolutions, then
+    SAM's attentive ConvLSTM and Gaussian-prior head; ``[b, h, w, c]`` in ``[0, 1]`` → ``[b, h,
+    w]`` in [0, 1].
+
+    ``model_14`` of Table 2 of Che et al.'s robustness study (``shared/papers/000``, "Code
+    repository of victim models": DCN_SAM_VGG, VGG19 backbone, single stream, standard
+    convolution & modulated deformable convolution, softmax spatial attention, ConvLSTM). Its
+    code is not published, so the layout is ours, following the table's columns on SAM's
+    design (Cornia et al., IEEE TIP 2018, :class:`SAM`): VGG-19 (Simonyan & Zisserman 2015,
+    configuration E) with SAM's output-stride-8 arrangement (2×2 pools after blocks 1-3, the
+    stride-1 ``same`` pool after block 4), but block 5's four convolutions are 3×3 DCNv2 layers
+    (:class:`DeformConv`, Zhu et al. 2019) in place of SAM's dilation-2 convolutions: the
+    deformable offsets learn where to sample instead of a fixed dilation. The head is SAM's
+    unchanged: the attentive ConvLSTM whose attention is a softmax over the positions (SAM's
+    "softmax spatial attention"), two blocks of learned Gaussian priors, a 1×1 ReLU readout,
+    bilinear upsampling and division by the maximum (``SAM``'s output normalisation).
+
+    Named layers: ``backbone/relu{b}_{n}`` (VGG-19 blocks 1-4), ``relu5_4`` (after the
+    deformable block), ``attentive_lstm/attention``, ``lstm``, ``learned_priors1``,
+    ``learned_priors2``, ``readout``. Images must be multiples of 8 on each side.
+
+    Attributes:
+      width: channels of VGG block 1 (64 published); block 5, the LSTM and the prior
+        convolutions have ``8 * width``.
+      num_steps: ConvLSTM steps (4 in SAM).
+      num_gaussians: Gaussian priors per prior block (16 in SAM).
+      offset_groups: offset groups of each DCNv2 layer (must divide ``8 · width``).
+    """
+
+    width: int = 64
+    num_steps: int = 4
+    num_gaussians: int = 16
+    offset_groups: int = 1
+    output_kind: ClassVar[str] = "unit"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        del train  # no batch norm or dropout
+        check_input_grid("DCNSAMVGG", x.shape, 8, 8)
+        y = VGG16(self.width, dilated=True, blocks=VGG19_BLOCKS[:4], name="backbone")(x)
+        convs, mult = VGG19_BLOCKS[4]
+        for i in range(1, convs + 1):
+            conv = DeformConv(
+                mult * self.width, 3, offset_groups=self.offset_groups, name=f"conv5_{i}"
+            )
+            y = nn.relu(conv(y))
+        self.sow("intermediates", f"relu5_{convs}", y)
+        return _sam_head(self, y, x.shape[1:3], self.num_steps, self.num_gaussians)

@@ -19,7 +19,7 @@ from jaxadv.models.saliency._inception import DCNInception, DCNTwoStream
 from jaxadv.models.saliency._pix2pixhd import Pix2PixHDGlobal, Pix2PixHDLocal
 from jaxadv.models.saliency._salgan import SalGAN
 from jaxadv.models.saliency._salicon import SALICON
-from jaxadv.models.saliency._sam import SAM
+from jaxadv.models.saliency._sam import SAM, DCNSAMVGG
 from jaxadv.models.saliency._unisal import UNISAL
 
 
@@ -70,6 +70,8 @@ _REGISTRY = {
     "dcn_inception": lambda width, shape: DCNInception(width=width),
     "dcn_2": lambda width, shape: DCNTwoStream(width=width),
     "dcn_lstm_1": lambda width, shape: DCNTwoStream(width=width, lstm_steps=3),
+    # issue 18: Table 2's model 14 (SAM's head on a VGG-19 encoder with a DCNv2 block 5)
+    "dcn_sam_vgg": lambda width, shape: DCNSAMVGG(width=width),
 }
 
 SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
@@ -89,19 +91,20 @@ def saliency_model(
         ``"attsal"`` (:class:`DCNSal` with standard convolutions: the attention-only member),
         ``"densesal"`` (:class:`DenseSal`, a three-block DenseNet-BC, Huang et al. 2017),
         ``"pix2pix_global"`` (:class:`Pix2PixHDGlobal`, Wang et al. 2018), ``"pix2pix_local"``
-        (its two-stream :class:`Pix2PixHDLocal`) or ``"pix2pix_local_lstm"`` (the same with a
+        (its two-stream :class:`Pix2PixHDLocal`), ``"pix2pix_local_lstm"`` (the same with a
         3-step ConvLSTM refinement). pix2pixHD's generators get its 4 stride-2 stages, fewer on
         small images (the bottleneck keeps at least 4 pixels a side); ``"cscnet"``
         (:class:`CSCNet`, Table 2's CSC_Net: GazeGAN's two U-Nets and CSC with a softmax spatial
         attention on each CSC output), ``"dcn_inception"`` (:class:`DCNInception`, Table 2's
         DCN_Inception: an Inception-ResNet encoder, Szegedy et al. 2017), ``"dcn_2"``
         (:class:`DCNTwoStream`, DCN_2: DCNSal's VGG-16/DCNv2/SE/attention stream and the
-        Inception-ResNet stream) or ``"dcn_lstm_1"`` (the same with a 3-step ConvLSTM on the
-        fused streams, DCN_LSTM_1).
+        Inception-ResNet stream), ``"dcn_lstm_1"`` (the same with a 3-step ConvLSTM on the
+        fused streams, DCN_LSTM_1) or ``"dcn_sam_vgg"`` (:class:`DCNSAMVGG`, DCN_SAM_VGG: SAM's
+        attentive ConvLSTM and priors on a VGG-19 whose block 5 is DCNv2).
       key: PRNG key for the initialisation.
       input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
         (SALICON, GazeGAN and CSC-Net: multiples of 64; UNISAL 32; SalGAN, DCNSal, DenseSal and the two-stream DCNs 16; DCN_Inception 8;
-        DeepGaze and SAM 8; pix2pix: multiples of 4, of 8 for the two-stream ones).
+        DeepGaze, SAM and DCN-SAM-VGG 8; pix2pix: multiples of 4, of 8 for the two-stream ones).
       width: channels of the model's first layer (the published models use 64; UNISAL 32). All
         other widths scale with it.
 
@@ -129,4 +132,3 @@ def saliency_model(
 def _init(module: nn.Module, key: jax.Array, x: jax.Array) -> dict[str, Any]:
     """``module.init`` in inference mode, jitted once per (module, shapes) (issue 19)."""
     return module.init(key, x, train=False)
-
