@@ -1,6 +1,7 @@
 r"""Train every saliency zoo model on the embedded scenes and score it against the centre bias.
 
-Command:   python experiments/saliency_training.py   (--models sam unisal: a subset; --smoke)
+Command:   python experiments/saliency_training.py   (--models sam unisal: a subset; --smoke;
+           NAME+at: adversarially trained, e.g. --models gazegan+at sam+at, AT_MEMBERS)
 Expected:  on 200 held-out 64×64 scenes every trained model beats both content-blind baselines
            (the scenes' Gaussian centre bias and the mean training density) on CC, NSS and sAUC.
            Measured (2026-11-28, 2-core CPU shared with other jobs; the same bits on every run):
@@ -35,6 +36,7 @@ import time
 
 import jax
 
+from jaxadv.attacks import saliency_pgd
 from jaxadv.data.saliency import load_scenes
 from jaxadv.training import (
     center_bias_baselines,
@@ -50,6 +52,15 @@ EPOCHS = dict(salicon=4, salgan=5, sam=3, deepgaze=8, gazegan=2, unisal=2)
 # two-stream DCNs half of DCNSal's 8 (each step costs both streams), DCN-SAM-VGG SAM's 3.
 EXTRA_EPOCHS = dict(cscnet=2, dcn_inception=8, dcn_2=4, dcn_lstm_1=4, dcn_sam_vgg=3)
 CONFIG = dict(size=(64, 64), train=1000, test=200, width=8, epochs=EPOCHS, batch_size=16, lr=1e-3)
+# Adversarially trained members (issue 18): ``NAME+at`` is the zoo model NAME trained with the
+# library's own saliency PGD-ℓ∞ inside the train step (KL away from the clean map, one step of
+# 1.25·ε from a random start in the ε = 8/255 ball: FGSM-RS, Wong, Rice & Kolter ICLR 2020), the
+# recipe and name of smbea_transfer.py's "+at" members. Table 2's AT=YES rows are GazeGAN_2 (a
+# multi-stream U-Net: the zoo's gazegan, two U-Nets) and SAM_ResNet (SAM on a ResNet; the zoo's
+# SAM has the VGG-16 backbone, so "sam+at" is SAM-VGG with Table 2's adversarial training).
+AT_MEMBERS = ("gazegan+at", "sam+at")
+AT_EPS, AT_STEPS, AT_ALPHA = 8 / 255, 1, 1.25
+MODEL_CHOICES = SALIENCY_MODEL_NAMES + tuple(f"{n}+at" for n in SALIENCY_MODEL_NAMES)
 SMOKE = dict(
     size=(32, 32), train=8, test=4, width=2, epochs=dict(deepgaze=1), batch_size=8, lr=1e-3
 )
@@ -58,7 +69,7 @@ SMOKE = dict(
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny run, for the tests")
-    parser.add_argument("--models", nargs="*", default=None, choices=SALIENCY_MODEL_NAMES)
+    parser.add_argument("--models", nargs="*", default=None, choices=MODEL_CHOICES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--epochs", type=int, default=None, help="epochs for every model (default: EPOCHS)"
@@ -76,16 +87,23 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     began = time.perf_counter()
     for name in models:
         start = time.perf_counter()
+        base = name.removesuffix("+at")
+        extra = {}
+        if name.endswith("+at"):
+            attack = saliency_pgd(steps=AT_STEPS)
+            hp = attack.hparams(eps=AT_EPS, step_size=AT_ALPHA * AT_EPS)
+            extra = dict(attack=attack, attack_hparams=hp)
         victim, training = train_zoo_saliency(
-            name,
+            base,
             train,
             key=jax.random.fold_in(key, 2),
             width=config["width"],
             epochs=args.epochs
-            or config["epochs"].get(name, EXTRA_EPOCHS.get(name, max(config["epochs"].values()))),
+            or config["epochs"].get(base, EXTRA_EPOCHS.get(base, max(config["epochs"].values()))),
             batch_size=config["batch_size"],
             learning_rate=config["lr"],
             progress=not args.smoke,
+            **extra,
         )
         rows[name] = evaluate_saliency(victim, test, key=eval_key)
         print(

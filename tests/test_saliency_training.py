@@ -218,3 +218,30 @@ def test_experiment_smoke():
     rows = module.main(["--smoke"])
     assert list(rows) == ["centre bias", "mean train density", "deepgaze"]
     assert all(np.isfinite(rows["deepgaze"][m]) for m in ("cc", "nss", "sauc", "kl", "sim"))
+
+
+def _experiment():
+    spec = importlib.util.spec_from_file_location(
+        "saliency_training", EXPERIMENTS / "saliency_training.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_experiment_names_its_adversarially_trained_members():
+    # issue 18: Table 2's AT=YES members by name, as "+at" twins of zoo models
+    module = _experiment()
+    assert set(module.AT_MEMBERS) <= set(module.MODEL_CHOICES)
+    assert {m.removesuffix("+at") for m in module.AT_MEMBERS} == {"gazegan", "sam"}
+    with pytest.raises(ValueError, match="`--epochs` must be an integer >= 1; got 0"):
+        module.main(["--smoke", "--epochs", "0"])
+    with pytest.raises(SystemExit):
+        module.main(["--smoke", "--models", "gazegan+adv"])
+
+
+@pytest.mark.slow
+def test_experiment_smoke_adversarial_member():
+    rows = _experiment().main(["--smoke", "--models", "deepgaze+at"])
+    assert list(rows) == ["centre bias", "mean train density", "deepgaze+at"]
+    assert all(np.isfinite(rows["deepgaze+at"][m]) for m in ("cc", "nss", "sauc", "kl", "sim"))
