@@ -514,7 +514,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--at-model", default="salgan",
         help="the adversarially trained zoo model: --library's member and --at-check's model "
-        "(default SalGAN; pix2pix_global depends far more on its input at this size)",
+        "(default SalGAN; pix2pix_global depends far more on its input at this size; Table 2's "
+        "AT=YES members are gazegan and sam: saliency_training.py's AT_MEMBERS)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
