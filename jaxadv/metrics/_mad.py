@@ -27,7 +27,9 @@ pixels before, 17 after, as the released code drops them):
 ``MAD = d_detect^a · d_appear^{1−a}`` with ``a = 1/(1 + β1·d_detect^{β2})``, β1 = 0.467,
 β2 = 0.130. Constants are those of the paper and its released code; where the code and the paper
 differ (the code's quadrant search for σ_min reads overlapping cells) the paper is followed, so
-values match the reference implementation only approximately.
+values match the reference implementation only approximately. IQA-PyTorch's port (pyiqa) departs
+further from the code; tests/test_mad_reference.py rebuilds its values from these pieces and
+experiments/README.md lists the departures.
 """
 
 from __future__ import annotations
