@@ -35,7 +35,7 @@ _REF = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(_REF)  # numpy only: the pairs; torch is imported by its main() alone
 
 # (d_detect, d_appear, MAD) of pyiqa 0.1.16's `pyiqa.archs.mad_arch` (`hi_index`, `lo_index`,
-# `MAD(channels=1).mad`) on float64 [1, 1, 64, 64] tensors, torch 2.14.1 (run on CPU), produced by
+# `MAD(channels=1).mad`) on float32 [1, 1, 64, 64] tensors (0–255; `mad` on them / 255), torch 2.14.1 (run on CPU), produced by
 # `python experiments/mad_pyiqa_reference.py` in a venv with `pip install torch pyiqa`.
 PYIQA = {
     "noise2": (0.0, 1.7633010308025292, 0.0),
