@@ -34,9 +34,10 @@ _SPEC = importlib.util.spec_from_file_location(
 _REF = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(_REF)  # numpy only: the pairs; torch is imported by its main() alone
 
-# (d_detect, d_appear, MAD) of pyiqa 0.1.16's `pyiqa.archs.mad_arch` (`hi_index`, `lo_index`,
-# `MAD(channels=1).mad`) on float32 [1, 1, 64, 64] tensors (0–255; `mad` on them / 255), torch 2.14.1 (run on CPU), produced by
-# `python experiments/mad_pyiqa_reference.py` in a venv with `pip install torch pyiqa`.
+# (d_detect, d_appear, MAD) of pyiqa 0.1.16's `pyiqa.archs.mad_arch` (`hi_index`, `lo_index` on
+# float32 [1, 1, 64, 64] tensors in 0–255; `MAD(channels=1).mad` on the same / 255), torch 2.14.1
+# on CPU, produced by `python experiments/mad_pyiqa_reference.py` in a venv with
+# `pip install torch pyiqa`.
 PYIQA = {
     "noise2": (0.0, 1.7633010308025292, 0.0),
     "noise8": (1253.4287109375, 4.970530974053546, 62.98443680113423),
