@@ -90,3 +90,21 @@ def test_sapf_table1_smoke():
     assert 0.0 <= table["worst"]["asr"] <= table["average"]["asr"] <= table["best"]["asr"] <= 100
     for row in out["k_sweep"]:
         assert np.isnan(row["l0"]) or row["l0"] <= row["k"]
+
+
+# Slow (`pytest -m slow`): fine-tunes the smoke victim against FGSM (once; cached) and runs SAPF.
+@pytest.mark.slow
+def test_sapf_table1_adversarial_smoke():
+    from jaxadv.models import default_cache_dir
+
+    spec = importlib.util.spec_from_file_location("sapf_table1", EXPERIMENTS / "sapf_table1.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--smoke", "--adversarial", "--no-sweep"])  # the shared victim cache
+    assert out["adversarial"] and 0.0 < out["accuracy"] <= 1.0
+    assert out["pairs"] == 2 * 9 and [r["k"] for r in out["k_sweep"]] == [40.0]  # k only
+    table = out["tables"]["SAPF"]
+    assert 0.0 <= table["worst"]["asr"] <= table["average"]["asr"] <= table["best"]["asr"] <= 100
+    # The victim is smooth_table1.py's FGSM-trained one: its checkpoints are the shared cache.
+    tag = "cw-digits-28-128-eps0.3-goodfellow"
+    assert (default_cache_dir() / f"smooth-table-at-{tag}").is_dir()

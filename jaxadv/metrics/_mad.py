@@ -5,7 +5,8 @@ imperceptibility with it; lower is better.
 
 Two indices on 8-bit grey levels ``I`` (images are rescaled to [0, 255] and colour is turned grey
 with ITU-R BT.601 weights), both computed on 16×16 blocks at a stride of 4 whose values fill the
-block's 4×4 top-left cell, then pooled as the root mean square over the map less a 16-pixel border:
+block's 4×4 top-left cell, then pooled as the root mean square over the map less its border (16
+pixels before, 17 after, as the released code drops them):
 
 - ``d_detect`` (near-threshold, detection strategy): lightness ``L = 0.02874·I^{2.2/3}`` filtered
   by the contrast sensitivity function ``csf(f) = 2.6(0.0192 + 0.114f)e^{−(0.114f)^{1.1}}``
@@ -26,7 +27,9 @@ block's 4×4 top-left cell, then pooled as the root mean square over the map les
 ``MAD = d_detect^a · d_appear^{1−a}`` with ``a = 1/(1 + β1·d_detect^{β2})``, β1 = 0.467,
 β2 = 0.130. Constants are those of the paper and its released code; where the code and the paper
 differ (the code's quadrant search for σ_min reads overlapping cells) the paper is followed, so
-values match the reference implementation only approximately.
+values match the reference implementation only approximately. IQA-PyTorch's port (pyiqa) departs
+further from the code; tests/test_mad_reference.py rebuilds its values from these pieces and
+experiments/README.md lists the departures.
 """
 
 from __future__ import annotations
@@ -110,7 +113,9 @@ def _spread(stat, shape):
 
 
 def _pool(a):
-    inner = a[BLOCK:-BLOCK, BLOCK:-BLOCK]
+    """RMS over rows/cols ``16 … m−18`` (0-based): the released code's ``BSIZE+1:end-BSIZE-1``."""
+    m, n = a.shape
+    inner = a[BLOCK : m - BLOCK - 1, BLOCK : n - BLOCK - 1]
     return jnp.sqrt(jnp.mean(jnp.square(inner)))
 
 
@@ -121,9 +126,11 @@ def _std(blocks, axes=(-2, -1)):
 
 
 def _local_mse(err):
-    """Mean of ``err`` over the 16×16 window rows/cols ``p−8 … p+7`` (mirrored at the edges)."""
+    """Mean of ``err`` over the 16×16 window rows/cols ``p−7 … p+8`` (mirrored at the edges):
+    the window of the released code's ``imfilter(·, 'same')``/``filter2(·, 'same')``, whose
+    anchor is the kernel's 8th of 16 entries (scipy's ``'same'`` centres one pixel earlier)."""
     half = BLOCK // 2
-    padded = jnp.pad(err, ((half, half - 1), (half, half - 1)), mode="symmetric")
+    padded = jnp.pad(err, ((half - 1, half), (half - 1, half)), mode="symmetric")
     kernel = jnp.ones((BLOCK, BLOCK), err.dtype) / BLOCK**2
     return jax.scipy.signal.convolve2d(padded, kernel, mode="valid")
 
