@@ -1,7 +1,9 @@
 r"""The Meta Attack (thesis chapter 2; Du et al., ICLR 2020) on the digits against ZOO, AutoZOOM, Bandits.
 
 Command:   JAXADV_CACHE_DIR=/root/.cache/jaxadv python experiments/meta_attack_digits.py
-           (tiny smoke run: --smoke; fewer digits: --images 8; one setting: --only untargeted)
+           (tiny smoke run: --smoke; fewer digits: --images 8; one setting: --only untargeted;
+           Meta Attack vs ZOO at equal success: --only untargeted --images 32 --iterations 100
+           --loop-images 0 --const 5 --methods "Meta Attack,ZOO" --zoo-queries 10000 --curve)
 Expected:  untargeted and targeted success rate, mean ℓ2 and mean queries of the successful
            digits for Meta Attack (trained and randomly initialised meta attacker), ZOO, AutoZOOM
            and Bandits at one query budget; the cosine of the meta attacker's outputs with the
