@@ -1,7 +1,9 @@
 r"""The Meta Attack (thesis chapter 2; Du et al., ICLR 2020) on the digits against ZOO, AutoZOOM, Bandits.
 
 Command:   JAXADV_CACHE_DIR=/root/.cache/jaxadv python experiments/meta_attack_digits.py
-           (tiny smoke run: --smoke; fewer digits: --images 8; one setting: --only untargeted)
+           (tiny smoke run: --smoke; fewer digits: --images 8; one setting: --only untargeted;
+           Meta Attack vs ZOO at equal success: --only untargeted --images 32 --iterations 100
+           --loop-images 0 --const 5 --methods "Meta Attack,ZOO" --zoo-queries 10000 --curve)
 Expected:  untargeted and targeted success rate, mean ℓ2 and mean queries of the successful
            digits for Meta Attack (trained and randomly initialised meta attacker), ZOO, AutoZOOM
            and Bandits at one query budget; the cosine of the meta attacker's outputs with the
@@ -54,10 +56,12 @@ from jaxadv.training import default_meta_attacker, default_victim, held_out_cosi
 CONFIG = dict(
     num_images=8, iterations=dict(untargeted=30, targeted=45), top_q=32, finetune_interval=3,
     finetune_steps=20, const=0.5, step_size=0.1, bandits_eps=3.0, loop_images=2, search_steps=1,
+    zoo_queries=None, zoo_batch=None, zoo_update="adam", zoo_step_size=None, curve=False,
 )  # fmt: skip
 SMOKE = dict(
     num_images=2, iterations=dict(untargeted=3, targeted=3), top_q=4, finetune_interval=3,
     finetune_steps=2, const=0.5, step_size=0.1, bandits_eps=3.0, loop_images=2, search_steps=1,
+    zoo_queries=None, zoo_batch=None, zoo_update="adam", zoo_step_size=None, curve=False,
 )  # fmt: skip
 METHODS = ("Meta Attack", "Meta Attack (random init)", "ZOO", "AutoZOOM", "Bandits")
 
@@ -79,9 +83,15 @@ def make_attack(method: str, config: dict, targeted: bool, max_queries: int):
         )  # fmt: skip
         return attack, attack.hparams(step_size=config["step_size"])
     if method == "ZOO":
-        attack = attacks.zoo(batch=config["top_q"], max_queries=max_queries, targeted=targeted,
-                             const=const, early_stop=True, search_steps=search)  # fmt: skip
-        return attack, attack.hparams(step_size=config["step_size"])
+        batch = config.get("zoo_batch") or config["top_q"]
+        update = config.get("zoo_update", "adam")
+        attack = attacks.zoo(batch=batch, max_queries=max_queries, targeted=targeted, const=const,
+                             early_stop=True, search_steps=search, update=update)  # fmt: skip
+        step = config.get("zoo_step_size") or config["step_size"]
+        # ZOO-Newton's second difference is rounding noise at the paper's h = 1e-4 in float32
+        # (attacks.zoo's docstring): it gets h = 1e-2.
+        extra = {"fd_step": 1e-2} if update == "newton" else {}
+        return attack, attack.hparams(step_size=step, **extra)
     if method == "AutoZOOM":
         attack = attacks.autozoom(max_queries=max_queries, targeted=targeted, const=const,
                                   early_stop=True)  # fmt: skip
@@ -174,6 +184,71 @@ def paired(setting, meta, zoo) -> dict:
     return row
 
 
+# Budgets at which the success-vs-queries curve is read (--curve), up to the largest budget run.
+CURVE_BUDGETS = (50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+
+
+def success_curve(fooled, queries, budgets) -> list[float]:
+    """Success among the correct digits within each of ``budgets`` queries, from ONE run per
+    attack that stops each digit at its first success (so ``queries`` of a fooled digit is its
+    first-success count): the share of digits fooled with at most that many queries.
+
+    Args:
+      fooled: per correctly classified digit, whether the run fooled it.
+      queries: per correctly classified digit, the queries the run spent on it.
+      budgets: the query budgets to read the curve at.
+
+    Returns:
+      One success rate per budget (a non-decreasing list).
+    """
+    fooled, queries = np.asarray(fooled, bool), np.asarray(queries)
+    n = max(fooled.size, 1)
+    return [float(np.sum(fooled & (queries <= b)) / n) for b in budgets]
+
+
+def matched_success(meta, zoo) -> dict:
+    """Queries of two attacks at EQUAL success, from their first-success counts on the correct
+    digits (``meta``/``zoo``: (fooled, queries) per digit): with k the smaller number of digits
+    either fooled, each attack's queries to reach success k/n (its k-th smallest first-success
+    count: where its curve reaches that success) and its mean queries over the k digits it
+    fooled first (its mean queries at that success; the digits may differ between attacks).
+    """
+    first = [np.sort(np.asarray(q)[np.asarray(f, bool)]) for f, q in (meta, zoo)]
+    k = min(len(first[0]), len(first[1]))
+    nan = float("nan")
+    reach = [float(q[k - 1]) if k else nan for q in first]
+    mean = [float(q[:k].mean()) if k else nan for q in first]
+    return dict(digits=k, success=k / max(np.asarray(meta[0]).size, 1), meta_reach=reach[0],
+                zoo_reach=reach[1], meta_mean=mean[0], zoo_mean=mean[1],
+                reach_ratio=reach[1] / reach[0] if k else nan,
+                mean_ratio=mean[1] / mean[0] if k else nan)  # fmt: skip
+
+
+def curve_rows(setting, fooled: dict, correct, largest: int) -> list[dict]:
+    """The success-vs-queries curve of every method (``fooled``: method → (fooled, queries, l2)
+    per digit) at the :data:`CURVE_BUDGETS` up to ``largest`` and ``largest`` itself, and the
+    Meta Attack against ZOO at equal success (:func:`matched_success`); printed."""
+    budgets = [b for b in CURVE_BUDGETS if b < largest] + [largest]
+    rows = []
+    for method, (ok, queries, _) in fooled.items():
+        curve = success_curve(ok[correct], queries[correct], budgets)
+        rows.append(dict(method="curve", setting=setting, attack=method,
+                         budgets=budgets, success=curve))  # fmt: skip
+        points = "  ".join(f"<={b}: {s:.3f}" for b, s in zip(budgets, curve))
+        print(f"curve {setting:10s} {method:26s} {points}", flush=True)
+    if "Meta Attack" in fooled and "ZOO" in fooled:
+        meta, zoo = ((fooled[m][0][correct], fooled[m][1][correct]) for m in ("Meta Attack", "ZOO"))
+        row = dict(method="equal success Meta vs ZOO", setting=setting,
+                   **matched_success(meta, zoo))  # fmt: skip
+        rows.append(row)
+        print(f"{setting}: at equal success {row['success']:.3f} ({row['digits']} digits each), "
+              f"queries to reach it Meta {row['meta_reach']:.0f}, ZOO {row['zoo_reach']:.0f} "
+              f"(ZOO / Meta {row['reach_ratio']:.2f}); mean queries of the digits fooled first "
+              f"Meta {row['meta_mean']:.0f}, ZOO {row['zoo_mean']:.0f} (ZOO / Meta "
+              f"{row['mean_ratio']:.2f})", flush=True)  # fmt: skip
+    return rows
+
+
 def table(config, black, carriers, images, labels, correct, settings, methods=METHODS):
     """Rows of every ``method`` in every setting (``"untargeted"``/``"targeted"``) on the
     score-only ``black`` (``carriers``: method → black joined to its meta attacker), and the
@@ -182,9 +257,13 @@ def table(config, black, carriers, images, labels, correct, settings, methods=ME
     for setting in settings:
         targeted = setting == "targeted"
         targets = (labels + 1) % black.num_classes if targeted else None
-        max_queries = budget(config, config["iterations"][setting])
-        fooled = {}
+        meta_budget = budget(config, config["iterations"][setting])
+        fooled, largest = {}, 0
         for method in methods:
+            max_queries = meta_budget
+            if method == "ZOO" and config.get("zoo_queries"):
+                max_queries = config["zoo_queries"]  # ZOO's own, larger budget (--zoo-queries)
+            largest = max(largest, max_queries)
             attack, hp = make_attack(method, config, targeted, max_queries)
             victim = carriers.get(method, black)
             r, _, compiled, seconds = run_attack(attack, hp, victim, images, labels, targets)
@@ -204,6 +283,8 @@ def table(config, black, carriers, images, labels, correct, settings, methods=ME
                       f"{speed['speedup']:.1f}x", flush=True)  # fmt: skip
         if "Meta Attack" in fooled and "ZOO" in fooled:
             rows.append(paired(setting, fooled["Meta Attack"], fooled["ZOO"]))
+        if config.get("curve"):
+            rows += curve_rows(setting, fooled, correct, largest)
     return rows
 
 
@@ -219,14 +300,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--search-steps", type=int, default=None,
                         help="C&W binary search over the const for Meta Attack and ZOO (1)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of METHODS")
+    parser.add_argument("--zoo-queries", type=int, default=None,
+                        help="ZOO's own query budget (default: the Meta Attack's)")
+    parser.add_argument("--zoo-batch", type=int, default=None,
+                        help="coordinates ZOO estimates per step (default: top-q, 32)")
+    parser.add_argument("--zoo-update", default=None, choices=("adam", "newton"),
+                        help="ZOO-ADAM (default) or ZOO-Newton")
+    parser.add_argument("--zoo-step-size", type=float, default=None,
+                        help="ZOO's learning rate (default: --step-size)")
+    parser.add_argument("--curve", action="store_true",
+                        help="success-vs-queries curves and Meta vs ZOO at equal success, from "
+                             "each attack's first-success query counts (needs --search-steps 1)")
     parser.add_argument("--throughput", action="store_true",
                         help="only the batched vs batch-1 timing, old and new program forms")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
     config = dict(SMOKE if args.smoke else CONFIG)
-    for name in ("images", "step_size", "loop_images", "const", "search_steps"):
+    for name in ("images", "step_size", "loop_images", "const", "search_steps", "zoo_queries",
+                 "zoo_batch", "zoo_update", "zoo_step_size"):
         if getattr(args, name) is not None:
             config["num_images" if name == "images" else name] = getattr(args, name)
+    config["curve"] = args.curve
+    if args.zoo_queries is not None and args.zoo_queries < 1:
+        raise ValueError(f"`--zoo-queries` must be a positive budget; got {args.zoo_queries}.")
+    if args.curve and config["search_steps"] != 1:
+        raise ValueError(
+            "`--curve` reads success at each budget off first-success query counts, which a "
+            f"constant search (summed over its runs) does not give: use --search-steps 1; got "
+            f"{config['search_steps']}."
+        )
     if args.iterations is not None:
         config["iterations"] = dict(untargeted=args.iterations, targeted=args.iterations)
     white, info = default_victim("cw", cache_dir=args.cache_dir, progress=True)

@@ -377,8 +377,12 @@ def _meta_tiny_table(methods, settings):
     rows = module.table(config, black, carriers, images, labels, correct, settings, methods)
     budget = module.budget(config, 4)
     assert budget == (2 * 4 + 1) + 1 + 1 + (2 * 4 + 1) + 1  # fine-tunes at calls 0 and 3
-    table = [r for r in rows if r["method"] != "throughput"]
+    table = [r for r in rows if r["method"] in methods]  # not the throughput and paired rows
     expected = [(s, m) for s in settings for m in methods]
+    if "Meta Attack" in methods and "ZOO" in methods:  # Meta vs ZOO on the digits both fooled
+        paired = [r for r in rows if r["method"] == "paired Meta vs ZOO"]
+        assert [r["setting"] for r in paired] == list(settings)
+        assert all(0 <= r["digits"] <= 3 for r in paired)
     assert [(r["setting"], r["method"]) for r in table] == expected
     for r in table:
         assert 0.0 <= r["success"] <= 1.0 and r["budget"] == budget, r
@@ -410,6 +414,52 @@ def test_meta_attack_row_counts_the_correct_digits_and_averages_the_fooled_ones(
     row = module.row_of("ZOO", "untargeted", r, correct, 50, 0.0, 0.0)
     assert row["success"] == pytest.approx(2 / 3)
     assert (row["mean_l2"], row["mean_queries"], row["max_queries_spent"]) == (1.5, 15.0, 40)
+
+
+def test_meta_attack_success_curve_and_equal_success_by_hand():
+    module = _load("meta_attack_digits")
+    # 5 correct digits; first-success counts of the fooled ones (a failure spent the budget)
+    fooled = np.array([True, True, False, True, True])
+    queries = np.array([40, 300, 1000, 120, 40])
+    assert module.success_curve(fooled, queries, [39, 40, 120, 299, 1000]) == [
+        0.0, 0.4, 0.6, 0.6, 0.8]
+    zoo = (np.array([False, True, True, False, False]), np.array([900, 800, 2500, 900, 900]))
+    row = module.matched_success((fooled, queries), zoo)
+    # k = 2 digits each (ZOO's success 2/5): Meta reaches 2/5 at 40 queries (its two at 40),
+    # ZOO at 2500; mean over each one's two first-fooled digits: 40 and (800 + 2500) / 2
+    assert (row["digits"], row["success"]) == (2, 0.4)
+    assert (row["meta_reach"], row["zoo_reach"], row["meta_mean"], row["zoo_mean"]) == (
+        40, 2500, 40, 1650)
+    assert row["reach_ratio"] == 2500 / 40 and row["mean_ratio"] == 1650 / 40
+    nobody = module.matched_success((fooled, queries), (np.zeros(5, bool), queries))
+    assert nobody["digits"] == 0 and np.isnan(nobody["mean_ratio"])
+    with pytest.raises(ValueError, match="--search-steps 1"):
+        module.main(["--curve", "--search-steps", "3"])
+
+
+@pytest.mark.slow  # Meta Attack and ZOO on the tiny victim, ZOO with its own budget
+def test_meta_attack_curve_on_a_tiny_victim():
+    from registry import DenseMetaAttacker
+
+    module = _load("meta_attack_digits")
+    config = dict(module.SMOKE, iterations=dict(untargeted=4, targeted=4), loop_images=0,
+                  curve=True, zoo_queries=60, zoo_batch=2)
+    victim = make_mlp_victim()
+    images = jax.random.uniform(jax.random.key(3), (3, 4, 4, 1))
+    labels = jnp.asarray(np.argmax(np.asarray(victim.batch(images)), -1), jnp.int32)
+    black, meta = models.score_only(victim), DenseMetaAttacker()
+    carriers = {"Meta Attack": models.with_meta_attacker(black, meta,
+                                                         meta.init(jax.random.key(0), images[0]))}
+    rows = module.table(config, black, carriers, images, labels, np.ones(3, bool),
+                        ("untargeted",), ("Meta Attack", "ZOO"))
+    by = {r["method"]: r for r in rows if r["method"] not in ("curve",)}
+    assert by["ZOO"]["budget"] == 60 and by["Meta Attack"]["budget"] == module.budget(config, 4)
+    curves = {r["attack"]: r for r in rows if r["method"] == "curve"}
+    for name in ("Meta Attack", "ZOO"):
+        c = curves[name]
+        assert c["budgets"][-1] == 60 and np.all(np.diff(c["success"]) >= 0)
+        assert c["success"][-1] == pytest.approx(by[name]["success"])  # the curve ends at the row
+    assert by["equal success Meta vs ZOO"]["digits"] <= 3
 
 
 @pytest.mark.slow  # ten compilations on the tiny victim (~1 min of CPU)

@@ -252,6 +252,32 @@ def test_single_sampler_equals_sparked_on_a_zero_motion_field_attack():
     np.testing.assert_array_equal(np.asarray(a.queries), np.asarray(b.queries))
 
 
+def test_motion_is_computed_once_per_video_per_run_across_compiled_chunks():
+    """The motion source runs once per video per run, however many compiled chunks the driver
+    runs the attack in (on CPU a host loop over chunks of ``_compile.MAX_CPU_UNROLL`` steps, each
+    rebuilding the program): it is computed in the oracle's ``init`` and carried in the state.
+    Counted by a host callback in the source, in videos (a batched call counts its batch)."""
+    from jaxadv import _compile
+
+    seen = []
+
+    def count(video):  # called with one video (T, H, W, C) or a batch of them
+        seen.append(1 if video.ndim == 4 else video.shape[0])
+
+    def counted(video):
+        jax.debug.callback(count, video)
+        return frame_difference_motion(video)
+
+    steps = 2 * _compile.MAX_CPU_UNROLL + 5  # three chunks on CPU, one scan elsewhere
+    attack = attacks.me_sampler(motion=counted, max_queries=3 * steps + 1)
+    assert attack.length == steps
+    victim, x = video_victim(), moving_videos(3)
+    y = jnp.argmax(victim.batch(x), -1).astype(jnp.int32)
+    r = attack.batch(victim, attack.hparams(eps=1e-6), x, y, jax.random.key(0))  # never succeeds
+    np.testing.assert_array_equal(np.asarray(r.steps), steps)
+    assert sum(seen) == 3, seen  # the pre-fix code (flow in `oracle_for`): 15, 5 phases × 3
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 

@@ -29,7 +29,13 @@ from jaxadv.models import (
     video_classifier,
     video_from_flax,
 )
-from jaxadv.training import accuracy, default_video_victim, train_classifier
+from jaxadv.training import (
+    VideoSplits,
+    accuracy,
+    cached_victim,
+    default_video_victim,
+    train_classifier,
+)
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +239,23 @@ def test_video_victims_bad_input():
     with pytest.raises(ValueError, match="`name`"):
         video_classifier("c3d")
     assert isinstance(video_classifier("two_stream"), TwoStreamNet)
+
+
+def test_cached_victim_trains_on_video_splits_and_refuses_other_data(clips, tmp_path):
+    """The video victims go through the image victims' cache (``cached_victim``) with
+    ``VideoSplits``, which is not a ``Dataset`` (5-D clips); data without the split fields is
+    refused by name."""
+    x = np.ascontiguousarray(clips.videos[:4, :2, ::8, ::8])  # 4 clips of 2 × 4 × 4 × 1
+    y = np.asarray(clips.labels[:4], np.int32)
+    splits = VideoSplits(x, y, x, y, 8)
+    module = TwoStreamNet(num_classes=8, widths=(2, 2))
+    settings = {"epochs": 1, "batch_size": 4, "learning_rate": 1e-3}
+    victim, info = cached_victim("tiny", module, settings, splits, "clips", jax.random.key(0),
+                                 tmp_path, False)
+    assert victim.input_shape == (2, 4, 4, 1) and not info["restored"]
+    with pytest.raises(ValueError, match="`data` must be a jaxadv.data.Dataset.*got dict"):
+        cached_victim("tiny", module, settings, {"videos": x}, "clips", jax.random.key(0),
+                      tmp_path, False)
 
 
 # ---------------------------------------------------------------------------- training (slow)

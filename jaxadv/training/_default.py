@@ -62,6 +62,10 @@ def _key_bytes(key: jax.Array) -> bytes:
     return np.asarray(key).tobytes()
 
 
+# What training and scoring read of `data` (a Dataset, or VideoSplits of videos).
+_SPLIT_FIELDS = ("train_images", "train_labels", "test_images", "test_labels", "num_classes")
+
+
 def _fingerprint(name: str, module: Any, settings: dict, key: jax.Array, data: Any) -> str:
     digest = hashlib.sha256()
     header = {"recipe": _RECIPE_VERSION, "name": name, "module": describe_module(module)}
@@ -140,7 +144,8 @@ def cached_victim(
       module: the Flax classifier, as :func:`train_classifier` takes it.
       settings: :func:`train_classifier`'s keyword arguments (``epochs``, ``batch_size``,
         ``learning_rate``) and optionally ``shift``, the pixels of random-shift augmentation.
-      data: a :class:`jaxadv.data.Dataset` (its train split trains, its test split scores).
+      data: a :class:`jaxadv.data.Dataset` (its train split trains, its test split scores), or
+        another object with its split fields, e.g. :class:`VideoSplits` of videos.
       dataset: a short name of the data, part of the cache folder's name.
       key: PRNG key of the training run.
       cache_dir: where trained variables are kept; None: :func:`jaxadv.models.default_cache_dir`.
@@ -157,8 +162,11 @@ def cached_victim(
             f"`settings` must be a dict of train_classifier's arguments with 'epochs'; got "
             f"{settings!r}."
         )
-    if not isinstance(data, Dataset):
-        raise ValueError(f"`data` must be a jaxadv.data.Dataset; got {type(data).__name__}.")
+    if not isinstance(data, Dataset) and not all(hasattr(data, f) for f in _SPLIT_FIELDS):
+        raise ValueError(
+            "`data` must be a jaxadv.data.Dataset or carry its split fields "
+            f"{_SPLIT_FIELDS} (e.g. training.VideoSplits); got {type(data).__name__}."
+        )
     input_shape = tuple(data.train_images.shape[1:])
     root = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser().resolve()
     fingerprint = _fingerprint(name, module, settings, key, data)
