@@ -3,8 +3,9 @@
 The paper ("Smooth adversarial examples", EURASIP JIS 2020, §5.3.2) reports 205 s per image for
 sC&W against 47 s for C&W (ratio ≈ 4.4) with 50 hand-written CG iterations in TensorFlow. Here:
 
-    python benchmarks/smooth_cw.py                  # 32×32×3 batch 32, and 299×299×3 batch 2
+    python benchmarks/smooth_cw.py                  # 32×32×3 batch 32, and 299×299×3 batch 1
     python benchmarks/smooth_cw.py --sizes 32 --batch 64 --rounds 5
+    python benchmarks/smooth_cw.py --sizes 299 --steps 10 --no-unrolled   # the 299×299 row
     python benchmarks/smooth_cw.py --quick          # tiny, for the smoke test
 
 The victim is the C&W CIFAR-10 net (random weights: timing only) built for each image size. Rows
@@ -15,14 +16,17 @@ per size, timed in interleaved rounds in this one process (ratios paired within 
   iterations, the implicit adjoint) — what sC&W adds per iteration;
 - ``C&W`` and ``sC&W`` (implicit CG, tolerance 1e-5, at most 50 iterations, each iteration's two
   solves warm-started from the previous iteration's solutions), ``sC&W cold`` (the same, every
-  solve from 0: the form before issue 19) and ``sC&W unrolled`` (exactly 50 iterations,
-  differentiated through them as the published code does): whole attacks of ``--steps``
-  iterations (one search step), reported per iteration.
+  solve from 0: the form before issue 19), ``sC&W polynomial`` (warm, and CG preconditioned by
+  ``I + α𝒲``: ``SmoothingConfig(preconditioner="polynomial")``) and ``sC&W unrolled`` (exactly
+  50 iterations, differentiated through them as the published code does; ``--no-unrolled``
+  leaves it out): whole attacks of ``--steps`` iterations (one search step), reported per
+  iteration.
 
-Before the timings, each size prints the CG iterations per solve of one sC&W run, warm and cold
-(same images, same tolerance; every solve counted: the forward and adjoint ones of every
-iteration, and the smoother's own solve of ``s_α(1)``), and the largest difference of their
-``x_adv``.
+Before the timings, each size prints the CG iterations per solve of one sC&W run, warm, cold
+and polynomial-preconditioned (same images, same tolerance; every solve counted: the forward and
+adjoint ones of every iteration, and the smoother's own solve of ``s_α(1)``; a preconditioned
+iteration makes two products with ℒ_α), and the largest difference of their ``x_adv`` from the
+warm run's.
 
 The ratios printed at the end are sC&W / C&W per iteration (the issue's target: ≤ 1.5) and
 smoothing / victim. benchmarks/README.md records measured numbers.
@@ -61,7 +65,7 @@ def _victim(size: int, key):
     return from_flax(module, variables, input_shape=shape, num_classes=10)
 
 
-def _rows(size: int, batch: int, steps: int, seed: int = 0) -> list[_timing.Row]:
+def _rows(size: int, batch: int, steps: int, seed: int = 0, unrolled: bool = True):
     k_victim, k_images, k_dir = jax.random.split(jax.random.key(seed), 3)
     victim = _victim(size, k_victim)
     images = jax.random.uniform(k_images, (batch, size, size, 3))
@@ -89,12 +93,21 @@ def _rows(size: int, batch: int, steps: int, seed: int = 0) -> list[_timing.Row]
     cold = attacks.scw(
         steps=steps, search_steps=1, smoothing=attacks.SmoothingConfig(warm_start=False)
     )
-    unrolled = attacks.scw(
-        steps=steps,
-        search_steps=1,
-        smoothing=attacks.SmoothingConfig(method="unrolled", maxiter=CG_ITERATIONS),
+    polynomial = attacks.scw(
+        steps=steps, search_steps=1, smoothing=attacks.SmoothingConfig(preconditioner="polynomial")
     )
-    named = (("C&W", cw), ("sC&W", implicit), ("sC&W cold", cold), ("sC&W unrolled", unrolled))
+    named = [("C&W", cw), ("sC&W", implicit), ("sC&W cold", cold), ("sC&W polynomial", polynomial)]
+    if unrolled:
+        named.append(
+            (
+                "sC&W unrolled",
+                attacks.scw(
+                    steps=steps,
+                    search_steps=1,
+                    smoothing=attacks.SmoothingConfig(method="unrolled", maxiter=CG_ITERATIONS),
+                ),
+            )
+        )
     for name, attack in named:
         hp = attack.hparams(step_size=0.01, initial_const=1.0)
         run = attack.compile_batch(victim, hp, images, labels)  # compiled here, apart
@@ -103,8 +116,9 @@ def _rows(size: int, batch: int, steps: int, seed: int = 0) -> list[_timing.Row]
 
 
 def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
-    """CG iterations per solve of one sC&W run, warm-started and cold (every solve of the run,
-    counted by a host callback wrapped around the solver while these programs are traced)."""
+    """CG iterations per solve of one sC&W run, warm-started, cold and warm with the polynomial
+    preconditioner (every solve of the run, counted by a host callback wrapped around the solver
+    while these programs are traced)."""
     k_victim, k_images, _ = jax.random.split(jax.random.key(seed), 3)
     victim = _victim(size, k_victim)
     images = jax.random.uniform(k_images, (batch, size, size, 3))
@@ -120,18 +134,22 @@ def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
     out = {}
     _smoothing._cg_to_tolerance = counted
     try:
-        for warm in (True, False):
-            attack = attacks.scw(
-                steps=steps, search_steps=1, smoothing=attacks.SmoothingConfig(warm_start=warm)
-            )
+        configs = {
+            "warm": attacks.SmoothingConfig(),
+            "cold": attacks.SmoothingConfig(warm_start=False),
+            "polynomial": attacks.SmoothingConfig(preconditioner="polynomial"),
+        }
+        for name, config in configs.items():
+            attack = attacks.scw(steps=steps, search_steps=1, smoothing=config)
             hp = attack.hparams(step_size=0.01, initial_const=1.0)
             counts.clear()
             x_adv = attack.batch(victim, hp, images, labels, jax.random.key(seed)).x_adv
             every = np.concatenate(counts)
-            out["warm" if warm else "cold"] = (float(every.mean()), every.size, np.asarray(x_adv))
+            out[name] = (float(every.mean()), every.size, np.asarray(x_adv))
     finally:
         _smoothing._cg_to_tolerance = solver
-    out["max |x_adv warm - cold|"] = float(np.max(np.abs(out["warm"][2] - out["cold"][2])))
+    for name in ("cold", "polynomial"):
+        out[f"max |x_adv warm - {name}|"] = float(np.max(np.abs(out["warm"][2] - out[name][2])))
     return out
 
 
@@ -143,10 +161,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="16×16, batch 2, 2 rounds")
     parser.add_argument("--no-count", action="store_true", help="skip the CG iteration counts")
+    parser.add_argument("--no-unrolled", action="store_true", help="leave out sC&W unrolled")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.batch, args.steps, args.rounds = [16], [2], 12, 2
-    batches = args.batch or [32 if s <= 64 else 2 for s in args.sizes]
+    batches = args.batch or [32 if s <= 64 else 1 for s in args.sizes]
     if len(batches) != len(args.sizes):
         parser.error("give one --batch per --sizes entry")
     print(f"backend: {jax.default_backend()}; α = {ALPHA}, at most {CG_ITERATIONS} CG iterations")
@@ -157,10 +176,12 @@ def main(argv: list[str] | None = None) -> dict:
             ""
             if iters is None
             else f"\n{size}×{size}×3, batch {batch}: CG iterations per solve, warm "
-            f"{iters['warm'][0]:.1f} / cold {iters['cold'][0]:.1f} ({iters['warm'][1]} solves); "
-            f"max |x_adv warm − cold| = {iters['max |x_adv warm - cold|']:.2e}"
+            f"{iters['warm'][0]:.1f} / cold {iters['cold'][0]:.1f} / polynomial "
+            f"{iters['polynomial'][0]:.1f} ({iters['warm'][1]} solves each); max |x_adv warm − "
+            f"cold| = {iters['max |x_adv warm - cold|']:.2e}, warm − polynomial "
+            f"{iters['max |x_adv warm - polynomial|']:.2e}"
         )
-        rows = _rows(size, batch, args.steps)
+        rows = _rows(size, batch, args.steps, unrolled=not args.no_unrolled)
         compile_s, _ = _timing.first_calls(rows)
         times = _timing.interleaved(rows, args.rounds)
         per_iter = {n: [t / args.steps for t in ts] for n, ts in times.items() if "C&W" in n}
@@ -174,12 +195,15 @@ def main(argv: list[str] | None = None) -> dict:
         ratios = {
             "sC&W / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W"),
             "sC&W cold / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W cold"),
-            "sC&W unrolled / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W unrolled"),
+            "sC&W polynomial / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W polynomial"),
             "sC&W / sC&W cold": _timing.paired_speed_ratio(times, "sC&W cold", "sC&W"),
+            "sC&W polyn. / sC&W": _timing.paired_speed_ratio(times, "sC&W", "sC&W polynomial"),
             "smoothing / victim": _timing.paired_speed_ratio(
                 times, "victim fwd+bwd", "smoothing fwd+bwd"
             ),
         }
+        if not args.no_unrolled:
+            ratios["sC&W unrolled / C&W"] = _timing.paired_speed_ratio(times, "C&W", "sC&W unrolled")
         for name, values in ratios.items():
             med, lo, hi = _timing.summary(values)
             print(f"{name:<22}{med:>18.2f}  ({lo:.2f}–{hi:.2f})   ratio of times")

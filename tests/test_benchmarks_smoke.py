@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,25 @@ def test_certify_quick_run_prints_its_row_and_valid_certificates(capsys):
     most = bench.SIGMA * stats.norm.ppf(bench.ALPHA ** (1 / 100))
     assert np.all((radius >= 0) & (radius <= most + 1e-12))
     np.testing.assert_array_equal(radius == 0, prediction == -1)
+
+
+@pytest.mark.slow  # ~10-30 s of compiling; tests/test_conv_forms.py checks the same forms fast
+def test_conv_forms_quick_run_agrees_with_the_plain_form(capsys):
+    """benchmarks/conv_forms.py --quick with two forms: both rows print, and the library's
+    matmul input gradient equals the plain form's to float32 tolerance."""
+    path = _SCRIPT.parent / "conv_forms.py"
+    spec = importlib.util.spec_from_file_location("benchmark_conv_forms", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its Flax modules are dataclasses: they look it up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    out = module.main(["--quick", "--forms", "conv1-matmul-grad"])
+    printed = capsys.readouterr().out
+    assert set(out) == {"plain", "conv1-matmul-grad"}
+    for name in out:
+        assert re.search(rf"^{name}\s", printed, re.MULTILINE)
+        assert all(math.isfinite(v) for v in out[name]["ratio"])
+    assert out["conv1-matmul-grad"]["max_dgrad"] < 1e-6
+    assert out["conv1-matmul-grad"]["differ_pct"] == 0.0

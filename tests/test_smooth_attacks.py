@@ -170,16 +170,18 @@ def test_bad_structure_is_named():
         attacks.SmoothingConfig(method="qr")
     with pytest.raises(ValueError, match=r"neighbors"):
         attacks.SmoothingConfig(neighbors=3)
+    with pytest.raises(ValueError, match=r"preconditioner"):
+        attacks.SmoothingConfig(preconditioner="jacobi")
     with pytest.raises(ValueError, match=r"loss"):
         attacks.qpgd2(loss="hinge")
     with pytest.raises(ValueError, match=r"`hp` must be a SmoothHParams"):
         attacks.scw().batch(None, attacks.pgd().hparams(), None, None, jax.random.key(0))
 
 
-@pytest.mark.slow  # four attack compilations: ~1 min on the shared CPU
+@pytest.mark.slow  # six attack compilations: ~1.5 min on the shared CPU
 def test_warm_started_solves_give_the_cold_started_attacks(mlp_victim, mlp_batch):
-    """sC&W and qPGD2 with warm-started CG solves (the default) against cold starts, same
-    seed: equal up to the solves' tolerance."""
+    """sC&W and qPGD2 with warm-started CG solves (the default) against cold starts and against
+    polynomial-preconditioned solves, same seed: equal up to the solves' tolerance."""
     images, labels = mlp_batch
     images, labels = images[:2], labels[:2]
     for make in (
@@ -187,9 +189,15 @@ def test_warm_started_solves_give_the_cold_started_attacks(mlp_victim, mlp_batch
         lambda cfg: attacks.qpgd2(steps=4, smoothing=cfg),
     ):
         results = []
-        for warm in (True, False):
-            attack = make(attacks.SmoothingConfig(tol=1e-6, warm_start=warm))
+        configs = (
+            attacks.SmoothingConfig(tol=1e-6),
+            attacks.SmoothingConfig(tol=1e-6, warm_start=False),
+            attacks.SmoothingConfig(tol=1e-6, preconditioner="polynomial"),  # issue 19
+        )
+        for config in configs:
+            attack = make(config)
             hp = attack.hparams(alpha=0.9)
             results.append(attack.batch(mlp_victim, hp, images, labels, jax.random.key(0)))
-        np.testing.assert_allclose(results[0].x_adv, results[1].x_adv, atol=1e-4)
-        np.testing.assert_array_equal(results[0].success, results[1].success)
+        for other in results[1:]:
+            np.testing.assert_allclose(other.x_adv, results[0].x_adv, atol=1e-4)
+            np.testing.assert_array_equal(other.success, results[0].success)

@@ -21,6 +21,7 @@ from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.image import GRAPH_FEATURE_KERNELS as FEATURE_KERNELS
 from jaxadv.image import GRAPH_OFFSETS as OFFSETS
 from jaxadv.image import SMOOTHING_METHODS as METHODS
+from jaxadv.image import SMOOTHING_PRECONDITIONERS as PRECONDITIONERS
 from jaxadv.image import PixelGraph, Smoother, pixel_graph, smoother, smoothness_penalty
 from jaxadv.image import check_smoothing_alpha as check_alpha
 from jaxadv.losses import classification_objective, cw_margin
@@ -95,6 +96,9 @@ class SmoothingConfig:
         (True; ``"cg"`` only). Every solve still stops on its true residual, so the results
         agree with cold starts within the tolerance; fewer CG iterations are needed when the
         latent changes little between iterations.
+      preconditioner: ``"none"`` (default) or ``"polynomial"``: CG preconditioned by
+        ``I + α𝒲`` (see :func:`jaxadv.image.solve_laplacian`; ``maxiter`` then counts
+        preconditioned iterations, two products with ℒ_α each).
     """
 
     neighbors: int = 4
@@ -106,11 +110,13 @@ class SmoothingConfig:
     tol: float = 1e-5
     strict: bool = False
     warm_start: bool = True
+    preconditioner: str = "none"
 
     def __post_init__(self):
         _checks.check_choice("neighbors", self.neighbors, tuple(OFFSETS))
         _checks.check_choice("kernel", self.kernel, FEATURE_KERNELS)
         _checks.check_choice("method", self.method, METHODS)
+        _checks.check_choice("preconditioner", self.preconditioner, PRECONDITIONERS)
         _checks.check_positive_int("maxiter", self.maxiter)
         _checks.check_nonnegative("tol", self.tol)
 

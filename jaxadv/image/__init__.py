@@ -12,6 +12,7 @@ from jaxadv.image._graph import pixel_graph as pixel_graph
 from jaxadv.image._magnify import magnified_to_unit as magnified_to_unit
 from jaxadv.image._magnify import magnify as magnify
 from jaxadv.image._smoothing import METHODS as SMOOTHING_METHODS
+from jaxadv.image._smoothing import PRECONDITIONERS as SMOOTHING_PRECONDITIONERS
 from jaxadv.image._smoothing import Smoother as Smoother
 from jaxadv.image._smoothing import SmoothingNotConverged as SmoothingNotConverged
 from jaxadv.image._smoothing import SolveStatus as SolveStatus

@@ -35,6 +35,7 @@ from jaxadv import _checks
 from jaxadv.image._graph import PixelGraph, neighbour_sum, pixel_graph
 
 METHODS = ("cg", "unrolled", "dense")
+PRECONDITIONERS = ("none", "polynomial")
 _TINY = 1e-30
 
 
@@ -140,33 +141,70 @@ def _status(matvec, alpha, z, s, tol, iterations) -> SolveStatus:
     return SolveStatus(converged, jnp.max(residual), jnp.asarray(iterations, jnp.int32))
 
 
-def _cg_iteration(matvec, state, floor):
-    """One CG iteration per channel; a channel whose squared residual is at or below ``floor``
-    has converged to float precision and is left as it is (no 0/0, also in derivatives)."""
-    x, r, p, rr = state
+def _polynomial_preconditioner(matvec, alpha):
+    """``P = 2I − (1 − α)ℒ_α = I + α𝒲``, the degree-1 Neumann polynomial of ``ℒ_α⁻¹`` (up to the
+    factor 1 − α), applied with one product with ``ℒ_α``.
+
+    ``P`` is symmetric positive definite (eigenvalues in [1 − α, 1 + α]) and commutes with
+    ``ℒ_α``; the eigenvalues of ``Pℒ_α = (I − α²𝒲²)/(1 − α)`` lie in [1, 1/(1 − α)] up to that
+    factor, so its condition number is at most 1/(1 − α²) against (1 + α)/(1 − α) for ``ℒ_α``
+    (α = 0.95: 10.3 against 39; α = 0.997: 167 against 666): CG needs about half the iterations,
+    each with two products with ``ℒ_α`` instead of one, and half the inner products and vector
+    updates per product. (A Jacobi preconditioner would be the identity: ``ℒ_α`` of a normalised
+    graph has a unit diagonal up to the same factor.) Polynomial preconditioning for CG: Saad,
+    "Iterative methods for sparse linear systems", 2nd ed., §12.3."""
+
+    def precondition(r):
+        return 2.0 * r - (1.0 - alpha) * matvec(r)
+
+    return precondition
+
+
+def _cg_iteration(matvec, state, floor, precondition=None):
+    """One CG iteration per channel (preconditioned by ``precondition``, None: none); a channel
+    whose squared residual is at or below ``floor`` has converged to float precision and is left
+    as it is (no 0/0, also in derivatives). ``state`` is ``(x, r, p, rz, rr)`` with ``rz = ⟨r, Pr⟩``
+    (``rr`` without a preconditioner) and ``rr = ‖r‖²``, which the stopping tests read."""
+    x, r, p, rz, rr = state
     active = rr > floor
     ap = matvec(p)
-    pap = _channel_dot(p, ap)  # ≥ ‖p‖² ≥ rr (ℒ_α ≥ I): positive wherever active
-    step = jnp.where(active, rr / jnp.where(active, pap, 1.0), 0.0)
+    pap = _channel_dot(p, ap)  # ≥ ‖p‖² > 0 (ℒ_α ≥ I) wherever active
+    step = jnp.where(active, rz / jnp.where(active, pap, 1.0), 0.0)
     x = x + step * p
     r = r - step * ap
     rr_new = _channel_dot(r, r)
-    beta = jnp.where(active, rr_new / jnp.where(active, rr, 1.0), 0.0)
-    return x, r, r + beta * p, jnp.where(active, rr_new, rr)
+    if precondition is None:
+        pr, rz_new = r, rr_new
+    else:
+        pr = precondition(r)
+        rz_new = _channel_dot(r, pr)
+    beta = jnp.where(active, rz_new / jnp.where(active, rz, 1.0), 0.0)
+    return x, r, pr + beta * p, jnp.where(active, rz_new, rz), jnp.where(active, rr_new, rr)
 
 
-def _start(matvec, z, x, zz=None):
+def _first_direction(r, rr, precondition):
+    """``(p, rz)`` of a (re)start at residual ``r``."""
+    if precondition is None:
+        return r, rr
+    pr = precondition(r)
+    return pr, _channel_dot(r, pr)
+
+
+def _start(matvec, z, x, zz=None, precondition=None):
     r = z - matvec(x)
     rr = _channel_dot(r, r)
     zz = rr if zz is None else zz
     # Float32 cannot reduce the residual below ~1e-7 of ‖z‖; 1e-18 keeps 1/floor² finite.
     floor = jnp.maximum(1e-14 * zz, 1e-18)
-    return (x, r, r, rr), floor
+    p, rz = _first_direction(r, rr, precondition)
+    return (x, r, p, rz, rr), floor
 
 
-def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None):
+def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None, preconditioner="none"):
     """CG from ``x`` (a warm start; None: 0) until every channel's TRUE residual is accepted
     (``_accepted``: ≤ tol·‖z‖, or float32's floor) or ``maxiter`` iterations in all.
+    ``preconditioner="polynomial"`` preconditions it with :func:`_polynomial_preconditioner`
+    (the stopping tests read the same unpreconditioned residual).
 
     The inner loop watches the recursively updated residual and aims at tol/2; in float32 that
     estimate drifts from the true residual (at α ≥ 0.99 it stopped with the true one 2–10× above
@@ -174,36 +212,39 @@ def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None):
     accepted, restarts CG from the current iterate (iterative refinement). The loop therefore
     always ends holding the true residual of its iterate, which the status reads (no further
     product with ℒ_α)."""
+    precondition = _polynomial_preconditioner(matvec, alpha) if preconditioner != "none" else None
     zz = _channel_dot(z, z)
-    cold = (jnp.zeros_like(z), z, z, zz)  # from 0 the residual is z itself: no product
+    # From 0 the residual is z itself: no product with ℒ_α.
+    cold = (jnp.zeros_like(z), z, *_first_direction(z, zz, precondition), zz)
     floor = jnp.maximum(1e-14 * zz, 1e-18)
     if x is None:
         state = cold
     else:  # a channel whose guess is worse than 0 (e.g. z = 0) starts from 0
-        warm, _ = _start(matvec, z, x, zz)
-        better = warm[3] < zz
+        warm, _ = _start(matvec, z, x, zz, precondition)
+        better = warm[4] < zz
         state = jax.tree.map(lambda w, c: jnp.where(better, w, c), warm, cold)
     target = jnp.maximum(jnp.square(0.5 * tol) * zz, floor)
 
     def inner_cond(carry):
-        i, (_, _, _, rr) = carry
+        i, (*_, rr) = carry
         return (i < maxiter) & jnp.any(rr > target)
 
     def inner_body(carry):
         i, state = carry
-        return i + 1, _cg_iteration(matvec, state, floor)
+        return i + 1, _cg_iteration(matvec, state, floor, precondition)
 
     def outer_cond(carry):
-        i, (x, _, _, rr) = carry
+        i, (x, *_, rr) = carry
         # Above the inner loop's floor too, so that a restart always takes an iteration.
         accepted = jnp.maximum(jnp.square(_accepted(alpha, z, x, tol)) * zz, floor)
         return (i < maxiter) & jnp.any(rr > accepted)
 
     def outer_body(carry):
         i, (x, *_) = jax.lax.while_loop(inner_cond, inner_body, carry)
-        return i, _start(matvec, z, x)[0]  # the true residual, and a fresh search direction
+        # The true residual, and a fresh search direction.
+        return i, _start(matvec, z, x, precondition=precondition)[0]
 
-    iterations, (x, _, _, rr) = jax.lax.while_loop(outer_cond, outer_body, (0, state))
+    iterations, (x, *_, rr) = jax.lax.while_loop(outer_cond, outer_body, (0, state))
     residual = jnp.sqrt(rr / jnp.maximum(zz, _TINY))
     converged = jnp.all(residual <= _accepted(alpha, z, x, tol))
     return x, SolveStatus(converged, jnp.max(residual), jnp.asarray(iterations, jnp.int32))
@@ -228,6 +269,7 @@ def solve_laplacian(
     maxiter: int = 50,
     tol: float = 1e-5,
     start: tuple[jax.Array, jax.Array] | None = None,
+    preconditioner: str = "none",
 ) -> tuple[jax.Array, SolveStatus]:
     """``s_α(z) = ℒ_α⁻¹ z`` for a signal ``z`` of shape ``[h, w, c]``, and how the solve ended.
 
@@ -245,6 +287,10 @@ def solve_laplacian(
     result differs from the cold start's by no more than the tolerance allows; the guesses are
     not differentiated.
 
+    ``preconditioner="polynomial"`` preconditions ``"cg"`` with ``I + α𝒲`` (about half the CG
+    iterations, each with two products with ``ℒ_α``; see :func:`_polynomial_preconditioner`);
+    the solve stops on the same true residual. Other methods ignore it.
+
     Args:
       graph: a :class:`PixelGraph`.
       alpha: in [0, 1).
@@ -253,6 +299,7 @@ def solve_laplacian(
       maxiter: CG iterations at most.
       tol: the relative residual aimed at.
       start: ``(guess, adjoint_guess)``, both ``[h, w, c]``, for ``"cg"`` (None: from 0).
+      preconditioner: ``"none"`` or ``"polynomial"``, for ``"cg"``.
 
     Returns:
       ``(s, status)``: the smoothed signal ``[h, w, c]`` and a :class:`SolveStatus`.
@@ -262,6 +309,7 @@ def solve_laplacian(
       2020.
     """
     _checks.check_choice("method", method, METHODS)
+    _checks.check_choice("preconditioner", preconditioner, PRECONDITIONERS)
     _checks.check_positive_int("maxiter", maxiter)
     _checks.check_nonnegative("tol", tol)
     check_alpha(alpha)
@@ -286,10 +334,10 @@ def solve_laplacian(
         )
 
     def solve(matvec, b):
-        return _cg_to_tolerance(matvec, alpha, b, tol, maxiter, guesses[0])
+        return _cg_to_tolerance(matvec, alpha, b, tol, maxiter, guesses[0], preconditioner)
 
     def transpose_solve(vecmat, b):  # ℒ_α is symmetric: the adjoint system is the same one
-        return _cg_to_tolerance(vecmat, alpha, b, tol, maxiter, guesses[1])
+        return _cg_to_tolerance(vecmat, alpha, b, tol, maxiter, guesses[1], preconditioner)
 
     st, status = jax.lax.custom_linear_solve(
         matvec, zt, solve, transpose_solve=transpose_solve, has_aux=True
@@ -346,7 +394,7 @@ class Smoother:
       inverse: ``ℒ_α⁻¹`` per graph for ``method="dense"``, else None.
       status: how the solve of ``s_α(1)`` ended. Later solves use the same operator (CG's rate
         is set by its spectrum) and usually end alike, but only ``strict=True`` checks each one.
-      method, maxiter, tol, strict: the solver settings (static).
+      method, maxiter, tol, strict, preconditioner: the solver settings (static).
     """
 
     graph: PixelGraph
@@ -358,6 +406,7 @@ class Smoother:
     maxiter: int = struct.field(pytree_node=False, default=50)
     tol: float = struct.field(pytree_node=False, default=1e-5)
     strict: bool = struct.field(pytree_node=False, default=False)
+    preconditioner: str = struct.field(pytree_node=False, default="none")
 
     def solve(self, z: jax.Array, start=None) -> tuple[jax.Array, SolveStatus]:
         """``(ŝ_α(z), status)``; raises :class:`SmoothingNotConverged` when strict.
@@ -382,6 +431,7 @@ class Smoother:
                 maxiter=self.maxiter,
                 tol=self.tol,
                 start=start if self.method == "cg" else None,
+                preconditioner=self.preconditioner,
             )
         if self.strict:
             _raise_unless_converged(status, self.maxiter, self.tol)
@@ -406,6 +456,7 @@ def smoother(
     maxiter: int = 50,
     tol: float = 1e-5,
     strict: bool = False,
+    preconditioner: str = "none",
 ) -> Smoother:
     """The smoothing ``ŝ_α`` guided by the clean image ``x0`` (``[h, w, c]``), paper Eq. 8–9.
 
@@ -430,6 +481,7 @@ def smoother(
       maxiter: CG iterations at most.
       tol: the relative residual aimed at.
       strict: raise :class:`SmoothingNotConverged` on a missed tolerance.
+      preconditioner: ``"none"`` or ``"polynomial"`` (see :func:`solve_laplacian`).
 
     Returns:
       A :class:`Smoother`.
@@ -439,6 +491,7 @@ def smoother(
       2020.
     """
     _checks.check_choice("method", method, METHODS)
+    _checks.check_choice("preconditioner", preconditioner, PRECONDITIONERS)
     _checks.check_positive_int("maxiter", maxiter)
     _checks.check_nonnegative("tol", tol)
     check_alpha(alpha)
@@ -462,6 +515,7 @@ def smoother(
         maxiter=maxiter,
         tol=tol,
         strict=strict,
+        preconditioner=preconditioner,
     )
     ones, status = partial.solve(jnp.ones(graph.shape, jnp.float32))
     scale = 1.0 / ones if normalize else jnp.ones_like(ones)

@@ -416,12 +416,13 @@ def describe_module(module: nn.Module) -> str:
       module: a Flax linen module.
 
     Returns:
-      Its class name and every dataclass field but ``parent`` and ``name``, with their reprs.
+      Its class name and every dataclass field but ``parent``, ``name`` and those the class lists in
+      ``form_fields`` (fields that choose how, not what, it computes: a cached checkpoint of the
+      module serves every form), with their reprs.
     """
+    skip = ("parent", "name", *getattr(type(module), "form_fields", ()))
     fields = [
-        f"{f.name}={getattr(module, f.name)!r}"
-        for f in dataclasses.fields(module)
-        if f.name not in ("parent", "name")
+        f"{f.name}={getattr(module, f.name)!r}" for f in dataclasses.fields(module) if f.name not in skip
     ]
     return f"{type(module).__name__}({', '.join(fields)})"
 
