@@ -146,6 +146,28 @@ def test_variants_keep_the_pixel_budget_and_batch_equals_a_loop_of_solve():
             np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-5)
 
 
+def test_binarising_in_a_branch_equals_binarising_at_every_step(monkeypatch):
+    # The mask is binarised in a `lax.cond` on the lock-step counter, taken once per trial. With
+    # `lockstep` made a plain identity the predicate is batched, vmap turns the cond into a select
+    # of both branches, and `binarize` runs at every step: the form it replaces. Same results (to
+    # float rounding: the two programs fuse differently).
+    from jaxadv.attacks import _sapf
+
+    victim = _victim()
+    images, labels, targets = _batch(victim, n=6, seed=7)
+    short = dict(steps=6, mask_steps=6, finetune_steps=4, trials=3, search="bisect")
+    hp = sapf(**short).hparams(k=3.0, lambda1=1.0)
+    key = jax.random.key(5)
+    branch = sapf(name="sapf-branch", **short).batch(victim, hp, images, labels, key, targets)
+    monkeypatch.setattr(_sapf, "lockstep", lambda t: t)
+    every = sapf(name="sapf-every-step", **short).batch(victim, hp, images, labels, key, targets)
+    assert np.all(np.asarray(branch.l0) <= 3)  # the fine-tuned masks keep at most k ones
+    for a, b in zip(jax.tree.leaves(branch), jax.tree.leaves(every)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(branch.success, every.success)
+    np.testing.assert_array_equal(branch.l0, every.l0)
+
+
 def test_superpixels_are_contiguous_and_about_the_asked_number():
     segment = jax.jit(slic, static_argnums=1)
     image = jax.random.uniform(jax.random.key(0), (16, 16, 1))

@@ -172,7 +172,9 @@ def drive(attack, hp_axes, victim, hp, images, labels, targets, keys, executable
     if _compile.inside_a_trace((hp, images, keys)):  # a user's jit: one program, one scan
         return run_phase(WHOLE, inputs, None, None)
     prefix = 1 if hp_axes is None else 2  # (batch,) or (grid, batch) before the step axis
-    return run_calls(attack, [inputs], run_phase, lambda t: _join_on_host(t, prefix))[0]
+    # Compiled here on first use: the compiler's freed heap goes back before the program runs.
+    with _compile.release_heap_after_compiles():
+        return run_calls(attack, [inputs], run_phase, lambda t: _join_on_host(t, prefix))[0]
 
 
 def _join_on_host(traces: list, axis: int) -> np.ndarray:
@@ -194,7 +196,11 @@ def compile_drive(attack, hp_axes, victim, hp, images, labels, targets, keys) ->
             lambda c, t: _batched_phase.__wrapped__(*static, phase, *inputs, c, t), carry, trace
         )
 
-    phases = plan(attack)
+    with _compile.release_heap_after_compiles():
+        return _compile_phases(plan(attack), lower, shape, hp_axes)
+
+
+def _compile_phases(phases, lower, shape, hp_axes) -> dict:
     if phases == [WHOLE]:
         return {WHOLE: lower(WHOLE, None, None).compile()}
     executables = {INIT: lower(INIT, None, None).compile()}
