@@ -124,6 +124,7 @@ def figure5(config: dict, cache_dir: Path, feature_loss: str = "cc") -> dict[str
     outputs, budgets = smbea._run_methods([plain], images, one, loss="kl", methods=smbea_row)
     rows["random noise"] = {"-": scores(outputs["random noise"][0])}
     rows["outputs only"] = {"-": scores(outputs["SMBEA"][0])}
+    smbea._log(f"Fig. 5: random noise {rows['random noise']}, outputs only {rows['outputs only']}")
     for strategy in config["strategies"]:
         label = STRATEGY_LABELS[strategy]
         rows[label] = {}
@@ -134,6 +135,7 @@ def figure5(config: dict, cache_dir: Path, feature_loss: str = "cc") -> dict[str
             smbea._log(f"Fig. 5: {label} at the {depth} layers")
             outputs, _ = smbea._run_methods([ens], images, one, loss="kl", methods=smbea_row)
             rows[label][depth] = scores(outputs["SMBEA"][0])
+            smbea._log(f"Fig. 5: {label} at the {depth} layers: {rows[label][depth]}")
     return {"rows": rows, "clean_cc": clean_cc, "budget": float(budgets[0]),
             "depths": tuple(config["depths"])}  # fmt: skip
 
