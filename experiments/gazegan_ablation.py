@@ -13,8 +13,11 @@ predicted maps and the ground-truth densities (how well the histogram of map val
 ground truth's, which is what the histogram loss trains: the paper's histogram figure).
 
 Command:   JAXADV_CACHE_DIR=... python experiments/gazegan_ablation.py [--smoke] [--epochs 4]
-           [--acs-weight 0.1]; --gradient-norms prints each content term's gradient norm at
-           GazeGAN's initialisation instead (why ACS dominates the preset's loss)
+           [--acs-weight 0.1] [--acs-variant smooth] [--csc with]; --gradient-norms prints each
+           content term's gradient norm at GazeGAN's initialisation instead (why ACS dominates
+           the preset's loss). ``--acs-variant smooth`` trains with
+           :func:`jaxadv.losses.smooth_acs_loss` (Gaussian kernel, no min-max rescaling) in place
+           of the paper's ACS; ``--csc with`` trains only the generators with CSC
 Cost:      four trainings of GazeGAN at 64×64 (width 4, 400 scenes) and 20 test sets: about
            15 min on 2 idle CPU cores. Smoke: width 2, 8 scenes, 1 epoch, 2 transformations.
 """
@@ -55,7 +58,11 @@ def histogram_distance(victim, data) -> float:
     return float(jnp.mean(jax.jit(jax.vmap(acs_loss))(maps, jnp.asarray(data.maps))))
 
 
-def gradient_norms(module, variables, data, terms=("kl", "cc", "nss", "l1", "acs")) -> dict:
+ACS_VARIANTS = {"paper": "acs", "smooth": "acs_smooth"}  # --acs-variant: the loss term trained
+
+
+def gradient_norms(module, variables, data,
+                   terms=("kl", "cc", "nss", "l1", "acs", "acs_smooth")) -> dict:  # fmt: skip
     """The norm of each content term's gradient (weight 1) with respect to the parameters, on
     ``data`` at ``variables``: how much each term steers the first steps."""
     x, maps = jnp.asarray(data.images), jnp.asarray(data.maps)
@@ -81,13 +88,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--acs-weight", type=float, default=GAZEGAN_LOSS["acs"],
                         help="weight of the ACS term (the loss preset's 1.0)")
+    parser.add_argument("--acs-variant", choices=sorted(ACS_VARIANTS), default="paper",
+                        help="the histogram term: the paper's ACS, or smooth_acs_loss")
+    parser.add_argument("--csc", choices=("both", "with", "without"), default="both",
+                        help="train the generators with CSC, without, or both")
     parser.add_argument("--gradient-norms", action="store_true",
                         help="only print each content term's gradient norm at initialisation")
     args = parser.parse_args(argv)
     if not args.acs_weight > 0:
         parser.error(f"--acs-weight must be > 0; got {args.acs_weight}")
-    losses = {"with ACS": {**GAZEGAN_LOSS, "acs": args.acs_weight},
-              "without ACS": {**GAZEGAN_LOSS, "acs": 0.0}}  # fmt: skip
+    content = {t: w for t, w in GAZEGAN_LOSS.items() if t != "acs"}
+    term = ACS_VARIANTS[args.acs_variant]
+    tag = "ACS" if args.acs_variant == "paper" else "smooth ACS"
+    losses = {f"with {tag}": {**content, term: args.acs_weight},
+              "without ACS": {**content, "acs": 0.0}}  # fmt: skip
     config = dict(SMOKE if args.smoke else CONFIG)
     if args.epochs:
         config["epochs"] = args.epochs
@@ -106,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
              for t in config["transformations"]}  # fmt: skip
     shape = train.images.shape[1:]
     rows = {}
-    for csc in (True, False):
+    cscs = {"both": (True, False), "with": (True,), "without": (False,)}[args.csc]
+    for csc in cscs:
         module = GazeGAN(width=config["width"], csc=csc)
         variables = module.init(jax.random.fold_in(key, 1), jnp.zeros((1,) + shape))
         for loss_name, loss in losses.items():

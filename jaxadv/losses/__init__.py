@@ -19,6 +19,7 @@ from jaxadv.losses._saliency import l1_loss as l1_loss
 from jaxadv.losses._saliency import nss_loss as nss_loss
 from jaxadv.losses._saliency import saliency_loss as saliency_loss
 from jaxadv.losses._saliency import sim_loss as sim_loss
+from jaxadv.losses._saliency import smooth_acs_loss as smooth_acs_loss
 from jaxadv.losses._saliency import soft_histogram as soft_histogram
 from jaxadv.losses._saliency import to_saliency_map as to_saliency_map
 # Dual-perturbation attack (issue 17): the foreground score S of a saliency map

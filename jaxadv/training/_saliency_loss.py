@@ -31,6 +31,7 @@ SALIENCY_LOSS_PRESETS = {
 }
 
 SALIENCY_LOSS_TERMS = tuple(SALIENCY_LOSSES) + ("nll",)
+_UNIT_SCALE_TERMS = ("l1", "acs_smooth")  # compare maps in [0, 1] with the target scaled to max 1
 _EPS = 1e-7
 
 
@@ -39,7 +40,8 @@ def resolve_saliency_loss(loss: str | Mapping[str, float] | None, output_kind: s
 
     Args:
       loss: a preset name (``"sam"``, ``"gazegan"``, ``"unisal"``, ``"nll"``), a mapping from
-        term (``"kl"``, ``"cc"``, ``"nss"``, ``"sim"``, ``"l1"``, ``"acs"``, ``"nll"``) to weight,
+        term (``"kl"``, ``"cc"``, ``"nss"``, ``"sim"``, ``"l1"``, ``"acs"``, ``"acs_smooth"``,
+        ``"nll"``) to weight,
         or None: ``"nll"`` for log densities, ``"sam"`` for [0, 1] and [−1, 1] maps.
       output_kind: one of ``"log_density"``, ``"unit"``, ``"signed"``.
 
@@ -68,11 +70,13 @@ def resolve_saliency_loss(loss: str | Mapping[str, float] | None, output_kind: s
             f"`loss` must be None, a preset ({', '.join(map(repr, SALIENCY_LOSS_PRESETS))}) or a non-empty "
             f"mapping from term to weight; got {loss!r}."
         )
-    if output_kind == "log_density" and "l1" in weights:
-        raise ValueError(
-            "`loss` term 'l1' compares a map in [0, 1] with the target scaled to max 1; it is "
-            "meaningless for a 'log_density' model. Use 'kl', 'cc', 'nss', 'sim' or 'nll'."
-        )
+    for term in _UNIT_SCALE_TERMS:
+        if output_kind == "log_density" and term in weights:
+            raise ValueError(
+                f"`loss` term {term!r} compares a map in [0, 1] with the target scaled to max 1; "
+                "it is meaningless for a 'log_density' model. Use 'kl', 'cc', 'nss', 'sim', "
+                "'acs' or 'nll'."
+            )
     return weights
 
 def _to_data_grid(output: jax.Array, shape: tuple[int, int], kind: str) -> jax.Array:
@@ -106,8 +110,8 @@ def saliency_image_loss(
       counts: the fixation counts ``[h, w]`` (NSS and NLL weigh every fixation).
       kind: the model's output kind.
       weights: ``{term: weight}`` (see :func:`resolve_saliency_loss`). KL, CC, SIM and ACS compare
-        ``to_saliency_map(output)`` with ``density``; NSS with ``counts``; L1 with ``density``
-        divided by its maximum (the [0, 1] scale of the published ground-truth maps); NLL is
+        ``to_saliency_map(output)`` with ``density``; NSS with ``counts``; L1 and ACS-smooth
+        (:func:`jaxadv.losses.smooth_acs_loss`) with ``density`` divided by its maximum (the [0, 1] scale of the published ground-truth maps); NLL is
         ``−mean log p`` over the fixations, ``p`` the output as a density over the pixels.
 
     Returns:
@@ -122,8 +126,8 @@ def saliency_image_loss(
             value = -jnp.sum(counts * _log_density(output, kind)) / jnp.maximum(jnp.sum(counts), 1)
         elif term == "nss":
             value = SALIENCY_LOSSES["nss"](s, counts)
-        elif term == "l1":
-            value = SALIENCY_LOSSES["l1"](s, density / (jnp.max(density) + _EPS))
+        elif term in _UNIT_SCALE_TERMS:
+            value = SALIENCY_LOSSES[term](s, density / (jnp.max(density) + _EPS))
         else:
             value = SALIENCY_LOSSES[term](s, density)
         total = total + weight * value
