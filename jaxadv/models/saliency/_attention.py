@@ -113,6 +113,10 @@ class SoftmaxSpatialAttention(nn.Module):
     The rescaling by ``h·w`` makes a uniform attention (constant logits, e.g. a zero kernel) the
     identity, so the module can only move the features' weight between positions. ``A`` is sown
     as ``intermediates/attention`` (``[b, h, w]``, each map summing to 1).
+
+    Attributes:
+      name: the Flax module name; the 1×1 kernel lives under ``{name}/logits``. The module has
+        no settings of its own: the logits' width is fixed (one channel).
     """
 
     @nn.compact

@@ -236,6 +236,11 @@ class CSCNet(GazeGAN):
 
     Named layers: GazeGAN's, plus ``csc1_g_attention/attention``, ``csc2_g_attention/attention``,
     ``csc1_attention/attention`` and ``csc2_attention/attention`` (the attention maps ``A``).
+
+    Attributes:
+      width, output_channels: as :class:`GazeGAN`'s.
+      csc: must stay True (the attention sits on the CSC outputs).
+      spatial_attention: True here (False would be GazeGAN itself).
     """
 
     spatial_attention: bool = True
