@@ -312,6 +312,7 @@ class _PlainBlock5(nn.Module):
         y = VGG16(self.width, dilated=True, blocks=VGG19_BLOCKS[:4], name="backbone")(x)
         for i in range(1, 5):
             y = nn.relu(nn.Conv(8 * self.width, (3, 3), padding=1, name=f"conv5_{i}")(y))
+        self.sow("intermediates", "relu5_4", y)
         return _sam_head(self, y, x.shape[1:3], 2, 3)
 
 
@@ -368,3 +369,27 @@ def test_dcn_sam_vgg_maps_gradients_and_layers():
     maps, grads, inter = _map_checks(module, variables, _images(2, shape))
     # random weights: the Gaussian priors dominate, the maps of two images differ by ~1e-6
     _check_maps(maps, grads, inter, shape, layers, "unit", atol=1e-7)
+
+
+def test_dcn_sam_vgg_block5_keeps_a_plain_blocks_scale_at_initialisation():
+    """The DCNv2 layers start at modulation 0.5 (Zhu et al. §3); DCN-SAM-VGG's block-5 kernels
+    are drawn at 4x a plain convolution's variance so that, at initialisation, block 5 scales its
+    input as four standard (lecun-normal) convolutions do. Drawn at the plain scale, block 5 damped
+    its input 0.5^4 = 1/16 more, the features reached SAM's head ~40x smaller than in SAM and the
+    model barely trained (experiments/README.md)."""
+    x = _images(4, (32, 32, 3))
+
+    def gains(x):
+        out = []
+        for module in (DCNSAMVGG(width=4, num_steps=1, num_gaussians=2), _PlainBlock5(width=4)):
+            variables = module.init(jax.random.key(0), x[:1])
+            inter = module.apply(variables, x, mutable=["intermediates"])[1]["intermediates"]
+            block4 = inter["backbone"]["relu4_4"][0]
+            block5 = inter["relu5_4"][0]
+            out.append(jnp.sqrt(jnp.mean(block5**2) / jnp.mean(block4**2)))
+        return out
+
+    dcn, plain = (float(g) for g in jax.jit(gains, compiler_options=_FAST)(x))
+    assert 0.5 < dcn / plain < 2.0, (dcn, plain)
+    kernel = DCNSAMVGG(width=4).init(jax.random.key(1), x[:1])["params"]["conv5_2"]["kernel"]
+    np.testing.assert_allclose(float(jnp.std(kernel)), 2 / np.sqrt(9 * 32), rtol=0.1)

@@ -24,6 +24,9 @@ from jaxadv.models.saliency._layers import (
 )
 
 _KERAS_EPSILON = 1e-7
+# A plain convolution's lecun-normal kernel at 4x the variance: 2x the scale, which the DCNv2
+# modulation of 0.5 at initialisation halves back (DCNSAMVGG).
+_MASK_COMPENSATED_INIT = nn.initializers.variance_scaling(4.0, "fan_in", "truncated_normal")
 
 
 class AttentiveConvLSTM(nn.Module):
@@ -176,6 +179,16 @@ class DCNSAMVGG(nn.Module):
     "softmax spatial attention"), two blocks of learned Gaussian priors, a 1×1 ReLU readout,
     bilinear upsampling and division by the maximum (``SAM``'s output normalisation).
 
+    Initialisation (ours, documented): the DCNv2 offset/mask convolutions start at zero as in Zhu
+    et al. §3 (offsets 0, modulation sigmoid(0) = 0.5), but each block-5 kernel is drawn with 4×
+    the variance of a plain convolution (``variance_scaling(4, "fan_in")``), so that at
+    initialisation each layer equals a standard convolution of the usual scale
+    (``0.5 · 2w``). Without it the four modulations damp block 5's output by 0.5⁴ = 1/16 (with
+    ReLU and random VGG weights the ``relu5_4`` features started ~40× smaller than SAM's
+    ``relu5_3`` and the backbone's gradient ~90× smaller), and the model barely left the
+    content-blind prior maps in training (experiments/README.md). The published DCNv2 sits on
+    pretrained, batch-normalised backbones, where the halving is absorbed; here nothing is.
+
     Named layers: ``backbone/relu{b}_{n}`` (VGG-19 blocks 1-4), ``relu5_4`` (after the
     deformable block), ``attentive_lstm/attention``, ``lstm``, ``learned_priors1``,
     ``learned_priors2``, ``readout``. Images must be multiples of 8 on each side.
@@ -202,7 +215,11 @@ class DCNSAMVGG(nn.Module):
         convs, mult = VGG19_BLOCKS[4]
         for i in range(1, convs + 1):
             conv = DeformConv(
-                mult * self.width, 3, offset_groups=self.offset_groups, name=f"conv5_{i}"
+                mult * self.width,
+                3,
+                offset_groups=self.offset_groups,
+                kernel_init=_MASK_COMPENSATED_INIT,
+                name=f"conv5_{i}",
             )
             y = nn.relu(conv(y))
         self.sow("intermediates", f"relu5_{convs}", y)
