@@ -73,7 +73,9 @@ _REGISTRY = {
     # issue 18: Table 2's model 14 (SAM's head on a VGG-19 encoder with a DCNv2 block 5)
     "dcn_sam_vgg": lambda width, shape: DCNSAMVGG(width=width),
     # issue 18: Table 2's model 9 (SAM_ResNet; adversarially trained there: "sam_resnet+at")
-    "sam_resnet": lambda width, shape: SAMResNet(width=width, stage_sizes=(2, 2, 2, 2)),
+    "sam_resnet": lambda width, shape: SAMResNet(
+        width=width, stage_sizes=(2, 2, 2, 2), bn_momentum=0.9
+    ),
 }
 
 SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
@@ -104,7 +106,8 @@ def saliency_model(
         fused streams, DCN_LSTM_1) or ``"dcn_sam_vgg"`` (:class:`DCNSAMVGG`, DCN_SAM_VGG: SAM's
         attentive ConvLSTM and priors on a VGG-19 whose block 5 is DCNv2) or ``"sam_resnet"``
         (:class:`SAMResNet`, SAM-ResNet: SAM's head on a bottleneck ResNet with dilated stages 4
-        and 5, output stride 8; two blocks per stage here, (3, 4, 6, 3) published).
+        and 5, output stride 8; two blocks per stage here, (3, 4, 6, 3) published; batch-norm
+        momentum 0.9 for short trainings, see :class:`SAMResNet`).
       key: PRNG key for the initialisation.
       input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
         (SALICON, GazeGAN and CSC-Net: multiples of 64; UNISAL 32; SalGAN, DCNSal, DenseSal and the two-stream DCNs 16; DCN_Inception 8;
