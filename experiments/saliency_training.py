@@ -50,15 +50,16 @@ from jaxadv.models.saliency import SALIENCY_MODEL_NAMES
 EPOCHS = dict(salicon=4, salgan=5, sam=3, deepgaze=8, gazegan=2, unisal=2)
 # issue 18's later members (--models NAME): the GazeGAN-sized CSC-Net gets GazeGAN's passes, the
 # two-stream DCNs half of DCNSal's 8 (each step costs both streams), DCN-SAM-VGG SAM's 3.
-EXTRA_EPOCHS = dict(cscnet=2, dcn_inception=8, dcn_2=4, dcn_lstm_1=4, dcn_sam_vgg=3)
+EXTRA_EPOCHS = dict(cscnet=2, dcn_inception=8, dcn_2=4, dcn_lstm_1=4, dcn_sam_vgg=3, sam_resnet=3)
 CONFIG = dict(size=(64, 64), train=1000, test=200, width=8, epochs=EPOCHS, batch_size=16, lr=1e-3)
 # Adversarially trained members (issue 18): ``NAME+at`` is the zoo model NAME trained with the
 # library's own saliency PGD-ℓ∞ inside the train step (KL away from the clean map, one step of
 # 1.25·ε from a random start in the ε = 8/255 ball: FGSM-RS, Wong, Rice & Kolter ICLR 2020), the
 # recipe and name of smbea_transfer.py's "+at" members. Table 2's AT=YES rows are GazeGAN_2 (a
 # multi-stream U-Net: the zoo's gazegan, two U-Nets) and SAM_ResNet (SAM on a ResNet; the zoo's
-# SAM has the VGG-16 backbone, so "sam+at" is SAM-VGG with Table 2's adversarial training).
-AT_MEMBERS = ("gazegan+at", "sam+at")
+# SAM has the VGG-16 backbone, so "sam+at" is SAM-VGG with Table 2's adversarial training;
+# "sam_resnet+at" is Table 2's SAM_ResNet itself: SAMResNet with the same recipe).
+AT_MEMBERS = ("gazegan+at", "sam+at", "sam_resnet+at")
 AT_EPS, AT_STEPS, AT_ALPHA = 8 / 255, 1, 1.25
 MODEL_CHOICES = SALIENCY_MODEL_NAMES + tuple(f"{n}+at" for n in SALIENCY_MODEL_NAMES)
 SMOKE = dict(

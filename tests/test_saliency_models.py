@@ -30,6 +30,7 @@ from jaxadv.models.saliency import (
     DenseSal,
     SALIENCY_MODEL_NAMES,
     SAM,
+    SAMResNet,
     UNISAL,
     DeepGazeII,
     ConvLSTM,
@@ -109,6 +110,11 @@ ZOO = {
         DCNTwoStream(width=2, lstm_steps=3), (16, 16, 3), ("vgg/head2_relu", "fused", "lstm")
     ),
     "dcn_sam_vgg": (DCNSAMVGG(width=2), (32, 32, 3), ("relu5_4", "attentive_lstm/attention")),
+    "sam_resnet": (
+        SAMResNet(width=2, stage_sizes=(2, 2, 2, 2)),
+        (32, 32, 3),
+        ("backbone/stage5", "features", "attentive_lstm/attention"),
+    ),
 }
 
 
@@ -217,7 +223,7 @@ def test_zoo_model_jit_matches_eager_slow(name):
 # pix2pix tests below).
 _HEAVY = ("unisal", "gazegan", "dcnsal", "attsal", "densesal", "pix2pix_global", "pix2pix_local",
           "pix2pix_local_lstm", "cscnet", "dcn_inception", "dcn_2", "dcn_lstm_1",
-          "dcn_sam_vgg")  # fmt: skip
+          "dcn_sam_vgg", "sam_resnet")  # fmt: skip
 
 
 @pytest.mark.parametrize(

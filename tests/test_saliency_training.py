@@ -233,7 +233,7 @@ def test_experiment_names_its_adversarially_trained_members():
     # issue 18: Table 2's AT=YES members by name, as "+at" twins of zoo models
     module = _experiment()
     assert set(module.AT_MEMBERS) <= set(module.MODEL_CHOICES)
-    assert {m.removesuffix("+at") for m in module.AT_MEMBERS} == {"gazegan", "sam"}
+    assert {m.removesuffix("+at") for m in module.AT_MEMBERS} == {"gazegan", "sam", "sam_resnet"}
     with pytest.raises(ValueError, match="`--epochs` must be an integer >= 1; got 0"):
         module.main(["--smoke", "--epochs", "0"])
     with pytest.raises(SystemExit):

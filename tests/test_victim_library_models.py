@@ -1,5 +1,6 @@
 """Issue 18's remaining members of Table 2 (shared/papers/000, "Code repository of victim
-models"): CSC-Net, the Inception-ResNet family (DCN_Inception, DCN_2, DCN_LSTM_1) and DCN-SAM-VGG.
+models"): CSC-Net, the Inception-ResNet family (DCN_Inception, DCN_2, DCN_LSTM_1), DCN-SAM-VGG and
+SAM-ResNet.
 
 Each model is checked against a model it must reduce to (CSC-Net with uniform attention is
 GazeGAN; a two-stream model with one stream's readout zeroed is the other stream alone; an
@@ -23,9 +24,11 @@ from jaxadv.models.saliency import (
     DCNSal,
     DCNSAMVGG,
     DCNTwoStream,
+    DilatedBottleneck,
     GazeGAN,
     InceptionResNetBlock,
     InceptionResNetFeatures,
+    SAMResNet,
     SoftmaxSpatialAttention,
 )
 from jaxadv.models.saliency._layers import VGG16, VGG19_BLOCKS
@@ -312,6 +315,7 @@ class _PlainBlock5(nn.Module):
         y = VGG16(self.width, dilated=True, blocks=VGG19_BLOCKS[:4], name="backbone")(x)
         for i in range(1, 5):
             y = nn.relu(nn.Conv(8 * self.width, (3, 3), padding=1, name=f"conv5_{i}")(y))
+        self.sow("intermediates", "relu5_4", y)
         return _sam_head(self, y, x.shape[1:3], 2, 3)
 
 
@@ -368,3 +372,156 @@ def test_dcn_sam_vgg_maps_gradients_and_layers():
     maps, grads, inter = _map_checks(module, variables, _images(2, shape))
     # random weights: the Gaussian priors dominate, the maps of two images differ by ~1e-6
     _check_maps(maps, grads, inter, shape, layers, "unit", atol=1e-7)
+
+
+def test_dcn_sam_vgg_block5_keeps_a_plain_blocks_scale_at_initialisation():
+    """The DCNv2 layers start at modulation 0.5 (Zhu et al. §3); DCN-SAM-VGG's block-5 kernels
+    are drawn at 4x a plain convolution's variance so that, at initialisation, block 5 scales its
+    input as four standard (lecun-normal) convolutions do. Drawn at the plain scale, block 5 damped
+    its input 0.5^4 = 1/16 more, the features reached SAM's head ~40x smaller than in SAM and the
+    model barely trained (experiments/README.md)."""
+    x = _images(4, (32, 32, 3))
+
+    def gains(x):
+        out = []
+        for module in (DCNSAMVGG(width=4, num_steps=1, num_gaussians=2), _PlainBlock5(width=4)):
+            variables = module.init(jax.random.key(0), x[:1])
+            inter = module.apply(variables, x, mutable=["intermediates"])[1]["intermediates"]
+            block4 = inter["backbone"]["relu4_4"][0]
+            block5 = inter["relu5_4"][0]
+            out.append(jnp.sqrt(jnp.mean(block5**2) / jnp.mean(block4**2)))
+        return out
+
+    dcn, plain = (float(g) for g in jax.jit(gains, compiler_options=_FAST)(x))
+    assert 0.5 < dcn / plain < 2.0, (dcn, plain)
+    kernel = DCNSAMVGG(width=4).init(jax.random.key(1), x[:1])["params"]["conv5_2"]["kernel"]
+    np.testing.assert_allclose(float(jnp.std(kernel)), 2 / np.sqrt(9 * 32), rtol=0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# SAM-ResNet (Table 2's model 9)
+
+
+def _draw_bn(abstract, seed=0):
+    """``_draw`` with batch-norm running variances in [0.5, 1.5] and zero running means (random
+    ones drown the images' differences in eval-mode offsets)."""
+    variables = _draw(abstract, seed)
+    rng = np.random.default_rng(seed + 1)
+    variables["batch_stats"] = jax.tree_util.tree_map_with_path(
+        lambda p, leaf: (
+            jnp.asarray(rng.uniform(0.5, 1.5, leaf.shape), leaf.dtype)
+            if "var" in jax.tree_util.keystr(p)
+            else jnp.zeros_like(leaf)
+        ),
+        variables["batch_stats"],
+    )
+    return variables
+
+
+def test_sam_resnet_structure_output_stride_and_bad_input():
+    module = SAMResNet(width=2, stage_sizes=(1, 1, 2, 2), num_steps=2, num_gaussians=3)
+    abstract = _abstract(module, (32, 32, 3))
+    backbone = abstract["params"]["backbone"]
+    assert {"conv1", "stage2_block1", "stage3_block1", "stage4_block2", "stage5_block2"} <= set(
+        backbone
+    )
+    assert "proj" in backbone["stage4_block1"] and "proj" not in backbone["stage4_block2"]
+    assert backbone["stage5_block1"]["conv3"]["kernel"].shape == (1, 1, 16, 64)
+    assert abstract["params"]["reduce"]["kernel"].shape == (3, 3, 64, 16)
+    inter = jax.eval_shape(
+        lambda v, x: module.apply(v, x, mutable=["intermediates"])[1]["intermediates"],
+        abstract,
+        jnp.zeros((2, 32, 32, 3)),
+    )
+    # output stride 4 after stage 2, 8 after stage 3; the dilated stages keep the 4x4 grid
+    shapes = {n: inter["backbone"][n][0].shape for n in ("stage2", "stage3", "stage4", "stage5")}
+    assert shapes == {
+        "stage2": (2, 8, 8, 8),
+        "stage3": (2, 4, 4, 16),
+        "stage4": (2, 4, 4, 32),
+        "stage5": (2, 4, 4, 64),
+    }
+    assert inter["features"][0].shape == (2, 4, 4, 16)
+    with pytest.raises(ValueError, match="SAMResNet needs image height and width"):
+        _abstract(module, (28, 32, 3))
+    with pytest.raises(ValueError, match="`stage_sizes` must be 4 integers >= 1"):
+        _abstract(SAMResNet(width=2, stage_sizes=(1, 1, 0, 1)), (16, 16, 3))
+    with pytest.raises(ValueError, match="`stage_sizes` must be 4 integers >= 1"):
+        _abstract(SAMResNet(width=2, stage_sizes=(1, 1, 1)), (16, 16, 3))
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_dilated_bottleneck_reaches_its_dilated_taps(dilation):
+    """With positive weights the input gradient of one output pixel is non-zero exactly on the
+    3x3 grid of spacing ``dilation`` around it (conv1/conv3 are 1x1; the projection adds the
+    centre)."""
+    block = DilatedBottleneck(2, dilation=dilation, project=True)
+    x = _images(1, (13, 13, 3))
+    abstract = jax.eval_shape(lambda k: block.init(k, x), jax.random.key(0))
+    rng = np.random.default_rng(0)
+
+    def draw(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "var" in name or "scale" in name:
+            return jnp.ones_like(leaf)
+        if leaf.ndim <= 1:  # biases, shifts, means
+            return jnp.zeros_like(leaf)
+        return jnp.asarray(rng.uniform(0.1, 1.0, leaf.shape), leaf.dtype)
+
+    variables = jax.tree_util.tree_map_with_path(draw, abstract)
+    g = jax.jit(
+        jax.grad(lambda x: block.apply(variables, x)[0, 6, 6].sum()), compiler_options=_FAST
+    )(x)
+    support = np.argwhere(np.abs(np.asarray(g[0])).sum(-1) > 0)
+    taps = sorted(
+        {(6 + dy * dilation, 6 + dx * dilation) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    )
+    assert sorted(map(tuple, support)) == taps
+
+
+def test_sam_resnet_with_dilated_branches_zeroed_is_the_projection_path():
+    """bn3 of every block of stages 4 and 5 zeroed: the identity blocks pass their input on, so
+    stage 4 is relu(BN(1x1 projection of stage 3)) and stage 5 the same of stage 4."""
+    shape = (16, 16, 3)
+    module = SAMResNet(width=2, stage_sizes=(1, 1, 2, 2), num_steps=1, num_gaussians=2)
+    variables = _draw_bn(_abstract(module, shape))
+    zeroed = {"params": _zero(variables["params"], lambda p: ("stage4" in p or "stage5" in p)
+                              and "bn3" in p), "batch_stats": variables["batch_stats"]}  # fmt: skip
+    inter = jax.jit(
+        lambda v, x: module.apply(v, x, mutable=["intermediates"])[1]["intermediates"],
+        compiler_options=_FAST,
+    )(zeroed, _images(2, shape))["backbone"]
+
+    def projection(stage, x):
+        p = zeroed["params"]["backbone"][f"{stage}_block1"]
+        s = zeroed["batch_stats"]["backbone"][f"{stage}_block1"]["proj_bn"]
+        z = np.einsum("bhwc,cd->bhwd", np.asarray(x), np.asarray(p["proj"]["kernel"][0, 0]))
+        z = z + np.asarray(p["proj"]["bias"])
+        bn = p["proj_bn"]
+        z = (z - s["mean"]) / np.sqrt(np.asarray(s["var"]) + 1e-3) * bn["scale"] + bn["bias"]
+        return np.maximum(z, 0.0)
+
+    stage3, stage4, stage5 = (np.asarray(inter[f"stage{n}"][0]) for n in (3, 4, 5))
+    assert float(np.abs(stage4).max()) > 0 and float(np.abs(stage5).max()) > 0
+    np.testing.assert_allclose(stage4, projection("stage4", stage3), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stage5, projection("stage5", stage4), rtol=1e-4, atol=1e-5)
+    # and unzeroed, the residual branches change the features
+    full = jax.jit(
+        lambda v, x: module.apply(v, x, mutable=["intermediates"])[1]["intermediates"],
+        compiler_options=_FAST,
+    )(variables, _images(2, shape))["backbone"]
+    assert not np.allclose(np.asarray(full["stage5"][0]), stage5)
+
+
+@pytest.mark.slow  # a SAM-sized gradient program
+def test_sam_resnet_maps_gradients_and_layers():
+    shape = (32, 32, 3)
+    module = SAMResNet(width=2, stage_sizes=(1, 1, 2, 2), num_steps=2, num_gaussians=3)
+    variables = _draw_bn(_abstract(module, shape))
+    # random weights: the Gaussian priors dominate the head; larger features make the two
+    # images' maps differ by more than float32 rounding
+    reduce = variables["params"]["reduce"]
+    reduce["kernel"] = 30 * reduce["kernel"]
+    layers = ("backbone/stage3", "backbone/stage5", "features", "attentive_lstm/attention", "lstm")
+    maps, grads, inter = _map_checks(module, variables, _images(2, shape))
+    _check_maps(maps, grads, inter, shape, layers, "unit", atol=1e-6)

@@ -40,6 +40,9 @@ from jaxadv.models.saliency._salgan import SalGAN, SalGANDiscriminator
 from jaxadv.models.saliency._salicon import SALICON
 from jaxadv.models.saliency._sam import SAM
 from jaxadv.models.saliency._sam import DCNSAMVGG as DCNSAMVGG  # issue 18
+from jaxadv.models.saliency._sam import DilatedBottleneck as DilatedBottleneck  # issue 18
+from jaxadv.models.saliency._sam import DilatedResNet as DilatedResNet  # issue 18
+from jaxadv.models.saliency._sam import SAMResNet as SAMResNet  # issue 18
 from jaxadv.models.saliency._unisal import UNISAL
 from jaxadv.models.saliency._victim import OUTPUT_KINDS, SaliencyVictim, from_flax_saliency
 from jaxadv.models.saliency._zoo import SALIENCY_MODEL_NAMES, saliency_model
@@ -57,6 +60,9 @@ __all__ = [
     "UNISAL",
     "DCNInception",
     "DCNSAMVGG",
+    "DilatedBottleneck",
+    "DilatedResNet",
+    "SAMResNet",
     "DCNSal",
     "DCNTwoStream",
     "DeepGazeII",

@@ -29,7 +29,7 @@ grid, where bilinear interpolation has a kink).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -171,6 +171,9 @@ class DeformConv(nn.Module):
       offset_groups: ``G``, the number of channel groups with their own offsets (must divide the
         input channels; DCNv2's ``deformable_groups``).
       use_bias: add a learned bias.
+      kernel_init: initialiser of ``kernel`` (Flax's ``lecun_normal`` by default, the scale of a
+        standard convolution; mmcv and torchvision also draw it as for a plain convolution).
+        :class:`DCNSAMVGG` passes a 4× variance to undo the initial modulation of 0.5.
     """
 
     features: int
@@ -180,6 +183,7 @@ class DeformConv(nn.Module):
     dilation: int = 1
     offset_groups: int = 1
     use_bias: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -210,7 +214,7 @@ class DeformConv(nn.Module):
         offsets = predicted[..., : 2 * groups_taps]
         mask = nn.sigmoid(predicted[..., 2 * groups_taps :])
         kernel = self.param(
-            "kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features)
+            "kernel", self.kernel_init, (k, k, x.shape[-1], self.features)
         )
         y = deform_conv2d(
             x, offsets, kernel, mask, stride=self.stride, padding=pad, dilation=self.dilation

@@ -1,8 +1,9 @@
-"""SAM: dilated VGG-16, attentive ConvLSTM and learned Gaussian priors.
+"""SAM: a dilated VGG-16 or ResNet, attentive ConvLSTM and learned Gaussian priors.
 
 Cornia, Baraldi, Serra & Cucchiara, "Predicting human eye fixations via an LSTM-based saliency
-attentive model", IEEE TIP 2018 (SAM-VGG); details from marcellacornia/sam (Keras/Theano):
-``dcn_vgg.py``, ``attentive_convlstm.py``, ``gaussian_prior.py`` and ``models.py``.
+attentive model", IEEE TIP 2018 (SAM-VGG and SAM-ResNet); details from marcellacornia/sam
+(Keras/Theano):
+``dcn_vgg.py``, ``dcn_resnet.py``, ``attentive_convlstm.py``, ``gaussian_prior.py`` and ``models.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxadv.models.saliency._deform import DeformConv
+from jaxadv.models.saliency._densesal import max_pool_3x3_stride2_pad1
 from jaxadv.models.saliency._layers import (
     VGG16,
     VGG19_BLOCKS,
@@ -24,6 +26,9 @@ from jaxadv.models.saliency._layers import (
 )
 
 _KERAS_EPSILON = 1e-7
+# A plain convolution's lecun-normal kernel at 4x the variance: 2x the scale, which the DCNv2
+# modulation of 0.5 at initialisation halves back (DCNSAMVGG).
+_MASK_COMPENSATED_INIT = nn.initializers.variance_scaling(4.0, "fan_in", "truncated_normal")
 
 
 class AttentiveConvLSTM(nn.Module):
@@ -176,6 +181,16 @@ class DCNSAMVGG(nn.Module):
     "softmax spatial attention"), two blocks of learned Gaussian priors, a 1×1 ReLU readout,
     bilinear upsampling and division by the maximum (``SAM``'s output normalisation).
 
+    Initialisation (ours, documented): the DCNv2 offset/mask convolutions start at zero as in Zhu
+    et al. §3 (offsets 0, modulation sigmoid(0) = 0.5), but each block-5 kernel is drawn with 4×
+    the variance of a plain convolution (``variance_scaling(4, "fan_in")``), so that at
+    initialisation each layer equals a standard convolution of the usual scale
+    (``0.5 · 2w``). Without it the four modulations damp block 5's output by 0.5⁴ = 1/16 (with
+    ReLU and random VGG weights the ``relu5_4`` features started ~40× smaller than SAM's
+    ``relu5_3`` and the backbone's gradient ~90× smaller), and the model barely left the
+    content-blind prior maps in training (experiments/README.md). The published DCNv2 sits on
+    pretrained, batch-normalised backbones, where the halving is absorbed; here nothing is.
+
     Named layers: ``backbone/relu{b}_{n}`` (VGG-19 blocks 1-4), ``relu5_4`` (after the
     deformable block), ``attentive_lstm/attention``, ``lstm``, ``learned_priors1``,
     ``learned_priors2``, ``readout``. Images must be multiples of 8 on each side.
@@ -202,8 +217,147 @@ class DCNSAMVGG(nn.Module):
         convs, mult = VGG19_BLOCKS[4]
         for i in range(1, convs + 1):
             conv = DeformConv(
-                mult * self.width, 3, offset_groups=self.offset_groups, name=f"conv5_{i}"
+                mult * self.width,
+                3,
+                offset_groups=self.offset_groups,
+                kernel_init=_MASK_COMPENSATED_INIT,
+                name=f"conv5_{i}",
             )
             y = nn.relu(conv(y))
         self.sow("intermediates", f"relu5_{convs}", y)
+        return _sam_head(self, y, x.shape[1:3], self.num_steps, self.num_gaussians)
+
+
+def _sam_batch_norm(train: bool, momentum: float, name: str) -> nn.BatchNorm:
+    # Keras BatchNormalization's epsilon 1e-3, as in SAM's ResNet-50 (momentum: the caller's).
+    return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-3, name=name)
+
+
+class DilatedBottleneck(nn.Module):
+    """A ResNet-50 bottleneck block as Keras writes it (He et al., CVPR 2016, v1: the stride sits
+    on the first 1×1 convolution), with an optional dilation of its 3×3 convolution.
+
+    ``relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))`` where ``conv2`` is
+    3×3 with dilation ``dilation`` (padding = dilation: the same size at stride 1) and the
+    shortcut is ``x`` (an identity block) or ``bn(1×1 conv, stride)`` (``project=True``: a conv
+    block, the first of each stage). The residual branch is ``bn3``'s output.
+
+    Attributes:
+      planes: channels inside the block; it outputs ``4 · planes``.
+      stride: stride of ``conv1`` and of the projection.
+      dilation: dilation of ``conv2``.
+      project: a 1×1 projection shortcut instead of the identity.
+      bn_momentum: running-average momentum of the batch norms (Keras's 0.99 by default).
+    """
+
+    planes: int
+    stride: int = 1
+    dilation: int = 1
+    project: bool = False
+    bn_momentum: float = 0.99
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        s, d = self.stride, self.dilation
+        y = nn.Conv(self.planes, (1, 1), strides=s, name="conv1")(x)
+        y = nn.relu(_sam_batch_norm(train, self.bn_momentum, "bn1")(y))
+        y = nn.Conv(self.planes, (3, 3), padding=d, kernel_dilation=d, name="conv2")(y)
+        y = nn.relu(_sam_batch_norm(train, self.bn_momentum, "bn2")(y))
+        y = _sam_batch_norm(train, self.bn_momentum, "bn3")(nn.Conv(4 * self.planes, (1, 1), name="conv3")(y))
+        shortcut = x
+        if self.project:
+            shortcut = nn.Conv(4 * self.planes, (1, 1), strides=s, name="proj")(x)
+            shortcut = _sam_batch_norm(train, self.bn_momentum, "proj_bn")(shortcut)
+        return nn.relu(y + shortcut)
+
+
+class DilatedResNet(nn.Module):
+    """SAM-ResNet's backbone: a bottleneck ResNet (ResNet-50 at ``stage_sizes = (3, 4, 6, 3)``,
+    ``width = 64``) with output stride 8 (Cornia et al., IEEE TIP 2018, §III-A; published
+    ``dcn_resnet.py``).
+
+    7×7 stride-2 convolution, batch norm, ReLU, 3×3 stride-2 max-pool (stride 4); stage 2 at
+    stride 1 and stage 3 at stride 2 (output stride 8); stages 4 and 5 keep stride 1 and dilate
+    their 3×3 convolutions by 2 and 4 instead of striding (the receptive field of a stride-32
+    ResNet at stride 8). Stage ``n`` has ``width · 2^(n-2)`` inner channels and 4× that out; its
+    first block projects the shortcut. Sows ``stage2`` … ``stage5``.
+
+    Attributes:
+      width: channels of the stem and of stage 2's blocks (64 published).
+      stage_sizes: blocks per stage 2-5 ((3, 4, 6, 3) published).
+      bn_momentum: running-average momentum of the batch norms (Keras's 0.99 by default).
+    """
+
+    width: int = 64
+    stage_sizes: tuple[int, ...] = (3, 4, 6, 3)
+    bn_momentum: float = 0.99
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        sizes = self.stage_sizes
+        if len(sizes) != 4 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
+                                  for n in sizes):  # fmt: skip
+            raise ValueError(
+                f"`stage_sizes` must be 4 integers >= 1 (blocks of stages 2-5); got {sizes!r}."
+            )
+        y = nn.Conv(self.width, (7, 7), strides=2, padding=3, name="conv1")(x)
+        y = max_pool_3x3_stride2_pad1(nn.relu(_sam_batch_norm(train, self.bn_momentum, "bn_conv1")(y)))
+        for stage, (blocks, stride, dilation) in enumerate(
+            zip(sizes, (1, 2, 1, 1), (1, 1, 2, 4), strict=True), start=2
+        ):
+            planes = self.width * 2 ** (stage - 2)
+            for i in range(blocks):
+                y = DilatedBottleneck(
+                    planes,
+                    stride if i == 0 else 1,
+                    dilation,
+                    project=i == 0,
+                    bn_momentum=self.bn_momentum,
+                    name=f"stage{stage}_block{i + 1}",
+                )(y, train)
+            self.sow("intermediates", f"stage{stage}", y)
+        return y
+
+
+class SAMResNet(nn.Module):
+    """SAM-ResNet on ``[b, h, w, c]`` images in ``[0, 1]`` → maps ``[b, h, w]`` in [0, 1].
+
+    Cornia, Baraldi, Serra & Cucchiara, IEEE TIP 2018 (SAM-ResNet; Table 2's SAM_ResNet of Che
+    et al.'s study, ``shared/papers/000``, model 9, adversarially trained there: the zoo's
+    ``sam_resnet+at``). The dilated ResNet (:class:`DilatedResNet`, output stride 8) → a 3×3
+    convolution to ``8 · width`` channels with ReLU (512 published; the published ``models.py``
+    reduces ResNet's 2048 channels so) → SAM's head exactly as in :class:`SAM` (attentive
+    ConvLSTM, two Gaussian-prior blocks, 1×1 ReLU readout, bilinear upsampling, division by the
+    maximum).
+
+    Named layers: ``backbone/stage{2..5}``, ``features`` (after the 3×3 reduction),
+    ``attentive_lstm/attention``, ``lstm``, ``learned_priors1``, ``learned_priors2``,
+    ``readout``. Images must be multiples of 8 on each side.
+
+    Attributes:
+      width: channels of the ResNet stem (64 published); the head has ``8 · width``.
+      stage_sizes: bottleneck blocks per ResNet stage 2-5 ((3, 4, 6, 3): ResNet-50).
+      num_steps: ConvLSTM steps (4 published).
+      num_gaussians: Gaussian priors per prior block (16 published).
+      bn_momentum: running-average momentum of the backbone's batch norms: 0.99, the Keras
+        default of the published code; the zoo uses PyTorch's 0.9, since in its ~190-step
+        trainings 0.99's running statistics keep ~15% of their initial values (held-out CC
+        0.468 against 0.801 after 3 epochs, experiments/README.md).
+    """
+
+    width: int = 64
+    stage_sizes: tuple[int, ...] = (3, 4, 6, 3)
+    num_steps: int = 4
+    num_gaussians: int = 16
+    bn_momentum: float = 0.99
+    output_kind: ClassVar[str] = "unit"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        check_input_grid("SAMResNet", x.shape, 8, 8)
+        y = DilatedResNet(
+            self.width, tuple(self.stage_sizes), self.bn_momentum, name="backbone"
+        )(x, train)
+        y = nn.relu(nn.Conv(8 * self.width, (3, 3), padding=1, name="reduce")(y))
+        self.sow("intermediates", "features", y)
         return _sam_head(self, y, x.shape[1:3], self.num_steps, self.num_gaussians)

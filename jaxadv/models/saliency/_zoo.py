@@ -19,7 +19,7 @@ from jaxadv.models.saliency._inception import DCNInception, DCNTwoStream
 from jaxadv.models.saliency._pix2pixhd import Pix2PixHDGlobal, Pix2PixHDLocal
 from jaxadv.models.saliency._salgan import SalGAN
 from jaxadv.models.saliency._salicon import SALICON
-from jaxadv.models.saliency._sam import SAM, DCNSAMVGG
+from jaxadv.models.saliency._sam import SAM, DCNSAMVGG, SAMResNet
 from jaxadv.models.saliency._unisal import UNISAL
 
 
@@ -72,6 +72,10 @@ _REGISTRY = {
     "dcn_lstm_1": lambda width, shape: DCNTwoStream(width=width, lstm_steps=3),
     # issue 18: Table 2's model 14 (SAM's head on a VGG-19 encoder with a DCNv2 block 5)
     "dcn_sam_vgg": lambda width, shape: DCNSAMVGG(width=width),
+    # issue 18: Table 2's model 9 (SAM_ResNet; adversarially trained there: "sam_resnet+at")
+    "sam_resnet": lambda width, shape: SAMResNet(
+        width=width, stage_sizes=(2, 2, 2, 2), bn_momentum=0.9
+    ),
 }
 
 SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
@@ -100,11 +104,14 @@ def saliency_model(
         (:class:`DCNTwoStream`, DCN_2: DCNSal's VGG-16/DCNv2/SE/attention stream and the
         Inception-ResNet stream), ``"dcn_lstm_1"`` (the same with a 3-step ConvLSTM on the
         fused streams, DCN_LSTM_1) or ``"dcn_sam_vgg"`` (:class:`DCNSAMVGG`, DCN_SAM_VGG: SAM's
-        attentive ConvLSTM and priors on a VGG-19 whose block 5 is DCNv2).
+        attentive ConvLSTM and priors on a VGG-19 whose block 5 is DCNv2) or ``"sam_resnet"``
+        (:class:`SAMResNet`, SAM-ResNet: SAM's head on a bottleneck ResNet with dilated stages 4
+        and 5, output stride 8; two blocks per stage here, (3, 4, 6, 3) published; batch-norm
+        momentum 0.9 for short trainings, see :class:`SAMResNet`).
       key: PRNG key for the initialisation.
       input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
         (SALICON, GazeGAN and CSC-Net: multiples of 64; UNISAL 32; SalGAN, DCNSal, DenseSal and the two-stream DCNs 16; DCN_Inception 8;
-        DeepGaze, SAM and DCN-SAM-VGG 8; pix2pix: multiples of 4, of 8 for the two-stream ones).
+        DeepGaze, SAM, SAM-ResNet and DCN-SAM-VGG 8; pix2pix: multiples of 4, of 8 for the two-stream ones).
       width: channels of the model's first layer (the published models use 64; UNISAL 32). All
         other widths scale with it.
 
