@@ -1,6 +1,6 @@
 """Transfer boosters on SMBEA (issue 22): TI (the gradient smoothed before SMBEA's normaliser)
 and DI (the ensemble's input resized and padded), through ``with_transfer``. Checked: the
-neutral boosters (TI 1×1, DI p = 0) leave SMBEA unchanged bit for bit; TI's and DI's first
+neutral boosters (TI 1×1, DI p = 0) leave SMBEA unchanged to float32 rounding; TI's and DI's first
 step equals a step written out by hand (numpy kernel, DI's draw reproduced); the boosters SMBEA
 does not take are refused by name."""
 
@@ -78,14 +78,18 @@ def results():
     return run(KEY)
 
 
-def test_ti_1x1_and_di_p0_leave_smbea_unchanged_bit_for_bit(results):
+def test_ti_1x1_and_di_p0_leave_smbea_unchanged(results):
+    # To float32 rounding, not bit for bit: the two are different programs, and the suite's loop
+    # emitter (conftest) fuses them differently (one x_adv pixel 1.5e-8 apart, relative 4.8e-7);
+    # a booster that acted would move a pixel by a step, 0.05. The slow test below compares the
+    # batch driver's runs bit for bit.
     assert NEUTRAL.name == "smbea+di+ti"
     a, b = results["plain"], results["neutral"]
     assert float(jnp.max(jnp.abs(a.delta))) > 0  # the attack moved
     for name in ("x_adv", "trace", "loss", "logits"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-6, err_msg=name)
     for name in ("m", "v", "x_minibatches"):
-        np.testing.assert_array_equal(a.extras[name], b.extras[name], err_msg=name)
+        np.testing.assert_allclose(a.extras[name], b.extras[name], rtol=1e-6, err_msg=name)
 
 
 @pytest.mark.slow

@@ -272,7 +272,11 @@ def test_cg_converges_at_high_alpha_and_strict_mode_passes(size):
         sf = sf.reshape(-1, 3)
         r = zf - (np.eye(size * size) - a * adjacency) @ sf / (1 - a)
         residual = np.linalg.norm(r, axis=0) / np.linalg.norm(zf, axis=0)
-        np.testing.assert_allclose(residual.max(), float(reported), rtol=0.1)
+        # The reported residual is the true one recomputed in float32, not CG's drifting running
+        # residual (which was 2-10x off). At α = 0.997 it lies below float32's rounding floor for
+        # ℒ_α s (``floor`` below), so the float32 value moves with XLA's summation order: 12-14%
+        # from float64 under the suite's loop emitter.
+        np.testing.assert_allclose(residual.max(), float(reported), rtol=0.25)
         if a < 0.995:  # the promise as asked: residual ≤ tol in every channel
             assert np.all(residual <= 1e-5), residual
         else:  # float32 cannot beat rounding s (u·‖ℒ_α‖·‖s‖) plus the rounding of ℒ_α s
