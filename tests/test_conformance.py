@@ -381,9 +381,27 @@ def test_host_driven_chunks_equal_one_scan(name, mlp_victim, mlp_batch):
     scanned = jax.jit(jax.vmap(attack.run, in_axes=(None, None, 0, 0, 0, 0)))(
         mlp_victim, hp, images, labels, labels, keys
     )
+    compiled = attack.compile_batch(mlp_victim, hp, images, labels)(hp, images, labels, key)
+    if name == "scw-long":
+        driven, compiled = (_loss_from_the_same_round(r, scanned, 6) for r in (driven, compiled))
     assert_trees_close(driven, scanned)
-    compiled = attack.compile_batch(mlp_victim, hp, images, labels)
-    assert_trees_close(compiled(hp, images, labels, key), driven, atol=1e-6)
+    assert_trees_close(compiled, driven, atol=1e-6)
+
+
+def _loss_from_the_same_round(driven, scanned, steps):
+    """``driven`` with its reported loss taken from ``scanned`` where the two picked the same
+    iterate in different constant-search rounds: a tie, broken by rounding. On the weak MLP the
+    distance term is tiny beside c·f, so each round's first Adam steps (lr·sign(g) for any
+    constant) give the same perturbation; the two programs (compiled at the suite's level 0 or
+    the default) then report it from round 1 or round 2 (measured: 1-2 of 8 examples), and the
+    loss carries that round's constant. Checked, not assumed: each reported loss is a traced
+    loss, of the same step in another round, and x_adv is compared in full."""
+    a, b, trace = np.asarray(driven.loss), np.asarray(scanned.loss), np.asarray(scanned.trace)
+    for i in np.flatnonzero(~np.isclose(a, b, rtol=1e-5, atol=1e-5)):
+        step_a, step_b = (int(np.argmin(np.abs(trace[i] - v))) for v in (a[i], b[i]))
+        np.testing.assert_allclose([trace[i, step_a], trace[i, step_b]], [a[i], b[i]], rtol=1e-5)
+        assert step_a != step_b and step_a % steps == step_b % steps, (i, step_a, step_b)
+    return driven._replace(loss=scanned.loss)
 
 
 def test_host_driven_entries_exist():
