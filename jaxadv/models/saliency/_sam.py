@@ -1,7 +1,8 @@
 """SAM: a dilated VGG-16 or ResNet, attentive ConvLSTM and learned Gaussian priors.
 
 Cornia, Baraldi, Serra & Cucchiara, "Predicting human eye fixations via an LSTM-based saliency
-attentive model", IEEE TIP 2018 (SAM-VGG and SAM-ResNet); details from marcellacornia/sam
+attentive model", IEEE TIP 2018 (SAM-VGG, also without its attention module, and SAM-ResNet);
+details from marcellacornia/sam
 (Keras/Theano):
 ``dcn_vgg.py``, ``dcn_resnet.py``, ``attentive_convlstm.py``, ``gaussian_prior.py`` and ``models.py``.
 """
@@ -42,8 +43,9 @@ class AttentiveConvLSTM(nn.Module):
     start at zero. Returns the last hidden state; the last attention map is sown as
     ``attention``.
 
-    With ``attention=False`` (Cornia et al. 2018's "without attention" ablation, SAM-VGG's
-    refinement without its attention module: Table 2's SAM_VGG_1 in ``shared/papers/000``)
+    With ``attention=False`` (SAM-VGG's refinement without its attention module: Table 2's
+    SAM_VGG_1 in ``shared/papers/000``; Cornia et al. 2018 ablate the attention in the same
+    way, a reading not checked here, their paper not being among the project's stored ones)
     every step reads ``X`` itself: a plain ConvLSTM (Shi et al. 2015, no peepholes) with the
     same ``W``/``U`` convolutions; ``W_a``, ``U_a`` and ``V_a`` are not created and nothing
     is sown.
@@ -142,7 +144,7 @@ class SAM(nn.Module):
 
     ``attention=False`` is SAM-VGG without its attention module: the ConvLSTM refines the
     dilated VGG features themselves (:class:`AttentiveConvLSTM` without ``W_a``/``U_a``/``V_a``),
-    the ablation Cornia et al. 2018 report as "without attention" and Table 2's SAM_VGG_1
+    the attention ablation of Cornia et al. 2018 (IEEE TIP) and Table 2's SAM_VGG_1
     (model 7 of Che et al.'s library, ``shared/papers/000``: VGG16, standard & dilated
     convolution, no attention module, ConvLSTM refinement; the zoo's ``"sam_vgg_1"``). The
     default is SAM_VGG_2 (model 8, softmax spatial attention; the zoo's ``"sam"``). The LSTM
