@@ -50,7 +50,10 @@ from jaxadv.models.saliency import SALIENCY_MODEL_NAMES
 EPOCHS = dict(salicon=4, salgan=5, sam=3, deepgaze=8, gazegan=2, unisal=2)
 # issue 18's later members (--models NAME): the GazeGAN-sized CSC-Net gets GazeGAN's passes, the
 # two-stream DCNs half of DCNSal's 8 (each step costs both streams), DCN-SAM-VGG SAM's 3.
-EXTRA_EPOCHS = dict(cscnet=2, dcn_inception=8, dcn_2=4, dcn_lstm_1=4, dcn_sam_vgg=3, sam_resnet=3)
+# SAM_VGG_1 (SAM without attention) gets SAM's 3; Local-pix2pix (pix2pix_local_dcn), like the other
+# pix2pix generators, the largest of EPOCHS.
+EXTRA_EPOCHS = dict(cscnet=2, dcn_inception=8, dcn_2=4, dcn_lstm_1=4, dcn_sam_vgg=3, sam_resnet=3,
+                    sam_vgg_1=3)  # fmt: skip
 CONFIG = dict(size=(64, 64), train=1000, test=200, width=8, epochs=EPOCHS, batch_size=16, lr=1e-3)
 # Adversarially trained members (issue 18): ``NAME+at`` is the zoo model NAME trained with the
 # library's own saliency PGD-ℓ∞ inside the train step (KL away from the clean map, one step of

@@ -1,6 +1,7 @@
 """Issue 18's remaining members of Table 2 (shared/papers/000, "Code repository of victim
-models"): CSC-Net, the Inception-ResNet family (DCN_Inception, DCN_2, DCN_LSTM_1), DCN-SAM-VGG and
-SAM-ResNet.
+models"): CSC-Net, the Inception-ResNet family (DCN_Inception, DCN_2, DCN_LSTM_1), DCN-SAM-VGG,
+SAM-ResNet, SAM-VGG without attention (SAM_VGG_1) and the DCNv2 + attention local pix2pix
+(Local-pix2pix).
 
 Each model is checked against a model it must reduce to (CSC-Net with uniform attention is
 GazeGAN; a two-stream model with one stream's readout zeroed is the other stream alone; an
@@ -28,11 +29,14 @@ from jaxadv.models.saliency import (
     GazeGAN,
     InceptionResNetBlock,
     InceptionResNetFeatures,
+    Pix2PixHDLocal,
+    SAM,
     SAMResNet,
     SoftmaxSpatialAttention,
 )
+from jaxadv.models.saliency._gazegan import ResnetBlock
 from jaxadv.models.saliency._layers import VGG16, VGG19_BLOCKS
-from jaxadv.models.saliency._sam import _sam_head
+from jaxadv.models.saliency._sam import AttentiveConvLSTM, _sam_head
 
 _FAST = {"xla_backend_optimization_level": 0}
 _OPTIMISED = {"xla_backend_optimization_level": 2}  # see _map_checks
@@ -528,3 +532,205 @@ def test_sam_resnet_maps_gradients_and_layers():
     layers = ("backbone/stage3", "backbone/stage5", "features", "attentive_lstm/attention", "lstm")
     maps, grads, inter = _map_checks(module, variables, _images(2, shape))
     _check_maps(maps, grads, inter, shape, layers, "unit", atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# SAM_VGG_1 (Table 2's model 7: SAM-VGG without its attention module)
+
+
+def test_attention_free_sam_lstm_is_a_hand_written_conv_lstm():
+    """Without attention every step reads X itself: numpy's ConvLSTM on the same W/U weights."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)
+    lstm = AttentiveConvLSTM(2, 7, num_steps=3, attention=False)
+    abstract = jax.eval_shape(lstm.init, jax.random.key(0), x)
+    assert set(abstract["params"]) == {"W", "U"}  # no W_a, U_a, V_a
+    attentive = jax.eval_shape(AttentiveConvLSTM(2, 7, 3).init, jax.random.key(0), x)
+    assert set(attentive["params"]) == {"W", "U", "W_a", "U_a", "V_a"}
+    variables = _draw(abstract, seed=7)
+    got, state = jax.jit(
+        lambda v, x: lstm.apply(v, x, mutable=["intermediates"]), compiler_options=_FAST
+    )(variables, x)
+    assert state == {}  # no attention map to sow
+    p = jax.tree.map(np.asarray, variables["params"])
+
+    def sigmoid(z):
+        return 1.0 / (1.0 + np.exp(-z))
+
+    gates_x = _np_conv_same(x, p["W"]["kernel"], p["W"]["bias"])
+    h = c = np.zeros(x.shape[:3] + (2,))
+    for _ in range(3):
+        i, f, g, o = np.split(gates_x + _np_conv_same(h, p["U"]["kernel"], p["U"]["bias"]), 4, -1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+    assert float(np.abs(h).max()) > 0.1
+    np.testing.assert_allclose(got, h, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="`attention` must be a bool"):
+        AttentiveConvLSTM(2, 7, attention=1).init(jax.random.key(0), x)
+
+
+def _without_attention(params):
+    lstm = params["attentive_lstm"]
+    attention_free = {k: v for k, v in lstm.items() if k not in ("W_a", "U_a", "V_a")}
+    return {**params, "attentive_lstm": attention_free}
+
+
+def test_sam_vgg_1_parameters_are_sams_without_attention():
+    shape = (16, 16, 3)
+    sam = _abstract(SAM(width=1, num_steps=2, num_gaussians=2), shape)["params"]
+    assert {"W_a", "U_a", "V_a"} <= set(sam["attentive_lstm"])
+    plain = _abstract(SAM(width=1, num_steps=2, num_gaussians=2, attention=False), shape)
+    shapes = jax.tree.map(lambda a: a.shape, plain["params"])
+    assert shapes == jax.tree.map(lambda a: a.shape, _without_attention(sam))
+    with pytest.raises(ValueError, match="`attention` must be a bool"):
+        _abstract(SAM(width=1, attention="no"), shape)
+
+
+@pytest.mark.slow  # two SAM-sized programs: ~4 s on the loaded 2-core CPU
+def test_sam_vgg_1_is_sam_with_uniform_attention_and_scaled_input_gates():
+    """SAM with ``V_a = 0`` (a uniform attention ``A = 1/(h·w)``) and its input-gate kernel
+    ``W`` times ``h·w`` computes exactly SAM_VGG_1 on the unscaled weights (``W * (A ⊙ X) =
+    W * X / (h·w)``)."""
+    shape = (16, 16, 3)  # a 2x2 feature grid: h·w = 4
+    plain = SAM(width=1, num_steps=2, num_gaussians=2, attention=False)
+    full = SAM(width=1, num_steps=2, num_gaussians=2)
+    variables = _draw(_abstract(full, shape))
+    out = variables["params"]["output_conv"]
+    out["bias"] = jnp.full_like(out["bias"], 1.0)  # SAM's ReLU readout: start it on
+    small = {"params": _without_attention(variables["params"])}
+    uniform = jax.tree.map(lambda a: a, variables)
+    lstm = uniform["params"]["attentive_lstm"]
+    lstm["V_a"] = {"kernel": jnp.zeros_like(lstm["V_a"]["kernel"])}
+    lstm["W"] = {"kernel": 4.0 * lstm["W"]["kernel"], "bias": lstm["W"]["bias"]}
+    x = _images(2, shape)
+    run = jax.jit(
+        lambda v, x, m: m.apply(v, x, mutable=["intermediates"]),
+        static_argnums=2,
+        compiler_options=_FAST,
+    )
+    got, inter = run(small, x, plain)
+    want, inter_want = run(uniform, x, full)
+    _, inter_attended = run(variables, x, full)
+    inter, inter_want = inter["intermediates"], inter_want["intermediates"]
+    assert float(jnp.max(got)) == pytest.approx(1.0, abs=1e-5)  # a map, not a zero readout
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(inter["lstm"][0], inter_want["lstm"][0], rtol=1e-5, atol=1e-6)
+    # SAM's (random) attention does change the refined features
+    attended = inter_attended["intermediates"]["lstm"][0]
+    assert not np.allclose(inter["lstm"][0], attended, atol=1e-3)
+    assert "attention" not in inter.get("attentive_lstm", {})
+
+
+@pytest.mark.slow  # a SAM-sized gradient program: ~15 s on the loaded 2-core CPU
+def test_sam_vgg_1_maps_gradients_and_layers():
+    shape = (32, 32, 3)
+    module = SAM(width=2, num_steps=2, num_gaussians=3, attention=False)
+    variables = _draw(_abstract(module, shape))
+    out = variables["params"]["output_conv"]
+    out["bias"] = jnp.full_like(out["bias"], 1.0)  # SAM's ReLU readout: start it on
+    layers = ("backbone/relu5_3", "lstm", "learned_priors2", "readout")
+    maps, grads, inter = _map_checks(module, variables, _images(2, shape))
+    _check_maps(maps, grads, inter, shape, layers, "unit", atol=1e-7)
+    assert not any("attention" in n for n in _flat_names(inter))
+
+
+# ---------------------------------------------------------------------------------------------
+# Local-pix2pix (Table 2's model 15: DCNv2 residual blocks, squeeze-and-excitation, pyramid
+# spatial attention)
+
+_TINY_LOCAL = dict(width=2, downsampling=1, global_blocks=1, local_blocks=2)
+
+
+def test_local_pix2pix_dcn_structure_block_reduction_and_bad_input():
+    """The DCNv2 residual block with still offsets and unit modulation is the plain block on the
+    same kernels (default run); the model's layers are pix2pix_local's plus SE and attention."""
+    x = _images(2, (5, 6, 4), seed=3)
+    block = ResnetBlock(deformable=True)
+    drawn = _draw(jax.eval_shape(block.init, jax.random.key(0), x))["params"]
+    still = {"kernel": jnp.zeros((3, 3, 4, 27)),
+             "bias": jnp.concatenate([jnp.zeros(18), jnp.full(9, 40.0)])}  # fmt: skip
+    neutral = {c: {**drawn[c], "conv_offset": still} for c in ("conv_a", "conv_b")}
+    plain = {c: {"kernel": drawn[c]["kernel"], "bias": drawn[c]["bias"]} for c in neutral}
+    both = jax.jit(
+        lambda a, b, c, x: (block.apply(a, x), block.apply(b, x), ResnetBlock().apply(c, x)),
+        compiler_options=_FAST,
+    )
+    got, moved, want = both({"params": neutral}, {"params": drawn}, {"params": plain}, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(moved, want, atol=1e-3)  # random offsets do move the taps
+
+    shape = (16, 16, 3)
+    params = _abstract(Pix2PixHDLocal(**_TINY_LOCAL, deformable=True, attention=True), shape)
+    params = params["params"]
+    base = _abstract(Pix2PixHDLocal(**_TINY_LOCAL), shape)["params"]
+    assert set(params) - set(base) == {"se_block", "attention"}
+    assert set(params["local_res1"]["conv_b"]) == {"kernel", "bias", "conv_offset"}
+    assert "conv_offset" not in params["global"]["res0"]["conv_a"]  # the coarse stream is plain
+    assert params["se_block"]["fc1"]["kernel"].shape == (1, 1, 4, 1)  # 2·width // 16, at least 1
+    with pytest.raises(ValueError, match="`deformable` must be a bool"):
+        _abstract(Pix2PixHDLocal(**_TINY_LOCAL, deformable=1), shape)
+    with pytest.raises(ValueError, match="`scales` \\(1, 3\\) must each divide"):
+        _abstract(Pix2PixHDLocal(**_TINY_LOCAL, attention=True, attention_scales=(1, 3)), shape)
+
+
+@pytest.mark.slow  # the DCN model three times, pix2pix_local and a gradient: ~12 s
+def test_local_pix2pix_dcn_with_still_offsets_and_neutral_attention_is_pix2pix_local():
+    """Offsets 0 and modulation sigmoid(40) = 1: the DCNv2 blocks are the plain ones; an
+    excitation of sigmoid(40) = 1 and zero pyramid logits (a constant gain ``1 + L``, undone on
+    ``local_up``'s kernel) leave the features as they were: the map is Pix2PixHDLocal's on the
+    same weights. Random offsets, or random attention, each change the map; the gradient of the
+    full model is finite and per example."""
+    shape = (16, 16, 3)
+    module = Pix2PixHDLocal(**_TINY_LOCAL, deformable=True, attention=True)
+    reference = Pix2PixHDLocal(**_TINY_LOCAL)
+    drawn = _draw(_abstract(module, shape))["params"]
+    plain = _draw(_abstract(reference, shape), seed=2)["params"]
+
+    def dcn(layer, conv_offset):
+        """A DCNv2 layer with ``layer``'s kernel and bias and the given offset convolution."""
+        return {"kernel": layer["kernel"], "bias": layer["bias"], "conv_offset": conv_offset}
+
+    still = {  # offsets 0, mask logits 40: modulation sigmoid(40) = 1 in float32
+        "kernel": jnp.zeros_like(drawn["local_res0"]["conv_a"]["conv_offset"]["kernel"]),
+        "bias": jnp.concatenate([jnp.zeros(18), jnp.full(9, 40.0)]),
+    }
+
+    def blocks(offsets):
+        return {f"local_res{k}": {c: dcn(plain[f"local_res{k}"][c], offsets(k, c))
+                                  for c in ("conv_a", "conv_b")} for k in range(2)}  # fmt: skip
+
+    se = drawn["se_block"]
+    gain = 1.0 + (1 / 64 + 4 / 64) / 2  # L: the mean over scales 1, 2 of 1 / cells, 8x8 grid
+    up = plain["local_up"]
+    neutral = {
+        **plain,
+        **blocks(lambda k, c: still),
+        "se_block": {"fc1": se["fc1"], "fc2": {"kernel": jnp.zeros_like(se["fc2"]["kernel"]),
+                                               "bias": jnp.full_like(se["fc2"]["bias"], 40.0)}},
+        "attention": _zero(drawn["attention"]),
+        "local_up": {"kernel": up["kernel"] / gain, "bias": up["bias"]},
+    }  # fmt: skip
+    offsets_only = {
+        **neutral, **blocks(lambda k, c: drawn[f"local_res{k}"][c]["conv_offset"])
+    }
+    attention_only = {**neutral, "se_block": se, "attention": drawn["attention"]}
+    stack = jax.tree.map(lambda *a: jnp.stack(a), {"params": neutral},
+                         {"params": offsets_only}, {"params": attention_only})  # fmt: skip
+    x = _images(2, shape)
+
+    def program(stack, p, full, x):
+        maps = jax.vmap(module.apply, in_axes=(0, None))(stack, x)
+        want = reference.apply({"params": p}, x)
+        out, pullback = jax.vjp(lambda x: module.apply(full, x), x)
+        (g,) = pullback(jnp.stack([jnp.ones_like(out[0]), jnp.zeros_like(out[0])]))
+        inter = module.apply(full, x, mutable=["intermediates"])[1]["intermediates"]
+        return maps, want, out, g, inter
+
+    maps, want, out, g, inter = jax.jit(program, compiler_options=_FAST)(
+        stack, plain, {"params": drawn}, x
+    )
+    np.testing.assert_allclose(maps[0], want, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(maps[1], want, atol=1e-3)  # the deformable sampling counts
+    assert not np.allclose(maps[2], want, atol=1e-3)  # so does the attention
+    _check_maps(out, g, inter, shape, ("local", "fused", "res", "se", "attention/attention"),
+                "signed")  # fmt: skip

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 
 from jaxadv.models._strided_conv import Stride2Conv
 from jaxadv.models.saliency._attention import SoftmaxSpatialAttention
+from jaxadv.models.saliency._deform import DeformConv
 from jaxadv.models.saliency._layers import (
     TorchConvTranspose,
     avg_pool_3x3_stride2,
@@ -63,13 +64,33 @@ def _decoder_conv(x: jax.Array, features: int, like: jax.Array, name: str) -> ja
 
 class ResnetBlock(nn.Module):
     """pix2pixHD's residual block: x + [reflect pad, 3×3 conv, IN, ReLU, reflect pad, 3×3 conv,
-    IN]."""
+    IN].
+
+    With ``deformable=True`` both 3×3 convolutions are modulated deformable ones
+    (:class:`DeformConv`, DCNv2, Zhu et al. CVPR 2019) on the same reflect-padded input (no
+    padding of their own), so with still offsets and unit modulation the block is the plain one.
+    Their initial modulation of 0.5 needs no kernel compensation here: the instance norm after
+    each convolution removes any scale (and the bias).
+
+    Attributes:
+      deformable: DCNv2 convolutions instead of standard ones.
+      offset_groups: offset groups of the DCNv2 convolutions (must divide the channels).
+    """
+
+    deformable: bool = False
+    offset_groups: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         def conv(y: jax.Array, name: str) -> jax.Array:
             y = jnp.pad(y, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-            return instance_norm(nn.Conv(x.shape[-1], (3, 3), padding="VALID", name=name)(y))
+            if self.deformable:
+                layer = DeformConv(
+                    x.shape[-1], 3, padding=0, offset_groups=self.offset_groups, name=name
+                )
+            else:
+                layer = nn.Conv(x.shape[-1], (3, 3), padding="VALID", name=name)
+            return instance_norm(layer(y))
 
         return x + conv(nn.relu(conv(x, "conv_a")), "conv_b")
 

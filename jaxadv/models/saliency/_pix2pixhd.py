@@ -1,5 +1,5 @@
 """pix2pixHD's generators as saliency models: the global ResNet generator, the two-stream local
-enhancer, and the local enhancer with a ConvLSTM refinement.
+enhancer, the local enhancer with a ConvLSTM refinement, and its DCNv2 + attention form.
 
 Wang, Liu, Zhu, Tao, Kautz & Catanzaro, "High-resolution image synthesis and semantic
 manipulation with conditional GANs", CVPR 2018 (pix2pixHD, ``models/networks.py``:
@@ -24,6 +24,17 @@ SMBEA challenge; AAAI 2020 and TIP 2019 use the same generators, trained on fixa
   its last hidden state replaces ``X``. SAM's attentive ConvLSTM is the same cell with an
   attention map in front (``_sam.py``).
 
+* **DCN + attention form** (``deformable=True, attention=True``: the zoo's
+  ``"pix2pix_local_dcn"``), Table 2's Local-pix2pix (model 15: ResNet, multi-stream, modulated
+  deformable convolution, squeeze-and-excitation & pyramid spatial attention, no refinement).
+  The challenge's code is not published, so the layout is ours, following the zoo's DCN_2
+  (:class:`DCNTwoStream`, whose DCNv2 stream is :class:`DCNSal`: DCNv2 convolutions, then SE,
+  then pyramid spatial attention, then the readout): the local enhancer's residual blocks after
+  the fusion use DCNv2 convolutions (:class:`DeformConv`, Zhu et al. CVPR 2019) in place of
+  their 3×3 convolutions, and squeeze-and-excitation (Hu et al. CVPR 2018) and pyramid spatial
+  attention (Wang et al. CVPR 2019, :mod:`._attention`) follow them, before the upsampling and
+  the head. The stems, the stride-2 stages and the coarse stream stay standard convolutions.
+
 Images in ``[0, 1]`` are mapped to ``[-1, 1]`` first (pix2pixHD's input normalisation); the maps
 are in ``[-1, 1]`` (output kind ``"signed"``, as GazeGAN's).
 """
@@ -37,6 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxadv.models._strided_conv import Stride2Conv
+from jaxadv.models.saliency._attention import PyramidSpatialAttention, SqueezeExcitation
 from jaxadv.models.saliency._gazegan import ResnetBlock
 from jaxadv.models.saliency._layers import (
     TorchConvTranspose,
@@ -173,7 +185,14 @@ class Pix2PixHDLocal(nn.Module):
 
     Named layers: ``global/stem``, ``global/down{k}``, ``global/res``, ``global/up{k}`` (the
     coarse stream, at half size), ``local`` (the fine stream's features), ``fused`` (their sum),
-    ``lstm`` (the ConvLSTM's last hidden state, when ``lstm_steps > 0``), ``res`` and ``up``.
+    ``lstm`` (the ConvLSTM's last hidden state, when ``lstm_steps > 0``), ``res``, ``se`` and
+    ``attention/attention`` (after squeeze-and-excitation and the pyramid attention map, when
+    ``attention``) and ``up``.
+
+    ``deformable=True, attention=True`` is Table 2's Local-pix2pix (module docstring; its code
+    is unpublished, the layout is ours). With still offsets and unit modulation its DCNv2
+    blocks are the plain ones; with an excitation of 1 and uniform pyramid attention (zero
+    logits, a constant gain ``1 + L``) the attention only rescales the features.
 
     Attributes:
       width: channels of the local stem (``ngf``, 32 published for the enhancer's 64 global);
@@ -184,6 +203,13 @@ class Pix2PixHDLocal(nn.Module):
       local_blocks: residual blocks after the fusion (``n_blocks_local``, 3 published).
       lstm_steps: ConvLSTM refinement steps on the fused features (0: none, the published
         enhancer).
+      deformable: DCNv2 convolutions in the local residual blocks (Table 2's model 15).
+      attention: squeeze-and-excitation and pyramid spatial attention after the local residual
+        blocks (Table 2's model 15).
+      offset_groups: offset groups of the DCNv2 convolutions (must divide ``2 · width``).
+      se_reduction: the squeeze-and-excitation ratio ``r`` (16 in Hu et al.).
+      attention_scales: pooling factors of the pyramid spatial attention (each must divide the
+        half-size feature map, i.e. ``2^downsampling``).
     """
 
     width: int = 32
@@ -191,11 +217,19 @@ class Pix2PixHDLocal(nn.Module):
     global_blocks: int = 9
     local_blocks: int = 3
     lstm_steps: int = 0
+    deformable: bool = False
+    attention: bool = False
+    offset_groups: int = 1
+    se_reduction: int = 16
+    attention_scales: tuple[int, ...] = (1, 2)
     output_kind: ClassVar[str] = "signed"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         del train  # instance norm only
+        for flag in ("deformable", "attention"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"`{flag}` must be a bool; got {getattr(self, flag)!r}.")
         _check_input("Pix2PixHDLocal", x.shape, 2 ** (self.downsampling + 1))
         w = self.width
         x = 2.0 * x - 1.0
@@ -210,8 +244,12 @@ class Pix2PixHDLocal(nn.Module):
             y = ConvLSTM(2 * w, self.lstm_steps, name="conv_lstm")(y)
             self.sow("intermediates", "lstm", y)
         for k in range(self.local_blocks):
-            y = ResnetBlock(name=f"local_res{k}")(y)
+            y = ResnetBlock(self.deformable, self.offset_groups, name=f"local_res{k}")(y)
         self.sow("intermediates", "res", y)
+        if self.attention:
+            y = SqueezeExcitation(self.se_reduction, name="se_block")(y)
+            self.sow("intermediates", "se", y)
+            y = PyramidSpatialAttention(tuple(self.attention_scales), name="attention")(y)
         y = _up(y, w, "local_up")
         self.sow("intermediates", "up", y)
         return _head(y, 1, "head")[..., 0]

@@ -1,7 +1,8 @@
 """SAM: a dilated VGG-16 or ResNet, attentive ConvLSTM and learned Gaussian priors.
 
 Cornia, Baraldi, Serra & Cucchiara, "Predicting human eye fixations via an LSTM-based saliency
-attentive model", IEEE TIP 2018 (SAM-VGG and SAM-ResNet); details from marcellacornia/sam
+attentive model", IEEE TIP 2018 (SAM-VGG, also without its attention module, and SAM-ResNet);
+details from marcellacornia/sam
 (Keras/Theano):
 ``dcn_vgg.py``, ``dcn_resnet.py``, ``attentive_convlstm.py``, ``gaussian_prior.py`` and ``models.py``.
 """
@@ -42,29 +43,46 @@ class AttentiveConvLSTM(nn.Module):
     start at zero. Returns the last hidden state; the last attention map is sown as
     ``attention``.
 
+    With ``attention=False`` (SAM-VGG's refinement without its attention module: Table 2's
+    SAM_VGG_1 in ``shared/papers/000``; Cornia et al. 2018 ablate the attention in the same
+    way, a reading not checked here, their paper not being among the project's stored ones)
+    every step reads ``X`` itself: a plain ConvLSTM (Shi et al. 2015, no peepholes) with the
+    same ``W``/``U`` convolutions; ``W_a``, ``U_a`` and ``V_a`` are not created and nothing
+    is sown.
+
     Attributes:
       features: channels of the hidden state (512 published).
-      attention_features: channels of ``W_a``/``U_a`` (512 published).
+      attention_features: channels of ``W_a``/``U_a`` (512 published; unused without
+        attention).
       num_steps: recurrence length T (4 published).
+      attention: the softmax spatial attention in front of each step (True, published SAM).
     """
 
     features: int
     attention_features: int
     num_steps: int = 4
+    attention: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        if not isinstance(self.attention, bool):
+            raise ValueError(f"`attention` must be a bool; got {self.attention!r}.")
         b, h, w, _ = x.shape
 
         def conv(features: int, name: str, **kwargs) -> nn.Conv:
             return nn.Conv(features, (3, 3), padding=1, name=name, **kwargs)
 
-        w_a = conv(self.attention_features, "W_a")
-        v_a = conv(1, "V_a", use_bias=False, kernel_init=nn.initializers.zeros)
         w_gates, u_gates = conv(4 * self.features, "W"), conv(4 * self.features, "U")
-        u_a_x = conv(self.attention_features, "U_a")(x)  # X is the same at every step
         hidden = jnp.zeros((b, h, w, self.features), x.dtype)
         cell = jnp.zeros_like(hidden)
+        if not self.attention:
+            gates_x = w_gates(x)  # X itself at every step
+            for _ in range(self.num_steps):
+                hidden, cell = conv_lstm_step(gates_x + u_gates(hidden), cell)
+            return hidden
+        w_a = conv(self.attention_features, "W_a")
+        v_a = conv(1, "V_a", use_bias=False, kernel_init=nn.initializers.zeros)
+        u_a_x = conv(self.attention_features, "U_a")(x)  # X is the same at every step
         attention = None
         for _ in range(self.num_steps):
             e = v_a(jnp.tanh(w_a(hidden) + u_a_x)).reshape(b, h * w)
@@ -119,20 +137,32 @@ class SAM(nn.Module):
     [0, 1] and differentiable almost everywhere (the max passes its gradient to the arg-max pixel).
     A map that the ReLU head zeroes everywhere stays 0.
 
-    Named layers: ``backbone/relu{b}_{n}``, ``attentive_lstm/attention`` (last attention map),
-    ``lstm`` (last hidden state), ``learned_priors1``, ``learned_priors2`` (the dilated
-    convolutions after each prior block), ``readout`` (before upsampling).
+    Named layers: ``backbone/relu{b}_{n}``, ``attentive_lstm/attention`` (last attention map;
+    not with ``attention=False``), ``lstm`` (last hidden state), ``learned_priors1``,
+    ``learned_priors2`` (the dilated convolutions after each prior block), ``readout`` (before
+    upsampling).
+
+    ``attention=False`` is SAM-VGG without its attention module: the ConvLSTM refines the
+    dilated VGG features themselves (:class:`AttentiveConvLSTM` without ``W_a``/``U_a``/``V_a``),
+    the attention ablation of Cornia et al. 2018 (IEEE TIP) and Table 2's SAM_VGG_1
+    (model 7 of Che et al.'s library, ``shared/papers/000``: VGG16, standard & dilated
+    convolution, no attention module, ConvLSTM refinement; the zoo's ``"sam_vgg_1"``). The
+    default is SAM_VGG_2 (model 8, softmax spatial attention; the zoo's ``"sam"``). The LSTM
+    keeps its layer name ``attentive_lstm`` so that its parameters are SAM's less the three
+    attention convolutions.
 
     Attributes:
       width: channels of VGG block 1 (64 published); the LSTM, attention and prior convolutions
         have ``8 * width`` (512 published).
       num_steps: ConvLSTM steps (4 published).
       num_gaussians: Gaussian priors per prior block (16 published).
+      attention: the attentive ConvLSTM's softmax spatial attention (True, published SAM).
     """
 
     width: int = 64
     num_steps: int = 4
     num_gaussians: int = 16
+    attention: bool = True
     output_kind: ClassVar[str] = "unit"
 
     @nn.compact
@@ -140,15 +170,25 @@ class SAM(nn.Module):
         del train  # no batch norm or dropout
         check_input_grid("SAM", x.shape, 8, 8)
         feats = VGG16(self.width, dilated=True, name="backbone")(x)
-        return _sam_head(self, feats, x.shape[1:3], self.num_steps, self.num_gaussians)
+        return _sam_head(
+            self, feats, x.shape[1:3], self.num_steps, self.num_gaussians, self.attention
+        )
 
 
-def _sam_head(module: nn.Module, feats: jax.Array, size, num_steps: int, num_gaussians: int):
+def _sam_head(
+    module: nn.Module,
+    feats: jax.Array,
+    size,
+    num_steps: int,
+    num_gaussians: int,
+    attention: bool = True,
+):
     """SAM's head on stride-8 features (called inside ``module``'s compact ``__call__``, whose
-    layers it creates and sows): attentive ConvLSTM, two Gaussian-prior blocks, the 1×1 ReLU
-    readout, bilinear upsampling to ``size`` and division by the maximum."""
+    layers it creates and sows): attentive ConvLSTM (plain with ``attention=False``), two
+    Gaussian-prior blocks, the 1×1 ReLU readout, bilinear upsampling to ``size`` and division
+    by the maximum."""
     wide = feats.shape[-1]
-    y = AttentiveConvLSTM(wide, wide, num_steps, name="attentive_lstm")(feats)
+    y = AttentiveConvLSTM(wide, wide, num_steps, attention, name="attentive_lstm")(feats)
     module.sow("intermediates", "lstm", y)
     b, h, w, _ = y.shape
     for k in (1, 2):

@@ -38,10 +38,14 @@ def _downsampling(input_shape: tuple[int, ...], scale: int) -> int:
     return max(n, 1)
 
 
-def _pix2pix_local(lstm_steps: int):
+def _pix2pix_local(lstm_steps: int, dcn: bool = False):
     def build(width: int, input_shape: tuple[int, ...]) -> nn.Module:
         return Pix2PixHDLocal(
-            width=width, downsampling=_downsampling(input_shape, 2), lstm_steps=lstm_steps
+            width=width,
+            downsampling=_downsampling(input_shape, 2),
+            lstm_steps=lstm_steps,
+            deformable=dcn,
+            attention=dcn,
         )
 
     return build
@@ -76,6 +80,10 @@ _REGISTRY = {
     "sam_resnet": lambda width, shape: SAMResNet(
         width=width, stage_sizes=(2, 2, 2, 2), bn_momentum=0.9
     ),
+    # issue 18: Table 2's model 7 (SAM_VGG_1: SAM-VGG without attention; "sam" is model 8)
+    "sam_vgg_1": lambda width, shape: SAM(width=width, attention=False),
+    # issue 18: Table 2's model 15 (Local-pix2pix: DCNv2 residual blocks, SE + pyramid attention)
+    "pix2pix_local_dcn": _pix2pix_local(0, dcn=True),
 }
 
 SALIENCY_MODEL_NAMES = tuple(_REGISTRY)
@@ -107,11 +115,16 @@ def saliency_model(
         attentive ConvLSTM and priors on a VGG-19 whose block 5 is DCNv2) or ``"sam_resnet"``
         (:class:`SAMResNet`, SAM-ResNet: SAM's head on a bottleneck ResNet with dilated stages 4
         and 5, output stride 8; two blocks per stage here, (3, 4, 6, 3) published; batch-norm
-        momentum 0.9 for short trainings, see :class:`SAMResNet`).
+        momentum 0.9 for short trainings, see :class:`SAMResNet`) or ``"sam_vgg_1"``
+        (:class:`SAM` with ``attention=False``, SAM_VGG_1: SAM-VGG whose ConvLSTM reads the
+        features without the attention module; ``"sam"`` is SAM_VGG_2) or
+        ``"pix2pix_local_dcn"`` (:class:`Pix2PixHDLocal` with ``deformable=True,
+        attention=True``, Table 2's Local-pix2pix: DCNv2 in the local residual blocks, then
+        squeeze-and-excitation and pyramid spatial attention; the layout is ours).
       key: PRNG key for the initialisation.
       input_shape: shape of ONE image ``(h, w, c)``; each model says which sizes it accepts
         (SALICON, GazeGAN and CSC-Net: multiples of 64; UNISAL 32; SalGAN, DCNSal, DenseSal and the two-stream DCNs 16; DCN_Inception 8;
-        DeepGaze, SAM, SAM-ResNet and DCN-SAM-VGG 8; pix2pix: multiples of 4, of 8 for the two-stream ones).
+        DeepGaze, SAM (both forms), SAM-ResNet and DCN-SAM-VGG 8; pix2pix: multiples of 4, of 8 for the two-stream ones).
       width: channels of the model's first layer (the published models use 64; UNISAL 32). All
         other widths scale with it.
 
