@@ -25,6 +25,12 @@ import jax
 # Steps unrolled into one CPU program; longer attacks are driven in chunks of this many steps.
 MAX_CPU_UNROLL = 10
 
+# Examples per compiled call of a batch driver on CPU; larger batches run as several calls of
+# one program. XLA's buffers for an unrolled program grow with the batch (PGD-ℓ∞ on the C&W net at
+# batch 512: 560 MB of temporaries, four times batch 128's); the calls give the same results
+# (benchmarks/README.md, "Measured: peak memory ... batch chunking").
+MAX_CPU_BATCH = 128
+
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
@@ -38,6 +44,15 @@ def loop_unroll(length: int, chunk: int = MAX_CPU_UNROLL) -> int:
     if jax.default_backend() == "cpu":
         return max(1, min(length, chunk))
     return 1
+
+
+def max_batch() -> int | None:
+    """Examples per compiled call of a batch driver on this backend by default (None: no limit).
+
+    On CPU the program's buffers live in the process's memory beside everything else, and a batch
+    beyond ``MAX_CPU_BATCH`` buys no throughput; on accelerators the batch stays whole.
+    """
+    return MAX_CPU_BATCH if jax.default_backend() == "cpu" else None
 
 
 def compiler_options() -> dict[str, Any] | None:

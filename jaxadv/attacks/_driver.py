@@ -156,12 +156,95 @@ def _batched_phase(attack, hp_axes, phase, victim, hp, images, labels, targets, 
     return fn(victim, hp, images, labels, targets, keys, carry, trace)
 
 
-def drive(attack, hp_axes, victim, hp, images, labels, targets, keys, executables=None):
+def batch_layout(size: int, max_batch: int | None) -> tuple[int, int]:
+    """``(calls, per_call)``: how a batch of ``size`` examples is split into compiled calls.
+
+    The fewest calls of at most ``max_batch`` examples, all of one size (one program compiles);
+    the last call is padded with repeats of the batch's last example, whose results are dropped.
+
+    Args:
+      size: examples in the batch.
+      max_batch: most examples per call; None: one call.
+
+    Returns:
+      ``(1, size)`` when the batch fits one call, else ``(n, ceil(size / n))`` with
+      ``n = ceil(size / max_batch)``.
+    """
+    if max_batch is None or size <= max_batch:
+        return 1, size
+    calls = -(-size // max_batch)
+    return calls, -(-size // calls)
+
+
+def check_max_batch(max_batch) -> None:
+    """``max_batch`` must be None or a positive int (ValueError otherwise)."""
+    if max_batch is None:
+        return
+    if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or max_batch < 1:
+        raise ValueError(
+            f"`max_batch` must be None (the backend's default) or a positive int; got {max_batch!r}."
+        )
+
+
+def _resolve_max_batch(max_batch):
+    check_max_batch(max_batch)
+    return _compile.max_batch() if max_batch is None else int(max_batch)
+
+
+def _split(batched: tuple, size: int, calls: int, per_call: int) -> list[tuple]:
+    """The per-call slices of the batched inputs (the last call padded, see :func:`batch_layout`)."""
+    out = []
+    for i in range(calls):
+        start = i * per_call
+        if start + per_call <= size:
+            take = lambda a, s=start: a[s : s + per_call]  # noqa: E731
+        else:
+            idx = np.minimum(np.arange(start, start + per_call), size - 1)
+            take = lambda a, idx=idx: a[idx]  # noqa: E731
+        out.append(jax.tree.map(take, batched))
+    return out
+
+
+def _join_calls(results: list, size: int, axis: int):
+    """The calls' results joined on the batch ``axis``, the padding dropped."""
+
+    def join(*parts):
+        lib = np if all(isinstance(p, np.ndarray) for p in parts) else jnp
+        whole = lib.concatenate(parts, axis=axis)
+        return whole if whole.shape[axis] == size else lib.take(whole, np.arange(size), axis=axis)
+
+    return jax.tree.map(join, *results)
+
+
+def drive(
+    attack, hp_axes, victim, hp, images, labels, targets, keys, executables=None, max_batch=None
+):
     """Runs ``attack`` on every example (and grid point); returns the stacked ``AttackResult``.
 
-    ``executables`` (from :func:`compile_drive`) maps each phase to an ahead-of-time compiled
-    program; without it the phases go through the jit cache.
+    ``executables`` (from :func:`compile_drive`, with the same ``max_batch``) maps each phase to
+    an ahead-of-time compiled program; without it the phases go through the jit cache. A batch
+    of more than ``max_batch`` examples (None: ``_compile.max_batch()``, the backend's default)
+    runs as several calls of one program (:func:`batch_layout`), one after the other, so that
+    only one call's buffers are live at a time; the results are the same as one call's.
     """
+    if _compile.inside_a_trace((hp, images, keys)):  # a user's jit: one program, one scan
+        return _batched_phase(attack, hp_axes, WHOLE, victim, hp, images, labels, targets, keys,
+                              None, None)
+    size = jnp.shape(images)[0]
+    calls, per_call = batch_layout(size, _resolve_max_batch(max_batch))
+    batched = (images, labels, targets, keys)
+    parts = [batched] if calls == 1 else _split(batched, size, calls, per_call)
+    results = []
+    for i, part in enumerate(parts):
+        if i:  # one call's buffers at a time: the previous call finishes first
+            jax.block_until_ready(results[-1])
+        results.append(_drive_call(attack, hp_axes, victim, hp, *part, executables))
+    if calls == 1:
+        return results[0]
+    return _join_calls(results, size, axis=0 if hp_axes is None else 1)
+
+
+def _drive_call(attack, hp_axes, victim, hp, images, labels, targets, keys, executables):
     inputs = (victim, hp, images, labels, targets, keys)
 
     def run_phase(phase, inputs, carry, trace):
@@ -169,8 +252,6 @@ def drive(attack, hp_axes, victim, hp, images, labels, targets, keys, executable
             return executables[phase](*inputs, carry, trace)  # static arguments are baked in
         return _batched_phase(attack, hp_axes, phase, *inputs, carry, trace)
 
-    if _compile.inside_a_trace((hp, images, keys)):  # a user's jit: one program, one scan
-        return run_phase(WHOLE, inputs, None, None)
     prefix = 1 if hp_axes is None else 2  # (batch,) or (grid, batch) before the step axis
     # Compiled here on first use: the compiler's freed heap goes back before the program runs.
     with _compile.release_heap_after_compiles():
@@ -183,10 +264,21 @@ def _join_on_host(traces: list, axis: int) -> np.ndarray:
     return np.concatenate([np.asarray(t) for t in traces], axis=axis)
 
 
-def compile_drive(attack, hp_axes, victim, hp, images, labels, targets, keys) -> dict:
-    """Compiles every phase :func:`drive` needs for these shapes ahead of time (for timing)."""
+def compile_drive(
+    attack, hp_axes, victim, hp, images, labels, targets, keys, max_batch=None
+) -> dict:
+    """Compiles every phase :func:`drive` needs for these shapes ahead of time (for timing).
+
+    With a batch of more than ``max_batch`` examples, the phases are compiled for one call's
+    share (:func:`batch_layout`); pass :func:`drive` the same ``max_batch``.
+    """
     static = (attack, hp_axes)
-    inputs = (victim, hp, images, labels, targets, keys)
+    size = jnp.shape(images)[0]
+    calls, per_call = batch_layout(size, _resolve_max_batch(max_batch))
+    batched = (images, labels, targets, keys)
+    if calls > 1:
+        batched = _split(batched, size, 1, per_call)[0]
+    inputs = (victim, hp, *batched)
 
     def lower(phase, carry, trace):
         return _batched_phase.lower(*static, phase, *inputs, carry, trace)
