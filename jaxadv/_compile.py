@@ -80,15 +80,22 @@ class _LazyJit:
     """A :func:`jit` built on first use, so that importing jaxadv initialises no JAX backend and
     the options are those of the backend in force when the attack first runs."""
 
-    def __init__(self, fun: Callable, static_argnums: tuple[int, ...]):
+    def __init__(
+        self, fun: Callable, static_argnums: tuple[int, ...], donate_argnums: tuple[int, ...] = ()
+    ):
         self.__wrapped__ = fun
         self.__doc__ = fun.__doc__
         self._static_argnums = static_argnums
+        self._donate_argnums = donate_argnums
         self._jitted: Callable | None = None
 
     def _get(self):
         if self._jitted is None:
-            self._jitted = jit(self.__wrapped__, static_argnums=self._static_argnums)
+            self._jitted = jit(
+                self.__wrapped__,
+                static_argnums=self._static_argnums,
+                donate_argnums=self._donate_argnums,
+            )
         return self._jitted
 
     def __call__(self, *args, **kwargs):
@@ -103,9 +110,15 @@ class _LazyJit:
         return self._get().lower(*args, **kwargs)
 
 
-def jit_static(*static_argnums: int) -> Callable[[Callable], _LazyJit]:
-    """Decorator: :func:`jit` with static arguments, built lazily on first call."""
-    return lambda fun: _LazyJit(fun, static_argnums)
+def jit_static(
+    *static_argnums: int, donate_argnums: tuple[int, ...] = ()
+) -> Callable[[Callable], _LazyJit]:
+    """Decorator: :func:`jit` with static arguments, built lazily on first call.
+
+    ``donate_argnums`` are donated to the compiled program (their buffers may hold its outputs
+    and are invalid after the call): only for arguments the caller never reads again.
+    """
+    return lambda fun: _LazyJit(fun, static_argnums, donate_argnums)
 
 
 def fast_threefry():

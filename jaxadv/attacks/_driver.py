@@ -28,6 +28,9 @@ from jaxadv.attacks._runner import Program
 
 WHOLE, INIT, FINISH = "whole", "init", "finish"
 
+# Whether the host loop's advances donate the carry they are given (see _batched_advance).
+DONATE_CARRY = True
+
 
 def chunk(attack) -> int:
     """Steps per compiled chunk on CPU (the attack's ``cpu_chunk`` hint, else the default)."""
@@ -142,8 +145,7 @@ def run_calls(attack, calls: list, run_phase: Callable, join_steps: Callable) ->
     ]
 
 
-@_compile.jit_static(0, 1, 2)
-def _batched_phase(attack, hp_axes, phase, victim, hp, images, labels, targets, keys, carry, trace):
+def _batched(attack, hp_axes, phase, victim, hp, images, labels, targets, keys, carry, trace):
     """One phase, vmapped over examples and, when ``hp_axes`` is given, over the grid."""
     carry_axis = None if carry is None else 0
     trace_axis = None if trace is None else 0
@@ -154,6 +156,32 @@ def _batched_phase(attack, hp_axes, phase, victim, hp, images, labels, targets, 
         # Keys are shared by all grid points; carries and traces have a grid axis.
         fn = jax.vmap(fn, in_axes=(None, hp_axes, None, None, None, None, carry_axis, trace_axis))
     return fn(victim, hp, images, labels, targets, keys, carry, trace)
+
+
+_batched_phase = _compile.jit_static(0, 1, 2)(_batched)
+# The host loop's advances take the carry that the previous phase made and return the next one
+# of the same shapes: the old carry's buffers are donated to hold the new (the driver never reads
+# a carry again, and a carry that holds a caller's array is copied first: _own_carry).
+_batched_advance = _compile.jit_static(0, 1, 2, donate_argnums=(9,))(_batched)
+
+
+def _phase_fn(phase, donate: bool):
+    return _batched_advance if donate and isinstance(phase, tuple) else _batched_phase
+
+
+def _own_carry(carry, inputs):
+    """``carry`` with a copy of every leaf that shares a buffer with one of ``inputs`` (jit
+    forwards an input it returns unchanged), so that donating the carry leaves them valid."""
+    def pointer(leaf):
+        try:
+            return leaf.unsafe_buffer_pointer()
+        except Exception:  # not a single-device jax.Array (numpy, sharded, deleted)
+            return None
+
+    given = {p for p in map(pointer, jax.tree.leaves(inputs)) if p is not None}
+    if not given:
+        return carry
+    return jax.tree.map(lambda leaf: jnp.copy(leaf) if pointer(leaf) in given else leaf, carry)
 
 
 def batch_layout(size: int, max_batch: int | None) -> tuple[int, int]:
@@ -249,8 +277,10 @@ def _drive_call(attack, hp_axes, victim, hp, images, labels, targets, keys, exec
 
     def run_phase(phase, inputs, carry, trace):
         if executables is not None:
-            return executables[phase](*inputs, carry, trace)  # static arguments are baked in
-        return _batched_phase(attack, hp_axes, phase, *inputs, carry, trace)
+            out = executables[phase](*inputs, carry, trace)  # static arguments are baked in
+        else:
+            out = _phase_fn(phase, DONATE_CARRY)(attack, hp_axes, phase, *inputs, carry, trace)
+        return _own_carry(out, inputs) if phase == INIT and DONATE_CARRY else out
 
     prefix = 1 if hp_axes is None else 2  # (batch,) or (grid, batch) before the step axis
     # Compiled here on first use: the compiler's freed heap goes back before the program runs.
@@ -281,7 +311,7 @@ def compile_drive(
     inputs = (victim, hp, *batched)
 
     def lower(phase, carry, trace):
-        return _batched_phase.lower(*static, phase, *inputs, carry, trace)
+        return _phase_fn(phase, DONATE_CARRY).lower(*static, phase, *inputs, carry, trace)
 
     def shape(phase, carry, trace):
         return jax.eval_shape(

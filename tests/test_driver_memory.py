@@ -1,7 +1,9 @@
-"""A batch larger than ``max_batch`` runs as several calls of one compiled program (issue 19,
-memory): the results are bit-identical to one call's with the same keys (every field, every
-loop form, sweeps and ``compile_batch`` too), the padding of the last call is dropped, and the
-backend's default does split. No test here asserts on time or memory."""
+"""The driver's memory savers (issue 19, memory). A batch larger than ``max_batch`` runs as
+several calls of one compiled program: the results are bit-identical to one call's with the same
+keys (every field, every loop form, sweeps and ``compile_batch`` too), the padding of the last
+call is dropped, and the backend's default does split. The host loop donates each carry to the
+next advance: the results are bit-identical to not donating, the donated carry is really gone,
+and the caller's arrays stay valid. No test here asserts on time or memory."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ IMAGES = jax.random.uniform(jax.random.key(11), (5, 3, 3, 1))
 LABELS = jnp.argmax(VICTIM.batch(IMAGES), -1).astype(jnp.int32)
 KEY = jax.random.key(5)
 # Random start: a call that took another example's key would give another result.
-ATTACK = dataclasses.replace(pgd(norm="linf", steps=3, random_start=True), name="pgd-chunk-test")
+ATTACK = dataclasses.replace(pgd(norm="linf", steps=2, random_start=True), name="pgd-chunk-test")
 HP = ATTACK.hparams(eps=0.1)
 
 
@@ -62,8 +64,8 @@ def test_batch_layout_takes_the_fewest_equal_calls(size, max_batch, expected):
 
 @pytest.mark.parametrize("host_loop", [False, True], ids=["one-program", "host-loop"])
 def test_split_batch_is_bit_identical_to_one_call(host_loop, monkeypatch, counted_calls):
-    if host_loop:  # 3 steps as chunks of 2 + 1 unrolled steps driven from the host
-        monkeypatch.setattr(_compile, "MAX_CPU_UNROLL", 2)
+    if host_loop:  # 2 steps as 2 chunks of 1 step driven from the host
+        monkeypatch.setattr(_compile, "MAX_CPU_UNROLL", 1)
         if _driver.plan(ATTACK) == [_driver.WHOLE]:
             pytest.skip("the host loop is the CPU loop form")
     whole = ATTACK.batch(VICTIM, HP, IMAGES, LABELS, KEY, max_batch=5)
@@ -108,3 +110,40 @@ def test_a_bad_max_batch_is_refused(bad):
         ATTACK.batch(VICTIM, HP, IMAGES, LABELS, KEY, max_batch=bad)
     with pytest.raises(ValueError, match="`max_batch`"):
         ATTACK.compile_batch(VICTIM, HP, IMAGES, LABELS, max_batch=bad)
+
+
+def test_a_donated_carry_gives_the_same_results_and_leaves_the_callers_arrays(monkeypatch):
+    monkeypatch.setattr(_compile, "MAX_CPU_UNROLL", 1)
+    if _driver.plan(ATTACK) == [_driver.WHOLE]:
+        pytest.skip("the host loop is the CPU loop form")
+    donated = []
+    real = _driver._batched_advance
+
+    class Spy:
+        def __call__(self, *args):
+            donated.append(args[9])
+            return real(*args)
+
+        def lower(self, *args):
+            return real.lower(*args)
+
+    monkeypatch.setattr(_driver, "_batched_advance", Spy())
+    images, labels = jnp.copy(IMAGES), jnp.copy(LABELS)
+    kept = ATTACK.batch(VICTIM, HP, images, labels, KEY, max_batch=5)
+    assert len(donated) == 2  # two advances of 1 step
+    assert all(leaf.is_deleted() for leaf in jax.tree.leaves(donated))  # really donated
+    assert not images.is_deleted() and not labels.is_deleted()
+    np.testing.assert_array_equal(images, IMAGES)  # the caller's inputs are intact and usable
+    monkeypatch.setattr(_driver, "DONATE_CARRY", False)
+    assert_same(kept, ATTACK.batch(VICTIM, HP, images, labels, KEY, max_batch=5))
+    assert len(donated) == 2  # not donating goes through the other program
+
+
+def test_a_carry_that_holds_a_callers_array_is_copied_before_donation():
+    images = jnp.copy(IMAGES)
+    carry = {"x0": images, "delta": images * 0.5, "count": jnp.zeros(5, jnp.int32)}
+    owned = _driver._own_carry(carry, (VICTIM, HP, images, LABELS, None, None))
+    assert owned["x0"] is not images
+    assert owned["x0"].unsafe_buffer_pointer() != images.unsafe_buffer_pointer()
+    np.testing.assert_array_equal(owned["x0"], images)
+    assert owned["delta"] is carry["delta"] and owned["count"] is carry["count"]  # not copied
