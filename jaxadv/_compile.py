@@ -49,8 +49,9 @@ def loop_unroll(length: int, chunk: int = MAX_CPU_UNROLL) -> int:
 def max_batch() -> int | None:
     """Examples per compiled call of a batch driver on this backend by default (None: no limit).
 
-    On CPU the program's buffers live in the process's memory beside everything else, and a batch
-    beyond ``MAX_CPU_BATCH`` buys no throughput; on accelerators the batch stays whole.
+    On CPU the program's buffers live in the process's memory beside everything else, and
+    splitting a larger batch into calls of ``MAX_CPU_BATCH`` cost no throughput that could be
+    told from the noise of the measurement; on accelerators the batch stays whole.
     """
     return MAX_CPU_BATCH if jax.default_backend() == "cpu" else None
 

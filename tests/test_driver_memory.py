@@ -1,9 +1,9 @@
 """The driver's memory savers (issue 19, memory). A batch larger than ``max_batch`` runs as
 several calls of one compiled program: the results are bit-identical to one call's with the same
 keys (every field, every loop form, sweeps and ``compile_batch`` too), the padding of the last
-call is dropped, and the backend's default does split. The host loop donates each carry to the
-next advance: the results are bit-identical to not donating, the donated carry is really gone,
-and the caller's arrays stay valid. No test here asserts on time or memory."""
+call is dropped, and the backend's default does split. With ``DONATE_CARRY`` the host loop donates
+each carry to the next advance: the results are bit-identical to not donating, the donated carry
+is really gone, and the caller's arrays stay valid. No test here asserts on time or memory."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def test_batch_layout_takes_the_fewest_equal_calls(size, max_batch, expected):
     assert max_batch is None or per_call <= max_batch
 
 
-@pytest.mark.parametrize("host_loop", [False, True], ids=["one-program", "host-loop"])
+@pytest.mark.parametrize(
+    "host_loop", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["one-program", "host-loop"]
+)
 def test_split_batch_is_bit_identical_to_one_call(host_loop, monkeypatch, counted_calls):
     if host_loop:  # 2 steps as 2 chunks of 1 step driven from the host
         monkeypatch.setattr(_compile, "MAX_CPU_UNROLL", 1)
@@ -112,8 +114,10 @@ def test_a_bad_max_batch_is_refused(bad):
         ATTACK.compile_batch(VICTIM, HP, IMAGES, LABELS, max_batch=bad)
 
 
+@pytest.mark.slow  # donation is off by default
 def test_a_donated_carry_gives_the_same_results_and_leaves_the_callers_arrays(monkeypatch):
     monkeypatch.setattr(_compile, "MAX_CPU_UNROLL", 1)
+    monkeypatch.setattr(_driver, "DONATE_CARRY", True)  # an option, off by default (measured)
     if _driver.plan(ATTACK) == [_driver.WHOLE]:
         pytest.skip("the host loop is the CPU loop form")
     donated = []
