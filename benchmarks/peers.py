@@ -298,6 +298,15 @@ def hand_count_gflop(spec: Spec, batch: int) -> float:
     return passes * forward_mflop() * batch / 1e3
 
 
+# jaxadv's ``max_batch`` (examples per compiled call): None the library's default (CPU 128);
+# ``--max-batch 0`` runs every batch as one call.
+JAXADV_MAX_BATCH: int | None = None
+
+
+def _jaxadv_max_batch(batch: int) -> int | None:
+    return batch if JAXADV_MAX_BATCH == 0 else JAXADV_MAX_BATCH
+
+
 def jaxadv_row(spec: Spec, problem) -> Row:
     """``attack.batch`` as a user calls it (validation included), compiled ahead of time.
 
@@ -309,21 +318,25 @@ def jaxadv_row(spec: Spec, problem) -> Row:
     victim, images, labels, key = (problem[k] for k in ("victim", "images", "labels", "key"))
     row = Row("jaxadv", spec.kind, images.shape[0])
     box: dict[str, Any] = {}
+    max_batch = _jaxadv_max_batch(images.shape[0])
 
     def build():
         prepared = atk._prepare(victim, hp, images, labels, key, None)
-        box["exes"] = exes = _driver.compile_drive(atk, None, victim, hp, *prepared)
+        box["exes"] = exes = _driver.compile_drive(
+            atk, None, victim, hp, *prepared, max_batch=max_batch
+        )
+        # The executables run one call's share of the batch, once per call.
+        calls, _ = _driver.batch_layout(images.shape[0], max_batch or _compile.max_batch())
         if jax.default_backend() != "cpu":
             row.gflop = None  # a rolled scan: XLA counts its body once, not once per step
         elif _driver.WHOLE in exes:
-            row.gflop = _cost_gflop(exes[_driver.WHOLE])
+            row.gflop = calls * _cost_gflop(exes[_driver.WHOLE])
         else:
-            phases = [_driver.INIT, *_driver._phases(atk), _driver.FINISH]
-            row.gflop = sum(_cost_gflop(exes[p]) for p in phases)
+            row.gflop = calls * sum(_cost_gflop(exes[p]) for p in _driver.plan(atk))
 
     def call():
         prepared = atk._prepare(victim, hp, images, labels, key, None)
-        return _driver.drive(atk, None, victim, hp, *prepared, box["exes"]).x_adv
+        return _driver.drive(atk, None, victim, hp, *prepared, box["exes"], max_batch).x_adv
 
     row.compile, row.call = build, call
     return row
@@ -409,7 +422,7 @@ def sweep_rows(problem) -> tuple[list[Row], dict[str, Any]]:
     victim, images, labels, key = (problem[k] for k in ("victim", "images", "labels", "key"))
     batch = images.shape[0]
     info: dict[str, Any] = {"eps": eps}
-    cache = _driver._run_phase._get()
+    cache = _driver._batched_phase._get()
 
     def counted(name, fn):
         def compile_():
@@ -526,6 +539,8 @@ def memory_child(lib: str, attack: str, batch: int, device: str) -> None:
 def measure_memory(lib: str, attack: str, batch: int, device: str, tf32: bool) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child",
            f"{lib}:{attack}:{batch}", "--device", device] + (["--tf32"] if tf32 else [])
+    if JAXADV_MAX_BATCH is not None:
+        cmd += ["--max-batch", str(JAXADV_MAX_BATCH)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
@@ -718,8 +733,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--matmul", type=int, default=0, help="matmul size (CPU 2048, GPU 8192)")
     parser.add_argument("--steps", type=int, default=0,
                         help="override every attack's steps (a faster smoke test; not comparable)")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="jaxadv's max_batch, examples per compiled call (default: the "
+                        "library's, CPU 128; 0: the whole batch in one call)")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global JAXADV_MAX_BATCH
+    JAXADV_MAX_BATCH = args.max_batch
     if args.memory_child:
         lib, attack, batch = args.memory_child.split(":")
         set_precision(args.tf32)

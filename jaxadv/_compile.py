@@ -25,6 +25,12 @@ import jax
 # Steps unrolled into one CPU program; longer attacks are driven in chunks of this many steps.
 MAX_CPU_UNROLL = 10
 
+# Examples per compiled call of a batch driver on CPU; larger batches run as several calls of
+# one program. XLA's buffers for an unrolled program grow with the batch (PGD-ℓ∞ on the C&W net at
+# batch 512: 560 MB of temporaries, four times batch 128's); the calls give the same results
+# (benchmarks/README.md, "Measured: peak memory ... batch chunking").
+MAX_CPU_BATCH = 128
+
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
@@ -38,6 +44,16 @@ def loop_unroll(length: int, chunk: int = MAX_CPU_UNROLL) -> int:
     if jax.default_backend() == "cpu":
         return max(1, min(length, chunk))
     return 1
+
+
+def max_batch() -> int | None:
+    """Examples per compiled call of a batch driver on this backend by default (None: no limit).
+
+    On CPU the program's buffers live in the process's memory beside everything else, and
+    splitting a larger batch into calls of ``MAX_CPU_BATCH`` cost no throughput that could be
+    told from the noise of the measurement; on accelerators the batch stays whole.
+    """
+    return MAX_CPU_BATCH if jax.default_backend() == "cpu" else None
 
 
 def compiler_options() -> dict[str, Any] | None:
@@ -65,15 +81,22 @@ class _LazyJit:
     """A :func:`jit` built on first use, so that importing jaxadv initialises no JAX backend and
     the options are those of the backend in force when the attack first runs."""
 
-    def __init__(self, fun: Callable, static_argnums: tuple[int, ...]):
+    def __init__(
+        self, fun: Callable, static_argnums: tuple[int, ...], donate_argnums: tuple[int, ...] = ()
+    ):
         self.__wrapped__ = fun
         self.__doc__ = fun.__doc__
         self._static_argnums = static_argnums
+        self._donate_argnums = donate_argnums
         self._jitted: Callable | None = None
 
     def _get(self):
         if self._jitted is None:
-            self._jitted = jit(self.__wrapped__, static_argnums=self._static_argnums)
+            self._jitted = jit(
+                self.__wrapped__,
+                static_argnums=self._static_argnums,
+                donate_argnums=self._donate_argnums,
+            )
         return self._jitted
 
     def __call__(self, *args, **kwargs):
@@ -88,9 +111,15 @@ class _LazyJit:
         return self._get().lower(*args, **kwargs)
 
 
-def jit_static(*static_argnums: int) -> Callable[[Callable], _LazyJit]:
-    """Decorator: :func:`jit` with static arguments, built lazily on first call."""
-    return lambda fun: _LazyJit(fun, static_argnums)
+def jit_static(
+    *static_argnums: int, donate_argnums: tuple[int, ...] = ()
+) -> Callable[[Callable], _LazyJit]:
+    """Decorator: :func:`jit` with static arguments, built lazily on first call.
+
+    ``donate_argnums`` are donated to the compiled program (their buffers may hold its outputs
+    and are invalid after the call): only for arguments the caller never reads again.
+    """
+    return lambda fun: _LazyJit(fun, static_argnums, donate_argnums)
 
 
 def fast_threefry():

@@ -349,18 +349,33 @@ class AttackBase:
         return images, labels, targets, jax.random.split(key, jnp.shape(images)[0])
 
     def batch(
-        self, victim, hp, images, labels, key, targets=None, *, require_finite: bool = False
+        self,
+        victim,
+        hp,
+        images,
+        labels,
+        key,
+        targets=None,
+        *,
+        require_finite: bool = False,
+        max_batch: int | None = None,
     ) -> AttackResult:
-        """Attacks a batch ``images[b, ...]`` in one compiled call; fields get a leading batch axis.
+        """Attacks a batch ``images[b, ...]`` with one compiled program; fields get a leading
+        batch axis.
 
         Example ``i`` uses ``jax.random.split(key, b)[i]``: a run is reproducible from its key.
         Examples whose victim outputs were never finite come back with ``finite=False`` and
         ``success=False``; ``require_finite=True`` raises :class:`NonFiniteOutputError` instead
-        (it waits for the result).
+        (it waits for the result). A batch of more than ``max_batch`` examples runs as several
+        calls of that program, one after the other, to bound memory; the results are the same.
+        ``max_batch=None`` takes the backend's default (CPU: 128; accelerators: no limit).
         """
         _check_no_sweep_axis(hp)
+        _driver.check_max_batch(max_batch)
         prepared = self._prepare(victim, hp, images, labels, key, targets)
-        result = _driver.drive(self, None, victim, _strong_float32(hp), *prepared)
+        result = _driver.drive(
+            self, None, victim, _strong_float32(hp), *prepared, max_batch=max_batch
+        )
         if require_finite and not _checks.is_concrete(result.finite):
             raise ValueError("`require_finite=True` needs concrete results; call it outside jit.")
         if require_finite:
@@ -373,14 +388,18 @@ class AttackBase:
                 )
         return result
 
-    def compile_batch(self, victim, hp, images, labels, targets=None) -> Callable[..., Any]:
+    def compile_batch(
+        self, victim, hp, images, labels, targets=None, *, max_batch: int | None = None
+    ) -> Callable[..., Any]:
         """Compiles :meth:`batch` ahead of time for these shapes; returns ``run(hp, images, labels,
         key, targets=None)`` that never recompiles. Use it to time compilation apart from running.
+        ``max_batch`` is :meth:`batch`'s.
         """
         _check_no_sweep_axis(hp)
+        _driver.check_max_batch(max_batch)
         prepared = self._prepare(victim, hp, images, labels, jax.random.key(0), targets)
         hp = _strong_float32(hp)
-        executables = _driver.compile_drive(self, None, victim, hp, *prepared)
+        executables = _driver.compile_drive(self, None, victim, hp, *prepared, max_batch=max_batch)
         shapes = jax.tree.map(jnp.shape, prepared[:3])
 
         def run(hp, images, labels, key, targets=None):
@@ -392,16 +411,21 @@ class AttackBase:
                     "This compiled batch takes (images, labels, targets) of shapes "
                     f"{shapes}; got {given}. Compile again for other shapes."
                 )
-            return _driver.drive(self, None, victim, hp, *prepared, executables)
+            return _driver.drive(self, None, victim, hp, *prepared, executables, max_batch)
 
         return run
 
-    def sweep(self, victim, hp, images, labels, key, targets=None) -> AttackResult:
-        """Runs a grid of K hyper-parameter settings over a batch in ONE compiled call.
+    def sweep(
+        self, victim, hp, images, labels, key, targets=None, *, max_batch: int | None = None
+    ) -> AttackResult:
+        """Runs a grid of K hyper-parameter settings over a batch with ONE compiled program.
 
         Every ``hp`` leaf with a leading axis (shape ``(K,)``) is swept jointly; scalar leaves are
         shared. Result fields have shape ``(K, b, ...)``. All settings see the same keys.
+        ``max_batch`` is :meth:`batch`'s, counted along the batch axis (each call runs all K
+        settings on its examples).
         """
+        _driver.check_max_batch(max_batch)
         self.check_params(hp)
         sizes = {np.ndim(leaf) and np.shape(leaf)[0] for leaf in hp}
         sizes.discard(0)
@@ -413,7 +437,9 @@ class AttackBase:
             )
         axes = type(hp)(*(0 if np.ndim(leaf) else None for leaf in hp))
         prepared = self._prepare(victim, hp, images, labels, key, targets)
-        return _driver.drive(self, axes, victim, _strong_float32(hp), *prepared)
+        return _driver.drive(
+            self, axes, victim, _strong_float32(hp), *prepared, max_batch=max_batch
+        )
 
 
 _LOGIT_SHAPES: dict[Any, tuple[int, ...]] = {}
