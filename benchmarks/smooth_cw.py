@@ -18,8 +18,8 @@ per size, timed in interleaved rounds in this one process (ratios paired within 
   solves warm-started from the previous iteration's solutions), ``sC&W cold`` (the same, every
   solve from 0: the form before issue 19), ``sC&W polynomial`` (warm, and CG preconditioned by
   ``I + α𝒲``: ``SmoothingConfig(preconditioner="polynomial")``), ``sC&W one-reduction`` (``sC&W`` with
-  CG's per-channel inner products as one reduction each, the CPU form before the blocked sums
-  of issue 19) and ``sC&W unrolled`` (exactly
+  CG's per-channel inner products as one reduction each, the form before the blocked sums of
+  issue 19; ``smoothing fwd+bwd`` is compiled by a plain ``jax.jit`` and so uses that form) and ``sC&W unrolled`` (exactly
   50 iterations, differentiated through them as the published code does; ``--no-unrolled``
   leaves it out): whole attacks of ``--steps`` iterations (one search step), reported per
   iteration.
@@ -91,13 +91,6 @@ def _rows(size: int, batch: int, steps: int, seed: int = 0, unrolled: bool = Tru
     rows = [
         _timing.jitted_row("victim fwd+bwd", grad, images, labels),
         _timing.jitted_row("smoothing fwd+bwd", smoothed, images, direction),
-        _timing.jitted_row(  # a new function, so traced afresh with one-reduction dots
-            "smoothing one-reduction",
-            jax.jit(jax.vmap(lambda x0, d: smoothing(x0, d))),
-            images,
-            direction,
-            trace_context=lambda: _one_reduction_dots(True),
-        ),
     ]
     cw = attacks.cw_l2(steps=steps, search_steps=1)
     implicit = attacks.scw(steps=steps, search_steps=1)
@@ -119,8 +112,9 @@ def _rows(size: int, batch: int, steps: int, seed: int = 0, unrolled: bool = Tru
                 ),
             )
         )
-    # The inner products as one reduction each (the CPU form before issue 19's blocked sums),
-    # compiled under another name so that it is traced afresh with them.
+    # The inner products as one reduction each (the form before issue 19's blocked sums, which
+    # attacks compiled with jaxadv's CPU options now use), compiled under another name so that it
+    # is traced afresh with them.
     named.append(("sC&W one-reduction", dataclasses.replace(implicit, name="scw-one-reduction")))
     for name, attack in named:
         hp = attack.hparams(step_size=0.01, initial_const=1.0)
@@ -226,9 +220,6 @@ def main(argv: list[str] | None = None) -> dict:
             "sC&W / sC&W cold": _timing.paired_speed_ratio(times, "sC&W cold", "sC&W"),
             "sC&W / one-reduction": _timing.paired_speed_ratio(times, "sC&W one-reduction", "sC&W"),
             "sC&W polyn. / sC&W": _timing.paired_speed_ratio(times, "sC&W", "sC&W polynomial"),
-            "smoothing / one-red.": _timing.paired_speed_ratio(
-                times, "smoothing one-reduction", "smoothing fwd+bwd"
-            ),
             "smoothing / victim": _timing.paired_speed_ratio(
                 times, "victim fwd+bwd", "smoothing fwd+bwd"
             ),

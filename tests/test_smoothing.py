@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxadv import _compile
 from jaxadv.image import _smoothing
 from jaxadv.image._graph import pixel_graph
 from jaxadv.image._smoothing import (
@@ -477,6 +478,7 @@ def test_blocked_channel_dot_keeps_the_cg_solves(monkeypatch):
 
         return jax.jit(run)
 
+    monkeypatch.setattr(_smoothing, "_channel_dot", _smoothing._blocked_channel_dot)
     blocked = program()(x0, z)
     traced = []
 
@@ -492,3 +494,22 @@ def test_blocked_channel_dot_keeps_the_cg_solves(monkeypatch):
         assert bool(status.converged) and bool(status0.converged)
         np.testing.assert_allclose(s, s0, rtol=0, atol=2e-6 * float(jnp.max(jnp.abs(s0))))
         np.testing.assert_allclose(g, g0, rtol=0, atol=2e-6 * float(jnp.max(jnp.abs(g0))))
+
+
+def test_inner_products_are_blocked_only_under_the_attack_compiler_options(monkeypatch):
+    """The blocked sums are chosen while tracing for ``jaxadv._compile.jit`` (whose CPU option
+    makes XLA write the products out), the one reduction under a plain ``jax.jit``."""
+    chosen = []
+    for name in ("_blocked_channel_dot", "_plain_channel_dot"):
+        form = getattr(_smoothing, name)
+        monkeypatch.setattr(
+            _smoothing, name, lambda a, b, form=form, name=name: chosen.append(name) or form(a, b)
+        )
+    a = jnp.ones((C, 4, 5))
+    jax.jit(lambda a: _smoothing._channel_dot(a, a)).lower(a)
+    assert set(chosen) == {"_plain_channel_dot"}
+    chosen.clear()
+    _compile.jit(lambda a: _smoothing._channel_dot(a, a)).lower(a)
+    expected = "_blocked_channel_dot" if _compile.compiler_options() else "_plain_channel_dot"
+    assert set(chosen) == {expected}
+    assert not _compile.traced_with_options()
