@@ -17,7 +17,9 @@ per size, timed in interleaved rounds in this one process (ratios paired within 
 - ``C&W`` and ``sC&W`` (implicit CG, tolerance 1e-5, at most 50 iterations, each iteration's two
   solves warm-started from the previous iteration's solutions), ``sC&W cold`` (the same, every
   solve from 0: the form before issue 19), ``sC&W polynomial`` (warm, and CG preconditioned by
-  ``I + α𝒲``: ``SmoothingConfig(preconditioner="polynomial")``) and ``sC&W unrolled`` (exactly
+  ``I + α𝒲``: ``SmoothingConfig(preconditioner="polynomial")``), ``sC&W one-reduction`` (``sC&W`` with
+  CG's per-channel inner products as one reduction each, the form before the blocked sums of
+  issue 19; ``smoothing fwd+bwd`` is compiled by a plain ``jax.jit`` and so uses that form) and ``sC&W unrolled`` (exactly
   50 iterations, differentiated through them as the published code does; ``--no-unrolled``
   leaves it out): whole attacks of ``--steps`` iterations (one search step), reported per
   iteration.
@@ -35,6 +37,8 @@ smoothing / victim. benchmarks/README.md records measured numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -108,11 +112,28 @@ def _rows(size: int, batch: int, steps: int, seed: int = 0, unrolled: bool = Tru
                 ),
             )
         )
+    # The inner products as one reduction each (the form before issue 19's blocked sums, which
+    # attacks compiled with jaxadv's CPU options now use), compiled under another name so that it
+    # is traced afresh with them.
+    named.append(("sC&W one-reduction", dataclasses.replace(implicit, name="scw-one-reduction")))
     for name, attack in named:
         hp = attack.hparams(step_size=0.01, initial_const=1.0)
-        run = attack.compile_batch(victim, hp, images, labels)  # compiled here, apart
+        with _one_reduction_dots(name == "sC&W one-reduction"):
+            run = attack.compile_batch(victim, hp, images, labels)  # compiled here, apart
         rows.append(_timing.Row(name, lambda run=run, hp=hp: run(hp, images, labels, key).x_adv))
     return rows
+
+
+@contextlib.contextmanager
+def _one_reduction_dots(active: bool):
+    """While active, CG's per-channel inner products are ``_smoothing._plain_channel_dot``."""
+    blocked = _smoothing._channel_dot
+    if active:
+        _smoothing._channel_dot = _smoothing._plain_channel_dot
+    try:
+        yield
+    finally:
+        _smoothing._channel_dot = blocked
 
 
 def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
@@ -197,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
             "sC&W cold / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W cold"),
             "sC&W polynomial / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W polynomial"),
             "sC&W / sC&W cold": _timing.paired_speed_ratio(times, "sC&W cold", "sC&W"),
+            "sC&W / one-reduction": _timing.paired_speed_ratio(times, "sC&W one-reduction", "sC&W"),
             "sC&W polyn. / sC&W": _timing.paired_speed_ratio(times, "sC&W", "sC&W polynomial"),
             "smoothing / victim": _timing.paired_speed_ratio(
                 times, "victim fwd+bwd", "smoothing fwd+bwd"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import threading
 from typing import Any, Callable
 
@@ -61,9 +62,36 @@ def compiler_options() -> dict[str, Any] | None:
     return dict(_CPU_OPTIONS) if jax.default_backend() == "cpu" else None
 
 
+_tracing = threading.local()
+
+
+def traced_with_options() -> bool:
+    """Whether the function being traced now will be compiled with this module's (CPU) options
+    (by :func:`jit`), not under a user's ``jit`` or with XLA's defaults.
+
+    Code whose best form depends on the options reads it at trace time: with the ynn option XLA
+    CPU rewrites a large reduction into a windowed tree and no longer fuses its elementwise
+    producer into it, so CG's inner products are summed in blocks there
+    (``jaxadv/image/_smoothing.py``, issue 19)."""
+    return getattr(_tracing, "on", False)
+
+
 def jit(fun: Callable, **kwargs: Any) -> Callable:
     """``jax.jit`` with the attack compiler options of the default backend."""
-    return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
+    options = compiler_options()
+    if options is None:
+        return jax.jit(fun, compiler_options=None, **kwargs)
+
+    @functools.wraps(fun)
+    def traced(*args, **kw):
+        saved = traced_with_options()
+        _tracing.on = True
+        try:
+            return fun(*args, **kw)
+        finally:
+            _tracing.on = saved
+
+    return jax.jit(traced, compiler_options=options, **kwargs)
 
 
 def host_loop(length: int, chunk: int = MAX_CPU_UNROLL) -> bool:

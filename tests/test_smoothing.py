@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxadv import _compile
+from jaxadv.image import _smoothing
 from jaxadv.image._graph import pixel_graph
 from jaxadv.image._smoothing import (
     SmoothingNotConverged,
@@ -427,3 +429,87 @@ def test_unknown_preconditioner_is_named(image, signal):
         smoother(image, 0.9, 0.2, preconditioner="jacobi")
     with pytest.raises(ValueError, match="preconditioner"):
         solve_laplacian(pixel_graph(image, 0.2), 0.9, signal, preconditioner="chebyshev")
+
+
+@pytest.mark.parametrize("shape", [(23, 13, 3), (5, 6, 3), (1, 37, 2), (7, 7, 1)])
+def test_blocked_channel_dot_equals_the_one_reduction(shape):
+    """The CPU form of the per-channel inner product (blocks of ≤ 32 pixels, then the block sums;
+    issue 19) equals the one-reduction form and a float64 sum to float32 rounding, whatever the
+    block: 23 (299 = 13·23 pixels), 30, 1 (37 pixels: no divisor up to 32), 7."""
+    a = jax.random.normal(jax.random.key(6), shape)
+    b = jax.random.normal(jax.random.key(7), shape)
+    exact = np.einsum("chw,chw->c", np.float64(a), np.float64(b)).reshape(-1, 1, 1)
+    bound = 4 * 2.0**-24 * np.einsum("chw,chw->c", np.abs(np.float64(a)), np.abs(np.float64(b)))
+    for dot in (_smoothing._blocked_channel_dot, _smoothing._plain_channel_dot):
+        got = np.asarray(jax.jit(dot)(a, b), np.float64)
+        assert got.shape == exact.shape
+        assert np.all(np.abs(got - exact).ravel() <= bound * np.sqrt(shape[0] * shape[1])), dot
+    assert _smoothing._dot_block(299 * 299) == 23 and _smoothing._dot_block(37) == 1
+
+
+def test_blocked_channel_dot_keeps_the_cg_solves(monkeypatch):
+    """CG with the blocked inner products stops after the same number of iterations as with the
+    one-reduction form, cold, warm and preconditioned, forward and adjoint (the gradient), and
+    reaches the same solution to float32 rounding (23·26 pixels: blocks of 26)."""
+    x0 = jax.random.uniform(jax.random.key(8), (23, 26, C))
+    z = jax.random.normal(jax.random.key(9), (23, 26, C))
+    weights = jax.random.normal(jax.random.key(10), (23, 26, C))
+
+    def program():  # a new function each time: jit traces it afresh, with the patched dot
+        def run(x0, z):
+            graph = pixel_graph(x0, 0.1)
+            near = z * 0.05  # a guess, not the answer
+
+            def solve(pc, start):
+                return solve_laplacian(graph, 0.95, z, start=start, preconditioner=pc)
+
+            def grad(pc, start):
+                return jax.grad(
+                    lambda z: jnp.sum(
+                        weights * solve_laplacian(graph, 0.95, z, start=start, preconditioner=pc)[0]
+                    )
+                )(z)
+
+            return [
+                (solve(pc, start), grad(pc, start))
+                for pc in ("none", "polynomial")
+                for start in (None, (near, near))
+            ]
+
+        return jax.jit(run)
+
+    monkeypatch.setattr(_smoothing, "_channel_dot", _smoothing._blocked_channel_dot)
+    blocked = program()(x0, z)
+    traced = []
+
+    def plain_dot(a, b):
+        traced.append(a.shape)
+        return _smoothing._plain_channel_dot(a, b)
+
+    monkeypatch.setattr(_smoothing, "_channel_dot", plain_dot)
+    plain = program()(x0, z)
+    assert traced  # the second program did use the one-reduction form
+    for ((s, status), g), ((s0, status0), g0) in zip(blocked, plain):
+        assert int(status.iterations) == int(status0.iterations)
+        assert bool(status.converged) and bool(status0.converged)
+        np.testing.assert_allclose(s, s0, rtol=0, atol=2e-6 * float(jnp.max(jnp.abs(s0))))
+        np.testing.assert_allclose(g, g0, rtol=0, atol=2e-6 * float(jnp.max(jnp.abs(g0))))
+
+
+def test_inner_products_are_blocked_only_under_the_attack_compiler_options(monkeypatch):
+    """The blocked sums are chosen while tracing for ``jaxadv._compile.jit`` (whose CPU option
+    makes XLA write the products out), the one reduction under a plain ``jax.jit``."""
+    chosen = []
+    for name in ("_blocked_channel_dot", "_plain_channel_dot"):
+        form = getattr(_smoothing, name)
+        monkeypatch.setattr(
+            _smoothing, name, lambda a, b, form=form, name=name: chosen.append(name) or form(a, b)
+        )
+    a = jnp.ones((C, 4, 5))
+    jax.jit(lambda a: _smoothing._channel_dot(a, a)).lower(a)
+    assert set(chosen) == {"_plain_channel_dot"}
+    chosen.clear()
+    _compile.jit(lambda a: _smoothing._channel_dot(a, a)).lower(a)
+    expected = "_blocked_channel_dot" if _compile.compiler_options() else "_plain_channel_dot"
+    assert set(chosen) == {expected}
+    assert not _compile.traced_with_options()
