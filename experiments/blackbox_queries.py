@@ -126,7 +126,8 @@ CONFIG = dict(model="cw", epochs=None, surrogate="c4", surrogate_seed=1, num_ima
 MEDIUM = dict(CONFIG, num_images=32, queries=2_000)
 # The smoke run checks the plumbing on the test suite's one-epoch victim (tests/test_demo.py
 # trains it); its surrogate is that victim itself (no second training in a test).
-SMOKE = dict(model="cw", epochs=1, surrogate=None, surrogate_seed=0, num_images=4, queries=200)
+# 300 queries: SPSA's one step of 256 probes (+ 1) and its final evaluation must fit.
+SMOKE = dict(model="cw", epochs=1, surrogate=None, surrogate_seed=0, num_images=4, queries=300)
 SMOKE_SETTINGS = ("linf untargeted", "l2 targeted")  # both norms and both goals, 4 compilations
 
 

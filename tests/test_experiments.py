@@ -134,8 +134,9 @@ def _blackbox_row_checks(module, out, budget):
 
 
 def _tiny_table(module, settings, names, budget):
-    """The experiment's run_one on the tiny conftest victim (6 random 4x4x1 images)."""
-    victim = make_mlp_victim()
+    """The experiment's run_one on the tiny conftest victim (6 random 4x4x1 images); the prior
+    attacks' surrogate is another tiny victim."""
+    victim, surrogate = make_mlp_victim(), make_mlp_victim(seed=1)
     images = jax.random.uniform(jax.random.key(3), (6, 4, 4, 1))
     labels_np = np.argmax(np.asarray(victim.batch(images)), -1).astype(np.int32)
     correct = np.ones(6, bool)
@@ -146,7 +147,7 @@ def _tiny_table(module, settings, names, budget):
         curves[setting[0]] = {}
         for name in names:
             row, per = module.run_one(
-                name, module.ATTACKS[name], setting, models.score_only(victim), None, images,
+                name, module.ATTACKS[name], setting, models.score_only(victim), surrogate, images,
                 jnp.asarray(labels_np), targets, correct, budget,
             )  # fmt: skip
             rows.append(row)
@@ -171,7 +172,8 @@ def test_blackbox_queries_nes_row_on_a_tiny_victim():
 def test_blackbox_queries_every_attack_on_a_tiny_victim():
     module = _load("blackbox_queries")
     settings = (module.SETTINGS[0], module.SETTINGS[3])  # linf untargeted, l2 targeted
-    rows = _tiny_table(module, settings, list(module.ATTACKS), budget=2 * 51 + 1)
+    # The budget of one SPSA step (256 probes + 1) and its final evaluation: the dearest step.
+    rows = _tiny_table(module, settings, list(module.ATTACKS), budget=256 + 1 + 1)
     assert [(r["setting"], r["attack"]) for r in rows] == [
         (s[0], a) for s in settings for a in module.ATTACKS
     ]
