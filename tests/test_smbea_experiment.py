@@ -31,6 +31,9 @@ def test_smbea_transfer_smoke(tmp_path, monkeypatch):
     np.testing.assert_allclose(
         budgets, [t1, t1 * (1 + 0.7**2), t1 * (1 + 0.7**2 + 0.7**3)], rtol=1e-6
     )
+    baseline = "centre bias (content-blind)"  # scored clean only: no input to attack
+    assert list(out["saliency"]["rows"].pop(baseline)) == ["clean"]
+    assert out["saliency"]["rows"]  # the held-out victims
     for rows in out["saliency"]["rows"].values():
         assert list(rows) == ["clean"] + methods
         for method in methods:

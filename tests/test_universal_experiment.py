@@ -26,6 +26,10 @@ def test_lgv_universal_patch_smoke():
     assert [r["patch"] for r in out["patch"]] == ["trained", "random (its initialisation)"]
     assert all(0.0 <= r["success"] <= 1.0 for r in out["patch"])
     sources = [r["source"] for r in out["lgv"]]
-    assert sources == ["single surrogate (C&W net)", "LGV (2 models)"]
+    assert sources == [
+        "single surrogate (C&W net)",
+        "LGV (2 models), averaged logits",
+        "LGV (2 models), one random member per step",  # the paper's form
+    ]
     for row in out["lgv"]:
         assert set(row) >= {"C4 net", "ResNet", "white-box"}
