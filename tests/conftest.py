@@ -30,8 +30,9 @@ os.environ.setdefault("JAXADV_CACHE_DIR", str(SHARED_VICTIMS))
 # the pgd, sapf and mi-fgsm conformance entries 15.5 → 8.0 s; same results to the printed digits;
 # the 12 heaviest test files 202 → 123 worker CPU-s, demo and training files 46 → 34; the whole
 # suite from a fresh clone 485 → 299 s, 896 → 544 CPU-s), and the suite's programs run for
-# milliseconds. Two checks moved with it (rounding, see test_smbea_boost and test_smoothing). An
-# explicit setting of either flag is left alone.
+# milliseconds. Checks that compared two different programs bit for bit now allow their rounding
+# or keep it from growing (test_smbea_boost, test_smoothing, test_saliency_training). An explicit
+# setting of either flag is left alone.
 _FAST_COMPILE = {
     "optimization_level": "--xla_backend_optimization_level=0",
     "xla_cpu_use_fusion_emitters": "--xla_cpu_use_fusion_emitters=false",

@@ -393,9 +393,10 @@ def _loss_from_the_same_round(driven, scanned, steps):
     iterate in different constant-search rounds: a tie, broken by rounding. On the weak MLP the
     distance term is tiny beside c·f, so each round's first Adam steps (lr·sign(g) for any
     constant) give the same perturbation; the two programs then report it from round 1 or round
-    2 (measured: 2 of 8 examples at the suite's level 0; none at the default level, 1 there at
-    step 0.03), and the loss carries that round's constant. Checked, not assumed: each reported loss is a traced
-    loss, of the same step in another round, and x_adv is compared in full."""
+    2, and the loss carries that round's constant (measured: 2 of 8 examples at the suite's level
+    0; at the default level none, and 1 with a step size of 0.03). Checked, not assumed: each
+    reported loss is a traced loss, of the same step in another round; x_adv is compared in full.
+    """
     a, b, trace = np.asarray(driven.loss), np.asarray(scanned.loss), np.asarray(scanned.trace)
     for i in np.flatnonzero(~np.isclose(a, b, rtol=1e-5, atol=1e-5)):
         step_a, step_b = (int(np.argmin(np.abs(trace[i] - v))) for v in (a[i], b[i]))
