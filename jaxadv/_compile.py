@@ -65,6 +65,17 @@ def compiler_options() -> dict[str, Any] | None:
 _tracing = threading.local()
 
 
+@contextlib.contextmanager
+def _thread_flag(state: threading.local):
+    """Sets ``state.on`` on this thread for the block; restored after, so the blocks nest."""
+    saved = getattr(state, "on", False)
+    state.on = True
+    try:
+        yield
+    finally:
+        state.on = saved
+
+
 def traced_with_options() -> bool:
     """Whether the function being traced now will be compiled with this module's (CPU) options
     (by :func:`jit`), not under a user's ``jit`` or with XLA's defaults.
@@ -84,12 +95,8 @@ def jit(fun: Callable, **kwargs: Any) -> Callable:
 
     @functools.wraps(fun)
     def traced(*args, **kw):
-        saved = traced_with_options()
-        _tracing.on = True
-        try:
+        with _thread_flag(_tracing):
             return fun(*args, **kw)
-        finally:
-            _tracing.on = saved
 
     return jax.jit(traced, compiler_options=options, **kwargs)
 
@@ -217,9 +224,5 @@ def release_heap_after_compiles():
         if not _listener_on:
             jax.monitoring.register_event_duration_secs_listener(_after_compile)
             _listener_on = True
-    saved = getattr(_trim_state, "on", False)
-    _trim_state.on = True
-    try:
+    with _thread_flag(_trim_state):
         yield
-    finally:
-        _trim_state.on = saved
