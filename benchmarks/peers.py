@@ -422,7 +422,7 @@ def sweep_rows(problem) -> tuple[list[Row], dict[str, Any]]:
     victim, images, labels, key = (problem[k] for k in ("victim", "images", "labels", "key"))
     batch = images.shape[0]
     info: dict[str, Any] = {"eps": eps}
-    cache = _driver._batched_phase._get()
+    cache = _driver._batched_phase._get().top_level
 
     def counted(name, fn):
         def compile_():

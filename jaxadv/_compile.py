@@ -88,7 +88,13 @@ def traced_with_options() -> bool:
 
 
 def jit(fun: Callable, **kwargs: Any) -> Callable:
-    """``jax.jit`` with the attack compiler options of the default backend."""
+    """``jax.jit`` with the attack compiler options of the default backend.
+
+    Called inside another trace (a user's ``jit``/``vmap``/``grad``), the function is traced into
+    the outer program, which compiles with the outer caller's options: there the trace is not
+    marked as compiled with this module's options (:func:`traced_with_options`) unless an outer
+    :func:`jit` marked it.
+    """
     options = compiler_options()
     if options is None:
         return jax.jit(fun, compiler_options=None, **kwargs)
@@ -98,7 +104,29 @@ def jit(fun: Callable, **kwargs: Any) -> Callable:
         with _thread_flag(_tracing):
             return fun(*args, **kw)
 
-    return jax.jit(traced, compiler_options=options, **kwargs)
+    return _OptionsJit(jax.jit(traced, compiler_options=options, **kwargs),
+                       jax.jit(traced, **kwargs), jax.jit(fun, **kwargs))
+
+
+class _OptionsJit:
+    """A function jitted with the options (``top_level``) when called with concrete arguments;
+    inside another trace, jitted without them, its trace marked (``nested_marked``) or not
+    (``nested``) as the outer trace is. Two nested jits, because a jit reuses its cached trace
+    whatever the mark was when it traced."""
+
+    def __init__(self, top_level: Callable, nested_marked: Callable, nested: Callable):
+        self.top_level, self.nested_marked, self.nested = top_level, nested_marked, nested
+        functools.update_wrapper(self, top_level)
+
+    def __call__(self, *args, **kwargs):
+        if not inside_a_trace((args, kwargs)):
+            return self.top_level(*args, **kwargs)
+        fn = self.nested_marked if traced_with_options() else self.nested
+        return fn(*args, **kwargs)
+
+    def lower(self, *args, **kwargs):
+        """The top-level program's ahead-of-time lowering (``.compile()`` it)."""
+        return self.top_level.lower(*args, **kwargs)
 
 
 def host_loop(length: int, chunk: int = MAX_CPU_UNROLL) -> bool:
@@ -116,22 +144,15 @@ class _LazyJit:
     """A :func:`jit` built on first use, so that importing jaxadv initialises no JAX backend and
     the options are those of the backend in force when the attack first runs."""
 
-    def __init__(
-        self, fun: Callable, static_argnums: tuple[int, ...], donate_argnums: tuple[int, ...] = ()
-    ):
+    def __init__(self, fun: Callable, static_argnums: tuple[int, ...]):
         self.__wrapped__ = fun
         self.__doc__ = fun.__doc__
         self._static_argnums = static_argnums
-        self._donate_argnums = donate_argnums
         self._jitted: Callable | None = None
 
     def _get(self):
         if self._jitted is None:
-            self._jitted = jit(
-                self.__wrapped__,
-                static_argnums=self._static_argnums,
-                donate_argnums=self._donate_argnums,
-            )
+            self._jitted = jit(self.__wrapped__, static_argnums=self._static_argnums)
         return self._jitted
 
     def __call__(self, *args, **kwargs):
@@ -146,15 +167,9 @@ class _LazyJit:
         return self._get().lower(*args, **kwargs)
 
 
-def jit_static(
-    *static_argnums: int, donate_argnums: tuple[int, ...] = ()
-) -> Callable[[Callable], _LazyJit]:
-    """Decorator: :func:`jit` with static arguments, built lazily on first call.
-
-    ``donate_argnums`` are donated to the compiled program (their buffers may hold its outputs
-    and are invalid after the call): only for arguments the caller never reads again.
-    """
-    return lambda fun: _LazyJit(fun, static_argnums, donate_argnums)
+def jit_static(*static_argnums: int) -> Callable[[Callable], _LazyJit]:
+    """Decorator: :func:`jit` with static arguments, built lazily on first call."""
+    return lambda fun: _LazyJit(fun, static_argnums)
 
 
 def fast_threefry():

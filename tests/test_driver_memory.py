@@ -1,9 +1,7 @@
 """The driver's memory savers (issue 19, memory). A batch larger than ``max_batch`` runs as
 several calls of one compiled program: the results are bit-identical to one call's with the same
 keys (every field, every loop form, sweeps and ``compile_batch`` too), the padding of the last
-call is dropped, and the backend's default does split. With ``DONATE_CARRY`` the host loop donates
-each carry to the next advance: the results are bit-identical to not donating, the donated carry
-is really gone, and the caller's arrays stay valid. No test here asserts on time or memory."""
+call is dropped, and the backend's default does split. No test here asserts on time or memory."""
 
 from __future__ import annotations
 
@@ -112,42 +110,3 @@ def test_a_bad_max_batch_is_refused(bad):
         ATTACK.batch(VICTIM, HP, IMAGES, LABELS, KEY, max_batch=bad)
     with pytest.raises(ValueError, match="`max_batch`"):
         ATTACK.compile_batch(VICTIM, HP, IMAGES, LABELS, max_batch=bad)
-
-
-@pytest.mark.slow  # donation is off by default
-def test_a_donated_carry_gives_the_same_results_and_leaves_the_callers_arrays(monkeypatch):
-    monkeypatch.setattr(_compile, "MAX_CPU_UNROLL", 1)
-    monkeypatch.setattr(_driver, "DONATE_CARRY", True)  # an option, off by default (measured)
-    if _driver.plan(ATTACK) == [_driver.WHOLE]:
-        pytest.skip("the host loop is the CPU loop form")
-    donated = []
-    real = _driver._batched_advance
-
-    class Spy:
-        def __call__(self, *args):
-            donated.append(args[9])
-            return real(*args)
-
-        def lower(self, *args):
-            return real.lower(*args)
-
-    monkeypatch.setattr(_driver, "_batched_advance", Spy())
-    images, labels = jnp.copy(IMAGES), jnp.copy(LABELS)
-    kept = ATTACK.batch(VICTIM, HP, images, labels, KEY, max_batch=5)
-    assert len(donated) == 2  # two advances of 1 step
-    assert all(leaf.is_deleted() for leaf in jax.tree.leaves(donated))  # really donated
-    assert not images.is_deleted() and not labels.is_deleted()
-    np.testing.assert_array_equal(images, IMAGES)  # the caller's inputs are intact and usable
-    monkeypatch.setattr(_driver, "DONATE_CARRY", False)
-    assert_same(kept, ATTACK.batch(VICTIM, HP, images, labels, KEY, max_batch=5))
-    assert len(donated) == 2  # not donating goes through the other program
-
-
-def test_a_carry_that_holds_a_callers_array_is_copied_before_donation():
-    images = jnp.copy(IMAGES)
-    carry = {"x0": images, "delta": images * 0.5, "count": jnp.zeros(5, jnp.int32)}
-    owned = _driver._own_carry(carry, (VICTIM, HP, images, LABELS, None, None))
-    assert owned["x0"] is not images
-    assert owned["x0"].unsafe_buffer_pointer() != images.unsafe_buffer_pointer()
-    np.testing.assert_array_equal(owned["x0"], images)
-    assert owned["delta"] is carry["delta"] and owned["count"] is carry["count"]  # not copied

@@ -275,10 +275,11 @@ def test_cg_converges_at_high_alpha_and_strict_mode_passes(size):
         r = zf - (np.eye(size * size) - a * adjacency) @ sf / (1 - a)
         residual = np.linalg.norm(r, axis=0) / np.linalg.norm(zf, axis=0)
         # The reported residual is the true one recomputed in float32, not CG's drifting running
-        # residual (which was 2-10x off). At α = 0.997 it lies below float32's rounding floor for
-        # ℒ_α s (``floor`` below), so the float32 value moves with XLA's summation order: 12-14%
-        # from float64 under the suite's loop emitter.
-        np.testing.assert_allclose(residual.max(), float(reported), rtol=0.25)
+        # residual (≤ tol/2 while the true one was 2-10× tol: 4-20× off). At α = 0.997 it lies
+        # below float32's rounding floor for ℒ_α s (``floor`` below), so the float32 value moves
+        # with XLA's summation order: from float64 by 12-14% under the suite's loop emitter on
+        # one x86 CPU, by 26% on another (AVX-512 with AMX).
+        np.testing.assert_allclose(residual.max(), float(reported), rtol=0.5)
         if a < 0.995:  # the promise as asked: residual ≤ tol in every channel
             assert np.all(residual <= 1e-5), residual
         else:  # float32 cannot beat rounding s (u·‖ℒ_α‖·‖s‖) plus the rounding of ℒ_α s
@@ -498,7 +499,8 @@ def test_blocked_channel_dot_keeps_the_cg_solves(monkeypatch):
 
 def test_inner_products_are_blocked_only_under_the_attack_compiler_options(monkeypatch):
     """The blocked sums are chosen while tracing for ``jaxadv._compile.jit`` (whose CPU option
-    makes XLA write the products out), the one reduction under a plain ``jax.jit``."""
+    makes XLA write the products out), the one reduction under a plain ``jax.jit``, also where
+    that plain jit calls a ``_compile.jit`` function."""
     chosen = []
     for name in ("_blocked_channel_dot", "_plain_channel_dot"):
         form = getattr(_smoothing, name)
@@ -513,3 +515,13 @@ def test_inner_products_are_blocked_only_under_the_attack_compiler_options(monke
     expected = "_blocked_channel_dot" if _compile.compiler_options() else "_plain_channel_dot"
     assert set(chosen) == {expected}
     assert not _compile.traced_with_options()
+    # A _compile.jit function inside a user's jit: the outer program's options decide, the one
+    # reduction ...
+    inner = _compile.jit(lambda a: _smoothing._channel_dot(a, a))
+    chosen.clear()
+    np.testing.assert_allclose(jax.jit(inner)(a), 20.0 * np.ones((C, 1, 1)))
+    assert set(chosen) == {"_plain_channel_dot"}
+    # ... and inside jaxadv's own jit the blocked sums again (not the cached plain trace).
+    chosen.clear()
+    _compile.jit(lambda a: inner(a) + 1.0).lower(a)
+    assert set(chosen) == {expected}

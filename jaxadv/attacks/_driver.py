@@ -28,11 +28,6 @@ from jaxadv.attacks._runner import Program
 
 WHOLE, INIT, FINISH = "whole", "init", "finish"
 
-# Whether the host loop's advances donate the carry they are given (see _batched_advance). Off:
-# measured on CPU (PGD-ℓ∞, 30 steps as 3 chunks, C&W net, batch 512 split in 4 calls), donating
-# raised the peak resident memory (197, 211 MB against 174, 173 MB; benchmarks/README.md).
-DONATE_CARRY = False
-
 
 def chunk(attack) -> int:
     """Steps per compiled chunk on CPU (the attack's ``cpu_chunk`` hint, else the default)."""
@@ -160,30 +155,10 @@ def _batched(attack, hp_axes, phase, victim, hp, images, labels, targets, keys, 
     return fn(victim, hp, images, labels, targets, keys, carry, trace)
 
 
+# The host loop's carries are not donated to the next chunk: measured on CPU (PGD-ℓ∞, 30 steps
+# as 3 chunks, C&W net, batch 512 in 4 calls), donating raised the peak resident memory (197, 211
+# MB against 174, 173 MB; benchmarks/README.md, "Donating the host loop's carry").
 _batched_phase = _compile.jit_static(0, 1, 2)(_batched)
-# The host loop's advances take the carry that the previous phase made and return the next one
-# of the same shapes: the old carry's buffers are donated to hold the new (the driver never reads
-# a carry again, and a carry that holds a caller's array is copied first: _own_carry).
-_batched_advance = _compile.jit_static(0, 1, 2, donate_argnums=(9,))(_batched)
-
-
-def _phase_fn(phase, donate: bool):
-    return _batched_advance if donate and isinstance(phase, tuple) else _batched_phase
-
-
-def _own_carry(carry, inputs):
-    """``carry`` with a copy of every leaf that shares a buffer with one of ``inputs`` (jit
-    forwards an input it returns unchanged), so that donating the carry leaves them valid."""
-    def pointer(leaf):
-        try:
-            return leaf.unsafe_buffer_pointer()
-        except Exception:  # not a single-device jax.Array (numpy, sharded, deleted)
-            return None
-
-    given = {p for p in map(pointer, jax.tree.leaves(inputs)) if p is not None}
-    if not given:
-        return carry
-    return jax.tree.map(lambda leaf: jnp.copy(leaf) if pointer(leaf) in given else leaf, carry)
 
 
 def batch_layout(size: int, max_batch: int | None) -> tuple[int, int]:
@@ -282,10 +257,8 @@ def _drive_call(attack, hp_axes, victim, hp, images, labels, targets, keys, exec
 
     def run_phase(phase, inputs, carry, trace):
         if executables is not None:
-            out = executables[phase](*inputs, carry, trace)  # static arguments are baked in
-        else:
-            out = _phase_fn(phase, DONATE_CARRY)(attack, hp_axes, phase, *inputs, carry, trace)
-        return _own_carry(out, inputs) if phase == INIT and DONATE_CARRY else out
+            return executables[phase](*inputs, carry, trace)  # static arguments are baked in
+        return _batched_phase(attack, hp_axes, phase, *inputs, carry, trace)
 
     prefix = 1 if hp_axes is None else 2  # (batch,) or (grid, batch) before the step axis
     # Compiled here on first use: the compiler's freed heap goes back before the program runs.
@@ -316,7 +289,7 @@ def compile_drive(
     inputs = (victim, hp, *batched)
 
     def lower(phase, carry, trace):
-        return _phase_fn(phase, DONATE_CARRY).lower(*static, phase, *inputs, carry, trace)
+        return _batched_phase.lower(*static, phase, *inputs, carry, trace)
 
     def shape(phase, carry, trace):
         return jax.eval_shape(
