@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from jaxadv import _compile
 from jaxadv.attacks import pgd
-from jaxadv.models import _cw_net
+from jaxadv.models import _cw_net, _layers
 from jaxadv.models._victim import from_flax
 
 STEPS = 10
@@ -64,6 +64,7 @@ OBVIOUS = f"hand fori_loop+nn.max_pool, {DEFAULT}"
 ROLLED_FIXED = f"jaxadv rolled+HWIO conv grad, {TUNED}"
 UNROLLED_FIXED = f"jaxadv unrolled+HWIO conv grad, {TUNED}"
 BOUND_FIXED = "bound+HWIO conv grad"
+UNROLLED_PADDED = f"jaxadv unrolled+padded col2im, {TUNED}"
 ROW_NAMES = (
     JAXADV,
     HAND,
@@ -77,6 +78,7 @@ ROW_NAMES = (
     ROLLED_FIXED,
     UNROLLED_FIXED,
     BOUND_FIXED,
+    UNROLLED_PADDED,
 )
 REFERENCE = {
     JAXADV: HAND,
@@ -100,6 +102,7 @@ RATIOS = (
     ("unrolled+HWIO conv grad / unrolled", UNROLLED_FIXED, UNROLLED_TUNED),
     ("bound+HWIO conv grad / bound", BOUND_FIXED, BOUND),
     ("rolled+HWIO / bound+HWIO", ROLLED_FIXED, BOUND_FIXED),
+    ("unrolled / unrolled+padded col2im", UNROLLED_TUNED, UNROLLED_PADDED),
 )
 
 
@@ -237,10 +240,35 @@ def hwio_conv_grad():
         raise RuntimeError("No convolution was traced through the HWIO-gradient fix.")
 
 
+def _im2col_padded_taps(x: jax.Array, kh: int, kw: int) -> jax.Array:
+    """conv1's im2col before issue 19's change: taps cut from ``x`` itself, so that its transpose
+    (the col2im of the input gradient) is an add of ``kh·kw`` padded taps."""
+    oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    taps = [x[:, i : i + oh, j : j + ow, :] for i in range(kh) for j in range(kw)]
+    return jnp.concatenate(taps, axis=-1)
+
+
 @contextlib.contextmanager
-def runner_policy(unroll: int, hwio_grad: bool = False):
-    """Traces jaxadv's runner with ``MAX_CPU_UNROLL = unroll``, and optionally the HWIO fix."""
-    with unroll_policy(unroll), hwio_conv_grad() if hwio_grad else contextlib.nullcontext():
+def padded_taps_col2im():
+    """Traces CWNet's conv1 with the im2col before issue 19 (``_im2col_padded_taps``)."""
+    saved = _layers._im2col
+    _layers._im2col = _im2col_padded_taps
+    try:
+        yield
+    finally:
+        _layers._im2col = saved
+
+
+@contextlib.contextmanager
+def runner_policy(unroll: int, hwio_grad: bool = False, padded_taps: bool = False):
+    """Traces jaxadv's runner with ``MAX_CPU_UNROLL = unroll``, and optionally the HWIO fix or
+    the former col2im."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(unroll_policy(unroll))
+        if hwio_grad:
+            stack.enter_context(hwio_conv_grad())
+        if padded_taps:
+            stack.enter_context(padded_taps_col2im())
         yield
 
 
@@ -353,12 +381,12 @@ def make_rows(problem: dict[str, Any], unrolls: tuple[int, ...] = ()) -> list[_t
     keys = jax.random.split(key, images.shape[0])  # what atk.batch hands each example
     tuned = _compile.compiler_options()
 
-    def jaxadv_variant(name, options, unroll, hwio_grad=False) -> _timing.Row:
+    def jaxadv_variant(name, options, unroll, hwio_grad=False, padded_taps=False) -> _timing.Row:
         # `_batched` of jaxadv/attacks/_attack.py (the whole AttackResult, as atk.batch) with our
         # own options and unroll policy (read when the runner is traced, in the trace context).
         fun = jax.jit(jax.vmap(atk.run, in_axes=(None, None, 0, 0, 0, 0)), compiler_options=options)
         args = (victim, hp, images, labels, labels, keys)
-        context = functools.partial(runner_policy, unroll, hwio_grad)
+        context = functools.partial(runner_policy, unroll, hwio_grad, padded_taps)
         return _timing.jitted_row(
             name, fun, *args, output=lambda result: result.x_adv, trace_context=context
         )
@@ -385,6 +413,7 @@ def make_rows(problem: dict[str, Any], unrolls: tuple[int, ...] = ()) -> list[_t
         jaxadv_variant(ROLLED_FIXED, tuned, 1, hwio_grad=True),
         jaxadv_variant(UNROLLED_FIXED, tuned, STEPS, hwio_grad=True),
         bound_variant(BOUND_FIXED, trace_context=hwio_conv_grad),
+        jaxadv_variant(UNROLLED_PADDED, tuned, STEPS, padded_taps=True),
     ]
     assert tuple(row.name for row in rows) == ROW_NAMES
     rows += [jaxadv_variant(unroll_row_name(k), tuned, k) for k in unrolls]

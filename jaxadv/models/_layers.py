@@ -38,9 +38,19 @@ def _conv_valid(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 def _im2col(x: jax.Array, kh: int, kw: int) -> jax.Array:
     """``[b, h, w, c] -> [b, h-kh+1, w-kw+1, kh*kw*c]``: each output pixel's receptive field, taps
-    in HWI order (so that ``_im2col(x) @ kernel.reshape(-1, features)`` is the VALID convolution)."""
+    in HWI order (so that ``_im2col(x) @ kernel.reshape(-1, features)`` is the VALID convolution).
+
+    Each tap is cut from its own copy of ``x`` (a broadcast, free in the forward pass) so that the
+    transpose JAX derives, the col2im of the input gradient, ends in one sum over the copies: a
+    reduction, which XLA computes once into one buffer. Cut from ``x`` itself, the col2im is an
+    add of ``kh·kw`` padded taps, which XLA CPU fuses into the gradient's consumer when it has one
+    (a hand-written loop) but, when it has two (jaxadv's step rule and its zero-gradient check),
+    writes out as ``kh·kw`` image-sized buffers and adds up twice: on the C&W net's 10-step
+    PGD-ℓ∞ at batch 128, 140 against 80 MB of XLA temporaries and 6% of the attack's time
+    (``benchmarks/README.md``, issue 19)."""
     oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-    taps = [x[:, i : i + oh, j : j + ow, :] for i in range(kh) for j in range(kw)]
+    copies = jnp.broadcast_to(x, (kh * kw, *x.shape))
+    taps = [copies[i * kw + j, :, i : i + oh, j : j + ow, :] for i in range(kh) for j in range(kw)]
     return jnp.concatenate(taps, axis=-1)
 
 
