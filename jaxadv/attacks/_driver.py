@@ -142,7 +142,11 @@ def run_calls(attack, calls: list, run_phase: Callable, join_steps: Callable) ->
     ]
 
 
-def _batched(attack, hp_axes, phase, victim, hp, images, labels, targets, keys, carry, trace):
+# The host loop's carries are not donated to the next chunk: measured on CPU (PGD-ℓ∞, 30 steps
+# as 3 chunks, C&W net, batch 512 in 4 calls), donating raised the peak resident memory (197, 211
+# MB against 174, 173 MB; benchmarks/README.md, "Donating the host loop's carry").
+@_compile.jit_static(0, 1, 2)
+def _batched_phase(attack, hp_axes, phase, victim, hp, images, labels, targets, keys, carry, trace):
     """One phase, vmapped over examples and, when ``hp_axes`` is given, over the grid."""
     carry_axis = None if carry is None else 0
     trace_axis = None if trace is None else 0
@@ -153,12 +157,6 @@ def _batched(attack, hp_axes, phase, victim, hp, images, labels, targets, keys, 
         # Keys are shared by all grid points; carries and traces have a grid axis.
         fn = jax.vmap(fn, in_axes=(None, hp_axes, None, None, None, None, carry_axis, trace_axis))
     return fn(victim, hp, images, labels, targets, keys, carry, trace)
-
-
-# The host loop's carries are not donated to the next chunk: measured on CPU (PGD-ℓ∞, 30 steps
-# as 3 chunks, C&W net, batch 512 in 4 calls), donating raised the peak resident memory (197, 211
-# MB against 174, 173 MB; benchmarks/README.md, "Donating the host loop's carry").
-_batched_phase = _compile.jit_static(0, 1, 2)(_batched)
 
 
 def batch_layout(size: int, max_batch: int | None) -> tuple[int, int]:
