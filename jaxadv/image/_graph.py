@@ -123,8 +123,8 @@ def pixel_graph(
       A :class:`PixelGraph`.
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     _checks.check_choice("neighbors", neighbors, tuple(OFFSETS))
     _checks.check_choice("kernel", kernel, FEATURE_KERNELS)

@@ -89,8 +89,8 @@ def dense_laplacian(graph: PixelGraph, alpha: jax.Array) -> jax.Array:
       ``f32[g, n, n]``, ``n = h·w``.
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     w = graph.dense()
     return (jnp.eye(w.shape[-1], dtype=w.dtype) - alpha * w) / (1.0 - alpha)
@@ -344,8 +344,8 @@ def solve_laplacian(
       ``(s, status)``: the smoothed signal ``[h, w, c]`` and a :class:`SolveStatus`.
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     _checks.check_choice("method", method, METHODS)
     _checks.check_choice("preconditioner", preconditioner, PRECONDITIONERS)
@@ -526,8 +526,8 @@ def smoother(
       A :class:`Smoother`.
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     _checks.check_choice("method", method, METHODS)
     _checks.check_choice("preconditioner", preconditioner, PRECONDITIONERS)

@@ -68,8 +68,8 @@ def min_successful_distortion(success: Any, distortion: Any) -> tuple[np.ndarray
       ``(any_success[b], smallest[b])``.
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     success = _flags("success", success)
     distortion = np.asarray(distortion, np.float64)
@@ -97,8 +97,8 @@ def success_probability(success: Any, distortion: Any, clean_correct: Any | None
       ``P_suc`` as a float (NaN for no image).
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     ok, _ = _validated(success, distortion, clean_correct)
     return float(np.mean(ok)) if ok.size else float("nan")
@@ -118,8 +118,8 @@ def conditional_distortion(
       ``D̄`` as a float.
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     ok, dist = _validated(success, distortion, clean_correct)
     return float(np.mean(dist[ok])) if np.any(ok) else float("nan")
@@ -148,8 +148,8 @@ def operating_characteristic(
       (array([0. , 0.5, 1. , 1.5]), array([0.  , 0.25, 0.5 , 0.75]))
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     ok, dist = _validated(success, distortion, clean_correct)
     n = max(ok.size, 1)
@@ -172,8 +172,8 @@ def protocol_row(success: Any, distortion: Any, clean_correct: Any | None = None
       ``{"P_suc": float, "D_bar": float}``.
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     return {
         "P_suc": success_probability(success, distortion, clean_correct),

@@ -28,8 +28,8 @@ class Smoothed:
       additive: False (the latent is ``z``, not the perturbation).
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
 
     smoother: Smoother

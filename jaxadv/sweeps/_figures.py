@@ -217,8 +217,8 @@ def plot_operating_characteristic(
       The :class:`matplotlib.figure.Figure`.
 
     References:
-      Zhang, Chen, Sauer & Shao, "Smooth adversarial examples", EURASIP J. on Information Security
-      2020.
+      Zhang, Avrithis, Furon & Amsaleg, "Smooth adversarial examples", EURASIP J. on
+      Information Security 2020.
     """
     cols = validate_table(table)
     if norm not in NORM_NAMES:
