@@ -14,18 +14,21 @@ per size, timed in interleaved rounds in this one process (ratios paired within 
 - ``victim fwd+bwd``: one gradient of the batch's loss — the cost of a C&W iteration's core;
 - ``smoothing fwd+bwd``: ŝ_α applied to the batch and differentiated (two CG solves of at most 50
   iterations, the implicit adjoint) — what sC&W adds per iteration;
-- ``C&W`` and ``sC&W`` (implicit CG, tolerance 1e-5, at most 50 iterations, each iteration's two
-  solves warm-started from the previous iteration's solutions), ``sC&W cold`` (the same, every
-  solve from 0: the form before issue 19), ``sC&W polynomial`` (warm, and CG preconditioned by
-  ``I + α𝒲``: ``SmoothingConfig(preconditioner="polynomial")``), ``sC&W one-reduction`` (``sC&W`` with
+- ``C&W`` and ``sC&W`` (implicit CG on the red-black reduced system, tolerance 1e-5, at most 50
+  iterations, each iteration's two solves warm-started from the previous iteration's solutions),
+  ``sC&W full system`` (the same CG on the full system, ``SmoothingConfig(reduction="none")``:
+  the form before the reduction), ``sC&W cold`` (every solve from 0: the form before issue 19's
+  warm starts), ``sC&W polynomial`` (warm, and CG preconditioned by the polynomial
+  ``SmoothingConfig(preconditioner="polynomial")``), ``sC&W one-reduction`` (``sC&W`` with
   CG's per-channel inner products as one reduction each, the form before the blocked sums of
   issue 19; ``smoothing fwd+bwd`` is compiled by a plain ``jax.jit`` and so uses that form) and ``sC&W unrolled`` (exactly
   50 iterations, differentiated through them as the published code does; ``--no-unrolled``
   leaves it out): whole attacks of ``--steps`` iterations (one search step), reported per
   iteration.
 
-Before the timings, each size prints the CG iterations per solve of one sC&W run, warm, cold
-and polynomial-preconditioned (same images, same tolerance; every solve counted: the forward and
+Before the timings, each size prints the CG iterations per solve of one sC&W run, warm, on the
+full system, cold and polynomial-preconditioned (same images, same tolerance; every solve
+counted: the forward and
 adjoint ones of every iteration, and the smoother's own solve of ``s_α(1)``; a preconditioned
 iteration makes two products with ℒ_α), and the largest difference of their ``x_adv`` from the
 warm run's.
@@ -94,13 +97,22 @@ def _rows(size: int, batch: int, steps: int, seed: int = 0, unrolled: bool = Tru
     ]
     cw = attacks.cw_l2(steps=steps, search_steps=1)
     implicit = attacks.scw(steps=steps, search_steps=1)
+    full = attacks.scw(
+        steps=steps, search_steps=1, smoothing=attacks.SmoothingConfig(reduction="none")
+    )
     cold = attacks.scw(
         steps=steps, search_steps=1, smoothing=attacks.SmoothingConfig(warm_start=False)
     )
     polynomial = attacks.scw(
         steps=steps, search_steps=1, smoothing=attacks.SmoothingConfig(preconditioner="polynomial")
     )
-    named = [("C&W", cw), ("sC&W", implicit), ("sC&W cold", cold), ("sC&W polynomial", polynomial)]
+    named = [
+        ("C&W", cw),
+        ("sC&W", implicit),
+        ("sC&W full system", full),
+        ("sC&W cold", cold),
+        ("sC&W polynomial", polynomial),
+    ]
     if unrolled:
         named.append(
             (
@@ -157,6 +169,7 @@ def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
     try:
         configs = {
             "warm": attacks.SmoothingConfig(),
+            "full system": attacks.SmoothingConfig(reduction="none"),
             "cold": attacks.SmoothingConfig(warm_start=False),
             "polynomial": attacks.SmoothingConfig(preconditioner="polynomial"),
         }
@@ -174,7 +187,7 @@ def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
         # every run without --no-count timed sC&W, sC&W cold and sC&W polynomial with a host
         # callback per solve: 1.33-1.35x the uncounted time at 32×32, batch 32).
         jax.clear_caches()
-    for name in ("cold", "polynomial"):
+    for name in ("full system", "cold", "polynomial"):
         out[f"max |x_adv warm - {name}|"] = float(np.max(np.abs(out["warm"][2] - out[name][2])))
     return out
 
@@ -202,9 +215,11 @@ def main(argv: list[str] | None = None) -> dict:
             ""
             if iters is None
             else f"\n{size}×{size}×3, batch {batch}: CG iterations per solve, warm "
-            f"{iters['warm'][0]:.1f} / cold {iters['cold'][0]:.1f} / polynomial "
-            f"{iters['polynomial'][0]:.1f} ({iters['warm'][1]} solves each); max |x_adv warm − "
-            f"cold| = {iters['max |x_adv warm - cold|']:.2e}, warm − polynomial "
+            f"{iters['warm'][0]:.1f} / full system {iters['full system'][0]:.1f} / cold "
+            f"{iters['cold'][0]:.1f} / polynomial {iters['polynomial'][0]:.1f} "
+            f"({iters['warm'][1]} solves each); max |x_adv warm − full system| = "
+            f"{iters['max |x_adv warm - full system|']:.2e}, warm − cold "
+            f"{iters['max |x_adv warm - cold|']:.2e}, warm − polynomial "
             f"{iters['max |x_adv warm - polynomial|']:.2e}"
         )
         rows = _rows(size, batch, args.steps, unrolled=not args.no_unrolled)
@@ -220,6 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name:<22}{med * 1e3:>18.2f}  {spread:<16}{compile_s[name]:>8.1f}")
         ratios = {
             "sC&W / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W"),
+            "sC&W full / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W full system"),
+            "sC&W / sC&W full": _timing.paired_speed_ratio(times, "sC&W full system", "sC&W"),
             "sC&W cold / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W cold"),
             "sC&W polynomial / C&W": _timing.paired_speed_ratio(times, "C&W", "sC&W polynomial"),
             "sC&W / sC&W cold": _timing.paired_speed_ratio(times, "sC&W cold", "sC&W"),
@@ -230,7 +247,9 @@ def main(argv: list[str] | None = None) -> dict:
             ),
         }
         if not args.no_unrolled:
-            ratios["sC&W unrolled / C&W"] = _timing.paired_speed_ratio(times, "C&W", "sC&W unrolled")
+            ratios["sC&W unrolled / C&W"] = _timing.paired_speed_ratio(
+                times, "C&W", "sC&W unrolled"
+            )
         for name, values in ratios.items():
             med, lo, hi = _timing.summary(values)
             print(f"{name:<22}{med:>18.2f}  ({lo:.2f}–{hi:.2f})   ratio of times")

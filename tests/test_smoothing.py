@@ -217,6 +217,9 @@ def test_too_few_iterations_are_reported_and_strict_mode_raises(image, signal):
         (dict(kernel="cauchy"), r"kernel"),
         (dict(method="lu"), r"method"),
         (dict(maxiter=0), r"maxiter"),
+        (dict(reduction="cyclic"), r"reduction"),
+        (dict(reduction="red-black", neighbors=8), r"`reduction`='red-black' needs a 4-neighbour"),
+        (dict(reduction="red-black", method="unrolled"), r"`reduction`='red-black' reduces"),
     ],
 )
 def test_bad_arguments_are_named(image, kwargs, match):
@@ -235,8 +238,8 @@ def test_signal_must_match_the_graph(image):
         smoother(image[..., 0], 0.9, 0.2)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _high_alpha_solves(size, alphas):
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _high_alpha_solves(size, alphas, reduction):
     """At each α (vmapped, one compile per size; σ_f = 0.1): ``solve_laplacian`` of a signal
     (channel 0 constant, 1–2 random), and at size 12 the strict smoother (raises unless it
     converged)."""
@@ -246,21 +249,23 @@ def _high_alpha_solves(size, alphas):
     graph = pixel_graph(x0, 0.1)
 
     def one(a):
-        s, status = solve_laplacian(graph, a, z, maxiter=1000, tol=1e-5)
+        s, status = solve_laplacian(graph, a, z, maxiter=1000, tol=1e-5, reduction=reduction)
         if size != 12:  # the strict smoother once is enough (it costs a compile)
             return s, status, status.converged
-        strict = smoother(x0, a, 0.1, maxiter=1000, strict=True)
+        strict = smoother(x0, a, 0.1, maxiter=1000, strict=True, reduction=reduction)
         return s, status, strict.status.converged
 
     return x0, z, jax.vmap(one)(alphas)
 
 
 @pytest.mark.parametrize("size", [12, pytest.param(32, marks=pytest.mark.slow)])  # 32: ~7 s
-def test_cg_converges_at_high_alpha_and_strict_mode_passes(size):
+@pytest.mark.parametrize("reduction", ["auto", "none"])
+def test_cg_converges_at_high_alpha_and_strict_mode_passes(size, reduction):
     # α = 0.99 and the paper's ImageNet 0.997: CG used to stop at 80–160 iterations on its drifted
     # running residual, with the true one 2–10× above tol (status False, strict always raising).
-    alphas = np.array([0.99, 0.997], np.float32)
-    x0, z, (s, status, strict) = _high_alpha_solves(size, alphas)
+    # α = 0.95 is the check of the reported residual above float32's floor.
+    alphas = np.array([0.95, 0.99, 0.997], np.float32)
+    x0, z, (s, status, strict) = _high_alpha_solves(size, alphas, reduction)
     assert np.all(np.asarray(status.converged)) and np.all(np.asarray(strict))
     assert np.all(np.asarray(status.iterations) < 1000)
     if size != 12:
@@ -274,17 +279,21 @@ def test_cg_converges_at_high_alpha_and_strict_mode_passes(size):
         sf = sf.reshape(-1, 3)
         r = zf - (np.eye(size * size) - a * adjacency) @ sf / (1 - a)
         residual = np.linalg.norm(r, axis=0) / np.linalg.norm(zf, axis=0)
-        # The reported residual is the true one recomputed in float32, not CG's drifting running
-        # residual (≤ tol/2 while the true one was 2-10× tol: 4-20× off). At α = 0.997 it lies
-        # below float32's rounding floor for ℒ_α s (``floor`` below), so the float32 value moves
-        # with XLA's summation order: from float64 by 12-14% under the suite's loop emitter on
-        # one x86 CPU, by 26% on another (AVX-512 with AMX).
-        np.testing.assert_allclose(residual.max(), float(reported), rtol=0.5)
+        # float32 cannot beat rounding s (u·‖ℒ_α‖·‖s‖) plus the rounding of ℒ_α s
+        ratio = np.linalg.norm(sf, axis=0) / np.linalg.norm(zf, axis=0)
+        floor = 2 * 2.0**-24 * (1 + a) / (1 - a) * ratio
+        if floor.max() < 0.5e-5:
+            # Above the floor, the reported residual is the true one, not CG's drifting running
+            # residual (≤ tol/2 while the true one was 2-10× tol: 4-20× off).
+            np.testing.assert_allclose(residual.max(), float(reported), rtol=0.5)
+        else:
+            # Below it the reported value says little of the float64 one: it moved by 12-26%
+            # with XLA's summation order on the full system, and the red-black reduced residual
+            # leaves out the rounding of the black pixels' back-substitution (0.83 off at 0.99).
+            assert float(reported) <= max(1e-5, floor.max()), (reported, floor)
         if a < 0.995:  # the promise as asked: residual ≤ tol in every channel
             assert np.all(residual <= 1e-5), residual
-        else:  # float32 cannot beat rounding s (u·‖ℒ_α‖·‖s‖) plus the rounding of ℒ_α s
-            ratio = np.linalg.norm(sf, axis=0) / np.linalg.norm(zf, axis=0)
-            floor = 2 * 2.0**-24 * (1 + a) / (1 - a) * ratio
+        else:
             assert np.all(residual <= np.maximum(1e-5, floor)), (residual, floor)
 
 
@@ -395,22 +404,43 @@ def test_polynomial_preconditioner_keeps_the_solution_in_about_half_the_iteratio
             lambda z: jnp.sum(weights * solve_laplacian(graph, alpha, z, method="dense")[0])
         )(z)
 
-        def solve(pc, start=None):
+        def solve(pc, start=None):  # on the full system: the iteration counts compare
             return solve_laplacian(
-                graph, alpha, z, tol=tol, maxiter=2000, start=start, preconditioner=pc
+                graph,
+                alpha,
+                z,
+                tol=tol,
+                maxiter=2000,
+                start=start,
+                preconditioner=pc,
+                reduction="none",
             )
 
         def grad(pc):
             return jax.grad(
                 lambda z: jnp.sum(
                     weights
-                    * solve_laplacian(graph, alpha, z, tol=tol, maxiter=2000, preconditioner=pc)[0]
+                    * solve_laplacian(
+                        graph,
+                        alpha,
+                        z,
+                        tol=tol,
+                        maxiter=2000,
+                        preconditioner=pc,
+                        reduction="none",
+                    )[0]
                 )
             )(z)
 
         near = dense + 1e-3 * jnp.sign(z)
-        return (dense, gdense, solve("none"), solve("polynomial"),
-                solve("polynomial", (near, near)), grad("polynomial"))
+        return (
+            dense,
+            gdense,
+            solve("none"),
+            solve("polynomial"),
+            solve("polynomial", (near, near)),
+            grad("polynomial"),
+        )
 
     for alpha in (0.95, 0.997):
         dense, gdense, plain, poly, warm, gpoly = run(x0, z, jnp.float32(alpha))
@@ -420,7 +450,9 @@ def test_polynomial_preconditioner_keeps_the_solution_in_about_half_the_iteratio
             assert bool(status.converged)
             np.testing.assert_allclose(s, dense, atol=atol)
         np.testing.assert_allclose(poly[0], plain[0], atol=atol)
-        np.testing.assert_allclose(gpoly, gdense, atol=atol * float(jnp.max(jnp.abs(gdense))) / scale)
+        np.testing.assert_allclose(
+            gpoly, gdense, atol=atol * float(jnp.max(jnp.abs(gdense))) / scale
+        )
         assert int(poly[1].iterations) <= 0.6 * int(plain[1].iterations), (poly[1], plain[1])
         assert int(warm[1].iterations) < int(poly[1].iterations)
 

@@ -13,10 +13,12 @@ from jaxadv.image._magnify import magnified_to_unit as magnified_to_unit
 from jaxadv.image._magnify import magnify as magnify
 from jaxadv.image._smoothing import METHODS as SMOOTHING_METHODS
 from jaxadv.image._smoothing import PRECONDITIONERS as SMOOTHING_PRECONDITIONERS
+from jaxadv.image._smoothing import REDUCTIONS as SMOOTHING_REDUCTIONS
 from jaxadv.image._smoothing import Smoother as Smoother
 from jaxadv.image._smoothing import SmoothingNotConverged as SmoothingNotConverged
 from jaxadv.image._smoothing import SolveStatus as SolveStatus
 from jaxadv.image._smoothing import check_alpha as check_smoothing_alpha
+from jaxadv.image._smoothing import check_reduction as check_smoothing_reduction
 from jaxadv.image._smoothing import dense_laplacian as dense_laplacian
 from jaxadv.image._smoothing import smoother as smoother
 from jaxadv.image._smoothing import smoothness_penalty as smoothness_penalty

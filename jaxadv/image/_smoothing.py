@@ -11,7 +11,9 @@ Three solvers, chosen by a static ``method``:
 
 - ``"cg"``: conjugate gradient to a relative tolerance (or ``maxiter`` iterations), under
   ``lax.custom_linear_solve``: the backward pass solves the (same, symmetric) adjoint system
-  instead of differentiating through the iterations.
+  instead of differentiating through the iterations. On a 4-neighbour graph it solves the
+  red-black reduced system on half the pixels (``_red_black.py``; ``reduction="none"``: the
+  full system).
 - ``"unrolled"``: exactly ``maxiter`` CG iterations from ``x = z``, differentiated through the
   iterations — the published code's scheme (50 iterations), for parity.
 - ``"dense"``: the explicit inverse of ``ℒ_α`` per graph, for small images (the paper's MNIST
@@ -33,9 +35,11 @@ from flax import struct
 
 from jaxadv import _checks, _compile
 from jaxadv.image._graph import PixelGraph, neighbour_sum, pixel_graph
+from jaxadv.image._red_black import RedBlack, red_black
 
 METHODS = ("cg", "unrolled", "dense")
 PRECONDITIONERS = ("none", "polynomial")
+REDUCTIONS = ("auto", "red-black", "none")
 _TINY = 1e-30
 
 
@@ -160,23 +164,28 @@ def _to_channels_last(z):
     return jnp.moveaxis(z, 0, -1)
 
 
-def _accepted(alpha, z, s, tol):
-    """The relative residual accepted per channel: ``tol``, or float32's floor when higher.
+def _accepted(alpha, zz, s, tol):
+    """The relative residual accepted per channel: ``tol``, or float32's floor when higher
+    (``zz``: the squared norm per channel that the residual is relative to, ``‖z‖²``).
 
     Rounding the exact ``s`` to float32 (unit roundoff u = 2⁻²⁴) moves it by up to u‖s‖, hence
     the residual by up to ``u·‖ℒ_α‖·‖s‖ = u·(1 + α)/(1 − α)·‖s‖``, and the float32 product
     ``ℒ_α s`` that measures the residual errs by as much again (its ``(s − α𝒲s)/(1 − α)``
     cancels): the floor is twice that. At α = 0.997 it is ~8e-5·‖s‖/‖z‖ (measured: the exact
-    solution for a 12×12 image, rounded to float32, has residual 1.5e-5 > the default tol)."""
+    solution for a 12×12 image, rounded to float32, has residual 1.5e-5 > the default tol).
+
+    For the red-black reduced system (``_red_black.py``) ``s`` is the red part ``s_r``: its
+    operator ``M`` has norm ``1/(1 − α)``, below ``ℒ_α``'s by the factor ``1 + α``, so the same
+    formula on ``‖s_r‖ ≤ ‖s‖`` bounds the reduced floor as well."""
     floor = 2.0 * 2.0**-24 * (1.0 + alpha) / (1.0 - alpha)
-    ratio = jnp.sqrt(_channel_dot(s, s) / jnp.maximum(_channel_dot(z, z), _TINY))
+    ratio = jnp.sqrt(_channel_dot(s, s) / jnp.maximum(zz, _TINY))
     return jnp.maximum(tol, floor * ratio)
 
 
 def _status(matvec, alpha, z, s, tol, iterations) -> SolveStatus:
     r = z - matvec(s)
     residual = jnp.sqrt(_channel_dot(r, r) / jnp.maximum(_channel_dot(z, z), _TINY))
-    converged = jnp.all(residual <= _accepted(alpha, z, s, tol))
+    converged = jnp.all(residual <= _accepted(alpha, _channel_dot(z, z), s, tol))
     return SolveStatus(converged, jnp.max(residual), jnp.asarray(iterations, jnp.int32))
 
 
@@ -239,11 +248,13 @@ def _start(matvec, z, x, zz=None, precondition=None):
     return (x, r, p, rz, rr), floor
 
 
-def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None, preconditioner="none"):
+def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None, preconditioner="none", reference=None):
     """CG from ``x`` (a warm start; None: 0) until every channel's TRUE residual is accepted
     (``_accepted``: ≤ tol·‖z‖, or float32's floor) or ``maxiter`` iterations in all.
     ``preconditioner="polynomial"`` preconditions it with :func:`_polynomial_preconditioner`
-    (the stopping tests read the same unpreconditioned residual).
+    (the stopping tests read the same unpreconditioned residual). ``reference`` is the squared
+    norm per channel that residuals are relative to (None: ``‖z‖²``; the red-black reduced
+    system's residual is relative to the full right-hand side's norm).
 
     The inner loop watches the recursively updated residual and aims at tol/2; in float32 that
     estimate drifts from the true residual (at α ≥ 0.99 it stopped with the true one 2–10× above
@@ -253,6 +264,7 @@ def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None, preconditioner="non
     product with ℒ_α)."""
     precondition = _polynomial_preconditioner(matvec, alpha) if preconditioner != "none" else None
     zz = _channel_dot(z, z)
+    reference = zz if reference is None else reference
     # From 0 the residual is z itself: no product with ℒ_α.
     cold = (jnp.zeros_like(z), z, *_first_direction(z, zz, precondition), zz)
     floor = jnp.maximum(1e-14 * zz, 1e-18)
@@ -262,7 +274,7 @@ def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None, preconditioner="non
         warm, _ = _start(matvec, z, x, zz, precondition)
         better = warm[4] < zz
         state = jax.tree.map(lambda w, c: jnp.where(better, w, c), warm, cold)
-    target = jnp.maximum(jnp.square(0.5 * tol) * zz, floor)
+    target = jnp.maximum(jnp.square(0.5 * tol) * reference, floor)
 
     def inner_cond(carry):
         i, (*_, rr) = carry
@@ -275,7 +287,7 @@ def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None, preconditioner="non
     def outer_cond(carry):
         i, (x, *_, rr) = carry
         # Above the inner loop's floor too, so that a restart always takes an iteration.
-        accepted = jnp.maximum(jnp.square(_accepted(alpha, z, x, tol)) * zz, floor)
+        accepted = jnp.maximum(jnp.square(_accepted(alpha, reference, x, tol)) * reference, floor)
         return (i < maxiter) & jnp.any(rr > accepted)
 
     def outer_body(carry):
@@ -284,9 +296,47 @@ def _cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None, preconditioner="non
         return i, _start(matvec, z, x, precondition=precondition)[0]
 
     iterations, (x, *_, rr) = jax.lax.while_loop(outer_cond, outer_body, (0, state))
-    residual = jnp.sqrt(rr / jnp.maximum(zz, _TINY))
-    converged = jnp.all(residual <= _accepted(alpha, z, x, tol))
+    residual = jnp.sqrt(rr / jnp.maximum(reference, _TINY))
+    converged = jnp.all(residual <= _accepted(alpha, reference, x, tol))
     return x, SolveStatus(converged, jnp.max(residual), jnp.asarray(iterations, jnp.int32))
+
+
+def _cg_reduced(reduced: RedBlack, z, tol, maxiter, x=None, preconditioner="none"):
+    """:func:`_cg_to_tolerance` on the red-black reduced system of ``ℒ_α s = z`` (``z``, ``x``
+    and the result ``[c, h, w]``): CG on the red pixels, the black ones solved for after. The
+    status reads the reduced residual, which is the full one (``_red_black.py``)."""
+    y, z_black = reduced.rhs(z)
+    start = None if x is None else reduced.red(x)
+    s_red, status = _cg_to_tolerance(
+        reduced.matvec, reduced.alpha, y, tol, maxiter, start, preconditioner, _channel_dot(z, z)
+    )
+    return reduced.merge(s_red, z_black), status
+
+
+def _reduction_for(graph: PixelGraph, alpha, method: str, reduction: str) -> RedBlack | None:
+    """The red-black reduction ``"cg"`` solves with, or None (see :func:`solve_laplacian`;
+    ``reduction`` already checked)."""
+    if reduction == "none" or method != "cg" or len(graph.offsets) != 2:
+        return None
+    return red_black(graph, alpha)
+
+
+def check_reduction(reduction: str, *, method: str, neighbors: int) -> None:
+    """Raises a ValueError for an unknown ``reduction``, or ``"red-black"`` asked of a solve it
+    cannot reduce: another method than ``"cg"``, or an 8-neighbour graph (not bipartite)."""
+    _checks.check_choice("reduction", reduction, REDUCTIONS)
+    if reduction != "red-black":
+        return
+    if method != "cg":
+        raise ValueError(
+            f"`reduction`='red-black' reduces the \"cg\" solves only; got method={method!r} "
+            "(pass reduction='auto' or 'none')."
+        )
+    if neighbors != 4:
+        raise ValueError(
+            "`reduction`='red-black' needs a 4-neighbour pixel graph (8 neighbours make it "
+            f"non-bipartite); got neighbors={neighbors} (pass reduction='auto' or 'none')."
+        )
 
 
 def _cg_fixed(matvec, z, maxiter):
@@ -309,6 +359,7 @@ def solve_laplacian(
     tol: float = 1e-5,
     start: tuple[jax.Array, jax.Array] | None = None,
     preconditioner: str = "none",
+    reduction: str = "auto",
 ) -> tuple[jax.Array, SolveStatus]:
     """``s_α(z) = ℒ_α⁻¹ z`` for a signal ``z`` of shape ``[h, w, c]``, and how the solve ended.
 
@@ -330,6 +381,13 @@ def solve_laplacian(
     iterations, each with two products with ``ℒ_α``; see :func:`_polynomial_preconditioner`);
     the solve stops on the same true residual. Other methods ignore it.
 
+    ``reduction`` (``"cg"`` only): ``"red-black"`` solves the system reduced to half the pixels
+    (``_red_black.py``: condition number ``1/(1 − α²)`` instead of ``(1 + α)/(1 − α)``, about
+    half the iterations, each on half the pixels), ``"none"`` the full system, ``"auto"``
+    (default) the reduced one wherever the graph allows it (4 neighbours). Either stops on the
+    full system's true residual; ``status.iterations`` counts the iterations of the system
+    solved.
+
     Args:
       graph: a :class:`PixelGraph`.
       alpha: in [0, 1).
@@ -339,6 +397,7 @@ def solve_laplacian(
       tol: the relative residual aimed at.
       start: ``(guess, adjoint_guess)``, both ``[h, w, c]``, for ``"cg"`` (None: from 0).
       preconditioner: ``"none"`` or ``"polynomial"``, for ``"cg"``.
+      reduction: ``"auto"``, ``"red-black"`` or ``"none"``, for ``"cg"``.
 
     Returns:
       ``(s, status)``: the smoothed signal ``[h, w, c]`` and a :class:`SolveStatus`.
@@ -352,10 +411,16 @@ def solve_laplacian(
     _checks.check_positive_int("maxiter", maxiter)
     _checks.check_nonnegative("tol", tol)
     check_alpha(alpha)
+    check_reduction(reduction, method=method, neighbors=2 * len(graph.offsets))
     graph.check_signal("z", z)
     alpha = jnp.asarray(alpha, jnp.float32)
     z = jnp.asarray(z, jnp.float32)
+    reduced = _reduction_for(graph, alpha, method, reduction)
+    return _solve(graph, alpha, z, method, maxiter, tol, start, preconditioner, reduced)
 
+
+def _solve(graph, alpha, z, method, maxiter, tol, start, preconditioner, reduced):
+    """:func:`solve_laplacian` with its arguments checked and the reduction (or None) built."""
     matvec = _channels_first(graph, alpha)
     zt = _to_channels_first(z)
     if method == "dense":
@@ -372,11 +437,16 @@ def solve_laplacian(
             _to_channels_first(jax.lax.stop_gradient(jnp.asarray(g, jnp.float32))) for g in start
         )
 
+    def cg(matvec, b, guess):
+        if reduced is not None:  # solves the same system as `matvec`, on half the pixels
+            return _cg_reduced(reduced, b, tol, maxiter, guess, preconditioner)
+        return _cg_to_tolerance(matvec, alpha, b, tol, maxiter, guess, preconditioner)
+
     def solve(matvec, b):
-        return _cg_to_tolerance(matvec, alpha, b, tol, maxiter, guesses[0], preconditioner)
+        return cg(matvec, b, guesses[0])
 
     def transpose_solve(vecmat, b):  # ℒ_α is symmetric: the adjoint system is the same one
-        return _cg_to_tolerance(vecmat, alpha, b, tol, maxiter, guesses[1], preconditioner)
+        return cg(vecmat, b, guesses[1])
 
     st, status = jax.lax.custom_linear_solve(
         matvec, zt, solve, transpose_solve=transpose_solve, has_aux=True
@@ -431,6 +501,8 @@ class Smoother:
       alpha: α of ``ℒ_α``.
       scale: ``1/s_α(1)`` per pixel (ones when not normalising).
       inverse: ``ℒ_α⁻¹`` per graph for ``method="dense"``, else None.
+      reduced: the red-black reduction that ``"cg"`` solves with (:func:`solve_laplacian`'s
+        ``reduction``), built once with the smoother, else None.
       status: how the solve of ``s_α(1)`` ended. Later solves use the same operator (CG's rate
         is set by its spectrum) and usually end alike, but only ``strict=True`` checks each one.
       method, maxiter, tol, strict, preconditioner: the solver settings (static).
@@ -440,6 +512,7 @@ class Smoother:
     alpha: jax.Array
     scale: jax.Array
     inverse: jax.Array | None
+    reduced: RedBlack | None
     status: SolveStatus
     method: str = struct.field(pytree_node=False, default="cg")
     maxiter: int = struct.field(pytree_node=False, default=50)
@@ -462,15 +535,17 @@ class Smoother:
             zt, st = _to_channels_first(z), _to_channels_first(s)
             status = _status(matvec, self.alpha, zt, st, self.tol, 0)
         else:
-            s, status = solve_laplacian(
+            start = start if self.method == "cg" else None
+            s, status = _solve(
                 self.graph,
                 self.alpha,
                 z,
-                method=self.method,
-                maxiter=self.maxiter,
-                tol=self.tol,
-                start=start if self.method == "cg" else None,
-                preconditioner=self.preconditioner,
+                self.method,
+                self.maxiter,
+                self.tol,
+                start,
+                self.preconditioner,
+                self.reduced,
             )
         if self.strict:
             _raise_unless_converged(status, self.maxiter, self.tol)
@@ -496,6 +571,7 @@ def smoother(
     tol: float = 1e-5,
     strict: bool = False,
     preconditioner: str = "none",
+    reduction: str = "auto",
 ) -> Smoother:
     """The smoothing ``ŝ_α`` guided by the clean image ``x0`` (``[h, w, c]``), paper Eq. 8–9.
 
@@ -521,6 +597,7 @@ def smoother(
       tol: the relative residual aimed at.
       strict: raise :class:`SmoothingNotConverged` on a missed tolerance.
       preconditioner: ``"none"`` or ``"polynomial"`` (see :func:`solve_laplacian`).
+      reduction: ``"auto"``, ``"red-black"`` or ``"none"`` (see :func:`solve_laplacian`).
 
     Returns:
       A :class:`Smoother`.
@@ -534,6 +611,7 @@ def smoother(
     _checks.check_positive_int("maxiter", maxiter)
     _checks.check_nonnegative("tol", tol)
     check_alpha(alpha)
+    check_reduction(reduction, method=method, neighbors=neighbors)
     graph = pixel_graph(
         x0,
         bandwidth,
@@ -549,6 +627,7 @@ def smoother(
         alpha=alpha,
         scale=jnp.ones(graph.shape, jnp.float32),
         inverse=inverse,
+        reduced=_reduction_for(graph, alpha, method, reduction),
         status=SolveStatus(jnp.ones((), bool), jnp.zeros(()), jnp.zeros((), jnp.int32)),
         method=method,
         maxiter=maxiter,
