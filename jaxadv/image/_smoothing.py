@@ -323,7 +323,16 @@ def _reduction_for(graph: PixelGraph, alpha, method: str, reduction: str) -> Red
 
 def check_reduction(reduction: str, *, method: str, neighbors: int) -> None:
     """Raises a ValueError for an unknown ``reduction``, or ``"red-black"`` asked of a solve it
-    cannot reduce: another method than ``"cg"``, or an 8-neighbour graph (not bipartite)."""
+    cannot reduce: another method than ``"cg"``, or an 8-neighbour graph (not bipartite).
+
+    Args:
+      reduction: ``"auto"``, ``"red-black"`` or ``"none"`` (see :func:`solve_laplacian`).
+      method: the solver, ``"cg"``, ``"unrolled"`` or ``"dense"``.
+      neighbors: the pixel graph's neighbourhood, 4 or 8.
+
+    Raises:
+      ValueError: naming ``reduction`` and what it cannot be combined with.
+    """
     _checks.check_choice("reduction", reduction, REDUCTIONS)
     if reduction != "red-black":
         return
