@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxadv import attacks, image
-from jaxadv.image import _smoothing
+from jaxadv.image import _cg
 from jaxadv.losses import cross_entropy
 from jaxadv.models import _cw_net
 from jaxadv.models._victim import from_flax
@@ -138,14 +138,14 @@ def _rows(size: int, batch: int, steps: int, seed: int = 0, unrolled: bool = Tru
 
 @contextlib.contextmanager
 def _one_reduction_dots(active: bool):
-    """While active, CG's per-channel inner products are ``_smoothing._plain_channel_dot``."""
-    blocked = _smoothing._channel_dot
+    """While active, CG's per-channel inner products are ``_cg._plain_channel_dot``."""
+    blocked = _cg.channel_dot
     if active:
-        _smoothing._channel_dot = _smoothing._plain_channel_dot
+        _cg.channel_dot = _cg._plain_channel_dot
     try:
         yield
     finally:
-        _smoothing._channel_dot = blocked
+        _cg.channel_dot = blocked
 
 
 def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
@@ -156,7 +156,7 @@ def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
     victim = _victim(size, k_victim)
     images = jax.random.uniform(k_images, (batch, size, size, 3))
     labels = jnp.argmax(victim.batch(images), -1).astype(jnp.int32)
-    solver = _smoothing._cg_to_tolerance
+    solver = _cg.cg_to_tolerance
     counts: list = []
 
     def counted(*args):
@@ -165,7 +165,7 @@ def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
         return x, status
 
     out = {}
-    _smoothing._cg_to_tolerance = counted
+    _cg.cg_to_tolerance = counted
     try:
         configs = {
             "warm": attacks.SmoothingConfig(),
@@ -181,7 +181,7 @@ def cg_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
             every = np.concatenate(counts)
             out[name] = (float(every.mean()), every.size, np.asarray(x_adv))
     finally:
-        _smoothing._cg_to_tolerance = solver
+        _cg.cg_to_tolerance = solver
         # The driver's jit cache is keyed by the attack, which equals the timed rows' attacks:
         # without this, those rows would reuse these traces, callbacks included (before this line,
         # every run without --no-count timed sC&W, sC&W cold and sC&W polynomial with a host

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jaxadv import _compile
-from jaxadv.image import _smoothing
+from jaxadv.image import _cg
 from jaxadv.image._graph import pixel_graph
 from jaxadv.image._smoothing import (
     SmoothingNotConverged,
@@ -473,11 +473,11 @@ def test_blocked_channel_dot_equals_the_one_reduction(shape):
     b = jax.random.normal(jax.random.key(7), shape)
     exact = np.einsum("chw,chw->c", np.float64(a), np.float64(b)).reshape(-1, 1, 1)
     bound = 4 * 2.0**-24 * np.einsum("chw,chw->c", np.abs(np.float64(a)), np.abs(np.float64(b)))
-    for dot in (_smoothing._blocked_channel_dot, _smoothing._plain_channel_dot):
+    for dot in (_cg._blocked_channel_dot, _cg._plain_channel_dot):
         got = np.asarray(jax.jit(dot)(a, b), np.float64)
         assert got.shape == exact.shape
         assert np.all(np.abs(got - exact).ravel() <= bound * np.sqrt(shape[0] * shape[1])), dot
-    assert _smoothing._dot_block(299 * 299) == 23 and _smoothing._dot_block(37) == 1
+    assert _cg._dot_block(299 * 299) == 23 and _cg._dot_block(37) == 1
 
 
 def test_blocked_channel_dot_keeps_the_cg_solves(monkeypatch):
@@ -511,15 +511,15 @@ def test_blocked_channel_dot_keeps_the_cg_solves(monkeypatch):
 
         return jax.jit(run)
 
-    monkeypatch.setattr(_smoothing, "_channel_dot", _smoothing._blocked_channel_dot)
+    monkeypatch.setattr(_cg, "channel_dot", _cg._blocked_channel_dot)
     blocked = program()(x0, z)
     traced = []
 
     def plain_dot(a, b):
         traced.append(a.shape)
-        return _smoothing._plain_channel_dot(a, b)
+        return _cg._plain_channel_dot(a, b)
 
-    monkeypatch.setattr(_smoothing, "_channel_dot", plain_dot)
+    monkeypatch.setattr(_cg, "channel_dot", plain_dot)
     plain = program()(x0, z)
     assert traced  # the second program did use the one-reduction form
     for ((s, status), g), ((s0, status0), g0) in zip(blocked, plain):
@@ -535,21 +535,21 @@ def test_inner_products_are_blocked_only_under_the_attack_compiler_options(monke
     that plain jit calls a ``_compile.jit`` function."""
     chosen = []
     for name in ("_blocked_channel_dot", "_plain_channel_dot"):
-        form = getattr(_smoothing, name)
+        form = getattr(_cg, name)
         monkeypatch.setattr(
-            _smoothing, name, lambda a, b, form=form, name=name: chosen.append(name) or form(a, b)
+            _cg, name, lambda a, b, form=form, name=name: chosen.append(name) or form(a, b)
         )
     a = jnp.ones((C, 4, 5))
-    jax.jit(lambda a: _smoothing._channel_dot(a, a)).lower(a)
+    jax.jit(lambda a: _cg.channel_dot(a, a)).lower(a)
     assert set(chosen) == {"_plain_channel_dot"}
     chosen.clear()
-    _compile.jit(lambda a: _smoothing._channel_dot(a, a)).lower(a)
+    _compile.jit(lambda a: _cg.channel_dot(a, a)).lower(a)
     expected = "_blocked_channel_dot" if _compile.compiler_options() else "_plain_channel_dot"
     assert set(chosen) == {expected}
     assert not _compile.traced_with_options()
     # A _compile.jit function inside a user's jit: the outer program's options decide, the one
     # reduction ...
-    inner = _compile.jit(lambda a: _smoothing._channel_dot(a, a))
+    inner = _compile.jit(lambda a: _cg.channel_dot(a, a))
     chosen.clear()
     np.testing.assert_allclose(jax.jit(inner)(a), 20.0 * np.ones((C, 1, 1)))
     assert set(chosen) == {"_plain_channel_dot"}
