@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jaxadv import _compile
-from jaxadv.image import _cg
+from jaxadv.image import _cg, _smoothing
 from jaxadv.image._graph import pixel_graph
 from jaxadv.image._smoothing import (
     SmoothingNotConverged,
@@ -204,6 +204,24 @@ def test_too_few_iterations_are_reported_and_strict_mode_raises(image, signal):
         jax.jit(lambda x: smoother(x, 0.99, 0.2, maxiter=2, strict=True).scale)(
             image
         ).block_until_ready()
+
+
+@pytest.mark.parametrize("maxiter", [3, 4])
+def test_two_iterations_per_loop_test_stop_at_maxiter_on_the_same_iterates(image, signal, maxiter):
+    """The CG loop tests its condition every other iteration (issue 19); short of the tolerance
+    it still stops at exactly ``maxiter`` iterations, odd or even, on the iterate that as many
+    plain CG iterations from 0 reach."""
+    graph = pixel_graph(image, 0.2)
+    s, status = solve_laplacian(graph, 0.99, signal, maxiter=maxiter, reduction="none")
+    assert int(status.iterations) == maxiter and not bool(status.converged)
+    matvec = _smoothing._channels_first(graph, jnp.float32(0.99))
+    z = jnp.moveaxis(signal, -1, 0)
+    zz = _cg.channel_dot(z, z)
+    state = (jnp.zeros_like(z), z, z, zz, zz)
+    for _ in range(maxiter):
+        state = _cg._cg_iteration(matvec, state, jnp.maximum(1e-14 * zz, 1e-18))
+    expected = jnp.moveaxis(state[0], 0, -1)
+    np.testing.assert_allclose(s, expected, rtol=0, atol=1e-6 * float(jnp.max(jnp.abs(expected))))
 
 
 @pytest.mark.parametrize(

@@ -192,8 +192,16 @@ def cg_to_tolerance(matvec, alpha, z, tol, maxiter, x=None, preconditioner="none
         return (i < maxiter) & jnp.any(rr > target)
 
     def inner_body(carry):
+        # Two iterations per test of the loop's condition: under vmap each test costs a reduction
+        # over the batch and a select of every carried vector (sC&W at 32×32, batch 32: 0.93 of
+        # the step time against one iteration per test; three per test: 0.94). The second
+        # iteration may go one past the target, a more accurate answer; at maxiter it freezes
+        # every channel (a threshold of inf), so the count never passes maxiter.
         i, state = carry
-        return i + 1, _cg_iteration(matvec, state, floor, precondition)
+        state = _cg_iteration(matvec, state, floor, precondition)
+        last = jnp.where(i + 1 < maxiter, floor, jnp.inf)
+        state = _cg_iteration(matvec, state, last, precondition)
+        return jnp.minimum(i + 2, maxiter), state
 
     def outer_cond(carry):
         i, (x, *_, rr) = carry
