@@ -99,7 +99,7 @@ class SmoothingConfig:
         latent changes little between iterations.
       preconditioner: ``"none"`` (default) or ``"polynomial"``: CG preconditioned by
         ``I + α𝒲`` (see :func:`jaxadv.image.solve_laplacian`; ``maxiter`` then counts
-        preconditioned iterations, two products with ℒ_α each).
+        preconditioned iterations, two operator products each).
       reduction: ``"auto"`` (default): on a 4-neighbour graph, CG solves the red-black reduced
         system on half the pixels, with about half the iterations (``maxiter`` counts those);
         ``"red-black"`` insists on it (``"cg"`` and 4 neighbours only); ``"none"`` solves the

@@ -110,8 +110,9 @@ def _polynomial_preconditioner(matvec, alpha):
     (α = 0.95: 10.3 against 39; α = 0.997: 167 against 666): CG needs about half the iterations,
     each with two products with ``ℒ_α`` instead of one, and half the inner products and vector
     updates per product. (A Jacobi preconditioner would be the identity: ``ℒ_α`` of a normalised
-    graph has a unit diagonal up to the same factor.) Polynomial preconditioning for CG: Saad,
-    "Iterative methods for sparse linear systems", 2nd ed., §12.3."""
+    graph has a unit diagonal up to the same factor.) On the red-black reduced operator ``M``
+    (``_red_black.py``) the same formula gives ``I + α²BBᵀ``. Polynomial preconditioning for CG:
+    Saad, "Iterative methods for sparse linear systems", 2nd ed., §12.3."""
 
     def precondition(r):
         return 2.0 * r - (1.0 - alpha) * matvec(r)
