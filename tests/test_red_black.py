@@ -96,7 +96,7 @@ def test_the_reduced_operator_is_the_schur_complement(shape, per_channel):
 
 def test_an_eight_neighbour_graph_is_refused():
     graph = pixel_graph(jax.random.uniform(jax.random.key(0), (4, 4, 3)), 0.2, neighbors=8)
-    with pytest.raises(ValueError, match="4-neighbour"):
+    with pytest.raises(ValueError, match=r"`graph` must be a 4-neighbour .* got .*8 neighbours"):
         _red_black.red_black(graph, ALPHA)
 
 

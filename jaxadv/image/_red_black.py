@@ -172,8 +172,8 @@ def red_black(graph: PixelGraph, alpha: jax.Array) -> RedBlack:
     """
     if len(graph.offsets) != 2:
         raise ValueError(
-            "the red-black reduction needs a 4-neighbour pixel graph (bipartite); got one with "
-            f"offsets {graph.offsets} ({2 * len(graph.offsets)} neighbours)."
+            "`graph` must be a 4-neighbour pixel graph for the red-black reduction (bipartite); "
+            f"got one with offsets {graph.offsets} ({2 * len(graph.offsets)} neighbours)."
         )
     alpha = jnp.asarray(alpha, jnp.float32)
     weights = jnp.moveaxis(graph.weights, -1, 1)  # [2, g, h, w]

@@ -105,8 +105,9 @@ def _to_channels_last(z):
 
 def _status(matvec, alpha, z, s, tol, iterations) -> SolveStatus:
     r = z - matvec(s)
-    residual = jnp.sqrt(_cg.channel_dot(r, r) / jnp.maximum(_cg.channel_dot(z, z), _cg.TINY))
-    converged = jnp.all(residual <= _cg.accepted(alpha, _cg.channel_dot(z, z), s, tol))
+    zz = _cg.channel_dot(z, z)
+    residual = jnp.sqrt(_cg.channel_dot(r, r) / jnp.maximum(zz, _cg.TINY))
+    converged = jnp.all(residual <= _cg.accepted(alpha, zz, s, tol))
     return SolveStatus(converged, jnp.max(residual), jnp.asarray(iterations, jnp.int32))
 
 
