@@ -118,12 +118,21 @@ def test_reduced_cg_equals_the_dense_solve_in_half_the_iterations(shape, per_cha
 
         def solve(reduction, start=None, pc="none"):
             return solve_laplacian(
-                graph, ALPHA, z, tol=tol, start=start, preconditioner=pc, reduction=reduction
+                graph,
+                ALPHA,
+                z,
+                method="cg",
+                tol=tol,
+                start=start,
+                preconditioner=pc,
+                reduction=reduction,
             )
 
         def grad(reduction, start=None):
             def loss(z):
-                s = solve_laplacian(graph, ALPHA, z, tol=tol, start=start, reduction=reduction)[0]
+                s = solve_laplacian(
+                    graph, ALPHA, z, method="cg", tol=tol, start=start, reduction=reduction
+                )[0]
                 return jnp.sum(weights * s)
 
             return jax.grad(loss)(z)

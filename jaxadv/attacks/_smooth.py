@@ -111,7 +111,7 @@ class SmoothingConfig:
     kernel: str = "laplacian"
     per_channel: bool = False
     normalize: bool = True
-    method: str = "cg"
+    method: str = "chebyshev"
     maxiter: int = 50
     tol: float = 1e-5
     strict: bool = False

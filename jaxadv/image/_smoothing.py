@@ -32,12 +32,14 @@ import numpy as np
 from flax import struct
 
 from jaxadv import _checks
-from jaxadv.image import _cg
+from jaxadv.image import _cg, _chebyshev
 from jaxadv.image._cg import SolveStatus
 from jaxadv.image._graph import PixelGraph, neighbour_sum, pixel_graph
 from jaxadv.image._red_black import RedBlack, red_black
 
-METHODS = ("cg", "unrolled", "dense")
+METHODS = ("cg", "chebyshev", "unrolled", "dense")
+# The methods that solve the red-black reduced system where the graph allows it.
+_REDUCIBLE = ("cg", "chebyshev")
 PRECONDITIONERS = ("none", "polynomial")
 REDUCTIONS = ("auto", "red-black", "none")
 
@@ -103,37 +105,66 @@ def _to_channels_last(z):
     return jnp.moveaxis(z, 0, -1)
 
 
-def _status(matvec, alpha, z, s, tol, iterations) -> SolveStatus:
+def _status(matvec, alpha, z, s, tol, iterations, reference=None) -> SolveStatus:
+    """The status of ``s`` as a solution of ``matvec(s) = z``, read from its true residual,
+    relative to ``reference`` (the squared norm per channel; None: ``‖z‖²``)."""
     r = z - matvec(s)
-    zz = _cg.channel_dot(z, z)
-    residual = jnp.sqrt(_cg.channel_dot(r, r) / jnp.maximum(zz, _cg.TINY))
-    converged = jnp.all(residual <= _cg.accepted(alpha, zz, s, tol))
+    reference = _cg.channel_dot(z, z) if reference is None else reference
+    residual = jnp.sqrt(_cg.channel_dot(r, r) / jnp.maximum(reference, _cg.TINY))
+    converged = jnp.all(residual <= _cg.accepted(alpha, reference, s, tol))
     return SolveStatus(converged, jnp.max(residual), jnp.asarray(iterations, jnp.int32))
 
 
-def _cg_reduced(reduced: RedBlack, z, tol, maxiter, x=None, preconditioner="none"):
-    """:func:`_cg.cg_to_tolerance` on the red-black reduced system of ``ℒ_α s = z`` (``z``, ``x``
-    and the result ``[c, h, w]``): CG on the red pixels, the black ones solved for after. The
-    status reads the reduced residual, which is the full one (``_red_black.py``)."""
+def _chebyshev_solve(matvec, alpha, b, tol, maxiter, reduced: bool, reference=None):
+    """:func:`_chebyshev.chebyshev` on ``matvec`` (``ℒ_α``, or ``M`` when ``reduced``) to the
+    relative residual ``tol`` (relative to ``reference``, the squared norm per channel; None:
+    ``‖b‖²``), and its status from the true residual.
+
+    The first pass runs the count that meets tol/2 for every right-hand side in exact arithmetic
+    (:func:`_chebyshev.iterations`; on the reduced system ``‖y‖ ≤ √(1 + α²)‖z‖``,
+    ``_red_black.py``), half the tolerance as CG aims at, since measuring a float32 residual
+    near tol errs by the float32 floor. Its recursively updated residual drifts in float32 (at α = 0.99 on the
+    full system it ended with the true one 2× above tol), so the true residual is recomputed
+    and, where it is not accepted, one more pass solves for the correction from it, sized to
+    bring it to tol/2 (iterative refinement, as in ``_cg.cg_to_tolerance``). Both counts are
+    capped by ``maxiter`` together."""
+    reference = _cg.channel_dot(b, b) if reference is None else reference
+    centre, half_width = _chebyshev.interval(alpha, reduced)
+    bound = jnp.sqrt(1.0 + jnp.square(alpha)) if reduced else 1.0
+    first = _chebyshev.iterations(alpha, bound / max(tol / 2, _cg.TINY), maxiter, reduced)
+    s = _chebyshev.chebyshev(matvec, b, centre, half_width, first)
+    r = b - matvec(s)
+    residual = jnp.sqrt(_cg.channel_dot(r, r) / jnp.maximum(reference, _cg.TINY))
+    above = jnp.any(residual > _cg.accepted(alpha, reference, s, tol))
+    factor = jnp.where(above, jnp.max(residual) / max(tol / 2, _cg.TINY), 1.0)
+    second = _chebyshev.iterations(alpha, factor, maxiter - first, reduced)
+    s = s + _chebyshev.chebyshev(matvec, r, centre, half_width, second)
+    return s, _status(matvec, alpha, b, s, tol, first + second, reference)
+
+
+def _solve_reduced(reduced: RedBlack, z, solve, x=None):
+    """``solve`` on the red-black reduced system of ``ℒ_α s = z`` (``z``, ``x`` and the result
+    ``[c, h, w]``): ``solve(matvec, y, red start or None, reference)`` on the red pixels, the
+    black ones solved for after. Its status reads the reduced residual relative to ``‖z‖²``
+    (``reference``), which is the full one (``_red_black.py``)."""
     y, z_black = reduced.rhs(z)
     start = None if x is None else reduced.red(x)
-    s_red, status = _cg.cg_to_tolerance(
-        reduced.matvec, reduced.alpha, y, tol, maxiter, start, preconditioner, _cg.channel_dot(z, z)
-    )
+    s_red, status = solve(reduced.matvec, y, start, _cg.channel_dot(z, z))
     return reduced.merge(s_red, z_black), status
 
 
 def _reduction_for(graph: PixelGraph, alpha, method: str, reduction: str) -> RedBlack | None:
-    """The red-black reduction ``"cg"`` solves with, or None (see :func:`solve_laplacian`;
-    ``reduction`` already checked)."""
-    if reduction == "none" or method != "cg" or len(graph.offsets) != 2:
+    """The red-black reduction that ``"cg"`` or ``"chebyshev"`` solves with, or None (see
+    :func:`solve_laplacian`; ``reduction`` already checked)."""
+    if reduction == "none" or method not in _REDUCIBLE or len(graph.offsets) != 2:
         return None
     return red_black(graph, alpha)
 
 
 def check_reduction(reduction: str, *, method: str, neighbors: int) -> None:
     """Raises a ValueError for an unknown ``reduction``, or ``"red-black"`` asked of a solve it
-    cannot reduce: another method than ``"cg"``, or an 8-neighbour graph (not bipartite).
+    cannot reduce: another method than ``"cg"`` or ``"chebyshev"``, or an 8-neighbour graph (not
+    bipartite).
 
     Args:
       reduction: ``"auto"``, ``"red-black"`` or ``"none"`` (see :func:`solve_laplacian`).
@@ -146,9 +177,10 @@ def check_reduction(reduction: str, *, method: str, neighbors: int) -> None:
     _checks.check_choice("reduction", reduction, REDUCTIONS)
     if reduction != "red-black":
         return
-    if method != "cg":
+    if method not in _REDUCIBLE:
         raise ValueError(
-            f"`reduction`='red-black' reduces the \"cg\" solves only; got method={method!r} "
+            "`reduction`='red-black' reduces the \"cg\" and \"chebyshev\" solves only; got "
+            f"method={method!r} "
             "(pass reduction='auto' or 'none')."
         )
     if neighbors != 4:
@@ -163,7 +195,7 @@ def solve_laplacian(
     alpha: jax.Array,
     z: jax.Array,
     *,
-    method: str = "cg",
+    method: str = "chebyshev",
     maxiter: int = 50,
     tol: float = 1e-5,
     start: tuple[jax.Array, jax.Array] | None = None,
@@ -240,23 +272,31 @@ def _solve(graph, alpha, z, method, maxiter, tol, start, preconditioner, reduced
         st = _cg.cg_fixed(matvec, zt, maxiter)
         return _to_channels_last(st), _status(matvec, alpha, zt, st, tol, maxiter)
 
-    if start is None:
+    if start is None or method != "cg":
         guesses = (None, None)
     else:
         guesses = tuple(
             _to_channels_first(jax.lax.stop_gradient(jnp.asarray(g, jnp.float32))) for g in start
         )
 
-    def cg(matvec, b, guess):
+    def iterate(matvec, b, guess, reference=None):
+        if method == "chebyshev":
+            is_reduced = reduced is not None
+            return _chebyshev_solve(matvec, alpha, b, tol, maxiter, is_reduced, reference)
+        return _cg.cg_to_tolerance(
+            matvec, alpha, b, tol, maxiter, guess, preconditioner, reference
+        )
+
+    def any_system(matvec, b, guess):
         if reduced is not None:  # solves the same system as `matvec`, on half the pixels
-            return _cg_reduced(reduced, b, tol, maxiter, guess, preconditioner)
-        return _cg.cg_to_tolerance(matvec, alpha, b, tol, maxiter, guess, preconditioner)
+            return _solve_reduced(reduced, b, iterate, guess)
+        return iterate(matvec, b, guess)
 
     def solve(matvec, b):
-        return cg(matvec, b, guesses[0])
+        return any_system(matvec, b, guesses[0])
 
     def transpose_solve(vecmat, b):  # ℒ_α is symmetric: the adjoint system is the same one
-        return cg(vecmat, b, guesses[1])
+        return any_system(vecmat, b, guesses[1])
 
     st, status = jax.lax.custom_linear_solve(
         matvec, zt, solve, transpose_solve=transpose_solve, has_aux=True
@@ -324,7 +364,7 @@ class Smoother:
     inverse: jax.Array | None
     reduced: RedBlack | None
     status: SolveStatus
-    method: str = struct.field(pytree_node=False, default="cg")
+    method: str = struct.field(pytree_node=False, default="chebyshev")
     maxiter: int = struct.field(pytree_node=False, default=50)
     tol: float = struct.field(pytree_node=False, default=1e-5)
     strict: bool = struct.field(pytree_node=False, default=False)
@@ -358,7 +398,7 @@ class Smoother:
                 self.reduced,
             )
         if self.strict:
-            _raise_unless_converged(status, self.maxiter, self.tol)
+            _raise_unless_converged(status, self.method, self.maxiter, self.tol)
         return s * self.scale, status
 
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -376,7 +416,7 @@ def smoother(
     spatial_bandwidth: jax.Array | float = 1.0,
     per_channel: bool = False,
     normalize: bool = True,
-    method: str = "cg",
+    method: str = "chebyshev",
     maxiter: int = 50,
     tol: float = 1e-5,
     strict: bool = False,
@@ -450,11 +490,12 @@ def smoother(
     return partial.replace(scale=scale, status=status)
 
 
-def _raise_unless_converged(status: SolveStatus, maxiter: int, tol: float) -> None:
+def _raise_unless_converged(status: SolveStatus, method: str, maxiter: int, tol: float) -> None:
     def check(converged, residual):
         if not np.all(converged):
             raise SmoothingNotConverged(
-                f"CG did not reach the relative residual `tol`={tol} within `maxiter`={maxiter} "
+                f"The smoothing solve (method={method!r}) did not reach the relative residual "
+                f"`tol`={tol} within `maxiter`={maxiter} "
                 f"iterations (largest residual {float(np.max(residual)):.3g}). Raise `maxiter`, "
                 "lower `alpha` (ℒ_α's condition number is (1 + α)/(1 − α)), or pass "
                 "`strict=False` and read the status."
