@@ -172,6 +172,13 @@ def test_bad_structure_is_named():
         attacks.SmoothingConfig(neighbors=3)
     with pytest.raises(ValueError, match=r"preconditioner"):
         attacks.SmoothingConfig(preconditioner="jacobi")
+    with pytest.raises(ValueError, match=r"`preconditioner`='polynomial' preconditions the"):
+        attacks.SmoothingConfig(preconditioner="polynomial")  # the default method is Chebyshev
+    with pytest.raises(ValueError, match=r"`warm_start`=True needs method='cg'"):
+        attacks.SmoothingConfig(warm_start=True)
+    assert attacks.SmoothingConfig(method="cg").warm_starts
+    assert not attacks.SmoothingConfig(method="cg", warm_start=False).warm_starts
+    assert not attacks.SmoothingConfig().warm_starts
     with pytest.raises(ValueError, match=r"loss"):
         attacks.qpgd2(loss="hinge")
     with pytest.raises(ValueError, match=r"`hp` must be a SmoothHParams"):
@@ -180,8 +187,8 @@ def test_bad_structure_is_named():
 
 @pytest.mark.slow  # six attack compilations: ~1.5 min on the shared CPU
 def test_warm_started_solves_give_the_cold_started_attacks(mlp_victim, mlp_batch):
-    """sC&W and qPGD2 with warm-started CG solves (the default) against cold starts and against
-    polynomial-preconditioned solves, same seed: equal up to the solves' tolerance."""
+    """sC&W and qPGD2 with warm-started CG solves against cold starts, polynomial-preconditioned
+    solves and Chebyshev's (the default), same seed: equal up to the solves' tolerance."""
     images, labels = mlp_batch
     images, labels = images[:2], labels[:2]
     for make in (
@@ -190,9 +197,10 @@ def test_warm_started_solves_give_the_cold_started_attacks(mlp_victim, mlp_batch
     ):
         results = []
         configs = (
-            attacks.SmoothingConfig(tol=1e-6),
-            attacks.SmoothingConfig(tol=1e-6, warm_start=False),
-            attacks.SmoothingConfig(tol=1e-6, preconditioner="polynomial"),  # issue 19
+            attacks.SmoothingConfig(method="cg", tol=1e-6),
+            attacks.SmoothingConfig(method="cg", tol=1e-6, warm_start=False),
+            attacks.SmoothingConfig(method="cg", tol=1e-6, preconditioner="polynomial"),
+            attacks.SmoothingConfig(tol=1e-6),  # Chebyshev
         )
         for config in configs:
             attack = make(config)

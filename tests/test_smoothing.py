@@ -489,6 +489,10 @@ def test_unknown_preconditioner_is_named(image, signal):
         smoother(image, 0.9, 0.2, preconditioner="jacobi")
     with pytest.raises(ValueError, match="preconditioner"):
         solve_laplacian(pixel_graph(image, 0.2), 0.9, signal, preconditioner="chebyshev")
+    # A preconditioner only "cg" takes is an error with the other methods, not ignored.
+    for method in ("chebyshev", "dense"):
+        with pytest.raises(ValueError, match=r"`preconditioner`='polynomial' preconditions the"):
+            smoother(image, 0.9, 0.2, method=method, preconditioner="polynomial")
 
 
 @pytest.mark.parametrize("shape", [(23, 13, 3), (5, 6, 3), (1, 37, 2), (7, 7, 1)])
@@ -521,12 +525,15 @@ def test_blocked_channel_dot_keeps_the_cg_solves(monkeypatch):
             near = z * 0.05  # a guess, not the answer
 
             def solve(pc, start):
-                return solve_laplacian(graph, 0.95, z, start=start, preconditioner=pc)
+                return solve_laplacian(graph, 0.95, z, method="cg", start=start, preconditioner=pc)
 
             def grad(pc, start):
                 return jax.grad(
                     lambda z: jnp.sum(
-                        weights * solve_laplacian(graph, 0.95, z, start=start, preconditioner=pc)[0]
+                        weights
+                        * solve_laplacian(
+                            graph, 0.95, z, method="cg", start=start, preconditioner=pc
+                        )[0]
                     )
                 )(z)
 

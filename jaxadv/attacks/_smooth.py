@@ -21,9 +21,9 @@ from jaxadv.gradients import Exact, GradientOracle
 from jaxadv.image import GRAPH_FEATURE_KERNELS as FEATURE_KERNELS
 from jaxadv.image import GRAPH_OFFSETS as OFFSETS
 from jaxadv.image import SMOOTHING_METHODS as METHODS
-from jaxadv.image import SMOOTHING_PRECONDITIONERS as PRECONDITIONERS
 from jaxadv.image import PixelGraph, Smoother, pixel_graph, smoother, smoothness_penalty
 from jaxadv.image import check_smoothing_alpha as check_alpha
+from jaxadv.image import check_smoothing_preconditioner as check_preconditioner
 from jaxadv.image import check_smoothing_reduction as check_reduction
 from jaxadv.losses import classification_objective, cw_margin
 from jaxadv.perturbations import Additive, Smoothed
@@ -88,15 +88,17 @@ class SmoothingConfig:
       kernel: the feature kernel, ``"laplacian"`` (default) or ``"gaussian"``.
       per_channel: one graph per channel (False: one graph over all channels).
       normalize: divide by ``s_α(1)`` (Eq. 9; True).
-      method: the solver: ``"cg"`` (default), ``"unrolled"`` or ``"dense"``.
-      maxiter: CG iterations at most (50).
+      method: the solver: ``"chebyshev"`` (default; a count of iterations fixed by α, see
+        :func:`jaxadv.image.solve_laplacian`), ``"cg"``, ``"unrolled"`` or ``"dense"``.
+      maxiter: solver iterations at most (50).
       tol: the relative residual aimed at (1e-5).
       strict: raise when a solve misses the tolerance (False).
       warm_start: start each iteration's CG solves (sC&W: the forward and adjoint ones;
         qPGD2: the gradient's) from the previous iteration's solutions rather than from 0
-        (True; ``"cg"`` only). Every solve still stops on its true residual, so the results
-        agree with cold starts within the tolerance; fewer CG iterations are needed when the
-        latent changes little between iterations.
+        (``"cg"`` only; None, the default: on for ``"cg"``, off for the methods that take no
+        first iterate). Every solve still stops on its true residual, so the results agree
+        with cold starts within the tolerance; fewer CG iterations are needed when the latent
+        changes little between iterations.
       preconditioner: ``"none"`` (default) or ``"polynomial"``: CG preconditioned by
         ``I + α𝒲`` (see :func:`jaxadv.image.solve_laplacian`; ``maxiter`` then counts
         preconditioned iterations, two operator products each).
@@ -115,7 +117,7 @@ class SmoothingConfig:
     maxiter: int = 50
     tol: float = 1e-5
     strict: bool = False
-    warm_start: bool = True
+    warm_start: bool | None = None
     preconditioner: str = "none"
     reduction: str = "auto"
 
@@ -123,10 +125,20 @@ class SmoothingConfig:
         _checks.check_choice("neighbors", self.neighbors, tuple(OFFSETS))
         _checks.check_choice("kernel", self.kernel, FEATURE_KERNELS)
         _checks.check_choice("method", self.method, METHODS)
-        _checks.check_choice("preconditioner", self.preconditioner, PRECONDITIONERS)
+        check_preconditioner(self.preconditioner, method=self.method)
         _checks.check_positive_int("maxiter", self.maxiter)
         _checks.check_nonnegative("tol", self.tol)
         check_reduction(self.reduction, method=self.method, neighbors=self.neighbors)
+        if self.warm_start and self.method != "cg":
+            raise ValueError(
+                "`warm_start`=True needs method='cg' (the other solvers take no first iterate); "
+                f"got method={self.method!r} (leave warm_start=None or pass False)."
+            )
+
+    @property
+    def warm_starts(self) -> bool:
+        """Whether the runner carries the solves' warm starts (``warm_start``, resolved)."""
+        return self.method == "cg" and self.warm_start is not False
 
     def graph(self, x0: jax.Array, hp: SmoothHParams) -> PixelGraph:
         """The pixel graph guided by ``x0`` (what the smoothness penalty needs; no solve)."""
@@ -209,7 +221,7 @@ class QuickSmoothPGD(_SmoothAttack):
 
         def build(smooth: Smoother) -> Program:
             tx = optax.chain(
-                smooth_updates(smooth, warm_start=self.smoothing.warm_start),
+                smooth_updates(smooth, warm_start=self.smoothing.warm_starts),
                 normalize_by_l2_norm(),
                 optax.scale(-hp.step_size),
             )
@@ -315,7 +327,7 @@ class SmoothCarliniWagner(_SmoothAttack):
                 perturbation=(
                     Additive()
                     if penalty
-                    else Smoothed(context, warm_start=self.smoothing.warm_start)
+                    else Smoothed(context, warm_start=self.smoothing.warm_starts)
                 ),
                 oracle=self.oracle,
                 steps=self.steps,

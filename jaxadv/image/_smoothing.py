@@ -161,6 +161,25 @@ def _reduction_for(graph: PixelGraph, alpha, method: str, reduction: str) -> Red
     return red_black(graph, alpha)
 
 
+def check_preconditioner(preconditioner: str, *, method: str) -> None:
+    """Raises a ValueError for an unknown ``preconditioner``, or one asked of a method that takes
+    none (only ``"cg"`` is preconditioned).
+
+    Args:
+      preconditioner: ``"none"`` or ``"polynomial"`` (see :func:`solve_laplacian`).
+      method: the solver.
+
+    Raises:
+      ValueError: naming ``preconditioner``.
+    """
+    _checks.check_choice("preconditioner", preconditioner, PRECONDITIONERS)
+    if preconditioner != "none" and method != "cg":
+        raise ValueError(
+            f"`preconditioner`={preconditioner!r} preconditions the \"cg\" solves only; got "
+            f"method={method!r} (pass preconditioner='none')."
+        )
+
+
 def check_reduction(reduction: str, *, method: str, neighbors: int) -> None:
     """Raises a ValueError for an unknown ``reduction``, or ``"red-black"`` asked of a solve it
     cannot reduce: another method than ``"cg"`` or ``"chebyshev"``, or an 8-neighbour graph (not
@@ -249,7 +268,7 @@ def solve_laplacian(
       Information Security 2020.
     """
     _checks.check_choice("method", method, METHODS)
-    _checks.check_choice("preconditioner", preconditioner, PRECONDITIONERS)
+    check_preconditioner(preconditioner, method=method)
     _checks.check_positive_int("maxiter", maxiter)
     _checks.check_nonnegative("tol", tol)
     check_alpha(alpha)
@@ -457,7 +476,7 @@ def smoother(
       Information Security 2020.
     """
     _checks.check_choice("method", method, METHODS)
-    _checks.check_choice("preconditioner", preconditioner, PRECONDITIONERS)
+    check_preconditioner(preconditioner, method=method)
     _checks.check_positive_int("maxiter", maxiter)
     _checks.check_nonnegative("tol", tol)
     check_alpha(alpha)
