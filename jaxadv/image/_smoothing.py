@@ -175,7 +175,7 @@ def check_preconditioner(preconditioner: str, *, method: str) -> None:
     _checks.check_choice("preconditioner", preconditioner, PRECONDITIONERS)
     if preconditioner != "none" and method != "cg":
         raise ValueError(
-            f"`preconditioner`={preconditioner!r} preconditions the \"cg\" solves only; got "
+            f'`preconditioner`={preconditioner!r} preconditions the "cg" solves only; got '
             f"method={method!r} (pass preconditioner='none')."
         )
 
@@ -198,7 +198,7 @@ def check_reduction(reduction: str, *, method: str, neighbors: int) -> None:
         return
     if method not in _REDUCIBLE:
         raise ValueError(
-            "`reduction`='red-black' reduces the \"cg\" and \"chebyshev\" solves only; got "
+            '`reduction`=\'red-black\' reduces the "cg" and "chebyshev" solves only; got '
             f"method={method!r} "
             "(pass reduction='auto' or 'none')."
         )
@@ -302,9 +302,7 @@ def _solve(graph, alpha, z, method, maxiter, tol, start, preconditioner, reduced
         if method == "chebyshev":
             is_reduced = reduced is not None
             return _chebyshev_solve(matvec, alpha, b, tol, maxiter, is_reduced, reference)
-        return _cg.cg_to_tolerance(
-            matvec, alpha, b, tol, maxiter, guess, preconditioner, reference
-        )
+        return _cg.cg_to_tolerance(matvec, alpha, b, tol, maxiter, guess, preconditioner, reference)
 
     def any_system(matvec, b, guess):
         if reduced is not None:  # solves the same system as `matvec`, on half the pixels
