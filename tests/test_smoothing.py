@@ -410,6 +410,9 @@ def test_warm_started_smooth_updates_equal_the_stateless_transform(image, signal
     for a, b, exact in run(signal):
         np.testing.assert_allclose(a, exact, atol=2e-5)
         np.testing.assert_allclose(b, exact, atol=2e-5)
+    # A warm start the smoother's method would ignore is refused.
+    with pytest.raises(ValueError, match=r"`warm_start`=True needs a smoother with method='cg'"):
+        smooth_updates(smoother(image, ALPHA, 0.2), warm_start=True)
 
 
 def test_polynomial_preconditioner_keeps_the_solution_in_about_half_the_iterations():

@@ -24,12 +24,20 @@ def smooth_updates(smoother: Smoother, warm_start: bool = False) -> optax.Gradie
       smoother: a :class:`jaxadv.image.Smoother` built from the clean image of the example; it
         is applied to the update tree as it is.
       warm_start: carry the previous solution as the next solve's first iterate (False:
-        stateless, every solve from 0).
+        stateless, every solve from 0); for a smoother with ``method="cg"`` only.
 
     Returns:
       An ``optax.GradientTransformation`` returning ``smoother(updates)``; its state is the last
       solution with ``warm_start``, else empty.
+
+    Raises:
+      ValueError: ``warm_start`` for a smoother whose method takes no first iterate.
     """
+    if warm_start and smoother.method != "cg":
+        raise ValueError(
+            "`warm_start`=True needs a smoother with method='cg' (the other solvers take no "
+            f"first iterate); got method={smoother.method!r}."
+        )
 
     if not warm_start:
 
