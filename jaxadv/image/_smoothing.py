@@ -256,10 +256,10 @@ def solve_laplacian(
 
     ``reduction`` (``"chebyshev"`` and ``"cg"``): ``"red-black"`` solves the system reduced to
     half the pixels (``_red_black.py``: condition number ``1/(1 − α²)`` instead of
-    ``(1 + α)/(1 − α)``, about half the iterations, each on half the pixels), ``"none"`` the full system, ``"auto"``
-    (default) the reduced one wherever the graph allows it (4 neighbours). Either stops on the
-    full system's true residual; ``status.iterations`` counts the iterations of the system
-    solved.
+    ``(1 + α)/(1 − α)``, about half the iterations, each on half the pixels), ``"none"`` the
+    full system, ``"auto"`` (default) the reduced one wherever the graph allows it (4
+    neighbours). Either stops on the full system's true residual; ``status.iterations`` counts
+    the iterations of the system solved.
 
     Args:
       graph: a :class:`PixelGraph`.
