@@ -7,11 +7,13 @@ the operator's spectral bounds, with no inner products and no stopping test.
 ``[a, b]``, ``k`` Chebyshev iterations from 0 leave the residual ``r_k = p_k(A)·b`` with
 ``|p_k| ≤ 1/T_k(σ)`` on ``[a, b]``, ``σ = (b + a)/(b − a)``, ``T_k`` the Chebyshev polynomial of the
 first kind. So ``‖r_k‖ ≤ ‖b‖/T_k(σ)`` for every right-hand side, and the count that meets a
-relative tolerance follows from α alone: CG's adaptive count, its two inner products per
-iteration and, under ``vmap``, the batched loop's per-iteration test and selects all go.
+relative tolerance follows from α and the norm of ``b`` alone, before the first iteration: CG's
+adaptive count, its two inner products per iteration and, under ``vmap``, the batched loop's
+per-iteration test and selects all go.
 
-The result is the same fixed polynomial of the operator applied to every right-hand side, so
-an example's answer does not depend on the rest of its batch. Chebyshev semi-iteration: Golub &
+The result is a fixed polynomial of the operator, of a degree set by the example's own α and
+``‖b‖``, so an example's answer does not depend on the rest of its batch (see
+:func:`chebyshev` for the loop under ``vmap``). Chebyshev semi-iteration: Golub &
 Varga, Numer. Math. 3 (1961); the three-term recurrence as in Saad, "Iterative methods for
 sparse linear systems", 2nd ed., SIAM 2003, Algorithm 12.1.
 """
