@@ -14,8 +14,8 @@ Four solvers, chosen by a static ``method``:
   refinement from the true residual where float32 drift left it above. No inner products and
   no stopping test: ~0.9 of ``"cg"``'s attack step time (sC&W, 32×32, batch 32).
 - ``"cg"``: conjugate gradient to a relative tolerance (or ``maxiter`` iterations), the paper's
-  solver (§4.3); it adapts to the actual spectrum (at α = 0.997: 62–76 iterations where
-  Chebyshev's bound asks 81) and takes warm starts.
+  solver (§4.2.3); it adapts to the actual spectrum (at α = 0.997: 62–76 iterations where
+  Chebyshev runs 82–83) and takes warm starts.
 
 Both run under ``lax.custom_linear_solve``: the backward pass solves the (same, symmetric)
 adjoint system instead of differentiating through the iterations. On a 4-neighbour graph they
