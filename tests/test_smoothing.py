@@ -498,6 +498,11 @@ def test_unknown_preconditioner_is_named(image, signal):
 
     with pytest.raises(ValueError, match=r"`warm_start`=True needs a smoother with method='cg'"):
         smooth_updates(smoother(image, 0.9, 0.2), warm_start=True)
+    # And a first iterate: only CG takes one.
+    with pytest.raises(ValueError, match=r"`start` warm-starts the \"cg\" solves only"):
+        solve_laplacian(pixel_graph(image, 0.2), 0.9, signal, start=(signal, signal))
+    with pytest.raises(ValueError, match=r"got method='dense'"):
+        smoother(image, 0.9, 0.2, method="dense").solve(signal, (signal, signal))
 
 
 @pytest.mark.parametrize("shape", [(23, 13, 3), (5, 6, 3), (1, 37, 2), (7, 7, 1)])

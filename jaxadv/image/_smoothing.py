@@ -16,15 +16,15 @@ Four solvers, chosen by a static ``method``:
 - ``"cg"``: conjugate gradient to a relative tolerance (or ``maxiter`` iterations), the paper's
   solver (§4.2.3); it adapts to the actual spectrum (at α = 0.997: 62–76 iterations where
   Chebyshev runs 82–83) and takes warm starts.
-
-Both run under ``lax.custom_linear_solve``: the backward pass solves the (same, symmetric)
-adjoint system instead of differentiating through the iterations. On a 4-neighbour graph they
-solve the red-black reduced system on half the pixels (``_red_black.py``; ``reduction="none"``:
-the full system).
 - ``"unrolled"``: exactly ``maxiter`` CG iterations from ``x = z``, differentiated through the
   iterations — the published code's scheme (50 iterations), for parity.
 - ``"dense"``: the explicit inverse of ``ℒ_α`` per graph, for small images (the paper's MNIST
   setting, and the reference of the tests); it costs O(n²) memory per image.
+
+``"chebyshev"`` and ``"cg"`` run under ``lax.custom_linear_solve``: the backward pass solves the
+(same, symmetric) adjoint system instead of differentiating through the iterations. On a
+4-neighbour graph they solve the red-black reduced system on half the pixels
+(``_red_black.py``; ``reduction="none"``: the full system).
 
 Channels are independent systems (one CG per channel, as in the published code). Each solve
 reports a :class:`SolveStatus` read from its true residual: a solve that stops short of its
@@ -132,15 +132,16 @@ def _chebyshev_solve(matvec, alpha, b, tol, maxiter, reduced: bool, reference=No
     on the reduced system ``‖y‖`` is up to ``√(1 + α²)‖z‖``, ``_red_black.py``, and measured
     per example: 19.6 iterations per solve against the bound's 21 in sC&W at 32×32). Half the
     tolerance, as CG aims at, since a float32 residual measured near tol errs by float32's
-    floor. Its recursively updated residual drifts in float32 (at
-    α = 0.99 on the full system the first pass ended with the true one 2× above tol), so the
-    true residual is recomputed and, where it is not accepted, one more pass solves for the
-    correction from it, sized to bring it to tol/2 (iterative refinement, as in
-    ``_cg.cg_to_tolerance``). ``maxiter`` caps both passes together."""
-    reference = _cg.channel_dot(b, b) if reference is None else reference
+    floor. The pass's recursively updated residual drifts in float32 (at α = 0.99 on the full
+    system the first pass ended with the true one 2× above tol), so the true residual is
+    recomputed and, where it is not accepted, one more pass solves for the correction from it,
+    sized to bring it to tol/2 (iterative refinement, as in ``_cg.cg_to_tolerance``).
+    ``maxiter`` caps both passes together."""
+    bb = _cg.channel_dot(b, b)
+    reference = bb if reference is None else reference
     centre, half_width = _chebyshev.interval(alpha, reduced)
     # ‖b‖/‖z‖ per channel: 1 on the full system, at most √(1 + α²) on the reduced one.
-    size = jnp.sqrt(jnp.max(_cg.channel_dot(b, b) / jnp.maximum(reference, _cg.TINY)))
+    size = jnp.sqrt(jnp.max(bb / jnp.maximum(reference, _cg.TINY)))
     first = _chebyshev.iterations(alpha, size / max(tol / 2, _cg.TINY), maxiter, reduced)
     s = _chebyshev.chebyshev(matvec, b, centre, half_width, first)
     r = b - matvec(s)
@@ -187,6 +188,14 @@ def check_preconditioner(preconditioner: str, *, method: str) -> None:
         raise ValueError(
             f'`preconditioner`={preconditioner!r} preconditions the "cg" solves only; got '
             f"method={method!r} (pass preconditioner='none')."
+        )
+
+
+def _check_start(start, method: str) -> None:
+    if start is not None and method != "cg":
+        raise ValueError(
+            '`start` warm-starts the "cg" solves only (the other solvers take no first '
+            f"iterate); got method={method!r}."
         )
 
 
@@ -238,14 +247,14 @@ def solve_laplacian(
     inverse, small images). ``tol`` is the relative residual that counts as converged (for
     ``"unrolled"`` and ``"dense"`` it only decides the reported status). ``"cg"`` stops on the
     true residual (recomputed, CG restarted from the iterate while it is above), never on its
-    running estimate alone. ``"chebyshev"`` runs the count that reaches tol/2 for every
-    right-hand side (``_chebyshev.iterations``, from α alone), then, where the true residual is
-    not accepted, a second pass sized from it; under ``vmap`` with α per example each example
-    still runs its own count. Below float32's floor
+    running estimate alone. ``"chebyshev"`` runs the count that reaches tol/2 for any
+    right-hand side of ``z``'s norm (``_chebyshev.iterations``, from α and that norm), then,
+    where the true residual is not accepted, a second pass sized from it; under ``vmap`` each
+    example still runs its own counts. Below float32's floor
     (see :class:`SolveStatus`; ~2.5e-5 at α = 0.99 and ~8e-5 at α = 0.997 for ‖s‖ ≈ ‖z‖) no
     float32 answer can be checked to meet ``tol``, and the floor is accepted instead.
 
-    ``start`` warm-starts ``"cg"``: ``(guess, adjoint_guess)``, first iterates of the solve and
+    ``start`` warm-starts ``"cg"`` (the other methods take none: a ValueError): ``(guess, adjoint_guess)``, first iterates of the solve and
     of the backward pass's adjoint solve (e.g. the previous iteration's solutions when ``z``
     changes little between iterations). Both stop on the same true residual as from 0, so the
     result differs from the cold start's by no more than the tolerance allows; the guesses are
@@ -271,8 +280,8 @@ def solve_laplacian(
       method: ``"chebyshev"``, ``"cg"``, ``"unrolled"`` or ``"dense"``.
       maxiter: solver iterations at most (Chebyshev: both passes together).
       tol: the relative residual aimed at.
-      start: ``(guess, adjoint_guess)``, both ``[h, w, c]``, for ``"cg"`` (None: from 0;
-        ignored by the other methods).
+      start: ``(guess, adjoint_guess)``, both ``[h, w, c]``, for ``"cg"`` only (None: from
+        0).
       preconditioner: ``"none"`` or ``"polynomial"`` (``"cg"`` only).
       reduction: ``"auto"``, ``"red-black"`` or ``"none"``, for ``"chebyshev"`` and ``"cg"``.
 
@@ -289,6 +298,7 @@ def solve_laplacian(
     _checks.check_nonnegative("tol", tol)
     check_alpha(alpha)
     check_reduction(reduction, method=method, neighbors=2 * len(graph.offsets))
+    _check_start(start, method)
     graph.check_signal("z", z)
     alpha = jnp.asarray(alpha, jnp.float32)
     z = jnp.asarray(z, jnp.float32)
@@ -307,7 +317,7 @@ def _solve(graph, alpha, z, method, maxiter, tol, start, preconditioner, reduced
         st = _cg.cg_fixed(matvec, zt, maxiter)
         return _to_channels_last(st), _status(matvec, alpha, zt, st, tol, maxiter)
 
-    if start is None or method != "cg":
+    if start is None:
         guesses = (None, None)
     else:
         guesses = tuple(
@@ -410,8 +420,9 @@ class Smoother:
         ``start`` warm-starts the CG solves (see :func:`solve_laplacian`): ``(guess,
         adjoint_guess)``, where ``guess`` approximates ``s_α(z)`` (before the normalisation)
         and ``adjoint_guess`` the gradient with respect to ``z`` that the backward pass returns;
-        ignored by the other methods."""
+        ``method="cg"`` only (a ValueError for the others)."""
         self.graph.check_signal("z", z)
+        _check_start(start, self.method)
         z = jnp.asarray(z, jnp.float32)
         if self.inverse is not None:
             s = apply_dense(self.inverse, z)
@@ -419,7 +430,6 @@ class Smoother:
             zt, st = _to_channels_first(z), _to_channels_first(s)
             status = _status(matvec, self.alpha, zt, st, self.tol, 0)
         else:
-            start = start if self.method == "cg" else None
             s, status = _solve(
                 self.graph,
                 self.alpha,
