@@ -97,14 +97,24 @@ def chebyshev(matvec, b: jax.Array, centre, half_width, count) -> jax.Array:
     sigma = centre / half_width
     fixed = isinstance(count, int)
 
+    # The carry holds x_{k+1} = x_k + d_k alongside d_k, so that x's update reads the new d.
+    # Updating x from the old d, which the new d then overwrites, made XLA copy d every
+    # iteration (it may run the two updates concurrently): 2.29 against 1.85 ms for 20
+    # iterations at 32×32×3, batch 32, with the same iterates. It also spares the product with
+    # the operator of the last iteration, whose residual nothing reads.
     def body(i, carry):
         x, r, d, rho = carry
-        x = x + d if fixed else jnp.where(i < count, x + d, x)
         r = r - matvec(d)
         rho_next = 1.0 / (2.0 * sigma - rho)
         d = (rho_next * rho) * d + (2.0 * rho_next / half_width) * r
+        x = x + d if fixed else jnp.where(i + 1 < count, x + d, x)
         return x, r, d, rho_next
 
-    start = (jnp.zeros_like(b), b, b / centre, 1.0 / sigma)
-    bound = count if fixed else _largest_in_batch(count)
-    return jax.lax.fori_loop(0, bound, body, start)[0]
+    first = b / centre  # x_1 = d_0
+    start = (first, b, first, 1.0 / sigma)
+    if fixed:
+        if count == 0:
+            return jnp.zeros_like(b)
+        return jax.lax.fori_loop(0, count - 1, body, start)[0]
+    x = jax.lax.fori_loop(0, _largest_in_batch(count) - 1, body, start)[0]
+    return jnp.where(count > 0, x, 0.0)
