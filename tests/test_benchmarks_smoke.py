@@ -109,3 +109,33 @@ def test_conv_forms_quick_run_agrees_with_the_plain_form(capsys):
         assert all(math.isfinite(v) for v in out[name]["ratio"])
     assert out["conv1-matmul-grad"]["max_dgrad"] < 1e-6
     assert out["conv1-matmul-grad"]["differ_pct"] == 0.0
+
+
+# -- benchmarks/smooth_cw.py (sC&W against C&W, issue 19) ------------------------------------
+
+
+@pytest.mark.slow  # ~2.5 min: eight attacks compiled at 16×16, twice (counted, then timed)
+def test_smooth_cw_quick_run_counts_every_solver_and_they_agree(capsys):
+    """benchmarks/smooth_cw.py --quick: every row and ratio prints, every solver setting's solves
+    are counted (the counting wraps the solvers by name), and their attacks agree."""
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_smooth_cw", _SCRIPT.parent / "smooth_cw.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.main(["--quick", "--no-unrolled"])[16]
+    out = capsys.readouterr().out
+    for name in ("C&W", *bench._SOLVERS, "sC&W CG one-reduction", "smoothing fwd+bwd"):
+        assert name in report["per_iteration"], name
+    assert all(math.isfinite(v) and v > 0 for r in report["ratios"].values() for v in r)
+    counts = report["solver_iterations"]
+    assert set(counts) == set(bench._SOLVERS), out
+    solves = {row["solves"] for row in counts.values()}
+    assert len(solves) == 1 and solves.pop() > 0  # the same solves, each counted once
+    # Chebyshev's count is fixed by α and the norm; CG adapts. At α = 0.95 both need ~20 on
+    # the reduced system, about twice that on the full one.
+    assert 15 <= counts["sC&W"]["per_solve"] <= 25
+    assert 30 <= counts["sC&W full system"]["per_solve"] <= 50
+    assert counts["sC&W CG polynomial"]["per_solve"] < counts["sC&W CG"]["per_solve"]
+    for row in counts.values():
+        assert row["max_x_adv_difference"] < 1e-3
