@@ -112,14 +112,22 @@ def _to_channels_last(z):
     return jnp.moveaxis(z, 0, -1)
 
 
-def _status(matvec, alpha, z, s, tol, iterations, reference=None) -> SolveStatus:
-    """The status of ``s`` as a solution of ``matvec(s) = z``, read from its true residual,
-    relative to ``reference`` (the squared norm per channel; None: ``‖z‖²``)."""
+def _true_residual(matvec, alpha, z, s, tol, reference=None):
+    """``(r, accepted, largest)`` for ``s`` as a solution of ``matvec(s) = z``: the true residual
+    ``r = z − matvec(s)``, whether every channel's relative residual is accepted
+    (``_cg.accepted``) and the largest, relative to ``reference`` (the squared norm per channel;
+    None: ``‖z‖²``)."""
     r = z - matvec(s)
     reference = _cg.channel_dot(z, z) if reference is None else reference
     residual = jnp.sqrt(_cg.channel_dot(r, r) / jnp.maximum(reference, _cg.TINY))
-    converged = jnp.all(residual <= _cg.accepted(alpha, reference, s, tol))
-    return SolveStatus(converged, jnp.max(residual), jnp.asarray(iterations, jnp.int32))
+    return r, jnp.all(residual <= _cg.accepted(alpha, reference, s, tol)), jnp.max(residual)
+
+
+def _status(matvec, alpha, z, s, tol, iterations, reference=None) -> SolveStatus:
+    """The status of ``s`` as a solution of ``matvec(s) = z``, read from its true residual
+    (:func:`_true_residual`)."""
+    _, converged, residual = _true_residual(matvec, alpha, z, s, tol, reference)
+    return SolveStatus(converged, residual, jnp.asarray(iterations, jnp.int32))
 
 
 def _chebyshev_solve(matvec, alpha, b, tol, maxiter, reduced: bool, reference=None):
@@ -140,14 +148,13 @@ def _chebyshev_solve(matvec, alpha, b, tol, maxiter, reduced: bool, reference=No
     bb = _cg.channel_dot(b, b)
     reference = bb if reference is None else reference
     centre, half_width = _chebyshev.interval(alpha, reduced)
+    aim = max(tol / 2, _cg.TINY)
     # ‖b‖/‖z‖ per channel: 1 on the full system, at most √(1 + α²) on the reduced one.
     size = jnp.sqrt(jnp.max(bb / jnp.maximum(reference, _cg.TINY)))
-    first = _chebyshev.iterations(alpha, size / max(tol / 2, _cg.TINY), maxiter, reduced)
+    first = _chebyshev.iterations(alpha, size / aim, maxiter, reduced)
     s = _chebyshev.chebyshev(matvec, b, centre, half_width, first)
-    r = b - matvec(s)
-    residual = jnp.sqrt(_cg.channel_dot(r, r) / jnp.maximum(reference, _cg.TINY))
-    above = jnp.any(residual > _cg.accepted(alpha, reference, s, tol))
-    factor = jnp.where(above, jnp.max(residual) / max(tol / 2, _cg.TINY), 1.0)
+    r, accepted, largest = _true_residual(matvec, alpha, b, s, tol, reference)
+    factor = jnp.where(accepted, 1.0, largest / aim)
     second = _chebyshev.iterations(alpha, factor, maxiter - first, reduced)
     s = s + _chebyshev.chebyshev(matvec, r, centre, half_width, second)
     return s, _status(matvec, alpha, b, s, tol, first + second, reference)
