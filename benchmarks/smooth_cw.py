@@ -143,7 +143,9 @@ def solver_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
     victim = _victim(size, k_victim)
     images = jax.random.uniform(k_images, (batch, size, size, 3))
     labels = jnp.argmax(victim.batch(images), -1).astype(jnp.int32)
-    solvers = {(_cg, "cg_to_tolerance"): None, (_smoothing, "_chebyshev_solve"): None}
+    # The solvers to count, by where they are looked up when an attack is traced.
+    places = ((_cg, "cg_to_tolerance"), (_smoothing, "_chebyshev_solve"))
+    solvers = {place: getattr(*place) for place in places}
     counts: list = []
 
     def counted(solver):
@@ -155,9 +157,8 @@ def solver_iterations(size: int, batch: int, steps: int, seed: int = 0) -> dict:
         return run
 
     out = {}
-    for module, name in solvers:
-        solvers[module, name] = getattr(module, name)
-        setattr(module, name, counted(solvers[module, name]))
+    for (module, name), solver in solvers.items():
+        setattr(module, name, counted(solver))
     try:
         for name, config in _SOLVERS.items():
             attack = attacks.scw(steps=steps, search_steps=1, smoothing=config)
