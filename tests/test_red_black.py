@@ -35,25 +35,30 @@ def _dense_reduction(graph, alpha):
 
 
 def _from_red_layout(v, h, w):
-    """The red layout ``[c, 2·h2, w2]`` → ``[c, n_red]``, red pixels in row-major order."""
+    """The red layout ``[c, 2·(h2 + 2), w2 + 2]`` → ``[c, n_red]``, red pixels in row-major
+    order; asserts that each plane's border of one block is zero."""
     v = np.asarray(v, np.float64)
     c = v.shape[0]
     grid = np.zeros((c, h + h % 2, w + w % 2))
     for (a, b), plane in zip(_red_black.RED, np.split(v, 2, axis=1)):
-        grid[:, a::2, b::2] = plane
+        border = plane.copy()
+        border[:, 1:-1, 1:-1] = 0
+        assert not np.any(border), "a red plane's border must stay zero"
+        grid[:, a::2, b::2] = plane[:, 1:-1, 1:-1]
     red, _ = _colours(h, w)
     return grid[:, :h, :w].reshape(c, -1)[:, red]
 
 
 def _to_red_layout(values, h, w):
-    """``[c, n_red]`` in row-major pixel order → the red layout ``[c, 2·h2, w2]``."""
+    """``[c, n_red]`` in row-major pixel order → the red layout ``[c, 2·(h2 + 2), w2 + 2]``."""
     c = values.shape[0]
     red, _ = _colours(h, w)
     flat = np.zeros((c, h * w))
     flat[:, red] = values
     grid = np.zeros((c, h + h % 2, w + w % 2))
     grid[:, :h, :w] = flat.reshape(c, h, w)
-    return np.concatenate([grid[:, a::2, b::2] for a, b in _red_black.RED], axis=1)
+    planes = [np.pad(grid[:, a::2, b::2], ((0, 0), (1, 1), (1, 1))) for a, b in _red_black.RED]
+    return np.concatenate(planes, axis=1)
 
 
 @pytest.mark.parametrize(
