@@ -505,11 +505,12 @@ def test_unknown_preconditioner_is_named(image, signal):
         smoother(image, 0.9, 0.2, method="dense").solve(signal, (signal, signal))
 
 
-@pytest.mark.parametrize("shape", [(23, 13, 3), (5, 6, 3), (1, 37, 2), (7, 7, 1)])
+@pytest.mark.parametrize("shape", [(3, 13, 299), (3, 36, 18), (2, 5, 37), (1, 7, 7), (3, 2, 60)])
 def test_blocked_channel_dot_equals_the_one_reduction(shape):
-    """The CPU form of the per-channel inner product (blocks of ≤ 32 pixels, then the block sums;
-    issue 19) equals the one-reduction form and a float64 sum to float32 rounding, whatever the
-    block: 23 (299 = 13·23 pixels), 30, 1 (37 pixels: no divisor up to 32), 7."""
+    """The CPU form of the per-channel inner product (blocks of ≤ 32 pixels within each row, then
+    the block sums; issue 19) equals the one-reduction form and a float64 sum to float32
+    rounding, whatever the block: 23 (rows of 299 = 13·23), 18 (the red-black layout's rows at
+    32×32), 1 (rows of 37: no divisor up to 32), 7, 30."""
     a = jax.random.normal(jax.random.key(6), shape)
     b = jax.random.normal(jax.random.key(7), shape)
     exact = np.einsum("chw,chw->c", np.float64(a), np.float64(b)).reshape(-1, 1, 1)
@@ -518,13 +519,14 @@ def test_blocked_channel_dot_equals_the_one_reduction(shape):
         got = np.asarray(jax.jit(dot)(a, b), np.float64)
         assert got.shape == exact.shape
         assert np.all(np.abs(got - exact).ravel() <= bound * np.sqrt(shape[0] * shape[1])), dot
-    assert _cg._dot_block(299 * 299) == 23 and _cg._dot_block(37) == 1
+    assert [_cg._dot_block(w) for w in (299, 18, 37, 7, 60)] == [23, 18, 1, 7, 30]
 
 
 def test_blocked_channel_dot_keeps_the_cg_solves(monkeypatch):
     """CG with the blocked inner products stops after the same number of iterations as with the
     one-reduction form, cold, warm and preconditioned, forward and adjoint (the gradient), and
-    reaches the same solution to float32 rounding (23·26 pixels: blocks of 26)."""
+    reaches the same solution to float32 rounding (23×26 pixels, solved on the red-black layout:
+    rows of 13 + 2, blocks of 15)."""
     x0 = jax.random.uniform(jax.random.key(8), (23, 26, C))
     z = jax.random.normal(jax.random.key(9), (23, 26, C))
     weights = jax.random.normal(jax.random.key(10), (23, 26, C))
