@@ -82,12 +82,16 @@ _COUPLINGS = tuple(_two_edges(sub) for sub in RED)
 _COUPLINGS_TABLE = tuple(tuple(target for target, _ in terms) for terms in _COUPLINGS)
 
 
-def _stencil(coefficients, planes, table):
-    """``out[k] = Σ_t coefficients[k, t]·shift(planes[source_t], block shift_t)`` per output
-    plane ``k`` of ``table``; planes are ``[c, h2, w2]``, coefficients ``[k, t, g, h2, w2]``."""
+def _stencil(coefficients, planes, table, shifted=None):
+    """``out[k] = Σ_t coefficients[k, t]·shifted(planes[source_t], block shift_t)`` per output
+    plane ``k`` of ``table``; coefficients ``[k, t, g, h2, w2]``. ``shifted`` (None:
+    :func:`~jaxadv.image._graph.shift` on ``[c, h2, w2]`` planes) reads a plane at an offset:
+    :func:`_shifted` for bordered planes."""
+    if shifted is None:
+        shifted = lambda plane, offset: shift(plane, *offset, axes=(1, 2))  # noqa: E731
     return [
         sum(
-            coefficients[k, t] * shift(planes[source], *offset, axes=(1, 2))
+            coefficients[k, t] * shifted(planes[source], offset)
             for t, (source, offset) in enumerate(terms)
         )
         for k, terms in enumerate(table)
@@ -167,22 +171,15 @@ class RedBlack:
     def matvec(self, v: jax.Array) -> jax.Array:
         """``M·v`` for a red part ``v`` (its border zero, as is the product's)."""
         planes = _unstacked(v)
-        products = [
-            diagonal * _shifted(planes[k], (0, 0))
-            + sum(
-                coupling * _shifted(planes[source], offset)
-                for coupling, (source, offset) in zip(couplings, terms)
-            )
-            for k, (diagonal, couplings, terms) in enumerate(
-                zip(self.diagonal, self.couplings, _COUPLINGS_TABLE)
-            )
-        ]
-        return _bordered(products)
+        coupled = _stencil(self.couplings, planes, _COUPLINGS_TABLE, _shifted)
+        return _bordered(
+            [d * _shifted(p, (0, 0)) + c for d, p, c in zip(self.diagonal, planes, coupled)]
+        )
 
     def merge(self, s_red: jax.Array, z_black: jax.Array) -> jax.Array:
         """The full solution ``[c, h, w]``: ``s_r`` and ``s_b = (1 − α)z_b + αBᵀs_r``."""
         red = _interiors(s_red)
-        to_black = _stacked(_stencil(self.to_black, red, _TO_BLACK))
+        to_black = _stacked(_stencil(self.to_black, _unstacked(s_red), _TO_BLACK, _shifted))
         black = _unstacked((1.0 - self.alpha) * z_black + self.alpha * to_black)
         h, w = self.shape
         # Interleave the four planes back into blocks: [c, h2, 2, w2, 2] → [c, 2·h2, 2·w2].

@@ -156,6 +156,9 @@ def _chebyshev_solve(matvec, alpha, b, tol, maxiter, reduced: bool, reference=No
     r, accepted, largest = _true_residual(matvec, alpha, b, s, tol, reference)
     factor = jnp.where(accepted, 1.0, largest / aim)
     second = _chebyshev.iterations(alpha, factor, maxiter - first, reduced)
+    # The correction is added after its loop, not carried into it: summing each small step into
+    # the large s rounds at s's scale every iteration (at α = 0.997 on the full system the
+    # refined residual then stalled at 4.8e-5).
     s = s + _chebyshev.chebyshev(matvec, r, centre, half_width, second)
     return s, _status(matvec, alpha, b, s, tol, first + second, reference)
 
