@@ -78,20 +78,23 @@ def test_count_edges():
 
 def test_vmap_freezes_each_example_at_its_own_count():
     """Under vmap the loop runs to the batch's largest count; each example keeps the iterate of
-    its own count (nested vmaps too), not the largest count's."""
+    its own count (nested vmaps too), not the largest count's; a count of 0 keeps 0, also in a
+    batch whose counts are all 0 (the loop then runs no iteration)."""
     lam = jnp.linspace(1.0, 39.0, 16)
-    counts = jnp.array([[1, 3], [7, 12]], jnp.int32)
+    counts = jnp.array([[0, 1, 3], [7, 12, 0]], jnp.int32)
 
     def solve(count):
         return _chebyshev.chebyshev(lambda v: lam * v, jnp.ones_like(lam), 20.0, 19.0, count)
 
     batched = jax.jit(jax.vmap(jax.vmap(solve)))(counts)
-    for i in range(2):
-        for j in range(2):
-            alone = _diagonal_solve(lam, 20.0, 19.0, int(counts[i, j]))
-            np.testing.assert_allclose(batched[i, j], alone, rtol=1e-6, atol=1e-7)
+    for (i, j), count in np.ndenumerate(np.asarray(counts)):
+        alone = _diagonal_solve(lam, 20.0, 19.0, int(count))
+        np.testing.assert_allclose(batched[i, j], alone, rtol=1e-6, atol=1e-7)
+    assert not np.any(batched[0, 0]) and not np.any(batched[1, 2])
     longest = _diagonal_solve(lam, 20.0, 19.0, 12)
-    assert float(jnp.max(jnp.abs(batched[0, 0] - longest))) > 1e-2
+    assert float(jnp.max(jnp.abs(batched[0, 1] - longest))) > 1e-2
+    none = jax.jit(jax.vmap(solve))(jnp.zeros(3, jnp.int32))
+    assert none.shape == (3, 16) and not np.any(none)
 
 
 @pytest.fixture(scope="module")
