@@ -82,13 +82,10 @@ _COUPLINGS = tuple(_two_edges(sub) for sub in RED)
 _COUPLINGS_TABLE = tuple(tuple(target for target, _ in terms) for terms in _COUPLINGS)
 
 
-def _stencil(coefficients, planes, table, shifted=None):
+def _stencil(coefficients, planes, table, shifted):
     """``out[k] = Σ_t coefficients[k, t]·shifted(planes[source_t], block shift_t)`` per output
-    plane ``k`` of ``table``; coefficients ``[k, t, g, h2, w2]``. ``shifted`` (None:
-    :func:`~jaxadv.image._graph.shift` on ``[c, h2, w2]`` planes) reads a plane at an offset:
-    :func:`_shifted` for bordered planes."""
-    if shifted is None:
-        shifted = lambda plane, offset: shift(plane, *offset, axes=(1, 2))  # noqa: E731
+    plane ``k`` of ``table``; coefficients ``[k, t, g, h2, w2]``. ``shifted`` reads a plane at a
+    block offset: :func:`_shifted` on bordered planes, :func:`_padded` on bare ones."""
     return [
         sum(
             coefficients[k, t] * shifted(planes[source], offset)
@@ -96,6 +93,11 @@ def _stencil(coefficients, planes, table, shifted=None):
         )
         for k, terms in enumerate(table)
     ]
+
+
+def _padded(plane, offset):
+    """``out[I, J] = plane[I + di, J + dj]`` of a bare plane ``[c, h2, w2]``, 0 outside it."""
+    return shift(plane, *offset, axes=(1, 2))
 
 
 def _planes(v, subs):
@@ -164,7 +166,7 @@ class RedBlack:
         """``(y, z_b)``: the reduced system's right-hand side ``z_r + αBz_b`` and ``z``'s black
         part, which :meth:`merge` needs."""
         black = _planes(z, BLACK)
-        coupled = _stencil(self.to_red, black, _TO_RED)
+        coupled = _stencil(self.to_red, black, _TO_RED, _padded)
         red = [zr + self.alpha * bz for zr, bz in zip(_planes(z, RED), coupled)]
         return _bordered(red), _stacked(black)
 
