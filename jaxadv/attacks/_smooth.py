@@ -25,6 +25,7 @@ from jaxadv.image import PixelGraph, Smoother, pixel_graph, smoother, smoothness
 from jaxadv.image import check_smoothing_alpha as check_alpha
 from jaxadv.image import check_smoothing_preconditioner as check_preconditioner
 from jaxadv.image import check_smoothing_reduction as check_reduction
+from jaxadv.image import check_smoothing_warm_start as check_warm_start
 from jaxadv.losses import classification_objective, cw_margin
 from jaxadv.perturbations import Additive, Smoothed
 from jaxadv.results import perturbation_norms
@@ -130,11 +131,7 @@ class SmoothingConfig:
         _checks.check_positive_int("maxiter", self.maxiter)
         _checks.check_nonnegative("tol", self.tol)
         check_reduction(self.reduction, method=self.method, neighbors=self.neighbors)
-        if self.warm_start and self.method != "cg":
-            raise ValueError(
-                "`warm_start`=True needs method='cg' (the other solvers take no first iterate); "
-                f"got method={self.method!r} (leave warm_start=None or pass False)."
-            )
+        check_warm_start("warm_start", bool(self.warm_start), method=self.method)
 
     @property
     def warm_starts(self) -> bool:

@@ -20,6 +20,7 @@ from jaxadv.image._smoothing import SolveStatus as SolveStatus
 from jaxadv.image._smoothing import check_alpha as check_smoothing_alpha
 from jaxadv.image._smoothing import check_preconditioner as check_smoothing_preconditioner
 from jaxadv.image._smoothing import check_reduction as check_smoothing_reduction
+from jaxadv.image._smoothing import check_warm_start as check_smoothing_warm_start
 from jaxadv.image._smoothing import dense_laplacian as dense_laplacian
 from jaxadv.image._smoothing import smoother as smoother
 from jaxadv.image._smoothing import smoothness_penalty as smoothness_penalty

@@ -201,10 +201,21 @@ def check_preconditioner(preconditioner: str, *, method: str) -> None:
         )
 
 
-def _check_start(start, method: str) -> None:
-    if start is not None and method != "cg":
+def check_warm_start(argument: str, given: bool, *, method: str) -> None:
+    """Raises a ValueError when a warm start is ``given`` for a method that takes no first
+    iterate (only ``"cg"`` does).
+
+    Args:
+      argument: the name of the argument that carried it (``start``, ``warm_start``).
+      given: whether a warm start was asked for.
+      method: the solver.
+
+    Raises:
+      ValueError: naming ``argument`` and ``method``.
+    """
+    if given and method != "cg":
         raise ValueError(
-            '`start` warm-starts the "cg" solves only (the other solvers take no first '
+            f'`{argument}` warm-starts the "cg" solves only (the other solvers take no first '
             f"iterate); got method={method!r}."
         )
 
@@ -308,7 +319,7 @@ def solve_laplacian(
     _checks.check_nonnegative("tol", tol)
     check_alpha(alpha)
     check_reduction(reduction, method=method, neighbors=2 * len(graph.offsets))
-    _check_start(start, method)
+    check_warm_start("start", start is not None, method=method)
     graph.check_signal("z", z)
     alpha = jnp.asarray(alpha, jnp.float32)
     z = jnp.asarray(z, jnp.float32)
@@ -432,7 +443,7 @@ class Smoother:
         and ``adjoint_guess`` the gradient with respect to ``z`` that the backward pass returns;
         ``method="cg"`` only (a ValueError for the others)."""
         self.graph.check_signal("z", z)
-        _check_start(start, self.method)
+        check_warm_start("start", start is not None, method=self.method)
         z = jnp.asarray(z, jnp.float32)
         if self.inverse is not None:
             s = apply_dense(self.inverse, z)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import optax
 
-from jaxadv.image import Smoother
+from jaxadv.image import Smoother, check_smoothing_warm_start
 
 
 def smooth_updates(smoother: Smoother, warm_start: bool = False) -> optax.GradientTransformation:
@@ -33,11 +33,7 @@ def smooth_updates(smoother: Smoother, warm_start: bool = False) -> optax.Gradie
     Raises:
       ValueError: ``warm_start`` for a smoother whose method takes no first iterate.
     """
-    if warm_start and smoother.method != "cg":
-        raise ValueError(
-            "`warm_start`=True needs a smoother with method='cg' (the other solvers take no "
-            f"first iterate); got method={smoother.method!r}."
-        )
+    check_smoothing_warm_start("warm_start", warm_start, method=smoother.method)
 
     if not warm_start:
 
