@@ -271,13 +271,13 @@ def solve_laplacian(
     running estimate alone. ``"chebyshev"`` runs the count that reaches tol/2 for any
     right-hand side of ``z``'s norm (``_chebyshev.iterations``, from α and that norm), then,
     where the true residual is not accepted, a second pass sized from it; under ``vmap`` each
-    example still runs its own counts. Below float32's floor
-    (see :class:`SolveStatus`; ~2.5e-5 at α = 0.99 and ~8e-5 at α = 0.997 for ‖s‖ ≈ ‖z‖) no
-    float32 answer can be checked to meet ``tol``, and the floor is accepted instead.
+    example still runs its own counts. Below float32's floor (see :class:`SolveStatus`; ~2.5e-5
+    at α = 0.99 and ~8e-5 at α = 0.997 for ‖s‖ ≈ ‖z‖) no float32 answer can be checked to meet
+    ``tol``, and the floor is accepted instead.
 
-    ``start`` warm-starts ``"cg"`` (the other methods take none: a ValueError): ``(guess, adjoint_guess)``, first iterates of the solve and
-    of the backward pass's adjoint solve (e.g. the previous iteration's solutions when ``z``
-    changes little between iterations). Both stop on the same true residual as from 0, so the
+    ``start`` warm-starts ``"cg"`` (the other methods take none: a ValueError): ``(guess,
+    adjoint_guess)``, first iterates of the solve and of the backward pass's adjoint solve (e.g.
+    the previous iteration's solutions when ``z`` changes little between iterations). Both stop on the same true residual as from 0, so the
     result differs from the cold start's by no more than the tolerance allows; the guesses are
     not differentiated.
 
