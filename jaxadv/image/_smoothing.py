@@ -277,9 +277,9 @@ def solve_laplacian(
 
     ``start`` warm-starts ``"cg"`` (the other methods take none: a ValueError): ``(guess,
     adjoint_guess)``, first iterates of the solve and of the backward pass's adjoint solve (e.g.
-    the previous iteration's solutions when ``z`` changes little between iterations). Both stop on the same true residual as from 0, so the
-    result differs from the cold start's by no more than the tolerance allows; the guesses are
-    not differentiated.
+    the previous iteration's solutions when ``z`` changes little between iterations). Both stop
+    on the same true residual as from 0, so the result differs from the cold start's by no more
+    than the tolerance allows; the guesses are not differentiated.
 
     ``preconditioner="polynomial"`` preconditions ``"cg"`` with ``I + α𝒲`` (about half the CG
     iterations, each with two products with ``ℒ_α``; see ``_cg._polynomial_preconditioner``;
